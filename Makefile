@@ -1,0 +1,28 @@
+# The two quickstart commands (see README.md), over a local virtual environment in .venv/.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast bench clean
+
+demo: $(VENV)/.installed  ## set up, then train the embedded default (digits convnet, offline)
+	$(BIN)/dlrun train configs/quickstart.yaml
+
+test: $(VENV)/.installed  ## set up, then run the whole test suite (slow end-to-end tests included)
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed  ## the suite without the slow end-to-end tests
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(VENV)/.installed  ## the benchmark suite, quick mode (see BENCHMARKS.md)
+	$(BIN)/python benchmarks/run_all.py --quick
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dlrun needs Python 3.11 or newer; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

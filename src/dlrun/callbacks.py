@@ -1,0 +1,58 @@
+"""The callback registry: `train.callbacks[].name` -> builder of a Keras callback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlrun import registry
+
+BEST_CHECKPOINT = "checkpoints/best.keras"
+
+
+def early_stopping(config, run_path: Path):
+    """keras.callbacks.EarlyStopping: stop when the monitored value stops improving."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor=config.monitor,
+        patience=config.patience,
+        min_delta=config.min_delta,
+        mode=config.mode,
+        restore_best_weights=config.restore_best_weights,
+    )
+
+
+def checkpoint(config, run_path: Path):
+    """keras.callbacks.ModelCheckpoint: keep checkpoints/best.keras, the best model so far."""
+    import keras
+
+    target = run_path / BEST_CHECKPOINT
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return keras.callbacks.ModelCheckpoint(
+        filepath=str(target), monitor=config.monitor, mode=config.mode, save_best_only=True
+    )
+
+
+def reduce_lr_on_plateau(config, run_path: Path):
+    """keras.callbacks.ReduceLROnPlateau: lower the learning rate when progress stalls."""
+    import keras
+
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor=config.monitor,
+        factor=config.factor,
+        patience=config.patience,
+        min_lr=config.min_learning_rate,
+        mode=config.mode,
+    )
+
+
+CALLBACKS = {
+    "early_stopping": early_stopping,
+    "checkpoint": checkpoint,
+    "reduce_lr_on_plateau": reduce_lr_on_plateau,
+}
+
+
+def build_all(callback_configs, run_path: Path) -> list:
+    """Keras callbacks for every entry of `train.callbacks`, in order."""
+    return [registry.lookup(CALLBACKS, item.name, "callback")(item, run_path) for item in callback_configs]

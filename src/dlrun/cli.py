@@ -1,0 +1,65 @@
+"""The `dlrun` command line: parse, load the config, call one worker. Nothing heavy is imported here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import typer
+
+from dlrun import __version__, errors
+from dlrun.commands import config as config_commands
+from dlrun.commands import listing, train
+
+app = typer.Typer(
+    name="dlrun",
+    help="Run deep-learning experiments from YAML configs: train, evaluate, compare, visualise.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Show or validate a config without training.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _reports_errors(command):
+    """Turn DlrunError into one stderr line and its exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except errors.DlrunError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"dlrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    """Run deep-learning experiments from YAML configs."""
+
+
+app.command("train")(_reports_errors(train.train))
+app.command("list")(_reports_errors(listing.list_registries))
+config_app.command("show")(_reports_errors(config_commands.show))
+config_app.command("validate")(_reports_errors(config_commands.validate))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="dlrun")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `dlrun` command; each parses its options and calls one worker."""

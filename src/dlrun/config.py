@@ -1,0 +1,283 @@
+"""Loading a config: read the YAML strictly, apply `--set` overrides, validate, explain every problem.
+
+Imports nothing heavy: validating a config never imports TensorFlow, Keras or matplotlib.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+import typing
+from pathlib import Path
+
+import pydantic
+
+from dlrun import errors, overrides, schema, yaml_strict
+
+AUTO_METRICS = {"binary": ["accuracy"], "multiclass": ["accuracy"], "regression": ["mae"]}
+
+
+def load(path: str | Path, set_items: list[str] | tuple[str, ...] = ()) -> schema.Config:
+    """Read, override and validate the config at `path`; raise `ConfigError` listing every problem."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise errors.ConfigError(f"{path}: no such file; expected a YAML config file", source=None)
+    if not path.is_file():
+        raise errors.ConfigError(f"{path}: is a directory; expected a YAML config file", source=None)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise errors.ConfigError(f"{path}: cannot be read ({error})", source=None) from None
+    data = yaml_strict.loads(text, source=source)
+    if data is None:
+        raise errors.ConfigError(
+            "the file is empty; expected a mapping with at least `data:` and `model:`", source=source
+        )
+    if not isinstance(data, dict):
+        raise errors.ConfigError(
+            f"top level: received {_received(data)}; expected a mapping of sections "
+            f"({', '.join(schema.Config.model_fields)})",
+            source=source,
+        )
+    return validate(overrides.apply(data, set_items), source=source)
+
+
+def validate(data: dict, source: str | None = None) -> schema.Config:
+    """Validate plain data against the schema and the cross-section rules."""
+    try:
+        config = schema.Config.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise errors.ConfigError(_explain_all(error.errors(), data), source=source) from None
+    problems = consistency_problems(config)
+    if problems:
+        raise errors.ConfigError(problems, source=source)
+    return config
+
+
+def to_data(config: schema.Config) -> dict:
+    """The fully resolved config as plain data (what `config show` prints and run folders store)."""
+    return config.model_dump(mode="json")
+
+
+def to_yaml(config: schema.Config) -> str:
+    """The fully resolved config as YAML; feeding it back to `load` gives the same config."""
+    return yaml_strict.dumps(to_data(config))
+
+
+def metric_names(config: schema.Config, task: str | None = None) -> list[str]:
+    """The metrics a run computes: the configured list, or the task's defaults for `auto`."""
+    if config.compile.metrics != "auto":
+        return list(config.compile.metrics)
+    task = task or getattr(config.data, "task", None)
+    return AUTO_METRICS.get(task, [])
+
+
+def monitor_names(config: schema.Config, task: str | None = None) -> list[str]:
+    """Every name a callback may monitor: loss and metrics, and their `val_` forms when validating."""
+    names = ["loss", *metric_names(config, task)]
+    if getattr(config.data, "validation_split", 0) > 0 or task_has_validation(config):
+        names += [f"val_{name}" for name in names]
+    return names
+
+
+def task_has_validation(config: schema.Config) -> bool:
+    """Whether the dataset brings its own validation split (datasets that do declare `has_validation`)."""
+    return bool(getattr(config.data, "has_validation", False))
+
+
+def consistency_problems(config: schema.Config, task: str | None = None) -> list[str]:
+    """Rules across sections that one key's type cannot express, as `path: received; expected` lines."""
+    problems = []
+    task = task or getattr(config.data, "task", None)
+    if task is None:
+        return problems
+    allowed = monitor_names(config, task)
+    for index, callback in enumerate(config.train.callbacks):
+        monitor = getattr(callback, "monitor", None)
+        if monitor is not None and monitor not in allowed:
+            problems.append(
+                f"train.callbacks.{index}.monitor: received {monitor!r}; expected a value this run "
+                f"computes: {', '.join(allowed)}{_did_you_mean(monitor, allowed)}"
+            )
+    return problems
+
+
+# --- turning pydantic's errors into `path: received ...; expected ...` lines ------------------------
+
+
+def _explain_all(items: list[dict], data: dict) -> list[str]:
+    """One line per problem; a value rejected by every member of a union is one line, not one per member."""
+    explained = [(*_explain(item, data), _through_union(item["loc"], data)) for item in items]
+    deeper = {shown for shown, *_ in explained}
+    lines: dict[str, list[str]] = {}
+    for shown, received, expected, through_union in explained:
+        if through_union and any(other.startswith(shown + ".") for other in deeper):
+            continue  # another member of the union got further into the value: its error says more
+        lines.setdefault(f"{shown}: {received}", []).append(expected)
+    return [f"{head}; expected {', or '.join(dict.fromkeys(expected))}" for head, expected in lines.items()]
+
+
+def _explain(item: dict, data: dict) -> tuple[str, str, str]:
+    kind = item["type"]
+    context = item.get("ctx") or {}
+    shown = _display_path(item["loc"], data)
+    received = _received(item.get("input"))
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(item["loc"][:-1])
+        key = item["loc"][-1]
+        expected = f"one of the keys {', '.join(allowed)}" if allowed else "no such key"
+        return shown, f"received unknown key {key!r}", expected + _did_you_mean(str(key), allowed)
+    if kind == "missing":
+        return shown, "received nothing", "this required key"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = context.get("discriminator", "").strip("'")
+        tags = _tags_at(item["loc"], key)
+        if kind == "union_tag_not_found":
+            return f"{shown}.{key}", "received nothing", f"one of {', '.join(tags)}"
+        tag = str(context.get("tag"))
+        return f"{shown}.{key}", f"received {tag!r}", f"one of {', '.join(tags)}{_did_you_mean(tag, tags)}"
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", context.get("expected", ""))
+        guess = _did_you_mean(str(item.get("input")), options) if isinstance(item.get("input"), str) else ""
+        return shown, f"received {received}", f"one of {', '.join(options)}{guess}"
+    return shown, f"received {received}", _expected(kind, context, item["msg"])
+
+
+_EXPECTED = {
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "finite_number": "a finite number",
+}
+_BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _expected(kind: str, context: dict, message: str) -> str:
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    for key, symbol in _BOUNDS.items():
+        if kind.startswith(("greater_than", "less_than")) and key in context:
+            return f"a number {symbol} {context[key]}"
+    if kind == "too_short":
+        return f"at least {context.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"at most {context.get('max_length')} item(s)"
+    if kind == "value_error":
+        return message.removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def _received(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _did_you_mean(value: str, options) -> str:
+    matches = difflib.get_close_matches(value, [str(option) for option in options], n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _display_path(loc: tuple, data) -> str:
+    """The key path the user wrote: without the union labels pydantic adds to `loc`.
+
+    `data.digits.x` is shown as `data.x` (a discriminator tag); `compile.loss.literal[...]` as
+    `compile.loss` (a union member's label under a plain value).
+    """
+    shown = [part for part, is_label in _walk(loc, data) if not is_label]
+    return ".".join(str(part) for part in shown) or "top level"
+
+
+def _through_union(loc: tuple, data) -> bool:
+    return any(is_label for _, is_label in _walk(loc, data))
+
+
+def _walk(loc: tuple, data):
+    """Yield each part of `loc` with whether it is a union label rather than a key or an index."""
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            is_label = part not in node and (part in node.values() or "[" in str(part))
+        else:
+            is_label = isinstance(part, str) and node is not None
+        yield part, is_label
+        if is_label:
+            continue
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
+
+
+def _annotation_at(loc: tuple):
+    annotation = schema.Config
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return None
+    return annotation
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model = _unwrap(_annotation_at(loc))
+    return list(model.model_fields) if _is_model(model) else []
+
+
+def _tags_at(loc: tuple, key: str) -> list[str]:
+    members = [_unwrap(member) for member in typing.get_args(_unwrap(_annotation_at(loc)))]
+    return [
+        typing.get_args(member.model_fields[key].annotation)[0]
+        for member in members
+        if _is_model(member) and key in member.model_fields
+    ]
+
+
+def _unwrap(annotation):
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_model(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
+
+
+def _step(annotation, part):
+    annotation = _unwrap(annotation)
+    origin = typing.get_origin(annotation)
+    if _is_model(annotation):
+        field = annotation.model_fields.get(part)
+        return field.annotation if field else None
+    if origin is list and isinstance(part, int):
+        return typing.get_args(annotation)[0]
+    if origin in (typing.Union, types.UnionType):
+        members = [_unwrap(member) for member in typing.get_args(annotation)]
+        for member in members:
+            if _is_model(member) and any(
+                typing.get_origin(field.annotation) is typing.Literal and typing.get_args(field.annotation) == (part,)
+                for field in member.model_fields.values()
+            ):
+                return member
+        for member in members:
+            found = _step(member, part)
+            if found is not None:
+                return found
+    return None

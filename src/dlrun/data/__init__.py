@@ -1,0 +1,36 @@
+"""The dataset registry: `data.name` -> loader. Loaders import their heavy modules lazily."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlrun import errors, registry
+from dlrun.data import dataset, digits, synthetic
+
+DATASETS = {
+    "digits": digits.load,
+    "synthetic": synthetic.load,
+}
+
+
+def load(data_config, seed: int) -> dataset.Dataset:
+    """Load the dataset a `data` section names, and check it is fit to train on."""
+    loader = registry.lookup(DATASETS, data_config.name, "dataset")
+    loaded = loader(data_config, seed)
+    _check_finite(loaded)
+    return loaded
+
+
+def _check_finite(loaded: dataset.Dataset) -> None:
+    for name in ("train", "validation", "test"):
+        arrays = loaded.split(name)
+        if arrays is None:
+            continue
+        for label, array in zip(("inputs", "targets"), arrays):
+            if np.issubdtype(array.dtype, np.floating):
+                bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+                if bad:
+                    first = np.argwhere(~np.isfinite(array))[0].tolist()
+                    raise errors.DataError(
+                        f"the {name} {label} contain {bad} NaN or infinite value(s), the first at index {first}"
+                    )

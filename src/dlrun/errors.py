@@ -1,0 +1,52 @@
+"""The errors dlrun raises for user mistakes; the CLI turns each into one stderr message."""
+
+from __future__ import annotations
+
+
+class DlrunError(Exception):
+    """Base class: a problem the user can act on, reported without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(DlrunError):
+    """The config (file, `--set` override or command-line option) is invalid."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str] | str, source: str | None = None):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        header = f"invalid config {self.source}" if self.source else "invalid config"
+        if len(self.problems) == 1:
+            return f"{header}: {self.problems[0]}"
+        lines = [f"{header} ({len(self.problems)} problems):"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+class DataError(DlrunError):
+    """A dataset could not be found, read or used as configured."""
+
+    exit_code = 2
+
+
+class RunError(DlrunError):
+    """A run folder is missing, unusable, or could not be written."""
+
+    exit_code = 2
+
+
+class TrainingFailed(DlrunError):
+    """Training stopped on an error; the run folder records it as failed."""
+
+    exit_code = 1
+
+
+class Interrupted(DlrunError):
+    """The user interrupted the work (Ctrl-C or SIGTERM); what was written is kept."""
+
+    exit_code = 130

@@ -1,0 +1,69 @@
+"""Training history as plain data: `history.json` is `{"epoch": [1, 2, ...], "loss": [...], ...}`.
+
+Pure Python (no TensorFlow): plots, `dlrun visualize curves` and run listings read it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from dlrun import atomic
+
+FILE_NAME = "history.json"
+
+
+def empty() -> dict[str, list]:
+    """A history with no epochs yet."""
+    return {"epoch": []}
+
+
+def append(history: dict[str, list], epoch: int, logs: dict) -> None:
+    """Add one epoch's logs; a key first seen late is padded with None for earlier epochs."""
+    count = len(history["epoch"])
+    history["epoch"].append(epoch)
+    for key, value in logs.items():
+        column = history.setdefault(key, [None] * count)
+        column.append(_number(value))
+    for key, column in history.items():
+        if len(column) < count + 1:
+            column.append(None)
+
+
+def save(path: str | Path, history: dict[str, list]) -> None:
+    """Write the history atomically, one key per line (non-finite values are written as null)."""
+    lines = [f"  {json.dumps(key)}: {json.dumps(values)}" for key, values in history.items()]
+    atomic.write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def load(path: str | Path) -> dict[str, list]:
+    """Read a `history.json`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def metric_names(history: dict[str, list]) -> list[str]:
+    """Base metric names, `loss` first: `val_accuracy` and `accuracy` give `accuracy` once."""
+    names = [key.removeprefix("val_") for key in history if key != "epoch"]
+    names = list(dict.fromkeys(names))
+    return sorted(names, key=lambda name: (name != "loss", names.index(name)))
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of `metric` is better (losses and errors)."""
+    base = metric.removeprefix("val_")
+    return base == "loss" or base.endswith("loss") or base in {"mae", "mse", "rmse", "mape"} or "error" in base
+
+
+def best_epoch(history: dict[str, list], monitor: str = "val_loss") -> tuple[int, float] | None:
+    """(epoch, value) where `monitor` was best, or None when it was never recorded."""
+    values = [(epoch, value) for epoch, value in zip(history["epoch"], history.get(monitor, [])) if value is not None]
+    if not values:
+        return None
+    choose = min if lower_is_better(monitor) else max
+    return choose(values, key=lambda pair: pair[1])
+
+
+def _number(value):
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,82 @@
+"""The Keras callbacks dlrun attaches to every fit: the run recorder and the Rich progress display."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+from rich import progress as rich_progress
+
+from dlrun import history
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Rewrites history.json and the run's heartbeat after every epoch; stops at a non-finite loss."""
+
+    def __init__(self, run, initial_history: dict | None = None):
+        super().__init__()
+        self.run = run
+        self.history = initial_history or history.empty()
+        self.non_finite: str | None = None  # set when training stopped on NaN/Inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        history.append(self.history, epoch + 1, logs)
+        history.save(self.run.file(history.FILE_NAME), self.history)
+        self.run.heartbeat(epochs_completed=epoch + 1)
+        bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
+        if bad:
+            self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+class RichProgress(keras.callbacks.Callback):
+    """One transient bar per epoch (batches, elapsed, ETA) and one printed line of metrics per epoch."""
+
+    def __init__(self, console, epochs: int):
+        super().__init__()
+        self.console = console
+        self.epochs = epochs
+        self.progress = None
+        self.task = None
+        self.epoch_started = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.progress = rich_progress.Progress(
+            rich_progress.TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            rich_progress.BarColumn(),
+            rich_progress.MofNCompleteColumn(),
+            rich_progress.TextColumn("batches"),
+            rich_progress.TimeElapsedColumn(),
+            rich_progress.TextColumn("eta"),
+            rich_progress.TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+        steps = self.params.get("steps")
+        self.task = self.progress.add_task("train", total=steps, epoch=epoch + 1, epochs=self.epochs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.progress.update(self.task, completed=batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.progress.remove_task(self.task)
+        seconds = time.perf_counter() - self.epoch_started
+        logs = dict(logs or {})
+        keys = sorted(logs, key=lambda key: (key.startswith("val_"), key.removeprefix("val_") != "loss"))
+        parts = "  ".join(f"{key} {float(logs[key]):.4f}" for key in keys)
+        width = len(str(self.epochs))
+        self.console.print(
+            f"epoch {epoch + 1:>{width}}/{self.epochs}  {parts}  [dim]{seconds:.1f}s[/dim]",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def on_train_end(self, logs=None):
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,24 @@
+"""The output layer a task needs, unless the config says otherwise."""
+
+from __future__ import annotations
+
+AUTO_ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+
+
+def resolve(head_config, task: str, num_classes: int | None) -> tuple[int, str]:
+    """(units, activation) of the output layer: configured values win, the task fills the rest."""
+    default_units = num_classes if task == "multiclass" else 1
+    units = head_config.units or default_units
+    activation = head_config.activation or AUTO_ACTIVATIONS[task]
+    return units, activation
+
+
+def output_layer(keras, head_config, task: str, num_classes: int | None):
+    """The Dense output layer, named `output`."""
+    units, activation = resolve(head_config, task, num_classes)
+    return keras.layers.Dense(units, activation=activation, name="output")
+
+
+def regularizer(keras, l1: float, l2: float):
+    """An L1/L2 kernel penalty, or None when both are zero."""
+    return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None

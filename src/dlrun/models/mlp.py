@@ -1,0 +1,23 @@
+"""The `mlp` architecture: a stack of Dense layers."""
+
+from __future__ import annotations
+
+from dlrun.models import head
+
+
+def build(config, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+    """Dense layers (units list, activation, dropout, L1/L2), inputs flattened first."""
+    import keras
+
+    penalty = head.regularizer(keras, config.l1, config.l2)
+    layers = [keras.Input(shape=input_shape, name="input")]
+    if len(input_shape) > 1:
+        layers.append(keras.layers.Flatten(name="flatten"))
+    for index, units in enumerate(config.units, start=1):
+        layers.append(
+            keras.layers.Dense(units, activation=config.activation, kernel_regularizer=penalty, name=f"dense_{index}")
+        )
+        if config.dropout:
+            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
+    layers.append(head.output_layer(keras, config.head, task, num_classes))
+    return keras.Sequential(layers, name="mlp")

@@ -1,0 +1,143 @@
+"""Run folders: `<runs_root>/<UTC timestamp>_<name>/`, created once, never reused.
+
+`run.json` says what happened: `status` is `running` while training (with a `heartbeat_at` that moves
+every epoch), then `completed`, `failed` (with `error`) or `interrupted`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from dlrun import __version__, atomic, errors
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.yaml"
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Run:
+    """One run folder and its `run.json` record."""
+
+    def __init__(self, path: Path, record: dict):
+        self.path = path
+        self.record = record
+
+    @classmethod
+    def create(cls, runs_root: str | Path, name: str) -> "Run":
+        """Make a new, empty run folder; two runs started in the same second get distinct folders."""
+        root = Path(runs_root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise errors.RunError(f"output.runs_root: cannot create {str(root)!r} ({error.strerror})") from None
+        started = utc_now()
+        stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}_{name}"
+        for attempt in range(1, 1000):
+            path = root / (stem if attempt == 1 else f"{stem}-{attempt}")
+            try:
+                path.mkdir()  # atomic: fails when another run took the name first
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise errors.RunError(f"output.runs_root: cannot write in {str(root)!r} ({error.strerror})") from None
+            return cls(path, {"status": "created", "name": name, "started_at": _iso(started)})
+        raise errors.RunError(f"output.runs_root: too many runs named {stem!r} in {str(root)!r}")
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        """An existing run folder (it must hold a readable run.json)."""
+        path = Path(path)
+        try:
+            record = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise errors.RunError(f"{path}: not a dlrun run folder (no {RUN_FILE})") from None
+        except (OSError, ValueError) as error:
+            raise errors.RunError(f"{path / RUN_FILE}: unreadable ({error})") from None
+        return cls(path, record)
+
+    def file(self, name: str) -> Path:
+        """The path of a file inside the run folder (sub-folders are created)."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_json(self, name: str, payload) -> Path:
+        return atomic.write_json(self.file(name), payload)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic.write_text(self.file(name), text)
+
+    def update(self, **fields) -> None:
+        """Merge `fields` into run.json and rewrite it atomically."""
+        self.record.update(fields)
+        self.write_json(RUN_FILE, self.record)
+
+    def start(self, command: list[str] | None, seed: int, versions: dict, extra: dict | None = None) -> None:
+        """Record the run as `running`, with everything needed to know how it was made."""
+        self.update(
+            status="running",
+            command=command or list(sys.argv),
+            argv=list(sys.argv),
+            working_directory=os.getcwd(),
+            seed=seed,
+            versions=versions,
+            git=git_state(),
+            host={"name": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
+            heartbeat_at=_iso(utc_now()),
+            **(extra or {}),
+        )
+
+    def heartbeat(self, **fields) -> None:
+        """Show the run is alive (called every epoch)."""
+        self.update(heartbeat_at=_iso(utc_now()), **fields)
+
+    def finish(self, status: str, error: str | None = None, **fields) -> None:
+        """Record the final status; `completed` is written last, after every other file."""
+        ended = utc_now()
+        started = datetime.datetime.fromisoformat(self.record["started_at"].replace("Z", "+00:00"))
+        record = dict(status=status, ended_at=_iso(ended), duration_s=round((ended - started).total_seconds(), 3))
+        if error is not None:
+            record["error"] = error
+        self.update(**record, **fields)
+
+
+def versions() -> dict:
+    """Versions of what shaped the numbers (call after TensorFlow is imported)."""
+    found = {"python": platform.python_version(), "dlrun": __version__}
+    for module_name in ("tensorflow", "keras", "numpy"):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            found[module_name] = getattr(module, "__version__", "unknown")
+    return found
+
+
+def git_state(directory: str | Path = ".") -> dict | None:
+    """The commit (and whether the tree was dirty) of the project the run was started in, if any."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None

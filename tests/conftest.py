@@ -1,0 +1,81 @@
+"""Shared fixtures: config writers, the CLI runner, and one tiny trained run reused across tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlrun import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(*args: str):
+    """Run the CLI in-process; return the Click result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(cli.app, [str(arg) for arg in args])
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m dlrun ARGS` in a subprocess (for start-up, signal and exit-code tests)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dlrun", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write YAML text (dedented) to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "config.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+TINY = """\
+name: tiny
+seed: 3
+data: {{name: synthetic, task: {task}, num_samples: 60, input_shape: [4]}}
+model: {{architecture: mlp, units: [4]}}
+train: {{epochs: {epochs}, batch_size: 16}}
+output: {{runs_root: {root}}}
+"""
+
+
+def tiny_config(path: Path, root: Path, task: str = "multiclass", epochs: int = 2) -> Path:
+    """A tiny synthetic MLP config whose runs go under `root`."""
+    path.write_text(TINY.format(task=task, epochs=epochs, root=json.dumps(str(root))), encoding="utf-8")
+    return path
+
+
+def run_folders(root: Path) -> list[Path]:
+    return sorted(path for path in Path(root).glob("*") if path.is_dir()) if Path(root).exists() else []
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One run of the multiclass MLP smoke config (with checkpoint and early stopping), shared."""
+    root = tmp_path_factory.mktemp("shared_runs")
+    result = invoke("train", CONFIGS / "smoke" / "mlp_multiclass.yaml", "--set", f"output.runs_root={root}")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(root)
+    return folder

@@ -1,0 +1,99 @@
+"""The CLI without training: help, version, list, config show/validate, errors, start-up imports."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dlrun import __version__, config
+from tests.conftest import CONFIGS, invoke, run_cli
+
+
+def test_help_lists_the_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("train", "list", "config"):
+        assert command in result.output
+
+
+def test_version():
+    assert invoke("--version").output.strip() == f"dlrun {__version__}"
+
+
+def test_list_prints_every_registry():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for kind in ("datasets:", "architectures:", "optimizers:", "losses:", "metrics:", "callbacks:"):
+        assert kind in result.output
+    assert "  digits  " in result.output and "  convnet  " in result.output
+
+
+def test_list_one_kind_and_a_bad_kind():
+    assert invoke("list", "optimizers").output.splitlines()[0] == "optimizers:"
+    result = invoke("list", "optimisers")
+    assert result.exit_code == 2
+    assert "did you mean 'optimizers'" in result.stderr
+
+
+def test_config_show_prints_the_resolved_config_with_overrides():
+    result = invoke("config", "show", CONFIGS / "quickstart.yaml", "--set", "train.epochs=3")
+    assert result.exit_code == 0
+    assert "epochs: 3" in result.output
+    assert "runs_root: runs" in result.output  # a default the file does not state
+
+
+def test_config_validate_ok_and_bad(write_config, tmp_path):
+    assert invoke("config", "validate", CONFIGS / "quickstart.yaml").exit_code == 0
+    bad = write_config("data: digits\nmodel: mlp\ntrain: {epoch: 3}\n")
+    result = invoke("config", "validate", bad)
+    assert result.exit_code == 2
+    assert "train.epoch: received unknown key 'epoch'" in result.stderr
+    assert "Traceback" not in result.stderr + result.output
+
+
+def test_bad_config_for_train_exits_2_without_a_run_folder(write_config, tmp_path):
+    root = tmp_path / "runs"
+    bad = write_config(f"data: digits\nmodel: mlp\ntrain: {{epochs: -1}}\noutput: {{runs_root: {json.dumps(str(root))}}}\n")
+    result = invoke("train", bad)
+    assert result.exit_code == 2
+    assert "train.epochs: received -1; expected a number >= 1" in result.stderr
+    assert not root.exists()
+
+
+def test_bad_set_item_exits_2():
+    result = invoke("config", "validate", CONFIGS / "quickstart.yaml", "--set", "train.epochs")
+    assert result.exit_code == 2
+    assert "--set 'train.epochs': received no KEY=VALUE" in result.stderr
+
+
+HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["list"], ["config", "validate", str(CONFIGS / "quickstart.yaml")],
+     ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"]],
+    ids=" ".join,
+)
+def test_no_heavy_import_on_the_fast_paths(argv):
+    """`dlrun --help`, `list` and config validation never import TensorFlow, Keras or matplotlib."""
+    probe = (
+        "import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY=' + ','.join(name for name in {HEAVY!r} if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+    assert "HEAVY=\n" in result.stderr, result.stderr
+
+
+def test_python_dash_m_and_exit_code_on_a_missing_file(tmp_path):
+    result = run_cli("config", "validate", tmp_path / "nope.yaml")
+    assert result.returncode == 2
+    assert "nope.yaml: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_stored_config_equals_show_output(tmp_path):
+    shown = invoke("config", "show", CONFIGS / "quickstart.yaml").output
+    assert shown == config.to_yaml(config.load(CONFIGS / "quickstart.yaml"))

@@ -1,0 +1,129 @@
+import pytest
+
+from dlrun import config, errors, overrides, schema
+from tests.conftest import CONFIGS
+
+MINIMAL = {"data": {"name": "digits"}, "model": {"architecture": "mlp"}}
+
+
+def problems_of(data: dict) -> list[str]:
+    with pytest.raises(errors.ConfigError) as caught:
+        config.validate(data, source="c.yaml")
+    return caught.value.problems
+
+
+def test_minimal_config_takes_visible_defaults():
+    loaded = config.validate(MINIMAL)
+    assert loaded.train.epochs == schema.TrainConfig().epochs == 10
+    assert loaded.compile.optimizer.name == "rmsprop"
+    assert loaded.output.runs_root == "runs"
+
+
+def test_shorthands():
+    loaded = config.validate({"data": "digits", "model": "convnet", "compile": {"optimizer": "adam"},
+                              "train": {"callbacks": ["early_stopping"]}})
+    assert loaded.model.architecture == "convnet"
+    assert loaded.compile.optimizer.learning_rate == 0.001
+    assert loaded.train.callbacks[0].patience == 3
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({**MINIMAL, "train": {"epoch": 3}},
+         "train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, callbacks (did you mean 'epochs'?)"),
+        ({**MINIMAL, "model": {"architecture": "mlp", "unitz": [3]}}, "model.unitz: received unknown key 'unitz'"),
+        ({**MINIMAL, "train": {"batch_size": "64x"}}, 'train.batch_size: received "64x"; expected an integer'),
+        ({**MINIMAL, "train": {"epochs": [1]}}, "train.epochs: received [1]; expected an integer"),
+        ({**MINIMAL, "train": {"epochs": 0}}, "train.epochs: received 0; expected a number >= 1"),
+        ({**MINIMAL, "model": {"architecture": "mlp", "dropout": 1.0}}, "model.dropout: received 1.0; expected a number < 1"),
+        ({**MINIMAL, "compile": {"optimizer": {"name": "sgd", "learning_rate": -0.1}}},
+         "compile.optimizer.learning_rate: received -0.1; expected a number > 0"),
+        ({**MINIMAL, "data": {"name": "digitz"}},
+         "data.name: received 'digitz'; expected one of digits, synthetic (did you mean 'digits'?)"),
+        ({**MINIMAL, "model": {"architecture": "convnett"}}, "(did you mean 'convnet'?)"),
+        ({**MINIMAL, "compile": {"optimizer": "rmsprob"}}, "compile.optimizer.name: received 'rmsprob'"),
+        ({**MINIMAL, "compile": {"loss": "mse2"}}, "compile.loss: received \"mse2\"; expected one of auto,"),
+        ({**MINIMAL, "train": {"shuffle": "no"}}, 'train.shuffle: received "no"; expected true or false'),
+        ({**MINIMAL, "train": {"callbacks": [{"name": "early_stopping", "patiense": 2}]}},
+         "train.callbacks.0.patiense: received unknown key 'patiense'"),
+        ({"model": {"architecture": "mlp"}}, "data: received nothing; expected this required key"),
+        ({**MINIMAL, "name": "../escape"}, "name: received \"../escape\"; expected a name of 1-64 letters"),
+        ({**MINIMAL, "train": {"callbacks": [{"name": "checkpoint", "monitor": "val_acuracy"}]}},
+         "train.callbacks.0.monitor: received 'val_acuracy'; expected a value this run computes: loss, accuracy, val_loss, val_accuracy (did you mean 'val_accuracy'?)"),
+    ],
+)
+def test_each_problem_names_path_received_and_expected(data, expected):
+    assert any(expected in problem for problem in problems_of(data)), problems_of(data)
+
+
+def test_every_problem_is_reported_at_once():
+    problems = problems_of({**MINIMAL, "seed": -1, "train": {"epochs": 0, "batch_size": 0}})
+    assert [problem.split(":")[0] for problem in problems] == ["seed", "train.epochs", "train.batch_size"]
+
+
+def test_monitoring_validation_without_a_validation_split_is_refused():
+    data = {"data": {"name": "digits", "validation_split": 0}, "model": "mlp", "train": {"callbacks": ["early_stopping"]}}
+    assert "expected a value this run computes: loss, accuracy" in problems_of(data)[0]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("- a\n- b\n", "top level: received [\"a\", \"b\"]; expected a mapping of sections"),
+        ("data: {name: digits}\ndata: {name: digits}\n", "duplicate key 'data'"),
+    ],
+)
+def test_bad_files(write_config, text, expected):
+    with pytest.raises(errors.ConfigError, match=None) as caught:
+        config.load(write_config(text))
+    assert expected in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(errors.ConfigError, match="no such file"):
+        config.load(tmp_path / "absent.yaml")
+
+
+def test_overrides_parse_yaml_values_and_create_paths():
+    data = overrides.apply(MINIMAL, ["train.epochs=3", "compile.optimizer.learning_rate=1e-4", "data.name=synthetic"])
+    assert data["train"] == {"epochs": 3}
+    assert data["compile"]["optimizer"]["learning_rate"] == 1e-4
+    assert MINIMAL["data"]["name"] == "digits"  # the input is not modified
+
+
+def test_override_into_list_by_index():
+    data = overrides.apply({"train": {"callbacks": [{"name": "early_stopping"}]}}, ["train.callbacks.0.patience=9"])
+    assert data["train"]["callbacks"][0] == {"name": "early_stopping", "patience": 9}
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("train.epochs", "received no KEY=VALUE"),
+        ("=3", "received no KEY=VALUE"),
+        ("train..epochs=3", "received no KEY=VALUE"),
+        ("data.name.x=1", 'data.name: received "digits" at that path; expected a mapping'),
+        ("train.epochs=[1", "YAML error"),
+    ],
+)
+def test_bad_overrides(item, expected):
+    with pytest.raises(errors.ConfigError) as caught:
+        overrides.apply(MINIMAL, [item])
+    assert expected in str(caught.value)
+
+
+def test_override_to_unknown_key_names_the_path(write_config):
+    path = write_config("data: digits\nmodel: mlp\n")
+    with pytest.raises(errors.ConfigError, match="train.epoch: received unknown key"):
+        config.load(path, ["train.epoch=3"])
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda path: path.name)
+def test_every_shipped_config_validates_and_round_trips(path, tmp_path):
+    loaded = config.load(path)
+    stored = tmp_path / "config.yaml"
+    stored.write_text(config.to_yaml(loaded), encoding="utf-8")
+    assert config.load(stored) == loaded

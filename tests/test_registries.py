@@ -1,0 +1,35 @@
+import typing
+
+from dlrun import callbacks, data, losses, metrics, models, optimizers, registry, schema
+from dlrun.commands import listing
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "union, entries",
+    [
+        (schema.DataConfig, data.DATASETS),
+        (schema.ModelConfig, models.ARCHITECTURES),
+        (schema.OptimizerConfig, optimizers.OPTIMIZERS),
+        (schema.CallbackConfig, callbacks.CALLBACKS),
+    ],
+)
+def test_schema_names_equal_registry_keys(union, entries):
+    assert schema.discriminator_tags(union) == list(entries)
+
+
+def test_loss_and_metric_names_equal_registry_keys():
+    assert list(typing.get_args(schema.LossName)) == list(losses.LOSSES)
+    assert list(typing.get_args(schema.MetricName)) == list(metrics.METRICS)
+
+
+def test_every_entry_has_a_description():
+    for kind, entries in listing.registries().items():
+        for name, entry in entries.items():
+            assert registry.describe(entry), f"{kind}/{name} has no description"
+
+
+def test_lookup_error_is_keras_style():
+    with pytest.raises(ValueError, match=r"Could not interpret optimizer identifier: 'adamw'.*\(did you mean 'adam'\?\)"):
+        registry.lookup(optimizers.OPTIMIZERS, "adamw", "optimizer")

@@ -1,0 +1,50 @@
+import json
+import os
+
+import pytest
+
+from dlrun import atomic, errors, runs
+
+
+def test_two_runs_in_the_same_second_get_distinct_folders(tmp_path):
+    first = runs.Run.create(tmp_path, "same")
+    second = runs.Run.create(tmp_path, "same")
+    assert first.path != second.path
+    assert first.path.name.endswith("_same") and second.path.name.startswith(first.path.name)
+
+
+def test_folder_name_is_utc_timestamp_and_name(tmp_path):
+    run = runs.Run.create(tmp_path, "exp.1")
+    stamp, name = run.path.name.split("_", 1)
+    assert name == "exp.1" and len(stamp) == 16 and stamp.endswith("Z")
+
+
+def test_start_and_finish_record_status_and_timing(tmp_path):
+    run = runs.Run.create(tmp_path, "rec")
+    run.start(["dlrun", "train", "c.yaml"], seed=5, versions={"python": "3"})
+    record = json.loads((run.path / "run.json").read_text())
+    assert record["status"] == "running" and record["seed"] == 5 and "heartbeat_at" in record
+    run.finish("failed", error="boom")
+    record = json.loads((run.path / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "boom" and record["duration_s"] >= 0
+
+
+def test_unwritable_runs_root_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(errors.RunError, match="output.runs_root: cannot create"):
+        runs.Run.create(blocker / "runs", "x")
+
+
+def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(errors.RunError, match="not a dlrun run folder"):
+        runs.Run.open(tmp_path)
+
+
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "data.json"
+    atomic.write_json(target, {"a": 1})
+    with pytest.raises(TypeError):
+        atomic.write_json(target, {"a": object()})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["data.json"]  # no temp file left behind

@@ -1,0 +1,53 @@
+"""Ctrl-C and SIGTERM during training: the run is marked interrupted, its files kept, exit code 130."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import run_folders
+
+LONG = """\
+name: long
+seed: 1
+data: {{name: synthetic, num_samples: 4000, input_shape: [32]}}
+model: {{architecture: mlp, units: [64, 64]}}
+train: {{epochs: 500, batch_size: 8}}
+output: {{runs_root: {root}}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_marks_the_run_interrupted_and_keeps_its_files(tmp_path, signum):
+    root = tmp_path / "runs"
+    config_path = tmp_path / "long.yaml"
+    config_path.write_text(LONG.format(root=json.dumps(str(root))))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlrun", "train", str(config_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        folders = run_folders(root)
+        if folders and (folders[0] / "history.json").exists():
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("training never completed an epoch")
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; what was written so far is in" in stderr
+    assert "Traceback" not in stderr
+    (folder,) = run_folders(root)
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "interrupted"
+    run_history = json.loads((folder / "history.json").read_text())
+    assert 1 <= len(run_history["epoch"]) < 500
+    assert (folder / "plots" / "loss.png").exists()

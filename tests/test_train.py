@@ -1,0 +1,104 @@
+"""`dlrun train` end to end on tiny configs, in-process (TensorFlow is imported once per session)."""
+
+import json
+
+import pytest
+
+from dlrun import config, history
+from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
+
+EXPECTED_FILES = ["checkpoints/best.keras", "config.yaml", "history.json", "metrics.json", "model.keras",
+                  "plots/accuracy.png", "plots/loss.png", "run.json"]
+
+
+def test_run_folder_holds_every_file(trained_run):
+    found = sorted(str(path.relative_to(trained_run)) for path in trained_run.rglob("*") if path.is_file())
+    assert found == EXPECTED_FILES
+
+
+def test_run_json_records_the_run(trained_run):
+    record = json.loads((trained_run / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["seed"] == 7
+    assert record["command"][1:3] == ["train", str(CONFIGS / "smoke" / "mlp_multiclass.yaml")]
+    assert {"python", "tensorflow", "keras", "dlrun"} <= set(record["versions"])
+    assert record["ended_at"] >= record["started_at"] and record["duration_s"] > 0
+    assert record["epochs_completed"] == 2 and "host" in record
+
+
+def test_history_has_train_and_validation_per_epoch(trained_run):
+    run_history = history.load(trained_run / "history.json")
+    assert run_history["epoch"] == [1, 2]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(run_history[key]) == 2 and all(isinstance(value, float) for value in run_history[key])
+
+
+def test_metrics_json_has_test_metrics_next_to_the_baseline(trained_run):
+    payload = json.loads((trained_run / "metrics.json").read_text())
+    assert payload["split"] == "test" and payload["samples"] == 24
+    assert set(payload["metrics"]) == {"loss", "accuracy"}
+    assert 0 <= payload["baseline"]["majority_class_accuracy"] <= 1
+
+
+def test_stored_config_repeats_the_run_exactly(trained_run, tmp_path):
+    """The resolved config a run stores can be fed back to `dlrun train`, and the same seed gives the same numbers."""
+    stored = config.load(trained_run / "config.yaml")
+    assert stored == config.load(CONFIGS / "smoke" / "mlp_multiclass.yaml", [f"output.runs_root={stored.output.runs_root}"])
+    result = invoke("train", trained_run / "config.yaml", "--set", f"output.runs_root={tmp_path}")
+    assert result.exit_code == 0, result.output
+    (repeat,) = run_folders(tmp_path)
+    assert history.load(repeat / "history.json") == history.load(trained_run / "history.json")
+
+
+def test_regression_run_reports_mae_and_mean_predictor(tmp_path):
+    result = invoke("train", CONFIGS / "smoke" / "mlp_regression.yaml", "--set", f"output.runs_root={tmp_path}")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path)
+    payload = json.loads((folder / "metrics.json").read_text())
+    assert set(payload["metrics"]) == {"loss", "mae", "mse"}
+    assert "mean_predictor_mae" in payload["baseline"]
+    assert (folder / "plots" / "mae.png").exists()
+
+
+def test_convnet_on_images(tmp_path):
+    result = invoke("train", CONFIGS / "smoke" / "convnet_binary.yaml", "--set", f"output.runs_root={tmp_path}")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path)
+    assert set(json.loads((folder / "metrics.json").read_text())["metrics"]) == {"loss", "accuracy", "auc"}
+
+
+def test_progress_output_shows_epochs_and_the_run_folder(tmp_path):
+    result = invoke("train", tiny_config(tmp_path / "c.yaml", tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/2  loss " in result.output and "epoch 2/2" in result.output
+    assert "run folder:" in result.output and "completed" in result.output
+    assert "test (12 samples)" in result.output and "baseline:" in result.output
+
+
+def test_convnet_on_flat_inputs_is_a_config_error_without_a_run_folder(tmp_path):
+    path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs")
+    result = invoke("train", path, "--set", "model=convnet")
+    assert result.exit_code == 2
+    assert "model.architecture: received 'convnet' for inputs of shape [4]" in result.stderr
+    assert run_folders(tmp_path / "runs") == []
+
+
+def test_non_finite_loss_marks_the_run_failed(tmp_path):
+    path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", task="regression", epochs=3)
+    result = invoke("train", path, "--set", "compile.optimizer={name: sgd, learning_rate: 1e12}")
+    assert result.exit_code == 1
+    assert "training stopped: loss became" in result.stderr
+    (folder,) = run_folders(tmp_path / "runs")
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "failed" and "loss became" in record["error"]
+    assert not (folder / "model.keras").exists()
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_head_and_loss_follow_the_task(task, tmp_path):
+    result = invoke("train", tiny_config(tmp_path / "c.yaml", tmp_path / "runs", task=task, epochs=1))
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    record = json.loads((folder / "run.json").read_text())
+    expected = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy", "regression": "mse"}
+    assert record["loss"] == expected[task]
