@@ -57,3 +57,23 @@ def test_too_many_pooling_blocks_is_a_config_error(keras):
 
     with pytest.raises(errors.ConfigError, match="do not fit inputs of shape"):
         build({"architecture": "convnet", "filters": [8, 8, 8, 8]}, (8, 8, 1))
+
+
+def test_normalization_is_adapted_on_the_given_training_inputs_only(keras):
+    loaded = dataset.Dataset(task="regression", train=(np.array([[0.0], [2.0]], "float32"), np.zeros(2)),
+                             test=(np.array([[100.0]], "float32"), np.zeros(1)), normalize=True)
+    section = config.validate({"data": "digits", "model": {"architecture": "mlp", "units": [2]}}).model
+    model = models.build(section, loaded)
+    layer = model.get_layer("normalize")
+    assert float(np.ravel(layer.mean)[0]) == pytest.approx(1.0)
+    fold_model = models.build(section, loaded, train_inputs=np.array([[10.0], [12.0]], "float32"))
+    assert float(np.ravel(fold_model.get_layer("normalize").mean)[0]) == pytest.approx(11.0)
+
+
+def test_multi_hot_stem_encodes_integer_sequences(keras):
+    sequences = np.array([[1, 3, 3, 0], [2, 0, 0, 0]], "int32")
+    loaded = dataset.Dataset(task="binary", train=(sequences, np.zeros(2)), multi_hot_tokens=5)
+    section = config.validate({"data": "digits", "model": {"architecture": "mlp", "units": [2]}}).model
+    model = models.build(section, loaded)
+    encoder = keras.Model(model.inputs, model.get_layer("multi_hot").output)
+    np.testing.assert_array_equal(encoder.predict(sequences, verbose=0), [[1, 1, 0, 1, 0], [1, 0, 1, 0, 0]])

@@ -57,10 +57,9 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     try:
         with signals.terminate_as_interrupt():
             model.fit(
-                *loaded.train,
-                validation_data=loaded.validation,
+                **loaded.fit_arguments("train", config.train.batch_size),
+                validation_data=loaded.validation_data(config.train.batch_size),
                 epochs=config.train.epochs,
-                batch_size=config.train.batch_size,
                 shuffle=config.train.shuffle,
                 callbacks=fit_callbacks,
                 verbose=0,
@@ -100,10 +99,10 @@ def _finish_files(run, config, model, loaded, run_history, console) -> dict:
             soft_wrap=True,
         )
     if loaded.test is not None:
-        test_metrics = model.evaluate(*loaded.test, batch_size=config.train.batch_size, verbose=0, return_dict=True)
+        test_metrics = model.evaluate(**loaded.fit_arguments("test", config.train.batch_size), verbose=0, return_dict=True)
         test_metrics = {key: float(value) for key, value in test_metrics.items()}
-        reference = baseline.for_task(loaded.task, loaded.train[1], loaded.test[1])
-        payload = {"split": "test", "samples": int(len(loaded.test[1])), "metrics": test_metrics, "baseline": reference}
+        reference = baseline.for_task(loaded.task, loaded.labels("train"), loaded.labels("test"))
+        payload = {"split": "test", "samples": int(len(loaded.labels("test"))), "metrics": test_metrics, "baseline": reference}
         if best is not None:
             payload["best_epoch"] = summary["best_epoch"]
         run.write_json("metrics.json", payload)

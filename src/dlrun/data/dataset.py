@@ -17,14 +17,41 @@ class Dataset:
     test: tuple[np.ndarray, np.ndarray] | None = None
     num_classes: int | None = None  # classification only
     class_names: list[str] | None = None
+    # Preprocessing that belongs to the model (so model.keras carries it and eval, K-fold and predict
+    # apply it identically); dlrun.models.inputs turns these into layers after the Input.
+    normalize: bool = False  # feature-wise Normalization, statistics adapted on the training inputs only
+    multi_hot_tokens: int | None = None  # integer sequences (0 = padding) -> multi-hot vectors of this size
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train[0].shape[1:])
 
+    @property
+    def input_dtype(self) -> str:
+        return "int32" if self.multi_hot_tokens else "float32"
+
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The arrays of split `name` (train, validation or test), or None when absent."""
         return getattr(self, name)
+
+    def fit_arguments(self, name: str, batch_size: int) -> dict | None:
+        """Keyword arguments for `model.fit`/`evaluate`/`predict` on split `name` (x, y, batch_size)."""
+        arrays = self.split(name)
+        if arrays is None:
+            return None
+        return {"x": arrays[0], "y": arrays[1], "batch_size": batch_size}
+
+    def validation_data(self, batch_size: int):
+        """What `model.fit(validation_data=...)` takes for the validation split, or None."""
+        arguments = self.fit_arguments("validation", batch_size)
+        if arguments is None:
+            return None
+        return (arguments["x"], arguments["y"]) if "y" in arguments else arguments["x"]
+
+    def labels(self, name: str) -> np.ndarray | None:
+        """The targets of split `name` as one NumPy array (for baselines and confusion matrices)."""
+        arrays = self.split(name)
+        return None if arrays is None else np.asarray(arrays[1])
 
     def summary(self) -> dict:
         """Sizes and shapes, for run.json and the console."""

@@ -9,7 +9,7 @@ _POOLING = {"max": "MaxPooling2D", "average": "AveragePooling2D"}
 _REDUCE = {"flatten": "Flatten", "global_average": "GlobalAveragePooling2D", "global_max": "GlobalMaxPooling2D"}
 
 
-def build(config, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
     """Conv2D blocks with pooling (filters list, kernel, padding), flatten or global pool, Dense head."""
     import keras
 
@@ -19,7 +19,7 @@ def build(config, input_shape: tuple[int, ...], task: str, num_classes: int | No
             "expected images of shape [height, width, channels] (or use architecture: mlp)"
         )
     penalty = head.regularizer(keras, config.l1, config.l2)
-    layers = [keras.Input(shape=input_shape, name="input")]
+    layers = list(stem)
     for index, filters in enumerate(config.filters, start=1):
         layers.append(
             keras.layers.Conv2D(

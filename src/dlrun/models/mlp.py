@@ -5,12 +5,12 @@ from __future__ import annotations
 from dlrun.models import head
 
 
-def build(config, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
     """Dense layers (units list, activation, dropout, L1/L2), inputs flattened first."""
     import keras
 
     penalty = head.regularizer(keras, config.l1, config.l2)
-    layers = [keras.Input(shape=input_shape, name="input")]
+    layers = list(stem)
     if len(input_shape) > 1:
         layers.append(keras.layers.Flatten(name="flatten"))
     for index, units in enumerate(config.units, start=1):

@@ -1,0 +1,29 @@
+"""The model's stem: the Input and the preprocessing layers a dataset asks for.
+
+Preprocessing lives inside the model, so `model.keras` carries it: evaluation, K-fold folds and
+prediction apply exactly what training applied, and normalisation statistics come from the training
+inputs only (never from the split being evaluated).
+"""
+
+from __future__ import annotations
+
+
+def stem(keras, loaded, train_inputs=None) -> list:
+    """`[Input, *preprocessing layers]` for `loaded`; `train_inputs` adapts a Normalization layer."""
+    layers = [keras.Input(shape=loaded.input_shape, dtype=loaded.input_dtype, name="input")]
+    if loaded.multi_hot_tokens:
+        layers.append(
+            keras.layers.CategoryEncoding(num_tokens=loaded.multi_hot_tokens, output_mode="multi_hot", name="multi_hot")
+        )
+    if loaded.normalize:
+        normalization = keras.layers.Normalization(axis=-1, name="normalize")
+        normalization.adapt(loaded.train[0] if train_inputs is None else train_inputs)
+        layers.append(normalization)
+    return layers
+
+
+def feature_shape(loaded) -> tuple[int, ...]:
+    """The shape the architecture sees, after the stem's preprocessing."""
+    if loaded.multi_hot_tokens:
+        return (loaded.multi_hot_tokens,)
+    return loaded.input_shape
