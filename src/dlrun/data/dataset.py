@@ -21,6 +21,7 @@ class Dataset:
     # apply it identically); dlrun.models.inputs turns these into layers after the Input.
     normalize: bool = False  # feature-wise Normalization, statistics adapted on the training inputs only
     multi_hot_tokens: int | None = None  # integer sequences (0 = padding) -> multi-hot vectors of this size
+    rescale: float | None = None  # multiply inputs by this (1/255 for 8-bit images); pretrained bases may replace it
 
     @property
     def input_shape(self) -> tuple[int, ...]:

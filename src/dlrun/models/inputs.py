@@ -15,6 +15,8 @@ def stem(keras, loaded, train_inputs=None) -> list:
         layers.append(
             keras.layers.CategoryEncoding(num_tokens=loaded.multi_hot_tokens, output_mode="multi_hot", name="multi_hot")
         )
+    if loaded.rescale is not None:
+        layers.append(keras.layers.Rescaling(loaded.rescale, name="rescale"))
     if loaded.normalize:
         normalization = keras.layers.Normalization(axis=-1, name="normalize")
         normalization.adapt(loaded.train[0] if train_inputs is None else train_inputs)
