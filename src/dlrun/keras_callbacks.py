@@ -41,6 +41,7 @@ class RichProgress(keras.callbacks.Callback):
         self.progress = None
         self.task = None
         self.epoch_started = 0.0
+        self.last_refresh = 0.0
 
     def on_train_begin(self, logs=None):
         self.progress = rich_progress.Progress(
@@ -62,7 +63,12 @@ class RichProgress(keras.callbacks.Callback):
         self.task = self.progress.add_task("train", total=steps, epoch=epoch + 1, epochs=self.epochs)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.progress.update(self.task, completed=batch + 1)
+        # Cheap on the hot path: never touches `logs` (that would wait for the step to finish) and
+        # updates the bar at most ten times a second.
+        now = time.monotonic()
+        if now - self.last_refresh >= 0.1:
+            self.last_refresh = now
+            self.progress.update(self.task, completed=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         self.progress.remove_task(self.task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 
 from dlrun import backend, baseline, callbacks, config as config_module, errors, history, losses, metrics
@@ -56,6 +57,7 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     ]
     try:
         with signals.terminate_as_interrupt():
+            fit_started = time.perf_counter()
             model.fit(
                 **loaded.fit_arguments("train", config.train.batch_size),
                 validation_data=loaded.validation_data(config.train.batch_size),
@@ -64,9 +66,11 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
                 callbacks=fit_callbacks,
                 verbose=0,
             )
+            fit_seconds = time.perf_counter() - fit_started
             if recorder.non_finite:
                 raise errors.TrainingFailed(f"training stopped: {recorder.non_finite}")
             summary = _finish_files(run, config, model, loaded, recorder.history, console)
+            summary["fit_seconds"] = round(fit_seconds, 3)
     except KeyboardInterrupt:
         _write_plots(run, config, recorder.history)
         run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)")
