@@ -236,6 +236,7 @@ class OutputConfig(Section):
     runs_root: str = "runs"  # run folders go to <runs_root>/<UTC timestamp>_<name>/
     save_model: Flag = True  # write model.keras at the end
     plots: Flag = True  # write plots/*.png at the end
+    resume_checkpoints: Flag = True  # write checkpoints/last.npz every epoch so `--resume` can continue
 
 
 class Config(Section):
