@@ -20,6 +20,8 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     from dlrun import data, models
 
     loaded = data.load(config.data, config.seed)
+    for warning in loaded.warnings:
+        console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False, soft_wrap=True)
     problems = config_module.consistency_problems(config, loaded.task)
     if problems:
         raise errors.ConfigError(problems)
@@ -57,10 +59,9 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     try:
         with signals.terminate_as_interrupt():
             model.fit(
-                **loaded.fit_arguments("train", config.train.batch_size),
+                **loaded.fit_arguments("train", config.train.batch_size, shuffle=config.train.shuffle),
                 validation_data=loaded.validation_data(config.train.batch_size),
                 epochs=config.train.epochs,
-                shuffle=config.train.shuffle,
                 callbacks=fit_callbacks,
                 verbose=0,
             )
