@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, synthetic
+from dlrun.data import dataset, digits, npz, synthetic
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
+    "npz": npz.load,
 }
 
 
