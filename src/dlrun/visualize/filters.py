@@ -31,7 +31,7 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
-    start = pixel_range * (0.5 + 0.1 * rng.uniform(-1, 1, size=(len(filter_indices), *shape)))
+    start = pixel_range * (0.5 + 0.2 * rng.uniform(-1, 1, size=(len(filter_indices), *shape)))
     start = start.astype("float32") if preprocess is None else np.asarray(preprocess(start.astype("float32")), dtype="float32")
     image = tf.Variable(start)
     step = STEP_SIZE * pixel_range
@@ -90,7 +90,9 @@ def run(subject, layer_name: str, count: int, steps: int, out_root: Path | None,
     title = f"{layer.name}: filters 0-{indices[-1]} of {available}, {steps} ascent steps"
     output.save_figure(output.mosaic_figure(shown, title, columns=min(8, len(indices)), cmap="gray"), folder / f"{layer.name}_filters.png")
     output.save_array(folder / f"{layer.name}_filters.npy", patterns)
+    silent = int(np.sum(before <= 0))
     echo(f"{layer.name}: {len(indices)} filter patterns; mean activation rose from "
-         f"{float(np.mean(before)):.4g} to {float(np.mean(after)):.4g} on average")
+         f"{float(np.mean(before)):.4g} to {float(np.mean(after)):.4g} on average"
+         + (f"; {silent} filter(s) never fired on the start image (no gradient: their patterns stay noise)" if silent else ""))
     echo(f"wrote {folder}")
     return folder

@@ -96,8 +96,7 @@ def mosaic_figure(tiles: np.ndarray, title: str, columns: int, cmap: str = "viri
     else:
         import matplotlib
 
-        colours = matplotlib.colormaps[cmap].copy()
-        colours.set_bad("white")
+        colours = matplotlib.colormaps[cmap].with_extremes(bad="white")
         axes.imshow(np.ma.masked_invalid(canvas), cmap=colours, vmin=0, vmax=1, interpolation="nearest")
     axes.set_axis_off()
     fig.suptitle(title, fontsize=10)
