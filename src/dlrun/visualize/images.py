@@ -34,8 +34,9 @@ def find(paths: list[Path]) -> list[Path]:
 
 def load(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
     """The image as raw pixel values (0-255, float32), resized to `size` (height, width) with `channels`."""
-    import keras
+    from dlrun import backend
 
+    keras = backend.import_keras()
     if channels not in COLOR_MODES:
         raise errors.DataError(
             f"the model takes {channels} input channel(s); expected images with 1, 3 or 4 channels"
@@ -49,8 +50,9 @@ def load(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
 
 def load_original(path: Path) -> np.ndarray:
     """The image at its own size as RGB uint8 pixels [height, width, 3] (for overlays)."""
-    import keras
+    from dlrun import backend
 
+    keras = backend.import_keras()
     try:
         image = keras.utils.load_img(path, color_mode="rgb")
     except Exception as error:

@@ -159,8 +159,9 @@ def keras_cache() -> Path:
 
 def download(file_name: str, url: str) -> str:
     """Keras' own download into its cache (tests replace this to simulate being offline)."""
-    import keras
+    from dlrun import backend
 
+    keras = backend.import_keras()
     return keras.utils.get_file(file_name, url, cache_subdir="models")
 
 
