@@ -9,7 +9,7 @@ import typer
 
 from dlrun import __version__, errors
 from dlrun.commands import config as config_commands
-from dlrun.commands import listing, train
+from dlrun.commands import listing, train, visualize
 
 app = typer.Typer(
     name="dlrun",
@@ -54,6 +54,7 @@ app.command("train")(_reports_errors(train.train))
 app.command("list")(_reports_errors(listing.list_registries))
 config_app.command("show")(_reports_errors(config_commands.show))
 config_app.command("validate")(_reports_errors(config_commands.validate))
+app.add_typer(visualize.typer_app(_reports_errors), name="visualize")
 
 
 def main() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, image_directory, pipeline, synthetic
+from dlrun.data import dataset, digits, image_directory, npz, pipeline, synthetic
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
     "image_directory": image_directory.load,
+    "npz": npz.load,
 }
 
 
