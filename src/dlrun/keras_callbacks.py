@@ -19,10 +19,11 @@ class RunRecorder(keras.callbacks.Callback):
         self.run = run
         self.history = initial_history or history.empty()
         self.non_finite: str | None = None  # set when training stopped on NaN/Inf
+        self.phase: str | None = None  # recorded in history.json's phase column when set
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        history.append(self.history, epoch + 1, logs)
+        history.append(self.history, epoch + 1, logs, phase=self.phase)
         history.save(self.run.file(history.FILE_NAME), self.history)
         self.run.heartbeat(epochs_completed=epoch + 1)
         bad = [key for key, value in logs.items() if not math.isfinite(float(value))]

@@ -23,14 +23,17 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     problems = config_module.consistency_problems(config, loaded.task)
     if problems:
         raise errors.ConfigError(problems)
-    model = models.build(config.model, loaded)
+    plan = models.plan(config, loaded, console)  # usually one phase fitting the built model on `loaded`
+    model = plan.model
     loss = losses.resolve(config.compile.loss, loaded.task)
     metric_names = config_module.metric_names(config, loaded.task)
-    model.compile(
-        optimizer=optimizers.get(config.compile.optimizer),
-        loss=loss,
-        metrics=[metrics.get(name) for name in metric_names],
-    )
+
+    def compile_for(phase):
+        # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
+        for target in dict.fromkeys([model, plan.saved_model]):
+            target.compile(optimizer=optimizers.get(phase.optimizer), loss=loss, metrics=[metrics.get(name) for name in metric_names])
+
+    compile_for(plan.phases[0])
 
     run = runs.Run.create(config.output.runs_root, config.name)
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
@@ -38,11 +41,11 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
         command,
         config.seed,
         runs.versions(),
-        extra={"data": loaded.summary(), "parameters": int(model.count_params()), "loss": loss, "metrics": metric_names},
+        extra={"data": loaded.summary(), "parameters": int(plan.saved_model.count_params()), "loss": loss, "metrics": metric_names},
     )
     console.print(
         f"run folder: [bold]{run.path}[/bold]\n"
-        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {model.count_params():,} parameters",
+        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {plan.saved_model.count_params():,} parameters",
         highlight=False,
         soft_wrap=True,
     )
@@ -52,21 +55,35 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     fit_callbacks = [
         recorder,
         *callbacks.build_all(config.train.callbacks, run.path),
-        keras_callbacks.RichProgress(console, config.train.epochs),
+        keras_callbacks.RichProgress(console, sum(phase.epochs for phase in plan.phases)),
     ]
     try:
         with signals.terminate_as_interrupt():
-            model.fit(
-                **loaded.fit_arguments("train", config.train.batch_size),
-                validation_data=loaded.validation_data(config.train.batch_size),
-                epochs=config.train.epochs,
-                shuffle=config.train.shuffle,
-                callbacks=fit_callbacks,
-                verbose=0,
-            )
-            if recorder.non_finite:
-                raise errors.TrainingFailed(f"training stopped: {recorder.non_finite}")
-            summary = _finish_files(run, config, model, loaded, recorder.history, console)
+            for index, phase in enumerate(plan.phases):
+                done = recorder.history["epoch"][-1] if recorder.history["epoch"] else 0
+                if len(plan.phases) > 1:
+                    note = phase.prepare() if phase.prepare else ""
+                    if index:
+                        compile_for(phase)  # recompiling picks up the new trainable flags and learning rate
+                    recorder.phase = phase.name
+                    console.print(
+                        f"phase {index + 1}/{len(plan.phases)} {phase.name}: epochs {done + 1}-{done + phase.epochs}, "
+                        f"learning rate {phase.optimizer.learning_rate:g}{'; ' + note if note else ''}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                model.fit(
+                    **plan.data.fit_arguments("train", config.train.batch_size),
+                    validation_data=plan.data.validation_data(config.train.batch_size),
+                    initial_epoch=done,
+                    epochs=done + phase.epochs,
+                    shuffle=config.train.shuffle,
+                    callbacks=fit_callbacks,
+                    verbose=0,
+                )
+                if recorder.non_finite:
+                    raise errors.TrainingFailed(f"training stopped: {recorder.non_finite}")
+            summary = _finish_files(run, config, model, plan.data, recorder.history, console, plan.saved_model)
     except KeyboardInterrupt:
         _write_plots(run, config, recorder.history)
         run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)")
@@ -81,8 +98,8 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     return run
 
 
-def _finish_files(run, config, model, loaded, run_history, console) -> dict:
-    """metrics.json, plots and model.keras; returns the summary that goes into run.json."""
+def _finish_files(run, config, model, loaded, run_history, console, saved_model=None) -> dict:
+    """metrics.json, plots and model.keras (`saved_model`, default `model`); returns the run.json summary."""
     summary: dict = {}
     best = history.best_epoch(run_history, "val_loss")
     if best is not None:
@@ -117,7 +134,7 @@ def _finish_files(run, config, model, loaded, run_history, console) -> dict:
     if config.output.save_model:
         target = run.file("model.keras")
         temp = target.with_name(".model.tmp.keras")
-        model.save(temp)
+        (model if saved_model is None else saved_model).save(temp)
         temp.replace(target)
     console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
     return summary
