@@ -31,10 +31,10 @@ def test_every_application_exists_in_keras():
     from dlrun import backend
     from dlrun.models import pretrained
 
-    backend.import_keras()
+    keras = backend.import_keras()
     for name, (module_name, class_name) in pretrained.APPLICATIONS.items():
         module = importlib.import_module(f"keras.applications.{module_name}")
-        assert class_name.lower() == name and callable(getattr(module, class_name)) and callable(module.preprocess_input)
+        assert class_name.lower() == name and callable(getattr(keras.applications, class_name)) and callable(module.preprocess_input)
 
 
 def test_loss_and_metric_names_equal_registry_keys():

@@ -15,7 +15,6 @@ preprocessing, so the stem's rescale, normalisation and multi-hot layers are lef
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import re
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from dlrun import errors, feature_cache, training_plan
 from dlrun.models import head
 
-# name -> (keras.applications module, class): the module's preprocess_input goes with the class.
+# name -> (keras.applications module holding its preprocess_input, class in keras.applications).
 APPLICATIONS = {
     "convnextbase": ("convnext", "ConvNeXtBase"),
     "convnextlarge": ("convnext", "ConvNeXtLarge"),
@@ -193,7 +192,7 @@ def unfreeze(base, chosen: list) -> str:
 
 def _application_base(keras, config, input_shape):
     module_name, class_name = APPLICATIONS[config.base]
-    constructor = getattr(importlib.import_module(f"keras.applications.{module_name}"), class_name)
+    constructor = getattr(keras.applications, class_name)
     weights = config.weights
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise errors.ConfigError(
