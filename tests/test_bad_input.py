@@ -55,7 +55,7 @@ CASES = {
     "yaml 1.1 boolean trap": (VALID.replace("batch_size: 8", "batch_size: 8, shuffle: no"), [], 'train.shuffle: received "no"; expected true or false'),
     "number where a flag goes": (VALID.replace("batch_size: 8", "batch_size: 8, shuffle: 1"), [], "train.shuffle: received 1; expected true or false"),
     "unknown dataset": (VALID.replace("name: synthetic", "name: synthetik"), [], "data.name: received 'synthetik'; expected one of"),
-    "unknown architecture": (VALID.replace("architecture: mlp", "architecture: mpl"), [], "model.architecture: received 'mpl'; expected one of mlp, convnet (did you mean 'mlp'?)"),
+    "unknown architecture": (VALID.replace("architecture: mlp", "architecture: mpl"), [], "model.architecture: received 'mpl'; expected one of mlp, convnet"),
     "unknown optimizer": (VALID.replace("name: rmsprop", "name: adamw"), [], "compile.optimizer.name: received 'adamw'; expected one of rmsprop, adam, sgd (did you mean 'adam'?)"),
     "unknown loss": (VALID.replace("compile: {", "compile: {loss: crossentropy, "), [], "compile.loss: received \"crossentropy\""),
     "unknown metric": (VALID.replace("compile: {", "compile: {metrics: [acuracy], "), [], "compile.metrics.0: received \"acuracy\"; expected one of accuracy"),

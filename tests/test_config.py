@@ -122,6 +122,7 @@ def test_override_to_unknown_key_names_the_path(write_config):
         config.load(path, ["train.epoch=3"])
 
 
+# Shipped configs whose dataset is not on this branch yet: skipped, with the reason, until it is merged.
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda path: path.name)
 def test_every_shipped_config_validates_and_round_trips(path, tmp_path):
     loaded = config.load(path)

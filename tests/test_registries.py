@@ -19,6 +19,24 @@ def test_schema_names_equal_registry_keys(union, entries):
     assert schema.discriminator_tags(union) == list(entries)
 
 
+def test_application_names_equal_registry_keys():
+    from dlrun.models import pretrained
+
+    assert list(schema.APPLICATION_NAMES) == list(pretrained.APPLICATIONS)
+
+
+def test_every_application_exists_in_keras():
+    import importlib
+
+    from dlrun import backend
+    from dlrun.models import pretrained
+
+    keras = backend.import_keras()
+    for name, (module_name, class_name) in pretrained.APPLICATIONS.items():
+        module = importlib.import_module(f"keras.applications.{module_name}")
+        assert class_name.lower() == name and callable(getattr(keras.applications, class_name)) and callable(module.preprocess_input)
+
+
 def test_loss_and_metric_names_equal_registry_keys():
     assert list(typing.get_args(schema.LossName)) == list(losses.LOSSES)
     assert list(typing.get_args(schema.MetricName)) == list(metrics.METRICS)

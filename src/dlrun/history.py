@@ -12,6 +12,7 @@ from pathlib import Path
 from dlrun import atomic
 
 FILE_NAME = "history.json"
+PHASE = "phase"  # the column naming each epoch's training phase, when a run has several
 
 
 def empty() -> dict[str, list]:
@@ -19,10 +20,15 @@ def empty() -> dict[str, list]:
     return {"epoch": []}
 
 
-def append(history: dict[str, list], epoch: int, logs: dict) -> None:
-    """Add one epoch's logs; a key first seen late is padded with None for earlier epochs."""
+def append(history: dict[str, list], epoch: int, logs: dict, phase: str | None = None) -> None:
+    """Add one epoch's logs; a key first seen late is padded with None for earlier epochs.
+
+    `phase` (runs trained in several phases, e.g. frozen then fine_tune) fills a `phase` column.
+    """
     count = len(history["epoch"])
     history["epoch"].append(epoch)
+    if phase is not None:
+        history.setdefault(PHASE, [None] * count).append(phase)
     for key, value in logs.items():
         column = history.setdefault(key, [None] * count)
         column.append(_number(value))
@@ -49,7 +55,7 @@ def load(path: str | Path) -> dict[str, list]:
 
 def metric_names(history: dict[str, list]) -> list[str]:
     """Base metric names, `loss` first: `val_accuracy` and `accuracy` give `accuracy` once."""
-    names = [key.removeprefix("val_") for key in history if key != "epoch"]
+    names = [key.removeprefix("val_") for key in history if key not in ("epoch", PHASE)]
     names = list(dict.fromkeys(names))
     return sorted(names, key=lambda name: (name != "loss", names.index(name)))
 

@@ -25,6 +25,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.history = initial_history or history.empty()
         self.checkpoint_every_epoch = checkpoint_every_epoch
         self.non_finite: str | None = None  # set when training stopped on NaN/Inf
+        self.phase: str | None = None  # recorded in history.json's phase column when set
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -45,7 +46,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
             self.model.stop_training = True
             return
-        history.append(self.history, epoch + 1, logs)
+        history.append(self.history, epoch + 1, logs, phase=self.phase)
         history.save(self.run.file(history.FILE_NAME), self.history)
         # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
         # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.

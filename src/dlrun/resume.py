@@ -38,15 +38,19 @@ def save(run_path: Path, model, epochs_completed: int) -> Path:
     return atomic.write_bytes(latest, buffer.getvalue())
 
 
-def restore(run_path: Path, model) -> tuple[int, str]:
-    """Load the newest readable training state into `model` (built and compiled); return (epochs, file used)."""
+def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:
+    """Load the newest readable training state into `model` (built and compiled); return (epochs, file used).
+
+    `before_assign(epochs_completed)` runs before the variables are assigned, to put the model in the
+    state it had then (e.g. a fine-tuning phase: layers unfrozen, its optimizer compiled).
+    """
     problems = []
     for name in (LATEST, PREVIOUS):
         path = run_path / name
         if not path.exists():
             continue
         try:
-            epochs = _restore_from(path, model)
+            epochs = _restore_from(path, model, before_assign)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             problems.append(f"{path}: {error}")
             continue
@@ -55,8 +59,10 @@ def restore(run_path: Path, model) -> tuple[int, str]:
     raise errors.RunError(f"{run_path}: no usable training checkpoint to resume from ({detail})")
 
 
-def _restore_from(path: Path, model) -> int:
+def _restore_from(path: Path, model, before_assign=None) -> int:
     with np.load(path, allow_pickle=False) as stored:
+        if before_assign is not None:
+            before_assign(int(stored["epochs_completed"]))
         stored_count = sum(1 for key in stored.files if key.startswith("model/"))
         if stored_count != len(model.variables):
             raise ValueError(f"the checkpoint holds {stored_count} model variables, the model has {len(model.variables)}")

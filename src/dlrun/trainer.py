@@ -1,4 +1,4 @@
-"""`dlrun train`: load the data, build and compile the model, fit it, and fill the run folder."""
+"""`dlrun train`: load the data, build and compile the model, fit it (phase by phase), fill the run folder."""
 
 from __future__ import annotations
 
@@ -21,17 +21,20 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     console.print(f"[bold]dlrun train[/bold] {config.name}: importing TensorFlow...", highlight=False)
     backend.import_keras()
     backend.seed_everything(config.seed)
-    loaded, model, loss, metric_names = _prepare(config)
+    loaded, plan, compiler = _prepare(config, console)
+    model = plan.model
+    compiler.compile(plan.phases[0])
 
     if resume_run is None:
         run = runs.Run.create(config.output.runs_root, config.name)
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-        extra = {"data": loaded.summary(), "parameters": int(model.count_params()), "loss": loss, "metrics": metric_names}
+        extra = {"data": loaded.summary(), "parameters": int(plan.saved_model.count_params()),
+                 "loss": compiler.loss, "metrics": compiler.metric_names}
         run.start(command, config.seed, runs.versions(), extra=extra)
         first_epoch, run_history = 0, history.empty()
     else:
         run = resume_run
-        first_epoch, source = resume.restore(run.path, model)
+        first_epoch, source = resume.restore(run.path, model, before_assign=lambda epochs: _enter_phase(plan, compiler, epochs))
         run_history = history.truncate(history.load(run.file(history.FILE_NAME)), first_epoch)
         history.save(run.file(history.FILE_NAME), run_history)
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
@@ -39,7 +42,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
     console.print(
         f"run folder: [bold]{run.path}[/bold]\n"
-        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {model.count_params():,} parameters",
+        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {plan.saved_model.count_params():,} parameters",
         highlight=False,
         soft_wrap=True,
     )
@@ -51,26 +54,44 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         recorder,
         *configured,
         keras_callbacks.CallbackStateRestorer(configured, run_history),
-        keras_callbacks.RichProgress(console, config.train.epochs),
+        keras_callbacks.RichProgress(console, plan.total_epochs),
     ]
     try:
         with signals.terminate_as_interrupt():
             fit_started = time.perf_counter()
-            model.fit(
-                **_training_data(loaded, config, first_epoch),
-                validation_data=loaded.validation_data(config.train.batch_size),
-                epochs=config.train.epochs,
-                initial_epoch=first_epoch,
-                callbacks=fit_callbacks,
-                verbose=0,
-            )
+            for index, (phase, start, end) in enumerate(plan.epoch_ranges()):
+                if end <= first_epoch:
+                    continue  # finished before the resume
+                done = max(start, first_epoch)
+                if len(plan.phases) > 1:
+                    note = ""
+                    if index and done == start:  # entering the phase now (a resume re-entered it already)
+                        note = phase.prepare() if phase.prepare else ""
+                        compiler.compile(phase)  # recompiling picks up new trainable flags and learning rate
+                    recorder.phase = phase.name
+                    console.print(
+                        f"phase {index + 1}/{len(plan.phases)} {phase.name}: epochs {done + 1}-{end}, "
+                        f"learning rate {phase.optimizer.learning_rate:g}{'; ' + note if note else ''}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                model.fit(
+                    **_training_data(plan.data, config, done, end),
+                    validation_data=plan.data.validation_data(config.train.batch_size),
+                    initial_epoch=done,
+                    epochs=end,
+                    callbacks=fit_callbacks,
+                    verbose=0,
+                )
+                if recorder.non_finite or model.stop_training:
+                    break  # NaN, or early stopping: later phases do not start
             fit_seconds = time.perf_counter() - fit_started
             if recorder.non_finite:
                 raise errors.TrainingFailed(
                     f"training stopped: {recorder.non_finite}; the last good state is in "
                     f"{run.path / resume.LATEST} (epoch {len(recorder.history['epoch'])})"
                 )
-            summary = _finish_files(run, config, model, loaded, recorder.history, console)
+            summary = _finish_files(run, config, model, plan.data, recorder.history, console, plan.saved_model)
             summary["fit_seconds"] = round(fit_seconds, 3)
     except KeyboardInterrupt:
         _write_plots(run, config, recorder.history)
@@ -92,8 +113,21 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     return run
 
 
-def _prepare(config: schema.Config):
-    """Load the data, build and compile the model: everything that may reject the config, before any folder exists."""
+class _Compiler:
+    """Compiles the trained model (and the saved one, when they differ) for a phase's optimizer."""
+
+    def __init__(self, plan, loss: str, metric_names: list[str]):
+        self.plan, self.loss, self.metric_names = plan, loss, metric_names
+
+    def compile(self, phase) -> None:
+        # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
+        for target in dict.fromkeys([self.plan.model, self.plan.saved_model]):
+            target.compile(optimizer=optimizers.get(phase.optimizer), loss=self.loss,
+                           metrics=[metrics.get(name) for name in self.metric_names])
+
+
+def _prepare(config: schema.Config, console):
+    """Load the data and plan the training: everything that may reject the config, before any folder exists."""
     from dlrun import data, models
 
     loaded = data.load(config.data, config.seed)
@@ -102,34 +136,38 @@ def _prepare(config: schema.Config):
     problems = config_module.consistency_problems(config, loaded.task)
     if problems:
         raise errors.ConfigError(problems)
-    model = models.build(config.model, loaded)
-    loss = losses.resolve(config.compile.loss, loaded.task)
-    metric_names = config_module.metric_names(config, loaded.task)
-    model.compile(
-        optimizer=optimizers.get(config.compile.optimizer),
-        loss=loss,
-        metrics=[metrics.get(name) for name in metric_names],
-    )
-    return loaded, model, loss, metric_names
+    plan = models.plan(config, loaded, console)  # usually one phase fitting the built model on `loaded`
+    compiler = _Compiler(plan, losses.resolve(config.compile.loss, loaded.task), config_module.metric_names(config, loaded.task))
+    return loaded, plan, compiler
 
 
-def _training_data(loaded, config: schema.Config, first_epoch: int) -> dict:
+def _enter_phase(plan, compiler, epochs_completed: int) -> None:
+    """Before restoring a checkpoint: set the model up as it was after `epochs_completed` epochs
+    (layers unfrozen and the optimizer of the phase that was running), so the variables line up."""
+    for index, (phase, start, _end) in enumerate(plan.epoch_ranges()):
+        if index and start <= epochs_completed:
+            if phase.prepare:
+                phase.prepare()
+            compiler.compile(phase)
+
+
+def _training_data(loaded, config: schema.Config, first_epoch: int, epochs: int) -> dict:
     """`model.fit` arguments for the training split: arrays go through seeded per-epoch batches, so a
     resumed run sees exactly the batches a straight run would have seen."""
     arguments = loaded.fit_arguments("train", config.train.batch_size, shuffle=config.train.shuffle)
     if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
         inputs, targets = arguments["x"], arguments["y"]
         return {
-            "x": batches.seeded(inputs, targets, config.train.batch_size, config.seed, first_epoch,
-                                config.train.epochs, shuffle=config.train.shuffle),
+            "x": batches.seeded(inputs, targets, config.train.batch_size, config.seed, first_epoch, epochs,
+                                shuffle=config.train.shuffle),
             "steps_per_epoch": batches.steps_per_epoch(len(inputs), config.train.batch_size),
             "shuffle": False,
         }
     return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
 
 
-def _finish_files(run, config, model, loaded, run_history, console) -> dict:
-    """metrics.json, plots and model.keras; returns the summary that goes into run.json."""
+def _finish_files(run, config, model, loaded, run_history, console, saved_model=None) -> dict:
+    """metrics.json, plots and model.keras (`saved_model`, default `model`); returns the run.json summary."""
     summary: dict = {}
     best = history.best_epoch(run_history, "val_loss")
     if best is not None:
@@ -164,7 +202,7 @@ def _finish_files(run, config, model, loaded, run_history, console) -> dict:
     if config.output.save_model:
         target = run.file("model.keras")
         temp = target.with_name(".model.tmp.keras")
-        model.save(temp)
+        (model if saved_model is None else saved_model).save(temp)
         temp.replace(target)
     console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
     return summary

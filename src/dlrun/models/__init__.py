@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dlrun import registry
-from dlrun.models import convnet, inputs, mlp
+from dlrun.models import convnet, inputs, mlp, pretrained
 
 ARCHITECTURES = {
     "mlp": mlp.build,
     "convnet": convnet.build,
+    "pretrained": pretrained.build,
+}
+
+# Architectures whose training is more than one fit of the built model on the loaded data.
+PLANNERS = {
+    "pretrained": pretrained.plan,
 }
 
 
@@ -23,3 +29,23 @@ def build(model_config, loaded_dataset, train_inputs=None):
     keras = backend.import_keras()
     layers = inputs.stem(keras, loaded_dataset, train_inputs)
     return builder(model_config, layers, inputs.feature_shape(loaded_dataset), loaded_dataset.task, loaded_dataset.num_classes)
+
+
+def plan(config, loaded_dataset, console):
+    """The trainer's plan for `config` (dlrun.training_plan): what to fit, on what, in which phases."""
+    from dlrun import training_plan
+
+    planner = PLANNERS.get(config.model.architecture)
+    if planner is not None:
+        return planner(config, loaded_dataset, console)
+    return training_plan.single(build(config.model, loaded_dataset), loaded_dataset, config)
+
+
+def load_model(path):
+    """Load a model.keras that dlrun wrote (safe mode: no code from the file runs), dlrun's layers registered."""
+    from dlrun import backend
+
+    keras = backend.import_keras()
+    from dlrun.models import application_input  # noqa: F401  (registers ApplicationInput)
+
+    return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,360 @@
+"""The `pretrained` architecture: transfer learning from a keras.applications base or a previous run's model.
+
+The base is frozen under a new head (reduce, Dense layers with dropout, the task's output layer).
+Two modes: `features` runs the base once over every split, caches its outputs (dlrun.feature_cache)
+and trains only the head on them; `end_to_end` trains base + head on the images (so the stem's
+augmentation applies), optionally followed by a fine-tuning phase with the top of the base unfrozen.
+
+Input scaling: application bases get the application's own `preprocess_input` on 0..255 images in
+place of the stem's `rescale` layer. With `Dataset.rescale` set, the inputs arrive as 0..1/rescale
+(0..255 for 1/255) and are scaled by 255 * rescale (1: left as they are); without it the inputs are
+taken to be images in [0, 1] and are multiplied by 255. A run-model base already holds its own
+preprocessing, so the stem's rescale, normalisation and multi-hot layers are left out before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+from dlrun import errors, feature_cache, training_plan
+from dlrun.models import head
+
+# name -> (keras.applications module holding its preprocess_input, class in keras.applications).
+APPLICATIONS = {
+    "convnextbase": ("convnext", "ConvNeXtBase"),
+    "convnextlarge": ("convnext", "ConvNeXtLarge"),
+    "convnextsmall": ("convnext", "ConvNeXtSmall"),
+    "convnexttiny": ("convnext", "ConvNeXtTiny"),
+    "convnextxlarge": ("convnext", "ConvNeXtXLarge"),
+    "densenet121": ("densenet", "DenseNet121"),
+    "densenet169": ("densenet", "DenseNet169"),
+    "densenet201": ("densenet", "DenseNet201"),
+    "efficientnetb0": ("efficientnet", "EfficientNetB0"),
+    "efficientnetb1": ("efficientnet", "EfficientNetB1"),
+    "efficientnetb2": ("efficientnet", "EfficientNetB2"),
+    "efficientnetb3": ("efficientnet", "EfficientNetB3"),
+    "efficientnetb4": ("efficientnet", "EfficientNetB4"),
+    "efficientnetb5": ("efficientnet", "EfficientNetB5"),
+    "efficientnetb6": ("efficientnet", "EfficientNetB6"),
+    "efficientnetb7": ("efficientnet", "EfficientNetB7"),
+    "efficientnetv2b0": ("efficientnet_v2", "EfficientNetV2B0"),
+    "efficientnetv2b1": ("efficientnet_v2", "EfficientNetV2B1"),
+    "efficientnetv2b2": ("efficientnet_v2", "EfficientNetV2B2"),
+    "efficientnetv2b3": ("efficientnet_v2", "EfficientNetV2B3"),
+    "efficientnetv2s": ("efficientnet_v2", "EfficientNetV2S"),
+    "efficientnetv2m": ("efficientnet_v2", "EfficientNetV2M"),
+    "efficientnetv2l": ("efficientnet_v2", "EfficientNetV2L"),
+    "inceptionresnetv2": ("inception_resnet_v2", "InceptionResNetV2"),
+    "inceptionv3": ("inception_v3", "InceptionV3"),
+    "mobilenet": ("mobilenet", "MobileNet"),
+    "mobilenetv2": ("mobilenet_v2", "MobileNetV2"),
+    "mobilenetv3small": ("mobilenet_v3", "MobileNetV3Small"),
+    "mobilenetv3large": ("mobilenet_v3", "MobileNetV3Large"),
+    "nasnetlarge": ("nasnet", "NASNetLarge"),
+    "nasnetmobile": ("nasnet", "NASNetMobile"),
+    "resnet50": ("resnet", "ResNet50"),
+    "resnet101": ("resnet", "ResNet101"),
+    "resnet152": ("resnet", "ResNet152"),
+    "resnet50v2": ("resnet_v2", "ResNet50V2"),
+    "resnet101v2": ("resnet_v2", "ResNet101V2"),
+    "resnet152v2": ("resnet_v2", "ResNet152V2"),
+    "vgg16": ("vgg16", "VGG16"),
+    "vgg19": ("vgg19", "VGG19"),
+    "xception": ("xception", "Xception"),
+}
+
+_REDUCE = {"flatten": "Flatten", "global_average": "GlobalAveragePooling2D", "global_max": "GlobalMaxPooling2D"}
+_OWN_PREPROCESSING = ("multi_hot", "rescale", "normalize")  # stem layers a run-model base already holds
+
+
+@dataclasses.dataclass
+class Parts:
+    """The pieces of a pretrained model; `model` (images -> prediction) shares its layers with the others."""
+
+    base: object  # the frozen base (a Keras model)
+    extractor: object  # images -> base output (stem, preprocessing, base): what features mode runs once
+    head: object  # base output -> prediction: what features mode trains
+    model: object  # the whole model: what end_to_end trains and every run saves
+
+
+def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+    """A frozen keras.applications base (or a run's model) under a new Dense head, images in, prediction out."""
+    return parts(config, stem, input_shape, task, num_classes).model
+
+
+def parts(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Parts:
+    """Build base, extractor, head and whole model for the `model` section `config`."""
+    import keras
+
+    inputs, *layers = stem
+    if is_run_model(config.base):
+        kept = [layer for layer in layers if layer.name not in _OWN_PREPROCESSING]
+        preprocessing = []
+        base = _run_base(keras, config, input_shape)
+    else:
+        from dlrun.models import application_input
+
+        rescale = next((layer for layer in layers if layer.name == "rescale"), None)
+        kept = [layer for layer in layers if layer is not rescale]
+        scale = input_scale(None if rescale is None else float(rescale.scale))
+        preprocessing = [application_input.ApplicationInput(config.base, scale, name="application_input")]
+        base = _application_base(keras, config, input_shape)
+    base.trainable = False
+    tensor = inputs
+    for layer in [*kept, *preprocessing]:
+        tensor = layer(tensor)
+    features = base(tensor, training=False)  # inference mode even when unfrozen (batch norm keeps its statistics)
+    head_model = _head(keras, config, tuple(features.shape[1:]), task, num_classes)
+    return Parts(
+        base=base,
+        extractor=keras.Model(inputs, features, name="extractor"),
+        head=head_model,
+        model=keras.Model(inputs, head_model(features), name="pretrained"),
+    )
+
+
+def input_scale(rescale: float | None) -> float:
+    """What maps the inputs to the 0..255 range preprocess_input expects (see the module docstring)."""
+    scale = 255.0 * (1.0 if rescale is None else rescale)
+    return 1.0 if abs(scale - 1.0) < 1e-6 else scale
+
+
+def is_run_model(base: str) -> bool:
+    return base.endswith(".keras")
+
+
+def plan(config, loaded, console) -> training_plan.Plan:
+    """The trainer's plan: cached features and the head (features mode), or phases on the whole model."""
+    import keras
+
+    from dlrun.models import inputs as model_inputs
+
+    model_config = config.model
+    stem = model_inputs.stem(keras, loaded)
+    built = parts(model_config, stem, model_inputs.feature_shape(loaded), loaded.task, loaded.num_classes)
+    if model_config.mode == "features":
+        if any(_is_augmentation(layer) for layer in stem[1:]):
+            console.print(
+                "features mode: the augmentation layers are not applied (the base runs once over the "
+                "unaugmented images); use mode: end_to_end to train with augmentation",
+                highlight=False,
+                soft_wrap=True,
+            )
+        features = _cached_features(config, loaded, built, console)
+        phases = [training_plan.Phase("head", config.train.epochs, config.compile.optimizer)]
+        return training_plan.Plan(model=built.head, data=features, phases=phases, saved_model=built.model)
+    fine_tune = model_config.fine_tune
+    phases = [training_plan.Phase("frozen" if fine_tune else "train", config.train.epochs, config.compile.optimizer)]
+    if fine_tune is not None:
+        chosen = layers_to_unfreeze(built.base, fine_tune)
+        optimizer = config.compile.optimizer.model_copy(update={"learning_rate": fine_tune.learning_rate})
+        phases.append(
+            training_plan.Phase("fine_tune", fine_tune.epochs, optimizer, prepare=lambda: unfreeze(built.base, chosen))
+        )
+    return training_plan.Plan(model=built.model, data=loaded, phases=phases)
+
+
+def layers_to_unfreeze(base, fine_tune) -> list:
+    """The base layers fine-tuning trains: the last `top_layers`, and those named by `unfreeze` prefixes."""
+    layers = [layer for layer in base.layers if type(layer).__name__ != "InputLayer"]
+    names = [layer.name for layer in layers]
+    if fine_tune.top_layers > len(layers):
+        raise errors.ConfigError(
+            f"model.fine_tune.top_layers: received {fine_tune.top_layers}; expected at most {len(layers)} "
+            f"(the base has {len(layers)} layers)"
+        )
+    chosen = layers[len(layers) - fine_tune.top_layers :] if fine_tune.top_layers else []
+    for prefix in fine_tune.unfreeze:
+        matched = [layer for layer in layers if layer.name.startswith(prefix)]
+        if not matched:
+            raise errors.ConfigError(
+                f"model.fine_tune.unfreeze: received {prefix!r}; expected the start of a layer name of the base "
+                f"({', '.join(names)})"
+            )
+        chosen.extend(matched)
+    unique = {id(layer): layer for layer in chosen}
+    return [layer for layer in layers if id(layer) in unique]
+
+
+def unfreeze(base, chosen: list) -> str:
+    """Make exactly the `chosen` layers of `base` trainable; return a note for the console."""
+    wanted = {id(layer) for layer in chosen}
+    base.trainable = True
+    for layer in base.layers:
+        layer.trainable = id(layer) in wanted
+    names = [layer.name for layer in chosen]
+    shown = ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])}, ..., {', '.join(names[-2:])}"
+    return f"unfroze {len(names)} base layer(s): {shown}"
+
+
+def _application_base(keras, config, input_shape):
+    module_name, class_name = APPLICATIONS[config.base]
+    constructor = getattr(keras.applications, class_name)
+    weights = config.weights
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise errors.ConfigError(
+            f"model.weights: received {weights!r}; expected imagenet, null or an existing .h5/.weights.h5 file "
+            "(no such file)"
+        )
+    arguments = {"include_top": config.include_top, "weights": weights, "input_shape": tuple(input_shape)}
+    try:
+        return constructor(**arguments, **config.base_options)
+    except Exception as error:  # Keras raises plain Exception for a failed download
+        raise _explained(error, config, class_name) from None
+
+
+def _explained(error: Exception, config, class_name: str) -> errors.DlrunError | Exception:
+    text = str(error)
+    if "URL fetch failure" in text or "HTTP Error" in text:
+        url = re.search(r"https?://\S+?\.h5", text)
+        file_name = url.group(0).rsplit("/", 1)[-1] if url else f"the {class_name} weights file"
+        reason = text.rsplit(" -- ", 1)[-1] if " -- " in text else text
+        target = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models" / file_name
+        source = f" from {url.group(0)}" if url else ""
+        return errors.DataError(
+            f"model.weights: received 'imagenet', but the {config.base} ImageNet weights could not be downloaded "
+            f"({reason}); expected {file_name} in Keras' cache at {target} (fetch it{source} on a machine "
+            f"with internet), or weights: <path to a local .h5/.weights.h5 file>"
+        )
+    if isinstance(error, (ValueError, TypeError)):
+        return errors.ConfigError(
+            f"model.base: received {config.base!r} (include_top {str(config.include_top).lower()}, weights "
+            f"{config.weights}, options {config.base_options}); expected settings keras.applications.{class_name} "
+            f"accepts for these inputs ({error})"
+        )
+    return error
+
+
+def _run_base(keras, config, input_shape):
+    path = Path(config.base)
+    if not path.is_file():
+        raise errors.ConfigError(
+            f"model.base: received {config.base!r}; expected a keras.applications name or an existing "
+            "run's model.keras (no such file)"
+        )
+    from dlrun import models
+
+    try:
+        previous = models.load_model(path)
+    except Exception as error:  # any unreadable or unsafe file
+        raise errors.ConfigError(
+            f"model.base: received {config.base!r}; expected a Keras model file ({type(error).__name__}: {error})"
+        ) from None
+    expected = tuple(previous.input_shape[1:])
+    if expected != tuple(input_shape):
+        raise errors.ConfigError(
+            f"model.base: received a model for inputs of shape {list(expected)}; expected one for this "
+            f"data's inputs of shape {list(input_shape)}"
+        )
+    if config.include_top:
+        return previous
+    names = [layer.name for layer in previous.layers]
+    if config.base_layer is None:
+        if len(names) < 2:
+            raise errors.ConfigError(f"model.base: received a model with {len(names)} layer(s); expected at least 2")
+        layer = previous.layers[-2]
+    elif config.base_layer in names:
+        layer = previous.get_layer(config.base_layer)
+    else:
+        raise errors.ConfigError(
+            f"model.base_layer: received {config.base_layer!r}; expected a layer of {path} ({', '.join(names)})"
+        )
+    return keras.Model(previous.inputs, layer.output, name="base")
+
+
+def _head(keras, config, feature_shape: tuple[int, ...], task: str, num_classes: int | None):
+    layers = [keras.Input(shape=feature_shape, name="features")]
+    if len(feature_shape) > 1:
+        if config.reduce != "flatten" and len(feature_shape) != 3:
+            raise errors.ConfigError(
+                f"model.reduce: received {config.reduce!r} for base outputs of shape {list(feature_shape)}; "
+                "expected flatten (global pooling needs [height, width, channels])"
+            )
+        layers.append(getattr(keras.layers, _REDUCE[config.reduce])(name="reduce"))
+    for index, units in enumerate(config.dense_units, start=1):
+        layers.append(keras.layers.Dense(units, activation=config.activation, name=f"dense_{index}"))
+        if config.dropout:
+            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
+    layers.append(head.output_layer(keras, config.head, task, num_classes))
+    return keras.Sequential(layers, name="head")
+
+
+def _is_augmentation(layer) -> bool:
+    """Random* layers (Keras' augmentation layers), or a block made only of them."""
+    if type(layer).__name__.startswith("Random"):
+        return True
+    inner = getattr(layer, "layers", None)
+    return bool(inner) and all(_is_augmentation(item) for item in inner)
+
+
+def _cached_features(config, loaded, built: Parts, console):
+    """A Dataset of the base's outputs for every split, from the cache or computed once and cached."""
+    import keras
+
+    from dlrun.data import dataset
+
+    model_config = config.model
+    arguments = {name: loaded.fit_arguments(name, config.train.batch_size) for name in feature_cache.SPLITS}
+    arguments = {name: value for name, value in arguments.items() if value is not None}
+    identity = {
+        "format": 1,
+        "keras": keras.version(),
+        "extractor": _extractor_identity(config, loaded, built),
+        "data": {name: feature_cache.data_digest(value) for name, value in arguments.items()},
+    }
+    cache = feature_cache.FeatureCache(feature_cache.root(model_config.cache_dir, config.output.runs_root), identity)
+    splits = {}
+    if cache.complete():
+        for name in arguments:
+            splits[name] = cache.load(name)
+        sizes = ", ".join(f"{len(splits[name][1])} {name}" for name in splits)
+        console.print(f"features: read from the cache {cache.path} ({sizes}); the base was not run", highlight=False, soft_wrap=True)
+    else:
+        for name, value in arguments.items():
+            splits[name], seconds = cache.extract(built.extractor, name, value)
+            console.print(
+                f"features: ran the base once over the {name} split ({len(splits[name][1])} samples) in {seconds:.1f}s",
+                highlight=False,
+                soft_wrap=True,
+            )
+        cache.seal()
+        console.print(f"features: cached in {cache.path}", highlight=False, soft_wrap=True)
+    return dataset.Dataset(
+        task=loaded.task,
+        train=splits["train"],
+        validation=splits.get("validation"),
+        test=splits.get("test"),
+        num_classes=loaded.num_classes,
+        class_names=loaded.class_names,
+    )
+
+
+def _extractor_identity(config, loaded, built: Parts) -> dict:
+    """What the features depend on besides the data: base, weights, seed (random weights), preprocessing."""
+    model_config = config.model
+    run_base = is_run_model(model_config.base)
+    weights = None if run_base else model_config.weights
+    if weights not in (None, "imagenet"):
+        weights = {"sha256": feature_cache.file_digest(weights)}
+    layers = []
+    for layer in built.extractor.layers:
+        if _is_augmentation(layer) or type(layer).__name__ == "InputLayer":
+            continue  # augmentation is off in inference, so it never changes the features
+        if hasattr(layer, "layers"):
+            layers.append({"class": type(layer).__name__, "layers": len(layer.layers)})
+        else:
+            layer_config = {key: value for key, value in layer.get_config().items() if key != "name"}
+            layers.append({"class": type(layer).__name__, "config": layer_config})
+    return {
+        "base": {"run_model_sha256": feature_cache.file_digest(model_config.base)} if run_base else model_config.base,
+        "base_layer": model_config.base_layer if run_base else None,
+        "weights": weights,
+        "seed": config.seed if (not run_base and model_config.weights is None) else None,
+        "include_top": model_config.include_top,
+        "base_options": model_config.base_options,
+        "input_shape": list(loaded.input_shape),
+        "layers": layers,
+    }
