@@ -160,3 +160,26 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert_same_run(folder, straight)
+
+
+@pytest.mark.slow
+def test_resume_inside_a_fine_tuning_phase_matches_a_straight_run(tmp_path, monkeypatch):
+    """Interrupted in phase 2 (block layers unfrozen, its own optimizer): resuming re-enters that phase."""
+    from tests.test_pretrained import VGG, write as write_pretrained
+
+    model = VGG + ", mode: end_to_end, fine_tune: {top_layers: 2, epochs: 2}}"
+    (tmp_path / "a").mkdir()
+    assert invoke("train", write_pretrained(tmp_path / "a" / "c.yaml", tmp_path / "a" / "runs", model)).exit_code == 0
+    (straight,) = run_folders(tmp_path / "a" / "runs")
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 3)
+        assert invoke("train", write_pretrained(tmp_path / "c.yaml", tmp_path / "runs", model)).exit_code == 130
+    (folder,) = run_folders(tmp_path / "runs")
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "phase 2/2 fine_tune: epochs 4-4" in result.output
+    resumed = json.loads((folder / "history.json").read_text())
+    assert resumed["phase"] == ["frozen", "frozen", "fine_tune", "fine_tune"]
+    np.testing.assert_allclose(resumed["loss"], json.loads((straight / "history.json").read_text())["loss"], rtol=1e-5)
+    for resumed_weights, straight_weights in zip(weights(folder), weights(straight)):
+        np.testing.assert_allclose(resumed_weights, straight_weights, rtol=1e-5, atol=1e-6)
