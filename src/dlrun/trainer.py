@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 
@@ -43,8 +44,9 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         highlight=False,
         soft_wrap=True,
     )
-    from dlrun import keras_callbacks
+    from dlrun import keras_callbacks, loop
 
+    fit = model.fit if config.train.loop == "fit" else functools.partial(loop.fit, model)
     recorder = keras_callbacks.RunRecorder(run, run_history, checkpoint_every_epoch=config.output.resume_checkpoints)
     configured = callbacks.build_all(config.train.callbacks, run.path)
     fit_callbacks = [
@@ -56,7 +58,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     try:
         with signals.terminate_as_interrupt():
             fit_started = time.perf_counter()
-            model.fit(
+            fit(
                 **_training_data(loaded, config, first_epoch),
                 validation_data=loaded.validation_data(config.train.batch_size),
                 epochs=config.train.epochs,

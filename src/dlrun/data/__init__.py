@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, synthetic
+from dlrun.data import dataset, digits, hdf5, synthetic
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
+    "hdf5": hdf5.load,
 }
 
 
