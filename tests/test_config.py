@@ -31,7 +31,7 @@ def test_shorthands():
     "data, expected",
     [
         ({**MINIMAL, "train": {"epoch": 3}},
-         "train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, callbacks (did you mean 'epochs'?)"),
+         "train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, loop, callbacks (did you mean 'epochs'?)"),
         ({**MINIMAL, "model": {"architecture": "mlp", "unitz": [3]}}, "model.unitz: received unknown key 'unitz'"),
         ({**MINIMAL, "train": {"batch_size": "64x"}}, 'train.batch_size: received "64x"; expected an integer'),
         ({**MINIMAL, "train": {"epochs": [1]}}, "train.epochs: received [1]; expected an integer"),
@@ -40,7 +40,7 @@ def test_shorthands():
         ({**MINIMAL, "compile": {"optimizer": {"name": "sgd", "learning_rate": -0.1}}},
          "compile.optimizer.learning_rate: received -0.1; expected a number > 0"),
         ({**MINIMAL, "data": {"name": "digitz"}},
-         "data.name: received 'digitz'; expected one of digits, synthetic (did you mean 'digits'?)"),
+         "data.name: received 'digitz'; expected one of digits, synthetic, hdf5 (did you mean 'digits'?)"),
         ({**MINIMAL, "model": {"architecture": "convnett"}}, "(did you mean 'convnet'?)"),
         ({**MINIMAL, "compile": {"optimizer": "rmsprob"}}, "compile.optimizer.name: received 'rmsprob'"),
         ({**MINIMAL, "compile": {"loss": "mse2"}}, "compile.loss: received \"mse2\"; expected one of auto,"),
