@@ -138,6 +138,11 @@ def test_bad_files_are_data_errors_through_the_cli_without_a_run_folder(tmp_path
     assert run_folders(runs) == []
 
 
+def test_a_validation_split_too_small_to_stratify_is_a_data_error(signs_files):
+    with pytest.raises(errors.DataError, match=r"data.validation_split: received 0.05; expected a share that a stratified split of 60 samples in 6 classes allows \(The test_size = 3"):
+        data.load(_config(*signs_files, validation_split=0.05), seed=0)
+
+
 def test_test_file_with_other_image_shape_is_a_data_error(tmp_path):
     train = _broken(tmp_path, "train.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y, list_classes=CLASS_LIST)
     test = _broken(tmp_path, "test.h5", test_set_x=np.zeros((3, 5, 5, 3), "uint8"), test_set_y=GOOD_Y[:3], list_classes=CLASS_LIST)
@@ -162,5 +167,5 @@ def test_signs_config_runs_end_to_end_with_the_custom_loop(signs_files, tmp_path
     run_history = json.loads((folder / "history.json").read_text())
     assert sorted(run_history) == ["accuracy", "epoch", "loss", "val_accuracy", "val_loss"]
     assert run_history["epoch"] == [1, 2, 3]
-    assert (folder / "checkpoints" / "best.keras").exists() and (folder / "model.keras").exists()
+    assert (folder / "model.keras").exists() and (folder / "plots" / "loss.png").exists()
     assert json.loads((folder / "metrics.json").read_text())["samples"] == 12

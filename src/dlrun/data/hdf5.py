@@ -49,7 +49,13 @@ def load(config, seed: int) -> dataset.Dataset:
                 f"{path}: received label {int(labels.max())} in '{key}'; expected labels 0 to {num_classes - 1} "
                 f"(one per entry of '{config.classes_key}')"
             )
-    train, validation = dataset.hold_out(train_x, train_y, config.validation_split, seed, stratify=True)
+    try:
+        train, validation = dataset.hold_out(train_x, train_y, config.validation_split, seed, stratify=True)
+    except ValueError as error:  # scikit-learn cannot stratify: too few samples of a class, or of the split
+        raise errors.DataError(
+            f"data.validation_split: received {config.validation_split}; expected a share that a stratified "
+            f"split of {len(train_y)} samples in {len(present)} classes allows ({error})"
+        ) from None
     return dataset.Dataset(
         task="binary" if num_classes == 2 else "multiclass",
         train=train,
