@@ -97,30 +97,29 @@ def test_shuffled_loop_repeats_with_its_seed(keras, arrays):
     assert first["loss"] != other["loss"]
 
 
-class _StopAfter:
-    """A callback factory: stop training at the end of batch `batch` of epoch `epoch`."""
+def _stopper(keras, epoch, batch=None):
+    """A callback that stops training at the end of `epoch` (or of its batch `batch`)."""
 
-    def __new__(cls, keras, epoch, batch=None):
-        class Stop(keras.callbacks.Callback):
-            def on_train_batch_end(self, index, logs=None):
-                if batch is not None and self.epoch == epoch and index == batch:
-                    self.model.stop_training = True
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, index, logs=None):
+            self.epoch = index
 
-            def on_epoch_begin(self, index, logs=None):
-                self.epoch = index
+        def on_train_batch_end(self, index, logs=None):
+            if batch is not None and self.epoch == epoch and index == batch:
+                self.model.stop_training = True
 
-            def on_epoch_end(self, index, logs=None):
-                if batch is None and index == epoch:
-                    self.model.stop_training = True
+        def on_epoch_end(self, index, logs=None):
+            if batch is None and index == epoch:
+                self.model.stop_training = True
 
-        return Stop()
+    return Stop()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [None, 0], ids=["at-epoch-end", "mid-epoch"])
 def test_stop_training_ends_both_loops_alike(keras, arrays, batch):
-    fitted, _ = _train(keras, arrays, custom=False, callbacks=[_StopAfter(keras, 1, batch)], epochs=5)
-    looped, _ = _train(keras, arrays, custom=True, callbacks=[_StopAfter(keras, 1, batch)], epochs=5)
+    fitted, _ = _train(keras, arrays, custom=False, callbacks=[_stopper(keras, 1, batch)], epochs=5)
+    looped, _ = _train(keras, arrays, custom=True, callbacks=[_stopper(keras, 1, batch)], epochs=5)
     assert len(looped["loss"]) == len(fitted["loss"]) == 2
     np.testing.assert_allclose(looped["loss"], fitted["loss"], rtol=TOLERANCE)
 
