@@ -1,12 +1,11 @@
 """The explicit training loop (`train.loop: custom`) against `model.fit`.
 
-Tolerance: with `shuffle=False` both see the same batches in the same order, start from the same
-weights (built after the same seed) and draw the same dropout masks (Keras' per-layer seed generator
-advances once per training call in both). Both run the same float32 ops as TensorFlow graphs with op
-determinism on, so on CPU the numbers come out identical; the tests allow a relative 1e-6 (a few
-float32 ulps) in case a TensorFlow version fuses or reorders an op in one graph and not the other.
-With shuffling on, the two differ by design: `fit` draws its order inside tf.data with
-`tf.random.shuffle`, the loop from a NumPy generator seeded with the run's seed.
+Tolerance: both loops get the same seeded batches (`dlrun.batches.seeded`, as the trainer passes
+them), start from the same weights (built after the same seed) and draw the same dropout masks
+(Keras' per-layer seed generator advances once per training call in both). Both run the same float32
+ops as TensorFlow graphs with op determinism on, so on CPU the numbers come out identical; the tests
+allow a relative 1e-6 (a few float32 ulps) in case a TensorFlow version fuses or reorders an op in
+one graph and not the other.
 """
 
 import json
@@ -14,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import backend, errors, loop
+from dlrun import backend, batches, errors, loop
 from tests.conftest import CONFIGS, invoke, run_folders
 
 TOLERANCE = 1e-6
@@ -46,18 +45,25 @@ def _model(keras, seed=5):
     return model
 
 
-def _train(keras, arrays, custom: bool, shuffle=False, seed=5, callbacks=None, epochs=3):
+def _train(keras, arrays, custom: bool, shuffle=False, seed=5, callbacks=None, epochs=3, as_arrays=False):
+    """Train as the trainer does: seeded batches + steps_per_epoch (or, `as_arrays`, plain arrays)."""
     x, y, validation_x, validation_y = arrays
     model = _model(keras)
     fit = (lambda **arguments: loop.fit(model, seed=seed, **arguments)) if custom else model.fit
-    result = fit(x=x, y=y, batch_size=16, epochs=epochs, validation_data=(validation_x, validation_y),
-                 shuffle=shuffle, callbacks=callbacks or [], verbose=0)
+    if as_arrays:
+        training = {"x": x, "y": y, "shuffle": shuffle}
+    else:
+        training = {"x": batches.seeded(x, y, 16, seed, 0, epochs, shuffle=shuffle),
+                    "steps_per_epoch": batches.steps_per_epoch(len(x), 16), "shuffle": False}
+    result = fit(**training, batch_size=16, epochs=epochs, validation_data=(validation_x, validation_y),
+                 callbacks=callbacks or [], verbose=0)
     return result.history, model
 
 
-def test_custom_loop_matches_fit_epoch_by_epoch(keras, arrays):
-    fitted, fit_model = _train(keras, arrays, custom=False)
-    looped, loop_model = _train(keras, arrays, custom=True)
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "shuffled"])
+def test_custom_loop_matches_fit_epoch_by_epoch(keras, arrays, shuffle):
+    fitted, fit_model = _train(keras, arrays, custom=False, shuffle=shuffle)
+    looped, loop_model = _train(keras, arrays, custom=True, shuffle=shuffle)
     assert sorted(looped) == sorted(fitted) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     for key in fitted:
         np.testing.assert_allclose(looped[key], fitted[key], rtol=TOLERANCE, err_msg=key)
@@ -70,7 +76,7 @@ def test_loss_includes_the_regularisation_penalty(keras, arrays):
     """The reported loss is cross-entropy plus the L2 penalty, as with fit: evaluate without dropout agrees."""
     _, model = _train(keras, arrays, custom=True, epochs=1)
     x, y = arrays[2], arrays[3]
-    by_loop = loop.evaluate(model, x, y, batch_size=16)
+    by_loop = loop.evaluate(model, (x, y), batch_size=16)
     by_keras = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     assert by_loop == pytest.approx(by_keras, rel=TOLERANCE)
     penalty = float(sum(float(loss) for loss in model.losses))
@@ -79,22 +85,13 @@ def test_loss_includes_the_regularisation_penalty(keras, arrays):
     assert by_loop["loss"] == pytest.approx(cross_entropy + penalty, rel=1e-5)
 
 
-def test_batches_are_a_fresh_permutation_every_epoch():
-    generator = np.random.default_rng(1)
-    epochs = [np.concatenate(list(loop.batches(10, 4, True, generator))) for _ in range(3)]
-    for order in epochs:
-        assert sorted(order.tolist()) == list(range(10))
-    assert len({tuple(order) for order in epochs}) == 3
-    assert [batch.tolist() for batch in loop.batches(10, 4, False, generator)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
-
-
 @pytest.mark.slow
-def test_shuffled_loop_repeats_with_its_seed(keras, arrays):
-    first, _ = _train(keras, arrays, custom=True, shuffle=True, seed=11, epochs=2)
-    again, _ = _train(keras, arrays, custom=True, shuffle=True, seed=11, epochs=2)
-    other, _ = _train(keras, arrays, custom=True, shuffle=True, seed=12, epochs=2)
-    assert first == again
-    assert first["loss"] != other["loss"]
+def test_given_arrays_the_loop_batches_them_as_the_trainer_does(keras, arrays):
+    from_dataset, _ = _train(keras, arrays, custom=True, shuffle=True, seed=11, epochs=2)
+    from_arrays, _ = _train(keras, arrays, custom=True, shuffle=True, seed=11, epochs=2, as_arrays=True)
+    other_seed, _ = _train(keras, arrays, custom=True, shuffle=True, seed=12, epochs=2, as_arrays=True)
+    assert from_arrays == from_dataset
+    assert from_arrays["loss"] != other_seed["loss"]
 
 
 def _stopper(keras, epoch, batch=None):
@@ -124,9 +121,9 @@ def test_stop_training_ends_both_loops_alike(keras, arrays, batch):
     np.testing.assert_allclose(looped["loss"], fitted["loss"], rtol=TOLERANCE)
 
 
-def test_streamed_datasets_are_refused(keras):
-    with pytest.raises(errors.ConfigError, match=r"train.loop: received 'custom' for a dataset that streams its batches; expected 'fit'"):
-        loop.fit(_model(keras), x=object(), epochs=1)
+def test_other_training_data_is_refused(keras):
+    with pytest.raises(errors.ConfigError, match=r"train.loop: received 'custom' with training data of type list; expected arrays or a tf.data.Dataset"):
+        loop.fit(_model(keras), x=[[1.0] * 8], epochs=1)
 
 
 @pytest.mark.slow
@@ -137,7 +134,7 @@ def test_cli_runs_give_the_same_history_json_with_either_loop(tmp_path, smoke):
     for name in ("fit", "custom"):
         root = tmp_path / name
         result = invoke("train", CONFIGS / "smoke" / f"{smoke}.yaml", "--set", f"train.loop={name}",
-                        "--set", "train.shuffle=false", "--set", f"output.runs_root={root}")
+                        "--set", f"output.runs_root={root}")
         assert result.exit_code == 0, result.output
         assert "epoch 2/2  loss " in result.output
         (folder,) = run_folders(root)
@@ -146,3 +143,21 @@ def test_cli_runs_give_the_same_history_json_with_either_loop(tmp_path, smoke):
     assert sorted(histories["custom"]) == sorted(histories["fit"])
     for key, values in histories["fit"].items():
         np.testing.assert_allclose(histories["custom"][key], values, rtol=TOLERANCE, err_msg=key)
+
+
+@pytest.mark.slow
+def test_custom_loop_interrupted_and_resumed_matches_a_straight_fit_run(tmp_path, monkeypatch):
+    from tests import test_resume
+
+    straight_root, resumed_root = tmp_path / "straight", tmp_path / "resumed"
+    straight_root.mkdir(), resumed_root.mkdir()
+    assert invoke("train", test_resume.write(straight_root)).exit_code == 0
+    (straight,) = run_folders(straight_root / "runs")
+    with monkeypatch.context() as patch:
+        test_resume.interrupt_after(patch, 3)
+        assert invoke("train", test_resume.write(resumed_root), "--set", "train.loop=custom").exit_code == 130
+    (folder,) = run_folders(resumed_root / "runs")
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 3" in result.output
+    test_resume.assert_same_run(folder, straight)

@@ -13,15 +13,15 @@ rest of dlrun cannot tell the two apart:
   logs (`val_` prefixed validation results), and `model.stop_training` ends the run after the batch
   or epoch that set it: early stopping, checkpoints, reduce-LR, dlrun's recorder and progress work.
 
-One difference is deliberate: `fit` shuffles with `tf.random.shuffle` inside its `tf.data` pipeline,
-whose draws depend on TensorFlow's op-seed counter; this loop draws each epoch's order from a NumPy
-generator seeded with the run's seed, which is reproducible by itself. With `shuffle=False` both
-see the same batches and their losses agree to float32 rounding (tests/test_loop.py).
+Batches: the trainer hands both loops the same `tf.data.Dataset` of seeded per-epoch batches
+(`dlrun.batches.seeded`, order a function of (seed, epoch) only) with `steps_per_epoch`; given arrays,
+this loop builds that dataset itself. So on the same seed both loops see the same batches, shuffled
+or not, and their losses agree to float32 rounding (tests/test_loop.py).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 
 from dlrun import errors
 
@@ -36,82 +36,100 @@ def fit(
     shuffle: bool = True,
     callbacks=None,
     verbose: int = 0,
-    seed: int | None = None,
+    initial_epoch: int = 0,
+    steps_per_epoch: int | None = None,
+    seed: int = 0,
 ):
-    """Train a compiled `model` on arrays `x`, `y` like `model.fit(...)`; return its History."""
+    """Train a compiled `model` like `model.fit(...)`; return its History.
+
+    `x`, `y`: arrays (batched by `dlrun.batches.seeded` with `seed`, reshuffled every epoch when
+    `shuffle`), or `x` alone: a `tf.data.Dataset` of `(inputs, targets)` batches, read for
+    `steps_per_epoch` batches per epoch from one iterator (as `fit` does), or whole every epoch.
+    """
     import keras
     import tensorflow as tf
 
-    if y is None:  # a tf.data pipeline or generator: its batching is not ours to seed and shuffle
+    from dlrun import batches
+
+    if y is not None:
+        steps_per_epoch = batches.steps_per_epoch(len(x), batch_size)
+        x = batches.seeded(x, y, batch_size, seed, initial_epoch, epochs, shuffle=shuffle)
+    elif not isinstance(x, tf.data.Dataset):
         raise errors.ConfigError(
-            "train.loop: received 'custom' for a dataset that streams its batches; "
-            "expected 'fit' (the custom loop trains on in-memory arrays)"
+            f"train.loop: received 'custom' with training data of type {type(x).__name__}; expected arrays "
+            "or a tf.data.Dataset of (inputs, targets) batches (or train.loop: fit)"
         )
-    inputs = tf.convert_to_tensor(x)
-    targets = tf.convert_to_tensor(y)
-    count = int(inputs.shape[0])
-    steps = -(-count // batch_size)
+    steps = steps_per_epoch or _known_length(x)
     callback_list = keras.callbacks.CallbackList(
         callbacks, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs, steps=steps, model=model
     )
     loss_tracker = _loss_tracker(model)
     train_step = _compiled(model, _train_step(model, loss_tracker))
     test_step = _compiled(model, _test_step(model, loss_tracker))
-    generator = np.random.default_rng(seed)
+    shared_iterator = iter(x) if steps_per_epoch else None
 
     model.stop_training = False
     callback_list.on_train_begin()
     epoch_logs = None
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         callback_list.on_epoch_begin(epoch)
+        epoch_batches = itertools.islice(shared_iterator, steps_per_epoch) if shared_iterator else iter(x)
         logs = {}
-        for step, indices in enumerate(batches(count, batch_size, shuffle, generator)):
+        for step, (inputs, targets) in enumerate(epoch_batches):
             callback_list.on_train_batch_begin(step)
-            indices = tf.constant(indices)
-            logs = train_step(tf.gather(inputs, indices), tf.gather(targets, indices))
+            logs = train_step(inputs, targets)
             callback_list.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
         epoch_logs = _floats(logs)
         if validation_data is not None:
-            validation_logs = evaluate(model, *validation_data, batch_size=batch_size, callback_list=callback_list, step=test_step)
+            validation_logs = evaluate(model, validation_data, batch_size=batch_size, callback_list=callback_list, step=test_step)
             epoch_logs.update({f"val_{name}": value for name, value in validation_logs.items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
             break
-    if epochs > 0:
+    if epochs > initial_epoch:
         model.optimizer.finalize_variable_values(model.trainable_weights)  # as fit does (EMA weights)
     callback_list.on_train_end(logs=epoch_logs)
     return model.history
 
 
-def evaluate(model, x, y, batch_size: int = 32, callback_list=None, step=None) -> dict[str, float]:
-    """The compiled loss and metrics of `model` on `x`, `y` (inference mode), like `model.evaluate`."""
+def evaluate(model, data, batch_size: int = 32, callback_list=None, step=None) -> dict[str, float]:
+    """The compiled loss and metrics of `model` in inference mode, like `model.evaluate`.
+
+    `data`: an `(inputs, targets)` pair of arrays, cut into consecutive batches of `batch_size`, or a
+    `tf.data.Dataset` of such batches.
+    """
     import keras
     import tensorflow as tf
 
+    if isinstance(data, tf.data.Dataset):
+        data_batches = data
+    else:
+        inputs, targets = (tf.convert_to_tensor(array) for array in data)
+        data_batches = (
+            (inputs[start : start + batch_size], targets[start : start + batch_size])
+            for start in range(0, int(inputs.shape[0]), batch_size)
+        )
     callback_list = callback_list or keras.callbacks.CallbackList(model=model)
     step = step or _compiled(model, _test_step(model, _loss_tracker(model)))
-    inputs = tf.convert_to_tensor(x)
-    targets = tf.convert_to_tensor(y)
     model.reset_metrics()
     callback_list.on_test_begin()
     logs = {}
-    for index, start in enumerate(range(0, int(inputs.shape[0]), batch_size)):
+    for index, (batch_inputs, batch_targets) in enumerate(data_batches):
         callback_list.on_test_batch_begin(index)
-        logs = step(inputs[start : start + batch_size], targets[start : start + batch_size])
+        logs = step(batch_inputs, batch_targets)
         callback_list.on_test_batch_end(index, logs)
     logs = _floats(logs)
     callback_list.on_test_end(logs)
     return logs
 
 
-def batches(count: int, batch_size: int, shuffle: bool, generator: np.random.Generator):
-    """Index arrays of one epoch's mini-batches: a fresh permutation when shuffling, the last one partial."""
-    order = generator.permutation(count) if shuffle else np.arange(count)
-    for start in range(0, count, batch_size):
-        yield order[start : start + batch_size]
+def _known_length(dataset) -> int | None:
+    """Batches per pass of a finite dataset, or None when TensorFlow cannot tell."""
+    length = int(dataset.cardinality())
+    return length if length >= 0 else None
 
 
 def _train_step(model, loss_tracker):
