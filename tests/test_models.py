@@ -77,3 +77,15 @@ def test_multi_hot_stem_encodes_integer_sequences(keras):
     model = models.build(section, loaded)
     encoder = keras.Model(model.inputs, model.get_layer("multi_hot").output)
     np.testing.assert_array_equal(encoder.predict(sequences, verbose=0), [[1, 1, 0, 1, 0], [1, 0, 1, 0, 0]])
+
+
+def test_mlp_initializers_reach_every_dense_layer_the_head_included(keras):
+    """The notes' signs net: Glorot (Xavier) kernels and zero biases are the defaults; others are honoured."""
+    model = build({"architecture": "mlp", "units": [25, 12]}, (4, 4, 3), num_classes=6)
+    for name in ("dense_1", "dense_2", "output"):
+        layer = model.get_layer(name)
+        assert type(layer.kernel_initializer).__name__ == "GlorotUniform"
+        assert not np.any(layer.bias.numpy())
+    model = build({"architecture": "mlp", "units": [4], "kernel_initializer": "zeros", "bias_initializer": "ones"}, (3,))
+    for name in ("dense_1", "output"):
+        assert not np.any(model.get_layer(name).kernel.numpy()) and np.all(model.get_layer(name).bias.numpy() == 1)

@@ -29,6 +29,10 @@ Activation = Literal[
     "relu", "sigmoid", "softmax", "tanh", "elu", "selu", "gelu", "swish", "silu",
     "softplus", "leaky_relu", "linear",
 ]
+Initializer = Literal[
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
+    "random_normal", "random_uniform", "truncated_normal", "orthogonal", "zeros", "ones",
+]
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -120,8 +124,24 @@ class NpzData(Section):
     class_names: Annotated[list[str], Field(min_length=2)] | None = None  # None: "0", "1", ... (one per label)
 
 
+class HDF5Data(Section):
+    """Images and labels in two HDF5 files, the SIGNS layout (train_signs.h5, test_signs.h5)."""
+
+    name: Literal["hdf5"]
+    train_path: str  # the training file, e.g. datasets/signs/train_signs.h5 (relative to the working folder)
+    test_path: str | None = None  # the test file, e.g. datasets/signs/test_signs.h5; None: no test split
+    train_x_key: str = "train_set_x"  # images in the training file, (N, height, width, channels)
+    train_y_key: str = "train_set_y"  # integer labels in the training file, (N,) (or (1, N) / (N, 1))
+    test_x_key: str = "test_set_x"  # images in the test file
+    test_y_key: str = "test_set_y"  # labels in the test file
+    classes_key: str | None = "list_classes"  # class names (in both files); None: named by label value
+    scale: Flag = True  # divide pixel values by 255 ([0, 255] -> [0, 1]) in a Rescaling layer of the model
+    validation_split: Fraction = 0.0  # share of the training file held out for validation (stratified)
+    # No `task` here: binary or multiclass is known once the files are read (the number of classes).
+
+
 DataConfig = Annotated[
-    Union[DigitsData, SyntheticData, ImageDirectoryData, NpzData], Field(discriminator="name")
+    Union[DigitsData, SyntheticData, ImageDirectoryData, NpzData, HDF5Data], Field(discriminator="name")
 ]
 
 
@@ -144,6 +164,8 @@ class MLPModel(Section):
     dropout: Fraction = 0.0  # Dropout rate after each hidden layer (0: none)
     l1: NonNegativeFloat = 0.0  # L1 weight penalty on every hidden layer's kernel
     l2: NonNegativeFloat = 0.0  # L2 weight penalty on every hidden layer's kernel
+    kernel_initializer: Initializer = "glorot_uniform"  # every Dense kernel, the head's included (Keras' default)
+    bias_initializer: Literal["zeros", "ones"] = "zeros"  # every Dense bias, the head's included (Keras' default)
     head: Head = Head()
 
 
@@ -343,6 +365,7 @@ class TrainConfig(Section):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
     shuffle: Flag = True  # reshuffle the training data every epoch
+    loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.loop's explicit tf.GradientTape loop, same callbacks
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
 
     @pydantic.field_validator("callbacks", mode="before")

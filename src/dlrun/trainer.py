@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 
@@ -46,8 +47,9 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         highlight=False,
         soft_wrap=True,
     )
-    from dlrun import keras_callbacks
+    from dlrun import keras_callbacks, loop
 
+    fit = model.fit if config.train.loop == "fit" else functools.partial(loop.fit, model)
     recorder = keras_callbacks.RunRecorder(run, run_history, checkpoint_every_epoch=config.output.resume_checkpoints)
     configured = callbacks.build_all(config.train.callbacks, run.path)
     fit_callbacks = [
@@ -75,7 +77,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                         highlight=False,
                         soft_wrap=True,
                     )
-                model.fit(
+                fit(
                     **_training_data(plan.data, config, done, end),
                     validation_data=plan.data.validation_data(config.train.batch_size),
                     initial_epoch=done,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, image_directory, npz, pipeline, synthetic
+from dlrun.data import dataset, digits, image_directory, hdf5, npz, pipeline, synthetic
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
     "image_directory": image_directory.load,
     "npz": npz.load,
+    "hdf5": hdf5.load,
 }
 
 

@@ -13,10 +13,10 @@ def resolve(head_config, task: str, num_classes: int | None) -> tuple[int, str]:
     return units, activation
 
 
-def output_layer(keras, head_config, task: str, num_classes: int | None):
-    """The Dense output layer, named `output`."""
+def output_layer(keras, head_config, task: str, num_classes: int | None, **initializers):
+    """The Dense output layer, named `output`; `initializers`: kernel_/bias_initializer (Keras' defaults)."""
     units, activation = resolve(head_config, task, num_classes)
-    return keras.layers.Dense(units, activation=activation, name="output")
+    return keras.layers.Dense(units, activation=activation, name="output", **initializers)
 
 
 def regularizer(keras, l1: float, l2: float):

@@ -6,7 +6,7 @@ from dlrun.models import head
 
 
 def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
-    """Dense layers (units list, activation, dropout, L1/L2), inputs flattened first."""
+    """Dense layers (units list, activation, dropout, L1/L2, initializers), inputs flattened first."""
     import keras
 
     penalty = head.regularizer(keras, config.l1, config.l2)
@@ -15,9 +15,21 @@ def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_class
         layers.append(keras.layers.Flatten(name="flatten"))
     for index, units in enumerate(config.units, start=1):
         layers.append(
-            keras.layers.Dense(units, activation=config.activation, kernel_regularizer=penalty, name=f"dense_{index}")
+            keras.layers.Dense(
+                units,
+                activation=config.activation,
+                kernel_regularizer=penalty,
+                kernel_initializer=config.kernel_initializer,
+                bias_initializer=config.bias_initializer,
+                name=f"dense_{index}",
+            )
         )
         if config.dropout:
             layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
-    layers.append(head.output_layer(keras, config.head, task, num_classes))
+    layers.append(
+        head.output_layer(
+            keras, config.head, task, num_classes,
+            kernel_initializer=config.kernel_initializer, bias_initializer=config.bias_initializer,
+        )
+    )
     return keras.Sequential(layers, name="mlp")
