@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import traceback
 
-from dlrun import backend, baseline, callbacks, config as config_module, errors, history, losses, metrics
-from dlrun import optimizers, plots, runs, schema, signals
+from dlrun import backend, callbacks, config as config_module, errors, evaluation, history
+from dlrun import plots, runs, schema, signals
 
 
 def train(config: schema.Config, console, command: list[str] | None = None) -> runs.Run:
@@ -24,13 +24,8 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     if problems:
         raise errors.ConfigError(problems)
     model = models.build(config.model, loaded)
-    loss = losses.resolve(config.compile.loss, loaded.task)
-    metric_names = config_module.metric_names(config, loaded.task)
-    model.compile(
-        optimizer=optimizers.get(config.compile.optimizer),
-        loss=loss,
-        metrics=[metrics.get(name) for name in metric_names],
-    )
+    compiled = evaluation.compile_model(model, config, loaded.task)
+    loss, metric_names = compiled["loss"], compiled["metrics"]
 
     run = runs.Run.create(config.output.runs_root, config.name)
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
@@ -99,20 +94,13 @@ def _finish_files(run, config, model, loaded, run_history, console) -> dict:
             soft_wrap=True,
         )
     if loaded.test is not None:
-        test_metrics = model.evaluate(**loaded.fit_arguments("test", config.train.batch_size), verbose=0, return_dict=True)
-        test_metrics = {key: float(value) for key, value in test_metrics.items()}
-        reference = baseline.for_task(loaded.task, loaded.labels("train"), loaded.labels("test"))
-        payload = {"split": "test", "samples": int(len(loaded.labels("test"))), "metrics": test_metrics, "baseline": reference}
+        plots_dir = run.path / "plots" if config.output.plots else None
+        payload = evaluation.report(model, loaded, "test", config.train.batch_size, plots_dir=plots_dir)
         if best is not None:
             payload["best_epoch"] = summary["best_epoch"]
         run.write_json("metrics.json", payload)
-        summary["test_metrics"] = test_metrics
-        console.print(
-            f"test ({payload['samples']} samples): {_format(test_metrics)}   "
-            f"baseline: {_format({key: value for key, value in reference.items() if key.endswith(('accuracy', 'mae', 'mse'))})}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        summary["test_metrics"] = payload["metrics"]
+        console.print(evaluation.summary_line(payload), highlight=False, soft_wrap=True)
     _write_plots(run, config, run_history)
     if config.output.save_model:
         target = run.file("model.keras")
@@ -131,9 +119,3 @@ def _write_plots(run, config, run_history) -> None:
 def _sizes(loaded) -> str:
     sizes = loaded.summary()["sizes"]
     return ", ".join(f"{count} {name}" for name, count in sizes.items() if count)
-
-
-def _format(values: dict) -> str:
-    keys = sorted(values, key=lambda key: key != "loss")
-    return "  ".join(f"{key} {values[key]:.4f}" for key in keys)
-
