@@ -200,6 +200,41 @@ def kfold(
     return _execute(run, state, config, loaded, pool, console)
 
 
+def resume(run_dir, console, command: list[str] | None = None) -> runs.Run:
+    """Continue an interrupted K-fold run in its own folder: only the folds not completed are trained.
+
+    Folds are seeded by their index and the plan (every fold's indices) is read back from kfold.json,
+    so the resumed run ends with the numbers an uninterrupted run would have had.
+    """
+    import json
+
+    run = runs.Run.open(run_dir)
+    try:
+        state = json.loads((run.path / FILE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise errors.RunError(f"{run.path / FILE_NAME}: missing or unreadable; expected a run made by `dlrun kfold`") from None
+    if state.get("status") == "completed" or run.record.get("status") == "completed":
+        raise errors.RunError(f"{run.path}: received a completed K-fold run; expected an interrupted or crashed one")
+    config = config_module.load(run.path / runs.CONFIG_FILE)
+    console.print(f"[bold]dlrun kfold --resume[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
+    from dlrun import backend, data
+
+    backend.import_keras()
+    backend.seed_everything(config.seed)
+    loaded = data.load(config.data, config.seed)
+    pool = pooled(loaded)
+    if len(pool.train[1]) != state["samples"]:
+        raise errors.DataError(
+            f"data: received {len(pool.train[1])} samples; expected the {state['samples']} this K-fold run was planned on"
+        )
+    done = sum(fold["status"] == "completed" for fold in state["folds"])
+    run.update(status="running", resumed_at=runs.utc_now().isoformat(timespec="seconds").replace("+00:00", "Z"),
+               resume_command=command, error=None)
+    console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
+                  highlight=False, soft_wrap=True)
+    return _execute(run, state, config, loaded, pool, console)
+
+
 def pooled(loaded):
     """The dataset with its validation split folded into train (the data K-fold splits), test kept."""
     arrays = [loaded.split(name) for name in ("train", "validation") if loaded.split(name) is not None]
