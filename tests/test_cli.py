@@ -13,7 +13,7 @@ from tests.conftest import CONFIGS, invoke, run_cli
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "list", "config"):
+    for command in ("train", "list", "config", "eval", "kfold", "runs"):
         assert command in result.output
 
 
@@ -73,7 +73,8 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["list"], ["config", "validate", str(CONFIGS / "quickstart.yaml")],
-     ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"]],
+     ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"],
+     ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"]],
     ids=" ".join,
 )
 def test_no_heavy_import_on_the_fast_paths(argv):

@@ -121,18 +121,14 @@ def table(rows: list[dict]):
     from rich import table as rich_table
 
     styles = {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow", "running": "cyan"}
-    view = rich_table.Table()
-    for header in ("started", "status", "duration", "epochs"):
-        view.add_column(header, no_wrap=True)
-    for header in ("best validation", "test", "baseline"):
-        view.add_column(header)
-    view.add_column("run", no_wrap=True)
+    view = rich_table.Table("started", "status", "duration", "epochs", "best validation", "test", "baseline")
+    view.add_column("run", overflow="fold")
     for row in rows:
         best = row.get("best_validation")
         metric = row.get("metric")
         baseline = row.get("baseline")
         view.add_row(
-            row["started_at"].replace("T", " ").removesuffix("Z"),
+            row["started_at"].replace("T", " ")[:16],
             f"[{styles.get(row['status'], 'default')}]{row['status']}[/]",
             format_duration(row.get("duration_s")),
             "" if row.get("epochs") is None else str(row["epochs"]),
