@@ -113,6 +113,7 @@ def regression_run(tmp_path_factory):
     return folder, result.output
 
 
+@pytest.mark.slow
 def test_kfold_run_folder(regression_run):
     folder, output = regression_run
     state = json.loads((folder / "kfold.json").read_text())
@@ -137,6 +138,7 @@ def test_kfold_run_folder(regression_run):
     assert "repeat 2/2 fold 3/3: val_mae last" in output and f"recommended epochs: {state['recommended_epochs']}" in output
 
 
+@pytest.mark.slow
 def test_final_refit_reports_test_metrics_next_to_the_baseline(regression_run):
     folder, output = regression_run
     state = json.loads((folder / "kfold.json").read_text())
@@ -179,6 +181,7 @@ def _data_args(folder):
     return stored.data, stored.seed
 
 
+@pytest.mark.slow
 def test_classification_kfold_is_stratified_end_to_end(tmp_path):
     result = invoke("kfold", write(tmp_path, "multiclass"), "--k", "3", "--no-final", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
