@@ -7,7 +7,7 @@ import pytest
 from dlrun import config, history
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
 
-EXPECTED_FILES = ["checkpoints/best.keras", "config.yaml", "history.json", "metrics.json", "model.keras",
+EXPECTED_FILES = ["checkpoints/best.keras", "checkpoints/last.npz", "checkpoints/previous.npz", "config.yaml", "history.json", "metrics.json", "model.keras",
                   "plots/accuracy.png", "plots/confusion_matrix_test.png", "plots/loss.png", "run.json"]
 
 

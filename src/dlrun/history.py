@@ -31,6 +31,11 @@ def append(history: dict[str, list], epoch: int, logs: dict) -> None:
             column.append(None)
 
 
+def truncate(history: dict[str, list], epochs: int) -> dict[str, list]:
+    """The first `epochs` epochs of a history (a resumed run continues from there)."""
+    return {key: list(values[:epochs]) for key, values in history.items()}
+
+
 def save(path: str | Path, history: dict[str, list]) -> None:
     """Write the history atomically, one key per line (non-finite values are written as null)."""
     lines = [f"  {json.dumps(key)}: {json.dumps(values)}" for key, values in history.items()]

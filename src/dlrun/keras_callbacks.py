@@ -8,27 +8,73 @@ import time
 import keras
 from rich import progress as rich_progress
 
-from dlrun import history
+from dlrun import history, resume
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Rewrites history.json and the run's heartbeat after every epoch; stops at a non-finite loss."""
+    """Keeps the run folder current: history.json, the resume checkpoint and the heartbeat, every epoch.
 
-    def __init__(self, run, initial_history: dict | None = None):
+    Also stops training at once when the loss of a batch becomes NaN or infinite (Keras'
+    TerminateOnNaN only sets a flag and returns normally; the trainer checks `non_finite`). The epoch
+    in which that happens is not recorded and not checkpointed: the last good state stays on disk.
+    """
+
+    def __init__(self, run, initial_history: dict | None = None, checkpoint_every_epoch: bool = True):
         super().__init__()
         self.run = run
         self.history = initial_history or history.empty()
+        self.checkpoint_every_epoch = checkpoint_every_epoch
         self.non_finite: str | None = None  # set when training stopped on NaN/Inf
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.non_finite is None:
+            self.non_finite = f"loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.non_finite is not None:
+            return
         logs = dict(logs or {})
-        history.append(self.history, epoch + 1, logs)
-        history.save(self.run.file(history.FILE_NAME), self.history)
-        self.run.heartbeat(epochs_completed=epoch + 1)
         bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
         if bad:
             self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
             self.model.stop_training = True
+            return
+        history.append(self.history, epoch + 1, logs)
+        history.save(self.run.file(history.FILE_NAME), self.history)
+        # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
+        # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.
+        if self.checkpoint_every_epoch:
+            resume.save(self.run.path, self.model, epochs_completed=epoch + 1)
+        self.run.heartbeat(epochs_completed=epoch + 1)
+
+
+class CallbackStateRestorer(keras.callbacks.Callback):
+    """On a resumed run, gives EarlyStopping/ModelCheckpoint/ReduceLROnPlateau the best value and patience
+    count they had reached, from the history so far (Keras resets them in on_train_begin)."""
+
+    def __init__(self, callbacks: list, run_history: dict):
+        super().__init__()
+        self.callbacks = callbacks
+        self.run_history = run_history
+
+    def on_train_begin(self, logs=None):
+        for callback in self.callbacks:
+            monitor = getattr(callback, "monitor", None)
+            values = [value for value in self.run_history.get(monitor, []) if value is not None]
+            if not values or not hasattr(callback, "best"):
+                continue
+            mode = getattr(callback, "mode", "auto")
+            lower = history.lower_is_better(monitor) if mode == "auto" else mode == "min"
+            best_index = (min if lower else max)(range(len(values)), key=values.__getitem__)
+            callback.best = values[best_index]
+            if hasattr(callback, "wait"):
+                callback.wait = len(values) - 1 - best_index
 
 
 class RichProgress(keras.callbacks.Callback):
@@ -41,6 +87,7 @@ class RichProgress(keras.callbacks.Callback):
         self.progress = None
         self.task = None
         self.epoch_started = 0.0
+        self.last_refresh = 0.0
 
     def on_train_begin(self, logs=None):
         self.progress = rich_progress.Progress(
@@ -62,7 +109,12 @@ class RichProgress(keras.callbacks.Callback):
         self.task = self.progress.add_task("train", total=steps, epoch=epoch + 1, epochs=self.epochs)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.progress.update(self.task, completed=batch + 1)
+        # Cheap on the hot path: never touches `logs` (that would wait for the step to finish) and
+        # updates the bar at most ten times a second.
+        now = time.monotonic()
+        if now - self.last_refresh >= 0.1:
+            self.last_refresh = now
+            self.progress.update(self.task, completed=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         self.progress.remove_task(self.task)

@@ -228,8 +228,7 @@ def resume(run_dir, console, command: list[str] | None = None) -> runs.Run:
             f"data: received {len(pool.train[1])} samples; expected the {state['samples']} this K-fold run was planned on"
         )
     done = sum(fold["status"] == "completed" for fold in state["folds"])
-    run.update(status="running", resumed_at=runs.utc_now().isoformat(timespec="seconds").replace("+00:00", "Z"),
-               resume_command=command, error=None)
+    run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
     return _execute(run, state, config, loaded, pool, console)

@@ -27,7 +27,11 @@ def utc_now() -> datetime.datetime:
 
 
 def _iso(moment: datetime.datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class Run:
@@ -99,18 +103,62 @@ class Run:
             git=git_state(),
             host={"name": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
             heartbeat_at=_iso(utc_now()),
+            pid=os.getpid(),
             **(extra or {}),
         )
+
+    def resume(self, command: list[str] | None, epochs_completed: int) -> None:
+        """Mark a stopped run as running again; earlier outcomes are kept in `resumes`."""
+        earlier = {key: self.record.get(key) for key in ("status", "ended_at", "duration_s", "heartbeat_at", "error")
+                   if key in self.record}
+        for key in ("ended_at", "duration_s", "error", "traceback"):
+            self.record.pop(key, None)
+        now = _iso(utc_now())
+        resumes = self.record.get("resumes", []) + [{"at": now, "after_epoch": epochs_completed, "previous": earlier,
+                                                      "command": command or list(sys.argv)}]
+        self.update(status="running", heartbeat_at=now, pid=os.getpid(), host_name=socket.gethostname(),
+                    resumes=resumes, epochs_completed=epochs_completed)
+
+    def is_alive_elsewhere(self) -> bool:
+        """Whether run.json says `running` and its process is still alive on this host."""
+        if self.record.get("status") != "running":
+            return False
+        host = self.record.get("host_name") or (self.record.get("host") or {}).get("name")
+        pid = self.record.get("pid")
+        if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def heartbeat(self, **fields) -> None:
         """Show the run is alive (called every epoch)."""
         self.update(heartbeat_at=_iso(utc_now()), **fields)
 
+    def finish_if_possible(self, status: str, error: str | None = None, **fields) -> None:
+        """`finish`, but a write failure (a full disk) is swallowed: the caller is already reporting one."""
+        try:
+            self.finish(status, error=error, **fields)
+        except OSError:
+            pass
+
     def finish(self, status: str, error: str | None = None, **fields) -> None:
         """Record the final status; `completed` is written last, after every other file."""
         ended = utc_now()
-        started = datetime.datetime.fromisoformat(self.record["started_at"].replace("Z", "+00:00"))
-        record = dict(status=status, ended_at=_iso(ended), duration_s=round((ended - started).total_seconds(), 3))
+        segments = [self.record["started_at"]] + [entry["at"] for entry in self.record.get("resumes", [])]
+        seconds = (ended - _parse(segments[-1])).total_seconds()
+        for entry, segment_start in zip(self.record.get("resumes", []), segments):
+            # earlier segments: their recorded duration, or until their last heartbeat when killed
+            previous = entry["previous"]
+            if previous.get("ended_at"):
+                seconds += (_parse(previous["ended_at"]) - _parse(segment_start)).total_seconds()
+            elif previous.get("heartbeat_at"):
+                seconds += (_parse(previous["heartbeat_at"]) - _parse(segment_start)).total_seconds()
+        record = dict(status=status, ended_at=_iso(ended), duration_s=round(seconds, 3))
         if error is not None:
             record["error"] = error
         self.update(**record, **fields)

@@ -20,9 +20,9 @@ from pydantic import Field
 Flag = Annotated[bool, pydantic.Strict()]  # only true/false: "no", 0 or "off" are errors, not false
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]  # a share in [0, 1)
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # a share in [0, 1)
 
 Task = Literal["binary", "multiclass", "regression"]
 Activation = Literal[
@@ -201,7 +201,7 @@ class ReduceLROnPlateauCallback(Section):
 
     name: Literal["reduce_lr_on_plateau"]
     monitor: str = "val_loss"
-    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    factor: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1
     patience: NonNegativeInt = 2
     min_learning_rate: NonNegativeFloat = 0.0
     mode: Literal["auto", "min", "max"] = "auto"
@@ -236,13 +236,14 @@ class OutputConfig(Section):
     runs_root: str = "runs"  # run folders go to <runs_root>/<UTC timestamp>_<name>/
     save_model: Flag = True  # write model.keras at the end
     plots: Flag = True  # write plots/*.png at the end
+    resume_checkpoints: Flag = True  # write checkpoints/last.npz every epoch so `--resume` can continue
 
 
 class Config(Section):
     """A whole experiment."""
 
     name: str = "experiment"  # part of the run folder's name: letters, digits, '.', '_', '-'
-    seed: NonNegativeInt = 42  # seeds Python, NumPy and TensorFlow; ops run deterministically
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42  # seeds Python, NumPy and TensorFlow; ops run deterministically
     data: DataConfig
     model: ModelConfig
     compile: CompileConfig = CompileConfig()

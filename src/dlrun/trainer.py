@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 
-from dlrun import backend, callbacks, config as config_module, errors, evaluation, history
-from dlrun import plots, runs, schema, signals
+import numpy as np
+
+from dlrun import backend, batches, callbacks, config as config_module, errors, evaluation, history
+from dlrun import plots, resume, runs, schema, signals
 
 
-def train(config: schema.Config, console, command: list[str] | None = None) -> runs.Run:
-    """Train as `config` says; return the completed run. Raises DlrunError subclasses on failure.
+def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None) -> runs.Run:
+    """Train as `config` says (or continue `resume_run`); return the completed run.
 
     Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
     so a mistake leaves nothing behind. Once the folder exists, every outcome is recorded in run.json.
+    Raises DlrunError subclasses on failure.
     """
     console.print(f"[bold]dlrun train[/bold] {config.name}: importing TensorFlow...", highlight=False)
-    keras = backend.import_keras()
+    backend.import_keras()
     backend.seed_everything(config.seed)
-    from dlrun import data, models
+    loaded, model, loss, metric_names = _prepare(config)
 
-    loaded = data.load(config.data, config.seed)
-    problems = config_module.consistency_problems(config, loaded.task)
-    if problems:
-        raise errors.ConfigError(problems)
-    model = models.build(config.model, loaded)
-    compiled = evaluation.compile_model(model, config, loaded.task)
-    loss, metric_names = compiled["loss"], compiled["metrics"]
-
-    run = runs.Run.create(config.output.runs_root, config.name)
-    run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-    run.start(
-        command,
-        config.seed,
-        runs.versions(),
-        extra={"data": loaded.summary(), "parameters": int(model.count_params()), "loss": loss, "metrics": metric_names},
-    )
+    if resume_run is None:
+        run = runs.Run.create(config.output.runs_root, config.name)
+        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
+        extra = {"data": loaded.summary(), "parameters": int(model.count_params()), "loss": loss, "metrics": metric_names}
+        run.start(command, config.seed, runs.versions(), extra=extra)
+        first_epoch, run_history = 0, history.empty()
+    else:
+        run = resume_run
+        first_epoch, source = resume.restore(run.path, model)
+        run_history = history.truncate(history.load(run.file(history.FILE_NAME)), first_epoch)
+        history.save(run.file(history.FILE_NAME), run_history)
+        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
+        run.resume(command, first_epoch)
+        console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
     console.print(
         f"run folder: [bold]{run.path}[/bold]\n"
         f"data: {_sizes(loaded)}; model: {config.model.architecture}, {model.count_params():,} parameters",
@@ -43,37 +45,79 @@ def train(config: schema.Config, console, command: list[str] | None = None) -> r
     )
     from dlrun import keras_callbacks
 
-    recorder = keras_callbacks.RunRecorder(run)
+    recorder = keras_callbacks.RunRecorder(run, run_history, checkpoint_every_epoch=config.output.resume_checkpoints)
+    configured = callbacks.build_all(config.train.callbacks, run.path)
     fit_callbacks = [
         recorder,
-        *callbacks.build_all(config.train.callbacks, run.path),
+        *configured,
+        keras_callbacks.CallbackStateRestorer(configured, run_history),
         keras_callbacks.RichProgress(console, config.train.epochs),
     ]
     try:
         with signals.terminate_as_interrupt():
+            fit_started = time.perf_counter()
             model.fit(
-                **loaded.fit_arguments("train", config.train.batch_size),
+                **_training_data(loaded, config, first_epoch),
                 validation_data=loaded.validation_data(config.train.batch_size),
                 epochs=config.train.epochs,
-                shuffle=config.train.shuffle,
+                initial_epoch=first_epoch,
                 callbacks=fit_callbacks,
                 verbose=0,
             )
+            fit_seconds = time.perf_counter() - fit_started
             if recorder.non_finite:
-                raise errors.TrainingFailed(f"training stopped: {recorder.non_finite}")
+                raise errors.TrainingFailed(
+                    f"training stopped: {recorder.non_finite}; the last good state is in "
+                    f"{run.path / resume.LATEST} (epoch {len(recorder.history['epoch'])})"
+                )
             summary = _finish_files(run, config, model, loaded, recorder.history, console)
+            summary["fit_seconds"] = round(fit_seconds, 3)
     except KeyboardInterrupt:
         _write_plots(run, config, recorder.history)
         run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)")
-        raise errors.Interrupted(f"interrupted; what was written so far is in {run.path}") from None
+        raise errors.Interrupted(
+            f"interrupted; what was written so far is in {run.path} (continue with: dlrun train --resume {run.path})"
+        ) from None
     except errors.DlrunError as error:
         run.finish("failed", error=str(error))
         raise
+    except OSError as error:  # a full disk or a vanished folder while writing the run's files
+        message = f"could not write the run's files: {error.strerror or error} ({error.filename or run.path})"
+        run.finish_if_possible("failed", error=message)
+        raise errors.TrainingFailed(message) from None
     except Exception as error:  # any other failure is recorded before it propagates
         run.finish("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
         raise errors.TrainingFailed(f"training failed: {type(error).__name__}: {error} (see {run.path / runs.RUN_FILE})") from error
     run.finish("completed", **summary)
     return run
+
+
+def _prepare(config: schema.Config):
+    """Load the data, build and compile the model: everything that may reject the config, before any folder exists."""
+    from dlrun import data, models
+
+    loaded = data.load(config.data, config.seed)
+    problems = config_module.consistency_problems(config, loaded.task)
+    if problems:
+        raise errors.ConfigError(problems)
+    model = models.build(config.model, loaded)
+    compiled = evaluation.compile_model(model, config, loaded.task)
+    return loaded, model, compiled["loss"], compiled["metrics"]
+
+
+def _training_data(loaded, config: schema.Config, first_epoch: int) -> dict:
+    """`model.fit` arguments for the training split: arrays go through seeded per-epoch batches, so a
+    resumed run sees exactly the batches a straight run would have seen."""
+    arguments = loaded.fit_arguments("train", config.train.batch_size)
+    if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
+        inputs, targets = arguments["x"], arguments["y"]
+        return {
+            "x": batches.seeded(inputs, targets, config.train.batch_size, config.seed, first_epoch,
+                                config.train.epochs, shuffle=config.train.shuffle),
+            "steps_per_epoch": batches.steps_per_epoch(len(inputs), config.train.batch_size),
+            "shuffle": False,
+        }
+    return {**arguments, "shuffle": config.train.shuffle}
 
 
 def _finish_files(run, config, model, loaded, run_history, console) -> dict:

@@ -50,6 +50,13 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a {type(key).__name__} cannot be a key; expected a plain key such as `epochs`",
+                key_node.start_mark,
+            ) from None
         if key in seen:
             first = seen[key]
             raise yaml.constructor.ConstructorError(

@@ -1,0 +1,74 @@
+"""Training state checkpoints for `dlrun train --resume`: every variable, every epoch, atomically.
+
+`checkpoints/last.npz` holds the model's variables (weights, normalisation statistics, dropout seed
+states), the optimizer's variables (step count, moments) and the number of completed epochs. The
+previous epoch's file is kept as `checkpoints/previous.npz` and used when the latest is unreadable.
+Plain NumPy arrays, loaded with `allow_pickle=False`: a checkpoint cannot execute code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from dlrun import atomic, errors
+
+LATEST = "checkpoints/last.npz"
+PREVIOUS = "checkpoints/previous.npz"
+
+
+def save(run_path: Path, model, epochs_completed: int) -> Path:
+    """Write the training state after `epochs_completed` epochs; keep the one before as previous."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    arrays = {"epochs_completed": np.array(epochs_completed)}
+    arrays.update({f"model/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(model.variables)})
+    optimizer_variables = model.optimizer.variables if model.optimizer is not None else []
+    arrays.update({f"optimizer/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(optimizer_variables)})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    latest = run_path / LATEST
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    if latest.exists():
+        os.replace(latest, run_path / PREVIOUS)
+    return atomic.write_bytes(latest, buffer.getvalue())
+
+
+def restore(run_path: Path, model) -> tuple[int, str]:
+    """Load the newest readable training state into `model` (built and compiled); return (epochs, file used)."""
+    problems = []
+    for name in (LATEST, PREVIOUS):
+        path = run_path / name
+        if not path.exists():
+            continue
+        try:
+            epochs = _restore_from(path, model)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            problems.append(f"{path}: {error}")
+            continue
+        return epochs, name
+    detail = "; ".join(problems) if problems else f"neither {LATEST} nor {PREVIOUS} exists"
+    raise errors.RunError(f"{run_path}: no usable training checkpoint to resume from ({detail})")
+
+
+def _restore_from(path: Path, model) -> int:
+    with np.load(path, allow_pickle=False) as stored:
+        stored_count = sum(1 for key in stored.files if key.startswith("model/"))
+        if stored_count != len(model.variables):
+            raise ValueError(f"the checkpoint holds {stored_count} model variables, the model has {len(model.variables)}")
+        model_arrays = [stored[f"model/{index}"] for index in range(len(model.variables))]
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        optimizer_variables = model.optimizer.variables if model.optimizer is not None else []
+        optimizer_arrays = [stored[f"optimizer/{index}"] for index in range(len(optimizer_variables))]
+        epochs = int(stored["epochs_completed"])
+    for variable, array in zip(model.variables, model_arrays):
+        if tuple(variable.shape) != array.shape:
+            raise ValueError(f"variable {variable.path} has shape {tuple(variable.shape)}, checkpoint has {array.shape}")
+    for variable, array in zip(list(model.variables) + list(optimizer_variables), model_arrays + optimizer_arrays):
+        variable.assign(array)
+    return epochs

@@ -1,0 +1,162 @@
+"""`dlrun train --resume`: interrupted and killed runs continue to the same numbers as a straight run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dlrun import keras_callbacks, resume
+from tests.conftest import invoke, run_folders
+
+CONFIG = """\
+name: resumable
+seed: 11
+data: {{name: synthetic, num_samples: {samples}, input_shape: [5], noise: 1.0}}
+model: {{architecture: mlp, units: [8], dropout: 0.3}}
+compile: {{optimizer: adam}}
+train:
+  epochs: {epochs}
+  batch_size: 16
+  callbacks: [{{name: early_stopping, patience: 50}}, {{name: checkpoint}}]
+output: {{runs_root: {root}}}
+"""
+
+
+def write(tmp_path, name="config.yaml", epochs=6, samples=120):
+    path = tmp_path / name
+    path.write_text(CONFIG.format(epochs=epochs, samples=samples, root=json.dumps(str(tmp_path / "runs"))))
+    return path
+
+
+def weights(folder):
+    from dlrun import backend
+
+    keras = backend.import_keras()
+    return keras.saving.load_model(folder / "model.keras", safe_mode=True).get_weights()
+
+
+def interrupt_after(monkeypatch, epochs: int):
+    original = keras_callbacks.RunRecorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch + 1 == epochs:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras_callbacks.RunRecorder, "on_epoch_end", on_epoch_end)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("straight")
+    result = invoke("train", write(tmp_path))
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    return folder
+
+
+def assert_same_run(folder, straight):
+    resumed_history = json.loads((folder / "history.json").read_text())
+    straight_history = json.loads((straight / "history.json").read_text())
+    assert resumed_history["epoch"] == [1, 2, 3, 4, 5, 6]
+    for key, values in straight_history.items():
+        np.testing.assert_allclose(resumed_history[key], values, rtol=1e-6, atol=1e-7, err_msg=key)
+    for resumed_weights, straight_weights in zip(weights(folder), weights(straight)):
+        np.testing.assert_allclose(resumed_weights, straight_weights, rtol=1e-6, atol=1e-7)
+
+
+def test_interrupt_then_resume_matches_a_straight_run(tmp_path, monkeypatch, straight):
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 3)
+        result = invoke("train", write(tmp_path))
+    assert result.exit_code == 130
+    (folder,) = run_folders(tmp_path / "runs")
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    assert f"dlrun train --resume {folder}" in result.stderr
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 3" in result.output
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "completed" and record["resumes"][0]["previous"]["status"] == "interrupted"
+    assert_same_run(folder, straight)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_epoch(tmp_path, monkeypatch, straight):
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 4)
+        assert invoke("train", write(tmp_path)).exit_code == 130
+    (folder,) = run_folders(tmp_path / "runs")
+    (folder / resume.LATEST).write_bytes(b"\x00" * 100)
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 3 (state from checkpoints/previous.npz)" in result.output
+    assert_same_run(folder, straight)
+
+
+def test_resuming_a_completed_run_does_nothing(straight):
+    before = (straight / "run.json").read_text()
+    result = invoke("train", "--resume", straight)
+    assert result.exit_code == 0
+    assert "already completed; nothing to do" in result.output
+    assert (straight / "run.json").read_text() == before
+
+
+def test_changed_config_is_refused_with_the_differences_unless_forced(tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2)
+        assert invoke("train", write(tmp_path)).exit_code == 130
+    (folder,) = run_folders(tmp_path / "runs")
+    result = invoke("train", "--resume", folder, "--set", "compile.optimizer.learning_rate=0.5", "--set", "train.batch_size=8")
+    assert result.exit_code == 2
+    assert "compile.optimizer.learning_rate: run has 0.001, now 0.5" in result.stderr
+    assert "train.batch_size: run has 16, now 8" in result.stderr
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    result = invoke("train", "--resume", folder, "--set", "train.epochs=4", "--force")
+    assert result.exit_code == 0, result.output
+    assert json.loads((folder / "history.json").read_text())["epoch"] == [1, 2, 3, 4]
+    assert "epochs: 4" in (folder / "config.yaml").read_text()
+
+
+def test_resume_on_a_folder_that_is_not_a_run(tmp_path):
+    result = invoke("train", "--resume", tmp_path)
+    assert result.exit_code == 2
+    assert "not a dlrun run folder (no run.json)" in result.stderr
+
+
+def test_train_without_config_or_resume():
+    result = invoke("train")
+    assert result.exit_code == 2
+    assert "CONFIG: received nothing; expected a config file (or --resume RUN_DIR)" in result.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_a_straight_run(tmp_path):
+    """A real kill -9 mid-run: run.json still says running; --resume finishes it with the same numbers."""
+    samples = 12000  # about half a second per epoch: room to kill mid-run
+    (tmp_path / "straight").mkdir()
+    assert invoke("train", write(tmp_path / "straight", samples=samples)).exit_code == 0
+    (straight,) = run_folders(tmp_path / "straight" / "runs")
+    config_path = write(tmp_path, samples=samples)
+    process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        folders = run_folders(tmp_path / "runs")
+        if folders and (folders[0] / "history.json").exists():
+            if len(json.loads((folders[0] / "history.json").read_text())["epoch"]) >= 2:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    (folder,) = run_folders(tmp_path / "runs")
+    assert json.loads((folder / "run.json").read_text())["status"] == "running"
+    result = subprocess.run([sys.executable, "-m", "dlrun", "train", "--resume", str(folder)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(folder, straight)
