@@ -13,7 +13,7 @@ from tests.conftest import CONFIGS, invoke, run_cli
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "list", "config", "eval", "kfold", "runs"):
+    for command in ("train", "list", "config", "visualize", "eval", "kfold", "runs"):
         assert command in result.output
 
 
@@ -73,7 +73,9 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["list"], ["config", "validate", str(CONFIGS / "quickstart.yaml")],
-     ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"],
+     ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"], ["visualize", "--help"],
+     ["visualize", "curves", "--help"], ["visualize", "activations", "--help"], ["visualize", "filters", "--help"],
+     ["visualize", "gradcam", "--help"],
      ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"]],
     ids=" ".join,
 )
@@ -98,3 +100,20 @@ def test_python_dash_m_and_exit_code_on_a_missing_file(tmp_path):
 def test_stored_config_equals_show_output(tmp_path):
     shown = invoke("config", "show", CONFIGS / "quickstart.yaml").output
     assert shown == config.to_yaml(config.load(CONFIGS / "quickstart.yaml"))
+
+
+def test_visualize_curves_never_imports_tensorflow(tmp_path):
+    """`dlrun visualize curves` reads history.json alone: no TensorFlow or Keras (matplotlib draws it)."""
+    from dlrun import history
+
+    run_history = history.empty()
+    history.append(run_history, 1, {"loss": 1.0, "val_loss": 1.2})
+    history.save(tmp_path / history.FILE_NAME, run_history)
+    probe = (
+        "import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\nexcept SystemExit as stop:\n    print('EXIT=' + str(stop.code), file=sys.stderr)\n"
+        "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras') if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, "visualize", "curves", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert "HEAVY=\n" in result.stderr and "EXIT=0" in result.stderr, result.stderr
+    assert (tmp_path / "visualize" / "curves").is_dir()

@@ -10,7 +10,7 @@ import typer
 from dlrun import __version__, errors
 from dlrun.commands import config as config_commands
 from dlrun.commands import eval as eval_command
-from dlrun.commands import kfold, listing, runs, train
+from dlrun.commands import kfold, listing, runs, train, visualize
 
 app = typer.Typer(
     name="dlrun",
@@ -61,6 +61,7 @@ runs_app.command("list")(_reports_errors(runs.list_runs))
 runs_app.command("compare")(_reports_errors(runs.compare))
 config_app.command("show")(_reports_errors(config_commands.show))
 config_app.command("validate")(_reports_errors(config_commands.validate))
+app.add_typer(visualize.typer_app(_reports_errors), name="visualize")
 
 
 def main() -> None:

@@ -66,7 +66,63 @@ class SyntheticData(Section):
     validation_split: Fraction = 0.2  # share of the remaining samples held out for validation
 
 
-DataConfig = Annotated[Union[DigitsData, SyntheticData], Field(discriminator="name")]
+class Augmentation(Section):
+    """Random image transforms, active in training only: Keras 3 layers in the model (README maps each
+    option from Keras 2's ImageDataGenerator). All off by default."""
+
+    rotation_range: Annotated[float, Field(ge=0, le=180)] = 0.0  # degrees, rotated by up to +-this
+    width_shift_range: Fraction = 0.0  # shifted by up to +-this share of the width
+    height_shift_range: Fraction = 0.0  # shifted by up to +-this share of the height
+    shear_range: Annotated[float, Field(ge=0, lt=90)] = 0.0  # degrees, as in Keras 2 (0.2 is a tiny shear)
+    zoom_range: Fraction = 0.0  # each axis zoomed by a factor in [1 - this, 1 + this]
+    horizontal_flip: Flag = False  # mirror left-right half of the time
+    vertical_flip: Flag = False  # mirror top-bottom half of the time
+    fill_mode: Literal["nearest", "reflect", "wrap", "constant"] = "nearest"  # fills pixels moved in from outside
+    fill_value: float = 0.0  # the pixel value fill_mode: constant uses (Keras 2's cval)
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.rotation_range or self.width_shift_range or self.height_shift_range or self.shear_range
+            or self.zoom_range or self.horizontal_flip or self.vertical_flip
+        )
+
+
+class ImageDirectoryData(Section):
+    """A folder of images, one sub-folder per class, in train/ validation/ test/ or all in one folder."""
+
+    name: Literal["image_directory"]
+    path: str  # a folder with train/, validation/, test/ (any of them; train/ needed), or one folder of class folders
+    image_size: Annotated[list[PositiveInt], Field(min_length=2, max_length=2)] = [150, 150]  # [height, width]
+    color_mode: Literal["rgb", "grayscale", "rgba"] = "rgb"  # images of other modes are converted
+    interpolation: Literal["bilinear", "nearest", "bicubic", "area"] = "bilinear"  # how images are resized
+    crop_to_aspect_ratio: Flag = False  # true: centre-crop to the target aspect ratio instead of squashing
+    validation_split: Fraction = 0.0  # without a validation/ folder: share of train images held out (stratified)
+    skip_corrupt: Flag = False  # false: an unreadable or non-image file is an error; true: skipped with a warning
+    cache: Literal["memory", "disk", "none"] = "memory"  # where decoded images are kept after the first epoch
+    cache_dir: str | None = None  # cache: disk: the folder for the cache files (required then)
+    augmentation: Augmentation = Augmentation()  # random transforms in training (data augmentation)
+
+    @property
+    def has_validation(self) -> bool:
+        import os
+
+        return self.validation_split > 0 or os.path.isdir(os.path.join(self.path, "validation"))
+
+
+class NpzData(Section):
+    """A local .npz file: x_train, y_train and optionally x_test, y_test (read without pickle)."""
+
+    name: Literal["npz"]
+    path: str  # the .npz file (relative to the current directory)
+    validation_split: Fraction = 0.2  # share of x_train held out for validation (stratified for classes)
+    rescale: PositiveFloat | None = None  # e.g. 0.00392156862745098 (1/255) for 8-bit images; applied inside the model
+    class_names: Annotated[list[str], Field(min_length=2)] | None = None  # None: "0", "1", ... (one per label)
+
+
+DataConfig = Annotated[
+    Union[DigitsData, SyntheticData, ImageDirectoryData, NpzData], Field(discriminator="name")
+]
 
 
 # --- model: one class per architecture, picked by `architecture` ----------------------------

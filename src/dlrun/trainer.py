@@ -97,6 +97,8 @@ def _prepare(config: schema.Config):
     from dlrun import data, models
 
     loaded = data.load(config.data, config.seed)
+    for warning in loaded.warnings:
+        console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False, soft_wrap=True)
     problems = config_module.consistency_problems(config, loaded.task)
     if problems:
         raise errors.ConfigError(problems)
@@ -108,7 +110,7 @@ def _prepare(config: schema.Config):
 def _training_data(loaded, config: schema.Config, first_epoch: int) -> dict:
     """`model.fit` arguments for the training split: arrays go through seeded per-epoch batches, so a
     resumed run sees exactly the batches a straight run would have seen."""
-    arguments = loaded.fit_arguments("train", config.train.batch_size)
+    arguments = loaded.fit_arguments("train", config.train.batch_size, shuffle=config.train.shuffle)
     if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
         inputs, targets = arguments["x"], arguments["y"]
         return {
@@ -117,7 +119,7 @@ def _training_data(loaded, config: schema.Config, first_epoch: int) -> dict:
             "steps_per_epoch": batches.steps_per_epoch(len(inputs), config.train.batch_size),
             "shuffle": False,
         }
-    return {**arguments, "shuffle": config.train.shuffle}
+    return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
 
 
 def _finish_files(run, config, model, loaded, run_history, console) -> dict:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, synthetic
+from dlrun.data import dataset, digits, image_directory, npz, pipeline, synthetic
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
+    "image_directory": image_directory.load,
+    "npz": npz.load,
 }
 
 
@@ -24,7 +26,7 @@ def load(data_config, seed: int) -> dataset.Dataset:
 def _check_finite(loaded: dataset.Dataset) -> None:
     for name in ("train", "validation", "test"):
         arrays = loaded.split(name)
-        if arrays is None:
+        if arrays is None or isinstance(arrays, pipeline.Pipeline):  # decoded images are finite
             continue
         for label, array in zip(("inputs", "targets"), arrays):
             if np.issubdtype(array.dtype, np.floating):

@@ -6,15 +6,19 @@ import dataclasses
 
 import numpy as np
 
+from dlrun.data import pipeline
+
+Split = tuple[np.ndarray, np.ndarray] | pipeline.Pipeline  # arrays, or a tf.data pipeline (image folders)
+
 
 @dataclasses.dataclass
 class Dataset:
-    """Arrays for each split plus the task; `validation` and `test` may be absent."""
+    """Each split (arrays or a pipeline) plus the task; `validation` and `test` may be absent."""
 
     task: str  # binary | multiclass | regression
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray] | None = None
-    test: tuple[np.ndarray, np.ndarray] | None = None
+    train: Split
+    validation: Split | None = None
+    test: Split | None = None
     num_classes: int | None = None  # classification only
     class_names: list[str] | None = None
     # Preprocessing that belongs to the model (so model.keras carries it and eval, K-fold and predict
@@ -22,25 +26,38 @@ class Dataset:
     normalize: bool = False  # feature-wise Normalization, statistics adapted on the training inputs only
     multi_hot_tokens: int | None = None  # integer sequences (0 = padding) -> multi-hot vectors of this size
     rescale: float | None = None  # multiply inputs by this (1/255 for 8-bit images); pretrained bases may replace it
+    augmentation: object | None = None  # a schema.Augmentation: random transforms, training only
+    augmentation_seed: int = 0  # seeds the augmentation layers
+    warnings: list[str] = dataclasses.field(default_factory=list)  # told to the user (e.g. skipped files)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if isinstance(self.train, pipeline.Pipeline):
+            return self.train.element_shape
         return tuple(self.train[0].shape[1:])
 
     @property
     def input_dtype(self) -> str:
         return "int32" if self.multi_hot_tokens else "float32"
 
-    def split(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """The arrays of split `name` (train, validation or test), or None when absent."""
+    def split(self, name: str) -> Split | None:
+        """Split `name` (train, validation or test): arrays or a pipeline, or None when absent."""
         return getattr(self, name)
 
-    def fit_arguments(self, name: str, batch_size: int) -> dict | None:
-        """Keyword arguments for `model.fit`/`evaluate`/`predict` on split `name` (x, y, batch_size)."""
+    def fit_arguments(self, name: str, batch_size: int, shuffle: bool | None = None) -> dict | None:
+        """Keyword arguments for `model.fit`/`evaluate`/`predict` on split `name` (x, y, batch_size).
+
+        `shuffle` (for `fit` only: reshuffle every epoch) goes to `fit` for arrays; a pipeline split
+        comes as `x` alone, already batched, and shuffles itself.
+        """
         arrays = self.split(name)
         if arrays is None:
             return None
-        return {"x": arrays[0], "y": arrays[1], "batch_size": batch_size}
+        if isinstance(arrays, pipeline.Pipeline):
+            # fit's own shuffle is meaningless for a tf.data input (and warns when true).
+            return {"x": arrays.batches(batch_size, bool(shuffle)), **({} if shuffle is None else {"shuffle": False})}
+        arguments = {"x": arrays[0], "y": arrays[1], "batch_size": batch_size}
+        return arguments if shuffle is None else {**arguments, "shuffle": shuffle}
 
     def validation_data(self, batch_size: int):
         """What `model.fit(validation_data=...)` takes for the validation split, or None."""
@@ -52,17 +69,21 @@ class Dataset:
     def labels(self, name: str) -> np.ndarray | None:
         """The targets of split `name` as one NumPy array (for baselines and confusion matrices)."""
         arrays = self.split(name)
+        if isinstance(arrays, pipeline.Pipeline):
+            return arrays.targets
         return None if arrays is None else np.asarray(arrays[1])
 
     def summary(self) -> dict:
         """Sizes and shapes, for run.json and the console."""
-        sizes = {name: (len(self.split(name)[1]) if self.split(name) is not None else 0) for name in ("train", "validation", "test")}
+        sizes = {name: (len(self.labels(name)) if self.split(name) is not None else 0) for name in ("train", "validation", "test")}
+        extra = {"warnings": list(self.warnings)} if self.warnings else {}
         return {
             "task": self.task,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "sizes": sizes,
+            **extra,
         }
 
 

@@ -15,6 +15,10 @@ def stem(keras, loaded, train_inputs=None) -> list:
         layers.append(
             keras.layers.CategoryEncoding(num_tokens=loaded.multi_hot_tokens, output_mode="multi_hot", name="multi_hot")
         )
+    if loaded.augmentation is not None:
+        from dlrun.models import augmentation
+
+        layers.extend(augmentation.layers(keras, loaded.augmentation, loaded.augmentation_seed))
     if loaded.rescale is not None:
         layers.append(keras.layers.Rescaling(loaded.rescale, name="rescale"))
     if loaded.normalize:

@@ -1,0 +1,117 @@
+"""A local `.npz` file of arrays: `x_train`, `y_train` and optionally `x_test`, `y_test`.
+
+The generic way to train on your own arrays (images, features, targets) without writing a loader.
+Integer labels mean classification (two classes: binary, more: multiclass); float targets mean
+regression. The file is read with `allow_pickle=False`: an `.npz` cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlrun import errors
+from dlrun.data import dataset
+
+REQUIRED_KEYS = ("x_train", "y_train")
+OPTIONAL_KEYS = ("x_test", "y_test")
+
+
+def load(config, seed: int) -> dataset.Dataset:
+    """A local .npz file (x_train, y_train, optional x_test, y_test); integer labels classify, floats regress."""
+    arrays = _read(Path(config.path))
+    x_train, y_train = _pair(arrays, "train", config.path)
+    test = _pair(arrays, "test", config.path) if "x_test" in arrays or "y_test" in arrays else None
+    task, num_classes = _task(y_train, test[1] if test else None, config.path)
+    class_names = _class_names(config.class_names, num_classes)
+    train, validation = dataset.hold_out(
+        x_train, y_train, config.validation_split, seed, stratify=num_classes is not None
+    )
+    return dataset.Dataset(
+        task=task,
+        train=train,
+        validation=validation,
+        test=test,
+        num_classes=num_classes,
+        class_names=class_names,
+        rescale=config.rescale,
+    )
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise errors.DataError(f"data.path: received {str(path)!r}; expected an existing .npz file (no such file)")
+    if not path.is_file():
+        raise errors.DataError(f"data.path: received {str(path)!r}; expected an .npz file, not a folder")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except ValueError as error:  # object arrays need pickle: refused
+        raise errors.DataError(f"data.path: {path} cannot be read without pickle ({error}); expected plain numeric arrays") from None
+    except (OSError, EOFError) as error:
+        raise errors.DataError(f"data.path: {path} is not a readable .npz file ({error})") from None
+
+
+def _pair(arrays: dict, split: str, path) -> tuple[np.ndarray, np.ndarray]:
+    keys = (f"x_{split}", f"y_{split}")
+    missing = [key for key in keys if key not in arrays]
+    if missing:
+        present = ", ".join(sorted(arrays)) or "none"
+        raise errors.DataError(
+            f"data.path: {path} has no {' or '.join(missing)}; expected x_train and y_train "
+            f"(and optionally x_test with y_test); the file holds: {present}"
+        )
+    inputs, targets = arrays[keys[0]], arrays[keys[1]]
+    if inputs.ndim < 2 or not np.issubdtype(inputs.dtype, np.number):
+        raise errors.DataError(
+            f"data.path: {path}: {keys[0]} has shape {list(inputs.shape)} and dtype {inputs.dtype}; "
+            "expected a numeric array of samples, shape [samples, ...]"
+        )
+    if targets.ndim != 1 or not (np.issubdtype(targets.dtype, np.number) or targets.dtype == bool):
+        raise errors.DataError(
+            f"data.path: {path}: {keys[1]} has shape {list(targets.shape)} and dtype {targets.dtype}; "
+            "expected one number per sample, shape [samples]"
+        )
+    if len(inputs) != len(targets):
+        raise errors.DataError(
+            f"data.path: {path}: {keys[0]} has {len(inputs)} samples but {keys[1]} has {len(targets)}; "
+            "expected the same number"
+        )
+    if len(inputs) == 0:
+        raise errors.DataError(f"data.path: {path}: {keys[0]} is empty; expected at least one sample")
+    return inputs.astype("float32"), targets
+
+
+def _task(y_train: np.ndarray, y_test: np.ndarray | None, path) -> tuple[str, int | None]:
+    """Integer (or boolean) labels 0..K-1 classify; float targets regress."""
+    labels = [y_train] if y_test is None else [y_train, y_test]
+    if all(np.issubdtype(y.dtype, np.floating) for y in labels):
+        return "regression", None
+    if not all(np.issubdtype(y.dtype, np.integer) or y.dtype == bool for y in labels):
+        raise errors.DataError(
+            f"data.path: {path}: y_train has dtype {y_train.dtype}"
+            + ("" if y_test is None else f" and y_test {y_test.dtype}")
+            + "; expected integer class labels (classification) or floats (regression) in both"
+        )
+    low = min(int(y.min()) for y in labels)
+    if low < 0:
+        raise errors.DataError(f"data.path: {path}: a class label is {low}; expected labels 0, 1, ..., K-1")
+    num_classes = max(int(y.max()) for y in labels) + 1
+    if num_classes < 2:
+        raise errors.DataError(f"data.path: {path}: every label is 0; expected at least two classes")
+    return ("binary" if num_classes == 2 else "multiclass"), num_classes
+
+
+def _class_names(names: list[str] | None, num_classes: int | None) -> list[str] | None:
+    if num_classes is None:
+        if names:
+            raise errors.DataError("data.class_names: received names for a regression target; expected none")
+        return None
+    if names is None:
+        return [str(index) for index in range(num_classes)]
+    if len(names) != num_classes:
+        raise errors.DataError(
+            f"data.class_names: received {len(names)} name(s); expected {num_classes}, one per class label 0..{num_classes - 1}"
+        )
+    return list(names)

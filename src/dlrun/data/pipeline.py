@@ -1,0 +1,34 @@
+"""A split held as a `tf.data` pipeline instead of arrays: images read from files, decoded once, cached."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """Unbatched (input, target) pairs from a cached `tf.data.Dataset`, with the targets known up front.
+
+    The elements come in the order of `targets` (so predictions line up with `labels`); batching and
+    the per-epoch shuffle are added per use, so `train.batch_size` and `train.shuffle` decide them.
+    """
+
+    elements: object  # a tf.data.Dataset of unbatched (input, target) pairs, cached
+    targets: np.ndarray  # one per element, in element order (read from the file list, not decoded)
+    element_shape: tuple[int, ...]  # one input's shape, e.g. (150, 150, 3)
+    seed: int = 0  # seeds the per-epoch shuffle
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def batches(self, batch_size: int, shuffle: bool = False):
+        """The elements in batches of `batch_size`, reshuffled every epoch when `shuffle`, prefetched."""
+        import tensorflow as tf
+
+        elements = self.elements
+        if shuffle:
+            # A full-size buffer over the cached elements: a true shuffle, repeatable from the seed.
+            elements = elements.shuffle(len(self), seed=self.seed, reshuffle_each_iteration=True)
+        return elements.batch(batch_size).prefetch(tf.data.AUTOTUNE)
