@@ -13,7 +13,7 @@ from tests.conftest import CONFIGS, invoke, run_cli
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "list", "config", "visualize"):
+    for command in ("train", "list", "config", "visualize", "eval", "kfold", "runs"):
         assert command in result.output
 
 
@@ -75,7 +75,8 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
     [["--help"], ["list"], ["config", "validate", str(CONFIGS / "quickstart.yaml")],
      ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"], ["visualize", "--help"],
      ["visualize", "curves", "--help"], ["visualize", "activations", "--help"], ["visualize", "filters", "--help"],
-     ["visualize", "gradcam", "--help"]],
+     ["visualize", "gradcam", "--help"],
+     ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"]],
     ids=" ".join,
 )
 def test_no_heavy_import_on_the_fast_paths(argv):

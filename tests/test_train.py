@@ -8,7 +8,7 @@ from dlrun import config, history
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
 
 EXPECTED_FILES = ["checkpoints/best.keras", "checkpoints/last.npz", "checkpoints/previous.npz", "config.yaml", "history.json", "metrics.json", "model.keras",
-                  "plots/accuracy.png", "plots/loss.png", "run.json"]
+                  "plots/accuracy.png", "plots/confusion_matrix_test.png", "plots/loss.png", "run.json"]
 
 
 def test_run_folder_holds_every_file(trained_run):

@@ -9,7 +9,8 @@ import typer
 
 from dlrun import __version__, errors
 from dlrun.commands import config as config_commands
-from dlrun.commands import listing, train, visualize
+from dlrun.commands import eval as eval_command
+from dlrun.commands import kfold, listing, runs, train, visualize
 
 app = typer.Typer(
     name="dlrun",
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show or validate a config without training.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
+app.add_typer(runs_app, name="runs")
 
 
 def _reports_errors(command):
@@ -52,6 +55,10 @@ def _main(
 
 app.command("train")(_reports_errors(train.train))
 app.command("list")(_reports_errors(listing.list_registries))
+app.command("eval")(_reports_errors(eval_command.evaluate))
+app.command("kfold")(_reports_errors(kfold.kfold))
+runs_app.command("list")(_reports_errors(runs.list_runs))
+runs_app.command("compare")(_reports_errors(runs.compare))
 config_app.command("show")(_reports_errors(config_commands.show))
 config_app.command("validate")(_reports_errors(config_commands.validate))
 app.add_typer(visualize.typer_app(_reports_errors), name="visualize")

@@ -8,8 +8,8 @@ import traceback
 
 import numpy as np
 
-from dlrun import backend, baseline, batches, callbacks, config as config_module, errors, history, losses
-from dlrun import metrics, optimizers, plots, resume, runs, schema, signals
+from dlrun import backend, batches, callbacks, config as config_module, errors, evaluation, history
+from dlrun import losses, plots, resume, runs, schema, signals
 
 
 def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None) -> runs.Run:
@@ -118,14 +118,15 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
 class _Compiler:
     """Compiles the trained model (and the saved one, when they differ) for a phase's optimizer."""
 
-    def __init__(self, plan, loss: str, metric_names: list[str]):
-        self.plan, self.loss, self.metric_names = plan, loss, metric_names
+    def __init__(self, plan, config: schema.Config, task: str):
+        self.plan, self.config, self.task = plan, config, task
+        self.loss = losses.resolve(config.compile.loss, task)
+        self.metric_names = config_module.metric_names(config, task)
 
     def compile(self, phase) -> None:
         # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
         for target in dict.fromkeys([self.plan.model, self.plan.saved_model]):
-            target.compile(optimizer=optimizers.get(phase.optimizer), loss=self.loss,
-                           metrics=[metrics.get(name) for name in self.metric_names])
+            evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer)
 
 
 def _prepare(config: schema.Config, console):
@@ -139,7 +140,7 @@ def _prepare(config: schema.Config, console):
     if problems:
         raise errors.ConfigError(problems)
     plan = models.plan(config, loaded, console)  # usually one phase fitting the built model on `loaded`
-    compiler = _Compiler(plan, losses.resolve(config.compile.loss, loaded.task), config_module.metric_names(config, loaded.task))
+    compiler = _Compiler(plan, config, loaded.task)
     return loaded, plan, compiler
 
 
@@ -186,20 +187,13 @@ def _finish_files(run, config, model, loaded, run_history, console, saved_model=
             soft_wrap=True,
         )
     if loaded.test is not None:
-        test_metrics = model.evaluate(**loaded.fit_arguments("test", config.train.batch_size), verbose=0, return_dict=True)
-        test_metrics = {key: float(value) for key, value in test_metrics.items()}
-        reference = baseline.for_task(loaded.task, loaded.labels("train"), loaded.labels("test"))
-        payload = {"split": "test", "samples": int(len(loaded.labels("test"))), "metrics": test_metrics, "baseline": reference}
+        plots_dir = run.path / "plots" if config.output.plots else None
+        payload = evaluation.report(model, loaded, "test", config.train.batch_size, plots_dir=plots_dir)
         if best is not None:
             payload["best_epoch"] = summary["best_epoch"]
         run.write_json("metrics.json", payload)
-        summary["test_metrics"] = test_metrics
-        console.print(
-            f"test ({payload['samples']} samples): {_format(test_metrics)}   "
-            f"baseline: {_format({key: value for key, value in reference.items() if key.endswith(('accuracy', 'mae', 'mse'))})}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        summary["test_metrics"] = payload["metrics"]
+        console.print(evaluation.summary_line(payload), highlight=False, soft_wrap=True)
     _write_plots(run, config, run_history)
     if config.output.save_model:
         target = run.file("model.keras")
@@ -218,8 +212,3 @@ def _write_plots(run, config, run_history) -> None:
 def _sizes(loaded) -> str:
     sizes = loaded.summary()["sizes"]
     return ", ".join(f"{count} {name}" for name, count in sizes.items() if count)
-
-
-def _format(values: dict) -> str:
-    keys = sorted(values, key=lambda key: key != "loss")
-    return "  ".join(f"{key} {values[key]:.4f}" for key in keys)

@@ -1,0 +1,26 @@
+"""`dlrun eval RUN_DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `dlrun train` or `dlrun kfold`.", show_default=False),
+    split: str = typer.Option("test", "--split", help="Which split to evaluate: test, validation or train."),
+    checkpoint: str = typer.Option("final", "--checkpoint", help="final (model.keras) or best (checkpoints/best.keras)."),
+    data_path: str = typer.Option(None, "--data-path", help="Read the data from here instead of the stored data.path.", show_default=False),
+):
+    """Evaluate a run's model on one split, next to the naive baseline; write eval_<split>.json into the run."""
+    from rich import console as rich_console
+
+    from dlrun import errors, evaluation
+
+    if split not in ("test", "validation", "train"):
+        raise errors.ConfigError(f"--split: received {split!r}; expected one of test, validation, train")
+    command = ["dlrun", "eval", str(run_dir), f"--split={split}", f"--checkpoint={checkpoint}"]
+    if data_path is not None:
+        command.append(f"--data-path={data_path}")
+    evaluation.evaluate_run(run_dir, split, checkpoint, data_path, rich_console.Console(highlight=False), command=command)

@@ -1,0 +1,42 @@
+"""`dlrun kfold CONFIG --k K`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dlrun.commands import options
+
+
+def kfold(
+    config_file: Path = typer.Argument(None, help="The YAML config file (omit with --resume).", show_default=False),
+    k: int = typer.Option(4, "--k", help="Number of folds."),
+    repeats: int = typer.Option(1, "--repeats", help="Iterated K-fold: repeat P times, each with its own shuffle (P x K fits)."),
+    shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Shuffle (seeded) before splitting into folds."),
+    final: bool = typer.Option(True, "--final/--no-final", help="Retrain on all the data for the recommended epochs and evaluate on test."),
+    monitor: str = typer.Option(None, "--monitor", help="Validation value that picks the epoch count (default: val_ of the first metric).", show_default=False),
+    smoothing: float = typer.Option(0.9, "--smoothing", help="Exponential moving average factor for the mean validation curve."),
+    set_items: list[str] = options.SET_OPTION,
+    resume: Path = typer.Option(None, "--resume", help="Continue an interrupted K-fold run folder: train only its missing folds.", show_default=False),
+):
+    """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
+    from rich import console as rich_console
+
+    from dlrun import config, errors, kfold as kfold_protocol
+
+    if resume is not None:
+        if config_file is not None or set_items:
+            raise errors.ConfigError("--resume: received a CONFIG or --set too; expected only the run folder (its stored config is used)")
+        kfold_protocol.resume(resume, rich_console.Console(highlight=False), command=["dlrun", "kfold", f"--resume={resume}"])
+        return
+    if config_file is None:
+        raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
+    kfold_protocol.check_options(k, repeats, shuffle, smoothing)
+    loaded = config.load(config_file, set_items)
+    command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",
+               "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",
+               *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
+               *(f"--set={item}" for item in set_items)]
+    kfold_protocol.kfold(loaded, rich_console.Console(highlight=False), k=k, repeats=repeats, shuffle=shuffle,
+                         final=final, monitor=monitor, smoothing=smoothing, command=command)

@@ -1,0 +1,44 @@
+"""`dlrun runs [ROOT]` (the table of runs) and `dlrun runs compare RUN_DIR...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer import core
+
+HELP = "List the runs under a folder (`dlrun runs [ROOT]`), or compare runs (`dlrun runs compare RUN_DIR...`)."
+
+
+class ListByDefault(core.TyperGroup):
+    """`dlrun runs ...` without a sub-command means `dlrun runs list ...`."""
+
+    def parse_args(self, ctx, args):
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+def list_runs(
+    root: Path = typer.Argument(Path("runs"), help="The folder that holds the run folders."),
+    name: str = typer.Option(None, "--name", help="Only runs whose name contains this (or matches this glob).", show_default=False),
+    status: str = typer.Option(None, "--status", help="Only runs with this status (running, completed, failed, interrupted, crashed).", show_default=False),
+):
+    """A table of the runs under ROOT, newest first: status, duration, epochs, best validation, test, baseline."""
+    from rich import console as rich_console
+
+    from dlrun import runs_table
+
+    runs_table.show(root, rich_console.Console(highlight=False), name=name, status=status)
+
+
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Two or more run folders.", show_default=False),
+    plot: Path = typer.Option(None, "--plot", help="Also overlay their learning curves in this PNG.", show_default=False),
+):
+    """Put runs side by side: the config keys that differ, and their metrics."""
+    from rich import console as rich_console
+
+    from dlrun import comparison
+
+    comparison.show(run_dirs, rich_console.Console(highlight=False), plot=plot)

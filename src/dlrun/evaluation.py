@@ -1,0 +1,198 @@
+"""Compiling a model for a config, and evaluating it on one split next to the naive baseline.
+
+Shared by `dlrun train` (the test split at the end), `dlrun eval` (any split of a stored run) and
+`dlrun kfold` (each fold's model and the final model), so all three report the same things the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dlrun import baseline, config as config_module, losses, metrics, optimizers
+
+
+def compile_model(model, config, task: str, optimizer_config=None) -> dict:
+    """Compile `model` with the config's optimizer (or `optimizer_config`, e.g. a fine-tuning phase's), loss
+    and metrics; return `{"loss", "metrics"}` as resolved."""
+    loss = losses.resolve(config.compile.loss, task)
+    metric_names = config_module.metric_names(config, task)
+    model.compile(
+        optimizer=optimizers.get(optimizer_config or config.compile.optimizer),
+        loss=loss,
+        metrics=[metrics.get(name) for name in metric_names],
+    )
+    return {"loss": loss, "metrics": metric_names}
+
+
+def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | None = None, tag: str | None = None) -> dict:
+    """Evaluate on `split`: metrics, the baseline on the same split, and the prediction analysis.
+
+    Classification adds the confusion matrix and per-class precision/recall/F1; regression adds
+    residual statistics. With `plots_dir`, also writes `confusion_matrix_<tag>.png` or
+    `predicted_vs_true_<tag>.png` and `residuals_<tag>.png` there (`tag` defaults to the split).
+    """
+    tag = tag or split
+    arguments = loaded.fit_arguments(split, batch_size)
+    values = model.evaluate(**arguments, verbose=0, return_dict=True)
+    targets = loaded.labels(split)
+    payload = {
+        "split": split,
+        "samples": int(len(targets)),
+        "metrics": {key: float(value) for key, value in values.items()},
+        "baseline": baseline.for_task(loaded.task, loaded.labels("train"), targets),
+    }
+    outputs = np.asarray(model.predict(arguments["x"], batch_size=batch_size, verbose=0))
+    if loaded.task == "regression":
+        predicted = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
+        true = np.asarray(targets, dtype="float64").reshape(len(targets))
+        residuals = predicted - true
+        payload["residuals"] = {
+            "mean": float(residuals.mean()),
+            "std": float(residuals.std()),
+            "max_abs": float(np.abs(residuals).max()),
+        }
+        if plots_dir is not None:
+            from dlrun import plots
+
+            plots.predicted_vs_true(true, predicted, Path(plots_dir) / f"predicted_vs_true_{tag}.png", split)
+            plots.residuals(true, predicted, Path(plots_dir) / f"residuals_{tag}.png", split)
+        return payload
+    payload.update(classification_analysis(class_ids(targets), predicted_classes(outputs), _class_names(loaded)))
+    if plots_dir is not None:
+        from dlrun import plots
+
+        plots.confusion_matrix(
+            payload["confusion_matrix"]["matrix"],
+            payload["confusion_matrix"]["labels"],
+            Path(plots_dir) / f"confusion_matrix_{tag}.png",
+            split,
+        )
+    return payload
+
+
+def predicted_classes(outputs: np.ndarray) -> np.ndarray:
+    """Class ids from model outputs: a single sigmoid unit is thresholded at 0.5, several take the argmax."""
+    outputs = np.asarray(outputs)
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        return (outputs.reshape(len(outputs)) >= 0.5).astype("int64")
+    return outputs.argmax(axis=-1).astype("int64")
+
+
+def class_ids(labels: np.ndarray) -> np.ndarray:
+    """Integer class ids from integer or one-hot labels."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        return labels.argmax(axis=1).astype("int64")
+    return labels.reshape(len(labels)).astype("int64")
+
+
+def classification_analysis(true: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
+    """Confusion matrix (rows: true class, columns: predicted class) and per-class precision/recall/F1."""
+    from sklearn import metrics as sklearn_metrics
+
+    labels = list(range(len(class_names)))
+    matrix = sklearn_metrics.confusion_matrix(true, predicted, labels=labels)
+    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
+        true, predicted, labels=labels, zero_division=0
+    )
+    per_class = {
+        name: {"precision": float(precision[index]), "recall": float(recall[index]), "f1": float(f1[index]), "support": int(support[index])}
+        for index, name in enumerate(class_names)
+    }
+    return {"confusion_matrix": {"labels": list(class_names), "matrix": matrix.tolist()}, "per_class": per_class}
+
+
+def summary_line(payload: dict) -> str:
+    """`test (N samples): loss ... accuracy ...   baseline: ...` for the console."""
+    reference = {key: value for key, value in payload["baseline"].items() if key.endswith(("accuracy", "mae", "mse"))}
+    return f"{payload['split']} ({payload['samples']} samples): {_format(payload['metrics'])}   baseline: {_format(reference)}"
+
+
+def _class_names(loaded) -> list[str]:
+    if loaded.class_names:
+        return list(loaded.class_names)
+    count = loaded.num_classes or (2 if loaded.task == "binary" else int(class_ids(loaded.labels("train")).max()) + 1)
+    return [str(index) for index in range(count)]
+
+
+def _format(values: dict) -> str:
+    keys = sorted(values, key=lambda key: key != "loss")
+    return "  ".join(f"{key} {values[key]:.4f}" for key in keys)
+
+
+CHECKPOINTS = {"final": "model.keras", "best": "checkpoints/best.keras"}
+
+
+def evaluate_run(
+    run_dir: str | Path, split: str, checkpoint: str, data_path: str | None, console, command: list[str] | None = None
+) -> dict:
+    """`dlrun eval`: evaluate a stored run's model on one split; write `eval_<split>[_best].json` into the run.
+
+    The data is rebuilt from the stored config and seed (the same splits as training); the model carries
+    its own preprocessing, so nothing is re-fitted on the evaluated split.
+    """
+    import json
+
+    from dlrun import errors, runs
+
+    run = runs.Run.open(run_dir)
+    if checkpoint not in CHECKPOINTS:
+        raise errors.ConfigError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(CHECKPOINTS)}")
+    model_path = run.path / CHECKPOINTS[checkpoint]
+    if not model_path.is_file():
+        hint = (
+            "a run trained with a `checkpoint` callback" if checkpoint == "best"
+            else "a completed run saved with output.save_model: true"
+        )
+        raise errors.RunError(f"{model_path}: no such file; expected {hint}")
+    config_path = run.path / runs.CONFIG_FILE
+    stored = config_module.load(config_path)
+    set_items = []
+    if data_path is not None:
+        if "path" not in type(stored.data).model_fields:
+            raise errors.ConfigError(
+                f"--data-path: received {str(data_path)!r}; expected a dataset with a `path` option "
+                f"(dataset {stored.data.name!r} has none)"
+            )
+        set_items.append(f"data.path={json.dumps(str(data_path))}")
+    config = config_module.load(config_path, set_items) if set_items else stored
+
+    from dlrun import backend
+
+    console.print(f"[bold]dlrun eval[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
+    keras = backend.import_keras()
+    from dlrun import data
+
+    loaded = data.load(config.data, config.seed)
+    available = [name for name in ("train", "validation", "test") if loaded.split(name) is not None]
+    if split not in available:
+        raise errors.DataError(f"--split: received {split!r}; expected a split this dataset has: {', '.join(available)}")
+    try:
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as error:  # a damaged or foreign file: say which, without a traceback
+        raise errors.RunError(f"{model_path}: cannot be loaded ({type(error).__name__}: {error})") from None
+    compile_model(model, config, loaded.task)
+    tag = split if checkpoint == "final" else f"{split}_best"
+    plots_dir = run.path / "plots" if config.output.plots else None
+    payload = report(model, loaded, split, config.train.batch_size, plots_dir=plots_dir, tag=tag)
+    payload = {"model": CHECKPOINTS[checkpoint], "command": command, **payload}
+    if data_path is not None:
+        payload["data_path"] = str(data_path)
+    target = run.write_json(f"eval_{tag}.json", payload)
+    console.print(summary_line(payload), highlight=False, soft_wrap=True)
+    if "per_class" in payload and len(payload["per_class"]) <= 50:
+        console.print(per_class_table(payload["per_class"]))
+    console.print(f"wrote {target}", highlight=False, soft_wrap=True)
+    return payload
+
+
+def per_class_table(per_class: dict):
+    """A Rich table of per-class precision, recall, F1 and support."""
+    from rich import table as rich_table
+
+    table = rich_table.Table("class", "precision", "recall", "f1", "support")
+    for name, values in per_class.items():
+        table.add_row(name, f"{values['precision']:.4f}", f"{values['recall']:.4f}", f"{values['f1']:.4f}", str(values["support"]))
+    return table

@@ -1,0 +1,232 @@
+"""`dlrun kfold`: fold planning, smoothing, per-fold normalisation, interruption and resume, bad options."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from dlrun import history, kfold
+from tests.conftest import invoke, run_folders
+
+CONFIG = """\
+name: kf
+seed: 5
+data: {{name: synthetic, task: {task}, num_samples: 60, input_shape: [4], noise: 0.3}}
+model: {{architecture: mlp, units: [4]}}
+train: {{epochs: 3, batch_size: 16}}
+output: {{runs_root: {root}}}
+"""
+
+
+def write(tmp_path, task="regression"):
+    path = tmp_path / f"{task}.yaml"
+    path.write_text(CONFIG.format(task=task, root=json.dumps(str(tmp_path / "runs"))))
+    return path
+
+
+# --- planning and curves (no training) ---------------------------------------------------------
+
+
+def test_folds_partition_the_samples_and_repeats_shuffle_differently():
+    targets = np.arange(20, dtype="float32")
+    plan = kfold.plan_folds(targets, "regression", k=4, repeats=2, shuffle=True, seed=1)
+    assert [(fold["repeat"], fold["fold"]) for fold in plan] == [(r, f) for r in (1, 2) for f in (1, 2, 3, 4)]
+    for repeat in (1, 2):
+        indices = sorted(i for fold in plan if fold["repeat"] == repeat for i in fold["validation_indices"])
+        assert indices == list(range(20))  # every sample is validated exactly once per repeat
+    first = [fold["validation_indices"] for fold in plan[:4]]
+    second = [fold["validation_indices"] for fold in plan[4:]]
+    assert first != second
+    assert kfold.plan_folds(targets, "regression", 4, 2, True, 1) == plan  # seeded
+
+
+def test_classification_folds_are_stratified():
+    labels = np.array([0] * 30 + [1] * 10)
+    for fold in kfold.plan_folds(labels, "binary", k=5, repeats=1, shuffle=True, seed=0):
+        assert np.bincount(labels[fold["validation_indices"]]).tolist() == [6, 2]
+
+
+def test_unshuffled_folds_are_contiguous():
+    plan = kfold.plan_folds(np.zeros(6), "regression", k=3, repeats=1, shuffle=False, seed=0)
+    assert [fold["validation_indices"] for fold in plan] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_smoothing_is_the_books_exponential_moving_average():
+    assert kfold.smooth([10.0, 0.0, 0.0], 0.9) == pytest.approx([10.0, 9.0, 8.1])
+    assert kfold.smooth([None, 2.0, 4.0], 0.5) == [None, 2.0, 3.0]
+
+
+def test_mean_history_and_recommendation():
+    folds = [
+        {"epoch": [1, 2, 3], "val_mae": [4.0, 2.0, 3.0], "loss": [1.0, 1.0, 1.0]},
+        {"epoch": [1, 2, 3], "val_mae": [6.0, 4.0, 1.0], "loss": [3.0, 3.0, 3.0]},
+    ]
+    mean = kfold.mean_history(folds)
+    assert mean == {"epoch": [1, 2, 3], "val_mae": [5.0, 3.0, 2.0], "loss": [2.0, 2.0, 2.0]}
+    found = kfold.recommend(mean, "val_mae", 0.5)
+    assert found["smoothed"] == [5.0, 4.0, 3.0]
+    assert found["recommended_epochs"] == 3 and found["mean_best"] == {"epoch": 3, "value": 2.0}
+    accuracy = kfold.recommend({"epoch": [1, 2, 3], "val_accuracy": [0.5, 0.9, 0.1]}, "val_accuracy", 0.0)
+    assert accuracy["recommended_epochs"] == 2  # higher is better for accuracy
+
+
+# --- bad options: exit 2, a clear message, no run folder ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--k", "1"], "--k: received 1; expected a number of folds >= 2"),
+        (["--k", "49"], "--k: received 49; expected at most the number of samples (48)"),
+        (["--repeats", "0"], "--repeats: received 0; expected a number >= 1"),
+        (["--repeats", "2", "--no-shuffle"], "--repeats: received 2 with --no-shuffle"),
+        (["--monitor", "val_acc"], "--monitor: received 'val_acc'; expected one of val_loss, val_mae"),
+        (["--smoothing", "1"], "--smoothing: received 1.0; expected a factor in [0, 1)"),
+    ],
+    ids=["k<2", "k>samples", "repeats<1", "repeats-without-shuffle", "monitor", "smoothing"],
+)
+def test_bad_options_exit_2_without_a_run_folder(tmp_path, options, message):
+    result = invoke("kfold", write(tmp_path), *options)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_folders(tmp_path / "runs") == []
+
+
+def test_resume_of_a_folder_that_is_not_a_kfold_run(tmp_path):
+    (tmp_path / "run.json").write_text('{"status": "interrupted"}')
+    result = invoke("kfold", "--resume", tmp_path)
+    assert result.exit_code == 2
+    assert "kfold.json: missing or unreadable; expected a run made by `dlrun kfold`" in result.stderr
+
+
+# --- end to end --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("kfold")
+    result = invoke("kfold", write(tmp_path), "--k", "3", "--repeats", "2")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    return folder, result.output
+
+
+@pytest.mark.slow
+def test_kfold_run_folder(regression_run):
+    folder, output = regression_run
+    state = json.loads((folder / "kfold.json").read_text())
+    assert state["status"] == "completed" and state["k"] == 3 and state["repeats"] == 2
+    assert state["samples"] == 48 and state["pooled_splits"] == ["train", "validation"]
+    assert [fold["status"] for fold in state["folds"]] == ["completed"] * 6
+    for fold in state["folds"]:
+        fold_history = history.load(folder / "folds" / str(fold["index"]) / "history.json")
+        assert fold_history["epoch"] == [1, 2, 3]
+        assert fold["last"]["val_mae"] == fold_history["val_mae"][-1]
+        assert fold["train_samples"] + fold["validation_samples"] == 48
+    maes = [fold["last"]["val_mae"] for fold in state["folds"]]
+    assert state["summary"]["val_mae"]["last_mean"] == pytest.approx(np.mean(maes))
+    assert state["summary"]["val_mae"]["last_std"] == pytest.approx(np.std(maes))
+    mean = history.load(folder / "history.json")
+    assert mean["val_mae"][-1] == pytest.approx(np.mean(maes))
+    assert state["smoothed"] == pytest.approx(kfold.smooth(mean["val_mae"], 0.9))
+    assert 1 <= state["recommended_epochs"] <= 3
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "completed" and record["kind"] == "kfold"
+    assert record["recommended_epochs"] == state["recommended_epochs"]
+    assert "repeat 2/2 fold 3/3: val_mae last" in output and f"recommended epochs: {state['recommended_epochs']}" in output
+
+
+@pytest.mark.slow
+def test_final_refit_reports_test_metrics_next_to_the_baseline(regression_run):
+    folder, output = regression_run
+    state = json.loads((folder / "kfold.json").read_text())
+    payload = json.loads((folder / "metrics.json").read_text())
+    assert payload["split"] == "test" and payload["samples"] == 12 and payload["epochs"] == state["recommended_epochs"]
+    assert set(payload["metrics"]) == {"loss", "mae"} and "mean_predictor_mae" in payload["baseline"]
+    assert history.load(folder / "final" / "history.json")["epoch"] == list(range(1, state["recommended_epochs"] + 1))
+    for name in ("kfold_val_mae.png", "kfold_val_loss.png", "mae.png", "predicted_vs_true_test.png", "residuals_test.png"):
+        assert (folder / "plots" / name).exists(), name
+    assert (folder / "model.keras").exists()
+    assert "test (12 samples): loss" in output and "baseline: mean_predictor_mae" in output
+
+
+def test_each_fold_normalises_with_its_own_training_part_only(tmp_path, monkeypatch):
+    """A fold's Normalization statistics equal its training part's, not the whole training split's."""
+    from dlrun import data, models
+
+    original_load, original_build = data.load, models.build
+    built = []
+    monkeypatch.setattr(data, "load", lambda *args: dataclasses.replace(original_load(*args), normalize=True))
+    monkeypatch.setattr(models, "build", lambda *args, **kwargs: built.append(original_build(*args, **kwargs)) or built[-1])
+    result = invoke("kfold", write(tmp_path), "--k", "3", "--no-final", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    state = json.loads((folder / "kfold.json").read_text())
+    inputs = kfold.pooled(original_load(*_data_args(folder))).train[0]
+    assert len(built) == 3
+    for fold, model in zip(state["folds"], built):
+        keep = np.ones(len(inputs), dtype=bool)
+        keep[fold["validation_indices"]] = False
+        mean = np.asarray(model.get_layer("normalize").mean).ravel()
+        np.testing.assert_allclose(mean, inputs[keep].mean(axis=0), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(mean, inputs.mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
+def _data_args(folder):
+    from dlrun import config
+
+    stored = config.load(folder / "config.yaml")
+    return stored.data, stored.seed
+
+
+@pytest.mark.slow
+def test_classification_kfold_is_stratified_end_to_end(tmp_path):
+    result = invoke("kfold", write(tmp_path, "multiclass"), "--k", "3", "--no-final", "--set", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    state = json.loads((folder / "kfold.json").read_text())
+    assert state["stratified"] is True and state["monitor"] == "val_accuracy"
+    assert not (folder / "metrics.json").exists() and not (folder / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbers(tmp_path, monkeypatch):
+    from dlrun import keras_callbacks
+
+    config_path = write(tmp_path)
+    original = keras_callbacks.FoldRecorder.on_epoch_end
+
+    def interrupt_in_fold_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if self.heartbeat_fields.get("fold") == 2 and epoch == 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_callbacks.FoldRecorder, "on_epoch_end", interrupt_in_fold_2)
+        result = invoke("kfold", config_path, "--k", "3")
+    assert result.exit_code == 130
+    assert "interrupted after 1 completed fold(s)" in result.stderr
+    (folder,) = run_folders(tmp_path / "runs")
+    record = json.loads((folder / "run.json").read_text())
+    state = json.loads((folder / "kfold.json").read_text())
+    assert record["status"] == "interrupted" and record["folds_completed"] == 1
+    assert [fold["status"] for fold in state["folds"]] == ["completed", "pending", "pending"]
+    assert history.load(folder / "folds" / "1" / "history.json")["epoch"] == [1, 2, 3]
+    assert not (folder / "metrics.json").exists()
+
+    result = invoke("kfold", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "1 of 3 folds already completed" in result.output
+    assert "fold 1/3:" not in result.output and "fold 2/3:" in result.output
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    resumed = json.loads((folder / "kfold.json").read_text())
+
+    result = invoke("kfold", config_path, "--k", "3", "--set", f"output.runs_root={json.dumps(str(tmp_path / 'again'))}")
+    assert result.exit_code == 0, result.output
+    (again,) = run_folders(tmp_path / "again")
+    uninterrupted = json.loads((again / "kfold.json").read_text())
+    for key in ("summary", "smoothed", "recommended_epochs", "final_test"):
+        assert resumed[key] == uninterrupted[key], key
+    assert invoke("kfold", "--resume", folder).exit_code == 2  # a completed run is not resumed again
