@@ -1,6 +1,6 @@
 import pytest
 
-from dlrun import config, errors, overrides, schema
+from dlrun import config, data, errors, overrides, schema
 from tests.conftest import CONFIGS
 
 MINIMAL = {"data": {"name": "digits"}, "model": {"architecture": "mlp"}}
@@ -40,7 +40,7 @@ def test_shorthands():
         ({**MINIMAL, "compile": {"optimizer": {"name": "sgd", "learning_rate": -0.1}}},
          "compile.optimizer.learning_rate: received -0.1; expected a number > 0"),
         ({**MINIMAL, "data": {"name": "digitz"}},
-         "data.name: received 'digitz'; expected one of digits, synthetic (did you mean 'digits'?)"),
+         f"data.name: received 'digitz'; expected one of {', '.join(data.DATASETS)} (did you mean 'digits'?)"),
         ({**MINIMAL, "model": {"architecture": "convnett"}}, "(did you mean 'convnet'?)"),
         ({**MINIMAL, "compile": {"optimizer": "rmsprob"}}, "compile.optimizer.name: received 'rmsprob'"),
         ({**MINIMAL, "compile": {"loss": "mse2"}}, "compile.loss: received \"mse2\"; expected one of auto,"),

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, synthetic
+from dlrun.data import boston_housing, dataset, digits, fashion_mnist, imdb, mnist, reuters, synthetic
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
+    "imdb": imdb.load,
+    "reuters": reuters.load,
+    "boston_housing": boston_housing.load,
+    "mnist": mnist.load,
+    "fashion_mnist": fashion_mnist.load,
 }
 
 
