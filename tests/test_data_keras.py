@@ -116,7 +116,7 @@ def test_imdb_matches_keras_load_data(tmp_path, monkeypatch, options):
     num_words = keras_options["num_words"] or largest
 
     assert loaded.task == "binary" and loaded.multi_hot_tokens == num_words
-    assert loaded.train[0].dtype == np.int32
+    assert loaded.train[0].dtype == (np.int16 if num_words < 32768 else np.int32)
     rows = np.concatenate([loaded.validation[0], loaded.train[0]])
     for ours, theirs in ((rows, keras_x), (loaded.test[0], keras_test_x)):
         assert len(ours) == len(theirs)
@@ -142,7 +142,10 @@ def test_reuters_matches_keras_load_data(tmp_path, monkeypatch):
 
 def test_padded_rows_hold_each_distinct_word_once():
     ragged = sequences.Ragged(np.array([5, 5, 3, 9, 9, 9, 4], dtype=np.int32), np.array([3, 3, 1]))
-    np.testing.assert_array_equal(sequences.unique_padded(ragged, 10), [[3, 5], [9, 0], [4, 0]])
+    (padded,) = sequences.unique_padded([ragged], 10, chunk_rows=2)
+    np.testing.assert_array_equal(padded, [[3, 5], [9, 0], [4, 0]])
+    other = sequences.Ragged(np.array([1, 2, 3], dtype=np.int32), np.array([3]))
+    np.testing.assert_array_equal(sequences.unique_padded([ragged, other], 10)[1], [[1, 2, 3]])  # one common width
 
 
 def test_reorder_moves_whole_sequences():
@@ -156,7 +159,7 @@ def test_multi_hot_inside_the_model_equals_the_books_vectorize_sequences(tmp_pat
 
     keras = backend.import_keras()
     loaded = data.load(data_config(name="imdb", path=str(write_imdb(tmp_path / "imdb.npz")), trusted=True, num_words=40, validation_count=0), 0)
-    encoded = keras.layers.CategoryEncoding(num_tokens=40, output_mode="multi_hot")(loaded.train[0])
+    encoded = keras.layers.CategoryEncoding(num_tokens=40, output_mode="multi_hot")(loaded.train[0].astype("int32"))  # as the int32 Input casts
     book = np.zeros((len(loaded.train[0]), 40))
     for row, words in enumerate(loaded.train[0]):
         book[row, words[words > 0]] = 1.0

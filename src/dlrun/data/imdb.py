@@ -22,15 +22,17 @@ def load(config, seed: int) -> dataset.Dataset:
     train_order, test_order = sequences.keras_orders([len(arrays["y_train"]), len(arrays["y_test"])])
     parts, num_words = sequences.prepare(
         [
-            (arrays["x_train"].reorder(train_order), np.asarray(arrays["y_train"], dtype="int64")[train_order]),
-            (arrays["x_test"].reorder(test_order), np.asarray(arrays["y_test"], dtype="int64")[test_order]),
+            (arrays.pop("x_train").reorder(train_order), np.asarray(arrays["y_train"], dtype="int64")[train_order]),
+            (arrays.pop("x_test").reorder(test_order), np.asarray(arrays["y_test"], dtype="int64")[test_order]),
         ],
         config.num_words,
         config.skip_top,
         config.maxlen,
     )
     (train_words, train_labels), (test_words, test_labels) = parts
-    train_inputs, test_inputs = sequences.multi_hot_inputs([train_words, test_words], num_words)
+    del parts
+    train_inputs, test_inputs = sequences.unique_padded([train_words, test_words], num_words)
+    del train_words, test_words
     train, validation = dataset.hold_out_first(train_inputs, train_labels, config.validation_count, "data.validation_count")
     return dataset.Dataset(
         task="binary",

@@ -31,9 +31,9 @@ def load(config, seed: int) -> dataset.Dataset:
             f"expected Keras' reuters.npz, whose labels are 0 to {len(CLASS_NAMES) - 1}"
         )
     ((words, labels),), num_words = sequences.prepare(
-        [(arrays["x"].reorder(order), labels[order])], config.num_words, config.skip_top, config.maxlen
+        [(arrays.pop("x").reorder(order), labels[order])], config.num_words, config.skip_top, config.maxlen
     )
-    (inputs,) = sequences.multi_hot_inputs([words], num_words)
+    (inputs,) = sequences.unique_padded([words], num_words)
     split = int(len(labels) * (1 - config.test_split))  # Keras' own split: the first 80% train
     train, validation = dataset.hold_out_first(inputs[:split], labels[:split], config.validation_count, "data.validation_count")
     return dataset.Dataset(

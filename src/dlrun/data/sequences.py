@@ -61,10 +61,6 @@ def from_objects(sequences: np.ndarray) -> Ragged:
     return Ragged(tokens, lengths)
 
 
-def concatenate(parts: list[Ragged]) -> Ragged:
-    return Ragged(np.concatenate([part.tokens for part in parts]), np.concatenate([part.lengths for part in parts]))
-
-
 def encode(sequences: Ragged) -> Ragged:
     """Shift words by INDEX_FROM and put START_CHAR in front of each sequence, as Keras does."""
     lengths = sequences.lengths + 1
@@ -85,26 +81,47 @@ def shorter_than(sequences: Ragged, maxlen: int | None) -> np.ndarray:
 
 
 def limit_vocabulary(sequences: Ragged, num_words: int, skip_top: int) -> Ragged:
-    """Replace every word outside `skip_top <= word < num_words` with OOV_CHAR, as Keras does."""
+    """Replace every word outside `skip_top <= word < num_words` with OOV_CHAR, as Keras does (in place)."""
     tokens = sequences.tokens
-    inside = (tokens >= skip_top) & (tokens < num_words)
-    return Ragged(np.where(inside, tokens, OOV_CHAR).astype(np.int32), sequences.lengths)
+    np.putmask(tokens, (tokens < skip_top) | (tokens >= num_words), OOV_CHAR)
+    return sequences
 
 
-def unique_padded(sequences: Ragged, num_words: int) -> np.ndarray:
-    """Each sequence's distinct words, sorted, padded with 0 to one common width: int32 (count, width).
+def unique_padded(parts: list[Ragged], num_words: int, chunk_rows: int = 2048) -> list[np.ndarray]:
+    """Each sequence's distinct words, sorted, padded with 0 to one width shared by all parts: (count, width).
 
     Multi-hot encoding ignores order and repeats, so this holds everything a multi-hot model sees in
-    a fraction of the space of the padded full sequences (and far less than the float matrix).
+    a fraction of the space of the padded full sequences (and far less than the float matrix). One
+    width for every part (split), because the model's input has one shape. Rows are de-duplicated
+    `chunk_rows` at a time, so the temporary arrays stay small. Stored as int16 when every word fits
+    (num_words <= 32,767: half the memory, here and in TensorFlow's copies); the model's int32 Input
+    casts each batch.
     """
-    keys = np.unique(sequences.row_ids.astype(np.int64) * num_words + sequences.tokens)
-    rows, words = keys // num_words, (keys % num_words).astype(np.int32)
-    counts = np.bincount(rows, minlength=len(sequences))
-    width = max(int(counts.max(initial=0)), 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    padded = np.zeros((len(sequences), width), dtype=np.int32)
-    padded[rows, np.arange(len(keys)) - starts[rows]] = words
-    return padded
+    dtype = np.int16 if num_words <= np.iinfo(np.int16).max else np.int32
+    distinct = [_distinct_words(part, num_words, chunk_rows) for part in parts]
+    width = max([1, *(int(counts.max(initial=0)) for _, _, counts in distinct)])
+    padded_parts = []
+    for rows, words, counts in distinct:
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        padded = np.zeros((len(counts), width), dtype=dtype)
+        padded[rows, np.arange(len(rows)) - starts[rows]] = words
+        padded_parts.append(padded)
+    return padded_parts
+
+
+def _distinct_words(sequences: Ragged, num_words: int, chunk_rows: int):
+    """(row of each distinct word, the word, distinct words per row), rows in order, words sorted."""
+    rows, words, offset, token_offset = [], [], 0, 0
+    while offset < len(sequences):
+        lengths = sequences.lengths[offset: offset + chunk_rows]
+        tokens = sequences.tokens[token_offset: token_offset + int(lengths.sum())]
+        keys = np.unique(np.repeat(np.arange(offset, offset + len(lengths), dtype=np.int64), lengths) * num_words + tokens)
+        rows.append((keys // num_words).astype(np.int32))
+        words.append((keys % num_words).astype(np.int32))
+        offset, token_offset = offset + chunk_rows, token_offset + len(tokens)
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
+    words = np.concatenate(words) if words else np.zeros(0, dtype=np.int32)
+    return rows, words, np.bincount(rows, minlength=len(sequences))
 
 
 def keras_orders(sizes: list[int]) -> list[np.ndarray]:
@@ -121,10 +138,12 @@ def keras_orders(sizes: list[int]) -> list[np.ndarray]:
 def prepare(parts: list[tuple[Ragged, np.ndarray]], num_words: int | None, skip_top: int, maxlen: int | None):
     """Keras' encoding of (sequences, labels) parts already in Keras' order; returns (parts, num_words).
 
-    num_words None means Keras' default: the largest word index (which Keras itself then maps to OOV).
+    Consumes `parts` (each input is dropped once encoded, to keep memory low). num_words None means
+    Keras' default: the largest word index (which Keras itself then maps to OOV).
     """
     encoded = []
-    for words, labels in parts:
+    while parts:
+        words, labels = parts.pop(0)
         words = encode(words)
         keep = shorter_than(words, maxlen)
         if not keep.any():
@@ -132,14 +151,8 @@ def prepare(parts: list[tuple[Ragged, np.ndarray]], num_words: int | None, skip_
                 f"data.maxlen: received {maxlen}, which drops every sequence of a split (the shortest has "
                 f"{int(words.lengths.min(initial=0))} tokens, start mark included); expected a larger maxlen or null"
             )
-        encoded.append((words.take(keep), labels[keep]))
+        encoded.append((words.take(keep) if not keep.all() else words, labels[keep]))
+        del words
     if num_words is None:
         num_words = max(int(words.tokens.max(initial=0)) for words, _ in encoded)
     return [(limit_vocabulary(words, num_words, skip_top), labels) for words, labels in encoded], num_words
-
-
-def multi_hot_inputs(parts: list[Ragged], num_words: int) -> list[np.ndarray]:
-    """`unique_padded` for several splits at one common width (the model's input has one shape)."""
-    padded = unique_padded(concatenate(parts), num_words)
-    bounds = np.cumsum([len(part) for part in parts])[:-1]
-    return np.split(padded, bounds)
