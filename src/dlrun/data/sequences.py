@@ -1,7 +1,7 @@
 """Word-index sequences as Keras' text datasets (IMDB, Reuters) deliver them, held compactly.
 
 Keras' `load_data` builds lists of Python ints; here each split is one flat int32 array plus the
-sequence lengths (a ragged array), which takes a tenth of the memory and is processed with NumPy. The
+sequence lengths (a ragged array), which takes about a ninth of the memory and is processed with NumPy. The
 encoding follows `keras.datasets.imdb.load_data` step for step: `start_char` first, words shifted by
 `index_from`, sequences of `maxlen` or more tokens dropped, and every word outside
 `skip_top <= word < num_words` replaced by `oov_char`.
@@ -31,10 +31,6 @@ class Ragged:
 
     def __len__(self) -> int:
         return len(self.lengths)
-
-    @property
-    def row_ids(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.lengths)), self.lengths)
 
     def take(self, keep: np.ndarray) -> "Ragged":
         """The sequences where the boolean mask `keep` is true, in order."""
