@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Show or validate a config without training.", no_args_is_help=True)
+config_app = typer.Typer(help="Show or validate a config without training; print its JSON Schema or reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
 app.add_typer(runs_app, name="runs")
@@ -61,6 +61,8 @@ runs_app.command("list")(_reports_errors(runs.list_runs))
 runs_app.command("compare")(_reports_errors(runs.compare))
 config_app.command("show")(_reports_errors(config_commands.show))
 config_app.command("validate")(_reports_errors(config_commands.validate))
+config_app.command("schema")(_reports_errors(config_commands.schema))
+config_app.command("docs")(_reports_errors(config_commands.docs))
 app.add_typer(visualize.typer_app(_reports_errors), name="visualize")
 
 
