@@ -59,7 +59,7 @@ def _section(path: str, model: dict, definitions: dict) -> str:
             continue
         default = "required" if key in required else _default(prop.get("default"))
         description = prop.get("description") or _section_description(prop, definitions)
-        lines.append(f"| `{key}` | {_type(prop)} | {default} | {_allowed(prop)} | {_cell(description)} |")
+        lines.append(f"| `{key}` | {_type(prop)} | {default} | {allowed(prop)} | {_cell(description)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +108,8 @@ def _type(prop: dict) -> str:
     return {"integer": "integer", "number": "number", "string": "string", "boolean": "true/false", "null": "null"}.get(kind, "any")
 
 
-def _allowed(prop: dict) -> str:
+def allowed(prop: dict) -> str:
+    """The values a key takes, in words (`a`, `b`; >= 1; at least 2 item(s)), from its JSON Schema."""
     pieces = []
     for schema in [prop, *prop.get("anyOf", []), *prop.get("oneOf", [])]:
         if "enum" in schema:
@@ -119,7 +120,7 @@ def _allowed(prop: dict) -> str:
         if bounds:
             pieces.append(" and ".join(bounds))
         if schema.get("type") == "array":
-            items = _allowed(schema.get("items", {}))
+            items = allowed(schema.get("items", {}))
             sizes = [f"{word} {schema[key]} item(s)" for key, word in (("minItems", "at least"), ("maxItems", "at most")) if key in schema]
             pieces.extend([f"items: {items}"] if items else [])
             pieces.extend(sizes)
