@@ -432,3 +432,29 @@ def test_shipped_config_trains_end_to_end_on_tiny_files(tmp_path, tiny_files, co
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["split"] == "test" and all(np.isfinite(value) for value in metrics["metrics"].values())
     assert (folder / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_predict_on_text_through_the_imdb_word_index_beside_the_data(tmp_path, tiny_files):
+    """A trained imdb run predicts raw text: tokens mapped through Keras' word index next to imdb.npz."""
+    root = tmp_path / "runs"
+    imdb_path = Path(tiny_files["imdb.yaml"][0].split("=", 1)[1])
+    words = {f"word{rank}": rank for rank in range(1, 70)}
+    (imdb_path.parent / "imdb_word_index.json").write_text(json.dumps(words))
+    sets = [*tiny_files["imdb.yaml"], "train.epochs=1", f"output.runs_root={root}", "output.plots=false"]
+    assert invoke("train", CONFIGS / "imdb.yaml", *[item for setting in sets for item in ("--set", setting)]).exit_code == 0
+    (folder,) = run_folders(root)
+    out = tmp_path / "predictions.json"
+    result = invoke("predict", folder, "--text", "word1 word5 word7 unknownword", "--out", out)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())
+    from dlrun import models, text_encoding
+
+    model = models.load_model(folder / "model.keras")
+    encoded = text_encoding.encode("word1 word5 word7 unknownword", words, num_words=10000)
+    assert encoded == [1, 4, 8, 10, 2]  # start, ranks + 3, out-of-vocabulary
+    width = model.inputs[0].shape[1]
+    expected = float(model.predict(text_encoding.distinct_padded([encoded], width), verbose=0)[0, 0])
+    negative, positive = json.loads((folder / "run.json").read_text())["data"]["class_names"]
+    assert row["probabilities"][positive] == pytest.approx(expected, rel=1e-5)
+    assert row["prediction"] == (positive if expected >= 0.5 else negative)

@@ -47,3 +47,13 @@ def load(config, seed: int) -> dataset.Dataset:
 
 def _compact(key: str, array: np.ndarray):
     return sequences.from_objects(array) if key.startswith("x_") else array
+
+
+def word_index(config) -> dict[str, int]:
+    """Keras' imdb word index (beside data.path, or in Keras' cache), for `dlrun predict` on text."""
+    from pathlib import Path
+
+    from dlrun.data import word_index as words
+
+    folder = None if config.path is None else (Path(config.path).parent if Path(config.path).is_file() else Path(config.path))
+    return words.load("imdb", folder)
