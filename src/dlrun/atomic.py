@@ -9,15 +9,21 @@ from pathlib import Path
 from typing import Any
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically and return the path."""
+def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> Path:
+    """Write `data` to `path` atomically and return the path.
+
+    The rename makes the write atomic against a crash of this process; `durable` also flushes the file
+    to disk first (against a power cut). Files rewritten every epoch skip that flush: it costs more than
+    a small epoch, and the previous epoch's copy is the fallback.
+    """
     path = Path(path)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
@@ -25,14 +31,14 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
+def write_text(path: str | os.PathLike, text: str, durable: bool = True) -> Path:
     """Write `text` (UTF-8) to `path` atomically."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
-def write_json(path: str | os.PathLike, payload: Any) -> Path:
+def write_json(path: str | os.PathLike, payload: Any, durable: bool = True) -> Path:
     """Write `payload` as indented JSON to `path` atomically."""
-    return write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
+    return write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n", durable=durable)
 
 
 def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:

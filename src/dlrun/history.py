@@ -42,10 +42,10 @@ def truncate(history: dict[str, list], epochs: int) -> dict[str, list]:
     return {key: list(values[:epochs]) for key, values in history.items()}
 
 
-def save(path: str | Path, history: dict[str, list]) -> None:
+def save(path: str | Path, history: dict[str, list], durable: bool = True) -> None:
     """Write the history atomically, one key per line (non-finite values are written as null)."""
     lines = [f"  {json.dumps(key)}: {json.dumps(values)}" for key, values in history.items()]
-    atomic.write_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
+    atomic.write_text(path, "{\n" + ",\n".join(lines) + "\n}\n", durable=durable)
 
 
 def load(path: str | Path) -> dict[str, list]:

@@ -47,7 +47,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         history.append(self.history, epoch + 1, logs, phase=self.phase)
-        history.save(self.run.file(history.FILE_NAME), self.history)
+        history.save(self.run.file(history.FILE_NAME), self.history, durable=False)
         # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
         # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.
         if self.checkpoint_every_epoch:
@@ -103,11 +103,12 @@ class RichProgress(keras.callbacks.Callback):
             transient=True,
         )
         self.progress.start()
+        self.task = self.progress.add_task("train", total=self.params.get("steps"), epoch=0, epochs=self.epochs)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
-        steps = self.params.get("steps")
-        self.task = self.progress.add_task("train", total=steps, epoch=epoch + 1, epochs=self.epochs)
+        # reset, not add_task: add_task re-renders the display at once, on every epoch
+        self.progress.reset(self.task, total=self.params.get("steps"), epoch=epoch + 1, epochs=self.epochs)
 
     def on_train_batch_end(self, batch, logs=None):
         # Cheap on the hot path: never touches `logs` (that would wait for the step to finish) and
@@ -118,7 +119,6 @@ class RichProgress(keras.callbacks.Callback):
             self.progress.update(self.task, completed=batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.progress.remove_task(self.task)
         seconds = time.perf_counter() - self.epoch_started
         logs = dict(logs or {})
         keys = sorted(logs, key=lambda key: (key.startswith("val_"), key.removeprefix("val_") != "loss"))

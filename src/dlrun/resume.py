@@ -35,7 +35,7 @@ def save(run_path: Path, model, epochs_completed: int) -> Path:
     latest.parent.mkdir(parents=True, exist_ok=True)
     if latest.exists():
         os.replace(latest, run_path / PREVIOUS)
-    return atomic.write_bytes(latest, buffer.getvalue())
+    return atomic.write_bytes(latest, buffer.getvalue(), durable=False)
 
 
 def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:

@@ -86,10 +86,10 @@ class Run:
     def write_text(self, name: str, text: str) -> Path:
         return atomic.write_text(self.file(name), text)
 
-    def update(self, **fields) -> None:
+    def update(self, durable: bool = True, **fields) -> None:
         """Merge `fields` into run.json and rewrite it atomically."""
         self.record.update(fields)
-        self.write_json(RUN_FILE, self.record)
+        atomic.write_json(self.file(RUN_FILE), self.record, durable=durable)
 
     def start(self, command: list[str] | None, seed: int, versions: dict, extra: dict | None = None) -> None:
         """Record the run as `running`, with everything needed to know how it was made."""
@@ -125,7 +125,7 @@ class Run:
 
     def heartbeat(self, **fields) -> None:
         """Show the run is alive (called every epoch)."""
-        self.update(heartbeat_at=_iso(utc_now()), **fields)
+        self.update(durable=False, heartbeat_at=_iso(utc_now()), **fields)
 
     def finish_if_possible(self, status: str, error: str | None = None, **fields) -> None:
         """`finish`, but a write failure (a full disk) is swallowed: the caller is already reporting one."""
