@@ -206,6 +206,7 @@ def _status_table(record: dict) -> str:
     versions = record.get("versions") or {}
     git = record.get("git") or {}
     fields = [
+        ("name", _e(record.get("name", ""))),
         ("status", _status(record.get("status"))),
         ("kind", _e(record.get("kind", "train"))),
         ("started", _e(record.get("started_at", ""))),

@@ -84,23 +84,24 @@ class MlflowTracker:
 
     def end(self) -> None:
         """Log the test metrics and the run folder's files; end the MLflow run with the run's status."""
-        if not self._active():
-            self._report()
-            return
-        record = self.run.record
-        with self._guard("the test metrics"):
-            test = {f"test_{key}": value for key, value in (record.get("test_metrics") or {}).items() if _is_number(value)}
-            best = record.get("best_epoch") or {}
-            if isinstance(best.get("epoch"), int):
-                test["best_epoch"] = best["epoch"]
-            for key, value in test.items():
-                self.client.log_metric(self.run_id, key, float(value))
+        record = self.run.record if self.run is not None else {}
+        if self._active():
+            with self._guard("the test metrics"):
+                test = {f"test_{key}": value for key, value in (record.get("test_metrics") or {}).items() if _is_number(value)}
+                best = record.get("best_epoch") or {}
+                if isinstance(best.get("epoch"), int):
+                    test["best_epoch"] = best["epoch"]
+                for key, value in test.items():
+                    self.client.log_metric(self.run_id, key, float(value))
         if self._active():
             with self._guard("the run folder's files as artifacts"):
                 self.client.log_artifacts(self.run_id, str(self.run.path))
-        if self.run_id is not None:
-            with self._guard("the run's end"):
-                self.client.set_terminated(self.run_id, status=_STATUS.get(record.get("status"), "FAILED"))
+        if self.run_id is not None:  # even after a failure: an MLflow run left RUNNING would look alive
+            status = _STATUS.get(record.get("status"), "FAILED") if self.failed is None else "FAILED"
+            try:
+                self.client.set_terminated(self.run_id, status=status)
+            except Exception:  # noqa: BLE001 - the warning below already says tracking is incomplete
+                pass
         self._report()
 
     def _active(self) -> bool:
