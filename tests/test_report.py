@@ -211,3 +211,20 @@ def test_comparison_and_hostile_text_in_chromium(browser, trained_runs, tmp_path
     assert HOSTILE in page.inner_text("body")  # shown as text
     widths = image_widths(page)
     assert widths and all(width > 0 for width in widths), widths
+
+
+def test_visualisations_in_the_run_folder_are_shown(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "run", plots=True)
+    for relative in ("gradcam/20260102T120000Z/cat_overlay.png", "gradcam/20260102T120000Z/cat_heatmap.png",
+                     "activations/20260102T130000Z/cat/01_conv_1.png"):
+        (run / "visualize" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (run / "visualize" / relative).write_bytes(_png())
+    (run / "visualize" / "gradcam" / "20260102T120000Z" / "cat_heatmap.npy").write_bytes(b"not an image")
+    page = report.render([run])
+    assert "Visualisations" in page
+    assert "<summary>activations/20260102T130000Z (1 images)</summary>" in page
+    assert "<summary>gradcam/20260102T120000Z (2 images)</summary>" in page
+    assert "<figcaption>cat/01_conv_1.png</figcaption>" in page and "npy" not in page
+    monkeypatch.setattr(report, "MAX_VISUALIZATION_IMAGES", 2)
+    page = report.render([run])
+    assert page.count("<img src=") == 3 + 2 and "1 more images under" in page
