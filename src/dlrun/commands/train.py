@@ -17,7 +17,7 @@ def train(
     ),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the config differs from the run's."),
     report: bool = typer.Option(False, "--report", help="Write RUN_DIR/report.html (see `dlrun report`) at the end."),
-    track: str = typer.Option(None, "--track", metavar="mlflow", help="Also log the run to MLflow (pip install 'dlrun[mlflow]').", show_default=False),
+    track: str = typer.Option(None, "--track", metavar="mlflow", help="Also log the run to MLflow (needs dlrun's mlflow extra).", show_default=False),
     tracking_uri: str = typer.Option(None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False),
 ):
     """Train the model a config describes and write a run folder under output.runs_root."""
