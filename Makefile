@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench docs clean
 
 demo: $(VENV)/.installed  ## set up, then train the embedded default (digits convnet, offline)
 	$(BIN)/dlrun train configs/quickstart.yaml
@@ -16,6 +16,10 @@ test-fast: $(VENV)/.installed  ## the suite without the slow end-to-end tests
 
 bench: $(VENV)/.installed  ## the benchmark suite, quick mode (see BENCHMARKS.md)
 	$(BIN)/python benchmarks/run_all.py --quick
+
+docs: $(VENV)/.installed  ## regenerate schema/dlrun-config.schema.json and docs/config.md from src/dlrun/schema.py
+	$(BIN)/dlrun config schema --out schema/dlrun-config.schema.json
+	$(BIN)/dlrun config docs --out docs/config.md
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dlrun needs Python 3.11 or newer; set PYTHON=python3.11")'

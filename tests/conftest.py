@@ -79,3 +79,13 @@ def trained_run(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(root)
     return folder
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """configs/quickstart.yaml (digits convnet, preprocessing inside the model) cut to 3 epochs, shared."""
+    root = tmp_path_factory.mktemp("quickstart_runs")
+    result = invoke("train", CONFIGS / "quickstart.yaml", "--set", "train.epochs=3", "--set", f"output.runs_root={root}")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(root)
+    return folder

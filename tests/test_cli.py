@@ -13,7 +13,7 @@ from tests.conftest import CONFIGS, invoke, run_cli
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "list", "config", "visualize", "eval", "kfold", "runs"):
+    for command in ("train", "list", "config", "visualize", "eval", "kfold", "runs", "predict", "export", "init"):
         assert command in result.output
 
 
@@ -77,6 +77,7 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "mlflow")
      ["visualize", "curves", "--help"], ["visualize", "activations", "--help"], ["visualize", "filters", "--help"],
      ["visualize", "gradcam", "--help"],
      ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"],
+     ["predict", "--help"], ["export", "--help"], ["init", "--help"], ["config", "schema"], ["config", "docs"],
      ["report", "--help"]],
     ids=" ".join,
 )

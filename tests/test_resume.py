@@ -156,6 +156,8 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path):
     process.wait(timeout=30)
     (folder,) = run_folders(tmp_path / "runs")
     assert json.loads((folder / "run.json").read_text())["status"] == "running"
+    listing = invoke("runs", tmp_path / "runs")
+    assert listing.exit_code == 0 and "crashed" in listing.output
     result = subprocess.run([sys.executable, "-m", "dlrun", "train", "--resume", str(folder)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -48,3 +48,21 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
         atomic.write_json(target, {"a": object()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["data.json"]  # no temp file left behind
+
+
+def test_process_state_from_the_recorded_pid():
+    import socket
+
+    here = socket.gethostname()
+    assert runs.process_state({"pid": os.getpid(), "host": {"name": here}}) == "alive"
+    assert runs.process_state({"pid": _dead_pid(), "host": {"name": here}}) == "dead"
+    assert runs.process_state({"pid": os.getpid(), "host": {"name": here + "-elsewhere"}}) == "unknown"
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -10,7 +10,7 @@ import typer
 from dlrun import __version__, errors
 from dlrun.commands import config as config_commands
 from dlrun.commands import eval as eval_command
-from dlrun.commands import kfold, listing, report, runs, train, visualize
+from dlrun.commands import export, init, kfold, listing, predict, report, runs, train, visualize
 
 app = typer.Typer(
     name="dlrun",
@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Show or validate a config without training.", no_args_is_help=True)
+config_app = typer.Typer(help="Show or validate a config without training; print its JSON Schema or reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
 app.add_typer(runs_app, name="runs")
@@ -57,11 +57,16 @@ app.command("train")(_reports_errors(train.train))
 app.command("list")(_reports_errors(listing.list_registries))
 app.command("eval")(_reports_errors(eval_command.evaluate))
 app.command("kfold")(_reports_errors(kfold.kfold))
+app.command("predict")(_reports_errors(predict.predict))
+app.command("export")(_reports_errors(export.export))
+app.command("init")(_reports_errors(init.init))
 app.command("report")(_reports_errors(report.report))
 runs_app.command("list")(_reports_errors(runs.list_runs))
 runs_app.command("compare")(_reports_errors(runs.compare))
 config_app.command("show")(_reports_errors(config_commands.show))
 config_app.command("validate")(_reports_errors(config_commands.validate))
+config_app.command("schema")(_reports_errors(config_commands.schema))
+config_app.command("docs")(_reports_errors(config_commands.docs))
 app.add_typer(visualize.typer_app(_reports_errors), name="visualize")
 
 

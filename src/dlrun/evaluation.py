@@ -162,17 +162,16 @@ def evaluate_run(
     from dlrun import backend
 
     console.print(f"[bold]dlrun eval[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
-    keras = backend.import_keras()
+    backend.import_keras()
     from dlrun import data
 
     loaded = data.load(config.data, config.seed)
     available = [name for name in ("train", "validation", "test") if loaded.split(name) is not None]
     if split not in available:
         raise errors.DataError(f"--split: received {split!r}; expected a split this dataset has: {', '.join(available)}")
-    try:
-        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
-    except Exception as error:  # a damaged or foreign file: say which, without a traceback
-        raise errors.RunError(f"{model_path}: cannot be loaded ({type(error).__name__}: {error})") from None
+    from dlrun import models
+
+    model = models.load_model(model_path, compile=False)
     compile_model(model, config, loaded.task)
     tag = split if checkpoint == "final" else f"{split}_best"
     plots_dir = run.path / "plots" if config.output.plots else None

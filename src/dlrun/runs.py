@@ -121,19 +121,7 @@ class Run:
 
     def is_alive_elsewhere(self) -> bool:
         """Whether run.json says `running` and its process is still alive on this host."""
-        if self.record.get("status") != "running":
-            return False
-        host = self.record.get("host_name") or (self.record.get("host") or {}).get("name")
-        pid = self.record.get("pid")
-        if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return self.record.get("status") == "running" and self.record.get("pid") != os.getpid() and process_state(self.record) == "alive"
 
     def heartbeat(self, **fields) -> None:
         """Show the run is alive (called every epoch)."""
@@ -162,6 +150,21 @@ class Run:
         if error is not None:
             record["error"] = error
         self.update(**record, **fields)
+
+
+def process_state(record: dict) -> str:
+    """`alive` or `dead` for a run started on this host (from its pid), `unknown` for another host."""
+    host = record.get("host_name") or (record.get("host") or {}).get("name")
+    pid = record.get("pid")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return "unknown"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "dead"
+    except PermissionError:
+        return "alive"
+    return "alive"
 
 
 def versions() -> dict:

@@ -34,6 +34,9 @@ def effective_status(record: dict, now: datetime.datetime) -> str:
     status = record.get("status", "unknown")
     if status != "running":
         return status
+    process = runs.process_state(record)
+    if process != "unknown":  # started on this host: its pid says whether it still runs
+        return "running" if process == "alive" else "crashed"
     started, heartbeat = parse_time(record.get("started_at")), parse_time(record.get("heartbeat_at"))
     if heartbeat is None:
         return status

@@ -70,6 +70,88 @@ class SyntheticData(Section):
     validation_split: Fraction = 0.2  # share of the remaining samples held out for validation
 
 
+# Keras-hosted datasets: read from Keras' cache (downloaded when missing) or from `path`.
+LocalPath = str | None  # None: Keras' cache, downloading the file when missing
+
+
+class ImdbData(Section):
+    """IMDB movie reviews, positive or negative: Keras' imdb.npz (25,000 train, 25,000 test)."""
+
+    name: Literal["imdb"]
+    path: LocalPath = None  # a copy of Keras' imdb.npz (or a folder holding it); None: Keras' cache/download
+    trusted: Flag = False  # true: unpickle this file although its SHA-256 is not the one Keras publishes
+    num_words: Annotated[int, Field(ge=3)] | None = 10000  # keep word indices below this; the rest become OOV (2)
+    skip_top: NonNegativeInt = 0  # also turn word indices below this into OOV (Keras' skip_top)
+    maxlen: PositiveInt | None = None  # drop sequences of this many tokens or more, start mark included (None: keep all)
+    validation_count: NonNegativeInt = 10000  # the first N (Keras-shuffled) training reviews validate, as the book
+
+    @property
+    def task(self) -> Task:
+        return "binary"
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation_count > 0
+
+
+class ReutersData(Section):
+    """Reuters newswires, 46 topics: Keras' reuters.npz (11,228 newswires)."""
+
+    name: Literal["reuters"]
+    path: LocalPath = None  # a copy of Keras' reuters.npz (or a folder holding it); None: Keras' cache/download
+    trusted: Flag = False  # true: unpickle this file although its SHA-256 is not the one Keras publishes
+    num_words: Annotated[int, Field(ge=3)] | None = 10000  # keep word indices below this; the rest become OOV (2)
+    skip_top: NonNegativeInt = 0  # also turn word indices below this into OOV (Keras' skip_top)
+    maxlen: PositiveInt | None = None  # drop sequences of this many tokens or more, start mark included (None: keep all)
+    test_split: Fraction = 0.2  # the last share of the Keras-shuffled newswires is the test split (Keras' default)
+    validation_count: NonNegativeInt = 1000  # the first N training newswires validate, as the book
+
+    @property
+    def task(self) -> Task:
+        return "multiclass"
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation_count > 0
+
+
+class BostonHousingData(Section):
+    """Boston housing prices: Keras' boston_housing.npz (506 districts, 13 features)."""
+
+    name: Literal["boston_housing"]
+    path: LocalPath = None  # a copy of Keras' boston_housing.npz (or a folder holding it); None: Keras' cache/download
+    test_split: Fraction = 0.2  # Keras' split after its seed-113 shuffle: 404 train, 102 test
+    validation_split: Fraction = 0.0  # share of the training districts held out for validation (0: none, as the book's final fit)
+
+    @property
+    def task(self) -> Task:
+        return "regression"
+
+
+class MnistData(Section):
+    """MNIST handwritten digits: Keras' mnist.npz (60,000 train, 10,000 test, 28x28)."""
+
+    name: Literal["mnist"]
+    path: LocalPath = None  # a copy of Keras' mnist.npz (or a folder holding it); None: Keras' cache/download
+    validation_split: Fraction = 0.0  # share of the training images held out for validation (stratified; 0: none, as the book)
+
+    @property
+    def task(self) -> Task:
+        return "multiclass"
+
+
+class FashionMnistData(Section):
+    """Fashion-MNIST clothing images: Keras' four IDX .gz files (60,000 train, 10,000 test, 28x28)."""
+
+    name: Literal["fashion_mnist"]
+    path: LocalPath = None  # a folder with the four IDX .gz files (e.g. /usr/share/datasets/fashion-mnist); None: Keras' cache/download
+    validation_split: Fraction = 0.0  # share of the training images held out for validation (stratified; 0: none)
+
+    @property
+    def task(self) -> Task:
+        return "multiclass"
+
+
 class Augmentation(Section):
     """Random image transforms, active in training only: Keras 3 layers in the model (README maps each
     option from Keras 2's ImageDataGenerator). All off by default."""
@@ -141,7 +223,11 @@ class HDF5Data(Section):
 
 
 DataConfig = Annotated[
-    Union[DigitsData, SyntheticData, ImageDirectoryData, NpzData, HDF5Data], Field(discriminator="name")
+    Union[
+        DigitsData, SyntheticData, ImdbData, ReutersData, BostonHousingData, MnistData, FashionMnistData,
+        ImageDirectoryData, NpzData, HDF5Data,
+    ],
+    Field(discriminator="name"),
 ]
 
 

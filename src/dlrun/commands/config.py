@@ -28,3 +28,32 @@ def validate(
 
     loaded = config.load(config_file, set_items)
     typer.echo(f"{config_file}: valid ({loaded.data.name} / {loaded.model.architecture} / {loaded.compile.optimizer.name})")
+
+
+OUT_OPTION = typer.Option(None, "--out", "-o", help="Write to this file (atomically) instead of printing.", show_default=False)
+
+
+def schema(out: Path = OUT_OPTION):
+    """Print the JSON Schema of a config file (for editors: see the README), or write it with --out."""
+    from dlrun import json_schema
+
+    _emit(json_schema.text(), out)
+
+
+def docs(out: Path = OUT_OPTION):
+    """Print the config reference (docs/config.md) generated from the schema, or write it with --out."""
+    from dlrun import config_docs
+
+    _emit(config_docs.render(), out)
+
+
+def _emit(text: str, out: Path | None) -> None:
+    from dlrun import atomic, errors
+
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    if not out.parent.is_dir():
+        raise errors.ConfigError(f"--out: received {str(out)!r}; expected a file in an existing folder")
+    atomic.write_text(out, text)
+    typer.echo(f"wrote {out}", err=True)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import dataset, digits, image_directory, hdf5, npz, pipeline, synthetic
+from dlrun.data import (
+    boston_housing, dataset, digits, fashion_mnist, hdf5, image_directory, imdb, mnist, npz, pipeline, reuters, synthetic,
+)
 
 DATASETS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
+    "imdb": imdb.load,
+    "reuters": reuters.load,
+    "boston_housing": boston_housing.load,
+    "mnist": mnist.load,
+    "fashion_mnist": fashion_mnist.load,
     "image_directory": image_directory.load,
     "npz": npz.load,
     "hdf5": hdf5.load,

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from dlrun import errors
 from dlrun.data import pipeline
 
 Split = tuple[np.ndarray, np.ndarray] | pipeline.Pipeline  # arrays, or a tf.data pipeline (image folders)
@@ -100,3 +101,15 @@ def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify:
         x, y, test_size=fraction, random_state=seed, shuffle=True, stratify=y if stratify else None
     )
     return (kept_x, kept_y), (held_x, held_y)
+
+
+def hold_out_first(x: np.ndarray, y: np.ndarray, count: int, option: str):
+    """Split off the first `count` samples, as the book does with data already shuffled by Keras.
+
+    Returns `((x_rest, y_rest), (x_first, y_first))`, or `((x, y), None)` when `count` is 0.
+    """
+    if count <= 0:
+        return (x, y), None
+    if count >= len(y):
+        raise errors.DataError(f"{option}: received {count}; expected fewer than the {len(y)} training samples")
+    return (x[count:], y[count:]), (x[:count], y[:count])

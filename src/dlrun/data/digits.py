@@ -12,7 +12,8 @@ def load(config, seed: int) -> dataset.Dataset:
     from sklearn import datasets
 
     digits = datasets.load_digits()
-    images = (digits.images / 16.0).astype("float32")[..., np.newaxis]  # pixel values are 0..16
+    # Raw pixel values 0..16; the model scales them (Rescaling 1/16), so predict takes raw digits too.
+    images = digits.images.astype("float32")[..., np.newaxis]
     labels = digits.target.astype("int64")
     rest, test = dataset.hold_out(images, labels, config.test_split, seed, stratify=True)
     train, validation = dataset.hold_out(*rest, config.validation_split, seed, stratify=True)
@@ -23,4 +24,5 @@ def load(config, seed: int) -> dataset.Dataset:
         test=test,
         num_classes=10,
         class_names=[str(digit) for digit in range(10)],
+        rescale=1 / 16,
     )

@@ -41,11 +41,25 @@ def plan(config, loaded_dataset, console):
     return training_plan.single(build(config.model, loaded_dataset), loaded_dataset, config)
 
 
-def load_model(path):
-    """Load a model.keras that dlrun wrote (safe mode: no code from the file runs), dlrun's layers registered."""
-    from dlrun import backend
+def load_model(path, compile: bool = True):
+    """Load a model.keras that dlrun wrote, with dlrun's layers registered.
+
+    Always in Keras' safe mode: a file holding a `Lambda` layer or any object that is not a registered
+    Keras/dlrun class is refused (RunError, exit 2), never executed.
+    """
+    from dlrun import backend, errors
 
     keras = backend.import_keras()
     from dlrun.models import application_input  # noqa: F401  (registers ApplicationInput)
 
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:  # a damaged, foreign or unsafe file: say which, without a traceback
+        text = str(error)
+        if "Lambda" in text or "safe_mode" in text:
+            reason = "it contains code (a Lambda layer), which dlrun never runs from a file"
+        elif "Could not locate" in text or "Unknown" in text:
+            reason = f"it needs a class this installation does not know ({text.splitlines()[0][:200]})"
+        else:
+            reason = f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
+        raise errors.RunError(f"{path}: refused to load: {reason}") from None

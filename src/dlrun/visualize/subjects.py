@@ -78,7 +78,7 @@ class Subject:
 
 def from_run(run_dir: Path) -> Subject:
     """The model of a dlrun run folder (its model.keras and the class names in run.json)."""
-    from dlrun import backend, config as config_module, runs
+    from dlrun import config as config_module, runs
 
     run_dir = Path(run_dir)
     run = runs.Run.open(run_dir)
@@ -88,11 +88,9 @@ def from_run(run_dir: Path) -> Subject:
             f"--run: {run_dir} has no model.keras (status {run.record.get('status')!r}); "
             "expected a completed run trained with output.save_model: true"
         )
-    keras = backend.import_keras()
-    try:
-        model = keras.saving.load_model(model_file, safe_mode=True)
-    except Exception as error:  # corrupt file, unknown layer, version mismatch
-        raise errors.RunError(f"--run: {model_file} cannot be loaded ({type(error).__name__}: {error})") from None
+    from dlrun import models
+
+    model = models.load_model(model_file)
     pixel_range = 1.0
     config_file = run_dir / runs.CONFIG_FILE
     if config_file.is_file():

@@ -1,0 +1,55 @@
+"""Run the whole benchmark suite, one script after another; `--quick` finishes in a few minutes.
+
+    python benchmarks/run_all.py [--quick]      (or: make bench)
+
+Each script also runs alone and prints its own ratio; results go to benchmarks/results/*.json and the
+curated numbers (with machine, date and versions) to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# script: (arguments for a full run, arguments for --quick)
+SUITE = {
+    "startup.py": ([], ["--repeats", "3"]),
+    "runner_overhead.py": ([], ["--pairs", "2", "--case", "quickstart"]),
+    "imdb_memory.py": ([], ["--quick"]),
+    "image_pipeline.py": ([], ["--images", "96", "--image-size", "64"]),
+    "feature_cache.py": ([], ["--quick"]),
+    "kfold_workers.py": ([], ["--quick"]),
+    "backends.py": ([], ["--quick"]),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and few repeats")
+    parser.add_argument("--only", action="append", choices=sorted(SUITE), help="run only these scripts")
+    options = parser.parse_args()
+    failures = []
+    for script, (full, quick) in SUITE.items():
+        if options.only and script not in options.only:
+            continue
+        if not (HERE / script).exists():
+            print(f"== {script}: not present, skipped")
+            continue
+        arguments = quick if options.quick else full
+        print(f"== {script} {' '.join(arguments)}", flush=True)
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, str(HERE / script), *arguments], cwd=HERE.parent)
+        print(f"== {script}: exit {result.returncode} after {time.perf_counter() - started:.0f} s", flush=True)
+        if result.returncode != 0:
+            failures.append(script)
+    if failures:
+        raise SystemExit(f"failed: {', '.join(failures)}")
+
+
+if __name__ == "__main__":
+    main()

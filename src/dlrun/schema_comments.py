@@ -1,0 +1,38 @@
+"""The `# comment` written beside each config key in schema.py, read from the source.
+
+schema.py documents every default with a short trailing comment (the nanoGPT style: all defaults and
+their reasons visible in one place). The JSON Schema, docs/config.md and `dlrun init` show those
+comments as the keys' descriptions, so they are written once, where the default is.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import io
+import tokenize
+
+
+@functools.lru_cache(maxsize=1)
+def field_comments() -> dict[str, dict[str, str]]:
+    """`{class name: {key: comment}}` for every annotated key of every class in schema.py that has one."""
+    from dlrun import schema
+
+    source = inspect.getsource(schema)
+    comments = {
+        token.start[0]: token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for statement in node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                # the comment on the statement's last line (a key's value may span several lines)
+                line = next((number for number in range(statement.end_lineno, statement.lineno - 1, -1) if number in comments), None)
+                if line is not None:
+                    found.setdefault(node.name, {})[statement.target.id] = comments[line]
+    return found

@@ -1,0 +1,142 @@
+"""`dlrun init`: a starter config with every key of the chosen dataset and architecture, each commented.
+
+Written from the models in schema.py (every key, in order, with its default) and the comments beside
+them (dlrun.schema_comments), so a starter config is always complete and current. Keys without a
+default (a dataset's `path`) get a placeholder to replace.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import typing
+from pathlib import Path
+
+import pydantic
+
+from dlrun import errors
+
+PLACEHOLDER = "CHANGE_ME"
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def render(name: str, dataset: str, architecture: str) -> str:
+    """The starter config's YAML text (validated before it is returned)."""
+    from dlrun import config, schema, yaml_strict
+
+    data_model = _member(schema.DataConfig, dataset, "--dataset")
+    model_model = _member(schema.ModelConfig, architecture, "--architecture")
+    lines = [
+        f"# {name}: a starter config written by `dlrun init` with every key at its default.",
+        "# Change what you need and delete the rest (a config states only what it changes).",
+        "# Every key and its allowed values: docs/config.md, or `dlrun config schema` for editors.",
+    ]
+    for key, field in schema.Config.model_fields.items():
+        if key == "name":
+            lines.append(f"name: {_scalar(name)}  # {_comment(schema.Config, key)}")
+        elif key == "data":
+            lines += [f"data:  # the dataset: {_first_line(data_model)}"]
+            lines += _section(data_model, None, 1, f"one of {', '.join(schema.discriminator_tags(schema.DataConfig))}")
+        elif key == "model":
+            lines += [f"model:  # the architecture: {_first_line(model_model)}"]
+            lines += _section(model_model, None, 1, f"one of {', '.join(schema.discriminator_tags(schema.ModelConfig))}")
+        else:
+            lines += _key(schema.Config, key, field, field.default, 0)
+    text = "\n".join(lines) + "\n"
+    config.validate(yaml_strict.loads(text, source="dlrun init"), source="dlrun init")
+    return text
+
+
+def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
+    """Write the starter config to `out` (default NAME.yaml); an existing file is never replaced."""
+    from dlrun import atomic, schema
+
+    if not schema.RUN_NAME_PATTERN.match(name):
+        raise errors.ConfigError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
+    target = Path(out) if out is not None else Path(f"{name}.yaml")
+    text = render(name, dataset, architecture)
+    if target.exists():
+        raise errors.ConfigError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
+    if not target.parent.is_dir():
+        raise errors.ConfigError(f"--out: received {str(target)!r}; expected a file in an existing folder")
+    return atomic.write_text(target, text)
+
+
+def _member(union, tag: str, option: str):
+    """The model of the union member named `tag`, or a ConfigError with a "did you mean"."""
+    from dlrun import schema
+
+    tags = schema.discriminator_tags(union)
+    if tag not in tags:
+        close = difflib.get_close_matches(tag, tags, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise errors.ConfigError(f"{option}: received {tag!r}; expected one of {', '.join(tags)}{hint}")
+    members = typing.get_args(typing.get_args(union)[0])
+    return members[tags.index(tag)]
+
+
+def _section(model: type[pydantic.BaseModel], instance, depth: int, tag_comment: str = "") -> list[str]:
+    lines = []
+    for key, field in model.model_fields.items():
+        if field.is_required() and typing.get_origin(field.annotation) is typing.Literal:
+            tag = typing.get_args(field.annotation)[0]  # the name that picks this member of its union
+            lines.append(f"{'  ' * depth}{key}: {tag}  # {tag_comment or 'picks this section'}")
+            continue
+        if instance is not None:
+            value = getattr(instance, key)
+        elif field.is_required():
+            value = PLACEHOLDER
+        else:
+            value = field.get_default(call_default_factory=True)
+        lines += _key(model, key, field, value, depth)
+    return lines
+
+
+def _key(model, key: str, field, value, depth: int) -> list[str]:
+    indent = "  " * depth
+    comment = _comment(model, key)
+    if field.is_required() and value == PLACEHOLDER:
+        comment = f"required: {comment}" if comment else "required"
+    if isinstance(value, pydantic.BaseModel):
+        head = f"{indent}{key}:  # {comment or _first_line(type(value))}"
+        return [head, *_section(type(value), value, depth + 1, _union_comment(model, key))]
+    return [f"{indent}{key}: {_scalar(value)}" + (f"  # {comment}" if comment else "")]
+
+
+def _first_line(model) -> str:
+    return " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def _union_comment(model, key: str) -> str:
+    """For a section picked by name (compile.optimizer): the names it may take."""
+    from dlrun import schema
+
+    annotation = model.model_fields[key].annotation
+    for union in (schema.OptimizerConfig, schema.DataConfig, schema.ModelConfig):
+        if annotation in (union, typing.get_args(union)[0]):
+            return f"one of {', '.join(schema.discriminator_tags(union))}"
+    return ""
+
+
+def _comment(model, key: str) -> str:
+    """The key's comment in schema.py, or else the values it allows (from the JSON Schema)."""
+    from dlrun import config_docs, json_schema, schema_comments
+
+    found = schema_comments.field_comments().get(model.__name__, {}).get(key)
+    if found:
+        return found
+    definitions = json_schema.build()["$defs"]
+    prop = definitions.get(model.__name__, {}).get("properties", {}).get(key, {})
+    values = config_docs.allowed(prop).replace("`", "").replace("\\|", "|")
+    return f"allowed: {values}" if values else ""
+
+
+def _scalar(value) -> str:
+    """A value in YAML flow style (JSON, which YAML 1.2 reads as is; plain words unquoted)."""
+    if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _YAML_WORDS:
+        return value
+    if isinstance(value, pydantic.BaseModel):
+        value = value.model_dump(mode="json")
+    return json.dumps(value)
