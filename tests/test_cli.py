@@ -67,7 +67,7 @@ def test_bad_set_item_exits_2():
     assert "--set 'train.epochs': received no KEY=VALUE" in result.stderr
 
 
-HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
+HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "mlflow")
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,8 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
      ["visualize", "curves", "--help"], ["visualize", "activations", "--help"], ["visualize", "filters", "--help"],
      ["visualize", "gradcam", "--help"],
      ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"],
-     ["predict", "--help"], ["export", "--help"], ["init", "--help"], ["config", "schema"], ["config", "docs"]],
+     ["predict", "--help"], ["export", "--help"], ["init", "--help"], ["config", "schema"], ["config", "docs"],
+     ["report", "--help"]],
     ids=" ".join,
 )
 def test_no_heavy_import_on_the_fast_paths(argv):
@@ -118,3 +119,19 @@ def test_visualize_curves_never_imports_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe, "visualize", "curves", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert "HEAVY=\n" in result.stderr and "EXIT=0" in result.stderr, result.stderr
     assert (tmp_path / "visualize" / "curves").is_dir()
+
+
+def test_report_never_imports_tensorflow(tmp_path):
+    """`dlrun report` reads the run folder only: no TensorFlow, Keras or MLflow (nor matplotlib when the
+    run's plots are there)."""
+    from tests import test_report
+
+    run = test_report.make_run(tmp_path / "run", plots=True)
+    probe = (
+        "import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\nexcept SystemExit as stop:\n    print('EXIT=' + str(stop.code), file=sys.stderr)\n"
+        f"print('HEAVY=' + ','.join(name for name in {HEAVY!r} if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, "report", str(run)], capture_output=True, text=True, timeout=60)
+    assert "HEAVY=\n" in result.stderr and "EXIT=0" in result.stderr, result.stderr
+    assert (run / "report.html").is_file()

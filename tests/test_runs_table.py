@@ -131,3 +131,12 @@ def test_compare_needs_two_runs(root):
     result = invoke("runs", "compare", root / "20260102T100000Z_digits")
     assert result.exit_code == 2
     assert "RUN_DIR: received 1 run folder(s); expected two or more to compare" in result.stderr
+
+
+def test_runs_with_tensorboard_logs_show_the_command(root):
+    events = root / "20260102T110000Z_boston" / "tensorboard" / "train"
+    events.mkdir(parents=True)
+    (events / "events.out.tfevents.1767351600.host.1.0.v2").write_bytes(b"x")
+    text = render(root)
+    assert f"20260102T110000Z_boston: TensorBoard logs: tensorboard --logdir {root / '20260102T110000Z_boston' / 'tensorboard'}" in text
+    assert text.count("TensorBoard logs") == 1  # only the run that has logs

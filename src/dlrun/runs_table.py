@@ -10,7 +10,7 @@ import fnmatch
 import json
 from pathlib import Path
 
-from dlrun import errors, history, runs
+from dlrun import errors, history, runs, tensorboard_logs
 
 STALE_EPOCHS = 5  # a running run whose heartbeat is older than this many epochs' time has crashed...
 STALE_FLOOR_S = 600  # ...but never sooner than this (saving, evaluating and the first epoch take time)
@@ -72,6 +72,7 @@ def summarize(path: Path, now: datetime.datetime) -> dict:
         "metric": metric,
         "test": metrics_payload.get("metrics", {}).get(metric) if metric else None,
         "baseline": baseline_for(metric, metrics_payload.get("baseline", {})),
+        "tensorboard": tensorboard_logs.command(path),
     }
 
 
@@ -150,6 +151,9 @@ def show(root: str | Path, console, name: str | None = None, status: str | None 
         console.print(f"no runs under {root}" + (" match the filters" if name or status else ""), highlight=False)
         return rows
     console.print(table(rows))
+    for row in rows:
+        if row.get("tensorboard"):
+            console.print(f"{row['run']}: TensorBoard logs: {row['tensorboard']}", highlight=False, soft_wrap=True)
     return rows
 
 

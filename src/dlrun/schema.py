@@ -452,6 +452,7 @@ class TrainConfig(Section):
     batch_size: PositiveInt = 32
     shuffle: Flag = True  # reshuffle the training data every epoch
     loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.loop's explicit tf.GradientTape loop, same callbacks
+    tensorboard: Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
 
     @pydantic.field_validator("callbacks", mode="before")

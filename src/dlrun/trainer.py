@@ -12,7 +12,8 @@ from dlrun import backend, batches, callbacks, config as config_module, errors, 
 from dlrun import losses, plots, resume, runs, schema, signals
 
 
-def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None) -> runs.Run:
+def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None,
+          tracker=None) -> runs.Run:
     """Train as `config` says (or continue `resume_run`); return the completed run.
 
     Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
@@ -41,13 +42,15 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
         run.resume(command, first_epoch)
         console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
+    if tracker is not None:  # e.g. dlrun.tracking.MlflowTracker: it never raises, it warns
+        tracker.start(run, config)
     console.print(
         f"run folder: [bold]{run.path}[/bold]\n"
         f"data: {_sizes(loaded)}; model: {config.model.architecture}, {plan.saved_model.count_params():,} parameters",
         highlight=False,
         soft_wrap=True,
     )
-    from dlrun import keras_callbacks, loop
+    from dlrun import keras_callbacks, loop, tensorboard_logs
 
     fit = model.fit if config.train.loop == "fit" else functools.partial(loop.fit, model)
     recorder = keras_callbacks.RunRecorder(run, run_history, checkpoint_every_epoch=config.output.resume_checkpoints)
@@ -57,6 +60,8 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         *configured,
         keras_callbacks.CallbackStateRestorer(configured, run_history),
         keras_callbacks.RichProgress(console, plan.total_epochs),
+        *([tensorboard_logs.callback(run.path)] if config.train.tensorboard else []),
+        *([tracker.callback()] if tracker is not None else []),
     ]
     try:
         with signals.terminate_as_interrupt():
@@ -136,7 +141,9 @@ def _prepare(config: schema.Config, console):
     loaded = data.load(config.data, config.seed)
     for warning in loaded.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False, soft_wrap=True)
-    problems = config_module.consistency_problems(config, loaded.task)
+    from dlrun import tensorboard_logs
+
+    problems = config_module.consistency_problems(config, loaded.task) + tensorboard_logs.problems(config)
     if problems:
         raise errors.ConfigError(problems)
     plan = models.plan(config, loaded, console)  # usually one phase fitting the built model on `loaded`

@@ -16,22 +16,42 @@ def train(
         None, "--resume", metavar="RUN_DIR", help="Continue an interrupted, failed or killed run from its last completed epoch."
     ),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the config differs from the run's."),
+    report: bool = typer.Option(False, "--report", help="Write RUN_DIR/report.html (see `dlrun report`) at the end."),
+    track: str = typer.Option(None, "--track", metavar="mlflow", help="Also log the run to MLflow (needs dlrun's mlflow extra).", show_default=False),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False),
 ):
     """Train the model a config describes and write a run folder under output.runs_root."""
     from rich import console as rich_console
 
-    from dlrun import continuation, errors, config, trainer
+    from dlrun import continuation, errors, config, tracking
 
     console = rich_console.Console(highlight=False)
+    tracking.check(track)
     command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items)]
     if resume_dir is None:
         if config_file is None:
             raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
-        trainer.train(config.load(config_file, set_items), console, command=command)
+        _train(console, report, track, tracking_uri, config.load(config_file, set_items), command=command)
         return
     command += ["--resume", str(resume_dir), *(["--force"] if force else [])]
     run, resolved = continuation.prepare(resume_dir, config_file, set_items, force)
     if run is None:
         console.print(f"{resume_dir}: already completed; nothing to do", highlight=False, soft_wrap=True)
         return
-    trainer.train(resolved, console, command=command, resume_run=run)
+    _train(console, report, track, tracking_uri, resolved, command=command, resume_run=run)
+
+
+def _train(console, report: bool, track: str | None, tracking_uri: str | None, resolved, **options) -> None:
+    """trainer.train, then the report; the MLflow run (if any) is ended whatever happens."""
+    from dlrun import tracking, trainer
+
+    tracker = tracking.MlflowTracker(tracking_uri, console) if track else None
+    try:
+        run = trainer.train(resolved, console, tracker=tracker, **options)
+        if report:
+            from dlrun import report as report_module
+
+            console.print(f"report: {report_module.write([run.path])}", highlight=False, soft_wrap=True)
+    finally:
+        if tracker is not None:
+            tracker.end()

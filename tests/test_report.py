@@ -1,0 +1,230 @@
+"""`dlrun report`: the HTML page from hand-made run folders (no TensorFlow), and in a real headless Chromium
+for a trained quickstart-style run and a K-fold run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from dlrun import report
+from tests.conftest import CONFIGS, invoke, run_folders
+
+HOSTILE = "<script>console.error('xss-name')</script>"
+HOSTILE_CONFIG = "<img src=x onerror=\"console.error('xss-config')\">"
+
+
+def make_run(path: Path, name: str = "digits", config: str = "name: digits\nseed: 1\n", plots: bool = False) -> Path:
+    """A completed run folder written by hand: run.json, config.yaml, history.json, metrics.json."""
+    path.mkdir(parents=True)
+    record = {"name": name, "status": "completed", "started_at": "2026-01-02T10:00:00Z", "ended_at": "2026-01-02T10:01:15Z",
+              "duration_s": 75.4, "metrics": ["accuracy"], "command": ["dlrun", "train", name],
+              "best_epoch": {"monitor": "val_loss", "epoch": 2, "value": 0.6}}
+    (path / "run.json").write_text(json.dumps(record))
+    (path / "config.yaml").write_text(config)
+    (path / "history.json").write_text(json.dumps({
+        "epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
+        "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.85, 0.8]}))
+    (path / "metrics.json").write_text(json.dumps({
+        "split": "test", "samples": 20, "metrics": {"accuracy": 0.83, "loss": 0.65},
+        "baseline": {"majority_class": 0, "majority_class_accuracy": 0.55, "random_guess_accuracy": 0.5},
+        "confusion_matrix": {"labels": ["cat", "dog"], "matrix": [[9, 2], [1, 8]]}}))
+    if plots:
+        (path / "plots").mkdir()
+        for name_ in ("loss", "accuracy", "confusion_matrix_test"):
+            (path / "plots" / f"{name_}.png").write_bytes(_png())
+    return path
+
+
+def _png() -> bytes:
+    """A valid 1x1 PNG, so tests that need no matplotlib still embed real images."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+def test_one_run_goes_to_run_dir_report_html(tmp_path):
+    run = make_run(tmp_path / "20260102T100000Z_digits", plots=True)
+    result = invoke("report", run)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"report: {run / 'report.html'}"
+    page = (run / "report.html").read_text(encoding="utf-8")
+    for expected in ("Resolved config (config.yaml)", "<details>", "Status and timings", "1m 15s",
+                     "Best epoch: <strong>2</strong> (val_loss 0.6000): overfitting starts after epoch 2",
+                     "Test metrics and baselines", "majority class 0.5500; random guess 0.5000", "beats the baseline",
+                     "Learning curves", "Confusion matrix and residuals"):
+        assert expected in page, expected
+    assert page.count("<img src=\"data:image/png;base64,") == 3  # the run's own PNGs, embedded
+    assert "http://" not in page and "https://" not in page  # nothing from the network
+
+
+def test_missing_learning_curves_are_drawn(tmp_path):
+    run = make_run(tmp_path / "run", plots=False)
+    page = report.render([run])
+    # loss and accuracy curves (matplotlib, from history.json) and the confusion matrix (from metrics.json)
+    assert page.count("<img src=\"data:image/png;base64,") == 3
+    assert "loss.png" in page and "accuracy.png" in page and "confusion_matrix_test.png" in page
+    assert not (run / "plots").exists()  # drawn for the page only; the run folder is left as it was
+
+
+def test_text_from_run_files_is_escaped(tmp_path):
+    run = make_run(tmp_path / "run", name=HOSTILE, config=f"name: x\nnote: {json.dumps(HOSTILE_CONFIG)}\n", plots=True)
+    page = report.render([run])
+    assert "<script" not in page.lower()  # the page has no script of its own, and none got in
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;console.error(&#x27;xss-name&#x27;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=" in page
+
+
+def test_several_runs_compared_on_one_page(tmp_path):
+    first = make_run(tmp_path / "a", config="name: a\nseed: 1\n", plots=True)
+    second = make_run(tmp_path / "b", config="name: a\nseed: 2\n", plots=True)
+    out = tmp_path / "both.html"
+    result = invoke("report", first, second, "--out", out)
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "dlrun report: 2 runs" in page and 'href="#run-1"' in page and 'id="run-2"' in page
+    assert "<tr><td>seed</td><td>1</td><td>2</td></tr>" in page  # the config key that differs
+    assert "Learning curves, overlaid" in page
+
+
+@pytest.mark.parametrize(
+    "make_args, expected",
+    [
+        (lambda tmp: [make_run(tmp / "a"), make_run(tmp / "b")],
+         "--out: received nothing; expected an output file when reporting 2 runs"),
+        (lambda tmp: [tmp], "not a dlrun run folder (no run.json)"),
+        (lambda tmp: [make_run(tmp / "a"), "--out", tmp / "missing" / "r.html"],
+         "r.html'; expected a file in an existing folder"),
+    ],
+    ids=["several runs without --out", "not a run folder", "--out in a missing folder"],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, make_args, expected):
+    result = invoke("report", *make_args(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.html"))
+
+
+# --- in a real browser -----------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str | None:
+    candidates = [os.environ.get("DLRUN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    return next((path for path in candidates if path and Path(path).is_file()), None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Playwright driving the system Chromium (never Playwright's own download: it is offline here)."""
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium here (install the Debian package `chromium`; .ci/run does so where apt-get exists)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def open_page(browser, page_path: Path, screenshot: Path) -> tuple[object, list[str]]:
+    """Load the report; return the page and every console message, page error or dialog it raised."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    events: list[str] = []
+    page.on("console", lambda message: events.append(f"console {message.type}: {message.text}"))
+    page.on("pageerror", lambda error: events.append(f"page error: {error}"))
+    page.on("dialog", lambda dialog: (events.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.on("request", lambda request: None if request.url.startswith(("file:", "data:")) else events.append(f"request: {request.url}"))
+    page.goto(page_path.resolve().as_uri(), wait_until="load")
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    return page, events
+
+
+def image_widths(page) -> list[int]:
+    return page.evaluate("Array.from(document.images, image => image.complete ? image.naturalWidth : 0)")
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory) -> dict[str, Path]:
+    """A quickstart-style run (digits convnet, 2 epochs, report written by `train --report`) and a K-fold run."""
+    root = tmp_path_factory.mktemp("report_runs")
+    result = invoke("train", CONFIGS / "quickstart.yaml", "--report", "--set", f"output.runs_root={root / 'train'}",
+                    "--set", "train.epochs=2", "--set", "model.filters=[8, 8]", "--set", "model.dense_units=[16]")
+    assert result.exit_code == 0, result.output
+    (quickstart,) = run_folders(root / "train")
+    assert f"report: {quickstart / 'report.html'}" in result.stdout
+    result = invoke("kfold", CONFIGS / "smoke" / "mlp_regression.yaml", "--k", "2", "--set", "train.epochs=3",
+                    "--set", f"output.runs_root={root / 'kfold'}")
+    assert result.exit_code == 0, result.output
+    (kfold,) = run_folders(root / "kfold")
+    return {"quickstart": quickstart, "kfold": kfold}
+
+
+@pytest.mark.slow
+def test_quickstart_report_in_chromium(browser, trained_runs, tmp_path):
+    page, events = open_page(browser, trained_runs["quickstart"] / "report.html", tmp_path / "quickstart_report.png")
+    assert events == []
+    widths = image_widths(page)
+    assert len(widths) == 3 and all(width > 0 for width in widths), widths  # loss, accuracy, confusion matrix
+    text = page.inner_text("body")
+    for expected in ("Status and timings", "completed", "Learning curves", "Test metrics and baselines",
+                     "majority class", "random guess", "Best epoch"):
+        assert expected in text, expected
+    assert page.inner_text("details > summary >> nth=0") == "Resolved config (config.yaml)"
+    assert "architecture: convnet" in page.text_content("details pre")
+    assert page.locator("figcaption", has_text="loss.png").count() == 1
+
+
+@pytest.mark.slow
+def test_kfold_report_in_chromium(browser, trained_runs, tmp_path):
+    target = report.write([trained_runs["kfold"]])
+    page, events = open_page(browser, target, tmp_path / "kfold_report.png")
+    assert events == []
+    widths = image_widths(page)
+    assert len(widths) >= 6 and all(width > 0 for width in widths), widths
+    text = page.inner_text("body")
+    kfold = json.loads((trained_runs["kfold"] / "kfold.json").read_text())
+    for expected in ("K-fold validation", f"Recommended epochs: {kfold['recommended_epochs']}", "Over the folds (mean ± std)",
+                     "mean predictor", "K-fold curves", "Learning curves", "residuals_test.png"):
+        assert expected in text, expected
+
+
+@pytest.mark.slow
+def test_comparison_and_hostile_text_in_chromium(browser, trained_runs, tmp_path):
+    hostile = make_run(tmp_path / "hostile", name=HOSTILE, config=f"name: x\nnote: {json.dumps(HOSTILE_CONFIG)}\n", plots=True)
+    target = report.write([trained_runs["quickstart"], trained_runs["kfold"], hostile], tmp_path / "three.html")
+    page, events = open_page(browser, target, tmp_path / "comparison_report.png")
+    assert events == []  # the run name's <script> and the config's onerror never ran
+    assert HOSTILE in page.inner_text("body")  # shown as text
+    widths = image_widths(page)
+    assert widths and all(width > 0 for width in widths), widths
+
+
+def test_visualisations_in_the_run_folder_are_shown(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "run", plots=True)
+    for relative in ("gradcam/20260102T120000Z/cat_overlay.png", "gradcam/20260102T120000Z/cat_heatmap.png",
+                     "activations/20260102T130000Z/cat/01_conv_1.png"):
+        (run / "visualize" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (run / "visualize" / relative).write_bytes(_png())
+    (run / "visualize" / "gradcam" / "20260102T120000Z" / "cat_heatmap.npy").write_bytes(b"not an image")
+    page = report.render([run])
+    assert "Visualisations" in page
+    assert "<summary>activations/20260102T130000Z (1 images)</summary>" in page
+    assert "<summary>gradcam/20260102T120000Z (2 images)</summary>" in page
+    assert "<figcaption>cat/01_conv_1.png</figcaption>" in page and "npy" not in page
+    monkeypatch.setattr(report, "MAX_VISUALIZATION_IMAGES", 2)
+    page = report.render([run])
+    assert page.count("<img src=") == 3 + 2 and "1 more images under" in page
