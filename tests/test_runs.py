@@ -66,3 +66,10 @@ def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    target = atomic.write_text(tmp_path / "shared.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

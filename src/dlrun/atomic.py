@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> P
             stream.flush()
             if durable:
                 os.fsync(stream.fileno())
+        os.chmod(temp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the permissions a plain open() would
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
