@@ -82,12 +82,12 @@ def test_a_full_disk_fails_the_run_clearly_and_never_marks_it_completed(tmp_path
     original = atomic.write_bytes
     calls = {"history": 0}
 
-    def fill_up(target, data):
+    def fill_up(target, data, **options):
         if str(target).endswith("history.json"):
             calls["history"] += 1
             if calls["history"] == 2:
                 raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        return original(target, data)
+        return original(target, data, **options)
 
     monkeypatch.setattr(atomic, "write_bytes", fill_up)
     result = invoke("train", path)
