@@ -67,10 +67,11 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_predictions(quickstart, t
 
 def test_onnx_without_its_packages_exits_2_with_the_install_command(quickstart, tmp_path, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name, *rest: None if name == "tf2onnx" else real(name, *rest))
+    hidden = {"tf2onnx", "onnx"}
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name, *rest: None if name in hidden else real(name, *rest))
     result = invoke("export", quickstart[0], "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert result.exit_code == 2
-    assert "needs tf2onnx (not installed); expected them installed: pip install 'dlrun[onnx]'" in result.stderr
+    assert "needs tf2onnx and onnx (not installed); expected them installed: pip install 'dlrun[onnx]'" in result.stderr
     assert not (tmp_path / "m.onnx").exists()
 
 
