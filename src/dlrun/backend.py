@@ -121,8 +121,18 @@ def choose(config, available: list[str] | None = None, already: str | None = Non
                 f"{', '.join(available) or 'none'} (or install it: {INSTALL[requested]})"
             )
         return Choice(requested, f"backend: {requested} was asked for in the config")
-    if already is not None:
-        return Choice(already, f"auto: Keras was already imported in this process with the {already} backend")
+    preferred = _auto(config, available, environment)
+    if already in (None, preferred.name):
+        return preferred
+    if tensorflow_only(config):
+        key, value = tensorflow_only(config)[0]
+        raise errors.ConfigError(f"{key}: received {value!r}, which needs TensorFlow; Keras was already imported in "
+                                 f"this process with the {already!r} backend: run dlrun in a new process")
+    return Choice(already, f"auto: Keras was already imported in this process with the {already} backend "
+                           f"(a new process would use {preferred.name})")
+
+
+def _auto(config, available: list[str], environment: str | None) -> Choice:
     needs_tensorflow = tensorflow_only(config)
     if needs_tensorflow:
         key, value = needs_tensorflow[0]
@@ -158,21 +168,24 @@ def activate(config) -> Choice:
 
 
 def import_keras():
-    """Import Keras (and TensorFlow, which feeds the inputs) without log spam; return keras.
+    """Import TensorFlow (when installed) and Keras without TensorFlow's log spam; return keras.
 
-    The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset.
+    The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset. TensorFlow is imported
+    on every backend: Keras itself imports it whenever it is installed (`set_random_seed`, saving), and
+    image folders are read with tf.data.
     """
     # Hide TensorFlow's C++ log lines (INFO, WARNING and the spurious graph-version ERRORs that
     # tf.data prints); real failures still surface as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|jax)")
-    if "keras" in sys.modules and ("tensorflow" in sys.modules or not _importable("tensorflow")):
+    wants_tensorflow = _importable("tensorflow")
+    if "keras" in sys.modules and ("tensorflow" in sys.modules or not wants_tensorflow):
         return sys.modules["keras"]
     # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
     # is read, straight to file descriptor 2: silence it for the import only.
     with _native_stderr_silenced():
-        if _importable("tensorflow"):
+        if wants_tensorflow:
             import tensorflow as tf
 
             tf.get_logger().setLevel(logging.ERROR)
@@ -180,6 +193,11 @@ def import_keras():
 
     logging.getLogger("absl").setLevel(logging.ERROR)
     return keras
+
+
+def feeds_tf_data() -> bool:
+    """Whether in-memory arrays reach `fit` through `tf.data` (the TensorFlow backend) or as NumPy batches."""
+    return (loaded() or os.environ.get("KERAS_BACKEND") or "tensorflow") == "tensorflow"
 
 
 def require_tensorflow(feature: str) -> None:
@@ -207,6 +225,12 @@ def distribution_scope(config):
     except (ValueError, RuntimeError) as error:
         raise errors.ConfigError(f"train.devices: received {list(config.train.devices)}; expected devices this "
                                  f"machine has ({error})") from None
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        # Keras 3.15 builds a distributed model from its first batch reduced across replicas, which
+        # fails on unequal shares (keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build).
+        raise errors.ConfigError(f"train.batch_size: received {config.train.batch_size} with {replicas} mirrored "
+                                 f"replicas; expected a multiple of {replicas} (the global batch is split evenly)")
     with strategy.scope():
         yield strategy
 

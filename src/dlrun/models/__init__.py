@@ -46,6 +46,6 @@ def load_model(path):
     from dlrun import backend
 
     keras = backend.import_keras()
-    from dlrun.models import application_input  # noqa: F401  (registers ApplicationInput)
+    from dlrun.models import application_input, multi_hot  # noqa: F401  (registers ApplicationInput, MultiHot)
 
     return keras.saving.load_model(path, safe_mode=True)
