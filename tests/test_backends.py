@@ -183,10 +183,39 @@ def test_jax_backend_is_picked_by_auto_and_repeats_exactly(tmp_path):
     second = _train(tmp_path, "second", "--backend", "jax")
     assert first["backend"]["name"] == "jax" and first["backend"]["reason"].startswith("auto:")
     assert second["backend"] == {"name": "jax", "reason": "backend: jax was asked for in the config"}
-    assert "jax" in first["versions"]
+    assert "jax" in first["versions"] and "tensorflow" not in first["versions"]  # not imported: arrays need no tf.data
     assert first["history"] == second["history"]
     assert first["test_metrics"] == second["test_metrics"]
     assert np.isfinite(first["test_metrics"]["loss"])
+
+
+JAX_TF_DATA = textwrap.dedent("""\
+    import json, os
+    os.environ["KERAS_BACKEND"] = "jax"
+    from dlrun import backend
+    keras = backend.import_keras()
+    import sys
+    before = "tensorflow" in sys.modules
+    import numpy as np, tensorflow as tf
+    from dlrun.data import pipeline
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)).astype("float32"), rng.integers(2, size=40)
+    split = pipeline.Pipeline(tf.data.Dataset.from_tensor_slices((x, y)), y, (5,), seed=1)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    history = model.fit(split.batches(8, shuffle=True), epochs=2, verbose=0)
+    print(json.dumps({"before": before, "backend": keras.backend.backend(), "losses": history.history["loss"]}))
+""")
+
+
+@needs_jax
+def test_tf_data_pipelines_feed_keras_on_jax(tmp_path):
+    """Image folders stay tf.data pipelines on JAX; TensorFlow is imported only when one is used."""
+    result = subprocess.run([sys.executable, "-c", JAX_TF_DATA], capture_output=True, text=True, timeout=120, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["before"] is False and outcome["backend"] == "jax"
+    assert len(outcome["losses"]) == 2 and all(np.isfinite(outcome["losses"]))
 
 
 # --- multi-hot without the one-hot blow-up ------------------------------------------------------------

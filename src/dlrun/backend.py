@@ -5,11 +5,12 @@ import, so `activate(config)` sets it before anything imports Keras, and refuses
 imported on another backend in this process (a new process is the only way to switch).
 
 `auto` (the default) picks, among the installed backends, the one the benchmarks (BENCHMARKS.md,
-"Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models, which it
-trained 2.8x faster than TensorFlow on CPU; TensorFlow for convnets and pretrained bases (JAX ran the
-notes' convnet 4x slower on CPU) and for everything only TensorFlow can do (`train.loop: custom`,
-`train.distribute: mirrored`, Grad-CAM and filter visualisation). TensorFlow stays installed either
-way: `tf.data` feeds the inputs on every backend (Keras 3 accepts a `tf.data.Dataset` on any backend).
+"Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models (the Boston
+MLP ran 1.6x faster end to end than plain TensorFlow Keras on CPU; its fit alone 2-4x); TensorFlow for
+convnets and pretrained bases (JAX ran the notes' convnet 4x slower on CPU) and for everything only
+TensorFlow can do (`train.loop: custom`, `train.distribute: mirrored`, Grad-CAM and filter patterns).
+TensorFlow stays installed either way: image folders are tf.data pipelines, which Keras 3 accepts on
+any backend; in-memory arrays go to JAX and PyTorch as NumPy batches, so TensorFlow is not imported there.
 
 Imports nothing heavy at module level: config validation calls `problems`.
 """
@@ -142,11 +143,12 @@ def _auto(config, available: list[str], environment: str | None) -> Choice:
     architecture = config.model.architecture
     if architecture in DENSE_ARCHITECTURES:
         if "jax" in available:
-            return Choice("jax", f"auto: a dense ({architecture}) model; JAX trained the Boston MLP about 2.8x "
-                                 f"faster than TensorFlow on CPU (BENCHMARKS.md)")
+            return Choice("jax", f"auto: a dense ({architecture}) model, which trains fastest on JAX (the Boston "
+                                 f"MLP: 1.6x faster end to end than plain TensorFlow Keras on CPU, BENCHMARKS.md)")
         return _fallback(available, f"auto: a dense ({architecture}) model would be fastest on JAX, which is "
                                     f"not installed ({INSTALL['jax']})")
-    return _fallback(available, f"auto: a {architecture} model; TensorFlow ran the convnet 4x faster than JAX on CPU (BENCHMARKS.md)")
+    return _fallback(available, f"auto: a {architecture} model, which trains fastest on TensorFlow (JAX ran the "
+                                f"notes' convnet 4x slower on CPU)")
 
 
 def _fallback(available: list[str], reason: str) -> Choice:
@@ -168,18 +170,18 @@ def activate(config) -> Choice:
 
 
 def import_keras():
-    """Import TensorFlow (when installed) and Keras without TensorFlow's log spam; return keras.
+    """Import Keras (and TensorFlow, on the TensorFlow backend) without TensorFlow's log spam; return keras.
 
-    The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset. TensorFlow is imported
-    on every backend: Keras itself imports it whenever it is installed (`set_random_seed`, saving), and
-    image folders are read with tf.data.
+    The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset. On the other backends
+    TensorFlow is imported only by what needs it (tf.data pipelines of image folders): importing it
+    takes 3.7 s, a third of a JAX Boston run.
     """
     # Hide TensorFlow's C++ log lines (INFO, WARNING and the spurious graph-version ERRORs that
     # tf.data prints); real failures still surface as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|jax)")
-    wants_tensorflow = _importable("tensorflow")
+    wants_tensorflow = os.environ["KERAS_BACKEND"] == "tensorflow"
     if "keras" in sys.modules and ("tensorflow" in sys.modules or not wants_tensorflow):
         return sys.modules["keras"]
     # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
@@ -191,8 +193,24 @@ def import_keras():
             tf.get_logger().setLevel(logging.ERROR)
         import keras
 
+    if not wants_tensorflow and "tensorflow" not in sys.modules:
+        _keras_without_tensorflow()
     logging.getLogger("absl").setLevel(logging.ERROR)
     return keras
+
+
+def _keras_without_tensorflow() -> None:
+    """Stop Keras importing TensorFlow just because it is installed.
+
+    On JAX and PyTorch, Keras asks `tensorflow.available` (which imports it) only to seed tf.data
+    (`set_random_seed`) and to recognise TensorFlow objects while saving; dlrun seeds its tf.data
+    pipelines explicitly and saves no TensorFlow objects. Keras code that uses TensorFlow for real (its
+    tf.data adapter) still imports it on first use.
+    """
+    from keras.src.utils import module_utils
+
+    if module_utils.tensorflow.module is None:
+        module_utils.tensorflow._available = False
 
 
 def feeds_tf_data() -> bool:
