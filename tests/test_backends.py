@@ -189,6 +189,50 @@ def test_jax_backend_is_picked_by_auto_and_repeats_exactly(tmp_path):
     assert np.isfinite(first["test_metrics"]["loss"])
 
 
+JAX_RESUME = textwrap.dedent("""\
+    import io, json, sys
+    from pathlib import Path
+    from rich.console import Console
+    from dlrun import backend, config, continuation, errors, trainer
+    loaded = config.load(sys.argv[1])
+    backend.activate(loaded)  # before keras_callbacks imports Keras
+    from dlrun import keras_callbacks
+    console = Console(file=io.StringIO())
+    straight = trainer.train(loaded, console)
+    original = keras_callbacks.RunRecorder.on_epoch_end
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+    keras_callbacks.RunRecorder.on_epoch_end = on_epoch_end
+    try:
+        trainer.train(loaded, console)
+    except errors.Interrupted:
+        pass
+    keras_callbacks.RunRecorder.on_epoch_end = original
+    interrupted = sorted(p for p in Path(loaded.output.runs_root).iterdir() if p != straight.path)[0]
+    run, resolved = continuation.prepare(interrupted, None, [], False)
+    resumed = trainer.train(resolved, console, resume_run=run)
+    print(json.dumps({name: json.loads((folder.path / "history.json").read_text())
+                      for name, folder in (("straight", straight), ("resumed", resumed))}
+                     | {"backend": json.loads((resumed.path / "run.json").read_text())["backend"]["name"]}))
+""")
+
+
+@needs_jax
+@pytest.mark.slow
+def test_resume_on_jax_matches_a_straight_run(tmp_path):
+    path = tmp_path / "resume.yaml"
+    path.write_text(TINY.format(root=json.dumps(str(tmp_path / "runs"))))
+    result = subprocess.run([sys.executable, "-c", JAX_RESUME, str(path)], capture_output=True, text=True, timeout=300, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["backend"] == "jax"
+    assert outcome["resumed"]["epoch"] == [1, 2, 3]
+    for key, values in outcome["straight"].items():
+        np.testing.assert_allclose(outcome["resumed"][key], values, rtol=1e-6, atol=1e-7, err_msg=key)
+
+
 JAX_TF_DATA = textwrap.dedent("""\
     import json, os
     os.environ["KERAS_BACKEND"] = "jax"
