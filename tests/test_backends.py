@@ -98,6 +98,12 @@ def test_visualisation_gradients_are_refused_off_tensorflow(monkeypatch):
     assert "backend: received 'jax'; expected tensorflow for Grad-CAM" in str(caught.value)
 
 
+def test_list_backends():
+    result = invoke("list", "backends")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.splitlines()[1:]] == list(backend.BACKENDS)
+
+
 # --- through the CLI: bad combinations exit 2 and leave no run folder ------------------------------
 
 
