@@ -45,13 +45,13 @@ def test_auto_is_the_visible_default():
 
 
 def test_auto_picks_jax_for_a_dense_model_when_installed():
-    choice = backend.choose(_config(), available=["tensorflow", "jax"], already=None, environment="")
+    choice = backend.choose(_config(), available=["tensorflow", "jax"], already=None, environment=None)
     assert choice.name == "jax"
     assert "dense (mlp)" in choice.reason
 
 
 def test_auto_falls_back_to_tensorflow_without_jax_and_says_why():
-    choice = backend.choose(_config(), available=["tensorflow"], already=None, environment="")
+    choice = backend.choose(_config(), available=["tensorflow"], already=None, environment=None)
     assert choice == backend.Choice("tensorflow", choice.reason)
     assert "JAX" in choice.reason and "not installed" in choice.reason
 
@@ -59,13 +59,13 @@ def test_auto_falls_back_to_tensorflow_without_jax_and_says_why():
 @pytest.mark.parametrize("path", ["quickstart.yaml", "cats_dogs.yaml", "signs.yaml", "vgg16_finetune.yaml"])
 def test_auto_keeps_convnets_and_tensorflow_only_features_on_tensorflow(path):
     loaded = config_module.load(ROOT / "configs" / path)
-    choice = backend.choose(loaded, available=["tensorflow", "jax", "torch"], already=None, environment="")
+    choice = backend.choose(loaded, available=["tensorflow", "jax", "torch"], already=None, environment=None)
     assert choice.name == "tensorflow", (path, choice)
 
 
 def test_auto_keeps_the_custom_loop_and_mirrored_on_tensorflow():
     for changes in ({"train": {"loop": "custom"}}, {"train": {"distribute": "mirrored"}}):
-        choice = backend.choose(_config(**changes), available=["tensorflow", "jax"], already=None, environment="")
+        choice = backend.choose(_config(**changes), available=["tensorflow", "jax"], already=None, environment=None)
         assert choice.name == "tensorflow" and "needs TensorFlow" in choice.reason
 
 
@@ -77,6 +77,13 @@ def test_auto_uses_the_backend_keras_was_already_imported_with():
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(train={"loop": "custom"}), available=["tensorflow", "jax"], already="jax")
     assert "train.loop: received 'custom', which needs TensorFlow; Keras was already imported" in str(caught.value)
+
+
+def test_auto_follows_keras_backend_in_the_environment_unless_tensorflow_is_needed():
+    choice = backend.choose(_config(), available=["tensorflow", "jax", "torch"], already=None, environment="torch")
+    assert choice == backend.Choice("torch", "auto: KERAS_BACKEND=torch is set in the environment")
+    custom = backend.choose(_config(train={"loop": "custom"}), available=["tensorflow", "torch"], already=None, environment="torch")
+    assert custom.name == "tensorflow"
 
 
 def test_an_explicit_backend_cannot_switch_a_loaded_keras():

@@ -96,16 +96,18 @@ def problems(config) -> list[str]:
     return found
 
 
-def choose(config, available: list[str] | None = None, already: str | None = None,
-           environment: str | None = None) -> Choice:
+_THIS_PROCESS = object()  # choose()'s default: read the fact from this process
+
+
+def choose(config, available=_THIS_PROCESS, already=_THIS_PROCESS, environment=_THIS_PROCESS) -> Choice:
     """The backend `config` runs on and why; raises ConfigError when it cannot run here.
 
-    `available` (default `installed()`), `already` (default `loaded()`) and `environment` (default
-    `$KERAS_BACKEND`) are the facts of this process; tests pass their own.
+    `available` (the installed backends), `already` (the backend Keras was imported with, or None) and
+    `environment` (`$KERAS_BACKEND`, or None) default to this process's facts; tests pass their own.
     """
-    available = installed() if available is None else available
-    already = loaded() if already is None else already
-    environment = os.environ.get("KERAS_BACKEND") if environment is None else environment
+    available = installed() if available is _THIS_PROCESS else available
+    already = loaded() if already is _THIS_PROCESS else already
+    environment = os.environ.get("KERAS_BACKEND") if environment is _THIS_PROCESS else environment
     requested = config.backend
     found = problems(config)
     if found:
