@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 from dlrun import cli
 
 ROOT = Path(__file__).resolve().parents[1]
+# Keras cannot switch backends inside a process: the suite (and the CLI subprocesses it starts) runs on
+# TensorFlow, which `backend: auto` respects; tests/test_backends.py starts its JAX runs without this.
+os.environ["KERAS_BACKEND"] = "tensorflow"
 CONFIGS = ROOT / "configs"
 
 

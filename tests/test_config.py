@@ -32,7 +32,7 @@ def test_shorthands():
     "data, expected",
     [
         ({**MINIMAL, "train": {"epoch": 3}},
-         "train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, loop, tensorboard, callbacks (did you mean 'epochs'?)"),
+         f"train.epoch: received unknown key 'epoch'; expected one of the keys {', '.join(schema.TrainConfig.model_fields)} (did you mean 'epochs'?)"),
         ({**MINIMAL, "model": {"architecture": "mlp", "unitz": [3]}}, "model.unitz: received unknown key 'unitz'"),
         ({**MINIMAL, "train": {"batch_size": "64x"}}, 'train.batch_size: received "64x"; expected an integer'),
         ({**MINIMAL, "train": {"epochs": [1]}}, "train.epochs: received [1]; expected an integer"),

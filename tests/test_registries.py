@@ -51,3 +51,10 @@ def test_every_entry_has_a_description():
 def test_lookup_error_is_keras_style():
     with pytest.raises(ValueError, match=r"Could not interpret optimizer identifier: 'adamw'.*\(did you mean 'adam'\?\)"):
         registry.lookup(optimizers.OPTIMIZERS, "adamw", "optimizer")
+
+
+def test_backend_names_equal_registry_keys():
+    from dlrun import backend
+
+    names = typing.get_args(schema.Config.model_fields["backend"].annotation)
+    assert list(names) == ["auto", *backend.BACKENDS]

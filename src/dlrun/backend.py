@@ -1,32 +1,277 @@
-"""Importing TensorFlow and Keras quietly, and seeding everything for repeatable runs."""
+"""The Keras backend: choosing it (`backend:` in the config), importing Keras on it quietly, seeding.
+
+This is the one module that knows which backend runs. Keras reads `KERAS_BACKEND` once, at its first
+import, so `activate(config)` sets it before anything imports Keras, and refuses when Keras was already
+imported on another backend in this process (a new process is the only way to switch).
+
+`auto` (the default) picks, among the installed backends, the one the benchmarks (BENCHMARKS.md,
+"Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models (the Boston
+MLP ran 1.5-1.6x faster end to end than plain TensorFlow Keras on CPU, its fit 2.5-2.9x); TensorFlow for
+convnets and pretrained bases (JAX ran the notes' convnet 4x slower on CPU) and for everything only
+TensorFlow can do (`train.loop: custom`, `train.distribute: mirrored`, Grad-CAM and filter patterns).
+TensorFlow stays installed either way: image folders are tf.data pipelines, which Keras 3 accepts on
+any backend; in-memory arrays go to JAX and PyTorch as NumPy batches, so TensorFlow is not imported there.
+
+Imports nothing heavy at module level: config validation calls `problems`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib.util
 import logging
 import os
 import sys
 import warnings
 
+from dlrun import errors
+
+# The registry: backend name -> what it is for (the schema's `backend` names, less `auto`, equal these keys).
+BACKENDS = {
+    "tensorflow": "TensorFlow: every dlrun feature (custom loop, mirrored strategy, visualisation)",
+    "jax": "JAX (pip install 'dlrun[jax]'): the fastest for dense models on CPU; model.fit only",
+    "torch": "PyTorch (pip install torch): model.fit only",
+}
+INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'", "torch": "pip install torch"}
+DENSE_ARCHITECTURES = ("mlp",)  # where JAX wins on CPU (BENCHMARKS.md)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The backend a run uses and, in one sentence, why (recorded in run.json)."""
+
+    name: str
+    reason: str
+
+    def record(self) -> dict:
+        return {"name": self.name, "reason": self.reason}
+
+
+def installed() -> list[str]:
+    """The backends whose package can be imported here, in registry order (nothing is imported)."""
+    return [name for name in BACKENDS if _importable(name)]
+
+
+def _importable(module_name: str) -> bool:
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules (hidden), or a broken one
+        return False
+
+
+def loaded() -> str | None:
+    """The backend Keras was imported with in this process, or None when Keras is not imported yet."""
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    try:
+        return keras.backend.backend()
+    except AttributeError:  # a partly imported keras
+        return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def tensorflow_only(config) -> list[tuple[str, str]]:
+    """The config's settings only the TensorFlow backend can run, as (key path, value) pairs."""
+    found = []
+    if config.train.loop == "custom":
+        found.append(("train.loop", "custom"))
+    if config.train.distribute != "none":
+        found.append(("train.distribute", config.train.distribute))
+    return found
+
+
+def problems(config) -> list[str]:
+    """Config lines that contradict an explicit backend (checked with the config, before any import)."""
+    found = []
+    if config.train.loop == "custom" and config.train.distribute != "none":
+        found.append(f"train.loop: received 'custom' with train.distribute: {config.train.distribute}; expected "
+                     f"train.loop: fit (only fit splits batches across replicas)")
+    if config.backend not in ("auto", "tensorflow"):
+        found.extend(
+            f"{key}: received {value!r} with backend {config.backend!r}; expected backend: tensorflow "
+            f"(or auto), since only TensorFlow runs {key}: {value}"
+            for key, value in tensorflow_only(config)
+        )
+    return found
+
+
+_THIS_PROCESS = object()  # choose()'s default: read the fact from this process
+
+
+def choose(config, available=_THIS_PROCESS, already=_THIS_PROCESS, environment=_THIS_PROCESS) -> Choice:
+    """The backend `config` runs on and why; raises ConfigError when it cannot run here.
+
+    `available` (the installed backends), `already` (the backend Keras was imported with, or None) and
+    `environment` (`$KERAS_BACKEND`, or None) default to this process's facts; tests pass their own.
+    """
+    available = installed() if available is _THIS_PROCESS else available
+    already = loaded() if already is _THIS_PROCESS else already
+    environment = os.environ.get("KERAS_BACKEND") if environment is _THIS_PROCESS else environment
+    requested = config.backend
+    found = problems(config)
+    if found:
+        raise errors.ConfigError(found)
+    if requested != "auto":
+        if already not in (None, requested):
+            raise errors.ConfigError(
+                f"backend: received {requested!r}; Keras was already imported in this process with the "
+                f"{already!r} backend and cannot switch: run dlrun in a new process"
+            )
+        if requested not in available:
+            raise errors.ConfigError(
+                f"backend: received {requested!r}, which is not installed; expected one of "
+                f"{', '.join(available) or 'none'} (or install it: {INSTALL[requested]})"
+            )
+        return Choice(requested, f"backend: {requested} was asked for in the config")
+    preferred = _auto(config, available, environment)
+    if already in (None, preferred.name):
+        return preferred
+    if tensorflow_only(config):
+        key, value = tensorflow_only(config)[0]
+        raise errors.ConfigError(f"{key}: received {value!r}, which needs TensorFlow; Keras was already imported in "
+                                 f"this process with the {already!r} backend: run dlrun in a new process")
+    return Choice(already, f"auto: Keras was already imported in this process with the {already} backend "
+                           f"(a new process would use {preferred.name})")
+
+
+def _auto(config, available: list[str], environment: str | None) -> Choice:
+    needs_tensorflow = tensorflow_only(config)
+    if needs_tensorflow:
+        key, value = needs_tensorflow[0]
+        return _fallback(available, f"auto: {key}: {value} needs TensorFlow")
+    if environment in available:
+        return Choice(environment, f"auto: KERAS_BACKEND={environment} is set in the environment")
+    architecture = config.model.architecture
+    if architecture in DENSE_ARCHITECTURES:
+        if "jax" in available:
+            return Choice("jax", f"auto: a dense ({architecture}) model, which trains fastest on JAX (the Boston "
+                                 f"MLP's training: 2.5x faster than plain TensorFlow Keras on CPU, BENCHMARKS.md)")
+        return _fallback(available, f"auto: a dense ({architecture}) model would be fastest on JAX, which is "
+                                    f"not installed ({INSTALL['jax']})")
+    return _fallback(available, f"auto: a {architecture} model, which trains fastest on TensorFlow (JAX ran the "
+                                f"notes' convnet 4x slower on CPU)")
+
+
+def _fallback(available: list[str], reason: str) -> Choice:
+    """TensorFlow when installed (with `reason`), else the first installed backend."""
+    if "tensorflow" in available:
+        return Choice("tensorflow", reason)
+    if not available:
+        raise errors.ConfigError(f"backend: received 'auto' with no Keras backend installed; expected one of: "
+                                 f"{'; '.join(INSTALL.values())}")
+    return Choice(available[0], f"auto: TensorFlow is not installed; {available[0]} is")
+
+
+def activate(config) -> Choice:
+    """Choose the backend for `config`, import Keras on it (quietly) and return the choice."""
+    choice = choose(config)
+    os.environ["KERAS_BACKEND"] = choice.name
+    import_keras()
+    return choice
+
 
 def import_keras():
-    """Import TensorFlow and Keras without TensorFlow's C++ and Python log spam; return keras."""
+    """Import Keras (and TensorFlow, on the TensorFlow backend) without TensorFlow's log spam; return keras.
+
+    The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset. On the other backends
+    TensorFlow is imported only by what needs it (tf.data pipelines of image folders): importing it
+    takes 3.7 s, a third of a JAX Boston run.
+    """
     # Hide TensorFlow's C++ log lines (INFO, WARNING and the spurious graph-version ERRORs that
     # tf.data prints); real failures still surface as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google)")
-    if "keras" in sys.modules and "tensorflow" in sys.modules:
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|jax)")
+    wants_tensorflow = os.environ["KERAS_BACKEND"] == "tensorflow"
+    if "keras" in sys.modules and ("tensorflow" in sys.modules or not wants_tensorflow):
         return sys.modules["keras"]
     # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
     # is read, straight to file descriptor 2: silence it for the import only.
     with _native_stderr_silenced():
-        import tensorflow as tf
+        if wants_tensorflow:
+            import tensorflow as tf
+
+            tf.get_logger().setLevel(logging.ERROR)
         import keras
 
-    tf.get_logger().setLevel(logging.ERROR)
+    if not wants_tensorflow and "tensorflow" not in sys.modules:
+        _keras_without_tensorflow()
     logging.getLogger("absl").setLevel(logging.ERROR)
     return keras
+
+
+def _keras_without_tensorflow() -> None:
+    """Stop Keras importing TensorFlow just because it is installed.
+
+    On JAX and PyTorch, Keras asks `tensorflow.available` (which imports it) only to seed tf.data
+    (`set_random_seed`) and to recognise TensorFlow objects while saving; dlrun seeds its tf.data
+    pipelines explicitly and saves no TensorFlow objects. Keras code that uses TensorFlow for real (its
+    tf.data adapter) still imports it on first use.
+    """
+    from keras.src.utils import module_utils
+
+    if module_utils.tensorflow.module is None:
+        module_utils.tensorflow._available = False
+
+
+def feeds_tf_data() -> bool:
+    """Whether in-memory arrays reach `fit` through `tf.data` (the TensorFlow backend) or as NumPy batches."""
+    return (loaded() or os.environ.get("KERAS_BACKEND") or "tensorflow") == "tensorflow"
+
+
+def require_tensorflow(feature: str) -> None:
+    """A ConfigError unless Keras runs on TensorFlow here (for code written with tf.GradientTape)."""
+    active = loaded()
+    if active not in (None, "tensorflow"):
+        raise errors.ConfigError(
+            f"backend: received {active!r}; expected tensorflow for {feature} (it takes gradients with "
+            f"tf.GradientTape): set backend: tensorflow, or unset KERAS_BACKEND"
+        )
+
+
+@contextlib.contextmanager
+def distribution_scope(config):
+    """Build and compile the model inside this: `train.distribute: mirrored` opens a
+    `tf.distribute.MirroredStrategy` over `train.devices` (all local GPUs, or the CPU, when empty)."""
+    if config.train.distribute == "none":
+        yield None
+        return
+    require_tensorflow(f"train.distribute: {config.train.distribute}")
+    import tensorflow as tf
+
+    try:
+        strategy = tf.distribute.MirroredStrategy(devices=list(config.train.devices) or None)
+    except (ValueError, RuntimeError) as error:
+        raise errors.ConfigError(f"train.devices: received {list(config.train.devices)}; expected devices this "
+                                 f"machine has ({error})") from None
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        # Keras 3.15 builds a distributed model from its first batch reduced across replicas, which
+        # fails on unequal shares (keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build).
+        raise errors.ConfigError(f"train.batch_size: received {config.train.batch_size} with {replicas} mirrored "
+                                 f"replicas; expected a multiple of {replicas} (the global batch is split evenly)")
+    with strategy.scope():
+        yield strategy
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow's ops deterministic when it is the backend
+    (XLA on CPU, which JAX uses, is deterministic already)."""
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except (AttributeError, RuntimeError):  # not available or already initialised
+            pass
+    elif name == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 @contextlib.contextmanager
@@ -44,15 +289,3 @@ def _native_stderr_silenced():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic (CPU)."""
-    import tensorflow as tf
-
-    keras = import_keras()
-    keras.utils.set_random_seed(seed)
-    try:
-        tf.config.experimental.enable_op_determinism()
-    except (AttributeError, RuntimeError):  # not available or already initialised
-        pass

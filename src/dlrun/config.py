@@ -90,7 +90,9 @@ def task_has_validation(config: schema.Config) -> bool:
 
 def consistency_problems(config: schema.Config, task: str | None = None) -> list[str]:
     """Rules across sections that one key's type cannot express, as `path: received; expected` lines."""
-    problems = []
+    from dlrun import backend
+
+    problems = backend.problems(config)
     task = task or getattr(config.data, "task", None)
     if task is None:
         return problems

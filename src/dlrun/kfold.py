@@ -156,7 +156,10 @@ def kfold(
     console.print(f"[bold]dlrun kfold[/bold] {config.name}: importing TensorFlow...", highlight=False)
     from dlrun import backend, data
 
-    backend.import_keras()
+    if config.train.distribute != "none":
+        raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
+                                 "'none' (folds are independent trials: spread them over processes, not replicas)")
+    choice = backend.activate(config)
     backend.seed_everything(config.seed)
     loaded = data.load(config.data, config.seed)
     problems = config_module.consistency_problems(config, loaded.task)
@@ -185,7 +188,8 @@ def kfold(
         command,
         config.seed,
         runs.versions(),
-        extra={"kind": "kfold", "data": loaded.summary(), "metrics": config_module.metric_names(config, loaded.task)},
+        extra={"kind": "kfold", "data": loaded.summary(), "metrics": config_module.metric_names(config, loaded.task),
+               "backend": choice.record()},
     )
     stratified = "stratified " if state["stratified"] else ""
     console.print(
@@ -219,7 +223,7 @@ def resume(run_dir, console, command: list[str] | None = None) -> runs.Run:
     console.print(f"[bold]dlrun kfold --resume[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
     from dlrun import backend, data
 
-    backend.import_keras()
+    backend.activate(config)
     backend.seed_everything(config.seed)
     loaded = data.load(config.data, config.seed)
     pool = pooled(loaded)

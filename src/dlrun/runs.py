@@ -170,7 +170,7 @@ def process_state(record: dict) -> str:
 def versions() -> dict:
     """Versions of what shaped the numbers (call after TensorFlow is imported)."""
     found = {"python": platform.python_version(), "dlrun": __version__}
-    for module_name in ("tensorflow", "keras", "numpy"):
+    for module_name in ("tensorflow", "keras", "numpy", "jax", "torch"):
         module = sys.modules.get(module_name)
         if module is not None:
             found[module_name] = getattr(module, "__version__", "unknown")

@@ -453,12 +453,21 @@ class TrainConfig(Section):
     shuffle: Flag = True  # reshuffle the training data every epoch
     loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.loop's explicit tf.GradientTape loop, same callbacks
     tensorboard: Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
+    distribute: Literal["none", "mirrored"] = "none"  # mirrored: tf.distribute.MirroredStrategy; batch_size is the global batch
+    devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
 
     @pydantic.field_validator("callbacks", mode="before")
     @classmethod
     def _callbacks_shorthand(cls, value):
         return [_name_shorthand(item) for item in value] if isinstance(value, list) else value
+
+    @pydantic.field_validator("devices")
+    @classmethod
+    def _devices_need_mirrored(cls, value, info):
+        if value and info.data.get("distribute") == "none":
+            raise ValueError("[] when distribute is none (devices name the replicas of distribute: mirrored)")
+        return value
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -478,6 +487,7 @@ class Config(Section):
 
     name: str = "experiment"  # part of the run folder's name: letters, digits, '.', '_', '-'
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42  # seeds Python, NumPy and TensorFlow; ops run deterministically
+    backend: Literal["auto", "tensorflow", "jax", "torch"] = "auto"  # the Keras backend; auto: the fastest installed one for the model (dlrun.backend)
     data: DataConfig
     model: ModelConfig
     compile: CompileConfig = CompileConfig()

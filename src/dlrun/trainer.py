@@ -20,18 +20,20 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     so a mistake leaves nothing behind. Once the folder exists, every outcome is recorded in run.json.
     Raises DlrunError subclasses on failure.
     """
-    console.print(f"[bold]dlrun train[/bold] {config.name}: importing TensorFlow...", highlight=False)
-    backend.import_keras()
+    console.print(f"[bold]dlrun train[/bold] {config.name}: importing Keras...", highlight=False)
+    choice = backend.activate(config)
+    console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
     backend.seed_everything(config.seed)
-    loaded, plan, compiler = _prepare(config, console)
-    model = plan.model
-    compiler.compile(plan.phases[0])
+    with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
+        loaded, plan, compiler = _prepare(config, console)
+        model = plan.model
+        compiler.compile(plan.phases[0])
 
     if resume_run is None:
         run = runs.Run.create(config.output.runs_root, config.name)
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
         extra = {"data": loaded.summary(), "parameters": int(plan.saved_model.count_params()),
-                 "loss": compiler.loss, "metrics": compiler.metric_names}
+                 "loss": compiler.loss, "metrics": compiler.metric_names, "backend": choice.record()}
         run.start(command, config.seed, runs.versions(), extra=extra)
         first_epoch, run_history = 0, history.empty()
     else:
@@ -41,6 +43,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         history.save(run.file(history.FILE_NAME), run_history)
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
         run.resume(command, first_epoch)
+        run.update(backend=choice.record())
         console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
     if tracker is not None:  # e.g. dlrun.tracking.MlflowTracker: it never raises, it warns
         tracker.start(run, config)

@@ -18,6 +18,7 @@ def kfold(
     monitor: str = typer.Option(None, "--monitor", help="Validation value that picks the epoch count (default: val_ of the first metric).", show_default=False),
     smoothing: float = typer.Option(0.9, "--smoothing", help="Exponential moving average factor for the mean validation curve."),
     set_items: list[str] = options.SET_OPTION,
+    backend: str = options.BACKEND_OPTION,
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted K-fold run folder: train only its missing folds.", show_default=False),
 ):
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
@@ -25,6 +26,7 @@ def kfold(
 
     from dlrun import config, errors, kfold as kfold_protocol
 
+    set_items = options.with_backend(set_items, backend)
     if resume is not None:
         if config_file is not None or set_items:
             raise errors.ConfigError("--resume: received a CONFIG or --set too; expected only the run folder (its stored config is used)")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-KINDS = ("datasets", "architectures", "optimizers", "losses", "metrics", "callbacks")
+KINDS = ("datasets", "architectures", "optimizers", "losses", "metrics", "callbacks", "backends")
 
 
 def registries() -> dict[str, dict]:
     """Every registry by kind (imports no TensorFlow)."""
-    from dlrun import callbacks, data, losses, metrics, models, optimizers
+    from dlrun import backend, callbacks, data, losses, metrics, models, optimizers
 
     return {
         "datasets": data.DATASETS,
@@ -18,13 +18,14 @@ def registries() -> dict[str, dict]:
         "losses": losses.LOSSES,
         "metrics": metrics.METRICS,
         "callbacks": callbacks.CALLBACKS,
+        "backends": backend.BACKENDS,
     }
 
 
 def list_registries(
     kind: str = typer.Argument(None, help=f"One of {', '.join(KINDS)}; all when omitted.", show_default=False),
 ):
-    """List the datasets, architectures, optimizers, losses, metrics and callbacks a config may name."""
+    """List the datasets, architectures, optimizers, losses, metrics, callbacks and backends a config may name."""
     from dlrun import errors, registry
 
     found = registries()

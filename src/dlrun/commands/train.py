@@ -12,6 +12,7 @@ from dlrun.commands import options
 def train(
     config_file: Path = typer.Argument(None, help="The YAML config file (optional with --resume).", show_default=False),
     set_items: list[str] = options.SET_OPTION,
+    backend: str = options.BACKEND_OPTION,
     resume_dir: Path = typer.Option(
         None, "--resume", metavar="RUN_DIR", help="Continue an interrupted, failed or killed run from its last completed epoch."
     ),
@@ -27,6 +28,7 @@ def train(
 
     console = rich_console.Console(highlight=False)
     tracking.check(track)
+    set_items = options.with_backend(set_items, backend)
     command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items)]
     if resume_dir is None:
         if config_file is None:

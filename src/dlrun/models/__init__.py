@@ -50,7 +50,7 @@ def load_model(path, compile: bool = True):
     from dlrun import backend, errors
 
     keras = backend.import_keras()
-    from dlrun.models import application_input  # noqa: F401  (registers ApplicationInput)
+    from dlrun.models import application_input, multi_hot  # noqa: F401  (registers ApplicationInput, MultiHot)
 
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)

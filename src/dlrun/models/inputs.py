@@ -12,9 +12,9 @@ def stem(keras, loaded, train_inputs=None) -> list:
     """`[Input, *preprocessing layers]` for `loaded`; `train_inputs` adapts a Normalization layer."""
     layers = [keras.Input(shape=loaded.input_shape, dtype=loaded.input_dtype, name="input")]
     if loaded.multi_hot_tokens:
-        layers.append(
-            keras.layers.CategoryEncoding(num_tokens=loaded.multi_hot_tokens, output_mode="multi_hot", name="multi_hot")
-        )
+        from dlrun.models import multi_hot  # a scatter, not CategoryEncoding: no (batch, length, tokens) one-hot on JAX
+
+        layers.append(multi_hot.MultiHot(loaded.multi_hot_tokens, name="multi_hot"))
     if loaded.augmentation is not None:
         from dlrun.models import augmentation
 

@@ -28,6 +28,9 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
 
     Patterns are in the model's input space (after `preprocess`, which maps the starting raw image).
     """
+    from dlrun import backend
+
+    backend.require_tensorflow("filter patterns")
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)

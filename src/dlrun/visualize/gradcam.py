@@ -84,6 +84,9 @@ def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
 
     `class_index` None explains each image's top prediction; `model` must have gone through `expose_logits`.
     """
+    from dlrun import backend
+
+    backend.require_tensorflow("Grad-CAM")
     import tensorflow as tf
 
     inputs = tf.convert_to_tensor(inputs, dtype="float32")

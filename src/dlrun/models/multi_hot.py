@@ -1,0 +1,42 @@
+"""Multi-hot text encoding without the one-hot blow-up: integer token sequences -> (batch, tokens) 0/1 vectors.
+
+Keras' `CategoryEncoding(output_mode="multi_hot")` is TensorFlow's bincount on TensorFlow, but on the
+other backends it builds a (batch, length, tokens) one-hot first and reduces it: for IMDB-shaped input
+(batch 512, reviews of ~2,500 tokens, 10,000 words) that asked JAX for 51 GB. This layer scatters a 1
+into (row, token) for every token of every row instead, so it never holds more than the (batch, tokens)
+output and one (row, token) index pair per input token, on every backend. Same vectors as
+CategoryEncoding (tests/test_backends.py). Tokens must lie in [0, num_tokens); 0 is padding and is
+encoded like any other token, as CategoryEncoding does.
+
+A registered Keras layer (not a Lambda), so `model.keras` loads with `safe_mode=True`. Imports Keras
+at module level: import it lazily (dlrun.models.inputs and load_model do).
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="dlrun")
+class MultiHot(keras.layers.Layer):
+    """(batch, length) integer tokens -> (batch, num_tokens) float 0/1: 1 where the token occurs in the row."""
+
+    def __init__(self, num_tokens: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_tokens = int(num_tokens)
+
+    def call(self, inputs):
+        ops = keras.ops
+        tokens = ops.cast(inputs, "int32")
+        batch, length = ops.shape(tokens)[0], ops.shape(tokens)[1]
+        rows = ops.reshape(ops.broadcast_to(ops.expand_dims(ops.arange(batch, dtype="int32"), 1), (batch, length)), (-1,))
+        indices = ops.stack([rows, ops.reshape(tokens, (-1,))], axis=1)
+        ones = ops.ones_like(rows, dtype=self.compute_dtype)
+        counts = ops.scatter(indices, ones, (batch, self.num_tokens))  # repeated tokens add up
+        return ops.minimum(counts, ops.cast(1, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_tokens)
+
+    def get_config(self):
+        return {**super().get_config(), "num_tokens": self.num_tokens}
