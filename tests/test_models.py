@@ -76,7 +76,7 @@ def test_multi_hot_stem_encodes_integer_sequences(keras):
     section = config.validate({"data": "digits", "model": {"architecture": "mlp", "units": [2]}}).model
     model = models.build(section, loaded)
     encoder = keras.Model(model.inputs, model.get_layer("multi_hot").output)
-    np.testing.assert_array_equal(encoder.predict(sequences, verbose=0), [[1, 1, 0, 1, 0], [1, 0, 1, 0, 0]])
+    np.testing.assert_array_equal(encoder.predict(sequences, verbose=0), [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0]])
 
 
 def test_mlp_initializers_reach_every_dense_layer_the_head_included(keras):

@@ -5,8 +5,8 @@ other backends it builds a (batch, length, tokens) one-hot first and reduces it:
 (batch 512, reviews of ~2,500 tokens, 10,000 words) that asked JAX for 51 GB. This layer scatters a 1
 into (row, token) for every token of every row instead, so it never holds more than the (batch, tokens)
 output and one (row, token) index pair per input token, on every backend. Same vectors as
-CategoryEncoding (tests/test_backends.py). Tokens must lie in [0, num_tokens); 0 is padding and is
-encoded like any other token, as CategoryEncoding does.
+CategoryEncoding (tests/test_backends.py) except column 0: token 0 is padding, so its column is always 0,
+exactly as the book's `vectorize_sequences` (which never sees a 0). Tokens must lie in [0, num_tokens).
 
 A registered Keras layer (not a Lambda), so `model.keras` loads with `safe_mode=True`. Imports Keras
 at module level: import it lazily (dlrun.models.inputs and load_model do).
@@ -33,7 +33,8 @@ class MultiHot(keras.layers.Layer):
         indices = ops.stack([rows, ops.reshape(tokens, (-1,))], axis=1)
         ones = ops.ones_like(rows, dtype=self.compute_dtype)
         counts = ops.scatter(indices, ones, (batch, self.num_tokens))  # repeated tokens add up
-        return ops.minimum(counts, ops.cast(1, self.compute_dtype))
+        not_padding = ops.cast(ops.arange(self.num_tokens) > 0, self.compute_dtype)  # column 0 is padding
+        return ops.minimum(counts, ops.cast(1, self.compute_dtype)) * not_padding
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_tokens)
