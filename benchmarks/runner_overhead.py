@@ -49,8 +49,9 @@ def boston_shaped_file() -> None:
 
 def run_dlrun(config_args: list[str]) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as root:
+        # backend pinned to TensorFlow: this compares runners on the same engine (benchmarks/backends.py compares engines)
         seconds, _ = common.run(
-            [common.PYTHON, "-m", "dlrun", "train", *config_args, "--set", f"output.runs_root={root}"]
+            [common.PYTHON, "-m", "dlrun", "train", *config_args, "--set", f"output.runs_root={root}", "--set", "backend=tensorflow"]
         )
         (folder,) = Path(root).iterdir()
         record = json.loads((folder / "run.json").read_text())
