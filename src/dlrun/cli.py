@@ -10,7 +10,7 @@ import typer
 from dlrun import __version__, errors
 from dlrun.commands import config as config_commands
 from dlrun.commands import eval as eval_command
-from dlrun.commands import kfold, listing, runs, train, visualize
+from dlrun.commands import kfold, listing, runs, sweep, train, visualize
 
 app = typer.Typer(
     name="dlrun",
@@ -57,6 +57,7 @@ app.command("train")(_reports_errors(train.train))
 app.command("list")(_reports_errors(listing.list_registries))
 app.command("eval")(_reports_errors(eval_command.evaluate))
 app.command("kfold")(_reports_errors(kfold.kfold))
+app.command("sweep")(_reports_errors(sweep.sweep))
 runs_app.command("list")(_reports_errors(runs.list_runs))
 runs_app.command("compare")(_reports_errors(runs.compare))
 config_app.command("show")(_reports_errors(config_commands.show))

@@ -12,9 +12,11 @@ from dlrun import backend, batches, callbacks, config as config_module, errors, 
 from dlrun import losses, plots, resume, runs, schema, signals
 
 
-def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None) -> runs.Run:
+def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None,
+          extra_callbacks: list | None = None) -> runs.Run:
     """Train as `config` says (or continue `resume_run`); return the completed run.
 
+    `extra_callbacks` are added to every fit (a sweep streams each epoch back through one).
     Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
     so a mistake leaves nothing behind. Once the folder exists, every outcome is recorded in run.json.
     Raises DlrunError subclasses on failure.
@@ -57,6 +59,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         *configured,
         keras_callbacks.CallbackStateRestorer(configured, run_history),
         keras_callbacks.RichProgress(console, plan.total_epochs),
+        *(extra_callbacks or []),
     ]
     try:
         with signals.terminate_as_interrupt():
