@@ -76,7 +76,7 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn")
      ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"], ["visualize", "--help"],
      ["visualize", "curves", "--help"], ["visualize", "activations", "--help"], ["visualize", "filters", "--help"],
      ["visualize", "gradcam", "--help"],
-     ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"]],
+     ["eval", "--help"], ["kfold", "--help"], ["sweep", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"]],
     ids=" ".join,
 )
 def test_no_heavy_import_on_the_fast_paths(argv):

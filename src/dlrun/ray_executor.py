@@ -98,8 +98,13 @@ def _relay_class():
             self.on_event = on_event
             self.outcomes = outcomes
 
+        def __getstate__(self):
+            # Tune pickles its callbacks with the experiment state; `on_event` holds the live run
+            # (locks, consoles) and only means something in this driver process.
+            return {"on_event": None, "outcomes": set()}
+
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if EVENT not in result:
+            if EVENT not in result or self.on_event is None:
                 return
             event = json.loads(result[EVENT])
             key = trial.config["key"]
