@@ -12,6 +12,16 @@ from dlrun import errors, executors, history, kfold
 from tests.conftest import invoke, run_folders
 from tests.test_kfold import write
 
+def no_child_process_within(seconds: float) -> bool:
+    """Whether every child process has ended within `seconds` (idle workers exit on their own after a run)."""
+    deadline = time.monotonic() + seconds
+    while multiprocessing.active_children():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 # --- option checks (no training): exit 2, a clear message, no run folder -------------------------
 
 
@@ -70,7 +80,7 @@ def test_pool_runs_every_task_reports_failures_and_reuses_its_workers():
     assert os.getpid() not in {event["result"]["pid"] for event in outcomes.values() if event["type"] == "done"}
     epochs = [(key, event["epoch"]) for key, event in events if event["type"] == "epoch"]
     assert sorted(epochs) == [(key, epoch) for key in range(1, 6) for epoch in (1, 2)]
-    assert multiprocessing.active_children() == []
+    assert no_child_process_within(30)
 
 
 @pytest.mark.slow
@@ -85,7 +95,7 @@ def test_interrupt_stops_the_pool_and_leaves_no_process_behind():
     with pytest.raises(KeyboardInterrupt):
         executors.run(tasks, toy_worker, on_event, executor="pool", workers=2)
     assert time.monotonic() - started < 90  # the two-minute tasks were stopped, not waited for
-    assert multiprocessing.active_children() == []
+    assert no_child_process_within(30)
 
 
 def test_sequential_runs_in_this_process_and_reports_a_failure():
@@ -119,7 +129,7 @@ def test_kfold_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
         index = str(a["index"])
         assert history.load(first / "folds" / index / "history.json") == history.load(second / "folds" / index / "history.json")
     assert one["summary"] == two["summary"] and one["recommended_epochs"] == two["recommended_epochs"]
-    assert multiprocessing.active_children() == []
+    assert no_child_process_within(30)
 
 
 @pytest.mark.slow
@@ -155,3 +165,12 @@ def test_failure_event_keeps_dlrun_messages_plain():
     assert executors.failure(errors.TrainingFailed("training stopped: loss became nan"))["error"] == (
         "training stopped: loss became nan"
     )
+
+
+@pytest.mark.slow
+def test_a_mistake_found_after_the_early_pool_started_exits_2_and_stops_it(tmp_path):
+    result = invoke("kfold", write(tmp_path), "--k", "49", "--workers", "2")  # found once the data is loaded
+    assert result.exit_code == 2, result.output
+    assert "--k: received 49; expected at most the number of samples (48)" in result.stderr
+    assert run_folders(tmp_path / "runs") == []
+    assert no_child_process_within(30)

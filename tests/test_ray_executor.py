@@ -2,13 +2,11 @@
 trial is reported and fails the run. Skipped (with the reason) where Ray Tune is not installed."""
 
 import json
-import multiprocessing
-
 import pytest
 
 from dlrun import executors
 from tests.conftest import invoke, run_folders
-from tests.test_executors import toy_worker
+from tests.test_executors import no_child_process_within, toy_worker
 from tests.test_kfold import write
 
 ray = pytest.importorskip("ray", reason="Ray Tune is an optional extra: pip install 'dlrun[ray]'")
@@ -53,4 +51,4 @@ def test_kfold_as_ray_tune_trials_gives_the_sequential_numbers(local_ray, tmp_pa
         assert (a["last"], a["best"]) == (b["last"], b["best"])
         index = str(a["index"])
         assert (first / "folds" / index / "history.json").read_text() == (second / "folds" / index / "history.json").read_text()
-    assert multiprocessing.active_children() == []
+    assert no_child_process_within(30)

@@ -68,14 +68,17 @@ def threads_per_worker(workers: int) -> int:
 
 
 def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", workers: int = 1,
-        address: str | None = None, cpus_per_trial: float = 1.0) -> None:
-    """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring)."""
+        address: str | None = None, cpus_per_trial: float = 1.0, pool: "Pool | None" = None) -> None:
+    """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring).
+
+    `pool`: a `Pool` the caller started early (and closes); otherwise the pool executor makes its own.
+    """
     if not tasks:
         return
     if executor == "sequential":
         _sequential(tasks, worker, on_event)
     elif executor == "pool":
-        _pool(tasks, worker, on_event, workers)
+        _pool(tasks, worker, on_event, workers, pool)
     elif executor == "ray":
         from dlrun import ray_executor
 
@@ -133,41 +136,83 @@ def _call_in_worker(worker, key, payload):
     return worker(payload, lambda event: _events.put((key, event)))
 
 
-def _pool(tasks, worker, on_event, workers: int) -> None:
-    import concurrent.futures
-    import multiprocessing
+class Pool:
+    """N spawned worker processes, started at once (each imports TensorFlow while the caller is still
+    preparing) and reused for every task of `run`."""
 
-    context = multiprocessing.get_context("spawn")
-    events = context.Queue()
-    pids: set[int] = set()
-    executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=min(workers, len(tasks)), mp_context=context,
-        initializer=_initialize_worker, initargs=(events, threads_per_worker(workers)),
-    )
-    futures = {}
-    try:
-        futures = {executor.submit(_call_in_worker, worker, key, payload): key for key, payload in tasks}
-        pending = set(futures)
-        while pending:
-            _drain(events, on_event, pids, timeout=0.2)
-            done = {future for future in pending if future.done()}
-            for future in done:
-                _drain(events, on_event, pids, timeout=0)  # the task's last epochs, when already queued
-                try:
-                    result = future.result()
-                except concurrent.futures.process.BrokenProcessPool as error:
-                    on_event(futures[future], failure(RuntimeError(f"a worker process died ({error})")))
-                except Exception as error:  # the task raised in its worker
-                    on_event(futures[future], failure(error))
-                else:
-                    on_event(futures[future], {"type": "done", "result": result})
-            pending -= done
-    except BaseException:
-        _stop(executor, pids, futures)
-        raise
-    executor.shutdown(wait=True)
-    events.close()
-    events.join_thread()
+    def __init__(self, workers: int):
+        import concurrent.futures
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.events = context.Queue()
+        self.pids: set[int] = set()
+        self.closed = False
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context,
+            initializer=_initialize_worker, initargs=(self.events, threads_per_worker(workers)),
+        )
+        for _ in range(workers):
+            self.executor.submit(os.getpid)  # each submission with no idle worker starts a process now
+
+    def run(self, tasks, worker, on_event) -> None:
+        """Run every task on the workers; on any exception (Ctrl-C included) stop them all and re-raise."""
+        import concurrent.futures
+
+        futures = {}
+        try:
+            futures = {self.executor.submit(_call_in_worker, worker, key, payload): key for key, payload in tasks}
+            pending = set(futures)
+            while pending:
+                _drain(self.events, on_event, self.pids, timeout=0.2)
+                done = {future for future in pending if future.done()}
+                for future in done:
+                    _drain(self.events, on_event, self.pids, timeout=0)  # the task's last epochs, when already queued
+                    try:
+                        result = future.result()
+                    except concurrent.futures.process.BrokenProcessPool as error:
+                        on_event(futures[future], failure(RuntimeError(f"a worker process died ({error})")))
+                    except Exception as error:  # the task raised in its worker
+                        on_event(futures[future], failure(error))
+                    else:
+                        on_event(futures[future], {"type": "done", "result": result})
+                pending -= done
+        except BaseException:
+            self.stop(futures)
+            raise
+
+    def close(self) -> None:
+        """Let the idle workers exit; they are reaped when this process exits, not waited for here
+        (tearing TensorFlow down takes seconds, which the caller spends on its own work)."""
+        if not self.closed:
+            self.closed = True
+            self.executor.shutdown(wait=False)
+
+    def stop(self, futures=()) -> None:
+        """Stop every worker now: cancel what has not started, SIGTERM the running ones, SIGKILL stragglers."""
+        if self.closed:
+            return
+        self.closed = True
+        for future in futures:
+            future.cancel()
+        _drain(self.events, lambda key, event: None, self.pids, timeout=0)  # workers that started meanwhile
+        for pid in self.pids:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while time.monotonic() < deadline and any(_alive(pid) for pid in self.pids):
+            time.sleep(0.05)
+        for pid in self.pids:
+            _signal(pid, signal.SIGKILL)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool(tasks, worker, on_event, workers: int, pool: Pool | None) -> None:
+    if pool is not None:  # started earlier by the caller, who closes it
+        pool.run(tasks, worker, on_event)
+        return
+    own = Pool(min(workers, len(tasks)))
+    own.run(tasks, worker, on_event)
+    own.close()
 
 
 def _drain(events, on_event, pids: set, timeout: float) -> None:
@@ -181,20 +226,6 @@ def _drain(events, on_event, pids: set, timeout: float) -> None:
             pids.add(event["pid"])
         else:
             on_event(key, event)
-
-
-def _stop(executor, pids: set, futures: dict) -> None:
-    """Stop every worker: cancel what has not started, SIGTERM the running ones, SIGKILL stragglers."""
-    for future in futures:
-        future.cancel()
-    for pid in pids:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _GRACE_SECONDS
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        time.sleep(0.05)
-    for pid in pids:
-        _signal(pid, signal.SIGKILL)
-    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _signal(pid: int, number: int) -> None:

@@ -163,6 +163,27 @@ def kfold(
     """
     check_options(k, repeats, shuffle, smoothing)
     executor = executors.resolve(executor, workers, address, cpus_per_trial)
+    placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
+    return _with_workers(placement, lambda placement: _start(config, console, k, repeats, shuffle, final, monitor,
+                                                             smoothing, command, placement))
+
+
+def _with_workers(placement: dict, body):
+    """Call `body(placement)`; for the pool executor, its workers start first (importing TensorFlow
+    while this process does the same) and are closed, or stopped on an error, afterwards."""
+    if placement["executor"] != "pool":
+        return body(placement)
+    pool = executors.Pool(placement["workers"])
+    try:
+        outcome = body({**placement, "pool": pool})
+    except BaseException:
+        pool.stop()
+        raise
+    pool.close()
+    return outcome
+
+
+def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, command, placement) -> runs.Run:
     console.print(f"[bold]dlrun kfold[/bold] {config.name}: importing TensorFlow...", highlight=False)
     from dlrun import backend, data
 
@@ -207,7 +228,6 @@ def kfold(
         highlight=False,
         soft_wrap=True,
     )
-    placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
     return _execute(run, state, config, loaded, pool, console, placement)
 
 
@@ -245,7 +265,7 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
     placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
-    return _execute(run, state, config, loaded, pool, console, placement)
+    return _with_workers(placement, lambda placement: _execute(run, state, config, loaded, pool, console, placement))
 
 
 def pooled(loaded):
@@ -302,7 +322,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
     todo = [fold for fold in state["folds"] if fold["status"] != "completed"]
     if not todo:
         return
-    state["executor"] = {key: value for key, value in placement.items() if value is not None}
+    state["executor"] = {key: value for key, value in placement.items() if value is not None and key != "pool"}
     if placement["executor"] != "sequential":
         console.print(f"executor: {_describe(placement)}", highlight=False, soft_wrap=True)
     data = config_module.to_data(config)
