@@ -281,9 +281,12 @@ def _execute(run, state, base_data: dict, name: str, console, placement: dict) -
         raise errors.Interrupted(
             f"interrupted after {done} of {len(state['trials'])} trial(s); continue with: dlrun sweep --resume {run.path}"
         ) from None
+    except errors.DlrunError as error:
+        run.finish("failed", error=str(error))
+        raise
     except Exception as error:  # recorded before it propagates
         run.finish("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise
+        raise errors.TrainingFailed(f"sweep failed: {type(error).__name__}: {error} (see {run.path / runs.RUN_FILE})") from error
     state["ranking"] = [trial["index"] for trial in rank(state)]
     state["status"] = "failed" if failed else "completed"
     run.write_json(FILE_NAME, state)
