@@ -174,3 +174,50 @@ def test_a_mistake_found_after_the_early_pool_started_exits_2_and_stops_it(tmp_p
     assert "--k: received 49; expected at most the number of samples (48)" in result.stderr
     assert run_folders(tmp_path / "runs") == []
     assert no_child_process_within(30)
+
+
+def _live_processes_in_group(group: int) -> list[int]:
+    """Processes of process group `group` that still run (zombies waiting to be reaped do not count)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process table from /proc (Linux)")
+def test_ctrl_c_on_the_terminal_interrupts_a_pooled_kfold_and_leaves_no_worker(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    config_path = write(tmp_path)
+    # Ctrl-C reaches the whole foreground process group; a test's background child starts with SIGINT
+    # ignored, so the probe restores Python's handler first.
+    probe = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from dlrun import cli; sys.argv = ['dlrun', *sys.argv[1:]]; cli.main()")
+    process = subprocess.Popen(
+        [sys.executable, "-c", probe, "kfold", str(config_path), "--k", "3", "--workers", "2", "--set", "train.epochs=400"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "runs").glob("*/folds/*/history.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted after" in stderr and "Traceback" not in stderr
+    (folder,) = run_folders(tmp_path / "runs")
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    deadline = time.monotonic() + 15
+    while _live_processes_in_group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _live_processes_in_group(process.pid) == []
