@@ -161,3 +161,17 @@ def test_an_interrupted_sweep_resumes_only_the_unfinished_trials(tmp_path, monke
     statuses = sorted(json.loads((child / "run.json").read_text())["status"] for child in run_folders(folder / "trials"))
     assert statuses == ["completed", "completed", "completed", "interrupted"]  # the interrupted child is kept
     assert invoke("sweep", "--resume", folder).exit_code == 2  # a completed sweep is not resumed again
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
+    config_path = write(tmp_path)
+    grid = ["--grid", "train.batch_size=8,16"]
+    assert invoke("sweep", config_path, *grid).exit_code == 0
+    result = invoke("sweep", config_path, *grid, "--workers", "2", "--set", f"output.runs_root={json.dumps(str(tmp_path / 'pooled'))}")
+    assert result.exit_code == 0, result.output
+    (first,), (second,) = run_folders(tmp_path / "runs"), run_folders(tmp_path / "pooled")
+    one, two = (json.loads((folder / "sweep.json").read_text()) for folder in (first, second))
+    assert two["executor"] == {"executor": "pool", "workers": 2, "cpus_per_trial": 1.0}
+    assert [trial["best"] for trial in one["trials"]] == [trial["best"] for trial in two["trials"]]
+    assert len(run_folders(second / "trials")) == 2
