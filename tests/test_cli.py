@@ -78,7 +78,7 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "mlflow")
      ["visualize", "gradcam", "--help"],
      ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"],
      ["predict", "--help"], ["export", "--help"], ["init", "--help"], ["config", "schema"], ["config", "docs"],
-     ["report", "--help"]],
+     ["report", "--help"], ["sweep", "--help"]],
     ids=" ".join,
 )
 def test_no_heavy_import_on_the_fast_paths(argv):

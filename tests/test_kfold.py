@@ -196,15 +196,17 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     from dlrun import keras_callbacks
 
     config_path = write(tmp_path)
-    original = keras_callbacks.FoldRecorder.on_epoch_end
+    original = keras_callbacks.EpochReporter.on_epoch_end
+    epochs_seen = []
 
     def interrupt_in_fold_2(self, epoch, logs=None):
         original(self, epoch, logs)
-        if self.heartbeat_fields.get("fold") == 2 and epoch == 1:
+        epochs_seen.append(epoch)
+        if len(epochs_seen) == 5:  # fold 1's three epochs, then fold 2's second
             raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.FoldRecorder, "on_epoch_end", interrupt_in_fold_2)
+        patch.setattr(keras_callbacks.EpochReporter, "on_epoch_end", interrupt_in_fold_2)
         result = invoke("kfold", config_path, "--k", "3")
     assert result.exit_code == 130
     assert "interrupted after 1 completed fold(s)" in result.stderr

@@ -10,7 +10,7 @@ import typer
 from dlrun import __version__, errors
 from dlrun.commands import config as config_commands
 from dlrun.commands import eval as eval_command
-from dlrun.commands import export, init, kfold, listing, predict, report, runs, train, visualize
+from dlrun.commands import export, init, kfold, listing, predict, report, runs, sweep, train, visualize
 
 app = typer.Typer(
     name="dlrun",
@@ -61,6 +61,7 @@ app.command("predict")(_reports_errors(predict.predict))
 app.command("export")(_reports_errors(export.export))
 app.command("init")(_reports_errors(init.init))
 app.command("report")(_reports_errors(report.report))
+app.command("sweep")(_reports_errors(sweep.sweep))
 runs_app.command("list")(_reports_errors(runs.list_runs))
 runs_app.command("compare")(_reports_errors(runs.compare))
 config_app.command("show")(_reports_errors(config_commands.show))

@@ -197,3 +197,26 @@ class FoldProgress(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.progress is not None:
             self.progress.stop()
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Sends each epoch's logs through `emit` (back to the process that runs the trials) and keeps the
+    history; like FoldRecorder it stops training at once when a value becomes NaN or infinite.
+
+    It writes nothing itself, so it works in a pool process or a Ray actor on another machine.
+    """
+
+    def __init__(self, emit):
+        super().__init__()
+        self.emit = emit
+        self.history = history.empty()
+        self.non_finite: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        history.append(self.history, epoch + 1, logs)
+        self.emit({"type": "epoch", "epoch": epoch + 1, "logs": logs})
+        bad = [key for key, value in logs.items() if not math.isfinite(value)]
+        if bad:
+            self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
+            self.model.stop_training = True

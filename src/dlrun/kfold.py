@@ -9,10 +9,14 @@ moving average (as the book does for Boston); its best epoch is the recommended 
 The run folder: `kfold.json` (the plan with each fold's validation indices, per-fold results, mean
 and std, the recommendation), `folds/<i>/history.json`, `history.json` (the mean over folds per
 epoch), `plots/`, and with `final`: `final/history.json`, `metrics.json`, `model.keras`. Folds are
-seeded by their index, so a fold's numbers do not depend on which folds ran before it.
+seeded by their index, so a fold's numbers do not depend on which folds ran before it, nor on the
+executor (`dlrun.executors`: in this process, in a pool of worker processes, or as Ray Tune trials)
+that ran it. Only this process writes the run folder; workers send their epochs back as events.
 """
 
 from __future__ import annotations
+
+import os
 
 import dataclasses
 import time
@@ -20,7 +24,7 @@ import traceback
 
 import numpy as np
 
-from dlrun import config as config_module, errors, evaluation, history, runs, signals
+from dlrun import config as config_module, errors, evaluation, executors, history, runs, signals
 
 FILE_NAME = "kfold.json"
 
@@ -150,9 +154,43 @@ def kfold(
     monitor: str | None = None,
     smoothing: float = 0.9,
     command: list[str] | None = None,
+    executor: str = "sequential",
+    workers: int = 1,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
 ) -> runs.Run:
-    """Run K-fold validation as configured; return the completed run (see the module docstring)."""
+    """Run K-fold validation as configured; return the completed run (see the module docstring).
+
+    `executor` (`dlrun.executors.resolve`), `workers`, `address` and `cpus_per_trial` say where the folds run.
+    """
     check_options(k, repeats, shuffle, smoothing)
+    executor = executors.resolve(executor, workers, address, cpus_per_trial)
+    placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
+    from dlrun import backend
+
+    # Decide the backend before any worker starts: workers inherit $KERAS_BACKEND, so every fold runs on
+    # the backend this process uses (and the numbers equal a sequential run's).
+    os.environ["KERAS_BACKEND"] = backend.choose(config).name
+    return _with_workers(placement, lambda placement: _start(config, console, k, repeats, shuffle, final, monitor,
+                                                             smoothing, command, placement))
+
+
+def _with_workers(placement: dict, body):
+    """Call `body(placement)`; for the pool executor, its workers start first (importing TensorFlow
+    while this process does the same) and are closed, or stopped on an error, afterwards."""
+    if placement["executor"] != "pool":
+        return body(placement)
+    pool = executors.Pool(placement["workers"])
+    try:
+        outcome = body({**placement, "pool": pool})
+    except BaseException:
+        pool.stop()
+        raise
+    pool.close()
+    return outcome
+
+
+def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, command, placement) -> runs.Run:
     console.print(f"[bold]dlrun kfold[/bold] {config.name}: importing TensorFlow...", highlight=False)
     from dlrun import backend, data
 
@@ -201,10 +239,11 @@ def kfold(
         highlight=False,
         soft_wrap=True,
     )
-    return _execute(run, state, config, loaded, pool, console)
+    return _execute(run, state, config, loaded, pool, console, placement)
 
 
-def resume(run_dir, console, command: list[str] | None = None) -> runs.Run:
+def resume(run_dir, console, command: list[str] | None = None, executor: str = "sequential", workers: int = 1,
+           address: str | None = None, cpus_per_trial: float = 1.0) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: only the folds not completed are trained.
 
     Folds are seeded by their index and the plan (every fold's indices) is read back from kfold.json,
@@ -212,6 +251,7 @@ def resume(run_dir, console, command: list[str] | None = None) -> runs.Run:
     """
     import json
 
+    executor = executors.resolve(executor, workers, address, cpus_per_trial)
     run = runs.Run.open(run_dir)
     try:
         state = json.loads((run.path / FILE_NAME).read_text(encoding="utf-8"))
@@ -235,7 +275,8 @@ def resume(run_dir, console, command: list[str] | None = None) -> runs.Run:
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
-    return _execute(run, state, config, loaded, pool, console)
+    placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
+    return _with_workers(placement, lambda placement: _execute(run, state, config, loaded, pool, console, placement))
 
 
 def pooled(loaded):
@@ -258,11 +299,11 @@ def _monitor(config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run, state, config, loaded, pool, console) -> runs.Run:
+def _execute(run, state, config, loaded, pool, console, placement: dict) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
     try:
         with signals.terminate_as_interrupt():
-            _run_folds(run, state, config, pool, console)
+            _run_folds(run, state, config, pool, console, placement)
             outcome = _conclude(run, state, config, loaded, pool, console)
     except KeyboardInterrupt:
         done = sum(fold["status"] == "completed" for fold in state["folds"])
@@ -281,59 +322,134 @@ def _execute(run, state, config, loaded, pool, console) -> runs.Run:
     return run
 
 
-def _run_folds(run, state, config, pool, console) -> None:
+def _run_folds(run, state, config, pool, console, placement: dict) -> None:
+    """Train every fold not completed yet on the chosen executor; write each fold's files as its events arrive.
+
+    A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
+    """
+    from dlrun import trial_progress
+
+    folds = {fold["index"]: fold for fold in state["folds"]}
+    todo = [fold for fold in state["folds"] if fold["status"] != "completed"]
+    if not todo:
+        return
+    state["executor"] = {key: value for key, value in placement.items() if value is not None and key != "pool"}
+    if placement["executor"] != "sequential":
+        console.print(f"executor: {_describe(placement)}", highlight=False, soft_wrap=True)
+    data = config_module.to_data(config)
+    # In this process the pooled arrays are handed over as they are; other processes load them once each.
+    local = placement["executor"] == "sequential"
+    tasks = [(fold["index"], {"config": data, "fold": _fold_plan(fold), "pool": pool if local else None}) for fold in todo]
+    monitor, total = state["monitor"], len(state["folds"])
+    epochs_done = sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed")
+    live_histories: dict = {}
+    failed: list[str] = []
+
+    def on_event(index, event):
+        nonlocal epochs_done
+        fold, label = folds[index], _label(folds[index], state)
+        path = run.file(f"folds/{index}/{history.FILE_NAME}")
+        if event["type"] == "epoch":
+            fold_history = live_histories.setdefault(index, history.empty())
+            history.append(fold_history, event["epoch"], event["logs"])
+            history.save(path, fold_history)
+            epochs_done += 1
+            run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)
+            value = event["logs"].get(monitor)
+            progress.epoch(index, label, event["epoch"], config.train.epochs, f"{monitor} {value:.4f}" if value is not None else "")
+        elif event["type"] == "done":
+            result = event["result"]
+            history.save(path, result["history"])  # the whole history, whatever events arrived
+            fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
+                        seconds=result["seconds"], **fold_results(result["history"]))
+            fold.pop("error", None)
+            run.write_json(FILE_NAME, state)
+            best = fold["best"].get(monitor)
+            progress.finish(index, f"{label}: {monitor} last {fold['last'][monitor]:.4f}"
+                            + (f", best {best['value']:.4f} at epoch {best['epoch']}" if best else "")
+                            + f"  [dim]{fold['seconds']:.1f}s[/dim]")
+        elif event["type"] == "failed":
+            fold.update(status="failed", error=event["error"])
+            run.write_json(FILE_NAME, state)
+            failed.append(f"{label}: {event['error']}")
+            progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
+
+    with trial_progress.TrialProgress(console) as progress:
+        executors.run(tasks, train_fold, on_event, **placement)
+    if failed:
+        state["status"] = "failed"
+        run.write_json(FILE_NAME, state)
+        raise errors.TrainingFailed(
+            f"{len(failed)} of {len(todo)} fold(s) failed ({'; '.join(failed)}); the completed folds are kept in "
+            f"{run.path} (train the rest with: dlrun kfold --resume {run.path})"
+        )
+
+
+def train_fold(payload: dict, emit) -> dict:
+    """Train one fold, here or in a worker process: a fresh model seeded by the fold's index only.
+
+    `payload`: the resolved config (plain data), the fold's plan (index, validation indices) and, in
+    the main process, the pooled dataset (elsewhere it is loaded once per process). Each epoch's logs
+    go out through `emit`; returns the fold's history and sizes.
+    """
     from dlrun import backend, keras_callbacks, models
 
-    keras = backend.import_keras()
+    config = config_module.validate(payload["config"])
+    pool = payload.get("pool") or _pooled_in_this_process(config)
+    fold = payload["fold"]
     inputs, targets = pool.train
-    total = len(state["folds"])
-    epochs_before = 0
-    for fold in state["folds"]:
-        if fold["status"] == "completed":
-            epochs_before += fold["epochs"]
-            continue
-        validation = np.array(fold["validation_indices"], dtype="int64")
-        keep = np.ones(len(targets), dtype=bool)
-        keep[validation] = False
-        part = dataclasses.replace(
-            pool, train=(inputs[keep], targets[keep]), validation=(inputs[validation], targets[validation]), test=None
-        )
-        keras.utils.set_random_seed(config.seed + fold["index"] - 1)
-        model = models.build(config.model, part, train_inputs=part.train[0])
-        evaluation.compile_model(model, config, pool.task)
-        label = _label(fold, state)
-        recorder = keras_callbacks.FoldRecorder(
-            run, f"folds/{fold['index']}/{history.FILE_NAME}", epochs_before, fold=fold["index"], folds=total
-        )
-        started = time.perf_counter()
-        model.fit(
-            **part.fit_arguments("train", config.train.batch_size),
-            validation_data=part.validation_data(config.train.batch_size),
-            epochs=config.train.epochs,
-            shuffle=config.train.shuffle,
-            callbacks=[recorder, keras_callbacks.FoldProgress(console, label, config.train.epochs, state["monitor"])],
-            verbose=0,
-        )
-        if recorder.non_finite:
-            raise errors.TrainingFailed(f"{label}: training stopped: {recorder.non_finite}")
-        fold.update(
-            status="completed",
-            train_samples=int(keep.sum()),
-            validation_samples=int(len(validation)),
-            seconds=round(time.perf_counter() - started, 3),
-            **fold_results(recorder.history),
-        )
-        epochs_before += fold["epochs"]
-        run.write_json(FILE_NAME, state)
-        monitor = state["monitor"]
-        best = fold["best"].get(monitor)
-        console.print(
-            f"{label}: {monitor} last {fold['last'][monitor]:.4f}"
-            + (f", best {best['value']:.4f} at epoch {best['epoch']}" if best else "")
-            + f"  [dim]{fold['seconds']:.1f}s[/dim]",
-            highlight=False,
-            soft_wrap=True,
-        )
+    validation = np.array(fold["validation_indices"], dtype="int64")
+    keep = np.ones(len(targets), dtype=bool)
+    keep[validation] = False
+    part = dataclasses.replace(
+        pool, train=(inputs[keep], targets[keep]), validation=(inputs[validation], targets[validation]), test=None
+    )
+    backend.seed_everything(config.seed + fold["index"] - 1)
+    model = models.build(config.model, part, train_inputs=part.train[0])
+    evaluation.compile_model(model, config, pool.task)
+    reporter = keras_callbacks.EpochReporter(emit)
+    started = time.perf_counter()
+    model.fit(
+        **part.fit_arguments("train", config.train.batch_size),
+        validation_data=part.validation_data(config.train.batch_size),
+        epochs=config.train.epochs,
+        shuffle=config.train.shuffle,
+        callbacks=[reporter],
+        verbose=0,
+    )
+    if reporter.non_finite:
+        raise errors.TrainingFailed(f"training stopped: {reporter.non_finite}")
+    return {
+        "history": reporter.history,
+        "train_samples": int(keep.sum()),
+        "validation_samples": int(len(validation)),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+_POOLED: dict = {}  # in a worker process: the pooled dataset per data config, loaded once
+
+
+def _pooled_in_this_process(config):
+    import json
+
+    from dlrun import data
+
+    key = json.dumps([config.data.model_dump(mode="json"), config.seed], sort_keys=True)
+    if key not in _POOLED:
+        _POOLED[key] = pooled(data.load(config.data, config.seed))
+    return _POOLED[key]
+
+
+def _fold_plan(fold: dict) -> dict:
+    return {"index": fold["index"], "validation_indices": fold["validation_indices"]}
+
+
+def _describe(placement: dict) -> str:
+    if placement["executor"] == "pool":
+        threads = executors.threads_per_worker(placement["workers"])
+        return f"a pool of {placement['workers']} worker processes, {threads} TensorFlow thread(s) each"
+    return f"Ray Tune at {placement.get('address') or 'a local Ray instance'}, {placement['cpus_per_trial']:g} CPU(s) per trial"
 
 
 def _label(fold: dict, state: dict) -> str:

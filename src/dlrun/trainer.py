@@ -13,9 +13,10 @@ from dlrun import losses, plots, resume, runs, schema, signals
 
 
 def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None,
-          tracker=None) -> runs.Run:
+          tracker=None, extra_callbacks: list | None = None) -> runs.Run:
     """Train as `config` says (or continue `resume_run`); return the completed run.
 
+    `extra_callbacks` are added to every fit (a sweep streams each epoch back through one).
     Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
     so a mistake leaves nothing behind. Once the folder exists, every outcome is recorded in run.json.
     Raises DlrunError subclasses on failure.
@@ -65,6 +66,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         keras_callbacks.RichProgress(console, plan.total_epochs),
         *([tensorboard_logs.callback(run.path)] if config.train.tensorboard else []),
         *([tracker.callback()] if tracker is not None else []),
+        *(extra_callbacks or []),
     ]
     try:
         with signals.terminate_as_interrupt():

@@ -20,17 +20,25 @@ def kfold(
     set_items: list[str] = options.SET_OPTION,
     backend: str = options.BACKEND_OPTION,
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted K-fold run folder: train only its missing folds.", show_default=False),
+    workers: int = options.WORKERS_OPTION,
+    executor: str = options.EXECUTOR_OPTION,
+    address: str = options.ADDRESS_OPTION,
+    cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
     from rich import console as rich_console
 
-    from dlrun import config, errors, kfold as kfold_protocol
+    from dlrun import config, errors, executors, kfold as kfold_protocol
 
     set_items = options.with_backend(set_items, backend)
+    chosen = executors.resolve(executor, workers, address, cpus_per_trial)
+    placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
+    placement_words = options.placement_arguments(executor, workers, address, cpus_per_trial)
     if resume is not None:
         if config_file is not None or set_items:
             raise errors.ConfigError("--resume: received a CONFIG or --set too; expected only the run folder (its stored config is used)")
-        kfold_protocol.resume(resume, rich_console.Console(highlight=False), command=["dlrun", "kfold", f"--resume={resume}"])
+        kfold_protocol.resume(resume, rich_console.Console(highlight=False),
+                              command=["dlrun", "kfold", f"--resume={resume}", *placement_words], **placement)
         return
     if config_file is None:
         raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
@@ -39,6 +47,6 @@ def kfold(
     command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",
                "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",
                *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
-               *(f"--set={item}" for item in set_items)]
+               *(f"--set={item}" for item in set_items), *placement_words]
     kfold_protocol.kfold(loaded, rich_console.Console(highlight=False), k=k, repeats=repeats, shuffle=shuffle,
-                         final=final, monitor=monitor, smoothing=smoothing, command=command)
+                         final=final, monitor=monitor, smoothing=smoothing, command=command, **placement)

@@ -25,3 +25,22 @@ BACKEND_OPTION = typer.Option(
 def with_backend(set_items: list[str], backend: str | None) -> list[str]:
     """`--backend NAME` as the `--set backend=NAME` it means (validated with the config)."""
     return [*set_items, f"backend={backend}"] if backend else list(set_items)
+
+# Where independent trials (K-fold folds, sweep trials) run: see dlrun.executors.
+WORKERS_OPTION = typer.Option(1, "--workers", help="Run trials in a pool of N worker processes (each limits TensorFlow's threads).")
+EXECUTOR_OPTION = typer.Option(
+    None, "--executor", metavar="sequential|pool|ray",
+    help="Where trials run: in this process, a local process pool (implied by --workers > 1), or Ray Tune.", show_default=False,
+)
+ADDRESS_OPTION = typer.Option(
+    None, "--address", metavar="auto|ray://HOST:PORT", help="With --executor ray: the Ray cluster (default: a local one).", show_default=False,
+)
+CPUS_PER_TRIAL_OPTION = typer.Option(1.0, "--cpus-per-trial", help="With --executor ray: CPUs Ray reserves for each trial.")
+
+
+def placement_arguments(executor, workers, address, cpus_per_trial) -> list[str]:
+    """The executor options as command-line words, for run.json's `command`."""
+    words = [f"--workers={workers}"] if workers != 1 else []
+    words += [f"--executor={executor}"] if executor else []
+    words += [f"--address={address}"] if address else []
+    return words + ([f"--cpus-per-trial={cpus_per_trial:g}"] if cpus_per_trial != 1 else [])

@@ -1,0 +1,251 @@
+"""Executors for independent trials (K-fold folds, sweep trials): sequential, a process pool, or Ray Tune.
+
+Every executor runs `worker(payload, emit)` once per task. `worker` is a module-level function (the
+pool and Ray import it by name in other processes); `emit(event)` sends a small dict back to the
+main process while the task runs (an epoch's logs). The main process receives, through `on_event(key,
+event)`, every emitted event and then exactly one outcome per task:
+
+    {"type": "done", "result": <what worker returned>}
+    {"type": "failed", "error": "ValueError: ...", "traceback": "..."}
+
+A failing task never stops the others. Ctrl-C (or SIGTERM) in the main process stops every worker
+(SIGTERM first, so a worker can record its state; SIGKILL after a grace period), leaves no child
+process behind, and re-raises KeyboardInterrupt.
+
+Nothing heavy is imported here: the pool's workers import TensorFlow themselves, once each.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as queue_module
+import signal
+import time
+import traceback
+
+from dlrun import errors
+
+EXECUTORS = ("sequential", "pool", "ray")
+RAY_INSTALL = "pip install 'dlrun[ray]'"
+_GRACE_SECONDS = 10.0  # how long stopped workers get to record their state before SIGKILL
+
+
+def resolve(executor: str | None, workers: int, address: str | None = None, cpus_per_trial: float = 1.0) -> str:
+    """The executor the options ask for (`pool` when only --workers > 1 is given); refuse impossible ones.
+
+    Checks everything before any run folder is made, including that Ray is importable for `ray`.
+    """
+    if workers < 1:
+        raise errors.ConfigError(f"--workers: received {workers}; expected a number of worker processes >= 1")
+    if cpus_per_trial <= 0:
+        raise errors.ConfigError(f"--cpus-per-trial: received {cpus_per_trial:g}; expected a number of CPUs > 0")
+    if executor is None:
+        executor = "pool" if workers > 1 else "sequential"
+    if executor not in EXECUTORS:
+        raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    if executor == "sequential" and workers > 1:
+        raise errors.ConfigError(
+            f"--workers: received {workers} with --executor sequential; expected 1 (or --executor pool)"
+        )
+    if address is not None and executor != "ray":
+        raise errors.ConfigError(f"--address: received {address!r} with --executor {executor}; expected --executor ray")
+    if address is not None and address != "auto" and not address.startswith("ray://"):
+        raise errors.ConfigError(f"--address: received {address!r}; expected auto or ray://HOST:PORT")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+            from ray import tune  # noqa: F401
+        except ImportError:
+            raise errors.ConfigError(
+                f"--executor ray: received a Python without Ray Tune; expected it installed: {RAY_INSTALL}"
+            ) from None
+    return executor
+
+
+def threads_per_worker(workers: int) -> int:
+    """Intra-op threads for each of `workers` processes, so together they use the machine's cores once."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", workers: int = 1,
+        address: str | None = None, cpus_per_trial: float = 1.0, pool: "Pool | None" = None) -> None:
+    """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring).
+
+    `pool`: a `Pool` the caller started early (and closes); otherwise the pool executor makes its own.
+    """
+    if not tasks:
+        return
+    if executor == "sequential":
+        _sequential(tasks, worker, on_event)
+    elif executor == "pool":
+        _pool(tasks, worker, on_event, workers, pool)
+    elif executor == "ray":
+        from dlrun import ray_executor
+
+        ray_executor.run(tasks, worker, on_event, address=address, cpus_per_trial=cpus_per_trial)
+    else:
+        raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
+
+
+def failure(error: BaseException) -> dict:
+    """The outcome event of a task that raised `error`."""
+    text = str(error) if isinstance(error, errors.DlrunError) else f"{type(error).__name__}: {error}"
+    return {"type": "failed", "error": text, "traceback": "".join(traceback.format_exception(error))}
+
+
+# --- sequential: in this process, one task after the other ----------------------------------------
+
+
+def _sequential(tasks, worker, on_event) -> None:
+    for key, payload in tasks:
+        try:
+            result = worker(payload, lambda event, key=key: on_event(key, event))
+        except (KeyboardInterrupt, errors.Interrupted):
+            raise KeyboardInterrupt from None
+        except Exception as error:  # reported as this task's outcome; the others still run
+            on_event(key, failure(error))
+            continue
+        on_event(key, {"type": "done", "result": result})
+
+
+# --- pool: N reused spawned processes (concurrent.futures) -----------------------------------------
+
+_events = None  # in a pool worker: the queue events go back through
+
+
+def _initialize_worker(events, threads: int) -> None:
+    """Runs once in each pool process: limit TensorFlow's threads before it starts, import it once."""
+    global _events
+    _events = events
+    # The main process decides when to stop (Ctrl-C reaches the whole process group); SIGTERM from
+    # the main process then interrupts the task the way it interrupts a `dlrun train`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    events.put((None, {"type": "worker", "pid": os.getpid()}))
+    from dlrun import backend
+
+    backend.import_keras()  # on $KERAS_BACKEND, which the main process set before starting the pool
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _call_in_worker(worker, key, payload):
+    """In a pool process: run one task, its events going back through the queue."""
+    return worker(payload, lambda event: _events.put((key, event)))
+
+
+class Pool:
+    """N spawned worker processes, started at once (each imports TensorFlow while the caller is still
+    preparing) and reused for every task of `run`."""
+
+    def __init__(self, workers: int):
+        import concurrent.futures
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.events = context.Queue()
+        self.pids: set[int] = set()
+        self.closed = False
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context,
+            initializer=_initialize_worker, initargs=(self.events, threads_per_worker(workers)),
+        )
+        for _ in range(workers):
+            self.executor.submit(os.getpid)  # each submission with no idle worker starts a process now
+
+    def run(self, tasks, worker, on_event) -> None:
+        """Run every task on the workers; on any exception (Ctrl-C included) stop them all and re-raise."""
+        import concurrent.futures
+
+        futures = {}
+        try:
+            futures = {self.executor.submit(_call_in_worker, worker, key, payload): key for key, payload in tasks}
+            pending = set(futures)
+            while pending:
+                _drain(self.events, on_event, self.pids, timeout=0.2)
+                done = {future for future in pending if future.done()}
+                for future in done:
+                    _drain(self.events, on_event, self.pids, timeout=0)  # the task's last epochs, when already queued
+                    try:
+                        result = future.result()
+                    except concurrent.futures.process.BrokenProcessPool as error:
+                        on_event(futures[future], failure(RuntimeError(f"a worker process died ({error})")))
+                    except Exception as error:  # the task raised in its worker
+                        on_event(futures[future], failure(error))
+                    else:
+                        on_event(futures[future], {"type": "done", "result": result})
+                pending -= done
+        except BaseException:
+            self.stop(futures)
+            raise
+
+    def close(self) -> None:
+        """Let the idle workers exit; they are reaped when this process exits, not waited for here
+        (tearing TensorFlow down takes seconds, which the caller spends on its own work)."""
+        if not self.closed:
+            self.closed = True
+            self.executor.shutdown(wait=False)
+
+    def stop(self, futures=()) -> None:
+        """Stop every worker now: cancel what has not started, SIGTERM the running ones, SIGKILL stragglers."""
+        if self.closed:
+            return
+        self.closed = True
+        for future in futures:
+            future.cancel()
+        _drain(self.events, lambda key, event: None, self.pids, timeout=0)  # workers that started meanwhile
+        for pid in self.pids:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while time.monotonic() < deadline and any(_alive(pid) for pid in self.pids):
+            time.sleep(0.05)
+        for pid in self.pids:
+            _signal(pid, signal.SIGKILL)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool(tasks, worker, on_event, workers: int, pool: Pool | None) -> None:
+    if pool is not None:  # started earlier by the caller, who closes it
+        pool.run(tasks, worker, on_event)
+        return
+    own = Pool(min(workers, len(tasks)))
+    own.run(tasks, worker, on_event)
+    own.close()
+
+
+def _drain(events, on_event, pids: set, timeout: float) -> None:
+    while True:
+        try:
+            key, event = events.get(timeout=timeout) if timeout else events.get_nowait()
+        except queue_module.Empty:
+            return
+        timeout = 0
+        if event["type"] == "worker":
+            pids.add(event["pid"])
+        else:
+            on_event(key, event)
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for the pool to reap it counts as stopped)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
