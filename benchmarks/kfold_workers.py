@@ -21,6 +21,7 @@ import common
 CONFIG = """\
 name: boston_shaped
 seed: 0
+backend: tensorflow  # the issue's reference facts are TensorFlow's; benchmarks/backends.py compares backends
 data: {name: synthetic, task: regression, num_samples: 506, input_shape: [13], noise: 0.5, test_split: 0.2, validation_split: 0.0}
 model: {architecture: mlp, units: [64, 64]}
 compile: {optimizer: rmsprop, loss: mse, metrics: [mae]}

@@ -20,11 +20,11 @@ HERE = Path(__file__).resolve().parent
 SUITE = {
     "startup.py": ([], ["--repeats", "3"]),
     "runner_overhead.py": ([], ["--pairs", "2", "--case", "quickstart"]),
-    "imdb_memory.py": ([], ["--quick"]),
+    "imdb_memory.py": ([], ["--reviews", "5000", "--epochs", "1"]),
     "image_pipeline.py": ([], ["--images", "96", "--image-size", "64"]),
     "feature_cache.py": ([], ["--quick"]),
-    "kfold_workers.py": ([], ["--quick"]),
-    "backends.py": ([], ["--quick"]),
+    "kfold_workers.py": ([], ["--runs", "1"]),
+    "backends.py": ([], ["--rounds", "1"]),
 }
 
 
