@@ -163,7 +163,7 @@ class FoldRecorder(keras.callbacks.Callback):
 
 
 class FoldProgress(keras.callbacks.Callback):
-    """One transient bar per fit over its epochs: `fold 2/4  epoch 37/80  val_mae 2.4100`."""
+    """One transient bar over a fit's epochs (`final  epoch 37/80  loss 2.4100`), drawn by TrialProgress."""
 
     def __init__(self, console, label: str, epochs: int, monitor: str):
         super().__init__()
@@ -171,32 +171,22 @@ class FoldProgress(keras.callbacks.Callback):
         self.label = label
         self.epochs = epochs
         self.monitor = monitor
-        self.progress = None
-        self.task = None
+        self.display = None
 
     def on_train_begin(self, logs=None):
-        self.progress = rich_progress.Progress(
-            rich_progress.TextColumn("[bold]{task.fields[label]}"),
-            rich_progress.TextColumn("epoch {task.completed}/{task.total}"),
-            rich_progress.BarColumn(),
-            rich_progress.TextColumn("{task.fields[latest]}"),
-            rich_progress.TimeElapsedColumn(),
-            rich_progress.TextColumn("eta"),
-            rich_progress.TimeRemainingColumn(),
-            console=self.console,
-            transient=True,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("fit", total=self.epochs, label=self.label, latest="")
+        from dlrun import trial_progress
+
+        self.display = trial_progress.TrialProgress(self.console).__enter__()
+        self.display.epoch(self.label, self.label, 0, self.epochs)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         latest = f"{self.monitor} {float(value):.4f}" if value is not None else ""
-        self.progress.update(self.task, completed=epoch + 1, latest=latest)
+        self.display.epoch(self.label, self.label, epoch + 1, self.epochs, latest)
 
     def on_train_end(self, logs=None):
-        if self.progress is not None:
-            self.progress.stop()
+        if self.display is not None:
+            self.display.__exit__(None, None, None)
 
 
 class EpochReporter(keras.callbacks.Callback):

@@ -197,8 +197,13 @@ def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, comm
     if config.train.distribute != "none":
         raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
                                  "'none' (folds are independent trials: spread them over processes, not replicas)")
-    choice = backend.activate(config)
-    backend.seed_everything(config.seed)
+    if placement["executor"] == "sequential":
+        choice = backend.activate(config)
+        backend.seed_everything(config.seed)
+    else:
+        # The folds train in worker processes: this one needs Keras only for the final refit, so it
+        # does not spend a core importing it while the workers import theirs.
+        choice = backend.choose(config)
     loaded = data.load(config.data, config.seed)
     problems = config_module.consistency_problems(config, loaded.task)
     if problems:

@@ -167,13 +167,26 @@ def process_state(record: dict) -> str:
     return "alive"
 
 
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "numpy": ("numpy",)}
+
+
 def versions() -> dict:
-    """Versions of what shaped the numbers (call after TensorFlow is imported)."""
+    """Versions of what shaped the numbers: the imported modules, else the installed packages (a process
+    that hands training to workers never imports TensorFlow itself)."""
+    import importlib.metadata
+
     found = {"python": platform.python_version(), "dlrun": __version__}
     for module_name in ("tensorflow", "keras", "numpy", "jax", "torch"):
         module = sys.modules.get(module_name)
         if module is not None:
             found[module_name] = getattr(module, "__version__", "unknown")
+            continue
+        for distribution in _DISTRIBUTIONS.get(module_name, ()):
+            try:
+                found[module_name] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
     return found
 
 
