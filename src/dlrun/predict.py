@@ -111,7 +111,8 @@ def _predict_texts(model, run, texts: list[str], word_index_file) -> np.ndarray:
     """Encode `texts` as the run's text dataset did and predict them."""
     from dlrun import config as config_module, text_encoding
 
-    multi_hot = next((layer for layer in model.layers if type(layer).__name__ == "CategoryEncoding"), None)
+    # the stem's text encoder: dlrun's MultiHot (or CategoryEncoding in models saved before it)
+    multi_hot = next((layer for layer in model.layers if type(layer).__name__ in ("MultiHot", "CategoryEncoding")), None)
     if not str(model.inputs[0].dtype).startswith("int") or multi_hot is None:
         raise errors.DataError(
             f"text input: the model of {run.path} takes inputs of shape {list(model.inputs[0].shape[1:])} "

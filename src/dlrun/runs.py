@@ -167,19 +167,24 @@ def process_state(record: dict) -> str:
     return "alive"
 
 
-_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "numpy": ("numpy",)}
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "numpy": ("numpy",),
+                  "jax": ("jax",), "torch": ("torch",)}
 
 
 def versions() -> dict:
-    """Versions of what shaped the numbers: the imported modules, else the installed packages (a process
-    that hands training to workers never imports TensorFlow itself)."""
+    """Versions of what shaped the numbers: the imported modules, plus Keras and the chosen backend's
+    package ($KERAS_BACKEND) from the installed packages when this process has not imported them (a
+    K-fold run whose folds train in worker processes)."""
     import importlib.metadata
 
     found = {"python": platform.python_version(), "dlrun": __version__}
+    in_use = {"keras", "numpy", os.environ.get("KERAS_BACKEND", "tensorflow")}
     for module_name in ("tensorflow", "keras", "numpy", "jax", "torch"):
         module = sys.modules.get(module_name)
         if module is not None:
             found[module_name] = getattr(module, "__version__", "unknown")
+            continue
+        if module_name not in in_use:
             continue
         for distribution in _DISTRIBUTIONS.get(module_name, ()):
             try:
