@@ -51,3 +51,21 @@ def test_signal_marks_the_run_interrupted_and_keeps_its_files(tmp_path, signum):
     run_history = json.loads((folder / "history.json").read_text())
     assert 1 <= len(run_history["epoch"]) < 500
     assert (folder / "plots" / "loss.png").exists()
+
+
+@pytest.mark.slow
+def test_a_closed_output_pipe_does_not_kill_the_run(tmp_path):
+    """`dlrun train CONFIG | head -1`: the reader goes away, the run still completes and says so."""
+    from tests.conftest import tiny_config
+
+    config_path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", epochs=20)
+    process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    process.wait(timeout=300)
+    stderr = process.stderr.read()
+    assert process.returncode == 0, stderr
+    (folder,) = run_folders(tmp_path / "runs")
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    assert json.loads((folder / "history.json").read_text())["epoch"][-1] == 20

@@ -14,7 +14,7 @@ def evaluate(
     data_path: str = typer.Option(None, "--data-path", help="Read the data from here instead of the stored data.path.", show_default=False),
 ):
     """Evaluate a run's model on one split, next to the naive baseline; write eval_<split>.json into the run."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import errors, evaluation
 
@@ -23,4 +23,4 @@ def evaluate(
     command = ["dlrun", "eval", str(run_dir), f"--split={split}", f"--checkpoint={checkpoint}"]
     if data_path is not None:
         command.append(f"--data-path={data_path}")
-    evaluation.evaluate_run(run_dir, split, checkpoint, data_path, rich_console.Console(highlight=False), command=command)
+    evaluation.evaluate_run(run_dir, split, checkpoint, data_path, terminal.console(), command=command)

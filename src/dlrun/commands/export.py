@@ -14,8 +14,8 @@ def export(
     checkpoint: str = typer.Option("final", "--checkpoint", help="final (model.keras) or best (checkpoints/best.keras)."),
 ):
     """Export a run's model (with its preprocessing) for other tools: Keras, TensorFlow SavedModel or ONNX."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import export as export_module
 
-    export_module.export_run(run_dir, export_format, rich_console.Console(highlight=False), out=out, checkpoint=checkpoint)
+    export_module.export_run(run_dir, export_format, terminal.console(), out=out, checkpoint=checkpoint)

@@ -26,7 +26,7 @@ def kfold(
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import config, errors, executors, kfold as kfold_protocol
 
@@ -37,7 +37,7 @@ def kfold(
     if resume is not None:
         if config_file is not None or set_items:
             raise errors.ConfigError("--resume: received a CONFIG or --set too; expected only the run folder (its stored config is used)")
-        kfold_protocol.resume(resume, rich_console.Console(highlight=False),
+        kfold_protocol.resume(resume, terminal.console(),
                               command=["dlrun", "kfold", f"--resume={resume}", *placement_words], **placement)
         return
     if config_file is None:
@@ -48,5 +48,5 @@ def kfold(
                "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",
                *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
                *(f"--set={item}" for item in set_items), *placement_words]
-    kfold_protocol.kfold(loaded, rich_console.Console(highlight=False), k=k, repeats=repeats, shuffle=shuffle,
+    kfold_protocol.kfold(loaded, terminal.console(), k=k, repeats=repeats, shuffle=shuffle,
                          final=final, monitor=monitor, smoothing=smoothing, command=command, **placement)

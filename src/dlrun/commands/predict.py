@@ -20,11 +20,11 @@ def predict(
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
 ):
     """Predict with a trained run's model; the model applies the preprocessing it was trained with."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import predict as predict_module
 
     predict_module.predict_run(
-        run_dir, list(inputs or []), rich_console.Console(highlight=False), texts=text, out=out, top=top,
+        run_dir, list(inputs or []), terminal.console(), texts=text, out=out, top=top,
         checkpoint=checkpoint, word_index_file=word_index, force=force,
     )

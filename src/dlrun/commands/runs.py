@@ -25,11 +25,11 @@ def list_runs(
     status: str = typer.Option(None, "--status", help="Only runs with this status (running, completed, failed, interrupted, crashed).", show_default=False),
 ):
     """A table of the runs under ROOT, newest first: status, duration, epochs, best validation, test, baseline."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import runs_table
 
-    runs_table.show(root, rich_console.Console(highlight=False), name=name, status=status)
+    runs_table.show(root, terminal.console(), name=name, status=status)
 
 
 def compare(
@@ -37,8 +37,8 @@ def compare(
     plot: Path = typer.Option(None, "--plot", help="Also overlay their learning curves in this PNG.", show_default=False),
 ):
     """Put runs side by side: the config keys that differ, and their metrics."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import comparison
 
-    comparison.show(run_dirs, rich_console.Console(highlight=False), plot=plot)
+    comparison.show(run_dirs, terminal.console(), plot=plot)

@@ -23,14 +23,14 @@ def sweep(
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """Train a config once per combination of values (grid or seeded random search) and rank the trials."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import errors, executors, sweep as sweep_module
 
     chosen = executors.resolve(executor, workers, address, cpus_per_trial)
     placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
     placement_words = options.placement_arguments(executor, workers, address, cpus_per_trial)
-    console = rich_console.Console(highlight=False)
+    console = terminal.console()
     if resume is not None:
         if config_file is not None or set_items or grid or ranges or random is not None:
             raise errors.ConfigError("--resume: received a CONFIG, --set, --grid, --range or --random too; expected only the sweep folder")

@@ -22,11 +22,11 @@ def train(
     tracking_uri: str = typer.Option(None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False),
 ):
     """Train the model a config describes and write a run folder under output.runs_root."""
-    from rich import console as rich_console
+    from dlrun import terminal
 
     from dlrun import continuation, errors, config, tracking
 
-    console = rich_console.Console(highlight=False)
+    console = terminal.console()
     tracking.check(track)
     set_items = options.with_backend(set_items, backend)
     command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items)]
