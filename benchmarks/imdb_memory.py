@@ -63,7 +63,8 @@ def child_dlrun(path: Path, epochs: int) -> dict:
 
     with tempfile.TemporaryDirectory() as runs:
         settings = [f"data.path={path}", "data.trusted=true", f"data.validation_count={held_out(path)}", f"train.epochs={epochs}", f"output.runs_root={runs}",
-                    "output.plots=false", "output.save_model=false"]
+                    "output.plots=false", "output.save_model=false",
+                    "backend=tensorflow"]  # the book's way runs on TensorFlow: compare on the same engine
         run = trainer.train(config.load(ROOT / "configs" / "imdb.yaml", settings), Console(file=io.StringIO()))
         metrics = json.loads((run.path / "metrics.json").read_text())["metrics"]
     return {"test_accuracy": metrics["accuracy"]}

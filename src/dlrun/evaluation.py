@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import baseline, config as config_module, losses, metrics, optimizers
+from dlrun import baseline, batches, config as config_module, losses, metrics, optimizers
 
 
 def compile_model(model, config, task: str, optimizer_config=None) -> dict:
@@ -34,8 +34,7 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
     `predicted_vs_true_<tag>.png` and `residuals_<tag>.png` there (`tag` defaults to the split).
     """
     tag = tag or split
-    arguments = loaded.fit_arguments(split, batch_size)
-    values = model.evaluate(**arguments, verbose=0, return_dict=True)
+    values = model.evaluate(**_batches(loaded, split, batch_size), verbose=0, return_dict=True)
     targets = loaded.labels(split)
     payload = {
         "split": split,
@@ -43,7 +42,7 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
         "metrics": {key: float(value) for key, value in values.items()},
         "baseline": baseline.for_task(loaded.task, loaded.labels("train"), targets),
     }
-    outputs = np.asarray(model.predict(arguments["x"], batch_size=batch_size, verbose=0))
+    outputs = np.asarray(model.predict(**_batches(loaded, split, batch_size), verbose=0))
     if loaded.task == "regression":
         predicted = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
         true = np.asarray(targets, dtype="float64").reshape(len(targets))
@@ -70,6 +69,18 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
             split,
         )
     return payload
+
+
+def _batches(loaded, split: str, batch_size: int) -> dict:
+    """`evaluate`/`predict` arguments for a split, in order. Arrays are fed batch by batch (dlrun.batches,
+    unshuffled) rather than whole: Keras would convert the whole split to a tensor on every call, which
+    on IMDB-sized text pushed the run past 1 GiB."""
+    arguments = loaded.fit_arguments(split, batch_size)
+    inputs, targets = arguments.get("x"), arguments.get("y")
+    if isinstance(inputs, np.ndarray) and isinstance(targets, np.ndarray):
+        return {"x": batches.seeded(inputs, targets, batch_size, seed=0, first_epoch=0, epochs=1, shuffle=False),
+                "steps": batches.steps_per_epoch(len(inputs), batch_size)}
+    return {"x": inputs}
 
 
 def predicted_classes(outputs: np.ndarray) -> np.ndarray:
