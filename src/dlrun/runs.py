@@ -44,23 +44,9 @@ class Run:
     @classmethod
     def create(cls, runs_root: str | Path, name: str) -> "Run":
         """Make a new, empty run folder; two runs started in the same second get distinct folders."""
-        root = Path(runs_root)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise errors.RunError(f"output.runs_root: cannot create {str(root)!r} ({error.strerror})") from None
         started = utc_now()
-        stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}_{name}"
-        for attempt in range(1, 1000):
-            path = root / (stem if attempt == 1 else f"{stem}-{attempt}")
-            try:
-                path.mkdir()  # atomic: fails when another run took the name first
-            except FileExistsError:
-                continue
-            except OSError as error:
-                raise errors.RunError(f"output.runs_root: cannot write in {str(root)!r} ({error.strerror})") from None
-            return cls(path, {"status": "created", "name": name, "started_at": _iso(started)})
-        raise errors.RunError(f"output.runs_root: too many runs named {stem!r} in {str(root)!r}")
+        path = unique_folder(runs_root, f"{started.strftime('%Y%m%dT%H%M%SZ')}_{name}", "output.runs_root")
+        return cls(path, {"status": "created", "name": name, "started_at": _iso(started)})
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
@@ -150,6 +136,29 @@ class Run:
         if error is not None:
             record["error"] = error
         self.update(**record, **fields)
+
+
+def unique_folder(parent: str | Path, stem: str, setting: str) -> Path:
+    """Create and return a new, empty `<parent>/<stem>` (`<stem>-2`, `-3`, ... when the name is taken).
+
+    `mkdir` is atomic, so two processes starting in the same second never share a folder. Errors name
+    `setting`, the option or key that chose `parent`.
+    """
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise errors.RunError(f"{setting}: cannot create {str(parent)!r} ({error.strerror})") from None
+    for attempt in range(1, 1000):
+        path = parent / (stem if attempt == 1 else f"{stem}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise errors.RunError(f"{setting}: cannot write in {str(parent)!r} ({error.strerror})") from None
+        return path
+    raise errors.RunError(f"{setting}: too many folders named {stem!r} in {str(parent)!r}")
 
 
 def process_state(record: dict) -> str:

@@ -17,22 +17,10 @@ from dlrun import atomic, errors
 
 def new_folder(root: str | Path, kind: str) -> Path:
     """Create and return a new, empty `<root>/<kind>/<timestamp>[-N]/` folder."""
-    parent = Path(root) / kind
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise errors.RunError(f"--out: cannot create {str(parent)!r} ({error.strerror})") from None
+    from dlrun import runs
+
     stem = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for attempt in range(1, 1000):
-        path = parent / (stem if attempt == 1 else f"{stem}-{attempt}")
-        try:
-            path.mkdir()  # atomic: fails when another command took the name first
-        except FileExistsError:
-            continue
-        except OSError as error:
-            raise errors.RunError(f"--out: cannot write in {str(parent)!r} ({error.strerror})") from None
-        return path
-    raise errors.RunError(f"--out: too many folders named {stem!r} in {str(parent)!r}")
+    return runs.unique_folder(Path(root) / kind, stem, "--out")
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
