@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import atomic, errors
+from dlrun import atomic
 
 
 def new_folder(root: str | Path, kind: str) -> Path:
