@@ -191,7 +191,8 @@ def _with_workers(placement: dict, body):
 
 
 def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, command, placement) -> runs.Run:
-    console.print(f"[bold]dlrun kfold[/bold] {config.name}: importing TensorFlow...", highlight=False)
+    starting = "importing Keras..." if placement["executor"] == "sequential" else f"starting the {placement['executor']} executor..."
+    console.print(f"[bold]dlrun kfold[/bold] {config.name}: {starting}", highlight=False)
     from dlrun import backend, data
 
     if config.train.distribute != "none":

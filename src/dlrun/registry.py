@@ -10,7 +10,8 @@ def describe(entry) -> str:
     """The one-line description of a registry entry: a string, or the first docstring line."""
     if isinstance(entry, str):
         return entry
-    return (inspect.getdoc(entry) or "").splitlines()[0] if inspect.getdoc(entry) else ""
+    docstring = inspect.getdoc(entry)
+    return docstring.splitlines()[0] if docstring else ""
 
 
 def lookup(registry: dict, identifier: str, kind: str):
