@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Keras cannot switch backends inside a process: the suite (and the CLI subprocesses it starts) runs on
 # TensorFlow, which `backend: auto` respects; tests/test_backends.py starts its JAX runs without this.
 os.environ["KERAS_BACKEND"] = "tensorflow"
+# JAX runs in the tests keep compiled programs in a cache of their own, not the user's ~/.cache/dlrun/jax.
+os.environ.setdefault("DLRUN_JAX_CACHE", tempfile.mkdtemp(prefix="dlrun-test-jax-cache-"))
 CONFIGS = ROOT / "configs"
 
 

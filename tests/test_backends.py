@@ -161,7 +161,7 @@ output: {{runs_root: {root}, plots: false}}
 """
 
 
-def _train(tmp_path: Path, name: str, *arguments: str, probe: str | None = None) -> dict:
+def _train(tmp_path: Path, name: str, *arguments: str, probe: str | None = None, env: dict | None = None) -> dict:
     """Train TINY in a fresh process; return run.json plus the history (as `history`)."""
     root = tmp_path / name
     path = tmp_path / f"{name}.yaml"
@@ -170,7 +170,7 @@ def _train(tmp_path: Path, name: str, *arguments: str, probe: str | None = None)
         command = [sys.executable, "-m", "dlrun", "train", str(path), *arguments]
     else:
         command = [sys.executable, "-c", probe, "train", str(path), *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env())
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env(**(env or {})))
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = run_folders(root)
     record = json.loads((folder / "run.json").read_text())
@@ -195,11 +195,27 @@ def test_jax_backend_is_picked_by_auto_and_repeats_exactly(tmp_path):
     first = _train(tmp_path, "first")
     second = _train(tmp_path, "second", "--backend", "jax")
     assert first["backend"]["name"] == "jax" and first["backend"]["reason"].startswith("auto:")
-    assert second["backend"] == {"name": "jax", "reason": "backend: jax was asked for in the config"}
+    assert second["backend"]["reason"] == "backend: jax was asked for in the config"
     assert "jax" in first["versions"] and "tensorflow" not in first["versions"]  # not imported: arrays need no tf.data
     assert first["history"] == second["history"]
     assert first["test_metrics"] == second["test_metrics"]
     assert np.isfinite(first["test_metrics"]["loss"])
+
+
+@needs_jax
+@pytest.mark.slow
+def test_jax_compilation_cache_is_filled_reused_and_changes_no_number(tmp_path):
+    cache = tmp_path / "jax-cache"
+    cold = _train(tmp_path, "cold", "--backend", "jax", env={"DLRUN_JAX_CACHE": str(cache)})
+    entries = {path.name for path in cache.iterdir()}
+    warm = _train(tmp_path, "warm", "--backend", "jax", env={"DLRUN_JAX_CACHE": str(cache)})
+    off = _train(tmp_path, "off", "--backend", "jax", env={"DLRUN_JAX_CACHE": "off"})
+    assert cold["backend"]["compilation_cache"] == warm["backend"]["compilation_cache"] == str(cache)
+    assert "compilation_cache" not in off["backend"]
+    assert entries, "the first run wrote no compiled program to the cache"
+    assert {path.name for path in cache.iterdir()} == entries  # the same model: every program was reused
+    assert cold["history"] == warm["history"] == off["history"]
+    assert cold["test_metrics"] == warm["test_metrics"] == off["test_metrics"]
 
 
 JAX_RESUME = textwrap.dedent("""\

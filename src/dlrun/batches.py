@@ -15,6 +15,26 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return math.ceil(count / batch_size)
 
 
+def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> dict:
+    """`model.fit` arguments for `dataset`'s training split (`train`: the config's train section).
+
+    Arrays go through seeded per-epoch batches (`seeded`), so a resumed fit sees exactly the batches a
+    straight one would have, and one pipeline serves every epoch (Keras' own `fit(x, y)` rebuilds its
+    shuffled iterator each epoch, which dominates short epochs). A pipeline split shuffles itself.
+    """
+    import numpy as np
+
+    arguments = dataset.fit_arguments("train", train.batch_size, shuffle=train.shuffle)
+    if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
+        inputs, targets = arguments["x"], arguments["y"]
+        return {
+            "x": seeded(inputs, targets, train.batch_size, seed, first_epoch, epochs, shuffle=train.shuffle),
+            "steps_per_epoch": steps_per_epoch(len(inputs), train.batch_size),
+            "shuffle": False,
+        }
+    return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
+
+
 def seeded(inputs, targets, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True):
     """(inputs, targets) batches for epochs `first_epoch` .. `epochs - 1`, in order: a `tf.data.Dataset`
     on the TensorFlow backend, a generator of NumPy batches on the others (JAX's fit ran faster on them

@@ -154,7 +154,7 @@ class FoldRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         history.append(self.history, epoch + 1, logs)
-        history.save(self.run.file(self.file_name), self.history)
+        history.save(self.run.file(self.file_name), self.history, durable=False)
         self.run.heartbeat(epochs_completed=self.epochs_before + epoch + 1, **self.heartbeat_fields)
         bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
         if bad:

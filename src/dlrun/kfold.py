@@ -19,14 +19,16 @@ from __future__ import annotations
 import os
 
 import dataclasses
+import math
 import time
 import traceback
 
 import numpy as np
 
-from dlrun import config as config_module, errors, evaluation, executors, history, runs, signals
+from dlrun import batches, config as config_module, errors, evaluation, executors, history, runs, signals
 
 FILE_NAME = "kfold.json"
+LIVE_WRITE_SECONDS = 1.0  # how often a running fold's history.json and the heartbeat are rewritten, at most
 
 
 def check_options(k: int, repeats: int, shuffle: bool, smoothing: float) -> None:
@@ -349,6 +351,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
     monitor, total = state["monitor"], len(state["folds"])
     epochs_done = sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed")
     live_histories: dict = {}
+    written: dict = {}  # fold index -> time.monotonic() its live history was last written
     failed: list[str] = []
 
     def on_event(index, event):
@@ -358,9 +361,14 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
         if event["type"] == "epoch":
             fold_history = live_histories.setdefault(index, history.empty())
             history.append(fold_history, event["epoch"], event["logs"])
-            history.save(path, fold_history)
             epochs_done += 1
-            run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)
+            # A fold's live history is for watching it (a fold that stops restarts from scratch), so it is
+            # rewritten at most once a second; the whole history is written, durably, when the fold ends.
+            now = time.monotonic()
+            if now - written.get(index, -math.inf) >= LIVE_WRITE_SECONDS:
+                written[index] = now
+                history.save(path, fold_history, durable=False)
+            run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_done, fold=index, folds=total)
             value = event["logs"].get(monitor)
             progress.epoch(index, label, event["epoch"], config.train.epochs, f"{monitor} {value:.4f}" if value is not None else "")
         elif event["type"] == "done":
@@ -410,16 +418,16 @@ def train_fold(payload: dict, emit) -> dict:
     part = dataclasses.replace(
         pool, train=(inputs[keep], targets[keep]), validation=(inputs[validation], targets[validation]), test=None
     )
-    backend.seed_everything(config.seed + fold["index"] - 1)
+    seed = config.seed + fold["index"] - 1
+    backend.seed_everything(seed)
     model = models.build(config.model, part, train_inputs=part.train[0])
     evaluation.compile_model(model, config, pool.task)
     reporter = keras_callbacks.EpochReporter(emit)
     started = time.perf_counter()
     model.fit(
-        **part.fit_arguments("train", config.train.batch_size),
+        **batches.fit_arguments(part, config.train, seed, 0, config.train.epochs),
         validation_data=part.validation_data(config.train.batch_size),
         epochs=config.train.epochs,
-        shuffle=config.train.shuffle,
         callbacks=[reporter],
         verbose=0,
     )
@@ -516,12 +524,12 @@ def _final(run, state, config, pool, loaded, epochs: int, console) -> dict:
     epochs_before = sum(fold["epochs"] for fold in state["folds"])
     recorder = keras_callbacks.FoldRecorder(run, f"final/{history.FILE_NAME}", epochs_before, fold="final")
     model.fit(
-        **pool.fit_arguments("train", config.train.batch_size),
+        **batches.fit_arguments(pool, config.train, config.seed, 0, epochs),
         epochs=epochs,
-        shuffle=config.train.shuffle,
         callbacks=[recorder, keras_callbacks.FoldProgress(console, "final", epochs, "loss")],
         verbose=0,
     )
+    history.save(run.file(f"final/{history.FILE_NAME}"), recorder.history)  # durably, once complete
     if recorder.non_finite:
         raise errors.TrainingFailed(f"final: training stopped: {recorder.non_finite}")
     outcome = {"final_epochs": epochs}

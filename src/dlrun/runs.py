@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dlrun import __version__, atomic, errors
@@ -40,6 +42,7 @@ class Run:
     def __init__(self, path: Path, record: dict):
         self.path = path
         self.record = record
+        self._heartbeat_written = -math.inf  # time.monotonic() of the last heartbeat written
 
     @classmethod
     def create(cls, runs_root: str | Path, name: str) -> "Run":
@@ -109,8 +112,14 @@ class Run:
         """Whether run.json says `running` and its process is still alive on this host."""
         return self.record.get("status") == "running" and self.record.get("pid") != os.getpid() and process_state(self.record) == "alive"
 
-    def heartbeat(self, **fields) -> None:
-        """Show the run is alive (called every epoch)."""
+    def heartbeat(self, at_most_every: float = 0.0, **fields) -> None:
+        """Show the run is alive (called every epoch). With `at_most_every` seconds, a call that comes
+        sooner than that after the last written heartbeat writes nothing (for callers that receive many
+        short epochs from several workers at once: each write is a whole run.json)."""
+        now = time.monotonic()
+        if at_most_every and now - self._heartbeat_written < at_most_every:
+            return
+        self._heartbeat_written = now
         self.update(durable=False, heartbeat_at=_iso(utc_now()), **fields)
 
     def finish_if_possible(self, status: str, error: str | None = None, **fields) -> None:

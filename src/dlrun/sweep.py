@@ -254,7 +254,7 @@ def _execute(run, state, base_data: dict, name: str, console, placement: dict) -
             value = event["logs"].get(metric)
             epochs = configs[index - 1]["train"]["epochs"]
             progress.epoch(index, label, event["epoch"], epochs, f"{metric} {value:.4f}" if value is not None else "")
-            run.heartbeat(trial=index)
+            run.heartbeat(at_most_every=1.0, trial=index)
         elif event["type"] == "done":
             found = history.best_epoch(event["result"]["history"], metric)
             trial.update(status="completed", run=event["result"]["run"],

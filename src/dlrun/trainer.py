@@ -6,8 +6,6 @@ import functools
 import time
 import traceback
 
-import numpy as np
-
 from dlrun import backend, batches, callbacks, config as config_module, errors, evaluation, history
 from dlrun import losses, plots, resume, runs, schema, signals
 
@@ -88,7 +86,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                         soft_wrap=True,
                     )
                 fit(
-                    **_training_data(plan.data, config, done, end),
+                    **batches.fit_arguments(plan.data, config.train, config.seed, done, end),
                     validation_data=plan.data.validation_data(config.train.batch_size),
                     initial_epoch=done,
                     epochs=end,
@@ -164,21 +162,6 @@ def _enter_phase(plan, compiler, epochs_completed: int) -> None:
             if phase.prepare:
                 phase.prepare()
             compiler.compile(phase)
-
-
-def _training_data(loaded, config: schema.Config, first_epoch: int, epochs: int) -> dict:
-    """`model.fit` arguments for the training split: arrays go through seeded per-epoch batches, so a
-    resumed run sees exactly the batches a straight run would have seen."""
-    arguments = loaded.fit_arguments("train", config.train.batch_size, shuffle=config.train.shuffle)
-    if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
-        inputs, targets = arguments["x"], arguments["y"]
-        return {
-            "x": batches.seeded(inputs, targets, config.train.batch_size, config.seed, first_epoch, epochs,
-                                shuffle=config.train.shuffle),
-            "steps_per_epoch": batches.steps_per_epoch(len(inputs), config.train.batch_size),
-            "shuffle": False,
-        }
-    return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
 
 
 def _finish_files(run, config, model, loaded, run_history, console, saved_model=None) -> dict:
