@@ -1,6 +1,8 @@
 """Keras backends: `dlrun train` on JAX (and on TensorFlow) vs plain TensorFlow Keras, the Boston recipe.
 
-Each round runs, as whole processes: dlrun with `--backend jax`, the plain TensorFlow Keras script
+Each round runs, as whole processes: dlrun with `--backend jax` twice, first with an empty JAX
+compilation cache ("cold": every program compiled, as on a first run) then with the cache that run
+filled ("warm": as on every later run of the same model shapes), the plain TensorFlow Keras script
 (benchmarks/reference/boston_synthetic.py), and dlrun with `--backend tensorflow`; rounds repeat
 (A B C A B C ...). Prints min/median/max wall times, the median per-round ratio plain / dlrun-jax, the
 test MAE of each side, the load average before and after, and which backend `auto` picks for the
@@ -26,11 +28,11 @@ REFERENCE = "benchmarks/reference/boston_synthetic.py"
 CONVNETS = ["configs/quickstart.yaml", "configs/cats_dogs.yaml", "configs/signs.yaml"]
 
 
-def run_dlrun(backend: str) -> tuple[float, dict]:
+def run_dlrun(backend: str, jax_cache: str = "off") -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as root:
         seconds, _ = common.run(
             [common.PYTHON, "-m", "dlrun", "train", CONFIG, "--backend", backend, "--set", f"output.runs_root={root}"],
-            env={"KERAS_BACKEND": ""},
+            env={"KERAS_BACKEND": "", "DLRUN_JAX_CACHE": jax_cache},
         )
         (folder,) = Path(root).iterdir()
         record = json.loads((folder / "run.json").read_text())
@@ -64,28 +66,34 @@ def main() -> None:
     rows = []
     for index in range(options.rounds):
         row = {}
-        row["jax_wall"], jax_out = run_dlrun("jax")
+        with tempfile.TemporaryDirectory() as cache:
+            row["jaxcold_wall"], cold_out = run_dlrun("jax", cache)
+            row["jax_wall"], jax_out = run_dlrun("jax", cache)
         row["plain_wall"], plain_out = run_reference()
-        row.update(jax_fit=jax_out["fit_seconds"], jax_mae=jax_out["test_mae"], plain_fit=plain_out["fit_seconds"],
-                   plain_mae=plain_out["test_mae"])
+        row.update(jaxcold_fit=cold_out["fit_seconds"], jax_fit=jax_out["fit_seconds"], jax_mae=jax_out["test_mae"],
+                   plain_fit=plain_out["fit_seconds"], plain_mae=plain_out["test_mae"])
+        assert cold_out["test_mae"] == jax_out["test_mae"], "the compilation cache changed a number"
         if not options.no_tensorflow:
             row["tf_wall"], tf_out = run_dlrun("tensorflow")
             row.update(tf_fit=tf_out["fit_seconds"], tf_mae=tf_out["test_mae"])
         rows.append(row)
         print(f"  round {index + 1}/{options.rounds}: " + ", ".join(f"{key} {value:.3f}" for key, value in row.items()), flush=True)
     load_after = os.getloadavg()
-    walls = {side: common.summary([row[f"{side}_wall"] for row in rows]) for side in ("jax", "plain", "tf") if f"{side}_wall" in rows[0]}
+    walls = {side: common.summary([row[f"{side}_wall"] for row in rows])
+             for side in ("jaxcold", "jax", "plain", "tf") if f"{side}_wall" in rows[0]}
     results = {
         "rounds": rows,
         "wall": walls,
         "speedup_plain_over_jax_median": statistics.median(row["plain_wall"] / row["jax_wall"] for row in rows),
+        "speedup_plain_over_jax_cold_median": statistics.median(row["plain_wall"] / row["jaxcold_wall"] for row in rows),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "auto": auto_choices(),
     }
     for side, values in walls.items():
         print(f"{side}: wall min {values['min']:.2f} s, median {values['median']:.2f} s, max {values['max']:.2f} s")
-    print(f"plain TensorFlow / dlrun on JAX (median of per-round ratios): {results['speedup_plain_over_jax_median']:.2f}x; "
+    print(f"plain TensorFlow / dlrun on JAX (median of per-round ratios): warm cache "
+          f"{results['speedup_plain_over_jax_median']:.2f}x, cold cache {results['speedup_plain_over_jax_cold_median']:.2f}x; "
           f"test MAE jax {rows[0]['jax_mae']:.3f}, plain {rows[0]['plain_mae']:.3f}"
           + (f", dlrun tensorflow {rows[0]['tf_mae']:.3f}" if "tf_mae" in rows[0] else ""))
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")

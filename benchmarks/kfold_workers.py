@@ -5,7 +5,7 @@ out as test, so K-fold splits 404 samples (as the notes' Boston housing). Dense 
 mae; K=4 folds x 80 epochs, batch 16, `--no-final` (the final refit is the same sequential work on both
 sides). The sides alternate (A B A B ...); each run's per-fold numbers are checked to be identical.
 
-    python benchmarks/kfold_workers.py [--runs 3] [--workers 2] [--executor ray]
+    python benchmarks/kfold_workers.py [--runs 3] [--workers 2] [--executor ray] [--backend jax]
 """
 
 from __future__ import annotations
@@ -45,12 +45,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each side, alternating")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--executor", default="pool", help="pool or ray (ray: --cpus-per-trial 1 on a local Ray)")
+    parser.add_argument("--backend", default="tensorflow", help="the Keras backend of both sides (the issue's facts: tensorflow)")
     arguments = parser.parse_args()
     other = ["--workers", str(arguments.workers)] if arguments.executor == "pool" else ["--executor", "ray"]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "boston_shaped.yaml"
-        config.write_text(CONFIG)
+        config.write_text(CONFIG.replace("backend: tensorflow", f"backend: {arguments.backend}"))
         sequential, parallel, reference = [], [], None
         for _ in range(arguments.runs):
             for side, times in ((["--workers", "1"], sequential), (other, parallel)):
@@ -66,13 +67,14 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "case": "K=4 x 80 epochs, batch 16, 404 x 13 synthetic regression, Dense 64-64-1, --no-final",
+        "backend": arguments.backend,
         "sequential_s": common.summary(sequential),
         f"{' '.join(other)}_s": common.summary(parallel),
         "ratio_median_of_pairs": sorted(ratios)[len(ratios) // 2],
         "per_fold_numbers_identical": True,
     }
     print(json.dumps(payload, indent=2))
-    common.save(f"kfold_workers_{arguments.executor}", payload)
+    common.save(f"kfold_workers_{arguments.executor}_{arguments.backend}", payload)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,21 @@ def test_start_and_finish_record_status_and_timing(tmp_path):
     assert record["status"] == "failed" and record["error"] == "boom" and record["duration_s"] >= 0
 
 
+def test_a_throttled_heartbeat_writes_at_most_once_per_interval(tmp_path, monkeypatch):
+    run = runs.Run.create(tmp_path, "beat")
+    run.start(["dlrun", "kfold", "c.yaml"], seed=0, versions={})
+    clock = [100.0]
+    monkeypatch.setattr(runs.time, "monotonic", lambda: clock[0])
+    run.heartbeat(at_most_every=1.0, epochs_completed=1)
+    run.heartbeat(at_most_every=1.0, epochs_completed=2)  # 0 s later: nothing written
+    assert json.loads((run.path / "run.json").read_text())["epochs_completed"] == 1
+    clock[0] += 1.0
+    run.heartbeat(at_most_every=1.0, epochs_completed=3)
+    assert json.loads((run.path / "run.json").read_text())["epochs_completed"] == 3
+    run.heartbeat(epochs_completed=4)  # unthrottled: always written
+    assert json.loads((run.path / "run.json").read_text())["epochs_completed"] == 4
+
+
 def test_unwritable_runs_root_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
