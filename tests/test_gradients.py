@@ -128,6 +128,7 @@ LOOP_AGAINST_FIT = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", OTHER_BACKENDS)
 def test_custom_loop_matches_the_backends_own_fit(name):
     # PyTorch's Keras dropout draws from torch's global generator, which fit's model build advances
