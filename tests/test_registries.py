@@ -58,3 +58,10 @@ def test_backend_names_equal_registry_keys():
 
     names = typing.get_args(schema.Config.model_fields["backend"].annotation)
     assert list(names) == ["auto", *backend.BACKENDS]
+
+
+def test_gradient_helpers_cover_every_backend():
+    from dlrun import backend, gradients
+
+    assert list(gradients.VALUE_AND_GRADIENT) == list(backend.BACKENDS)
+    assert list(gradients.TRAINING_STEPS) == list(backend.BACKENDS)

@@ -451,7 +451,7 @@ class TrainConfig(Section):
     epochs: PositiveInt = 10
     batch_size: PositiveInt = 32
     shuffle: Flag = True  # reshuffle the training data every epoch
-    loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.loop's explicit tf.GradientTape loop, same callbacks
+    loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.loop's explicit gradient loop (any backend), same callbacks
     tensorboard: Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
     distribute: Literal["none", "mirrored"] = "none"  # mirrored: tf.distribute.MirroredStrategy; batch_size is the global batch
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)

@@ -28,33 +28,30 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
 
     Patterns are in the model's input space (after `preprocess`, which maps the starting raw image).
     """
-    from dlrun import backend
+    from keras import ops
 
-    backend.require_tensorflow("filter patterns")
-    import tensorflow as tf
+    from dlrun import gradients
 
     rng = np.random.default_rng(seed)
     start = pixel_range * (0.5 + 0.2 * rng.uniform(-1, 1, size=(len(filter_indices), *shape)))
     start = start.astype("float32") if preprocess is None else np.asarray(preprocess(start.astype("float32")), dtype="float32")
-    image = tf.Variable(start)
+    image = ops.convert_to_tensor(start)
     step = STEP_SIZE * pixel_range
-    selector = tf.one_hot(filter_indices, depth=_channels(layer), dtype="float32")  # [count, channels]
+    selector = ops.convert_to_tensor(np.eye(_channels(layer), dtype="float32")[filter_indices])  # [count, channels]
 
-    def objective():
+    def objective(image):
         with layers.capturing([layer], stop_after=True) as captured:
             layers.forward(model, image)
         activation = captured[layer.name]  # [count, h, w, channels]
-        return tf.reduce_mean(activation, axis=(1, 2)) * selector  # each image's own filter only
+        return ops.mean(activation, axis=(1, 2)) * selector  # each image's own filter only
 
-    before = tf.reduce_sum(objective(), axis=1).numpy()
+    before = ops.convert_to_numpy(ops.sum(objective(image), axis=1))
     for _ in range(steps):
-        with tf.GradientTape() as tape:
-            scores = tf.reduce_sum(objective())
-        gradients = tape.gradient(scores, image)
-        rms = tf.sqrt(tf.reduce_mean(tf.square(gradients), axis=(1, 2, 3), keepdims=True))
-        image.assign_add(step * gradients / (rms + 1e-8))
-    after = tf.reduce_sum(objective(), axis=1).numpy()
-    return image.numpy(), before, after
+        _, gradient = gradients.value_and_gradient(lambda image: ops.sum(objective(image)), image)
+        rms = ops.sqrt(ops.mean(ops.square(gradient), axis=(1, 2, 3), keepdims=True))
+        image = image + step * gradient / (rms + 1e-8)
+    after = ops.convert_to_numpy(ops.sum(objective(image), axis=1))
+    return ops.convert_to_numpy(image), before, after
 
 
 def _channels(layer) -> int:

@@ -46,13 +46,13 @@ class Head:
 
     def score(self, logits, classes: np.ndarray):
         """The logit of each image's class (a tensor [batch]); for one sigmoid unit, class 0 is -logit."""
-        import tensorflow as tf
+        from keras import ops
 
-        logits = tf.reshape(logits, (tf.shape(logits)[0], -1))
+        logits = ops.reshape(logits, (ops.shape(logits)[0], -1))
         if self.activation == "sigmoid" and self.units == 1:
-            signs = tf.constant(np.where(classes == 1, 1.0, -1.0), dtype=logits.dtype)
+            signs = ops.convert_to_tensor(np.where(classes == 1, 1.0, -1.0), dtype=logits.dtype)
             return logits[:, 0] * signs
-        return tf.gather(logits, tf.constant(classes, dtype="int32"), axis=1, batch_dims=1)
+        return ops.take_along_axis(logits, ops.convert_to_tensor(classes.reshape(-1, 1), dtype="int32"), axis=1)[:, 0]
 
 
 def expose_logits(model) -> Head:
@@ -84,27 +84,33 @@ def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
 
     `class_index` None explains each image's top prediction; `model` must have gone through `expose_logits`.
     """
-    from dlrun import backend
+    from keras import ops
 
-    backend.require_tensorflow("Grad-CAM")
-    import tensorflow as tf
+    from dlrun import gradients
 
-    inputs = tf.convert_to_tensor(inputs, dtype="float32")
-    with tf.GradientTape() as tape:
-        with layers.capturing([layer], tape) as captured:
+    inputs = ops.convert_to_tensor(np.asarray(inputs, dtype="float32"))
+    with layers.capturing([layer]) as captured:
+        logits = layers.forward(model, inputs)
+    if layer.name not in captured:
+        raise errors.DataError(f"--layer: layer {layer.name!r} is not on the model's path to its output; expected a layer before the output")
+    probabilities = head.probabilities(ops.convert_to_numpy(logits))
+    if class_index is None:
+        classes = probabilities.argmax(axis=1)
+    else:
+        classes = np.full(len(probabilities), class_index)
+
+    def score(offset):
+        """The classes' summed logits (images do not interact: per-image gradients) and the feature maps."""
+        with layers.capturing([layer], offset=offset) as captured:
             logits = layers.forward(model, inputs)
-        probabilities = head.probabilities(logits.numpy())
-        if class_index is None:
-            classes = probabilities.argmax(axis=1)
-        else:
-            classes = np.full(len(probabilities), class_index)
-        score = tf.reduce_sum(head.score(logits, classes))  # images do not interact: one sum, per-image gradients
-    features = captured[layer.name]
-    gradients = tape.gradient(score, features)
-    if gradients is None:
+        return ops.sum(head.score(logits, classes)), captured[layer.name]
+
+    zero = ops.zeros(ops.shape(captured[layer.name]), dtype=captured[layer.name].dtype)
+    (_, features), gradient = gradients.value_and_gradient(score, zero, has_aux=True)
+    if gradient is None:
         raise errors.DataError(f"--layer: the class score does not depend on layer {layer.name!r}; expected a layer before the output")
-    weights = tf.reduce_mean(gradients, axis=(1, 2))  # [batch, channels]
-    maps = tf.nn.relu(tf.einsum("bhwk,bk->bhw", features, weights)).numpy().astype("float64")
+    weights = ops.mean(gradient, axis=(1, 2))  # [batch, channels]
+    maps = ops.convert_to_numpy(ops.relu(ops.einsum("bhwk,bk->bhw", features, weights))).astype("float64")
     peaks = maps.max(axis=(1, 2), keepdims=True)
     safe = np.where(peaks > 0, peaks, 1.0)
     maps = np.where(peaks > 0, maps / safe, 0.0)  # no positive evidence: zeros, not 0/0

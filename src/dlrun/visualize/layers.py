@@ -2,7 +2,8 @@
 
 Outputs are captured by wrapping each chosen layer's `call` for the length of one forward pass, so a
 convolution inside a nested model (VGG16 inside a transfer-learning model) is reached the same way as
-a top-level one, without rebuilding the graph; with a gradient tape, the captured tensors are watched.
+a top-level one, without rebuilding the graph. Gradients with respect to a captured output, on any
+backend, go through a zero `offset` added to it (`dlrun.gradients.value_and_gradient` of the offset).
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ class _StopForward(Exception):
 
 
 @contextlib.contextmanager
-def capturing(chosen: list, tape=None, stop_after: bool = False):
+def capturing(chosen: list, offset=None, stop_after: bool = False):
     """While active, calling the model fills the yielded dict {layer name: output tensor}.
 
-    With `tape`, each captured output is watched so gradients can be taken with respect to it.
-    With `stop_after`, the forward pass ends (call it through `forward`) once all are captured.
+    With `offset` (one chosen layer; a tensor shaped like its output), the layer outputs, and the
+    dict holds, `output + offset`: the gradient with respect to a zero offset is the gradient with
+    respect to the output. With `stop_after`, the forward pass ends (call it through `forward`) once
+    all are captured.
     """
     captured: dict = {}
 
@@ -89,8 +92,8 @@ def capturing(chosen: list, tape=None, stop_after: bool = False):
 
         def call(*args, **kwargs):
             output = original(*args, **kwargs)
-            if tape is not None:
-                tape.watch(output)
+            if offset is not None:
+                output = output + offset
             captured[layer.name] = output
             if stop_after and len(captured) == len(chosen):
                 raise _StopForward("captured")
