@@ -185,6 +185,8 @@ def import_keras():
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|jax)")
     wants_tensorflow = os.environ["KERAS_BACKEND"] == "tensorflow"
     if "keras" in sys.modules and ("tensorflow" in sys.modules or not wants_tensorflow):
+        if "tensorflow" not in sys.modules:  # Keras imported directly (a module-level `import keras`)
+            _keras_without_tensorflow()
         return sys.modules["keras"]
     # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
     # is read, straight to file descriptor 2: silence it for the import only.
