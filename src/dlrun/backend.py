@@ -31,9 +31,11 @@ from dlrun import errors
 BACKENDS = {
     "tensorflow": "TensorFlow: every dlrun feature (custom loop, mirrored strategy, visualisation)",
     "jax": "JAX (pip install 'dlrun[jax]'): the fastest for dense models on CPU; model.fit only",
-    "torch": "PyTorch (pip install torch): model.fit only",
+    "torch": "PyTorch (pip install 'dlrun[torch]', the CPU wheel first for CPU only): model.fit only",
 }
-INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'", "torch": "pip install torch"}
+INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'",
+           "torch": "pip install 'dlrun[torch]' (for CPU only, first: pip install torch --index-url "
+                    "https://download.pytorch.org/whl/cpu)"}
 DENSE_ARCHITECTURES = ("mlp",)  # where JAX wins on CPU (BENCHMARKS.md)
 
 
