@@ -97,7 +97,7 @@ def test_an_explicit_backend_cannot_switch_a_loaded_keras():
 def test_an_explicit_backend_that_is_not_installed_names_the_install_command():
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(backend="torch"), available=["tensorflow"], already=None)
-    assert "backend: received 'torch', which is not installed; expected one of tensorflow (or install it: pip install torch)" in str(caught.value)
+    assert "backend: received 'torch', which is not installed; expected one of tensorflow (or install it: pip install 'dlrun[torch]'" in str(caught.value)
 
 
 def test_tf_distribute_code_is_refused_off_tensorflow(monkeypatch):

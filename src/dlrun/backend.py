@@ -34,9 +34,11 @@ from dlrun import errors
 BACKENDS = {
     "tensorflow": "TensorFlow: every dlrun feature (the mirrored strategy only here)",
     "jax": "JAX (pip install 'dlrun[jax]'): the fastest for dense models on CPU; all but train.distribute",
-    "torch": "PyTorch (pip install torch): all but train.distribute",
+    "torch": "PyTorch (pip install 'dlrun[torch]', the CPU wheel first for CPU only): all but train.distribute",
 }
-INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'", "torch": "pip install torch"}
+INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'",
+           "torch": "pip install 'dlrun[torch]' (for CPU only, first: pip install torch --index-url "
+                    "https://download.pytorch.org/whl/cpu)"}
 DENSE_ARCHITECTURES = ("mlp",)  # where JAX wins on CPU (BENCHMARKS.md)
 
 
@@ -196,6 +198,8 @@ def import_keras():
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|keras|google|jax)")
     wants_tensorflow = os.environ["KERAS_BACKEND"] == "tensorflow"
     if "keras" in sys.modules and ("tensorflow" in sys.modules or not wants_tensorflow):
+        if "tensorflow" not in sys.modules:  # Keras imported directly (a module-level `import keras`)
+            _keras_without_tensorflow()
         return sys.modules["keras"]
     # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
     # is read, straight to file descriptor 2: silence it for the import only.

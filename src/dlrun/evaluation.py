@@ -172,7 +172,7 @@ def evaluate_run(
 
     from dlrun import backend
 
-    console.print(f"[bold]dlrun eval[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dlrun eval[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
     backend.import_keras()
     from dlrun import data
 

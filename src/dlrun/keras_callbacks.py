@@ -210,3 +210,30 @@ class EpochReporter(keras.callbacks.Callback):
         if bad:
             self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
             self.model.stop_training = True
+
+
+class TorchEpochSeeder(keras.callbacks.Callback):
+    """On PyTorch, seeds torch's global generator from (seed, epoch) just before each epoch's first batch.
+
+    Keras' torch Dropout (a layer without its own seed) draws its masks from torch's global generator,
+    not from the layer's seed-generator variable, and each `fit` draws from it once more while setting
+    up its data loader. Seeding at every epoch makes the masks a function of (seed, epoch) only, as
+    dlrun.batches makes the batch order, so a resumed run repeats a straight one.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+        self._epoch: int | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._epoch is None:
+            return
+        import numpy as np
+        import torch
+
+        torch.manual_seed(int(np.random.SeedSequence([self.seed, self._epoch]).generate_state(1)[0]))
+        self._epoch = None

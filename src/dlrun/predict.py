@@ -52,7 +52,7 @@ def predict_run(
 
     from dlrun import backend, models
 
-    console.print(f"[bold]dlrun predict[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dlrun predict[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
     backend.import_keras()
     try:
         model = models.load_model(model_path)

@@ -65,6 +65,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         *([tensorboard_logs.callback(run.path)] if config.train.tensorboard else []),
         *([tracker.callback()] if tracker is not None else []),
         *(extra_callbacks or []),
+        *([keras_callbacks.TorchEpochSeeder(config.seed)] if choice.name == "torch" else []),
     ]
     try:
         with signals.terminate_as_interrupt():

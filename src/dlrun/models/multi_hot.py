@@ -4,7 +4,8 @@ Keras' `CategoryEncoding(output_mode="multi_hot")` is TensorFlow's bincount on T
 other backends it builds a (batch, length, tokens) one-hot first and reduces it: for IMDB-shaped input
 (batch 512, reviews of ~2,500 tokens, 10,000 words) that asked JAX for 51 GB. This layer scatters a 1
 into (row, token) for every token of every row instead, so it never holds more than the (batch, tokens)
-output and one (row, token) index pair per input token, on every backend. Same vectors as
+output and one (row, token) index pair per input token, on every backend (TensorFlow uses its batched
+bincount; PyTorch its `scatter_`, since Keras' torch scatter loops in Python). Same vectors as
 CategoryEncoding (tests/test_backends.py) except column 0: token 0 is padding, so its column is always 0,
 exactly as the book's `vectorize_sequences` (which never sees a 0). Tokens must lie in [0, num_tokens).
 
@@ -36,6 +37,11 @@ class MultiHot(keras.layers.Layer):
             present = tf.math.bincount(tokens, minlength=self.num_tokens, maxlength=self.num_tokens,
                                        binary_output=True, axis=-1, dtype=self.compute_dtype)
             return present * not_padding
+        if keras.backend.backend() == "torch":
+            # Keras' torch `ops.scatter` adds one index at a time in a Python loop (seconds per IMDB batch);
+            # torch's own scatter_ writes the 1s in one call, holding the output and the tokens only
+            present = ops.zeros((ops.shape(tokens)[0], self.num_tokens), dtype=self.compute_dtype)
+            return present.scatter_(1, tokens.long(), 1) * not_padding
         batch, length = ops.shape(tokens)[0], ops.shape(tokens)[1]
         rows = ops.reshape(ops.broadcast_to(ops.expand_dims(ops.arange(batch, dtype="int32"), 1), (batch, length)), (-1,))
         indices = ops.stack([rows, ops.reshape(tokens, (-1,))], axis=1)
