@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dlrun import errors, executors, history, kfold
-from tests.conftest import invoke, run_folders
+from tests.conftest import invoke, run_cli, run_folders
 from tests.test_kfold import write
 
 def no_child_process_within(seconds: float) -> bool:
@@ -130,6 +130,18 @@ def test_kfold_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
         assert history.load(first / "folds" / index / "history.json") == history.load(second / "folds" / index / "history.json")
     assert one["summary"] == two["summary"] and one["recommended_epochs"] == two["recommended_epochs"]
     assert no_child_process_within(30)
+
+
+@pytest.mark.slow
+def test_a_pooled_kfold_with_its_final_refit_prints_no_native_log_lines(tmp_path):
+    # The main process imports TensorFlow only for the final refit, through modules that import Keras
+    # at module level: that import must still go through dlrun's quiet import (no absl/oneDNN lines).
+    result = run_cli("kfold", write(tmp_path), "--k", "2", "--workers", "2", "--set", "train.epochs=2")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "final: training on all" in result.stdout and "completed:" in result.stdout
+    (folder,) = run_folders(tmp_path / "runs")
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.slow

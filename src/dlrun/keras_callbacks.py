@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import time
 
-import keras
 from rich import progress as rich_progress
 
-from dlrun import history, resume
+from dlrun import backend, history, resume
+
+keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
 
 class RunRecorder(keras.callbacks.Callback):

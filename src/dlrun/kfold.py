@@ -462,7 +462,7 @@ def _fold_plan(fold: dict) -> dict:
 def _describe(placement: dict) -> str:
     if placement["executor"] == "pool":
         threads = executors.threads_per_worker(placement["workers"])
-        return f"a pool of {placement['workers']} worker processes, {threads} TensorFlow thread(s) each"
+        return f"a pool of {placement['workers']} worker processes, {threads} compute thread(s) each"
     return f"Ray Tune at {placement.get('address') or 'a local Ray instance'}, {placement['cpus_per_trial']:g} CPU(s) per trial"
 
 

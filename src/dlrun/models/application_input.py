@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 
-import keras
-
+from dlrun import backend
 from dlrun.models import pretrained
+
+keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
 
 @keras.saving.register_keras_serializable(package="dlrun")
