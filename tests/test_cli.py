@@ -135,3 +135,33 @@ def test_report_never_imports_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe, "report", str(run)], capture_output=True, text=True, timeout=60)
     assert "HEAVY=\n" in result.stderr and "EXIT=0" in result.stderr, result.stderr
     assert (run / "report.html").is_file()
+
+
+# The exit once Keras is loaded skips Python's module teardown (cli._exit); a stand-in `keras` module
+# takes that path here without the cost of importing the real one.
+FAST_EXIT = """\
+import atexit, sys, types
+sys.modules["keras"] = types.ModuleType("keras")
+atexit.register(lambda: open(sys.argv[1], "w").write("exit handlers ran"))
+print("written before exit", end="")
+from dlrun import cli
+code = sys.argv[2]
+cli._exit(None if code == "none" else int(code) if code.isdigit() else code)
+"""
+
+
+@pytest.mark.parametrize(("code", "status", "stderr"), [("none", 0, ""), ("0", 0, ""), ("3", 3, ""), ("gone wrong", 1, "gone wrong\n")])
+def test_the_fast_exit_keeps_the_exit_code_the_output_and_the_exit_handlers(tmp_path, code, status, stderr):
+    marker = tmp_path / "marker"
+    result = subprocess.run([sys.executable, "-c", FAST_EXIT, str(marker), code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (status, "written before exit", stderr)
+    assert marker.read_text() == "exit handlers ran"
+
+
+def test_the_fast_exit_waits_for_running_threads(tmp_path):
+    # A non-daemon thread still working: Python's normal exit, which waits for it, must happen.
+    probe = FAST_EXIT.replace('print("written before exit", end="")',
+                              'import threading, time\n'
+                              'threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", end=""))).start()')
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "marker"), "none"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "thread done")
