@@ -6,7 +6,8 @@ imported on another backend in this process (a new process is the only way to sw
 
 `auto` (the default) picks, among the installed backends, the one the benchmarks (BENCHMARKS.md,
 "Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models (the Boston
-MLP ran 1.5-1.6x faster end to end than plain TensorFlow Keras on CPU, its fit 2.5-2.9x); TensorFlow for
+MLP ran 2.5x faster end to end than plain TensorFlow Keras on CPU with a warm compilation cache, 1.9x on
+a first run); TensorFlow for
 convnets and pretrained bases (JAX ran the notes' convnet 4x slower on CPU) and for the one thing only
 TensorFlow can do (`train.distribute: mirrored`); TensorFlow also for `train.loop: custom`, which runs
 on every backend (its gradients, like Grad-CAM's and filter patterns', come from `dlrun.gradients`) but
@@ -156,7 +157,7 @@ def _auto(config, available: list[str], environment: str | None) -> Choice:
     if architecture in DENSE_ARCHITECTURES:
         if "jax" in available:
             return Choice("jax", f"auto: a dense ({architecture}) model, which trains fastest on JAX (the Boston "
-                                 f"MLP's training: 2.5x faster than plain TensorFlow Keras on CPU, BENCHMARKS.md)")
+                                 f"MLP ran 2.5x faster than plain TensorFlow Keras on CPU, BENCHMARKS.md)")
         return _fallback(available, f"auto: a dense ({architecture}) model would be fastest on JAX, which is "
                                     f"not installed ({INSTALL['jax']})")
     return _fallback(available, f"auto: a {architecture} model, which trains fastest on TensorFlow (JAX ran the "
