@@ -133,7 +133,7 @@ def test_kfold_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_pooled_kfold_with_its_final_refit_prints_no_native_log_lines(tmp_path):
+def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(tmp_path):
     # The main process imports TensorFlow only for the final refit, through modules that import Keras
     # at module level: that import must still go through dlrun's quiet import (no absl/oneDNN lines).
     result = run_cli("kfold", write(tmp_path), "--k", "2", "--workers", "2", "--set", "train.epochs=2")
@@ -142,6 +142,18 @@ def test_a_pooled_kfold_with_its_final_refit_prints_no_native_log_lines(tmp_path
     assert "final: training on all" in result.stdout and "completed:" in result.stdout
     (folder,) = run_folders(tmp_path / "runs")
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    # The refit ran on a worker, which wrote the model and the test plots into the run folder; its
+    # numbers are those of the same refit in this process.
+    assert (folder / "model.keras").is_file() and not list(folder.glob(".model.tmp*"))
+    assert {path.name for path in (folder / "plots").glob("*_test.png")} == {"predicted_vs_true_test.png", "residuals_test.png"}
+    sequential = invoke("kfold", write(tmp_path), "--k", "2", "--set", "train.epochs=2",
+                        "--set", f"output.runs_root={json.dumps(str(tmp_path / 'sequential'))}")
+    assert sequential.exit_code == 0, sequential.output
+    (other,) = run_folders(tmp_path / "sequential")
+    pooled_state, sequential_state = (json.loads((path / "kfold.json").read_text()) for path in (folder, other))
+    assert pooled_state["final_test"] == sequential_state["final_test"]
+    assert history.load(folder / "final" / "history.json") == history.load(other / "final" / "history.json")
+    assert json.loads((folder / "metrics.json").read_text()) == json.loads((other / "metrics.json").read_text())
 
 
 @pytest.mark.slow

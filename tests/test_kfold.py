@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import history, kfold
+from dlrun import errors, history, kfold
 from tests.conftest import invoke, run_folders
 
 CONFIG = """\
@@ -232,3 +232,21 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     for key in ("summary", "smoothed", "recommended_epochs", "final_test"):
         assert resumed[key] == uninterrupted[key], key
     assert invoke("kfold", "--resume", folder).exit_code == 2  # a completed run is not resumed again
+
+
+@pytest.mark.slow
+def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monkeypatch):
+    def refit_diverges(payload, emit):
+        emit({"type": "epoch", "epoch": 1, "logs": {"loss": 1.5}})
+        raise errors.TrainingFailed("training stopped: loss became nan at epoch 2")
+
+    monkeypatch.setattr(kfold, "train_final", refit_diverges)
+    result = invoke("kfold", write(tmp_path), "--k", "3", "--set", "train.epochs=2")
+    assert result.exit_code == 1
+    assert "final: training stopped: loss became nan at epoch 2" in result.stderr
+    (folder,) = run_folders(tmp_path / "runs")
+    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
+    state = json.loads((folder / "kfold.json").read_text())
+    assert state["status"] == "folds_completed" and [fold["status"] for fold in state["folds"]] == ["completed"] * 3
+    assert history.load(folder / "final" / "history.json")["loss"] == [1.5]  # what the refit reached is kept
+    assert not (folder / "model.keras").exists() and not (folder / "metrics.json").exists()

@@ -136,63 +136,9 @@ class RichProgress(keras.callbacks.Callback):
             self.progress.stop()
 
 
-class FoldRecorder(keras.callbacks.Callback):
-    """Like RunRecorder for one fit among several (a K-fold fold, the final refit): its own history file.
-
-    The run's heartbeat counts epochs over all fits so far (`epochs_before` + this fit's), so
-    `dlrun runs` can tell a live K-fold run from a crashed one.
-    """
-
-    def __init__(self, run, file_name: str, epochs_before: int = 0, **heartbeat_fields):
-        super().__init__()
-        self.run = run
-        self.file_name = file_name
-        self.epochs_before = epochs_before
-        self.heartbeat_fields = heartbeat_fields
-        self.history = history.empty()
-        self.non_finite: str | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = dict(logs or {})
-        history.append(self.history, epoch + 1, logs)
-        history.save(self.run.file(self.file_name), self.history, durable=False)
-        self.run.heartbeat(epochs_completed=self.epochs_before + epoch + 1, **self.heartbeat_fields)
-        bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
-        if bad:
-            self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
-            self.model.stop_training = True
-
-
-class FoldProgress(keras.callbacks.Callback):
-    """One transient bar over a fit's epochs (`final  epoch 37/80  loss 2.4100`), drawn by TrialProgress."""
-
-    def __init__(self, console, label: str, epochs: int, monitor: str):
-        super().__init__()
-        self.console = console
-        self.label = label
-        self.epochs = epochs
-        self.monitor = monitor
-        self.display = None
-
-    def on_train_begin(self, logs=None):
-        from dlrun import trial_progress
-
-        self.display = trial_progress.TrialProgress(self.console).__enter__()
-        self.display.epoch(self.label, self.label, 0, self.epochs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        latest = f"{self.monitor} {float(value):.4f}" if value is not None else ""
-        self.display.epoch(self.label, self.label, epoch + 1, self.epochs, latest)
-
-    def on_train_end(self, logs=None):
-        if self.display is not None:
-            self.display.__exit__(None, None, None)
-
-
 class EpochReporter(keras.callbacks.Callback):
     """Sends each epoch's logs through `emit` (back to the process that runs the trials) and keeps the
-    history; like FoldRecorder it stops training at once when a value becomes NaN or infinite.
+    history; like RunRecorder it stops training at once when a value becomes NaN or infinite.
 
     It writes nothing itself, so it works in a pool process or a Ray actor on another machine.
     """

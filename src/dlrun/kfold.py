@@ -11,17 +11,18 @@ and std, the recommendation), `folds/<i>/history.json`, `history.json` (the mean
 epoch), `plots/`, and with `final`: `final/history.json`, `metrics.json`, `model.keras`. Folds are
 seeded by their index, so a fold's numbers do not depend on which folds ran before it, nor on the
 executor (`dlrun.executors`: in this process, in a pool of worker processes, or as Ray Tune trials)
-that ran it. Only this process writes the run folder; workers send their epochs back as events.
+that ran it. Workers send their epochs back as events and this process writes the run folder, except
+that the final refit, on a pool worker, writes its test plots and model.keras there itself.
 """
 
 from __future__ import annotations
 
-import os
-
 import dataclasses
 import math
+import os
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -247,7 +248,7 @@ def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, comm
         highlight=False,
         soft_wrap=True,
     )
-    return _execute(run, state, config, loaded, pool, console, placement)
+    return _execute(run, state, config, pool, console, placement)
 
 
 def resume(run_dir, console, command: list[str] | None = None, executor: str = "sequential", workers: int = 1,
@@ -284,7 +285,7 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
     placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
-    return _with_workers(placement, lambda placement: _execute(run, state, config, loaded, pool, console, placement))
+    return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
 
 
 def pooled(loaded):
@@ -307,12 +308,12 @@ def _monitor(config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run, state, config, loaded, pool, console, placement: dict) -> runs.Run:
+def _execute(run, state, config, pool, console, placement: dict) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
     try:
         with signals.terminate_as_interrupt():
             _run_folds(run, state, config, pool, console, placement)
-            outcome = _conclude(run, state, config, loaded, pool, console)
+            outcome = _conclude(run, state, config, pool, console, placement)
     except KeyboardInterrupt:
         done = sum(fold["status"] == "completed" for fold in state["folds"])
         state["status"] = "interrupted"
@@ -471,7 +472,7 @@ def _label(fold: dict, state: dict) -> str:
     return f"{prefix}fold {fold['fold']}/{state['k']}"
 
 
-def _conclude(run, state, config, loaded, pool, console) -> dict:
+def _conclude(run, state, config, pool, console, placement: dict) -> dict:
     """Mean curves, smoothing, the recommendation and the plots; then the final refit when asked."""
     fold_histories = [history.load(run.path / "folds" / str(fold["index"]) / history.FILE_NAME) for fold in state["folds"]]
     mean = mean_history(fold_histories)
@@ -506,44 +507,89 @@ def _conclude(run, state, config, loaded, pool, console) -> dict:
     state["status"] = "folds_completed"
     run.write_json(FILE_NAME, state)
     if state["final"]:
-        outcome.update(_final(run, state, config, pool, loaded, recommended, console))
+        outcome.update(_final(run, state, config, pool, recommended, console, placement))
     state["status"] = "completed"
     run.write_json(FILE_NAME, state)
     return outcome
 
 
-def _final(run, state, config, pool, loaded, epochs: int, console) -> dict:
-    """Retrain on every pooled sample for `epochs`, evaluate on test next to the baseline, save the model."""
+def _final(run, state, config, pool, epochs: int, console, placement: dict) -> dict:
+    """Retrain on every pooled sample for `epochs`, evaluate on test next to the baseline, save the model.
+
+    With a process pool the refit is one more task for a worker, which has Keras loaded already (this
+    process would otherwise pay a TensorFlow import for it); otherwise it runs here. Either way the
+    epochs come back as events, written here as they arrive.
+    """
+    from dlrun import trial_progress
+
+    console.print(f"final: training on all {state['samples']} samples for {epochs} epochs", highlight=False)
+    in_pool = placement["executor"] == "pool"
+    if not in_pool:
+        from dlrun import backend
+
+        backend.import_keras()
+    payload = {"config": config_module.to_data(config), "epochs": epochs, "run": str(run.path),
+               "pool": None if in_pool else pool}
+    path = run.file(f"final/{history.FILE_NAME}")
+    epochs_before = sum(fold["epochs"] for fold in state["folds"])
+    live, written, outcome = history.empty(), [-math.inf], {}
+
+    def on_event(_key, event):
+        if event["type"] == "epoch":
+            history.append(live, event["epoch"], event["logs"])
+            now = time.monotonic()
+            if now - written[0] >= LIVE_WRITE_SECONDS:
+                written[0] = now
+                history.save(path, live, durable=False)
+            run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_before + event["epoch"], fold="final")
+            progress.epoch("final", "final", event["epoch"], epochs, f"loss {event['logs'].get('loss', math.nan):.4f}")
+        elif event["type"] == "done":
+            outcome.update(event["result"])
+            history.save(path, outcome["history"])  # durably, once complete
+        else:
+            history.save(path, live)
+            outcome["error"] = event["error"]
+
+    with trial_progress.TrialProgress(console) as progress:
+        executors.run([("final", payload)], train_final, on_event, executor="pool" if in_pool else "sequential",
+                      pool=placement.get("pool"))
+    if "error" in outcome:
+        raise errors.TrainingFailed(f"final: {outcome['error']}")
+    result = {"final_epochs": epochs}
+    metrics = outcome.get("metrics")
+    if metrics is not None:
+        run.write_json("metrics.json", metrics)
+        result["test_metrics"] = metrics["metrics"]
+        state["final_test"] = {"metrics": metrics["metrics"], "baseline": metrics["baseline"]}
+        console.print(evaluation.summary_line(metrics), highlight=False, soft_wrap=True)
+    return result
+
+
+def train_final(payload: dict, emit) -> dict:
+    """The final refit, here or in a pool worker: a model seeded by the config's seed, trained on every
+    pooled sample; then the test evaluation (its plots go into the run folder) and model.keras, saved
+    atomically. Returns the history and the metrics payload (None without a test split)."""
     from dlrun import backend, keras_callbacks, models
 
     keras = backend.import_keras()
-    console.print(f"final: training on all {state['samples']} samples for {epochs} epochs", highlight=False)
+    config = config_module.validate(payload["config"])
+    pool = payload.get("pool") or _pooled_in_this_process(config)
+    run_path, epochs = Path(payload["run"]), payload["epochs"]
     keras.utils.set_random_seed(config.seed)
     model = models.build(config.model, pool, train_inputs=pool.train[0])
     evaluation.compile_model(model, config, pool.task)
-    epochs_before = sum(fold["epochs"] for fold in state["folds"])
-    recorder = keras_callbacks.FoldRecorder(run, f"final/{history.FILE_NAME}", epochs_before, fold="final")
-    model.fit(
-        **batches.fit_arguments(pool, config.train, config.seed, 0, epochs),
-        epochs=epochs,
-        callbacks=[recorder, keras_callbacks.FoldProgress(console, "final", epochs, "loss")],
-        verbose=0,
-    )
-    history.save(run.file(f"final/{history.FILE_NAME}"), recorder.history)  # durably, once complete
-    if recorder.non_finite:
-        raise errors.TrainingFailed(f"final: training stopped: {recorder.non_finite}")
-    outcome = {"final_epochs": epochs}
-    if loaded.test is not None:
-        plots_dir = run.path / "plots" if config.output.plots else None
-        payload = evaluation.report(model, pool, "test", config.train.batch_size, plots_dir=plots_dir)
-        payload["epochs"] = epochs
-        run.write_json("metrics.json", payload)
-        outcome["test_metrics"] = payload["metrics"]
-        state["final_test"] = {"metrics": payload["metrics"], "baseline": payload["baseline"]}
-        console.print(evaluation.summary_line(payload), highlight=False, soft_wrap=True)
+    reporter = keras_callbacks.EpochReporter(emit)
+    model.fit(**batches.fit_arguments(pool, config.train, config.seed, 0, epochs), epochs=epochs,
+              callbacks=[reporter], verbose=0)
+    if reporter.non_finite:
+        raise errors.TrainingFailed(f"training stopped: {reporter.non_finite}")
+    metrics = None
+    if pool.test is not None:
+        plots_dir = run_path / "plots" if config.output.plots else None
+        metrics = evaluation.report(model, pool, "test", config.train.batch_size, plots_dir=plots_dir)
+        metrics["epochs"] = epochs
     if config.output.save_model:
-        target = run.file("model.keras")
-        temp = target.with_name(".model.tmp.keras")
+        temp = run_path / ".model.tmp.keras"
         model.save(temp)
-        temp.replace(target)
-    return outcome
+        temp.replace(run_path / "model.keras")
+    return {"history": reporter.history, "metrics": metrics}
