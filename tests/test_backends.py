@@ -223,6 +223,21 @@ def test_jax_compilation_cache_is_filled_reused_and_changes_no_number(tmp_path):
     assert cold["test_metrics"] == warm["test_metrics"] == off["test_metrics"]
 
 
+@needs_jax
+@pytest.mark.slow
+def test_tensorboard_on_jax_imports_tensorflow_quietly(tmp_path):
+    # TensorBoard writes through TensorFlow on every backend; its import must not print native log lines.
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.format(root=json.dumps(str(tmp_path / "runs"))) + "train: {epochs: 1, batch_size: 16, tensorboard: true}\n")
+    path.write_text(path.read_text().replace("train: {epochs: 3, batch_size: 16}\n", ""))
+    result = subprocess.run([sys.executable, "-m", "dlrun", "train", str(path), "--backend", "jax"],
+                            capture_output=True, text=True, timeout=300, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""
+    (folder,) = run_folders(tmp_path / "runs")
+    assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
+
+
 JAX_RESUME = textwrap.dedent("""\
     import io, json, sys
     from pathlib import Path

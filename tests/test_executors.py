@@ -154,6 +154,10 @@ def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(t
     assert pooled_state["final_test"] == sequential_state["final_test"]
     assert history.load(folder / "final" / "history.json") == history.load(other / "final" / "history.json")
     assert json.loads((folder / "metrics.json").read_text()) == json.loads((other / "metrics.json").read_text())
+    # run.json's epoch count is exact at the end although live heartbeats are throttled
+    final_epochs = len(history.load(folder / "final" / "history.json")["epoch"])
+    epochs = sum(fold["epochs"] for fold in pooled_state["folds"]) + final_epochs
+    assert json.loads((folder / "run.json").read_text())["epochs_completed"] == epochs
 
 
 @pytest.mark.slow

@@ -235,17 +235,24 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
 
 
 @pytest.mark.slow
-def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monkeypatch):
-    def refit_diverges(payload, emit):
+@pytest.mark.parametrize(("error", "message"), [
+    (errors.TrainingFailed("training stopped: loss became nan at epoch 2"), "final: training stopped: loss became nan at epoch 2"),
+    (RuntimeError("out of memory"), "final: RuntimeError: out of memory"),
+])
+def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monkeypatch, error, message):
+    def refit_fails(payload, emit):
         emit({"type": "epoch", "epoch": 1, "logs": {"loss": 1.5}})
-        raise errors.TrainingFailed("training stopped: loss became nan at epoch 2")
+        raise error
 
-    monkeypatch.setattr(kfold, "train_final", refit_diverges)
+    monkeypatch.setattr(kfold, "train_final", refit_fails)
     result = invoke("kfold", write(tmp_path), "--k", "3", "--set", "train.epochs=2")
     assert result.exit_code == 1
-    assert "final: training stopped: loss became nan at epoch 2" in result.stderr
+    assert message in result.stderr
     (folder,) = run_folders(tmp_path / "runs")
-    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"] == message
+    # an unexpected error keeps its traceback in run.json; a dlrun error is its own explanation
+    assert ("refit_fails" in record.get("traceback", "")) == isinstance(error, RuntimeError)
     state = json.loads((folder / "kfold.json").read_text())
     assert state["status"] == "folds_completed" and [fold["status"] for fold in state["folds"]] == ["completed"] * 3
     assert history.load(folder / "final" / "history.json")["loss"] == [1.5]  # what the refit reached is kept

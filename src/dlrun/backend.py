@@ -204,11 +204,9 @@ def import_keras():
         return sys.modules["keras"]
     # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
     # is read, straight to file descriptor 2: silence it for the import only.
+    if wants_tensorflow:
+        import_tensorflow()
     with _native_stderr_silenced():
-        if wants_tensorflow:
-            import tensorflow as tf
-
-            tf.get_logger().setLevel(logging.ERROR)
         import keras
 
     if not wants_tensorflow and "tensorflow" not in sys.modules:
@@ -217,6 +215,19 @@ def import_keras():
         _jax_compilation_cache()
     logging.getLogger("absl").setLevel(logging.ERROR)
     return keras
+
+
+def import_tensorflow():
+    """Import TensorFlow without its native log lines; return it. On the other backends TensorFlow is
+    imported only by what needs it (image-folder pipelines, TensorBoard summaries), through this."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _native_stderr_silenced():
+        import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    return tf
 
 
 def _keras_without_tensorflow() -> None:
@@ -267,6 +278,9 @@ def _jax_compilation_cache() -> str | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
+    # JAX writes entries in place: one cut short (a worker killed mid-write, a full disk) is only
+    # recompiled on every later run, with a warning per program; the numbers are unaffected.
+    warnings.filterwarnings("ignore", message="Error reading persistent compilation cache entry", category=UserWarning)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # dlrun's programs compile in ms each
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

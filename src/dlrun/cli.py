@@ -73,7 +73,7 @@ app.add_typer(visualize.typer_app(_reports_errors), name="visualize")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. It ends the process (see `_exit`): call `app` to embed the CLI."""
     try:
         app(prog_name="dlrun")
     except SystemExit as done:

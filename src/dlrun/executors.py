@@ -6,7 +6,7 @@ main process while the task runs (an epoch's logs). The main process receives, t
 event)`, every emitted event and then exactly one outcome per task:
 
     {"type": "done", "result": <what worker returned>}
-    {"type": "failed", "error": "ValueError: ...", "traceback": "..."}
+    {"type": "failed", "error": "ValueError: ...", "traceback": "..."}   (no traceback for a dlrun error)
 
 A failing task never stops the others. Ctrl-C (or SIGTERM) in the main process stops every worker
 (SIGTERM first, so a worker can record its state; SIGKILL after a grace period), leaves no child
@@ -88,9 +88,11 @@ def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", work
 
 
 def failure(error: BaseException) -> dict:
-    """The outcome event of a task that raised `error`."""
-    text = str(error) if isinstance(error, errors.DlrunError) else f"{type(error).__name__}: {error}"
-    return {"type": "failed", "error": text, "traceback": "".join(traceback.format_exception(error))}
+    """The outcome event of a task that raised `error` (with its traceback when it was not a dlrun error)."""
+    if isinstance(error, errors.DlrunError):
+        return {"type": "failed", "error": str(error)}
+    return {"type": "failed", "error": f"{type(error).__name__}: {error}",
+            "traceback": "".join(traceback.format_exception(error))}
 
 
 # --- sequential: in this process, one task after the other ----------------------------------------
@@ -148,6 +150,7 @@ class Pool:
         context = multiprocessing.get_context("spawn")
         self.events = context.Queue()
         self.pids: set[int] = set()
+        self.workers = workers
         self.closed = False
         self.executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context,
@@ -183,17 +186,27 @@ class Pool:
             raise
 
     def close(self) -> None:
-        """Stop the workers once every task is done. They are idle and hold nothing, so they are killed
-        rather than asked to exit: a worker's own exit tears TensorFlow down, about 2 s that this
-        process would otherwise wait for when it exits."""
+        """Stop the workers once every task is done (call it after `run` has returned).
+
+        They are idle and hold nothing, so they are killed rather than asked to exit: a worker's own exit
+        tears TensorFlow down, about 2 s that this process would wait for when it exits. All of them or
+        none: an idle worker blocked on the task queue holds the queue's lock, so killing some could
+        leave another blocked for ever; if a worker never reported its pid, they are asked to exit.
+        """
         if self.closed:
             return
         self.closed = True
-        _drain(self.events, lambda key, event: None, self.pids, timeout=0)  # pids of workers not yet heard from
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + _GRACE_SECONDS
+        while len(self.pids) < self.workers and time.monotonic() < deadline:
+            _drain(self.events, lambda key, event: None, self.pids, timeout=0.05)
+        if len(self.pids) < self.workers:
+            self.executor.shutdown(wait=True)
+            return
         for pid in self.pids:
             _signal(pid, signal.SIGKILL)
-        self.executor.shutdown(wait=True)
+        while any(_alive(pid) for pid in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.executor.shutdown(wait=True)  # the pool notices its processes are gone and winds down
 
     def stop(self, futures=()) -> None:
         """Stop every worker now: cancel what has not started, SIGTERM the running ones, SIGKILL stragglers."""

@@ -318,10 +318,12 @@ def _execute(run, state, config, pool, console, placement: dict) -> runs.Run:
         done = sum(fold["status"] == "completed" for fold in state["folds"])
         state["status"] = "interrupted"
         run.write_json(FILE_NAME, state)
+        (run.path / ".model.tmp.keras").unlink(missing_ok=True)  # a refit stopped while saving its model
         run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)", folds_completed=done)
         raise errors.Interrupted(f"interrupted after {done} completed fold(s); they are kept in {run.path}") from None
     except errors.DlrunError as error:
-        run.finish("failed", error=str(error))
+        found = getattr(error, "traceback", None)  # a task's own traceback, when it failed unexpectedly
+        run.finish("failed", error=str(error), **({"traceback": found} if found else {}))
         raise
     except Exception as error:  # any other failure is recorded before it propagates
         run.finish("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
@@ -378,14 +380,17 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
             fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
                         seconds=result["seconds"], **fold_results(result["history"]))
             fold.pop("error", None)
+            fold.pop("traceback", None)
             run.write_json(FILE_NAME, state)
+            run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)  # exact at every fold's end
             best = fold["best"].get(monitor)
             progress.finish(index, f"{label}: {monitor} last {fold['last'][monitor]:.4f}"
                             + (f", best {best['value']:.4f} at epoch {best['epoch']}" if best else "")
                             + f"  [dim]{fold['seconds']:.1f}s[/dim]")
         elif event["type"] == "failed":
-            fold.update(status="failed", error=event["error"])
+            fold.update(status="failed", error=event["error"], **({"traceback": event["traceback"]} if "traceback" in event else {}))
             run.write_json(FILE_NAME, state)
+            run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)
             failed.append(f"{label}: {event['error']}")
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
@@ -523,10 +528,11 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
     from dlrun import trial_progress
 
     console.print(f"final: training on all {state['samples']} samples for {epochs} epochs", highlight=False)
-    in_pool = placement["executor"] == "pool"
-    if not in_pool:
-        from dlrun import backend
+    from dlrun import backend
 
+    # On the pool unless this process has Keras loaded already (a resumed run whose folds were done).
+    in_pool = placement["executor"] == "pool" and backend.loaded() is None
+    if not in_pool:
         backend.import_keras()
     payload = {"config": config_module.to_data(config), "epochs": epochs, "run": str(run.path),
                "pool": None if in_pool else pool}
@@ -546,15 +552,18 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
         elif event["type"] == "done":
             outcome.update(event["result"])
             history.save(path, outcome["history"])  # durably, once complete
+            run.heartbeat(epochs_completed=epochs_before + len(outcome["history"]["epoch"]), fold="final")
         else:
             history.save(path, live)
-            outcome["error"] = event["error"]
+            outcome.update(error=event["error"], traceback=event.get("traceback"))  # no traceback: a dlrun error
 
     with trial_progress.TrialProgress(console) as progress:
         executors.run([("final", payload)], train_final, on_event, executor="pool" if in_pool else "sequential",
                       pool=placement.get("pool"))
     if "error" in outcome:
-        raise errors.TrainingFailed(f"final: {outcome['error']}")
+        failure = errors.TrainingFailed(f"final: {outcome['error']}")
+        failure.traceback = outcome["traceback"]  # recorded in run.json
+        raise failure
     result = {"final_epochs": epochs}
     metrics = outcome.get("metrics")
     if metrics is not None:

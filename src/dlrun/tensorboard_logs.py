@@ -11,8 +11,10 @@ LOG_DIR = "tensorboard"
 
 def callback(run_path: Path):
     """keras.callbacks.TensorBoard writing epoch-level scalars and the graph into RUN_DIR/tensorboard/."""
-    import keras
+    from dlrun import backend
 
+    backend.import_tensorflow()  # TensorBoard writes through TensorFlow on every backend: quietly
+    keras = backend.import_keras()
     return keras.callbacks.TensorBoard(log_dir=str(Path(run_path) / LOG_DIR), update_freq="epoch")
 
 

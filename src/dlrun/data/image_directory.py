@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import errors
+from dlrun import backend, errors
 from dlrun.data import dataset, pipeline
 
 SPLITS = ("train", "validation", "test")
@@ -125,8 +125,8 @@ def _problem(what: str, paths: list[str], expected: str) -> str:
 
 def _read(folder: Path, split: str, class_names: list[str], config, seed: int, warnings: list[str]) -> pipeline.Pipeline:
     """One split folder as a cached pipeline of (image 0..255, class index), after checking every file."""
-    import keras
-    import tensorflow as tf
+    tf = backend.import_tensorflow()
+    keras = backend.import_keras()
 
     try:
         elements = keras.utils.image_dataset_from_directory(
@@ -171,7 +171,7 @@ def _read(folder: Path, split: str, class_names: list[str], config, seed: int, w
 
 def _undecodable(paths: list[str], channels: int) -> list[str]:
     """The files TensorFlow's decoder (the one image_dataset_from_directory uses) cannot read."""
-    import tensorflow as tf
+    tf = backend.import_tensorflow()
 
     def probe(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
@@ -200,7 +200,7 @@ def _cached(elements, config, split: str, paths: list[str]):
 
 def _hold_out(train: pipeline.Pipeline, config, seed: int) -> tuple[pipeline.Pipeline, pipeline.Pipeline]:
     """Split a cached pipeline into training and validation parts (stratified, seeded), decoding once."""
-    import tensorflow as tf
+    tf = backend.import_tensorflow()
 
     indices = np.arange(len(train))
     (kept, _), (held, _) = dataset.hold_out(indices, train.targets, config.validation_split, seed, stratify=True)

@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 
+from dlrun import backend
+
 
 @dataclasses.dataclass
 class Pipeline:
@@ -25,7 +27,7 @@ class Pipeline:
 
     def batches(self, batch_size: int, shuffle: bool = False):
         """The elements in batches of `batch_size`, reshuffled every epoch when `shuffle`, prefetched."""
-        import tensorflow as tf
+        tf = backend.import_tensorflow()
 
         elements = self.elements
         if shuffle:
