@@ -78,7 +78,18 @@ def training_steps(model):
     return TRAINING_STEPS[keras.backend.backend()](model)
 
 
-class TensorFlowSteps:
+class _InPlaceSteps:
+    """Steps that update the model's variables in place (TensorFlow, PyTorch): `begin_epoch` and
+    `end_epoch`, which bracket each epoch or evaluation, have nothing to sync."""
+
+    def begin_epoch(self) -> None:
+        pass
+
+    def end_epoch(self) -> None:
+        pass
+
+
+class TensorFlowSteps(_InPlaceSteps):
     """Train and test steps that update the model's variables in place (graph functions unless
     `run_eagerly`). `train(inputs, targets)` and `test(...)` return the step's logs (the model's
     metrics so far, loss included); `begin_epoch`/`end_epoch` bracket each epoch or evaluation (on
@@ -89,12 +100,6 @@ class TensorFlowSteps:
         self.loss_tracker = loss_tracker(model)
         self.train = self._compiled(self._train_step)
         self.test = self._compiled(self._test_step)
-
-    def begin_epoch(self) -> None:
-        pass
-
-    def end_epoch(self) -> None:
-        pass
 
     def _train_step(self, inputs, targets):
         import tensorflow as tf
@@ -230,7 +235,7 @@ class JaxSteps:
         return logs, [scope.get_current_value(variable) for variable in model.metrics_variables]
 
 
-class TorchSteps:
+class TorchSteps(_InPlaceSteps):
     """Train and test steps on PyTorch, as Keras' own torch `train_step` (and the Keras guide "Writing
     a training loop from scratch in PyTorch"): `loss.backward()` fills each weight's `.grad`, the
     optimizer applies them under `torch.no_grad()`. Stateful, like TensorFlow's: nothing to sync."""
@@ -238,12 +243,6 @@ class TorchSteps:
     def __init__(self, model):
         self.model = model
         self.loss_tracker = loss_tracker(model)
-
-    def begin_epoch(self) -> None:
-        pass
-
-    def end_epoch(self) -> None:
-        pass
 
     def train(self, inputs, targets):
         import keras

@@ -32,6 +32,29 @@ FILE_NAME = "kfold.json"
 LIVE_WRITE_SECONDS = 1.0  # how often a running fold's history.json and the heartbeat are rewritten, at most
 
 
+class _LiveHistory:
+    """The history.json of a fit running elsewhere (a fold, the final refit), built from its epoch events.
+
+    It is for watching the fit (a fit that stops restarts from scratch), so it is rewritten at most once
+    every LIVE_WRITE_SECONDS; `save` writes it durably, once the fit has ended.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.history = history.empty()
+        self._written = -math.inf  # time.monotonic() of the last write
+
+    def add(self, epoch: int, logs: dict) -> None:
+        history.append(self.history, epoch, logs)
+        now = time.monotonic()
+        if now - self._written >= LIVE_WRITE_SECONDS:
+            self._written = now
+            history.save(self.path, self.history, durable=False)
+
+    def save(self, whole: dict | None = None) -> None:
+        history.save(self.path, self.history if whole is None else whole)
+
+
 def check_options(k: int, repeats: int, shuffle: bool, smoothing: float) -> None:
     """Refuse impossible options before anything is loaded or written."""
     if k < 2:
@@ -353,30 +376,21 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
     tasks = [(fold["index"], {"config": data, "fold": _fold_plan(fold), "pool": pool if local else None}) for fold in todo]
     monitor, total = state["monitor"], len(state["folds"])
     epochs_done = sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed")
-    live_histories: dict = {}
-    written: dict = {}  # fold index -> time.monotonic() its live history was last written
+    live = {fold["index"]: _LiveHistory(run.file(f"folds/{fold['index']}/{history.FILE_NAME}")) for fold in todo}
     failed: list[str] = []
 
     def on_event(index, event):
         nonlocal epochs_done
         fold, label = folds[index], _label(folds[index], state)
-        path = run.file(f"folds/{index}/{history.FILE_NAME}")
         if event["type"] == "epoch":
-            fold_history = live_histories.setdefault(index, history.empty())
-            history.append(fold_history, event["epoch"], event["logs"])
+            live[index].add(event["epoch"], event["logs"])
             epochs_done += 1
-            # A fold's live history is for watching it (a fold that stops restarts from scratch), so it is
-            # rewritten at most once a second; the whole history is written, durably, when the fold ends.
-            now = time.monotonic()
-            if now - written.get(index, -math.inf) >= LIVE_WRITE_SECONDS:
-                written[index] = now
-                history.save(path, fold_history, durable=False)
             run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_done, fold=index, folds=total)
             value = event["logs"].get(monitor)
             progress.epoch(index, label, event["epoch"], config.train.epochs, f"{monitor} {value:.4f}" if value is not None else "")
         elif event["type"] == "done":
             result = event["result"]
-            history.save(path, result["history"])  # the whole history, whatever events arrived
+            live[index].save(result["history"])  # the whole history, whatever events arrived
             fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
                         seconds=result["seconds"], **fold_results(result["history"]))
             fold.pop("error", None)
@@ -536,25 +550,21 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
         backend.import_keras()
     payload = {"config": config_module.to_data(config), "epochs": epochs, "run": str(run.path),
                "pool": None if in_pool else pool}
-    path = run.file(f"final/{history.FILE_NAME}")
+    live = _LiveHistory(run.file(f"final/{history.FILE_NAME}"))
     epochs_before = sum(fold["epochs"] for fold in state["folds"])
-    live, written, outcome = history.empty(), [-math.inf], {}
+    outcome: dict = {}
 
     def on_event(_key, event):
         if event["type"] == "epoch":
-            history.append(live, event["epoch"], event["logs"])
-            now = time.monotonic()
-            if now - written[0] >= LIVE_WRITE_SECONDS:
-                written[0] = now
-                history.save(path, live, durable=False)
+            live.add(event["epoch"], event["logs"])
             run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_before + event["epoch"], fold="final")
             progress.epoch("final", "final", event["epoch"], epochs, f"loss {event['logs'].get('loss', math.nan):.4f}")
         elif event["type"] == "done":
             outcome.update(event["result"])
-            history.save(path, outcome["history"])  # durably, once complete
+            live.save(outcome["history"])
             run.heartbeat(epochs_completed=epochs_before + len(outcome["history"]["epoch"]), fold="final")
         else:
-            history.save(path, live)
+            live.save()  # what the refit reached
             outcome.update(error=event["error"], traceback=event.get("traceback"))  # no traceback: a dlrun error
 
     with trial_progress.TrialProgress(console) as progress:
