@@ -45,6 +45,19 @@ def write_json(path: str | os.PathLike, payload: Any, durable: bool = True) -> P
     return write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n", durable=durable)
 
 
+def write_with(path: str | os.PathLike, writer, suffix: str = "") -> Path:
+    """Atomically write `path` through `writer(temp_path)`, for libraries that write files themselves
+    (`model.save`, `figure.savefig`): the temp file is renamed into place, or removed on any failure."""
+    path = Path(path)
+    temp = temp_path_beside(path, suffix=suffix or path.suffix)
+    try:
+        writer(temp)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
 def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
     """A fresh, unused temp file name in the folder of `path`, for writers that need a file name."""
     path = Path(path)

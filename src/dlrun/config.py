@@ -75,10 +75,13 @@ def metric_names(config: schema.Config, task: str | None = None) -> list[str]:
     return AUTO_METRICS.get(task, [])
 
 
-def monitor_names(config: schema.Config, task: str | None = None) -> list[str]:
-    """Every name a callback may monitor: loss and metrics, and their `val_` forms when validating."""
+def monitor_names(config: schema.Config, task: str | None = None, validating: bool | None = None) -> list[str]:
+    """Every name a callback may monitor: loss and metrics, and their `val_` forms when validating
+    (`validating`: whether the fits have validation data; default: whether the config holds some out)."""
     names = ["loss", *metric_names(config, task)]
-    if getattr(config.data, "validation_split", 0) > 0 or task_has_validation(config):
+    if validating is None:
+        validating = getattr(config.data, "validation_split", 0) > 0 or task_has_validation(config)
+    if validating:
         names += [f"val_{name}" for name in names]
     return names
 
@@ -88,15 +91,16 @@ def task_has_validation(config: schema.Config) -> bool:
     return bool(getattr(config.data, "has_validation", False))
 
 
-def consistency_problems(config: schema.Config, task: str | None = None) -> list[str]:
-    """Rules across sections that one key's type cannot express, as `path: received; expected` lines."""
+def consistency_problems(config: schema.Config, task: str | None = None, validating: bool | None = None) -> list[str]:
+    """Rules across sections that one key's type cannot express, as `path: received; expected` lines
+    (`validating`: as for `monitor_names`)."""
     from dlrun import backend
 
     problems = backend.problems(config)
     task = task or getattr(config.data, "task", None)
     if task is None:
         return problems
-    allowed = monitor_names(config, task)
+    allowed = monitor_names(config, task, validating)
     for index, callback in enumerate(config.train.callbacks):
         monitor = getattr(callback, "monitor", None)
         if monitor is not None and monitor not in allowed:

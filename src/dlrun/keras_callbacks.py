@@ -1,9 +1,11 @@
-"""The Keras callbacks dlrun attaches to every fit: the run recorder and the Rich progress display."""
+"""The Keras callbacks dlrun attaches to every fit: the run recorder (files, checkpoints, the NaN stop),
+the callbacks' state on resume, the Rich progress display and torch's per-epoch seeding."""
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 from rich import progress as rich_progress
 
@@ -13,18 +15,21 @@ keras = backend.import_keras()  # quietly, on the chosen backend, whoever import
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Keeps the run folder current: history.json, the resume checkpoint and the heartbeat, every epoch.
+    """Keeps a training folder current every epoch: history.json, the resume checkpoint, then `on_epoch`.
 
-    Also stops training at once when the loss of a batch becomes NaN or infinite (Keras'
-    TerminateOnNaN only sets a flag and returns normally; the trainer checks `non_finite`). The epoch
-    in which that happens is not recorded and not checkpointed: the last good state stays on disk.
+    It is the one NaN stop: when the loss of a batch becomes NaN or infinite it stops training at once
+    (Keras' TerminateOnNaN only sets a flag and returns normally; the trainer checks `non_finite`). The
+    epoch in which that happens is not recorded and not checkpointed: the last good state stays on disk.
+    `on_epoch(epochs_completed, logs)` tells the caller (a heartbeat in run.json, or an event sent from
+    a worker process back to the one that runs the trials).
     """
 
-    def __init__(self, run, initial_history: dict | None = None, checkpoint_every_epoch: bool = True):
+    def __init__(self, folder, initial_history: dict | None = None, checkpoint_every_epoch: bool = True, on_epoch=None):
         super().__init__()
-        self.run = run
-        self.history = initial_history or history.empty()
+        self.folder = Path(folder)
+        self.history = history.empty() if initial_history is None else initial_history
         self.checkpoint_every_epoch = checkpoint_every_epoch
+        self.on_epoch = on_epoch
         self.non_finite: str | None = None  # set when training stopped on NaN/Inf
         self.phase: str | None = None  # recorded in history.json's phase column when set
         self._epoch = 0
@@ -41,19 +46,20 @@ class RunRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.non_finite is not None:
             return
-        logs = dict(logs or {})
-        bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        bad = [key for key, value in logs.items() if not math.isfinite(value)]
         if bad:
             self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
             self.model.stop_training = True
             return
         history.append(self.history, epoch + 1, logs, phase=self.phase)
-        history.save(self.run.file(history.FILE_NAME), self.history, durable=False)
+        history.save(self.folder / history.FILE_NAME, self.history, durable=False)
         # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
         # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.
         if self.checkpoint_every_epoch:
-            resume.save(self.run.path, self.model, epochs_completed=epoch + 1)
-        self.run.heartbeat(epochs_completed=epoch + 1)
+            resume.save(self.folder, self.model, epochs_completed=epoch + 1)
+        if self.on_epoch is not None:
+            self.on_epoch(epoch + 1, logs)
 
 
 class CallbackStateRestorer(keras.callbacks.Callback):
@@ -134,29 +140,6 @@ class RichProgress(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.progress is not None:
             self.progress.stop()
-
-
-class EpochReporter(keras.callbacks.Callback):
-    """Sends each epoch's logs through `emit` (back to the process that runs the trials) and keeps the
-    history; like RunRecorder it stops training at once when a value becomes NaN or infinite.
-
-    It writes nothing itself, so it works in a pool process or a Ray actor on another machine.
-    """
-
-    def __init__(self, emit):
-        super().__init__()
-        self.emit = emit
-        self.history = history.empty()
-        self.non_finite: str | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {key: float(value) for key, value in (logs or {}).items()}
-        history.append(self.history, epoch + 1, logs)
-        self.emit({"type": "epoch", "epoch": epoch + 1, "logs": logs})
-        bad = [key for key, value in logs.items() if not math.isfinite(value)]
-        if bad:
-            self.non_finite = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}"
-            self.model.stop_training = True
 
 
 class TorchEpochSeeder(keras.callbacks.Callback):

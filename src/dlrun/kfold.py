@@ -1,58 +1,89 @@
 """`dlrun kfold`: K-fold and iterated K-fold validation, the recommended epoch count, and the final refit.
 
 The folds cover every labelled sample outside the test split (train + validation, when the dataset
-holds a validation split out). Each fold gets a fresh model whose input normalisation is adapted on
-that fold's training part only. The mean validation curve over folds is smoothed with an exponential
-moving average (as the book does for Boston); its best epoch is the recommended epoch count, and
-`final` retrains on all the folds' data for that many epochs and evaluates on the test split.
+holds a validation split out), arrays or image files alike. Each fold is one run of the one training
+function (`dlrun.trainer.Training`) on that fold's split, so every config key means in a fold what it
+means in `dlrun train`: the same phases, feature cache, loop, callbacks, NaN stop and per-epoch
+checkpoints. K-fold changes exactly what `fold_config` and `refit_config` say, and says so on the
+console. The mean validation curve over folds is smoothed with an exponential moving average; its
+best epoch is the recommended epoch count, and `final` retrains on all the folds' data for that many
+epochs and evaluates on the test split.
 
 The run folder: `kfold.json` (the plan with each fold's validation indices, per-fold results, mean
-and std, the recommendation), `folds/<i>/history.json`, `history.json` (the mean over folds per
-epoch), `plots/`, and with `final`: `final/history.json`, `metrics.json`, `model.keras`. Folds are
-seeded by their index, so a fold's numbers do not depend on which folds ran before it, nor on the
-executor (`dlrun.executors`: in this process, in a pool of worker processes, or as Ray Tune trials)
-that ran it. Workers send their epochs back as events and this process writes the run folder, except
-that the final refit, on a pool worker, writes its test plots and model.keras there itself.
+and std, the recommendation), `folds/<i>/` (each fold's history.json and checkpoints), `history.json`
+(the mean over folds per epoch), `plots/`, and with `final`: `final/` (the refit's history and
+checkpoints), `metrics.json`, `model.keras`. Folds are seeded by their index, so a fold's numbers do
+not depend on which folds ran before it, nor on the executor (`dlrun.executors`) that ran it. A fold
+or refit that stops continues from its last checkpoint on `--resume`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import io
+import json
 import os
-import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from dlrun import batches, config as config_module, errors, evaluation, executors, history, runs, signals
+from dlrun import config as config_module, errors, evaluation, executors, history, runs, schema
 
 FILE_NAME = "kfold.json"
-LIVE_WRITE_SECONDS = 1.0  # how often a running fold's history.json and the heartbeat are rewritten, at most
+FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
+LIVE_WRITE_SECONDS = 1.0  # how often run.json's heartbeat is rewritten from the folds' epochs, at most
 
 
-class _LiveHistory:
-    """The history.json of a fit running elsewhere (a fold, the final refit), built from its epoch events.
+# --- the one place where a fold differs from `dlrun train` -------------------------------------------
 
-    It is for watching the fit (a fit that stops restarts from scratch), so it is rewritten at most once
-    every LIVE_WRITE_SECONDS; `save` writes it durably, once the fit has ended.
+
+def fold_config(config: schema.Config, index: int, keep_early_stopping: bool = False) -> schema.Config:
+    """Fold `index`'s config: `config` seeded with `seed + index - 1`, and without `early_stopping`
+    callbacks unless `keep_early_stopping` (every fold runs its whole curve, so the mean curve can
+    pick the epoch count). Every other key is the one `dlrun train` reads."""
+    kept = [callback for callback in config.train.callbacks if keep_early_stopping or callback.name != "early_stopping"]
+    train = config.train.model_copy(update={"callbacks": kept})
+    return config.model_copy(update={"seed": config.seed + index - 1, "train": train})
+
+
+def refit_config(config: schema.Config) -> schema.Config:
+    """The final refit's config: `config` without the callbacks that watch a validation value (the refit
+    trains on every pooled sample, so it has none) and without early stopping (it trains exactly the
+    recommended epochs)."""
+    kept = [callback for callback in config.train.callbacks
+            if callback.name != "early_stopping" and not callback.monitor.startswith("val_")]
+    return config.model_copy(update={"train": config.train.model_copy(update={"callbacks": kept})})
+
+
+def differences_said(config: schema.Config, keep_early_stopping: bool) -> list[str]:
+    """The console lines that say how this K-fold run trains differently from `dlrun train`."""
+    lines = []
+    stopping = [callback for callback in config.train.callbacks if callback.name == "early_stopping"]
+    if stopping and not keep_early_stopping:
+        lines.append("folds train without early_stopping, so each runs its whole curve (keep it with --keep-early-stopping)")
+    dropped = [callback.name for callback in refit_config(config).train.callbacks]
+    dropped = [callback.name for callback in config.train.callbacks if callback.name not in dropped]
+    if dropped:
+        lines.append(f"the final refit has no validation data: it trains without {', '.join(dict.fromkeys(dropped))}")
+    return lines
+
+
+@dataclasses.dataclass
+class FitTask:
+    """One fit of a K-fold run, for a worker: a fold (its validation indices) or the final refit (`epochs`).
+
+    Plain data, so it crosses to pool processes and Ray; `dataset` (the pooled data) only when the task
+    runs in this process, elsewhere it is loaded once per worker process.
     """
 
-    def __init__(self, path):
-        self.path = path
-        self.history = history.empty()
-        self._written = -math.inf  # time.monotonic() of the last write
+    config: dict  # the resolved config of this fit (fold_config / refit_config), as plain data
+    folder: str  # where the fit writes history.json and its checkpoints
+    validation_indices: list[int] | None = None  # a fold; None: the final refit on every pooled sample
+    epochs: int | None = None  # the refit's epoch count (a fold trains train.epochs)
+    run: str | None = None  # the refit: the run folder, for metrics plots and model.keras
+    data_seed: int = 0  # the seed the data was loaded with (the run's seed; a fold's config seed differs)
+    dataset: object | None = None
 
-    def add(self, epoch: int, logs: dict) -> None:
-        history.append(self.history, epoch, logs)
-        now = time.monotonic()
-        if now - self._written >= LIVE_WRITE_SECONDS:
-            self._written = now
-            history.save(self.path, self.history, durable=False)
-
-    def save(self, whole: dict | None = None) -> None:
-        history.save(self.path, self.history if whole is None else whole)
 
 
 def check_options(k: int, repeats: int, shuffle: bool, smoothing: float) -> None:
@@ -184,6 +215,7 @@ def kfold(
     workers: int = 1,
     address: str | None = None,
     cpus_per_trial: float = 1.0,
+    keep_early_stopping: bool = False,
 ) -> runs.Run:
     """Run K-fold validation as configured; return the completed run (see the module docstring).
 
@@ -197,8 +229,9 @@ def kfold(
     # Decide the backend before any worker starts: workers inherit $KERAS_BACKEND, so every fold runs on
     # the backend this process uses (and the numbers equal a sequential run's).
     os.environ["KERAS_BACKEND"] = backend.choose(config).name
-    return _with_workers(placement, lambda placement: _start(config, console, k, repeats, shuffle, final, monitor,
-                                                             smoothing, command, placement))
+    options = {"k": k, "repeats": repeats, "shuffle": shuffle, "final": final, "smoothing": smoothing,
+               "keep_early_stopping": keep_early_stopping}
+    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement))
 
 
 def _with_workers(placement: dict, body):
@@ -216,40 +249,35 @@ def _with_workers(placement: dict, body):
     return outcome
 
 
-def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, command, placement) -> runs.Run:
+def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
     starting = "importing Keras..." if placement["executor"] == "sequential" else f"starting the {placement['executor']} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {config.name}: {starting}", highlight=False)
-    from dlrun import backend, data
+    from dlrun import backend, trainer
 
     if config.train.distribute != "none":
         raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
                                  "'none' (folds are independent trials: spread them over processes, not replicas)")
     if placement["executor"] == "sequential":
         choice = backend.activate(config)
-        backend.seed_everything(config.seed)
     else:
         # The folds train in worker processes: this one needs Keras only for the final refit, so it
         # does not spend a core importing it while the workers import theirs.
         choice = backend.choose(config)
-    loaded = data.load(config.data, config.seed)
-    problems = config_module.consistency_problems(config, loaded.task)
-    if problems:
-        raise errors.ConfigError(problems)
+    loaded = trainer.load(config, console, validating=True)  # every fold validates
     monitor = _monitor(config, loaded.task, monitor)
-    pool = pooled(loaded)
-    plan = plan_folds(pool.train[1], loaded.task, k, repeats, shuffle, config.seed)
+    pool = loaded.pooled()
+    k, repeats = options["k"], options["repeats"]
+    plan = plan_folds(pool.labels("train"), loaded.task, k, repeats, options["shuffle"], config.seed)
 
     run = runs.Run.create(config.output.runs_root, config.name)
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
     state = {
-        "k": k,
-        "repeats": repeats,
-        "shuffle": shuffle,
+        "format": FORMAT,
+        **options,
         "stratified": loaded.task != "regression",
         "monitor": monitor,
-        "smoothing": smoothing,
-        "final": final,
-        "samples": int(len(pool.train[1])),
+        "samples": len(pool.labels("train")),
+        "data_fingerprint": pool.fingerprint(),
         "pooled_splits": [name for name in ("train", "validation") if loaded.split(name) is not None],
         "folds": plan,
     }
@@ -267,22 +295,23 @@ def _start(config, console, k, repeats, shuffle, final, monitor, smoothing, comm
         f"data: {state['samples']} samples ({' + '.join(state['pooled_splits'])}) in {k} {stratified}folds"
         f"{f' x {repeats} repeats' if repeats > 1 else ''}; "
         f"{len(loaded.labels('test')) if loaded.test is not None else 0} test samples; "
-        f"each fold trains {config.train.epochs} epochs (train.callbacks are not used in K-fold)",
+        f"each fold trains {config.train.epochs} epochs as `dlrun train` would",
         highlight=False,
         soft_wrap=True,
     )
+    for line in differences_said(config, options["keep_early_stopping"]):
+        console.print(f"note: {line}", highlight=False, soft_wrap=True)
     return _execute(run, state, config, pool, console, placement)
 
 
 def resume(run_dir, console, command: list[str] | None = None, executor: str = "sequential", workers: int = 1,
            address: str | None = None, cpus_per_trial: float = 1.0) -> runs.Run:
-    """Continue an interrupted K-fold run in its own folder: only the folds not completed are trained.
+    """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
+    final refit) that stopped part-way continues from its last checkpoint, the others start.
 
     Folds are seeded by their index and the plan (every fold's indices) is read back from kfold.json,
     so the resumed run ends with the numbers an uninterrupted run would have had.
     """
-    import json
-
     executor = executors.resolve(executor, workers, address, cpus_per_trial)
     run = runs.Run.open(run_dir)
     try:
@@ -292,17 +321,12 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
     if state.get("status") == "completed" or run.record.get("status") == "completed":
         raise errors.RunError(f"{run.path}: received a completed K-fold run; expected an interrupted or crashed one")
     config = config_module.load(run.path / runs.CONFIG_FILE)
-    console.print(f"[bold]dlrun kfold --resume[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
-    from dlrun import backend, data
+    console.print(f"[bold]dlrun kfold --resume[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
+    from dlrun import backend, trainer
 
     backend.activate(config)
-    backend.seed_everything(config.seed)
-    loaded = data.load(config.data, config.seed)
-    pool = pooled(loaded)
-    if len(pool.train[1]) != state["samples"]:
-        raise errors.DataError(
-            f"data: received {len(pool.train[1])} samples; expected the {state['samples']} this K-fold run was planned on"
-        )
+    pool = trainer.load(config, console, validating=True).pooled()
+    _check_same_data(state, pool)
     done = sum(fold["status"] == "completed" for fold in state["folds"])
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
@@ -311,14 +335,19 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
     return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
 
 
-def pooled(loaded):
-    """The dataset with its validation split folded into train (the data K-fold splits), test kept."""
-    arrays = [loaded.split(name) for name in ("train", "validation") if loaded.split(name) is not None]
-    if not all(isinstance(part, np.ndarray) for arrays_of_split in arrays for part in arrays_of_split):
-        raise errors.DataError("data: received a dataset streamed from files; expected in-memory arrays for K-fold")
-    inputs = np.concatenate([part[0] for part in arrays])
-    targets = np.concatenate([part[1] for part in arrays])
-    return dataclasses.replace(loaded, train=(inputs, targets), validation=None)
+def _check_same_data(state: dict, pool) -> None:
+    """Refuse to continue a K-fold run on other data than it was planned on (its folds' indices would be wrong)."""
+    samples = len(pool.labels("train"))
+    if samples != state["samples"]:
+        raise errors.DataError(
+            f"data: received {samples} samples; expected the {state['samples']} this K-fold run was planned on"
+        )
+    stored = state.get("data_fingerprint")  # absent in runs written before format 2
+    if stored is not None and stored != pool.fingerprint():
+        raise errors.DataError(
+            f"data: received other samples than this K-fold run was planned on (fingerprint {pool.fingerprint()}, "
+            f"expected {stored}); expected the same data"
+        )
 
 
 def _monitor(config, task: str, monitor: str | None) -> str:
@@ -333,31 +362,23 @@ def _monitor(config, task: str, monitor: str | None) -> str:
 
 def _execute(run, state, config, pool, console, placement: dict) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
-    try:
-        with signals.terminate_as_interrupt():
-            _run_folds(run, state, config, pool, console, placement)
-            outcome = _conclude(run, state, config, pool, console, placement)
-    except KeyboardInterrupt:
+
+    def stopped() -> tuple[str, dict]:
         done = sum(fold["status"] == "completed" for fold in state["folds"])
         state["status"] = "interrupted"
         run.write_json(FILE_NAME, state)
-        (run.path / ".model.tmp.keras").unlink(missing_ok=True)  # a refit stopped while saving its model
-        run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)", folds_completed=done)
-        raise errors.Interrupted(f"interrupted after {done} completed fold(s); they are kept in {run.path}") from None
-    except errors.DlrunError as error:
-        found = getattr(error, "traceback", None)  # a task's own traceback, when it failed unexpectedly
-        run.finish("failed", error=str(error), **({"traceback": found} if found else {}))
-        raise
-    except Exception as error:  # any other failure is recorded before it propagates
-        run.finish("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise errors.TrainingFailed(f"K-fold failed: {type(error).__name__}: {error} (see {run.path / runs.RUN_FILE})") from error
+        return f"after {done} completed fold(s)", {"folds_completed": done}
+
+    with runs.recorded(run, "K-fold", f"dlrun kfold --resume {run.path}", stopped):
+        _run_folds(run, state, config, pool, console, placement)
+        outcome = _conclude(run, state, config, pool, console, placement)
     run.finish("completed", **outcome)
     console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
     return run
 
 
 def _run_folds(run, state, config, pool, console, placement: dict) -> None:
-    """Train every fold not completed yet on the chosen executor; write each fold's files as its events arrive.
+    """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
     """
@@ -370,27 +391,30 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
     state["executor"] = {key: value for key, value in placement.items() if value is not None and key != "pool"}
     if placement["executor"] != "sequential":
         console.print(f"executor: {_describe(placement)}", highlight=False, soft_wrap=True)
-    data = config_module.to_data(config)
-    # In this process the pooled arrays are handed over as they are; other processes load them once each.
-    local = placement["executor"] == "sequential"
-    tasks = [(fold["index"], {"config": data, "fold": _fold_plan(fold), "pool": pool if local else None}) for fold in todo]
+    local = placement["executor"] == "sequential"  # in this process the pooled data is handed over as it is
+    keep = state.get("keep_early_stopping", False)
+    tasks = [(fold["index"], FitTask(config=config_module.to_data(fold_config(config, fold["index"], keep)),
+                                     folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
+                                     validation_indices=fold["validation_indices"], dataset=pool if local else None))
+             for fold in todo]
     monitor, total = state["monitor"], len(state["folds"])
     epochs_done = sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed")
-    live = {fold["index"]: _LiveHistory(run.file(f"folds/{fold['index']}/{history.FILE_NAME}")) for fold in todo}
     failed: list[str] = []
 
     def on_event(index, event):
         nonlocal epochs_done
         fold, label = folds[index], _label(folds[index], state)
-        if event["type"] == "epoch":
-            live[index].add(event["epoch"], event["logs"])
+        if event["type"] == "resumed":
+            progress.say(f"resuming fold {index} after epoch {event['after_epoch']} ({label}; state from {event['source']})")
+        elif event["type"] == "epoch":
             epochs_done += 1
             run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_done, fold=index, folds=total)
             value = event["logs"].get(monitor)
             progress.epoch(index, label, event["epoch"], config.train.epochs, f"{monitor} {value:.4f}" if value is not None else "")
         elif event["type"] == "done":
             result = event["result"]
-            live[index].save(result["history"])  # the whole history, whatever events arrived
+            # The worker wrote it as it went; written here too for workers that share no file system with this one.
+            history.save(run.file(f"folds/{index}/{history.FILE_NAME}"), result["history"])
             fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
                         seconds=result["seconds"], **fold_results(result["history"]))
             fold.pop("error", None)
@@ -409,7 +433,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run(tasks, train_fold, on_event, **placement)
+        executors.run(tasks, train_part, on_event, **placement)
     if failed:
         state["status"] = "failed"
         run.write_json(FILE_NAME, state)
@@ -419,64 +443,56 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
         )
 
 
-def train_fold(payload: dict, emit) -> dict:
-    """Train one fold, here or in a worker process: a fresh model seeded by the fold's index only.
+def train_part(task: FitTask, emit) -> dict:
+    """Train one fold or the final refit, here or in a worker, through the one training function.
 
-    `payload`: the resolved config (plain data), the fold's plan (index, validation indices) and, in
-    the main process, the pooled dataset (elsewhere it is loaded once per process). Each epoch's logs
-    go out through `emit`; returns the fold's history and sizes.
+    The fit continues from its folder's last checkpoint when there is one (a resumed run). Each epoch
+    goes out through `emit`; returns the history, sizes and time, and for the refit the test metrics
+    (its plots go into the run folder, with model.keras, saved atomically).
     """
-    from dlrun import backend, keras_callbacks, models
+    from rich import console as rich_console
 
-    config = config_module.validate(payload["config"])
-    pool = payload.get("pool") or _pooled_in_this_process(config)
-    fold = payload["fold"]
-    inputs, targets = pool.train
-    validation = np.array(fold["validation_indices"], dtype="int64")
-    keep = np.ones(len(targets), dtype=bool)
-    keep[validation] = False
-    part = dataclasses.replace(
-        pool, train=(inputs[keep], targets[keep]), validation=(inputs[validation], targets[validation]), test=None
-    )
-    seed = config.seed + fold["index"] - 1
-    backend.seed_everything(seed)
-    model = models.build(config.model, part, train_inputs=part.train[0])
-    evaluation.compile_model(model, config, pool.task)
-    reporter = keras_callbacks.EpochReporter(emit)
-    started = time.perf_counter()
-    model.fit(
-        **batches.fit_arguments(part, config.train, seed, 0, config.train.epochs),
-        validation_data=part.validation_data(config.train.batch_size),
-        epochs=config.train.epochs,
-        callbacks=[reporter],
-        verbose=0,
-    )
-    if reporter.non_finite:
-        raise errors.TrainingFailed(f"training stopped: {reporter.non_finite}")
-    return {
-        "history": reporter.history,
-        "train_samples": int(keep.sum()),
-        "validation_samples": int(len(validation)),
-        "seconds": round(time.perf_counter() - started, 3),
+    from dlrun import trainer
+
+    config = config_module.validate(task.config)
+    pooled = task.dataset or _pooled_in_this_process(config, task.data_seed)
+    data = pooled if task.validation_indices is None else pooled.fold(task.validation_indices)
+    folder = Path(task.folder)
+    quiet = rich_console.Console(file=io.StringIO(), width=120)  # the caller shows the progress
+    training = trainer.Training(config, data, quiet)
+    first_epoch = 0
+    if training.can_restore(folder):
+        first_epoch, source = training.restore(folder)
+        emit({"type": "resumed", "after_epoch": first_epoch, "source": f"{folder.name}/{source}"})
+    fitted = training.fit(folder, first_epoch, epochs=task.epochs, progress=False,
+                          on_epoch=lambda epoch, logs: emit({"type": "epoch", "epoch": epoch, "logs": logs}))
+    result = {
+        "history": fitted.history,
+        "train_samples": len(data.labels("train")),
+        "validation_samples": 0 if data.validation is None else len(data.labels("validation")),
+        "seconds": round(fitted.seconds, 3),
     }
+    if task.run is not None:  # the final refit
+        run_path = Path(task.run)
+        metrics = training.evaluate(run_path / "plots" if config.output.plots else None)
+        if metrics is not None:
+            metrics["epochs"] = task.epochs
+        result["metrics"] = metrics
+        if config.output.save_model:
+            training.save(run_path / "model.keras")
+    return result
 
 
 _POOLED: dict = {}  # in a worker process: the pooled dataset per data config, loaded once
 
 
-def _pooled_in_this_process(config):
-    import json
-
+def _pooled_in_this_process(config, seed: int):
     from dlrun import data
 
-    key = json.dumps([config.data.model_dump(mode="json"), config.seed], sort_keys=True)
+    key = json.dumps([config.data.model_dump(mode="json"), seed], sort_keys=True)
     if key not in _POOLED:
-        _POOLED[key] = pooled(data.load(config.data, config.seed))
+        _POOLED[key] = data.load(config.data, seed).pooled()
     return _POOLED[key]
-
-
-def _fold_plan(fold: dict) -> dict:
-    return {"index": fold["index"], "validation_indices": fold["validation_indices"]}
 
 
 def _describe(placement: dict) -> str:
@@ -536,39 +552,36 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
     """Retrain on every pooled sample for `epochs`, evaluate on test next to the baseline, save the model.
 
     With a process pool the refit is one more task for a worker, which has Keras loaded already (this
-    process would otherwise pay a TensorFlow import for it); otherwise it runs here. Either way the
-    epochs come back as events, written here as they arrive.
+    process would otherwise pay a Keras import for it); otherwise it runs here. Either way the epochs
+    come back as events.
     """
-    from dlrun import trial_progress
+    from dlrun import backend, trial_progress
 
     console.print(f"final: training on all {state['samples']} samples for {epochs} epochs", highlight=False)
-    from dlrun import backend
-
     # On the pool unless this process has Keras loaded already (a resumed run whose folds were done).
     in_pool = placement["executor"] == "pool" and backend.loaded() is None
     if not in_pool:
         backend.import_keras()
-    payload = {"config": config_module.to_data(config), "epochs": epochs, "run": str(run.path),
-               "pool": None if in_pool else pool}
-    live = _LiveHistory(run.file(f"final/{history.FILE_NAME}"))
+    task = FitTask(config=config_module.to_data(refit_config(config)), folder=str(run.path / "final"), epochs=epochs,
+                   run=str(run.path), data_seed=config.seed, dataset=None if in_pool else pool)
     epochs_before = sum(fold["epochs"] for fold in state["folds"])
     outcome: dict = {}
 
     def on_event(_key, event):
-        if event["type"] == "epoch":
-            live.add(event["epoch"], event["logs"])
+        if event["type"] == "resumed":
+            progress.say(f"resuming the final refit after epoch {event['after_epoch']} (state from {event['source']})")
+        elif event["type"] == "epoch":
             run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_before + event["epoch"], fold="final")
-            progress.epoch("final", "final", event["epoch"], epochs, f"loss {event['logs'].get('loss', math.nan):.4f}")
+            progress.epoch("final", "final", event["epoch"], epochs, f"loss {event['logs'].get('loss', float('nan')):.4f}")
         elif event["type"] == "done":
             outcome.update(event["result"])
-            live.save(outcome["history"])
+            history.save(run.file(f"final/{history.FILE_NAME}"), outcome["history"])
             run.heartbeat(epochs_completed=epochs_before + len(outcome["history"]["epoch"]), fold="final")
         else:
-            live.save()  # what the refit reached
             outcome.update(error=event["error"], traceback=event.get("traceback"))  # no traceback: a dlrun error
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run([("final", payload)], train_final, on_event, executor="pool" if in_pool else "sequential",
+        executors.run([("final", task)], train_part, on_event, executor="pool" if in_pool else "sequential",
                       pool=placement.get("pool"))
     if "error" in outcome:
         failure = errors.TrainingFailed(f"final: {outcome['error']}")
@@ -582,33 +595,3 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
         state["final_test"] = {"metrics": metrics["metrics"], "baseline": metrics["baseline"]}
         console.print(evaluation.summary_line(metrics), highlight=False, soft_wrap=True)
     return result
-
-
-def train_final(payload: dict, emit) -> dict:
-    """The final refit, here or in a pool worker: a model seeded by the config's seed, trained on every
-    pooled sample; then the test evaluation (its plots go into the run folder) and model.keras, saved
-    atomically. Returns the history and the metrics payload (None without a test split)."""
-    from dlrun import backend, keras_callbacks, models
-
-    keras = backend.import_keras()
-    config = config_module.validate(payload["config"])
-    pool = payload.get("pool") or _pooled_in_this_process(config)
-    run_path, epochs = Path(payload["run"]), payload["epochs"]
-    keras.utils.set_random_seed(config.seed)
-    model = models.build(config.model, pool, train_inputs=pool.train[0])
-    evaluation.compile_model(model, config, pool.task)
-    reporter = keras_callbacks.EpochReporter(emit)
-    model.fit(**batches.fit_arguments(pool, config.train, config.seed, 0, epochs), epochs=epochs,
-              callbacks=[reporter], verbose=0)
-    if reporter.non_finite:
-        raise errors.TrainingFailed(f"training stopped: {reporter.non_finite}")
-    metrics = None
-    if pool.test is not None:
-        plots_dir = run_path / "plots" if config.output.plots else None
-        metrics = evaluation.report(model, pool, "test", config.train.batch_size, plots_dir=plots_dir)
-        metrics["epochs"] = epochs
-    if config.output.save_model:
-        temp = run_path / ".model.tmp.keras"
-        model.save(temp)
-        temp.replace(run_path / "model.keras")
-    return {"history": reporter.history, "metrics": metrics}

@@ -32,13 +32,7 @@ def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[P
         axes.grid(alpha=0.3)
         axes.legend()
         fig.tight_layout()
-        target = out_dir / f"{metric}.png"
-        temp = atomic.temp_path_beside(target)
-        try:
-            fig.savefig(temp, format="png")
-            temp.replace(target)
-        finally:
-            temp.unlink(missing_ok=True)
+        target = atomic.write_with(out_dir / f"{metric}.png", lambda temp: fig.savefig(temp, format="png"))
         written.append(target)
     return written
 
@@ -61,13 +55,7 @@ def _save(fig, target: str | Path) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    temp = atomic.temp_path_beside(target, suffix=".png")
-    try:
-        fig.savefig(temp, format="png")
-        temp.replace(target)
-    finally:
-        temp.unlink(missing_ok=True)
-    return target
+    return atomic.write_with(target, lambda temp: fig.savefig(temp, format="png"), suffix=".png")
 
 
 def confusion_matrix(matrix: list[list[int]], labels: list[str], target: str | Path, split: str) -> Path:

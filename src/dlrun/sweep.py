@@ -7,7 +7,8 @@ Every trial is checked against the schema before anything trains.
 The sweep folder (`<runs_root>/<timestamp>_<name>-sweep/`) holds `run.json` (kind `sweep`), the base
 `config.yaml`, `sweep.json` (the trials, their overrides, status, child run and best metric, and the
 ranking) and `trials/`, where each trial is a normal `dlrun train` run folder. Trials run on the
-executors K-fold uses (`dlrun.executors`); `--resume SWEEP_DIR` trains only the trials not completed.
+executors K-fold uses (`dlrun.executors`); `--resume SWEEP_DIR` keeps the completed trials, continues
+a trial that stopped part-way from its run's last checkpoint, and starts the others.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import io
 import itertools
 import json
 import math
-import traceback
 from pathlib import Path
 
-from dlrun import config as config_module, errors, executors, history, overrides, runs, signals, yaml_strict
+from dlrun import config as config_module, errors, executors, history, overrides, runs, yaml_strict
 
 FILE_NAME = "sweep.json"
 TRIALS_FOLDER = "trials"
@@ -184,18 +184,30 @@ def resume(sweep_dir, console, placement: dict, command: list[str] | None = None
 
 
 def run_trial(payload: dict, emit) -> dict:
-    """One trial, here or in a worker: a normal `dlrun train` run of the trial's config, epochs sent through `emit`."""
+    """One trial, here or in a worker: a `dlrun train` run of the trial's config, its epochs sent through `emit`.
+
+    A trial whose run folder exists already (`payload["run"]`, a sweep continued with --resume)
+    continues from that run's last checkpoint, as `dlrun train --resume` does; a completed one is kept.
+    """
     from rich import console as rich_console
 
     from dlrun import backend
 
     config = config_module.validate(payload["config"])
-    backend.activate(config)  # quietly, on the trial's backend, before the callbacks module imports Keras
-    from dlrun import keras_callbacks, trainer
+    backend.activate(config)  # quietly, on the trial's backend, before the trainer imports Keras
+    from dlrun import resume, trainer
 
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
+    previous = runs.Run.open(payload["run"]) if payload.get("run") else None
+    if previous is not None and not (previous.path / resume.LATEST).exists() and not (previous.path / resume.PREVIOUS).exists():
+        previous = None  # stopped before its first checkpoint: a new run
     try:
-        child = trainer.train(config, quiet, command=payload["command"], extra_callbacks=[keras_callbacks.EpochReporter(emit)])
+        child = trainer.train(
+            config, quiet, command=payload["command"], resume_run=previous,
+            on_start=lambda run: emit({"type": "started", "run": str(run.path),
+                                       "after_epoch": run.record.get("epochs_completed") if previous else None}),
+            on_epoch=lambda epoch, logs: emit({"type": "epoch", "epoch": epoch, "logs": logs}),
+        )
     except errors.Interrupted:
         raise KeyboardInterrupt from None
     return {"run": str(child.path), "history": history.load(child.path / history.FILE_NAME)}
@@ -241,7 +253,7 @@ def _execute(run, state, base_data: dict, name: str, console, placement: dict) -
     todo = [trial for trial in state["trials"] if trial["status"] != "completed"]
     by_index = {trial["index"]: trial for trial in state["trials"]}
     state["executor"] = {key: value for key, value in placement.items() if value is not None}
-    tasks = [(trial["index"], {"config": configs[trial["index"] - 1],
+    tasks = [(trial["index"], {"config": configs[trial["index"] - 1], "run": trial.get("run"),
                                 "command": ["dlrun", "train", f"(sweep {run.path.name}, trial {trial['index']})",
                                             *(f"--set={item}" for item in set_items(trial["overrides"]))]})
              for trial in todo]
@@ -250,7 +262,12 @@ def _execute(run, state, base_data: dict, name: str, console, placement: dict) -
     def on_event(index, event):
         trial = by_index[index]
         label = f"trial {index}/{len(state['trials'])}"
-        if event["type"] == "epoch":
+        if event["type"] == "started":
+            trial.update(run=event["run"])  # so --resume continues this run folder, not a new one
+            run.write_json(FILE_NAME, state)
+            if event["after_epoch"] is not None:
+                progress.say(f"resuming trial {index} after epoch {event['after_epoch']} ({event['run']})")
+        elif event["type"] == "epoch":
             value = event["logs"].get(metric)
             epochs = configs[index - 1]["train"]["epochs"]
             progress.epoch(index, label, event["epoch"], epochs, f"{metric} {value:.4f}" if value is not None else "")
@@ -269,24 +286,15 @@ def _execute(run, state, base_data: dict, name: str, console, placement: dict) -
             failed.append(f"trial {index}: {event['error']}")
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
-    try:
-        with signals.terminate_as_interrupt():
-            with trial_progress.TrialProgress(console) as progress:
-                executors.run(tasks, run_trial, on_event, **placement)
-    except KeyboardInterrupt:
+    def stopped() -> tuple[str, dict]:
         done = sum(trial["status"] == "completed" for trial in state["trials"])
         state["status"] = "interrupted"
         run.write_json(FILE_NAME, state)
-        run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)", trials_completed=done)
-        raise errors.Interrupted(
-            f"interrupted after {done} of {len(state['trials'])} trial(s); continue with: dlrun sweep --resume {run.path}"
-        ) from None
-    except errors.DlrunError as error:
-        run.finish("failed", error=str(error))
-        raise
-    except Exception as error:  # recorded before it propagates
-        run.finish("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise errors.TrainingFailed(f"sweep failed: {type(error).__name__}: {error} (see {run.path / runs.RUN_FILE})") from error
+        return f"after {done} of {len(state['trials'])} trial(s)", {"trials_completed": done}
+
+    with runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}", stopped):
+        with trial_progress.TrialProgress(console) as progress:
+            executors.run(tasks, run_trial, on_event, **placement)
     state["ranking"] = [trial["index"] for trial in rank(state)]
     state["status"] = "failed" if failed else "completed"
     run.write_json(FILE_NAME, state)

@@ -1,127 +1,163 @@
-"""`dlrun train`: load the data, build and compile the model, fit it (phase by phase), fill the run folder."""
+"""The one training function: `Training` fits a config on one data split into one folder.
+
+Every command trains through it: `dlrun train`, each K-fold fold and K-fold's final refit, each sweep
+trial. It plans the model (phases, the pretrained feature cache), compiles it, fits it phase by phase
+with the configured callbacks on `fit` or the custom loop, writes history.json and a state checkpoint
+into the folder every epoch, stops at the first NaN, and continues from the folder's last checkpoint
+when asked. What differs between commands is only where the folder is and who watches the epochs.
+
+`train` below is `dlrun train`: it loads the data, makes the run folder, and records the run's outcome.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
-import traceback
+from pathlib import Path
 
-from dlrun import backend, batches, callbacks, config as config_module, errors, evaluation, history
-from dlrun import losses, plots, resume, runs, schema, signals
+from dlrun import atomic, backend, callbacks, config as config_module, errors, evaluation, history
+from dlrun import losses, plots, resume, runs, schema
 
 
-def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None,
-          tracker=None, extra_callbacks: list | None = None) -> runs.Run:
-    """Train as `config` says (or continue `resume_run`); return the completed run.
+@dataclasses.dataclass
+class Fitted:
+    """What one fit produced: the whole history (earlier epochs of a resumed fit included) and its time."""
 
-    `extra_callbacks` are added to every fit (a sweep streams each epoch back through one).
-    Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
-    so a mistake leaves nothing behind. Once the folder exists, every outcome is recorded in run.json.
-    Raises DlrunError subclasses on failure.
+    history: dict
+    seconds: float
+    first_epoch: int  # 0, or the epoch a resumed fit continued after
+
+
+class Training:
+    """One config trained on one dataset (`dlrun.data.dataset.Dataset`), ready to fit into a folder.
+
+    Building it seeds everything from `config.seed`, plans the model (`dlrun.models.plan`: usually one
+    phase, more for fine-tuning; cached features for a pretrained base in features mode) and compiles
+    it: everything that may reject the config happens here, before the caller creates any folder.
     """
-    console.print(f"[bold]dlrun train[/bold] {config.name}: importing Keras...", highlight=False)
-    choice = backend.activate(config)
-    console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
-    backend.seed_everything(config.seed)
-    with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
-        loaded, plan, compiler = _prepare(config, console)
-        model = plan.model
-        compiler.compile(plan.phases[0])
 
-    if resume_run is None:
-        run = runs.Run.create(config.output.runs_root, config.name)
-        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-        extra = {"data": loaded.summary(), "parameters": int(plan.saved_model.count_params()),
-                 "loss": compiler.loss, "metrics": compiler.metric_names, "backend": choice.record()}
-        run.start(command, config.seed, runs.versions(), extra=extra)
-        first_epoch, run_history = 0, history.empty()
-    else:
-        run = resume_run
-        first_epoch, source = resume.restore(run.path, model, before_assign=lambda epochs: _enter_phase(plan, compiler, epochs))
-        run_history = history.truncate(history.load(run.file(history.FILE_NAME)), first_epoch)
-        history.save(run.file(history.FILE_NAME), run_history)
-        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
-        run.resume(command, first_epoch)
-        run.update(backend=choice.record())
-        console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
-    if tracker is not None:  # e.g. dlrun.tracking.MlflowTracker: it never raises, it warns
-        tracker.start(run, config)
-    console.print(
-        f"run folder: [bold]{run.path}[/bold]\n"
-        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {plan.saved_model.count_params():,} parameters",
-        highlight=False,
-        soft_wrap=True,
-    )
-    from dlrun import keras_callbacks, loop, tensorboard_logs
+    def __init__(self, config: schema.Config, dataset, console):
+        from dlrun import models
 
-    fit = model.fit if config.train.loop == "fit" else functools.partial(loop.fit, model)
-    recorder = keras_callbacks.RunRecorder(run, run_history, checkpoint_every_epoch=config.output.resume_checkpoints)
-    configured = callbacks.build_all(config.train.callbacks, run.path)
-    fit_callbacks = [
-        recorder,
-        *configured,
-        keras_callbacks.CallbackStateRestorer(configured, run_history),
-        keras_callbacks.RichProgress(console, plan.total_epochs),
-        *([tensorboard_logs.callback(run.path)] if config.train.tensorboard else []),
-        *([tracker.callback()] if tracker is not None else []),
-        *(extra_callbacks or []),
-        *([keras_callbacks.TorchEpochSeeder(config.seed)] if choice.name == "torch" else []),
-    ]
-    try:
-        with signals.terminate_as_interrupt():
-            fit_started = time.perf_counter()
-            for index, (phase, start, end) in enumerate(plan.epoch_ranges()):
-                if end <= first_epoch:
-                    continue  # finished before the resume
-                done = max(start, first_epoch)
-                if len(plan.phases) > 1:
-                    note = ""
-                    if index and done == start:  # entering the phase now (a resume re-entered it already)
-                        note = phase.prepare() if phase.prepare else ""
-                        compiler.compile(phase)  # recompiling picks up new trainable flags and learning rate
-                    recorder.phase = phase.name
-                    console.print(
-                        f"phase {index + 1}/{len(plan.phases)} {phase.name}: epochs {done + 1}-{end}, "
-                        f"learning rate {phase.optimizer.learning_rate:g}{'; ' + note if note else ''}",
-                        highlight=False,
-                        soft_wrap=True,
-                    )
-                fit(
-                    **batches.fit_arguments(plan.data, config.train, config.seed, done, end),
-                    validation_data=plan.data.validation_data(config.train.batch_size),
-                    initial_epoch=done,
-                    epochs=end,
-                    callbacks=fit_callbacks,
-                    verbose=0,
+        self.config, self.dataset, self.console = config, dataset, console
+        backend.seed_everything(config.seed)
+        with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
+            self.plan = models.plan(config, dataset, console)
+            self.compiler = _Compiler(self.plan, config, dataset.task)
+            self.compiler.compile(self.plan.phases[0])
+        self.history = history.empty()  # the epochs so far, kept current while fitting
+
+    @property
+    def model(self):
+        """The model being trained (the head alone in features mode)."""
+        return self.plan.model
+
+    @property
+    def saved_model(self):
+        """The model a run saves and evaluates (base + head in features mode)."""
+        return self.plan.saved_model
+
+    def restore(self, folder: Path) -> tuple[int, str]:
+        """Load `folder`'s newest readable checkpoint; return (epochs completed, the file used).
+
+        The history is cut back to the checkpoint's epoch, so the epochs that follow are not recorded twice.
+        """
+        first_epoch, source = resume.restore(folder, self.model, before_assign=self._enter_phase)
+        self.history = history.truncate(history.load(folder / history.FILE_NAME), first_epoch)
+        history.save(folder / history.FILE_NAME, self.history)
+        return first_epoch, source
+
+    def can_restore(self, folder: Path) -> bool:
+        """Whether `folder` holds a checkpoint to continue from."""
+        return any((folder / name).exists() for name in (resume.LATEST, resume.PREVIOUS))
+
+    def fit(self, folder: Path, first_epoch: int = 0, epochs: int | None = None, on_epoch=None,
+            extra_callbacks: list | None = None, progress: bool = True) -> Fitted:
+        """Fit from `first_epoch` (after `restore`) to `epochs` (default: every phase's epochs), into `folder`.
+
+        `on_epoch(epochs_completed, logs)` runs after each epoch's files are written; `extra_callbacks`
+        join every phase's fit; `progress` shows a bar and a line per epoch on the console. A NaN or
+        infinite value stops training at once and raises TrainingFailed; the last good state stays on disk.
+        """
+        from dlrun import keras_callbacks, loop, tensorboard_logs
+
+        config, model = self.config, self.model
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        total = self.plan.total_epochs if epochs is None else min(epochs, self.plan.total_epochs)
+        fit = model.fit if config.train.loop == "fit" else functools.partial(loop.fit, model)
+        recorder = keras_callbacks.RunRecorder(folder, self.history, config.output.resume_checkpoints, on_epoch)
+        self.history = recorder.history
+        configured = callbacks.build_all(config.train.callbacks, folder)
+        fit_callbacks = [
+            recorder,
+            *configured,
+            keras_callbacks.CallbackStateRestorer(configured, self.history),
+            *([keras_callbacks.RichProgress(self.console, total)] if progress else []),
+            *([tensorboard_logs.callback(folder)] if config.train.tensorboard else []),
+            *(extra_callbacks or []),
+            *([keras_callbacks.TorchEpochSeeder(config.seed)] if backend.loaded() == "torch" else []),
+        ]
+        started = time.perf_counter()
+        for index, (phase, start, end) in enumerate(self.plan.epoch_ranges()):
+            end, done = min(end, total), max(start, first_epoch)
+            if end <= done:
+                continue  # finished before the resume (or past the epochs asked for)
+            if len(self.plan.phases) > 1:
+                note = ""
+                if index and done == start:  # entering the phase now (a resume re-entered it already)
+                    note = phase.prepare() if phase.prepare else ""
+                    self.compiler.compile(phase)  # recompiling picks up new trainable flags and learning rate
+                recorder.phase = phase.name
+                self.console.print(
+                    f"phase {index + 1}/{len(self.plan.phases)} {phase.name}: epochs {done + 1}-{end}, "
+                    f"learning rate {phase.optimizer.learning_rate:g}{'; ' + note if note else ''}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
-                if recorder.non_finite or model.stop_training:
-                    break  # NaN, or early stopping: later phases do not start
-            fit_seconds = time.perf_counter() - fit_started
-            if recorder.non_finite:
-                raise errors.TrainingFailed(
-                    f"training stopped: {recorder.non_finite}; the last good state is in "
-                    f"{run.path / resume.LATEST} (epoch {len(recorder.history['epoch'])})"
-                )
-            summary = _finish_files(run, config, model, plan.data, recorder.history, console, plan.saved_model)
-            summary["fit_seconds"] = round(fit_seconds, 3)
-    except KeyboardInterrupt:
-        _write_plots(run, config, recorder.history)
-        run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)")
-        raise errors.Interrupted(
-            f"interrupted; what was written so far is in {run.path} (continue with: dlrun train --resume {run.path})"
-        ) from None
-    except errors.DlrunError as error:
-        run.finish("failed", error=str(error))
-        raise
-    except OSError as error:  # a full disk or a vanished folder while writing the run's files
-        message = f"could not write the run's files: {error.strerror or error} ({error.filename or run.path})"
-        run.finish_if_possible("failed", error=message)
-        raise errors.TrainingFailed(message) from None
-    except Exception as error:  # any other failure is recorded before it propagates
-        run.finish("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise errors.TrainingFailed(f"training failed: {type(error).__name__}: {error} (see {run.path / runs.RUN_FILE})") from error
-    run.finish("completed", **summary)
-    return run
+            data = self.plan.data
+            fit(
+                **_batches(data, config, done, end),
+                validation_data=data.validation_data(config.train.batch_size),
+                initial_epoch=done,
+                epochs=end,
+                callbacks=fit_callbacks,
+                verbose=0,
+            )
+            if recorder.non_finite or model.stop_training:
+                break  # NaN, or early stopping: later phases do not start
+        if recorder.non_finite:
+            raise errors.TrainingFailed(
+                f"training stopped: {recorder.non_finite}; the last good state is in "
+                f"{folder / resume.LATEST} (epoch {len(recorder.history['epoch'])})"
+            )
+        return Fitted(self.history, time.perf_counter() - started, first_epoch)
+
+    def evaluate(self, plots_dir: Path | None = None) -> dict | None:
+        """The test split's metrics next to the naive baseline (`evaluation.report`), or None without one."""
+        if self.plan.data.test is None:
+            return None
+        return evaluation.report(self.model, self.plan.data, "test", self.config.train.batch_size, plots_dir=plots_dir)
+
+    def save(self, path: Path) -> Path:
+        """Write the saved model (base + head in features mode) to `path`, atomically."""
+        return atomic.write_with(path, self.saved_model.save)
+
+    def _enter_phase(self, epochs_completed: int) -> None:
+        """Before restoring a checkpoint: set the model up as it was after `epochs_completed` epochs
+        (layers unfrozen and the optimizer of the phase that was running), so the variables line up."""
+        for index, (phase, start, _end) in enumerate(self.plan.epoch_ranges()):
+            if index and start <= epochs_completed:
+                if phase.prepare:
+                    phase.prepare()
+                self.compiler.compile(phase)
+
+
+def _batches(data, config: schema.Config, first_epoch: int, epochs: int) -> dict:
+    from dlrun import batches
+
+    return batches.fit_arguments(data, config.train, config.seed, first_epoch, epochs)
 
 
 class _Compiler:
@@ -138,36 +174,85 @@ class _Compiler:
             evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer)
 
 
-def _prepare(config: schema.Config, console):
-    """Load the data and plan the training: everything that may reject the config, before any folder exists."""
-    from dlrun import data, models
+def load(config: schema.Config, console, validating: bool | None = None):
+    """The dataset `config` names, after the checks across sections that need its task.
+
+    Its warnings (skipped files) go to the console. `validating`: whether the fits will have
+    validation data, when the caller knows better than the config (K-fold's folds always do).
+    """
+    from dlrun import data, tensorboard_logs
 
     loaded = data.load(config.data, config.seed)
     for warning in loaded.warnings:
         console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False, soft_wrap=True)
-    from dlrun import tensorboard_logs
-
-    problems = config_module.consistency_problems(config, loaded.task) + tensorboard_logs.problems(config)
+    problems = config_module.consistency_problems(config, loaded.task, validating) + tensorboard_logs.problems(config)
     if problems:
         raise errors.ConfigError(problems)
-    plan = models.plan(config, loaded, console)  # usually one phase fitting the built model on `loaded`
-    compiler = _Compiler(plan, config, loaded.task)
-    return loaded, plan, compiler
+    return loaded
 
 
-def _enter_phase(plan, compiler, epochs_completed: int) -> None:
-    """Before restoring a checkpoint: set the model up as it was after `epochs_completed` epochs
-    (layers unfrozen and the optimizer of the phase that was running), so the variables line up."""
-    for index, (phase, start, _end) in enumerate(plan.epoch_ranges()):
-        if index and start <= epochs_completed:
-            if phase.prepare:
-                phase.prepare()
-            compiler.compile(phase)
+def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None,
+          tracker=None, on_start=None, on_epoch=None) -> runs.Run:
+    """`dlrun train`: train as `config` says (or continue `resume_run`); return the completed run.
+
+    Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
+    so a mistake leaves nothing behind. Once the folder exists, every outcome is recorded in run.json.
+    `on_start(run)` and `on_epoch(epochs_completed, logs)` let a sweep follow its trials.
+    Raises DlrunError subclasses on failure.
+    """
+    console.print(f"[bold]dlrun train[/bold] {config.name}: importing Keras...", highlight=False)
+    choice = backend.activate(config)
+    console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
+    loaded = load(config, console)
+    training = Training(config, loaded, console)
+
+    first_epoch = 0
+    if resume_run is None:
+        run = runs.Run.create(config.output.runs_root, config.name)
+        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
+        extra = {"data": loaded.summary(), "parameters": int(training.saved_model.count_params()),
+                 "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record()}
+        run.start(command, config.seed, runs.versions(), extra=extra)
+    else:
+        run = resume_run
+        first_epoch, source = training.restore(run.path)
+        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
+        run.resume(command, first_epoch)
+        run.update(backend=choice.record())
+        console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
+    if on_start is not None:
+        on_start(run)
+    if tracker is not None:  # e.g. dlrun.tracking.MlflowTracker: it never raises, it warns
+        tracker.start(run, config)
+    console.print(
+        f"run folder: [bold]{run.path}[/bold]\n"
+        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {training.saved_model.count_params():,} parameters",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    def heartbeat(epochs_completed: int, logs: dict) -> None:
+        run.heartbeat(epochs_completed=epochs_completed)
+        if on_epoch is not None:
+            on_epoch(epochs_completed, logs)
+
+    def stopped() -> tuple[str, dict]:
+        _write_plots(run, config, training.history)  # the curves so far
+        return "", {}
+
+    with runs.recorded(run, "training", f"dlrun train --resume {run.path}", stopped):
+        fitted = training.fit(run.path, first_epoch, on_epoch=heartbeat,
+                              extra_callbacks=[tracker.callback()] if tracker is not None else None)
+        summary = _finish_files(run, config, training, console)
+        summary["fit_seconds"] = round(fitted.seconds, 3)
+    run.finish("completed", **summary)
+    return run
 
 
-def _finish_files(run, config, model, loaded, run_history, console, saved_model=None) -> dict:
-    """metrics.json, plots and model.keras (`saved_model`, default `model`); returns the run.json summary."""
+def _finish_files(run, config, training: Training, console) -> dict:
+    """metrics.json, plots and model.keras; returns the run.json summary."""
     summary: dict = {}
+    run_history = training.history
     best = history.best_epoch(run_history, "val_loss")
     if best is not None:
         summary["best_epoch"] = {"monitor": "val_loss", "epoch": best[0], "value": best[1]}
@@ -182,9 +267,8 @@ def _finish_files(run, config, model, loaded, run_history, console, saved_model=
             highlight=False,
             soft_wrap=True,
         )
-    if loaded.test is not None:
-        plots_dir = run.path / "plots" if config.output.plots else None
-        payload = evaluation.report(model, loaded, "test", config.train.batch_size, plots_dir=plots_dir)
+    payload = training.evaluate(run.path / "plots" if config.output.plots else None)
+    if payload is not None:
         if best is not None:
             payload["best_epoch"] = summary["best_epoch"]
         run.write_json("metrics.json", payload)
@@ -192,10 +276,7 @@ def _finish_files(run, config, model, loaded, run_history, console, saved_model=
         console.print(evaluation.summary_line(payload), highlight=False, soft_wrap=True)
     _write_plots(run, config, run_history)
     if config.output.save_model:
-        target = run.file("model.keras")
-        temp = target.with_name(".model.tmp.keras")
-        (model if saved_model is None else saved_model).save(temp)
-        temp.replace(target)
+        training.save(run.file("model.keras"))
     console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
     return summary
 

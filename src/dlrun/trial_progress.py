@@ -35,9 +35,13 @@ class TrialProgress:
             self.tasks[key] = self.progress.add_task("trial", total=epochs, label=label, latest="")
         self.progress.update(self.tasks[key], completed=epoch, total=epochs, latest=latest)
 
+    def say(self, line: str) -> None:
+        """Print `line` above the bars."""
+        self.progress.console.print(line, highlight=False, soft_wrap=True)
+
     def finish(self, key, line: str) -> None:
         """Trial `key` ended: drop its bar and print `line` above the others."""
         task = self.tasks.pop(key, None)
         if task is not None:
             self.progress.remove_task(task)
-        self.progress.console.print(line, highlight=False, soft_wrap=True)
+        self.say(line)

@@ -17,6 +17,7 @@ def kfold(
     final: bool = typer.Option(True, "--final/--no-final", help="Retrain on all the data for the recommended epochs and evaluate on test."),
     monitor: str = typer.Option(None, "--monitor", help="Validation value that picks the epoch count (default: val_ of the first metric).", show_default=False),
     smoothing: float = typer.Option(0.9, "--smoothing", help="Exponential moving average factor for the mean validation curve."),
+    keep_early_stopping: bool = typer.Option(False, "--keep-early-stopping", help="Keep train.callbacks' early_stopping in the folds (by default each fold runs its whole curve, so the mean curve can pick the epoch count)."),
     set_items: list[str] = options.SET_OPTION,
     backend: str = options.BACKEND_OPTION,
     resume: Path = typer.Option(None, "--resume", help="Continue an interrupted K-fold run folder: train only its missing folds.", show_default=False),
@@ -47,6 +48,8 @@ def kfold(
     command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",
                "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",
                *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
+               *(["--keep-early-stopping"] if keep_early_stopping else []),
                *(f"--set={item}" for item in set_items), *placement_words]
     kfold_protocol.kfold(loaded, terminal.console(), k=k, repeats=repeats, shuffle=shuffle,
-                         final=final, monitor=monitor, smoothing=smoothing, command=command, **placement)
+                         final=final, monitor=monitor, smoothing=smoothing, command=command,
+                         keep_early_stopping=keep_early_stopping, **placement)

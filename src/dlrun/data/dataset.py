@@ -74,6 +74,43 @@ class Dataset:
             return arrays.targets
         return None if arrays is None else np.asarray(arrays[1])
 
+    def pooled(self) -> "Dataset":
+        """This dataset with its validation split folded into train (what K-fold splits); test kept."""
+        parts = [part for part in (self.train, self.validation) if part is not None]
+        if len(parts) == 1:
+            return dataclasses.replace(self, validation=None)
+        if isinstance(parts[0], pipeline.Pipeline):
+            return dataclasses.replace(self, train=parts[0].concatenate(parts[1]), validation=None)
+        inputs = np.concatenate([part[0] for part in parts])
+        targets = np.concatenate([part[1] for part in parts])
+        return dataclasses.replace(self, train=(inputs, targets), validation=None)
+
+    def fold(self, validation_indices) -> "Dataset":
+        """One fold of the training split: the samples at `validation_indices` validate, the rest train;
+        no test split (a fold is scored on its validation part only)."""
+        validation = np.asarray(validation_indices, dtype="int64")
+        keep = np.ones(len(self.labels("train")), dtype=bool)
+        keep[validation] = False
+        if isinstance(self.train, pipeline.Pipeline):
+            held = np.zeros(len(keep), dtype=bool)
+            held[validation] = True
+            train, held_out = self.train.take(np.flatnonzero(keep)), self.train.take(np.flatnonzero(held))
+        else:
+            inputs, targets = self.train
+            train, held_out = (inputs[keep], targets[keep]), (inputs[validation], targets[validation])
+        return dataclasses.replace(self, train=train, validation=held_out, test=None)
+
+    def fingerprint(self) -> str:
+        """A short hash of the training split (its inputs when held in memory, its targets and shape),
+        so a run continued on other data can be refused."""
+        import hashlib
+
+        digest = hashlib.sha256(repr((self.task, self.input_shape)).encode())
+        digest.update(np.ascontiguousarray(self.labels("train")).tobytes())
+        if not isinstance(self.train, pipeline.Pipeline):
+            digest.update(np.ascontiguousarray(self.train[0]).tobytes())
+        return digest.hexdigest()[:16]
+
     def summary(self) -> dict:
         """Sizes and shapes, for run.json and the console."""
         sizes = {name: (len(self.labels(name)) if self.split(name) is not None else 0) for name in ("train", "validation", "test")}

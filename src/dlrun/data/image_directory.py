@@ -200,17 +200,6 @@ def _cached(elements, config, split: str, paths: list[str]):
 
 def _hold_out(train: pipeline.Pipeline, config, seed: int) -> tuple[pipeline.Pipeline, pipeline.Pipeline]:
     """Split a cached pipeline into training and validation parts (stratified, seeded), decoding once."""
-    tf = backend.import_tensorflow()
-
     indices = np.arange(len(train))
     (kept, _), (held, _) = dataset.hold_out(indices, train.targets, config.validation_split, seed, stratify=True)
-    held_mask = np.zeros(len(train), dtype=bool)
-    held_mask[held] = True
-    numbered = tf.data.Dataset.zip(train.elements, tf.data.Dataset.from_tensor_slices(held_mask))
-
-    def part(keep_held: bool, chosen: np.ndarray) -> pipeline.Pipeline:
-        elements = numbered.filter(lambda element, is_held: is_held == keep_held).map(lambda element, is_held: element)
-        elements = elements.apply(tf.data.experimental.assert_cardinality(len(chosen)))
-        return pipeline.Pipeline(elements, train.targets[np.sort(chosen)], train.element_shape, train.seed)
-
-    return part(False, kept), part(True, held)
+    return train.take(kept), train.take(held)

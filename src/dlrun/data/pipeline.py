@@ -34,3 +34,23 @@ class Pipeline:
             # A full-size buffer over the cached elements: a true shuffle, repeatable from the seed.
             elements = elements.shuffle(len(self), seed=self.seed, reshuffle_each_iteration=True)
         return elements.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def take(self, chosen: np.ndarray) -> "Pipeline":
+        """The elements at indices `chosen`, in their original order (a filter over the cached elements,
+        so nothing is decoded again)."""
+        tf = backend.import_tensorflow()
+
+        mask = np.zeros(len(self), dtype=bool)
+        mask[np.asarray(chosen, dtype="int64")] = True
+        numbered = tf.data.Dataset.zip(self.elements, tf.data.Dataset.from_tensor_slices(mask))
+        elements = numbered.filter(lambda element, keep: keep).map(lambda element, keep: element)
+        elements = elements.apply(tf.data.experimental.assert_cardinality(int(mask.sum())))
+        return Pipeline(elements, self.targets[mask], self.element_shape, self.seed)
+
+    def concatenate(self, other: "Pipeline") -> "Pipeline":
+        """This pipeline's elements followed by `other`'s (K-fold pools train and validation this way)."""
+        tf = backend.import_tensorflow()
+
+        elements = self.elements.concatenate(other.elements)
+        elements = elements.apply(tf.data.experimental.assert_cardinality(len(self) + len(other)))
+        return Pipeline(elements, np.concatenate([self.targets, other.targets]), self.element_shape, self.seed)
