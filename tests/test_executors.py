@@ -162,16 +162,16 @@ def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(t
 
 @pytest.mark.slow
 def test_a_failing_fold_fails_the_run_keeps_the_others_and_resume_trains_it(tmp_path, monkeypatch):
-    original = kfold.train_fold
+    original = kfold.train_part
 
-    def fold_2_breaks(payload, emit):
-        if payload["fold"]["index"] == 2:
+    def fold_2_breaks(task, emit):
+        if task.folder.endswith("folds/2"):
             raise RuntimeError("out of memory in fold 2")
-        return original(payload, emit)
+        return original(task, emit)
 
     config_path = write(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(kfold, "train_fold", fold_2_breaks)
+        patch.setattr(kfold, "train_part", fold_2_breaks)
         result = invoke("kfold", config_path, "--k", "3", "--no-final", "--set", "train.epochs=2")
     assert result.exit_code == 1
     assert "1 of 3 fold(s) failed (fold 2/3: RuntimeError: out of memory in fold 2)" in result.stderr

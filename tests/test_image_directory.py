@@ -239,3 +239,44 @@ def test_cats_dogs_model_has_the_books_parameter_count(keras, folder):
     loaded.train.element_shape = (150, 150, 3)  # the config's size, without decoding at 150x150
     model = models.build(config.load(CONFIGS / "cats_dogs.yaml").model, loaded)
     assert model.count_params() == 3_453_121  # "Deep Learning with Python", listing 5.5
+
+
+@pytest.mark.slow
+def test_kfold_on_an_image_folder_splits_the_file_list_stratified_end_to_end(keras, folder, tmp_path):
+    """`dlrun kfold configs/cats_dogs.yaml --k 3`: train/ and validation/ pooled (21 files), each fold
+    reading its files through the pipeline `dlrun train` uses; the refit scored on test/."""
+    result = invoke("kfold", CONFIGS / "cats_dogs.yaml", "--k", "3", "--set", f"data.path={folder}",
+                    "--set", "data.image_size=[48, 48]", "--set", "train.epochs=2", "--set", f"output.runs_root={tmp_path}")
+    assert result.exit_code == 0, result.output
+    assert "21 samples (train + validation) in 3 stratified folds; 6 test samples" in result.output
+    (run,) = run_folders(tmp_path)
+    state = json.loads((run / "kfold.json").read_text())
+    pooled = load(folder, image_size=[48, 48]).pooled()
+    labels = pooled.labels("train")
+    assert len(labels) == 21
+    seen = sorted(index for fold in state["folds"] for index in fold["validation_indices"])
+    assert seen == list(range(21))  # every pooled file validates exactly once
+    for fold in state["folds"]:
+        validation = labels[fold["validation_indices"]]
+        per_class = np.bincount(validation, minlength=2)
+        assert np.all(np.abs(per_class - np.bincount(labels) / 3) < 1), per_class  # stratified: 10 cats, 11 dogs
+        assert fold["status"] == "completed" and fold["train_samples"] == 21 - len(validation)
+        assert len(json.loads((run / "folds" / str(fold["index"]) / "history.json").read_text())["val_accuracy"]) == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["samples"] == 6
+    assert (run / "model.keras").exists()
+
+
+def test_a_pooled_pipeline_holds_train_then_validation_and_a_fold_takes_its_files(keras, folder):
+    loaded = load(folder)
+    pooled = loaded.pooled()
+    images = np.concatenate([batch for batch, _ in pooled.train.batches(64)])
+    expected = np.concatenate([batch for split in (loaded.train, loaded.validation) for batch, _ in split.batches(64)])
+    np.testing.assert_array_equal(images, expected)
+    np.testing.assert_array_equal(pooled.labels("train"), np.concatenate([loaded.labels("train"), loaded.labels("validation")]))
+    fold = pooled.fold([0, 5, 20])
+    held = np.concatenate([batch for batch, _ in fold.validation.batches(64)])
+    np.testing.assert_array_equal(held, images[[0, 5, 20]])
+    kept = np.concatenate([batch for batch, _ in fold.train.batches(64)])
+    np.testing.assert_array_equal(kept, np.delete(images, [0, 5, 20], axis=0))
+    assert fold.test is None and len(fold.labels("train")) == 18

@@ -164,7 +164,7 @@ def test_each_fold_normalises_with_its_own_training_part_only(tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     state = json.loads((folder / "kfold.json").read_text())
-    inputs = kfold.pooled(original_load(*_data_args(folder))).train[0]
+    inputs = original_load(*_data_args(folder)).pooled().train[0]
     assert len(built) == 3
     for fold, model in zip(state["folds"], built):
         keep = np.ones(len(inputs), dtype=bool)
@@ -196,17 +196,17 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     from dlrun import keras_callbacks
 
     config_path = write(tmp_path)
-    original = keras_callbacks.EpochReporter.on_epoch_end
+    original = keras_callbacks.RunRecorder.on_epoch_end
     epochs_seen = []
 
     def interrupt_in_fold_2(self, epoch, logs=None):
-        original(self, epoch, logs)
-        epochs_seen.append(epoch)
+        original(self, epoch, logs)  # history and checkpoint written
+        epochs_seen.append((self.folder.name, epoch + 1))
         if len(epochs_seen) == 5:  # fold 1's three epochs, then fold 2's second
             raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.EpochReporter, "on_epoch_end", interrupt_in_fold_2)
+        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end", interrupt_in_fold_2)
         result = invoke("kfold", config_path, "--k", "3")
     assert result.exit_code == 130
     assert "interrupted after 1 completed fold(s)" in result.stderr
@@ -218,10 +218,19 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     assert history.load(folder / "folds" / "1" / "history.json")["epoch"] == [1, 2, 3]
     assert not (folder / "metrics.json").exists()
 
-    result = invoke("kfold", "--resume", folder)
+    epochs_seen.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        result = invoke("kfold", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "1 of 3 folds already completed" in result.output
+    assert "resuming fold 2 after epoch 2" in result.output
     assert "fold 1/3:" not in result.output and "fold 2/3:" in result.output
+    # fold 2 continued from its checkpoint: only its third epoch trained again; fold 3 and the refit in full
+    final_epochs = json.loads((folder / "kfold.json").read_text())["recommended_epochs"]
+    assert epochs_seen == [("2", 3), ("3", 1), ("3", 2), ("3", 3), *(("final", epoch) for epoch in range(1, final_epochs + 1))]
+    assert history.load(folder / "folds" / "2" / "history.json")["epoch"] == [1, 2, 3]
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
     resumed = json.loads((folder / "kfold.json").read_text())
 
@@ -240,11 +249,20 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     (RuntimeError("out of memory"), "final: RuntimeError: out of memory"),
 ])
 def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monkeypatch, error, message):
-    def refit_fails(payload, emit):
-        emit({"type": "epoch", "epoch": 1, "logs": {"loss": 1.5}})
-        raise error
+    original = kfold.train_part
 
-    monkeypatch.setattr(kfold, "train_final", refit_fails)
+    def refit_fails(task, emit):
+        if task.run is None:  # a fold
+            return original(task, emit)
+
+        def refit_fails_after_epoch_1(event):  # the refit's first epoch is recorded, then it fails
+            emit(event)
+            if event["type"] == "epoch":
+                raise error
+
+        return original(task, refit_fails_after_epoch_1)
+
+    monkeypatch.setattr(kfold, "train_part", refit_fails)
     result = invoke("kfold", write(tmp_path), "--k", "3", "--set", "train.epochs=2")
     assert result.exit_code == 1
     assert message in result.stderr
@@ -255,5 +273,5 @@ def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monke
     assert ("refit_fails" in record.get("traceback", "")) == isinstance(error, RuntimeError)
     state = json.loads((folder / "kfold.json").read_text())
     assert state["status"] == "folds_completed" and [fold["status"] for fold in state["folds"]] == ["completed"] * 3
-    assert history.load(folder / "final" / "history.json")["loss"] == [1.5]  # what the refit reached is kept
+    assert history.load(folder / "final" / "history.json")["epoch"] == [1]  # what the refit reached is kept
     assert not (folder / "model.keras").exists() and not (folder / "metrics.json").exists()

@@ -276,3 +276,34 @@ def test_a_previous_runs_model_is_a_base(tmp_path):
     assert wrong_shape.exit_code == 2
     assert "model.base: received a model for inputs of shape [12, 12, 3]; expected one for this data's inputs of shape [16, 16, 3]" in wrong_shape.stderr
     assert run_folders(tmp_path / "runs3") == []
+
+
+@pytest.mark.slow
+def test_kfold_in_features_mode_trains_the_folds_on_cached_features(tmp_path, monkeypatch):
+    """Each fold runs the base once over its split and trains the head on the features (not the base on
+    every batch); a second K-fold run reads every fold's features from the cache and repeats the numbers."""
+    path = write(tmp_path / "c.yaml", tmp_path / "runs", VGG + "}")
+    extracted = []
+    original = feature_cache.FeatureCache.extract
+
+    def counted(self, extractor, split, arguments):
+        extracted.append(split)
+        return original(self, extractor, split, arguments)
+
+    monkeypatch.setattr(feature_cache.FeatureCache, "extract", counted)
+    first = invoke("kfold", path, "--k", "2")
+    assert first.exit_code == 0, first.output
+    # two folds (train + validation each) and the refit (train, and test for its evaluation)
+    assert sorted(extracted) == sorted(["train", "validation"] * 2 + ["train", "test"])
+    assert len(list((tmp_path / "feature_cache").iterdir())) == 3
+
+    def base_must_not_run(*args, **kwargs):
+        raise AssertionError("the base ran although its features were cached")
+
+    monkeypatch.setattr(feature_cache.FeatureCache, "extract", base_must_not_run)
+    second = invoke("kfold", path, "--k", "2")
+    assert second.exit_code == 0, second.output
+    one, two = run_folders(tmp_path / "runs")
+    for index in (1, 2):
+        assert history.load(one / "folds" / str(index) / "history.json") == history.load(two / "folds" / str(index) / "history.json")
+    assert json.loads((one / "metrics.json").read_text())["metrics"] == json.loads((two / "metrics.json").read_text())["metrics"]

@@ -1,6 +1,7 @@
 """`dlrun sweep`: grid and random planning, up-front validation, child runs, the ranking, resume."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -130,36 +131,48 @@ def test_a_2x2_grid_makes_four_child_runs_and_a_ranked_table(tmp_path):
 def test_an_interrupted_sweep_resumes_only_the_unfinished_trials(tmp_path, monkeypatch):
     from dlrun import keras_callbacks
 
-    original = keras_callbacks.EpochReporter.on_epoch_end
+    original = keras_callbacks.RunRecorder.on_epoch_end
     epochs_seen = []
 
     def interrupt_in_trial_2(self, epoch, logs=None):
-        original(self, epoch, logs)
+        original(self, epoch, logs)  # history and checkpoint written
         epochs_seen.append(epoch)
         if len(epochs_seen) == 3:  # trial 1's two epochs, then trial 2's first
             raise KeyboardInterrupt
 
     config_path = write(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.EpochReporter, "on_epoch_end", interrupt_in_trial_2)
+        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end", interrupt_in_trial_2)
         result = invoke("sweep", config_path, "--grid", "train.batch_size=8,16,32")
     assert result.exit_code == 130
-    assert "interrupted after 1 of 3 trial(s); continue with: dlrun sweep --resume" in result.stderr
+    assert "interrupted after 1 of 3 trial(s); what was written so far is in" in result.stderr
+    assert "(continue with: dlrun sweep --resume" in result.stderr
     (folder,) = run_folders(tmp_path / "runs")
     state = json.loads((folder / "sweep.json").read_text())
     assert [trial["status"] for trial in state["trials"]] == ["completed", "pending", "pending"]
     assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
-    first_child = state["trials"][0]["run"]
+    first_child, second_child = state["trials"][0]["run"], state["trials"][1]["run"]
+    assert json.loads((Path(second_child) / "run.json").read_text())["status"] == "interrupted"
 
-    result = invoke("sweep", "--resume", folder)
+    epochs_seen.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        result = invoke("sweep", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "1 of 3 trials already completed" in result.output
+    assert "resuming trial 2 after epoch 1" in result.output
+    # trial 2 continued in its own run folder from its checkpoint: only its second epoch trained again
+    third_child = json.loads((folder / "sweep.json").read_text())["trials"][2]["run"]
+    assert epochs_seen == [(Path(second_child).name, 2), (Path(third_child).name, 1), (Path(third_child).name, 2)]
     assert "trial 1/3 (" not in result.output and "trial 2/3 (" in result.output and "trial 3/3 (" in result.output
     state = json.loads((folder / "sweep.json").read_text())
     assert [trial["status"] for trial in state["trials"]] == ["completed"] * 3
     assert state["trials"][0]["run"] == first_child  # not trained again
+    assert state["trials"][1]["run"] == second_child  # continued, not started again in a new folder
     statuses = sorted(json.loads((child / "run.json").read_text())["status"] for child in run_folders(folder / "trials"))
-    assert statuses == ["completed", "completed", "completed", "interrupted"]  # the interrupted child is kept
+    assert statuses == ["completed", "completed", "completed"]
+    assert json.loads((Path(second_child) / "run.json").read_text())["resumes"][0]["after_epoch"] == 1
     assert invoke("sweep", "--resume", folder).exit_code == 2  # a completed sweep is not resumed again
 
 

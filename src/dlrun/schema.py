@@ -197,11 +197,11 @@ class ImageDirectoryData(Section):
 
 
 class NpzData(Section):
-    """A local .npz file: x_train, y_train and optionally x_test, y_test (read without pickle)."""
+    """A local .npz file: x_train, y_train and optionally x_validation, y_validation, x_test, y_test (read without pickle)."""
 
     name: Literal["npz"]
     path: str  # the .npz file (relative to the current directory)
-    validation_split: Fraction = 0.2  # share of x_train held out for validation (stratified for classes)
+    validation_split: Fraction = 0.2  # share of x_train held out for validation (stratified for classes); not used when the file holds x_validation
     rescale: PositiveFloat | None = None  # e.g. 0.00392156862745098 (1/255) for 8-bit images; applied inside the model
     class_names: Annotated[list[str], Field(min_length=2)] | None = None  # None: "0", "1", ... (one per label)
 

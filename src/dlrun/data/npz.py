@@ -1,4 +1,5 @@
-"""A local `.npz` file of arrays: `x_train`, `y_train` and optionally `x_test`, `y_test`.
+"""A local `.npz` file of arrays: `x_train`, `y_train` and optionally `x_validation`, `y_validation`
+(your own validation split, used instead of `validation_split`) and `x_test`, `y_test`.
 
 The generic way to train on your own arrays (images, features, targets) without writing a loader.
 Integer labels mean classification (two classes: binary, more: multiclass); float targets mean
@@ -15,7 +16,7 @@ from dlrun import errors
 from dlrun.data import dataset
 
 REQUIRED_KEYS = ("x_train", "y_train")
-OPTIONAL_KEYS = ("x_test", "y_test")
+OPTIONAL_KEYS = ("x_validation", "y_validation", "x_test", "y_test")
 
 
 def load(config, seed: int) -> dataset.Dataset:
@@ -23,11 +24,20 @@ def load(config, seed: int) -> dataset.Dataset:
     arrays = _read(Path(config.path))
     x_train, y_train = _pair(arrays, "train", config.path)
     test = _pair(arrays, "test", config.path) if "x_test" in arrays or "y_test" in arrays else None
+    given = _pair(arrays, "validation", config.path) if "x_validation" in arrays or "y_validation" in arrays else None
     task, num_classes = _task(y_train, test[1] if test else None, config.path)
     class_names = _class_names(config.class_names, num_classes)
-    train, validation = dataset.hold_out(
-        x_train, y_train, config.validation_split, seed, stratify=num_classes is not None
-    )
+    if given is not None:
+        if "validation_split" in config.model_fields_set and config.validation_split > 0:
+            raise errors.DataError(
+                f"data.validation_split: received {config.validation_split} but {config.path} holds x_validation "
+                "and y_validation; expected 0 or no validation_split (the file's validation arrays are the split)"
+            )
+        train, validation = (x_train, y_train), given
+    else:
+        train, validation = dataset.hold_out(
+            x_train, y_train, config.validation_split, seed, stratify=num_classes is not None
+        )
     return dataset.Dataset(
         task=task,
         train=train,
@@ -60,7 +70,7 @@ def _pair(arrays: dict, split: str, path) -> tuple[np.ndarray, np.ndarray]:
         present = ", ".join(sorted(arrays)) or "none"
         raise errors.DataError(
             f"data.path: {path} has no {' or '.join(missing)}; expected x_train and y_train "
-            f"(and optionally x_test with y_test); the file holds: {present}"
+            f"(and optionally x_validation with y_validation, x_test with y_test); the file holds: {present}"
         )
     inputs, targets = arrays[keys[0]], arrays[keys[1]]
     if inputs.ndim < 2 or not np.issubdtype(inputs.dtype, np.number):
