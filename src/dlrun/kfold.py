@@ -277,7 +277,6 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         "stratified": loaded.task != "regression",
         "monitor": monitor,
         "samples": len(pool.labels("train")),
-        "data_fingerprint": pool.fingerprint(),
         "pooled_splits": [name for name in ("train", "validation") if loaded.split(name) is not None],
         "folds": plan,
     }
@@ -286,7 +285,8 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         command,
         config.seed,
         runs.versions(),
-        extra={"kind": "kfold", "data": loaded.summary(), "metrics": config_module.metric_names(config, loaded.task),
+        extra={"kind": "kfold", "data": loaded.summary(), "data_fingerprint": pool.fingerprint(),
+               "metrics": config_module.metric_names(config, loaded.task),
                "backend": choice.record()},
     )
     stratified = "stratified " if state["stratified"] else ""
@@ -326,7 +326,7 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
 
     backend.activate(config)
     pool = trainer.load(config, console, validating=True).pooled()
-    _check_same_data(state, pool)
+    _check_same_data(run, state, pool)
     done = sum(fold["status"] == "completed" for fold in state["folds"])
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
@@ -335,19 +335,14 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
     return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
 
 
-def _check_same_data(state: dict, pool) -> None:
+def _check_same_data(run: runs.Run, state: dict, pool) -> None:
     """Refuse to continue a K-fold run on other data than it was planned on (its folds' indices would be wrong)."""
     samples = len(pool.labels("train"))
     if samples != state["samples"]:
         raise errors.DataError(
             f"data: received {samples} samples; expected the {state['samples']} this K-fold run was planned on"
         )
-    stored = state.get("data_fingerprint")  # absent in runs written before format 2
-    if stored is not None and stored != pool.fingerprint():
-        raise errors.DataError(
-            f"data: received other samples than this K-fold run was planned on (fingerprint {pool.fingerprint()}, "
-            f"expected {stored}); expected the same data"
-        )
+    run.check_same_data(pool.fingerprint())
 
 
 def _monitor(config, task: str, monitor: str | None) -> str:

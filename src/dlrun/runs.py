@@ -24,6 +24,7 @@ from dlrun import __version__, atomic, errors, signals
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
+FORMAT = 2  # run.json's layout; absent (1) in folders written before the format was recorded
 STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -86,6 +87,7 @@ class Run:
     def start(self, command: list[str] | None, seed: int, versions: dict, extra: dict | None = None) -> None:
         """Record the run as `running`, with everything needed to know how it was made."""
         self.update(
+            format=FORMAT,
             status="running",
             command=command or list(sys.argv),
             argv=list(sys.argv),
@@ -110,6 +112,15 @@ class Run:
                                                       "command": command or list(sys.argv)}]
         self.update(status="running", heartbeat_at=now, pid=os.getpid(), host_name=socket.gethostname(),
                     resumes=resumes, epochs_completed=epochs_completed)
+
+    def check_same_data(self, fingerprint: str) -> None:
+        """Refuse to continue this run on data other than it started on (`Dataset.fingerprint`)."""
+        stored = self.record.get("data_fingerprint")  # absent in folders written before format 2
+        if stored is not None and stored != fingerprint:
+            raise errors.DataError(
+                f"data: received other samples than {self.path} was trained on (fingerprint {fingerprint}, "
+                f"expected {stored}); expected the same data to continue it (train a new run instead)"
+            )
 
     def is_alive_elsewhere(self) -> bool:
         """Whether run.json says `running` and its process is still alive on this host."""

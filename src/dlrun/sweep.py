@@ -22,6 +22,7 @@ from pathlib import Path
 from dlrun import config as config_module, errors, executors, history, overrides, runs, yaml_strict
 
 FILE_NAME = "sweep.json"
+FORMAT = 2  # sweep.json's layout; 2: trials record their run folder when they start, and continue it on --resume
 TRIALS_FOLDER = "trials"
 
 
@@ -149,6 +150,7 @@ def sweep(config_file, set_values: list[str], grid: list[str], ranges: list[str]
     run = runs.Run.create(base.output.runs_root, f"{base.name}-sweep")
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(base))
     state = {
+        "format": FORMAT,
         "config": str(config_file),
         "set": list(set_values),
         "grid": parsed_grid,

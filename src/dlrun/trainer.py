@@ -210,11 +210,13 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     if resume_run is None:
         run = runs.Run.create(config.output.runs_root, config.name)
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-        extra = {"data": loaded.summary(), "parameters": int(training.saved_model.count_params()),
+        extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
+                 "parameters": int(training.saved_model.count_params()),
                  "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record()}
         run.start(command, config.seed, runs.versions(), extra=extra)
     else:
         run = resume_run
+        run.check_same_data(loaded.fingerprint())
         first_epoch, source = training.restore(run.path)
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
         run.resume(command, first_epoch)

@@ -101,14 +101,19 @@ class Dataset:
         return dataclasses.replace(self, train=train, validation=held_out, test=None)
 
     def fingerprint(self) -> str:
-        """A short hash of the training split (its inputs when held in memory, its targets and shape),
-        so a run continued on other data can be refused."""
+        """A short hash of every split (inputs held in memory, targets, shapes), so a run continued on
+        other data than it started on can be refused. Image folders enter by their labels and shape."""
         import hashlib
 
-        digest = hashlib.sha256(repr((self.task, self.input_shape)).encode())
-        digest.update(np.ascontiguousarray(self.labels("train")).tobytes())
-        if not isinstance(self.train, pipeline.Pipeline):
-            digest.update(np.ascontiguousarray(self.train[0]).tobytes())
+        digest = hashlib.sha256(repr((self.task, self.input_shape, self.num_classes)).encode())
+        for name in ("train", "validation", "test"):
+            part = self.split(name)
+            digest.update(name.encode())
+            if part is None:
+                continue
+            digest.update(np.ascontiguousarray(self.labels(name)).tobytes())
+            if not isinstance(part, pipeline.Pipeline):
+                digest.update(np.ascontiguousarray(part[0]).tobytes())
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict:
