@@ -19,8 +19,11 @@ from dlrun import errors, overrides, schema, yaml_strict
 AUTO_METRICS = {"binary": ["accuracy"], "multiclass": ["accuracy"], "regression": ["mae"]}
 
 
-def load(path: str | Path, set_items: list[str] | tuple[str, ...] = ()) -> schema.Config:
-    """Read, override and validate the config at `path`; raise `ConfigError` listing every problem."""
+def load(path: str | Path, set_items: list[str] | tuple[str, ...] = (), backend: str | None = None) -> schema.Config:
+    """Read, override and validate the config at `path`; raise `ConfigError` listing every problem.
+
+    `backend` (the `--backend` option) replaces the config's `backend` after the `--set` items.
+    """
     path = Path(path)
     source = str(path)
     if not path.exists():
@@ -42,7 +45,10 @@ def load(path: str | Path, set_items: list[str] | tuple[str, ...] = ()) -> schem
             f"({', '.join(schema.Config.model_fields)})",
             source=source,
         )
-    return validate(overrides.apply(data, set_items), source=source)
+    data = overrides.apply(data, set_items)
+    if backend is not None:
+        data["backend"] = backend
+    return validate(data, source=source)
 
 
 def validate(data: dict, source: str | None = None) -> schema.Config:

@@ -7,10 +7,11 @@ from pathlib import Path
 from dlrun import config, errors, runs, schema
 
 
-def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool) -> tuple[runs.Run | None, schema.Config]:
+def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
+            backend: str | None = None) -> tuple[runs.Run | None, schema.Config]:
     """The run to continue and the config to continue it with; `(None, config)` when it already completed.
 
-    The config is the run's stored one; a config file or `--set` items that change it are refused,
+    The config is the run's stored one; a config file, `--set` items or `backend` that change it are refused,
     with every difference listed, unless `force`.
     """
     run = runs.Run.open(run_dir)
@@ -18,7 +19,7 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool) -> 
     if not stored_path.is_file():
         raise errors.RunError(f"{run_dir}: has no {runs.CONFIG_FILE}; expected a run folder written by dlrun train")
     stored = config.load(stored_path)
-    wanted = config.load(config_file if config_file else stored_path, set_items)
+    wanted = config.load(config_file if config_file else stored_path, set_items, backend)
     changes = differences(config.to_data(stored), config.to_data(wanted))
     if changes and not force:
         raise errors.ConfigError(

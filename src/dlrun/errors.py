@@ -9,8 +9,9 @@ class DlrunError(Exception):
     exit_code = 1
 
 
-class ConfigError(DlrunError):
-    """The config (file, `--set` override or command-line option) is invalid."""
+class ConfigError(DlrunError, ValueError):
+    """The config (file, `--set` override or command-line option) is invalid (a ValueError, like Keras'
+    own "Could not interpret ... identifier" errors)."""
 
     exit_code = 2
 

@@ -29,10 +29,7 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
     from dlrun import evaluation, registry
 
     run = runs.Run.open(run_dir)
-    try:
-        default_name = registry.lookup(FORMATS, export_format, "export format")
-    except ValueError as error:
-        raise errors.ConfigError(f"--format: {error}") from None
+    default_name = registry.lookup(FORMATS, export_format, "export format", option="--format")
     if checkpoint not in evaluation.CHECKPOINTS:
         raise errors.ConfigError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(evaluation.CHECKPOINTS)}")
     model_path = run.path / evaluation.CHECKPOINTS[checkpoint]
@@ -59,10 +56,7 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
 
     console.print(f"[bold]dlrun export[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
     backend.import_keras()
-    try:
-        model = models.load_model(model_path)
-    except Exception as error:
-        raise errors.RunError(f"{model_path}: cannot be loaded ({type(error).__name__}: {error})") from None
+    model = models.load_model(model_path)  # a damaged, foreign or unsafe file is a RunError naming it
     _write(model, export_format, target)
     console.print(f"exported {model_path} as {export_format}: {target}", highlight=False, soft_wrap=True)
     return target

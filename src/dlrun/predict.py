@@ -54,10 +54,7 @@ def predict_run(
 
     console.print(f"[bold]dlrun predict[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
     backend.import_keras()
-    try:
-        model = models.load_model(model_path)
-    except Exception as error:  # a damaged or foreign file: say which, without a traceback
-        raise errors.RunError(f"{model_path}: cannot be loaded ({type(error).__name__}: {error})") from None
+    model = models.load_model(model_path)  # a damaged, foreign or unsafe file is a RunError naming it
     names, outputs = _predict(model, run, found, list(texts), word_index_file)
     rows = _rows(names, outputs, run.record.get("data") or {})
     console.print(_table(rows, top))

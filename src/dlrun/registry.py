@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import inspect
 
+from dlrun import errors
+
 
 def describe(entry) -> str:
     """The one-line description of a registry entry: a string, or the first docstring line."""
@@ -14,13 +16,13 @@ def describe(entry) -> str:
     return docstring.splitlines()[0] if docstring else ""
 
 
-def lookup(registry: dict, identifier: str, kind: str):
-    """`registry[identifier]`, or `ValueError("Could not interpret <kind> identifier: ...")`."""
+def lookup(registry: dict, identifier: str, kind: str, option: str | None = None):
+    """`registry[identifier]`, or `ConfigError("Could not interpret <kind> identifier: ...")` (a ValueError,
+    as Keras' own look-ups raise). `option` names the command-line option or key it came from."""
     try:
         return registry[identifier]
     except KeyError:
         close = difflib.get_close_matches(str(identifier), list(registry), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"Could not interpret {kind} identifier: {identifier!r}; expected one of {', '.join(registry)}{hint}"
-        ) from None
+        message = f"Could not interpret {kind} identifier: {identifier!r}; expected one of {', '.join(registry)}{hint}"
+        raise errors.ConfigError(f"{option}: {message}" if option else message) from None

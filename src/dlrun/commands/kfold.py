@@ -31,25 +31,25 @@ def kfold(
 
     from dlrun import config, errors, executors, kfold as kfold_protocol
 
-    set_items = options.with_backend(set_items, backend)
     chosen = executors.resolve(executor, workers, address, cpus_per_trial)
     placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
     placement_words = options.placement_arguments(executor, workers, address, cpus_per_trial)
     if resume is not None:
-        if config_file is not None or set_items:
-            raise errors.ConfigError("--resume: received a CONFIG or --set too; expected only the run folder (its stored config is used)")
+        if config_file is not None or set_items or backend:
+            raise errors.ConfigError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
+                                     "(its stored config is used)")
         kfold_protocol.resume(resume, terminal.console(),
                               command=["dlrun", "kfold", f"--resume={resume}", *placement_words], **placement)
         return
     if config_file is None:
         raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
     kfold_protocol.check_options(k, repeats, shuffle, smoothing)
-    loaded = config.load(config_file, set_items)
+    loaded = config.load(config_file, set_items, backend)
     command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",
                "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",
                *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
                *(["--keep-early-stopping"] if keep_early_stopping else []),
-               *(f"--set={item}" for item in set_items), *placement_words]
+               *(f"--set={item}" for item in set_items), *([f"--backend={backend}"] if backend else []), *placement_words]
     kfold_protocol.kfold(loaded, terminal.console(), k=k, repeats=repeats, shuffle=shuffle,
                          final=final, monitor=monitor, smoothing=smoothing, command=command,
                          keep_early_stopping=keep_early_stopping, **placement)

@@ -17,14 +17,9 @@ BACKEND_OPTION = typer.Option(
     None,
     "--backend",
     metavar="NAME",
-    help="The Keras backend: tensorflow, jax, torch or auto (same as --set backend=NAME; default: the config's).",
+    help="The Keras backend: tensorflow, jax, torch or auto (replaces the config's `backend`).",
     show_default=False,
 )
-
-
-def with_backend(set_items: list[str], backend: str | None) -> list[str]:
-    """`--backend NAME` as the `--set backend=NAME` it means (validated with the config)."""
-    return [*set_items, f"backend={backend}"] if backend else list(set_items)
 
 # Where independent trials (K-fold folds, sweep trials) run: see dlrun.executors.
 WORKERS_OPTION = typer.Option(1, "--workers", help="Run trials in a pool of N worker processes (each limits TensorFlow's threads).")

@@ -28,15 +28,15 @@ def train(
 
     console = terminal.console()
     tracking.check(track)
-    set_items = options.with_backend(set_items, backend)
-    command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items)]
+    command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items),
+               *([f"--backend={backend}"] if backend else [])]
     if resume_dir is None:
         if config_file is None:
             raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
-        _train(console, report, track, tracking_uri, config.load(config_file, set_items), command=command)
+        _train(console, report, track, tracking_uri, config.load(config_file, set_items, backend), command=command)
         return
     command += ["--resume", str(resume_dir), *(["--force"] if force else [])]
-    run, resolved = continuation.prepare(resume_dir, config_file, set_items, force)
+    run, resolved = continuation.prepare(resume_dir, config_file, set_items, force, backend)
     if run is None:
         console.print(f"{resume_dir}: already completed; nothing to do", highlight=False, soft_wrap=True)
         return
