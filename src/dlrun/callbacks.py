@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlrun import registry
+from dlrun import backend, registry
 
 BEST_CHECKPOINT = "checkpoints/best.keras"
 
 
 def early_stopping(config, run_path: Path):
     """keras.callbacks.EarlyStopping: stop when the monitored value stops improving."""
-    import keras
+    keras = backend.import_keras()
 
     return keras.callbacks.EarlyStopping(
         monitor=config.monitor,
@@ -24,7 +24,7 @@ def early_stopping(config, run_path: Path):
 
 def checkpoint(config, run_path: Path):
     """keras.callbacks.ModelCheckpoint: keep checkpoints/best.keras, the best model so far."""
-    import keras
+    keras = backend.import_keras()
 
     target = run_path / BEST_CHECKPOINT
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,7 @@ def checkpoint(config, run_path: Path):
 
 def reduce_lr_on_plateau(config, run_path: Path):
     """keras.callbacks.ReduceLROnPlateau: lower the learning rate when progress stalls."""
-    import keras
+    keras = backend.import_keras()
 
     return keras.callbacks.ReduceLROnPlateau(
         monitor=config.monitor,

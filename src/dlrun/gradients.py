@@ -20,6 +20,8 @@ Imports nothing heavy at module level.
 
 from __future__ import annotations
 
+from dlrun import backend
+
 
 def value_and_gradient(function, value, has_aux: bool = False):
     """`(function(value), gradient)` on the running backend, as backend tensors.
@@ -28,7 +30,7 @@ def value_and_gradient(function, value, has_aux: bool = False):
     whole pair comes back). The gradient has `value`'s shape; it is None on TensorFlow and PyTorch
     when the scalar does not depend on `value` (JAX gives zeros).
     """
-    import keras
+    keras = backend.import_keras()
 
     return VALUE_AND_GRADIENT[keras.backend.backend()](function, value, has_aux)
 
@@ -51,7 +53,7 @@ def _jax_value_and_gradient(function, value, has_aux):
 
 
 def _torch_value_and_gradient(function, value, has_aux):
-    import keras
+    keras = backend.import_keras()
     import torch
 
     value = keras.ops.convert_to_tensor(value).detach().requires_grad_(True)
@@ -73,7 +75,7 @@ VALUE_AND_GRADIENT = {
 
 def training_steps(model):
     """The custom loop's steps for the compiled `model` on the running backend (see `TensorFlowSteps`)."""
-    import keras
+    keras = backend.import_keras()
 
     return TRAINING_STEPS[keras.backend.backend()](model)
 
@@ -172,7 +174,7 @@ class JaxSteps:
 
     def _ready(self, inputs, targets):
         """The batch as NumPy arrays (a tf.data batch comes as TensorFlow tensors); the state, read once."""
-        import keras
+        keras = backend.import_keras()
         import numpy as np
 
         inputs, targets = keras.tree.map_structure(np.asarray, (inputs, targets))
@@ -193,7 +195,7 @@ class JaxSteps:
         pass's own losses (activity regularisers) and the weight penalties (read from `trainable`)
         are both in `model.losses` there, as in Keras' JAX `fit` (which overrides `model.losses`).
         """
-        import keras
+        keras = backend.import_keras()
 
         model = self.model
         mapping = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable),
@@ -226,7 +228,7 @@ class JaxSteps:
 
     def _metrics(self, metrics_values, loss, inputs, targets, predictions):
         """Update the loss tracker and compiled metrics statelessly; return (logs, new metrics values)."""
-        import keras
+        keras = backend.import_keras()
 
         model = self.model
         with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_values))) as scope:
@@ -245,7 +247,7 @@ class TorchSteps(_InPlaceSteps):
         self.loss_tracker = loss_tracker(model)
 
     def train(self, inputs, targets):
-        import keras
+        keras = backend.import_keras()
         import torch
 
         model = self.model
@@ -260,7 +262,7 @@ class TorchSteps(_InPlaceSteps):
         return model.compute_metrics(inputs, targets, predictions.detach())
 
     def test(self, inputs, targets):
-        import keras
+        keras = backend.import_keras()
         import torch
 
         model = self.model

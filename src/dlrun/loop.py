@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import sys
 
-from dlrun import errors
+from dlrun import backend, errors
 
 
 def fit(
@@ -52,7 +52,7 @@ def fit(
     them (a generator) with `steps_per_epoch`, read for `steps_per_epoch` batches per epoch from one
     iterator (as `fit` does), or (a dataset without `steps_per_epoch`) whole every epoch.
     """
-    import keras
+    keras = backend.import_keras()
 
     from dlrun import batches, gradients
 
@@ -108,7 +108,7 @@ def evaluate(model, data, batch_size: int = 32, callback_list=None, steps=None) 
     `tf.data.Dataset` of such batches. `steps`: the `dlrun.gradients.training_steps` to use (a new
     one by default).
     """
-    import keras
+    keras = backend.import_keras()
 
     from dlrun import gradients
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlrun import registry
+from dlrun import backend, registry
 
 METRICS = {
     "accuracy": "share of correct predictions (the default for classification)",
@@ -16,7 +16,7 @@ METRICS = {
 
 def get(name: str):
     """A Keras metric for a config name, named so that the History key equals the config name."""
-    import keras
+    keras = backend.import_keras()
 
     registry.lookup(METRICS, name, "metric")
     builders = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlrun import registry
+from dlrun import backend, registry
 
 OPTIMIZERS = {
     "rmsprop": "RMSprop: the notes' default (learning_rate, rho, momentum, epsilon)",
@@ -14,7 +14,7 @@ _KERAS_CLASSES = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}
 
 def get(optimizer_config):
     """Build the Keras optimizer a `compile.optimizer` section describes."""
-    import keras
+    keras = backend.import_keras()
 
     registry.lookup(OPTIMIZERS, optimizer_config.name, "optimizer")
     params = optimizer_config.model_dump(exclude={"name"})

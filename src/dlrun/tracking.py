@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from dlrun import comparison, config as config_module, errors
+from dlrun import backend, comparison, config as config_module, errors
 
 BACKENDS = ("mlflow",)
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's plain file store is being retired; SQLite is its local default
@@ -72,7 +72,7 @@ class MlflowTracker:
 
     def callback(self):
         """A Keras callback that logs every epoch's metrics."""
-        import keras
+        keras = backend.import_keras()
 
         tracker = self
 

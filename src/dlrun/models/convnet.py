@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlrun import errors
+from dlrun import backend, errors
 from dlrun.models import head
 
 _POOLING = {"max": "MaxPooling2D", "average": "AveragePooling2D"}
@@ -11,7 +11,7 @@ _REDUCE = {"flatten": "Flatten", "global_average": "GlobalAveragePooling2D", "gl
 
 def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
     """Conv2D blocks with pooling (filters list, kernel, padding), flatten or global pool, Dense head."""
-    import keras
+    keras = backend.import_keras()
 
     if len(input_shape) != 3:
         raise errors.ConfigError(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dlrun import backend
 from dlrun.models import head
 
 
 def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
     """Dense layers (units list, activation, dropout, L1/L2, initializers), inputs flattened first."""
-    import keras
+    keras = backend.import_keras()
 
     penalty = head.regularizer(keras, config.l1, config.l2)
     layers = list(stem)

@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from dlrun import errors, feature_cache, training_plan
+from dlrun import backend, errors, feature_cache, training_plan
 from dlrun.models import head
 
 # name -> (keras.applications module holding its preprocess_input, class in keras.applications).
@@ -87,7 +87,7 @@ def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_class
 
 def parts(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Parts:
     """Build base, extractor, head and whole model for the `model` section `config`."""
-    import keras
+    keras = backend.import_keras()
 
     inputs, *layers = stem
     if is_run_model(config.base):
@@ -128,7 +128,7 @@ def is_run_model(base: str) -> bool:
 
 def plan(config, loaded, console) -> training_plan.Plan:
     """The trainer's plan: cached features and the head (features mode), or phases on the whole model."""
-    import keras
+    keras = backend.import_keras()
 
     from dlrun.models import inputs as model_inputs
 
@@ -292,7 +292,7 @@ def _is_augmentation(layer) -> bool:
 
 def _cached_features(config, loaded, built: Parts, console):
     """A Dataset of the base's outputs for every split, from the cache or computed once and cached."""
-    import keras
+    keras = backend.import_keras()
 
     from dlrun.data import dataset
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import errors
+from dlrun import backend, errors
 from dlrun.visualize import layers, output
 
 DEFAULT_FILTERS = 64
@@ -28,7 +28,7 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
 
     Patterns are in the model's input space (after `preprocess`, which maps the starting raw image).
     """
-    from keras import ops
+    ops = backend.import_keras().ops
 
     from dlrun import gradients
 

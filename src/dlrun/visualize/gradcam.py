@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import atomic, errors
+from dlrun import atomic, backend, errors
 from dlrun.visualize import images, layers, output
 
 SQUASHING = ("softmax", "sigmoid")
@@ -46,7 +46,7 @@ class Head:
 
     def score(self, logits, classes: np.ndarray):
         """The logit of each image's class (a tensor [batch]); for one sigmoid unit, class 0 is -logit."""
-        from keras import ops
+        ops = backend.import_keras().ops
 
         logits = ops.reshape(logits, (ops.shape(logits)[0], -1))
         if self.activation == "sigmoid" and self.units == 1:
@@ -57,7 +57,7 @@ class Head:
 
 def expose_logits(model) -> Head:
     """Switch the output layer's softmax/sigmoid off (the model now outputs logits); describe the head."""
-    import keras
+    keras = backend.import_keras()
 
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
@@ -84,7 +84,7 @@ def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
 
     `class_index` None explains each image's top prediction; `model` must have gone through `expose_logits`.
     """
-    from keras import ops
+    ops = backend.import_keras().ops
 
     from dlrun import gradients
 
