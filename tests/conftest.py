@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,41 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def checkpoint_epochs(folder: Path) -> int | None:
+    """The `epochs_completed` in `folder`'s latest training checkpoint, or None while it has none (or is being replaced)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(Path(folder) / "checkpoints" / "last.npz", allow_pickle=False) as stored:
+            return int(stored["epochs_completed"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def sigkill_when(args: list, ready, timeout: float = 300) -> None:
+    """Start `python -m dlrun ARGS`, poll `ready()` until it is true, then kill the process with SIGKILL
+    (a crash: nothing in dlrun runs after it). Fails when the process ends first or `ready` never comes."""
+    import signal
+
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a full pipe would stall the process
+        process = subprocess.Popen([sys.executable, "-m", "dlrun", *map(str, args)], stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + timeout
+        try:
+            while not ready():
+                if process.poll() is not None:
+                    stderr.seek(0)
+                    pytest.fail(f"dlrun {args[0]} ended (exit {process.returncode}) before it was killed:\n{stderr.read()}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"dlrun {args[0]}: not ready to be killed after {timeout} s")
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
 
 
 @pytest.fixture

@@ -275,3 +275,71 @@ def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monke
     assert state["status"] == "folds_completed" and [fold["status"] for fold in state["folds"]] == ["completed"] * 3
     assert history.load(folder / "final" / "history.json")["epoch"] == [1]  # what the refit reached is kept
     assert not (folder / "model.keras").exists() and not (folder / "metrics.json").exists()
+
+
+KILLED = """\
+name: kf-killed
+seed: 7
+data: {{name: synthetic, task: regression, num_samples: 6000, input_shape: [5], noise: 1.0}}
+model: {{architecture: mlp, units: [8], dropout: 0.3}}
+train: {{epochs: 8, batch_size: 16}}
+output: {{runs_root: {root}, plots: false}}
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path, monkeypatch):
+    """A real kill -9 in fold 3 of 4: --resume continues fold 3 after the epoch its checkpoint holds, trains
+    only the epochs after it, and ends with the numbers of a run that was never killed."""
+    from dlrun import keras_callbacks
+    from tests.conftest import checkpoint_epochs, sigkill_when
+
+    epochs = 8  # about 0.2 s each: the kill lands a few epochs before fold 3 ends
+    config_path = tmp_path / "killed.yaml"
+    config_path.write_text(KILLED.format(root=json.dumps(str(tmp_path / "runs"))))
+
+    def fold_3_has_epoch_5():
+        folders = run_folders(tmp_path / "runs")
+        return bool(folders) and (checkpoint_epochs(folders[0] / "folds" / "3") or 0) >= 5
+
+    sigkill_when(["kfold", config_path, "--k", "4"], fold_3_has_epoch_5)
+    (folder,) = run_folders(tmp_path / "runs")
+    killed_after = checkpoint_epochs(folder / "folds" / "3")
+    assert 5 <= killed_after < epochs, f"the kill landed after fold 3's epoch {killed_after}, not inside the fold"
+    assert json.loads((folder / "run.json").read_text())["status"] == "running"  # nothing ran after the kill
+    state = json.loads((folder / "kfold.json").read_text())
+    assert [fold["status"] for fold in state["folds"]] == ["completed", "completed", "pending", "pending"]
+    listing = invoke("runs", tmp_path / "runs")
+    assert listing.exit_code == 0 and "crashed" in listing.output
+
+    original = keras_callbacks.RunRecorder.on_epoch_end
+    epochs_seen = []
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        result = invoke("kfold", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "2 of 4 folds already completed" in result.output
+    assert f"resuming fold 3 after epoch {killed_after} (fold 3/4; state from 3/checkpoints/last.npz)" in result.output
+    resumed = json.loads((folder / "kfold.json").read_text())
+    # fold 3 went on from its checkpoint: only the epochs after it trained; fold 4 and the refit in full
+    assert epochs_seen == [*(("3", epoch) for epoch in range(killed_after + 1, epochs + 1)),
+                           *(("4", epoch) for epoch in range(1, epochs + 1)),
+                           *(("final", epoch) for epoch in range(1, resumed["recommended_epochs"] + 1))]
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "completed" and record["folds_completed"] == 4
+    (entry,) = record["resumes"]
+    assert entry["previous"]["status"] == "running" and entry["after_epoch"] == 2 * epochs  # folds 1 and 2
+
+    result = invoke("kfold", config_path, "--k", "4", "--set", f"output.runs_root={json.dumps(str(tmp_path / 'straight'))}")
+    assert result.exit_code == 0, result.output
+    (straight,) = run_folders(tmp_path / "straight")
+    uninterrupted = json.loads((straight / "kfold.json").read_text())
+    for key in ("summary", "smoothed", "recommended_epochs", "final_test"):
+        assert resumed[key] == uninterrupted[key], key
+    assert [fold["status"] for fold in resumed["folds"]] == ["completed"] * 4
+    for index in range(1, 5):
+        fold_history = history.load(folder / "folds" / str(index) / "history.json")
+        assert fold_history["epoch"] == list(range(1, epochs + 1)), index
+        assert fold_history == history.load(straight / "folds" / str(index) / "history.json"), index
+    assert history.load(folder / "final" / "history.json") == history.load(straight / "final" / "history.json")

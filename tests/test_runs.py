@@ -88,3 +88,137 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- runs.recorded: how a run's block ends is written in run.json -------------------------------
+
+
+def _started(tmp_path) -> runs.Run:
+    run = runs.Run.create(tmp_path, "x")
+    run.start(["dlrun", "x", "c.yaml"], seed=1, versions={})
+    return run
+
+
+def _record(run) -> dict:
+    return json.loads((run.path / "run.json").read_text())  # valid JSON, whatever happened
+
+
+def _stopped():
+    return "after 2 completed part(s)", {"parts_completed": 2}
+
+
+def test_recorded_interrupt_marks_the_run_interrupted_and_says_how_to_continue(tmp_path):
+    run = _started(tmp_path)
+    with pytest.raises(errors.Interrupted) as raised:
+        with runs.recorded(run, "x", f"dlrun x --resume {run.path}", _stopped):
+            raise KeyboardInterrupt
+    assert str(raised.value) == (f"interrupted after 2 completed part(s); what was written so far is in {run.path} "
+                                 f"(continue with: dlrun x --resume {run.path})")
+    assert raised.value.exit_code == 130
+    record = _record(run)
+    assert record["status"] == "interrupted" and record["error"] == "interrupted by the user (Ctrl-C or SIGTERM)"
+    assert record["parts_completed"] == 2 and "ended_at" in record and "traceback" not in record
+
+
+def test_recorded_interrupt_without_stopped_says_only_where_and_how(tmp_path):
+    run = _started(tmp_path)
+    with pytest.raises(errors.Interrupted, match=r"^interrupted; what was written so far is in .*\(continue with: go on\)$"):
+        with runs.recorded(run, "x", "go on"):
+            raise KeyboardInterrupt
+    assert _record(run)["status"] == "interrupted"
+
+
+def test_recorded_sigterm_acts_like_ctrl_c_and_the_handler_is_put_back(tmp_path):
+    import signal
+    import time
+
+    run = _started(tmp_path)
+    outside = []  # SIGTERMs that reached the handler of the test's process, not the block's
+
+    def before(signum, frame):
+        outside.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, before)  # without the block's handler, SIGTERM lands here, not on pytest
+    try:
+        with pytest.raises(errors.Interrupted, match="interrupted after 2 completed part"):
+            with runs.recorded(run, "x", f"dlrun x --resume {run.path}", _stopped):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(2)  # the block's handler raises KeyboardInterrupt here
+        assert signal.getsignal(signal.SIGTERM) is before  # put back after the block
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert outside == []
+    record = _record(run)
+    assert record["status"] == "interrupted" and record["error"] == "interrupted by the user (Ctrl-C or SIGTERM)"
+    assert record["parts_completed"] == 2
+
+
+def test_recorded_dlrun_error_fails_the_run_with_its_message_and_is_raised_unchanged(tmp_path):
+    run = _started(tmp_path)
+    error = errors.DataError("data: received 3 samples; expected 4")
+    with pytest.raises(errors.DataError) as raised:
+        with runs.recorded(run, "x", "go on", _stopped):
+            raise error
+    assert raised.value is error and str(raised.value) == "data: received 3 samples; expected 4"
+    record = _record(run)
+    assert record["status"] == "failed" and record["error"] == "data: received 3 samples; expected 4"
+    assert "traceback" not in record and "parts_completed" not in record  # a dlrun error is its own explanation
+
+
+def test_recorded_dlrun_error_keeps_the_traceback_it_carries(tmp_path):
+    run = _started(tmp_path)
+    error = errors.TrainingFailed("final: RuntimeError: out of memory")
+    error.traceback = "Traceback (most recent call last):\n  in a worker\nRuntimeError: out of memory\n"
+    with pytest.raises(errors.TrainingFailed) as raised:
+        with runs.recorded(run, "x", "go on"):
+            raise error
+    assert raised.value is error
+    record = _record(run)
+    assert record["status"] == "failed" and record["error"] == "final: RuntimeError: out of memory"
+    assert record["traceback"] == error.traceback
+
+
+def test_recorded_os_error_is_a_failed_write_of_the_runs_files(tmp_path):
+    import errno
+
+    run = _started(tmp_path)
+    with pytest.raises(errors.TrainingFailed) as raised:
+        with runs.recorded(run, "x", "go on"):
+            raise OSError(errno.ENOSPC, "No space left on device", "/full/disk/history.json")
+    message = "could not write the run's files: No space left on device (/full/disk/history.json)"
+    assert str(raised.value) == message
+    record = _record(run)
+    assert record["status"] == "failed" and record["error"] == message
+    assert "OSError: [Errno 28] No space left on device" in record["traceback"]
+
+
+def test_recorded_os_error_without_a_file_names_the_run_folder(tmp_path):
+    run = _started(tmp_path)
+    with pytest.raises(errors.TrainingFailed) as raised:
+        with runs.recorded(run, "x", "go on"):
+            raise OSError("disk went away")
+    assert str(raised.value) == f"could not write the run's files: disk went away ({run.path})"
+    assert _record(run)["status"] == "failed" and _record(run)["error"] == str(raised.value)
+
+
+def test_recorded_unexpected_error_fails_the_run_with_its_traceback(tmp_path):
+    run = _started(tmp_path)
+
+    def deep_inside_training():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(errors.TrainingFailed) as raised:
+        with runs.recorded(run, "K-fold", "go on", _stopped):
+            deep_inside_training()
+    assert str(raised.value) == f"K-fold failed: RuntimeError: out of memory (see {run.path / 'run.json'})"
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    record = _record(run)
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: out of memory"
+    assert "deep_inside_training" in record["traceback"] and record["traceback"].rstrip().endswith("RuntimeError: out of memory")
+
+
+def test_recorded_leaves_a_block_that_ends_normally_to_the_caller(tmp_path):
+    run = _started(tmp_path)
+    with runs.recorded(run, "x", "go on", _stopped):
+        pass
+    assert _record(run)["status"] == "running"  # a completed run is the caller's to finish

@@ -188,3 +188,82 @@ def test_a_sweep_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
     assert two["executor"] == {"executor": "pool", "workers": 2, "cpus_per_trial": 1.0}
     assert [trial["best"] for trial in one["trials"]] == [trial["best"] for trial in two["trials"]]
     assert len(run_folders(second / "trials")) == 2
+
+
+KILLED = """\
+name: sw-killed
+seed: 7
+data: {{name: synthetic, task: regression, num_samples: 6000, input_shape: [5], noise: 1.0}}
+model: {{architecture: mlp, units: [8], dropout: 0.3}}
+train: {{epochs: 5, batch_size: 16}}
+output: {{runs_root: {root}, plots: false, save_model: false}}
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_in_trial_2_then_resume_continues_its_run_from_its_checkpoint(tmp_path, monkeypatch):
+    """A real kill -9 in trial 2 of 2: --resume continues that trial's own run folder after the epoch its
+    checkpoint holds, trains only the epochs after it, and ranks the trials as a sweep never killed does."""
+    from dlrun import keras_callbacks
+    from tests.conftest import checkpoint_epochs, sigkill_when
+
+    epochs = 5  # about 0.2 s each in trial 2: the kill lands before the trial ends
+    config_path = tmp_path / "killed.yaml"
+    config_path.write_text(KILLED.format(root=json.dumps(str(tmp_path / "runs"))))
+    grid = ["--grid", "train.batch_size=8,16"]
+
+    def trial_2_child():
+        folders = run_folders(tmp_path / "runs")
+        try:
+            child = json.loads((folders[0] / "sweep.json").read_text())["trials"][1].get("run")
+        except (IndexError, OSError, ValueError):
+            return None
+        return Path(child) if child else None
+
+    def trial_2_has_epoch_2():
+        child = trial_2_child()
+        return child is not None and (checkpoint_epochs(child) or 0) >= 2
+
+    sigkill_when(["sweep", config_path, *grid], trial_2_has_epoch_2)
+    (folder,) = run_folders(tmp_path / "runs")
+    child = trial_2_child()
+    killed_after = checkpoint_epochs(child)
+    assert 2 <= killed_after < epochs, f"the kill landed after trial 2's epoch {killed_after}, not inside the trial"
+    assert json.loads((folder / "run.json").read_text())["status"] == "running"  # nothing ran after the kill
+    assert json.loads((child / "run.json").read_text())["status"] == "running"
+    state = json.loads((folder / "sweep.json").read_text())
+    assert [trial["status"] for trial in state["trials"]] == ["completed", "pending"]
+    first_child = state["trials"][0]["run"]
+
+    original = keras_callbacks.RunRecorder.on_epoch_end
+    epochs_seen = []
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        result = invoke("sweep", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 trials already completed" in result.output
+    assert f"resuming trial 2 after epoch {killed_after} ({child})" in result.output
+    # trial 2 went on in its own run folder from its checkpoint: only the epochs after it trained
+    assert epochs_seen == [(child.name, epoch) for epoch in range(killed_after + 1, epochs + 1)]
+    resumed = json.loads((folder / "sweep.json").read_text())
+    assert [trial["status"] for trial in resumed["trials"]] == ["completed", "completed"]
+    assert [trial["run"] for trial in resumed["trials"]] == [first_child, str(child)]
+    assert run_folders(folder / "trials") == sorted([Path(first_child), child])  # no new child run
+    child_record = json.loads((child / "run.json").read_text())
+    assert child_record["status"] == "completed"
+    (entry,) = child_record["resumes"]
+    assert entry["after_epoch"] == killed_after and entry["previous"]["status"] == "running"
+    assert history.load(child / "history.json")["epoch"] == list(range(1, epochs + 1))
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "completed" and record["resumes"][0]["previous"]["status"] == "running"
+
+    result = invoke("sweep", config_path, *grid, "--set", f"output.runs_root={json.dumps(str(tmp_path / 'straight'))}")
+    assert result.exit_code == 0, result.output
+    (straight,) = run_folders(tmp_path / "straight")
+    uninterrupted = json.loads((straight / "sweep.json").read_text())
+    assert resumed["ranking"] == uninterrupted["ranking"]
+    assert [trial["best"] for trial in resumed["trials"]] == [trial["best"] for trial in uninterrupted["trials"]]
+    assert record["best_trial"] == json.loads((straight / "run.json").read_text())["best_trial"]
+    straight_child = Path(uninterrupted["trials"][1]["run"])
+    assert history.load(child / "history.json") == history.load(straight_child / "history.json")
