@@ -40,7 +40,8 @@ def main() -> None:
     if args.quick:
         args.samples, args.size, args.epochs = 128, 32, 2
 
-    from dlrun import backend, config, optimizers
+    from dlrun import backend, config
+    from dlrun.training import optimizers
     from dlrun.data import dataset
     from dlrun.models import inputs, pretrained
 

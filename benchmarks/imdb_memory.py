@@ -59,7 +59,8 @@ def child_dlrun(path: Path, epochs: int) -> dict:
 
     from rich.console import Console
 
-    from dlrun import config, trainer
+    from dlrun import config
+    from dlrun.training import trainer
 
     with tempfile.TemporaryDirectory() as runs:
         settings = [f"data.path={path}", "data.trusted=true", f"data.validation_count={held_out(path)}", f"train.epochs={epochs}", f"output.runs_root={runs}",

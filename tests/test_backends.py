@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlrun import backend, config as config_module, errors, schema
+from dlrun import backend, config as config_module, errors
+from dlrun.config import schema
 from tests.conftest import ROOT, invoke, run_cli, run_folders
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -242,25 +243,27 @@ JAX_RESUME = textwrap.dedent("""\
     import io, json, sys
     from pathlib import Path
     from rich.console import Console
-    from dlrun import backend, config, continuation, errors, trainer
+    from dlrun import backend, config, errors
+    from dlrun.training import resume
+    from dlrun.training import trainer
     loaded = config.load(sys.argv[1])
     backend.activate(loaded)  # before keras_callbacks imports Keras
-    from dlrun import keras_callbacks
+    from dlrun.training import recorders
     console = Console(file=io.StringIO())
     straight = trainer.train(loaded, console)
-    original = keras_callbacks.RunRecorder.on_epoch_end
+    original = recorders.RunRecorder.on_epoch_end
     def on_epoch_end(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 1:
             raise KeyboardInterrupt
-    keras_callbacks.RunRecorder.on_epoch_end = on_epoch_end
+    recorders.RunRecorder.on_epoch_end = on_epoch_end
     try:
         trainer.train(loaded, console)
     except errors.Interrupted:
         pass
-    keras_callbacks.RunRecorder.on_epoch_end = original
+    recorders.RunRecorder.on_epoch_end = original
     interrupted = sorted(p for p in Path(loaded.output.runs_root).iterdir() if p != straight.path)[0]
-    run, resolved = continuation.prepare(interrupted, None, [], False)
+    run, resolved = resume.prepare(interrupted, None, [], False)
     resumed = trainer.train(resolved, console, resume_run=run)
     print(json.dumps({name: json.loads((folder.path / "history.json").read_text())
                       for name, folder in (("straight", straight), ("resumed", resumed))}
@@ -380,7 +383,8 @@ MIRRORED = textwrap.dedent("""\
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from dlrun import backend, config, models, trainer
+    from dlrun import backend, config, models
+    from dlrun.training import trainer
     from rich.console import Console
     loaded = config.load(sys.argv[1])
     backend.activate(loaded)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlrun import yaml_strict
+from dlrun.config import yaml_strict
 from tests.conftest import invoke
 
 VALID = """\

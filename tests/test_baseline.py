@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dlrun import baseline
+from dlrun.training import baseline
 
 
 def test_classification_baselines():

@@ -106,7 +106,7 @@ def test_stored_config_equals_show_output(tmp_path):
 
 def test_visualize_curves_never_imports_tensorflow(tmp_path):
     """`dlrun visualize curves` reads history.json alone: no TensorFlow or Keras (matplotlib draws it)."""
-    from dlrun import history
+    from dlrun.runs import history
 
     run_history = history.empty()
     history.append(run_history, 1, {"loss": 1.0, "val_loss": 1.2})

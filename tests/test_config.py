@@ -1,6 +1,8 @@
 import pytest
 
-from dlrun import config, errors, overrides, schema
+from dlrun import config, errors
+from dlrun.config import overrides
+from dlrun.config import schema
 from dlrun import data as data_registry
 from tests.conftest import CONFIGS
 

@@ -450,7 +450,8 @@ def test_predict_on_text_through_the_imdb_word_index_beside_the_data(tmp_path, t
     result = invoke("predict", folder, "--text", "word1 word5 word7 unknownword", "--out", out)
     assert result.exit_code == 0, result.output
     (row,) = json.loads(out.read_text())
-    from dlrun import models, text_encoding
+    from dlrun import models
+    from dlrun.data import text_encoding
 
     model = models.load_model(folder / "model.keras")
     encoded = text_encoding.encode("word1 word5 word7 unknownword", words, num_words=10000)

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dlrun import evaluation
+from dlrun.training import evaluation
 from tests.conftest import CONFIGS, invoke, run_folders
 
 

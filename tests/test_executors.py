@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from dlrun import errors, executors, history, kfold
+from dlrun import errors
+from dlrun.trials import executors
+from dlrun.runs import history
+from dlrun.trials import kfold
 from tests.conftest import invoke, run_cli, run_folders
 from tests.test_kfold import write
 

@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from dlrun import config, data, export, models
+from dlrun import config, data, models
+from dlrun.inference import export
 from tests.conftest import invoke
 
 

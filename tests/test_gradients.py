@@ -17,7 +17,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from dlrun import backend, gradients
+from dlrun import backend
+from dlrun.training import gradients
 from tests.conftest import CONFIGS, ROOT, invoke, run_folders
 from tests.test_visualize import small_run  # noqa: F401 (a module-scoped fixture: a tiny trained convnet)
 
@@ -59,7 +60,8 @@ def test_value_and_gradient_on_tensorflow():
 GRADIENT = textwrap.dedent("""\
     import json
     import numpy as np
-    from dlrun import backend, gradients
+    from dlrun import backend
+    from dlrun.training import gradients
     keras = backend.import_keras()
     value = np.array([[1.0, -2.0], [0.5, 3.0]], dtype="float32")
     (total, aux), gradient = gradients.value_and_gradient(lambda x: (keras.ops.sum(x * x), x + 1), value, has_aux=True)
@@ -103,7 +105,9 @@ def test_gradcam_and_filters_on_other_backends_match_tensorflow(name, small_run,
 LOOP_AGAINST_FIT = textwrap.dedent("""\
     import json, sys
     import numpy as np
-    from dlrun import backend, batches, loop
+    from dlrun import backend
+    from dlrun.training import batches
+    from dlrun.training import loop
     keras = backend.import_keras()
     dropout = float(sys.argv[1])
     rng = np.random.default_rng(0)

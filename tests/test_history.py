@@ -1,6 +1,6 @@
 import math
 
-from dlrun import history
+from dlrun.runs import history
 
 
 def test_append_and_save_round_trip(tmp_path):

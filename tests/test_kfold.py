@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import errors, history, kfold
+from dlrun import errors
+from dlrun.runs import history
+from dlrun.trials import kfold
 from tests.conftest import invoke, run_folders
 
 CONFIG = """\
@@ -193,10 +195,10 @@ def test_classification_kfold_is_stratified_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbers(tmp_path, monkeypatch):
-    from dlrun import keras_callbacks
+    from dlrun.training import recorders
 
     config_path = write(tmp_path)
-    original = keras_callbacks.RunRecorder.on_epoch_end
+    original = recorders.RunRecorder.on_epoch_end
     epochs_seen = []
 
     def interrupt_in_fold_2(self, epoch, logs=None):
@@ -206,7 +208,7 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
             raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end", interrupt_in_fold_2)
+        patch.setattr(recorders.RunRecorder, "on_epoch_end", interrupt_in_fold_2)
         result = invoke("kfold", config_path, "--k", "3")
     assert result.exit_code == 130
     assert "interrupted after 1 completed fold(s)" in result.stderr
@@ -220,7 +222,7 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
 
     epochs_seen.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+        patch.setattr(recorders.RunRecorder, "on_epoch_end",
                       lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
         result = invoke("kfold", "--resume", folder)
     assert result.exit_code == 0, result.output
@@ -291,7 +293,7 @@ output: {{runs_root: {root}, plots: false}}
 def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path, monkeypatch):
     """A real kill -9 in fold 3 of 4: --resume continues fold 3 after the epoch its checkpoint holds, trains
     only the epochs after it, and ends with the numbers of a run that was never killed."""
-    from dlrun import keras_callbacks
+    from dlrun.training import recorders
     from tests.conftest import checkpoint_epochs, sigkill_when
 
     epochs = 8  # about 0.2 s each: the kill lands a few epochs before fold 3 ends
@@ -312,10 +314,10 @@ def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path
     listing = invoke("runs", tmp_path / "runs")
     assert listing.exit_code == 0 and "crashed" in listing.output
 
-    original = keras_callbacks.RunRecorder.on_epoch_end
+    original = recorders.RunRecorder.on_epoch_end
     epochs_seen = []
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+        patch.setattr(recorders.RunRecorder, "on_epoch_end",
                       lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
         result = invoke("kfold", "--resume", folder)
     assert result.exit_code == 0, result.output

@@ -12,7 +12,10 @@ import numpy as np
 import pydantic
 import pytest
 
-from dlrun import config as config_module, history, kfold, schema
+from dlrun import config as config_module
+from dlrun.runs import history
+from dlrun.trials import kfold
+from dlrun.config import schema
 from tests.conftest import invoke, run_folders
 
 SEED = 3
@@ -191,7 +194,7 @@ def test_a_fold_trains_exactly_as_dlrun_train_on_its_split(tmp_path, case):
 @pytest.mark.slow
 def test_the_custom_loop_really_trains_the_folds_and_matches_fit(tmp_path, monkeypatch):
     """Counting calls into the custom loop's step: equal numbers alone cannot tell, the loops match by design."""
-    from dlrun import gradients
+    from dlrun.training import gradients
 
     original = gradients.training_steps
     steps_taken = []

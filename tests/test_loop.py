@@ -13,7 +13,9 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import backend, batches, errors, loop
+from dlrun import backend, errors
+from dlrun.training import batches
+from dlrun.training import loop
 from tests.conftest import CONFIGS, invoke, run_folders
 
 TOLERANCE = 1e-6

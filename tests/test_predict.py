@@ -6,8 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from dlrun import config, data, models, text_encoding
-from dlrun.visualize import images
+from dlrun import config, data, models
+from dlrun.data import text_encoding
+from dlrun.data import image_files as images
 from tests.conftest import invoke
 
 

@@ -8,7 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import backend, config, errors, feature_cache, history, models, yaml_strict
+from dlrun import backend, config, errors, models
+from dlrun.training import feature_cache
+from dlrun.runs import history
+from dlrun.config import yaml_strict
 from dlrun.data import dataset
 from dlrun.models import pretrained
 from tests.conftest import CONFIGS, invoke, run_folders
@@ -207,7 +210,7 @@ def test_fine_tuning_trains_exactly_the_unfrozen_block(keras):
 
     from rich import console as rich_console
 
-    from dlrun import optimizers
+    from dlrun.training import optimizers
 
     section = {"architecture": "pretrained", "base": "vgg16", "weights": None, "dense_units": [4], "mode": "end_to_end",
                "fine_tune": {"unfreeze": ["block5"], "epochs": 1, "learning_rate": 1e-3}}

@@ -4,7 +4,7 @@ trial is reported and fails the run. Skipped (with the reason) where Ray Tune is
 import json
 import pytest
 
-from dlrun import executors
+from dlrun.trials import executors
 from tests.conftest import invoke, run_folders
 from tests.test_executors import no_child_process_within, toy_worker
 from tests.test_kfold import write

@@ -1,6 +1,11 @@
 import typing
 
-from dlrun import callbacks, data, losses, metrics, models, optimizers, registry, schema
+from dlrun import data, models, registry
+from dlrun.training import callbacks
+from dlrun.training import losses
+from dlrun.training import metrics
+from dlrun.training import optimizers
+from dlrun.config import schema
 from dlrun.commands import listing
 
 import pytest
@@ -61,7 +66,8 @@ def test_backend_names_equal_registry_keys():
 
 
 def test_gradient_helpers_cover_every_backend():
-    from dlrun import backend, gradients
+    from dlrun import backend
+    from dlrun.training import gradients
 
     assert list(gradients.VALUE_AND_GRADIENT) == list(backend.BACKENDS)
     assert list(gradients.TRAINING_STEPS) == list(backend.BACKENDS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrun import report
+from dlrun.runs import report
 from tests.conftest import CONFIGS, invoke, run_folders
 
 HOSTILE = "<script>console.error('xss-name')</script>"

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from dlrun import keras_callbacks, resume
+from dlrun.training import recorders
+from dlrun.training import checkpoints
 from tests.conftest import invoke, run_folders
 
 CONFIG = """\
@@ -42,14 +43,14 @@ def weights(folder):
 
 
 def interrupt_after(monkeypatch, epochs: int):
-    original = keras_callbacks.RunRecorder.on_epoch_end
+    original = recorders.RunRecorder.on_epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch + 1 == epochs:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(keras_callbacks.RunRecorder, "on_epoch_end", on_epoch_end)
+    monkeypatch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_epoch(tmp_path, mo
         interrupt_after(patch, 4)
         assert invoke("train", write(tmp_path)).exit_code == 130
     (folder,) = run_folders(tmp_path / "runs")
-    (folder / resume.LATEST).write_bytes(b"\x00" * 100)
+    (folder / checkpoints.LATEST).write_bytes(b"\x00" * 100)
     result = invoke("train", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "resuming after epoch 3 (state from checkpoints/previous.npz)" in result.output

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from dlrun import backend, batches, errors, resume
+from dlrun import backend, errors
+from dlrun.training import batches
+from dlrun.training import checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -37,35 +39,35 @@ def tiny_model(keras):
 def test_state_round_trip_includes_optimizer_and_seed_state(keras, tmp_path):
     model = tiny_model(keras)
     model.fit(np.ones((8, 3)), np.ones(8), epochs=2, verbose=0)
-    resume.save(tmp_path, model, epochs_completed=2)
+    checkpoints.save(tmp_path, model, epochs_completed=2)
     fresh = tiny_model(keras)
-    epochs, used = resume.restore(tmp_path, fresh)
-    assert (epochs, used) == (2, resume.LATEST)
+    epochs, used = checkpoints.restore(tmp_path, fresh)
+    assert (epochs, used) == (2, checkpoints.LATEST)
     for before, after in zip(model.variables + model.optimizer.variables, fresh.variables + fresh.optimizer.variables):
         np.testing.assert_array_equal(before.numpy(), after.numpy())
 
 
 def test_corrupt_latest_falls_back_to_previous(keras, tmp_path):
     model = tiny_model(keras)
-    resume.save(tmp_path, model, epochs_completed=1)
-    resume.save(tmp_path, model, epochs_completed=2)
-    (tmp_path / resume.LATEST).write_bytes(b"not a zip file")
-    assert resume.restore(tmp_path, tiny_model(keras)) == (1, resume.PREVIOUS)
+    checkpoints.save(tmp_path, model, epochs_completed=1)
+    checkpoints.save(tmp_path, model, epochs_completed=2)
+    (tmp_path / checkpoints.LATEST).write_bytes(b"not a zip file")
+    assert checkpoints.restore(tmp_path, tiny_model(keras)) == (1, checkpoints.PREVIOUS)
 
 
 def test_no_usable_checkpoint_is_a_clear_error(keras, tmp_path):
     with pytest.raises(errors.RunError, match="no usable training checkpoint"):
-        resume.restore(tmp_path, tiny_model(keras))
+        checkpoints.restore(tmp_path, tiny_model(keras))
     (tmp_path / "checkpoints").mkdir()
-    (tmp_path / resume.LATEST).write_bytes(b"junk")
+    (tmp_path / checkpoints.LATEST).write_bytes(b"junk")
     with pytest.raises(errors.RunError, match="last.npz"):
-        resume.restore(tmp_path, tiny_model(keras))
+        checkpoints.restore(tmp_path, tiny_model(keras))
 
 
 def test_checkpoint_of_another_model_is_refused(keras, tmp_path):
     model = tiny_model(keras)
-    resume.save(tmp_path, model, epochs_completed=1)
+    checkpoints.save(tmp_path, model, epochs_completed=1)
     other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     other.compile(optimizer="adam", loss="mse")
     with pytest.raises(errors.RunError, match="model variables"):
-        resume.restore(tmp_path, other)
+        checkpoints.restore(tmp_path, other)

@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlrun import history, kfold, runs, sweep
+from dlrun import runs
+from dlrun.runs import history
+from dlrun.trials import kfold
+from dlrun.trials import sweep
 from tests.conftest import invoke, run_folders
 
 V1 = Path(__file__).resolve().parent / "fixtures" / "runs_v1"

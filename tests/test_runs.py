@@ -4,6 +4,7 @@ import os
 import pytest
 
 from dlrun import atomic, errors, runs
+from dlrun.runs import folder as run_folder
 
 
 def test_two_runs_in_the_same_second_get_distinct_folders(tmp_path):
@@ -33,7 +34,7 @@ def test_a_throttled_heartbeat_writes_at_most_once_per_interval(tmp_path, monkey
     run = runs.Run.create(tmp_path, "beat")
     run.start(["dlrun", "kfold", "c.yaml"], seed=0, versions={})
     clock = [100.0]
-    monkeypatch.setattr(runs.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_folder.time, "monotonic", lambda: clock[0])
     run.heartbeat(at_most_every=1.0, epochs_completed=1)
     run.heartbeat(at_most_every=1.0, epochs_completed=2)  # 0 s later: nothing written
     assert json.loads((run.path / "run.json").read_text())["epochs_completed"] == 1

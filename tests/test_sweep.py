@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from dlrun import history, sweep
+from dlrun.runs import history
+from dlrun.trials import sweep
 from tests.conftest import invoke, run_folders
 
 CONFIG = """\
@@ -129,9 +130,9 @@ def test_a_2x2_grid_makes_four_child_runs_and_a_ranked_table(tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_only_the_unfinished_trials(tmp_path, monkeypatch):
-    from dlrun import keras_callbacks
+    from dlrun.training import recorders
 
-    original = keras_callbacks.RunRecorder.on_epoch_end
+    original = recorders.RunRecorder.on_epoch_end
     epochs_seen = []
 
     def interrupt_in_trial_2(self, epoch, logs=None):
@@ -142,7 +143,7 @@ def test_an_interrupted_sweep_resumes_only_the_unfinished_trials(tmp_path, monke
 
     config_path = write(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end", interrupt_in_trial_2)
+        patch.setattr(recorders.RunRecorder, "on_epoch_end", interrupt_in_trial_2)
         result = invoke("sweep", config_path, "--grid", "train.batch_size=8,16,32")
     assert result.exit_code == 130
     assert "interrupted after 1 of 3 trial(s); what was written so far is in" in result.stderr
@@ -156,7 +157,7 @@ def test_an_interrupted_sweep_resumes_only_the_unfinished_trials(tmp_path, monke
 
     epochs_seen.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+        patch.setattr(recorders.RunRecorder, "on_epoch_end",
                       lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
         result = invoke("sweep", "--resume", folder)
     assert result.exit_code == 0, result.output
@@ -204,7 +205,7 @@ output: {{runs_root: {root}, plots: false, save_model: false}}
 def test_sigkill_in_trial_2_then_resume_continues_its_run_from_its_checkpoint(tmp_path, monkeypatch):
     """A real kill -9 in trial 2 of 2: --resume continues that trial's own run folder after the epoch its
     checkpoint holds, trains only the epochs after it, and ranks the trials as a sweep never killed does."""
-    from dlrun import keras_callbacks
+    from dlrun.training import recorders
     from tests.conftest import checkpoint_epochs, sigkill_when
 
     epochs = 5  # about 0.2 s each in trial 2: the kill lands before the trial ends
@@ -235,10 +236,10 @@ def test_sigkill_in_trial_2_then_resume_continues_its_run_from_its_checkpoint(tm
     assert [trial["status"] for trial in state["trials"]] == ["completed", "pending"]
     first_child = state["trials"][0]["run"]
 
-    original = keras_callbacks.RunRecorder.on_epoch_end
+    original = recorders.RunRecorder.on_epoch_end
     epochs_seen = []
     with monkeypatch.context() as patch:
-        patch.setattr(keras_callbacks.RunRecorder, "on_epoch_end",
+        patch.setattr(recorders.RunRecorder, "on_epoch_end",
                       lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
         result = invoke("sweep", "--resume", folder)
     assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dlrun import tensorboard_logs
+from dlrun.runs import tensorboard as tensorboard_logs
 from tests.conftest import invoke, run_folders, tiny_config
 
 

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from dlrun import comparison, config as config_module, tracking
+from dlrun import config as config_module
+from dlrun.runs import compare as comparison
+from dlrun.runs import tracking
 from tests.conftest import invoke, run_folders, tiny_config
 
 

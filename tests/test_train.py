@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from dlrun import config, history
+from dlrun import config
+from dlrun.runs import history
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
 
 EXPECTED_FILES = ["checkpoints/best.keras", "checkpoints/last.npz", "checkpoints/previous.npz", "config.yaml", "history.json", "metrics.json", "model.keras",

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import backend, history
+from dlrun import backend
+from dlrun.runs import history
 from dlrun.data import shapes
 from dlrun.visualize import activations, filters, gradcam, layers, subjects
 from tests.conftest import invoke, run_folders

@@ -1,6 +1,7 @@
 import pytest
 
-from dlrun import errors, yaml_strict
+from dlrun import errors
+from dlrun.config import yaml_strict
 
 
 def test_yaml_1_2_numbers_and_booleans():

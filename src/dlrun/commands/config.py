@@ -35,14 +35,14 @@ OUT_OPTION = typer.Option(None, "--out", "-o", help="Write to this file (atomica
 
 def schema(out: Path = OUT_OPTION):
     """Print the JSON Schema of a config file (for editors: see the README), or write it with --out."""
-    from dlrun import json_schema
+    from dlrun.config import json_schema
 
     _emit(json_schema.text(), out)
 
 
 def docs(out: Path = OUT_OPTION):
     """Print the config reference (docs/config.md) generated from the schema, or write it with --out."""
-    from dlrun import config_docs
+    from dlrun.config import docs as config_docs
 
     _emit(config_docs.render(), out)
 

@@ -16,7 +16,8 @@ def evaluate(
     """Evaluate a run's model on one split, next to the naive baseline; write eval_<split>.json into the run."""
     from dlrun import terminal
 
-    from dlrun import errors, evaluation
+    from dlrun import errors
+    from dlrun.training import evaluation
 
     if split not in ("test", "validation", "train"):
         raise errors.ConfigError(f"--split: received {split!r}; expected one of test, validation, train")

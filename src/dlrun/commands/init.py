@@ -14,7 +14,7 @@ def init(
     out: Path = typer.Option(None, "--out", "-o", help="Where to write it (default NAME.yaml); never replaced.", show_default=False),
 ):
     """Write a starter config with every key of the dataset and architecture at its default, each commented."""
-    from dlrun import starter
+    from dlrun.config import starter
 
     target = starter.write(name, dataset, architecture, out)
     typer.echo(f"wrote {target}: check it with `dlrun config validate {target}`, train with `dlrun train {target}`")

@@ -29,7 +29,9 @@ def kfold(
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
     from dlrun import terminal
 
-    from dlrun import config, errors, executors, kfold as kfold_protocol
+    from dlrun import config, errors
+    from dlrun.trials import executors
+    from dlrun.trials import kfold as kfold_protocol
 
     chosen = executors.resolve(executor, workers, address, cpus_per_trial)
     placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}

@@ -9,7 +9,11 @@ KINDS = ("datasets", "architectures", "optimizers", "losses", "metrics", "callba
 
 def registries() -> dict[str, dict]:
     """Every registry by kind (imports no TensorFlow)."""
-    from dlrun import backend, callbacks, data, losses, metrics, models, optimizers
+    from dlrun import backend, data, models
+    from dlrun.training import callbacks
+    from dlrun.training import losses
+    from dlrun.training import metrics
+    from dlrun.training import optimizers
 
     return {
         "datasets": data.DATASETS,

@@ -22,7 +22,7 @@ def predict(
     """Predict with a trained run's model; the model applies the preprocessing it was trained with."""
     from dlrun import terminal
 
-    from dlrun import predict as predict_module
+    from dlrun.inference import predict as predict_module
 
     predict_module.predict_run(
         run_dir, list(inputs or []), terminal.console(), texts=text, out=out, top=top,

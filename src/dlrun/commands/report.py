@@ -15,7 +15,7 @@ def report(
 ):
     """Write one self-contained HTML page for a run (or several side by side): config, status, metrics vs
     baselines, learning curves, confusion matrix or residuals, K-fold summary, visualisations."""
-    from dlrun import report as report_module
+    from dlrun.runs import report as report_module
 
     target = report_module.write(run_dirs, out)
     typer.echo(f"report: {target}")

@@ -25,7 +25,9 @@ def sweep(
     """Train a config once per combination of values (grid or seeded random search) and rank the trials."""
     from dlrun import terminal
 
-    from dlrun import errors, executors, sweep as sweep_module
+    from dlrun import errors
+    from dlrun.trials import executors
+    from dlrun.trials import sweep as sweep_module
 
     chosen = executors.resolve(executor, workers, address, cpus_per_trial)
     placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}

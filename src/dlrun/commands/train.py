@@ -24,7 +24,9 @@ def train(
     """Train the model a config describes and write a run folder under output.runs_root."""
     from dlrun import terminal
 
-    from dlrun import continuation, errors, config, tracking
+    from dlrun import errors, config
+    from dlrun.training import resume
+    from dlrun.runs import tracking
 
     console = terminal.console()
     tracking.check(track)
@@ -36,7 +38,7 @@ def train(
         _train(console, report, track, tracking_uri, config.load(config_file, set_items, backend), command=command)
         return
     command += ["--resume", str(resume_dir), *(["--force"] if force else [])]
-    run, resolved = continuation.prepare(resume_dir, config_file, set_items, force, backend)
+    run, resolved = resume.prepare(resume_dir, config_file, set_items, force, backend)
     if run is None:
         console.print(f"{resume_dir}: already completed; nothing to do", highlight=False, soft_wrap=True)
         return
@@ -45,13 +47,14 @@ def train(
 
 def _train(console, report: bool, track: str | None, tracking_uri: str | None, resolved, **options) -> None:
     """trainer.train, then the report; the MLflow run (if any) is ended whatever happens."""
-    from dlrun import tracking, trainer
+    from dlrun.runs import tracking
+    from dlrun.training import trainer
 
     tracker = tracking.MlflowTracker(tracking_uri, console) if track else None
     try:
         run = trainer.train(resolved, console, tracker=tracker, **options)
         if report:
-            from dlrun import report as report_module
+            from dlrun.runs import report as report_module
 
             console.print(f"report: {report_module.write([run.path])}", highlight=False, soft_wrap=True)
     finally:

@@ -33,7 +33,7 @@ def build(model_config, loaded_dataset, train_inputs=None):
 
 def plan(config, loaded_dataset, console):
     """The trainer's plan for `config` (dlrun.training_plan): what to fit, on what, in which phases."""
-    from dlrun import training_plan
+    from dlrun.training import plan as training_plan
 
     planner = PLANNERS.get(config.model.architecture)
     if planner is not None:
@@ -50,7 +50,7 @@ def load_model(path, compile: bool = True):
     from dlrun import backend, errors
 
     keras = backend.import_keras()
-    from dlrun.models import application_input, multi_hot  # noqa: F401  (registers ApplicationInput, MultiHot)
+    from dlrun.models import application_input, multi_hot  # noqa: F401  (registers ApplicationInput, MultiHot
 
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)

@@ -19,7 +19,9 @@ import os
 import re
 from pathlib import Path
 
-from dlrun import backend, errors, feature_cache, training_plan
+from dlrun import backend, errors
+from dlrun.training import feature_cache
+from dlrun.training import plan as training_plan
 from dlrun.models import head
 
 # name -> (keras.applications module holding its preprocess_input, class in keras.applications).

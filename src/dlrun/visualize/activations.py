@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dlrun import errors
-from dlrun.visualize import images, layers, output
+from dlrun.visualize import layers, output
+from dlrun.data import image_files as images
 
 DEFAULT_LAYERS = 8  # the notes show the first 8 conv/pool layers
 PER_ROW = 16

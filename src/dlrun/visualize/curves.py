@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlrun import errors, history, plots
+from dlrun import errors
+from dlrun.runs import history
+from dlrun.runs import plots
 from dlrun.visualize import output
 
 

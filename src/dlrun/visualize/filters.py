@@ -30,7 +30,7 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
     """
     ops = backend.import_keras().ops
 
-    from dlrun import gradients
+    from dlrun.training import gradients
 
     rng = np.random.default_rng(seed)
     start = pixel_range * (0.5 + 0.2 * rng.uniform(-1, 1, size=(len(filter_indices), *shape)))

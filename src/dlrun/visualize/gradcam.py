@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dlrun import atomic, backend, errors
-from dlrun.visualize import images, layers, output
+from dlrun.visualize import layers, output
+from dlrun.data import image_files as images
 
 SQUASHING = ("softmax", "sigmoid")
 
@@ -86,7 +87,7 @@ def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
     """
     ops = backend.import_keras().ops
 
-    from dlrun import gradients
+    from dlrun.training import gradients
 
     inputs = ops.convert_to_tensor(np.asarray(inputs, dtype="float32"))
     with layers.capturing([layer]) as captured:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from dlrun import backend, comparison, config as config_module, errors
+from dlrun import backend, config as config_module, errors
+from dlrun.runs import compare as comparison
 
 BACKENDS = ("mlflow",)
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's plain file store is being retired; SQLite is its local default

@@ -27,7 +27,7 @@ Editors that read JSON Schema validate and complete configs with `schema/dlrun-c
 
 def render() -> str:
     """The whole reference as Markdown."""
-    from dlrun import json_schema
+    from dlrun.config import json_schema
 
     document = json_schema.build()
     definitions = document["$defs"]

@@ -80,9 +80,9 @@ def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", work
     elif executor == "pool":
         _pool(tasks, worker, on_event, workers, pool)
     elif executor == "ray":
-        from dlrun import ray_executor
+        from dlrun.trials import ray_tune
 
-        ray_executor.run(tasks, worker, on_event, address=address, cpus_per_trial=cpus_per_trial)
+        ray_tune.run(tasks, worker, on_event, address=address, cpus_per_trial=cpus_per_trial)
     else:
         raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlrun import config, errors, runs, schema
+from dlrun import config, errors, runs
+from dlrun.config import schema
 
 
 def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,

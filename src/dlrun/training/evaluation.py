@@ -10,7 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import baseline, batches, config as config_module, losses, metrics, optimizers
+from dlrun import config as config_module
+from dlrun.training import baseline
+from dlrun.training import batches
+from dlrun.training import losses
+from dlrun.training import metrics
+from dlrun.training import optimizers
 
 
 def compile_model(model, config, task: str, optimizer_config=None) -> dict:
@@ -53,14 +58,14 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
             "max_abs": float(np.abs(residuals).max()),
         }
         if plots_dir is not None:
-            from dlrun import plots
+            from dlrun.runs import plots
 
             plots.predicted_vs_true(true, predicted, Path(plots_dir) / f"predicted_vs_true_{tag}.png", split)
             plots.residuals(true, predicted, Path(plots_dir) / f"residuals_{tag}.png", split)
         return payload
     payload.update(classification_analysis(class_ids(targets), predicted_classes(outputs), _class_names(loaded)))
     if plots_dir is not None:
-        from dlrun import plots
+        from dlrun.runs import plots
 
         plots.confusion_matrix(
             payload["confusion_matrix"]["matrix"],

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pydantic
 
-from dlrun import errors, overrides, schema, yaml_strict
+from dlrun import errors
+from dlrun.config import overrides
+from dlrun.config import schema
+from dlrun.config import yaml_strict
 
 AUTO_METRICS = {"binary": ["accuracy"], "multiclass": ["accuracy"], "regression": ["mae"]}
 

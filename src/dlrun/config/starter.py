@@ -24,7 +24,9 @@ _YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 
 def render(name: str, dataset: str, architecture: str) -> str:
     """The starter config's YAML text (validated before it is returned)."""
-    from dlrun import config, schema, yaml_strict
+    from dlrun import config
+    from dlrun.config import schema
+    from dlrun.config import yaml_strict
 
     data_model = _member(schema.DataConfig, dataset, "--dataset")
     model_model = _member(schema.ModelConfig, architecture, "--architecture")
@@ -51,7 +53,8 @@ def render(name: str, dataset: str, architecture: str) -> str:
 
 def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     """Write the starter config to `out` (default NAME.yaml); an existing file is never replaced."""
-    from dlrun import atomic, schema
+    from dlrun import atomic
+    from dlrun.config import schema
 
     if not schema.RUN_NAME_PATTERN.match(name):
         raise errors.ConfigError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
@@ -66,7 +69,7 @@ def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
 
 def _member(union, tag: str, option: str):
     """The model of the union member named `tag`, or a ConfigError with a "did you mean"."""
-    from dlrun import schema
+    from dlrun.config import schema
 
     tags = schema.discriminator_tags(union)
     if tag not in tags:
@@ -111,7 +114,7 @@ def _first_line(model) -> str:
 
 def _union_comment(model, key: str) -> str:
     """For a section picked by name (compile.optimizer): the names it may take."""
-    from dlrun import schema
+    from dlrun.config import schema
 
     annotation = model.model_fields[key].annotation
     for union in (schema.OptimizerConfig, schema.DataConfig, schema.ModelConfig):
@@ -122,7 +125,9 @@ def _union_comment(model, key: str) -> str:
 
 def _comment(model, key: str) -> str:
     """The key's comment in schema.py, or else the values it allows (from the JSON Schema)."""
-    from dlrun import config_docs, json_schema, schema_comments
+    from dlrun.config import docs as config_docs
+    from dlrun.config import json_schema
+    from dlrun.config import comments as schema_comments
 
     found = schema_comments.field_comments().get(model.__name__, {}).get(key)
     if found:

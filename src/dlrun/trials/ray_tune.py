@@ -82,7 +82,7 @@ def _limit_threads(threads: int) -> None:
 
 
 def _failure(error: BaseException) -> dict:
-    from dlrun import executors
+    from dlrun.trials import executors
 
     cause = getattr(error, "cause", None)  # RayTaskError wraps the trial's own exception
     return executors.failure(cause if isinstance(cause, BaseException) else error)

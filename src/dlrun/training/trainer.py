@@ -16,8 +16,15 @@ import functools
 import time
 from pathlib import Path
 
-from dlrun import atomic, backend, callbacks, config as config_module, errors, evaluation, history
-from dlrun import losses, plots, resume, runs, schema
+from dlrun import atomic, backend, config as config_module, errors
+from dlrun.training import callbacks
+from dlrun.training import evaluation
+from dlrun.runs import history
+from dlrun import runs
+from dlrun.training import losses
+from dlrun.runs import plots
+from dlrun.training import checkpoints
+from dlrun.config import schema
 
 
 @dataclasses.dataclass
@@ -63,14 +70,14 @@ class Training:
 
         The history is cut back to the checkpoint's epoch, so the epochs that follow are not recorded twice.
         """
-        first_epoch, source = resume.restore(folder, self.model, before_assign=self._enter_phase)
+        first_epoch, source = checkpoints.restore(folder, self.model, before_assign=self._enter_phase)
         self.history = history.truncate(history.load(folder / history.FILE_NAME), first_epoch)
         history.save(folder / history.FILE_NAME, self.history)
         return first_epoch, source
 
     def can_restore(self, folder: Path) -> bool:
         """Whether `folder` holds a checkpoint to continue from."""
-        return any((folder / name).exists() for name in (resume.LATEST, resume.PREVIOUS))
+        return any((folder / name).exists() for name in (checkpoints.LATEST, checkpoints.PREVIOUS))
 
     def fit(self, folder: Path, first_epoch: int = 0, epochs: int | None = None, on_epoch=None,
             extra_callbacks: list | None = None, progress: bool = True) -> Fitted:
@@ -80,24 +87,26 @@ class Training:
         join every phase's fit; `progress` shows a bar and a line per epoch on the console. A NaN or
         infinite value stops training at once and raises TrainingFailed; the last good state stays on disk.
         """
-        from dlrun import keras_callbacks, loop, tensorboard_logs
+        from dlrun.training import recorders
+        from dlrun.training import loop
+        from dlrun.runs import tensorboard as tensorboard_logs
 
         config, model = self.config, self.model
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         total = self.plan.total_epochs if epochs is None else min(epochs, self.plan.total_epochs)
         fit = model.fit if config.train.loop == "fit" else functools.partial(loop.fit, model)
-        recorder = keras_callbacks.RunRecorder(folder, self.history, config.output.resume_checkpoints, on_epoch)
+        recorder = recorders.RunRecorder(folder, self.history, config.output.resume_checkpoints, on_epoch)
         self.history = recorder.history
         configured = callbacks.build_all(config.train.callbacks, folder)
         fit_callbacks = [
             recorder,
             *configured,
-            keras_callbacks.CallbackStateRestorer(configured, self.history),
-            *([keras_callbacks.RichProgress(self.console, total)] if progress else []),
+            recorders.CallbackStateRestorer(configured, self.history),
+            *([recorders.RichProgress(self.console, total)] if progress else []),
             *([tensorboard_logs.callback(folder)] if config.train.tensorboard else []),
             *(extra_callbacks or []),
-            *([keras_callbacks.TorchEpochSeeder(config.seed)] if backend.loaded() == "torch" else []),
+            *([recorders.TorchEpochSeeder(config.seed)] if backend.loaded() == "torch" else []),
         ]
         started = time.perf_counter()
         for index, (phase, start, end) in enumerate(self.plan.epoch_ranges()):
@@ -130,7 +139,7 @@ class Training:
         if recorder.non_finite:
             raise errors.TrainingFailed(
                 f"training stopped: {recorder.non_finite}; the last good state is in "
-                f"{folder / resume.LATEST} (epoch {len(recorder.history['epoch'])})"
+                f"{folder / checkpoints.LATEST} (epoch {len(recorder.history['epoch'])})"
             )
         return Fitted(self.history, time.perf_counter() - started, first_epoch)
 
@@ -155,7 +164,7 @@ class Training:
 
 
 def _batches(data, config: schema.Config, first_epoch: int, epochs: int) -> dict:
-    from dlrun import batches
+    from dlrun.training import batches
 
     return batches.fit_arguments(data, config.train, config.seed, first_epoch, epochs)
 
@@ -180,7 +189,8 @@ def load(config: schema.Config, console, validating: bool | None = None):
     Its warnings (skipped files) go to the console. `validating`: whether the fits will have
     validation data, when the caller knows better than the config (K-fold's folds always do).
     """
-    from dlrun import data, tensorboard_logs
+    from dlrun import data
+    from dlrun.runs import tensorboard as tensorboard_logs
 
     loaded = data.load(config.data, config.seed)
     for warning in loaded.warnings:

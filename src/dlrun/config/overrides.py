@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import json
 
-from dlrun import errors, yaml_strict
+from dlrun import errors
+from dlrun.config import yaml_strict
 
 
 def parse(item: str) -> tuple[list[str | int], object]:

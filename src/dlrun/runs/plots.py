@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlrun import atomic, history
+from dlrun import atomic
+from dlrun.runs import history
 
 
 def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[Path]:

@@ -54,7 +54,8 @@ def fit(
     """
     keras = backend.import_keras()
 
-    from dlrun import batches, gradients
+    from dlrun.training import batches
+    from dlrun.training import gradients
 
     if y is not None:
         steps_per_epoch = batches.steps_per_epoch(len(x), batch_size)
@@ -110,7 +111,7 @@ def evaluate(model, data, batch_size: int = 32, callback_list=None, steps=None) 
     """
     keras = backend.import_keras()
 
-    from dlrun import gradients
+    from dlrun.training import gradients
 
     if _is_dataset(data):
         data_batches = data

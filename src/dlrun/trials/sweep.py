@@ -19,7 +19,11 @@ import json
 import math
 from pathlib import Path
 
-from dlrun import config as config_module, errors, executors, history, overrides, runs, yaml_strict
+from dlrun import config as config_module, errors, runs
+from dlrun.trials import executors
+from dlrun.runs import history
+from dlrun.config import overrides
+from dlrun.config import yaml_strict
 
 FILE_NAME = "sweep.json"
 FORMAT = 2  # sweep.json's layout; 2: trials record their run folder when they start, and continue it on --resume
@@ -197,11 +201,12 @@ def run_trial(payload: dict, emit) -> dict:
 
     config = config_module.validate(payload["config"])
     backend.activate(config)  # quietly, on the trial's backend, before the trainer imports Keras
-    from dlrun import resume, trainer
+    from dlrun.training import checkpoints
+    from dlrun.training import trainer
 
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
     previous = runs.Run.open(payload["run"]) if payload.get("run") else None
-    if previous is not None and not (previous.path / resume.LATEST).exists() and not (previous.path / resume.PREVIOUS).exists():
+    if previous is not None and not (previous.path / checkpoints.LATEST).exists() and not (previous.path / checkpoints.PREVIOUS).exists():
         previous = None  # stopped before its first checkpoint: a new run
     try:
         child = trainer.train(
@@ -248,7 +253,7 @@ def table(state: dict):
 
 
 def _execute(run, state, base_data: dict, name: str, console, placement: dict) -> runs.Run:
-    from dlrun import trial_progress
+    from dlrun.trials import progress as trial_progress
 
     trials_root = run.path / TRIALS_FOLDER
     configs = trial_configs(base_data, [trial["overrides"] for trial in state["trials"]], name, trials_root)

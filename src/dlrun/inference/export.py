@@ -26,7 +26,8 @@ ONNX_PACKAGES = ("tf2onnx", "onnx")
 
 def export_run(run_dir: str | Path, export_format: str, console, out: Path | None = None, checkpoint: str = "final") -> Path:
     """Export the run's model as `export_format` to `out` (default RUN_DIR/export/<name>); return the path."""
-    from dlrun import evaluation, registry
+    from dlrun import registry
+    from dlrun.training import evaluation
 
     run = runs.Run.open(run_dir)
     default_name = registry.lookup(FORMATS, export_format, "export format", option="--format")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dlrun import errors
-from dlrun.visualize import images
+from dlrun.data import image_files as images
 
 ARRAY_SUFFIXES = (".npy", ".csv")
 TEXT_SUFFIXES = (".txt",)

@@ -32,7 +32,8 @@ def predict_run(
     force: bool = False,
 ) -> list[dict]:
     """Predict every sample of `inputs` (and `texts`) with a run's model; print a table; write `out`."""
-    from dlrun import evaluation, samples
+    from dlrun.training import evaluation
+    from dlrun.inference import input_files
 
     run = runs.Run.open(run_dir)
     if checkpoint not in evaluation.CHECKPOINTS:
@@ -45,8 +46,8 @@ def predict_run(
         raise errors.ConfigError(f"--top: received {top}; expected a number >= 1")
     _check_out(out, force)
     if not inputs and not texts:
-        raise errors.DataError(f"INPUT: received nothing; expected {samples.KINDS}, or --text")
-    found = samples.find(inputs)
+        raise errors.DataError(f"INPUT: received nothing; expected {input_files.KINDS}, or --text")
+    found = input_files.find(inputs)
     if word_index_file is not None and not Path(word_index_file).is_file():
         raise errors.DataError(f"--word-index: received {str(word_index_file)!r}; expected an existing JSON file (no such file)")
 
@@ -78,16 +79,16 @@ def _check_out(out: Path | None, force: bool) -> None:
 
 def _predict(model, run, found, texts, word_index_file) -> tuple[list[str], np.ndarray]:
     """(sample names, model outputs) for every input, in the order given."""
-    from dlrun import samples
+    from dlrun.inference import input_files
 
     input_shape = tuple(model.inputs[0].shape[1:])
     names, outputs = [], []
     image_paths = [path for kind, path in found if kind == "image"]
     text_items = [(str(path), _read_text(path)) for kind, path in found if kind == "text"]
     text_items += [(f"--text {index + 1}", text) for index, text in enumerate(texts)]
-    batches = [samples.read_array(path, input_shape) for kind, path in found if kind == "array"]
+    batches = [input_files.read_array(path, input_shape) for kind, path in found if kind == "array"]
     if image_paths:
-        batches.append(samples.read_images(image_paths, input_shape))
+        batches.append(input_files.read_images(image_paths, input_shape))
     for batch_names, batch in batches:
         names += batch_names
         outputs.append(np.asarray(model.predict(batch.astype(model.inputs[0].dtype), verbose=0)))
@@ -106,7 +107,8 @@ def _read_text(path: Path) -> str:
 
 def _predict_texts(model, run, texts: list[str], word_index_file) -> np.ndarray:
     """Encode `texts` as the run's text dataset did and predict them."""
-    from dlrun import config as config_module, text_encoding
+    from dlrun import config as config_module
+    from dlrun.data import text_encoding
 
     # the stem's text encoder: dlrun's MultiHot (or CategoryEncoding in models saved before it)
     multi_hot = next((layer for layer in model.layers if type(layer).__name__ in ("MultiHot", "CategoryEncoding")), None)

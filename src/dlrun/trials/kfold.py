@@ -27,7 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import config as config_module, errors, evaluation, executors, history, runs, schema
+from dlrun import config as config_module, errors, runs
+from dlrun.training import evaluation
+from dlrun.trials import executors
+from dlrun.runs import history
+from dlrun.config import schema
 
 FILE_NAME = "kfold.json"
 FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
@@ -252,7 +256,8 @@ def _with_workers(placement: dict, body):
 def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
     starting = "importing Keras..." if placement["executor"] == "sequential" else f"starting the {placement['executor']} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {config.name}: {starting}", highlight=False)
-    from dlrun import backend, trainer
+    from dlrun import backend
+    from dlrun.training import trainer
 
     if config.train.distribute != "none":
         raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
@@ -322,7 +327,8 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
         raise errors.RunError(f"{run.path}: received a completed K-fold run; expected an interrupted or crashed one")
     config = config_module.load(run.path / runs.CONFIG_FILE)
     console.print(f"[bold]dlrun kfold --resume[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
-    from dlrun import backend, trainer
+    from dlrun import backend
+    from dlrun.training import trainer
 
     backend.activate(config)
     pool = trainer.load(config, console, validating=True).pooled()
@@ -377,7 +383,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
     """
-    from dlrun import trial_progress
+    from dlrun.trials import progress as trial_progress
 
     folds = {fold["index"]: fold for fold in state["folds"]}
     todo = [fold for fold in state["folds"] if fold["status"] != "completed"]
@@ -447,7 +453,7 @@ def train_part(task: FitTask, emit) -> dict:
     """
     from rich import console as rich_console
 
-    from dlrun import trainer
+    from dlrun.training import trainer
 
     config = config_module.validate(task.config)
     pooled = task.dataset or _pooled_in_this_process(config, task.data_seed)
@@ -521,7 +527,7 @@ def _conclude(run, state, config, pool, console, placement: dict) -> dict:
         soft_wrap=True,
     )
     if config.output.plots:
-        from dlrun import plots
+        from dlrun.runs import plots
 
         for key in [key for key in mean if key.startswith("val_")]:
             plots.fold_curves(
@@ -550,7 +556,8 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
     process would otherwise pay a Keras import for it); otherwise it runs here. Either way the epochs
     come back as events.
     """
-    from dlrun import backend, trial_progress
+    from dlrun import backend
+    from dlrun.trials import progress as trial_progress
 
     console.print(f"final: training on all {state['samples']} samples for {epochs} epochs", highlight=False)
     # On the pool unless this process has Keras loaded already (a resumed run whose folds were done).

@@ -17,7 +17,7 @@ import tokenize
 @functools.lru_cache(maxsize=1)
 def field_comments() -> dict[str, dict[str, str]]:
     """`{class name: {key: comment}}` for every annotated key of every class in schema.py that has one."""
-    from dlrun import schema
+    from dlrun.config import schema
 
     source = inspect.getsource(schema)
     comments = {

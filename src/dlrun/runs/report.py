@@ -15,7 +15,11 @@ import string
 import tempfile
 from pathlib import Path
 
-from dlrun import atomic, comparison, errors, history, runs, runs_table, yaml_strict
+from dlrun import atomic, errors, runs
+from dlrun.runs import compare as comparison
+from dlrun.runs import history
+from dlrun.runs import table as runs_table
+from dlrun.config import yaml_strict
 
 FILE_NAME = "report.html"
 MAX_VISUALIZATION_IMAGES = 60  # per run: activations of a deep model can be hundreds of grids
@@ -162,7 +166,7 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
         parts.append('<p class="note">The configs are identical.</p>')
     histories = {label: item["history"] for item, label in zip(loaded, labels) if item["history"].get("epoch")}
     if histories:
-        from dlrun import plots
+        from dlrun.runs import plots
 
         scratch.mkdir(parents=True, exist_ok=True)
         target = plots.compare_curves(histories, scratch / "compare_curves.png")
@@ -337,14 +341,14 @@ def _plots(item: dict, scratch: Path) -> str:
     curves = [f"{metric}.png" for metric in history.metric_names(run_history)] if run_history.get("epoch") else []
     missing = [name for name in curves if name not in found]
     if missing:
-        from dlrun import plots
+        from dlrun.runs import plots
 
         for drawn in plots.learning_curves(run_history, scratch / "curves"):
             found.setdefault(drawn.name, drawn)
     matrix = (item["metrics"] or {}).get("confusion_matrix")
     split = (item["metrics"] or {}).get("split", "test")
     if isinstance(matrix, dict) and matrix.get("matrix") and f"confusion_matrix_{split}.png" not in found:
-        from dlrun import plots
+        from dlrun.runs import plots
 
         scratch.mkdir(parents=True, exist_ok=True)
         labels = [str(label) for label in matrix.get("labels") or range(len(matrix["matrix"]))]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlrun import errors, history, runs, runs_table, yaml_strict
+from dlrun import errors, runs
+from dlrun.runs import history
+from dlrun.runs import table as runs_table
+from dlrun.config import yaml_strict
 
 MISSING = "-"
 
@@ -102,7 +105,7 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
         metrics_table.add_row(key, *cells)
     console.print(metrics_table)
     if plot is not None:
-        from dlrun import plots
+        from dlrun.runs import plots
 
         target = Path(plot)
         if not target.parent.is_dir():

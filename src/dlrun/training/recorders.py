@@ -9,7 +9,9 @@ from pathlib import Path
 
 from rich import progress as rich_progress
 
-from dlrun import backend, history, resume
+from dlrun import backend
+from dlrun.runs import history
+from dlrun.training import checkpoints
 
 keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
@@ -57,7 +59,7 @@ class RunRecorder(keras.callbacks.Callback):
         # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
         # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.
         if self.checkpoint_every_epoch:
-            resume.save(self.folder, self.model, epochs_completed=epoch + 1)
+            checkpoints.save(self.folder, self.model, epochs_completed=epoch + 1)
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, logs)
 

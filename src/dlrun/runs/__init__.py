@@ -1,0 +1,20 @@
+"""Runs: the run folder and its lifecycle, history, the runs table, comparing runs, reports, plots,
+TensorBoard logs and MLflow tracking.
+
+The run folder (`dlrun.runs.folder`) is what every command writes, so its names are re-exported here:
+`from dlrun import runs; runs.Run.create(...)`.
+"""
+
+from dlrun.runs.folder import (  # noqa: F401  (re-exported)
+    CONFIG_FILE,
+    FORMAT,
+    RUN_FILE,
+    STATUSES,
+    Run,
+    git_state,
+    process_state,
+    recorded,
+    unique_folder,
+    utc_now,
+    versions,
+)
