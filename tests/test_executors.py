@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dlrun import errors
-from dlrun.trials import executors
+from dlrun.trials import executors, outcomes
 from dlrun.runs import history
 from dlrun.trials import kfold
 from tests.conftest import invoke, run_cli, run_folders
@@ -193,7 +193,7 @@ def test_a_failing_fold_fails_the_run_keeps_the_others_and_resume_trains_it(tmp_
 
 
 def test_failure_event_keeps_dlrun_messages_plain():
-    assert executors.failure(errors.TrainingFailed("training stopped: loss became nan"))["error"] == (
+    assert outcomes.failure(errors.TrainingFailed("training stopped: loss became nan"))["error"] == (
         "training stopped: loss became nan"
     )
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors
-from dlrun.data import dataset, keras_files, sequences
+from dlrun.data import dataset, keras_files, sequences, word_index as words
 
 FILE = keras_files.KerasFile("imdb.npz", file_hash="69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f")
-WORD_INDEX = keras_files.KerasFile("imdb_word_index.json", file_hash="bfafd718b763782e994055a2d397834f")
 CLASS_NAMES = ["negative", "positive"]
 
 
@@ -52,8 +51,6 @@ def _compact(key: str, array: np.ndarray):
 def word_index(config) -> dict[str, int]:
     """Keras' imdb word index (beside data.path, or in Keras' cache), for `dlrun predict` on text."""
     from pathlib import Path
-
-    from dlrun.data import word_index as words
 
     folder = None if config.path is None else (Path(config.path).parent if Path(config.path).is_file() else Path(config.path))
     return words.load("imdb", folder)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors
-from dlrun.data import dataset, keras_files, sequences
+from dlrun.data import dataset, keras_files, sequences, word_index as words
 
 FILE = keras_files.KerasFile("reuters.npz", file_hash="d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916")
-WORD_INDEX = keras_files.KerasFile("reuters_word_index.json", file_hash="4d44cc38712099c9e383dc6e5f11a921")
 # keras.datasets.reuters.get_label_names(), copied so older Keras 3 releases give the same names.
 CLASS_NAMES = [
     "cocoa", "grain", "veg-oil", "earn", "acq", "wheat", "copper", "housing", "money-supply", "coffee",
@@ -54,8 +53,6 @@ def _compact(key: str, array: np.ndarray):
 def word_index(config) -> dict[str, int]:
     """Keras' reuters word index (beside data.path, or in Keras' cache), for `dlrun predict` on text."""
     from pathlib import Path
-
-    from dlrun.data import word_index as words
 
     folder = None if config.path is None else (Path(config.path).parent if Path(config.path).is_file() else Path(config.path))
     return words.load("reuters", folder)

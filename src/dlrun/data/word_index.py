@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 from dlrun import errors
-from dlrun.data import imdb, keras_files, reuters, sequences
+from dlrun.data import keras_files, sequences
 
-FILES = {"imdb": imdb.WORD_INDEX, "reuters": reuters.WORD_INDEX}
+FILES = {  # Keras' word-index files, checked by their hash as keras.datasets does
+    "imdb": keras_files.KerasFile("imdb_word_index.json", file_hash="bfafd718b763782e994055a2d397834f"),
+    "reuters": keras_files.KerasFile("reuters_word_index.json", file_hash="4d44cc38712099c9e383dc6e5f11a921"),
+}
 PADDING, START, OOV = "", "[START]", "[OOV]"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from dlrun import backend
-from dlrun.models import pretrained
+from dlrun.models import applications
 
 keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
@@ -23,7 +23,7 @@ class ApplicationInput(keras.layers.Layer):
         super().__init__(**kwargs)
         self.application = application
         self.scale = float(scale)
-        module_name, _ = pretrained.APPLICATIONS[application]
+        module_name, _ = applications.APPLICATIONS[application]
         self._preprocess = importlib.import_module(f"keras.applications.{module_name}").preprocess_input
 
     def call(self, inputs):

@@ -1,9 +1,10 @@
 """The `pretrained` architecture: transfer learning from a keras.applications base or a previous run's model.
 
 The base is frozen under a new head (reduce, Dense layers with dropout, the task's output layer).
-Two modes: `features` runs the base once over every split, caches its outputs (dlrun.feature_cache)
-and trains only the head on them; `end_to_end` trains base + head on the images (so the stem's
-augmentation applies), optionally followed by a fine-tuning phase with the top of the base unfrozen.
+Two modes (planned by `dlrun.training.plan`): `features` runs the base once over every split, caches
+its outputs (`dlrun.training.feature_cache`) and trains only the head on them; `end_to_end` trains
+base + head on the images (so the stem's augmentation applies), optionally followed by a fine-tuning
+phase with the top of the base unfrozen. This module only builds the parts.
 
 Input scaling: application bases get the application's own `preprocess_input` on 0..255 images in
 place of the stem's `rescale` layer. With `Dataset.rescale` set, the inputs arrive as 0..1/rescale
@@ -20,53 +21,9 @@ import re
 from pathlib import Path
 
 from dlrun import backend, errors
-from dlrun.training import feature_cache
-from dlrun.training import plan as training_plan
 from dlrun.models import head
+from dlrun.models.applications import APPLICATIONS
 
-# name -> (keras.applications module holding its preprocess_input, class in keras.applications).
-APPLICATIONS = {
-    "convnextbase": ("convnext", "ConvNeXtBase"),
-    "convnextlarge": ("convnext", "ConvNeXtLarge"),
-    "convnextsmall": ("convnext", "ConvNeXtSmall"),
-    "convnexttiny": ("convnext", "ConvNeXtTiny"),
-    "convnextxlarge": ("convnext", "ConvNeXtXLarge"),
-    "densenet121": ("densenet", "DenseNet121"),
-    "densenet169": ("densenet", "DenseNet169"),
-    "densenet201": ("densenet", "DenseNet201"),
-    "efficientnetb0": ("efficientnet", "EfficientNetB0"),
-    "efficientnetb1": ("efficientnet", "EfficientNetB1"),
-    "efficientnetb2": ("efficientnet", "EfficientNetB2"),
-    "efficientnetb3": ("efficientnet", "EfficientNetB3"),
-    "efficientnetb4": ("efficientnet", "EfficientNetB4"),
-    "efficientnetb5": ("efficientnet", "EfficientNetB5"),
-    "efficientnetb6": ("efficientnet", "EfficientNetB6"),
-    "efficientnetb7": ("efficientnet", "EfficientNetB7"),
-    "efficientnetv2b0": ("efficientnet_v2", "EfficientNetV2B0"),
-    "efficientnetv2b1": ("efficientnet_v2", "EfficientNetV2B1"),
-    "efficientnetv2b2": ("efficientnet_v2", "EfficientNetV2B2"),
-    "efficientnetv2b3": ("efficientnet_v2", "EfficientNetV2B3"),
-    "efficientnetv2s": ("efficientnet_v2", "EfficientNetV2S"),
-    "efficientnetv2m": ("efficientnet_v2", "EfficientNetV2M"),
-    "efficientnetv2l": ("efficientnet_v2", "EfficientNetV2L"),
-    "inceptionresnetv2": ("inception_resnet_v2", "InceptionResNetV2"),
-    "inceptionv3": ("inception_v3", "InceptionV3"),
-    "mobilenet": ("mobilenet", "MobileNet"),
-    "mobilenetv2": ("mobilenet_v2", "MobileNetV2"),
-    "mobilenetv3small": ("mobilenet_v3", "MobileNetV3Small"),
-    "mobilenetv3large": ("mobilenet_v3", "MobileNetV3Large"),
-    "nasnetlarge": ("nasnet", "NASNetLarge"),
-    "nasnetmobile": ("nasnet", "NASNetMobile"),
-    "resnet50": ("resnet", "ResNet50"),
-    "resnet101": ("resnet", "ResNet101"),
-    "resnet152": ("resnet", "ResNet152"),
-    "resnet50v2": ("resnet_v2", "ResNet50V2"),
-    "resnet101v2": ("resnet_v2", "ResNet101V2"),
-    "resnet152v2": ("resnet_v2", "ResNet152V2"),
-    "vgg16": ("vgg16", "VGG16"),
-    "vgg19": ("vgg19", "VGG19"),
-    "xception": ("xception", "Xception"),
-}
 
 _REDUCE = {"flatten": "Flatten", "global_average": "GlobalAveragePooling2D", "global_max": "GlobalMaxPooling2D"}
 _OWN_PREPROCESSING = ("multi_hot", "rescale", "normalize")  # stem layers a run-model base already holds
@@ -126,37 +83,6 @@ def input_scale(rescale: float | None) -> float:
 
 def is_run_model(base: str) -> bool:
     return base.endswith(".keras")
-
-
-def plan(config, loaded, console) -> training_plan.Plan:
-    """The trainer's plan: cached features and the head (features mode), or phases on the whole model."""
-    keras = backend.import_keras()
-
-    from dlrun.models import inputs as model_inputs
-
-    model_config = config.model
-    stem = model_inputs.stem(keras, loaded)
-    built = parts(model_config, stem, model_inputs.feature_shape(loaded), loaded.task, loaded.num_classes)
-    if model_config.mode == "features":
-        if any(_is_augmentation(layer) for layer in stem[1:]):
-            console.print(
-                "features mode: the augmentation layers are not applied (the base runs once over the "
-                "unaugmented images); use mode: end_to_end to train with augmentation",
-                highlight=False,
-                soft_wrap=True,
-            )
-        features = _cached_features(config, loaded, built, console)
-        phases = [training_plan.Phase("head", config.train.epochs, config.compile.optimizer)]
-        return training_plan.Plan(model=built.head, data=features, phases=phases, saved_model=built.model)
-    fine_tune = model_config.fine_tune
-    phases = [training_plan.Phase("frozen" if fine_tune else "train", config.train.epochs, config.compile.optimizer)]
-    if fine_tune is not None:
-        chosen = layers_to_unfreeze(built.base, fine_tune)
-        optimizer = config.compile.optimizer.model_copy(update={"learning_rate": fine_tune.learning_rate})
-        phases.append(
-            training_plan.Phase("fine_tune", fine_tune.epochs, optimizer, prepare=lambda: unfreeze(built.base, chosen))
-        )
-    return training_plan.Plan(model=built.model, data=loaded, phases=phases)
 
 
 def layers_to_unfreeze(base, fine_tune) -> list:
@@ -237,10 +163,10 @@ def _run_base(keras, config, input_shape):
             f"model.base: received {config.base!r}; expected a keras.applications name or an existing "
             "run's model.keras (no such file)"
         )
-    from dlrun import models
+    from dlrun.models import saved
 
     try:
-        previous = models.load_model(path)
+        previous = saved.load_model(path)
     except Exception as error:  # any unreadable or unsafe file
         raise errors.ConfigError(
             f"model.base: received {config.base!r}; expected a Keras model file ({type(error).__name__}: {error})"
@@ -283,80 +209,3 @@ def _head(keras, config, feature_shape: tuple[int, ...], task: str, num_classes:
     layers.append(head.output_layer(keras, config.head, task, num_classes))
     return keras.Sequential(layers, name="head")
 
-
-def _is_augmentation(layer) -> bool:
-    """Random* layers (Keras' augmentation layers), or a block made only of them."""
-    if type(layer).__name__.startswith("Random"):
-        return True
-    inner = getattr(layer, "layers", None)
-    return bool(inner) and all(_is_augmentation(item) for item in inner)
-
-
-def _cached_features(config, loaded, built: Parts, console):
-    """A Dataset of the base's outputs for every split, from the cache or computed once and cached."""
-    keras = backend.import_keras()
-
-    from dlrun.data import dataset
-
-    model_config = config.model
-    arguments = {name: loaded.fit_arguments(name, config.train.batch_size) for name in feature_cache.SPLITS}
-    arguments = {name: value for name, value in arguments.items() if value is not None}
-    identity = {
-        "format": 1,
-        "keras": keras.version(),
-        "extractor": _extractor_identity(config, loaded, built),
-        "data": {name: feature_cache.data_digest(value) for name, value in arguments.items()},
-    }
-    cache = feature_cache.FeatureCache(feature_cache.root(model_config.cache_dir, config.output.runs_root), identity)
-    splits = {}
-    if cache.complete():
-        for name in arguments:
-            splits[name] = cache.load(name)
-        sizes = ", ".join(f"{len(splits[name][1])} {name}" for name in splits)
-        console.print(f"features: read from the cache {cache.path} ({sizes}); the base was not run", highlight=False, soft_wrap=True)
-    else:
-        for name, value in arguments.items():
-            splits[name], seconds = cache.extract(built.extractor, name, value)
-            console.print(
-                f"features: ran the base once over the {name} split ({len(splits[name][1])} samples) in {seconds:.1f}s",
-                highlight=False,
-                soft_wrap=True,
-            )
-        cache.seal()
-        console.print(f"features: cached in {cache.path}", highlight=False, soft_wrap=True)
-    return dataset.Dataset(
-        task=loaded.task,
-        train=splits["train"],
-        validation=splits.get("validation"),
-        test=splits.get("test"),
-        num_classes=loaded.num_classes,
-        class_names=loaded.class_names,
-    )
-
-
-def _extractor_identity(config, loaded, built: Parts) -> dict:
-    """What the features depend on besides the data: base, weights, seed (random weights), preprocessing."""
-    model_config = config.model
-    run_base = is_run_model(model_config.base)
-    weights = None if run_base else model_config.weights
-    if weights not in (None, "imagenet"):
-        weights = {"sha256": feature_cache.file_digest(weights)}
-    layers = []
-    for layer in built.extractor.layers:
-        if _is_augmentation(layer) or type(layer).__name__ == "InputLayer":
-            continue  # augmentation is off in inference, so it never changes the features
-        if hasattr(layer, "layers"):
-            layers.append({"class": type(layer).__name__, "layers": len(layer.layers)})
-        else:
-            layer_config = {key: value for key, value in layer.get_config().items() if key != "name"}
-            layers.append({"class": type(layer).__name__, "config": layer_config})
-    return {
-        "base": {"run_model_sha256": feature_cache.file_digest(model_config.base)} if run_base else model_config.base,
-        "base_layer": model_config.base_layer if run_base else None,
-        "weights": weights,
-        "seed": config.seed if (not run_base and model_config.weights is None) else None,
-        "include_top": model_config.include_top,
-        "base_options": model_config.base_options,
-        "input_shape": list(loaded.input_shape),
-        "layers": layers,
-    }

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import atomic
+from dlrun import atomic, backend
+from dlrun.data import dataset
+from dlrun.models import pretrained
 
 IDENTITY_FILE = "identity.json"
 SPLITS = ("train", "validation", "test")
@@ -96,3 +98,80 @@ class FeatureCache:
     def seal(self) -> None:
         """Mark the entry complete (after every split is written)."""
         atomic.write_json(self.path / IDENTITY_FILE, self.identity)
+
+
+def is_augmentation(layer) -> bool:
+    """Random* layers (Keras' augmentation layers), or a block made only of them."""
+    if type(layer).__name__.startswith("Random"):
+        return True
+    inner = getattr(layer, "layers", None)
+    return bool(inner) and all(is_augmentation(item) for item in inner)
+
+
+def features(config, loaded, built, console):
+    """A Dataset of the base's outputs (`built`: `models.pretrained.Parts`) for every split of `loaded`,
+    from the cache or computed once and cached."""
+    keras = backend.import_keras()
+
+    model_config = config.model
+    arguments = {name: loaded.fit_arguments(name, config.train.batch_size) for name in SPLITS}
+    arguments = {name: value for name, value in arguments.items() if value is not None}
+    identity = {
+        "format": 1,
+        "keras": keras.version(),
+        "extractor": _extractor_identity(config, loaded, built),
+        "data": {name: data_digest(value) for name, value in arguments.items()},
+    }
+    cache = FeatureCache(root(model_config.cache_dir, config.output.runs_root), identity)
+    splits = {}
+    if cache.complete():
+        for name in arguments:
+            splits[name] = cache.load(name)
+        sizes = ", ".join(f"{len(splits[name][1])} {name}" for name in splits)
+        console.print(f"features: read from the cache {cache.path} ({sizes}); the base was not run", highlight=False, soft_wrap=True)
+    else:
+        for name, value in arguments.items():
+            splits[name], seconds = cache.extract(built.extractor, name, value)
+            console.print(
+                f"features: ran the base once over the {name} split ({len(splits[name][1])} samples) in {seconds:.1f}s",
+                highlight=False,
+                soft_wrap=True,
+            )
+        cache.seal()
+        console.print(f"features: cached in {cache.path}", highlight=False, soft_wrap=True)
+    return dataset.Dataset(
+        task=loaded.task,
+        train=splits["train"],
+        validation=splits.get("validation"),
+        test=splits.get("test"),
+        num_classes=loaded.num_classes,
+        class_names=loaded.class_names,
+    )
+
+
+def _extractor_identity(config, loaded, built) -> dict:
+    """What the features depend on besides the data: base, weights, seed (random weights), preprocessing."""
+    model_config = config.model
+    run_base = pretrained.is_run_model(model_config.base)
+    weights = None if run_base else model_config.weights
+    if weights not in (None, "imagenet"):
+        weights = {"sha256": file_digest(weights)}
+    layers = []
+    for layer in built.extractor.layers:
+        if is_augmentation(layer) or type(layer).__name__ == "InputLayer":
+            continue  # augmentation is off in inference, so it never changes the features
+        if hasattr(layer, "layers"):
+            layers.append({"class": type(layer).__name__, "layers": len(layer.layers)})
+        else:
+            layer_config = {key: value for key, value in layer.get_config().items() if key != "name"}
+            layers.append({"class": type(layer).__name__, "config": layer_config})
+    return {
+        "base": {"run_model_sha256": file_digest(model_config.base)} if run_base else model_config.base,
+        "base_layer": model_config.base_layer if run_base else None,
+        "weights": weights,
+        "seed": config.seed if (not run_base and model_config.weights is None) else None,
+        "include_top": model_config.include_top,
+        "base_options": model_config.base_options,
+        "input_shape": list(loaded.input_shape),
+        "layers": layers,
+    }

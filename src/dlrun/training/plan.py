@@ -10,6 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+from dlrun import backend, models
+from dlrun.models import inputs as model_inputs, pretrained
+from dlrun.training import feature_cache
+
 
 @dataclasses.dataclass
 class Phase:
@@ -50,3 +54,47 @@ class Plan:
 def single(model, data, config) -> Plan:
     """The usual plan: fit `model` on `data` for `train.epochs` with `compile.optimizer`."""
     return Plan(model=model, data=data, phases=[Phase("train", config.train.epochs, config.compile.optimizer)])
+
+
+def plan(config, loaded_dataset, console) -> Plan:
+    """The plan for `config` on `loaded_dataset`: usually one phase fitting the built model; a pretrained
+    base adds cached features (features mode) or a fine-tuning phase."""
+    planner = PLANNERS.get(config.model.architecture)
+    if planner is not None:
+        return planner(config, loaded_dataset, console)
+    return single(models.build(config.model, loaded_dataset), loaded_dataset, config)
+
+
+def _pretrained(config, loaded, console) -> Plan:
+    """The trainer's plan: cached features and the head (features mode), or phases on the whole model."""
+    keras = backend.import_keras()
+
+    model_config = config.model
+    stem = model_inputs.stem(keras, loaded)
+    built = pretrained.parts(model_config, stem, model_inputs.feature_shape(loaded), loaded.task, loaded.num_classes)
+    if model_config.mode == "features":
+        if any(feature_cache.is_augmentation(layer) for layer in stem[1:]):
+            console.print(
+                "features mode: the augmentation layers are not applied (the base runs once over the "
+                "unaugmented images); use mode: end_to_end to train with augmentation",
+                highlight=False,
+                soft_wrap=True,
+            )
+        features = feature_cache.features(config, loaded, built, console)
+        phases = [Phase("head", config.train.epochs, config.compile.optimizer)]
+        return Plan(model=built.head, data=features, phases=phases, saved_model=built.model)
+    fine_tune = model_config.fine_tune
+    phases = [Phase("frozen" if fine_tune else "train", config.train.epochs, config.compile.optimizer)]
+    if fine_tune is not None:
+        chosen = pretrained.layers_to_unfreeze(built.base, fine_tune)
+        optimizer = config.compile.optimizer.model_copy(update={"learning_rate": fine_tune.learning_rate})
+        phases.append(
+            Phase("fine_tune", fine_tune.epochs, optimizer, prepare=lambda: pretrained.unfreeze(built.base, chosen))
+        )
+    return Plan(model=built.model, data=loaded, phases=phases)
+
+
+# Architectures whose training is more than one fit of the built model on the loaded data.
+PLANNERS = {
+    "pretrained": _pretrained,
+}

@@ -16,15 +16,10 @@ import functools
 import time
 from pathlib import Path
 
-from dlrun import atomic, backend, config as config_module, errors
-from dlrun.training import callbacks
-from dlrun.training import evaluation
-from dlrun.runs import history
-from dlrun import runs
-from dlrun.training import losses
-from dlrun.runs import plots
-from dlrun.training import checkpoints
+from dlrun import atomic, backend, config as config_module, errors, runs
 from dlrun.config import schema
+from dlrun.runs import history, plots
+from dlrun.training import callbacks, checkpoints, evaluation, losses, plan as training_plan
 
 
 @dataclasses.dataclass
@@ -39,18 +34,16 @@ class Fitted:
 class Training:
     """One config trained on one dataset (`dlrun.data.dataset.Dataset`), ready to fit into a folder.
 
-    Building it seeds everything from `config.seed`, plans the model (`dlrun.models.plan`: usually one
+    Building it seeds everything from `config.seed`, plans the model (`dlrun.training.plan`: usually one
     phase, more for fine-tuning; cached features for a pretrained base in features mode) and compiles
     it: everything that may reject the config happens here, before the caller creates any folder.
     """
 
     def __init__(self, config: schema.Config, dataset, console):
-        from dlrun import models
-
         self.config, self.dataset, self.console = config, dataset, console
         backend.seed_everything(config.seed)
         with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
-            self.plan = models.plan(config, dataset, console)
+            self.plan = training_plan.plan(config, dataset, console)
             self.compiler = _Compiler(self.plan, config, dataset.task)
             self.compiler.compile(self.plan.phases[0])
         self.history = history.empty()  # the epochs so far, kept current while fitting

@@ -21,9 +21,9 @@ import os
 import queue as queue_module
 import signal
 import time
-import traceback
 
 from dlrun import errors
+from dlrun.trials import outcomes
 
 EXECUTORS = ("sequential", "pool", "ray")
 RAY_INSTALL = "pip install 'dlrun[ray]'"
@@ -87,14 +87,6 @@ def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", work
         raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
 
 
-def failure(error: BaseException) -> dict:
-    """The outcome event of a task that raised `error` (with its traceback when it was not a dlrun error)."""
-    if isinstance(error, errors.DlrunError):
-        return {"type": "failed", "error": str(error)}
-    return {"type": "failed", "error": f"{type(error).__name__}: {error}",
-            "traceback": "".join(traceback.format_exception(error))}
-
-
 # --- sequential: in this process, one task after the other ----------------------------------------
 
 
@@ -105,7 +97,7 @@ def _sequential(tasks, worker, on_event) -> None:
         except (KeyboardInterrupt, errors.Interrupted):
             raise KeyboardInterrupt from None
         except Exception as error:  # reported as this task's outcome; the others still run
-            on_event(key, failure(error))
+            on_event(key, outcomes.failure(error))
             continue
         on_event(key, {"type": "done", "result": result})
 
@@ -175,9 +167,9 @@ class Pool:
                     try:
                         result = future.result()
                     except concurrent.futures.process.BrokenProcessPool as error:
-                        on_event(futures[future], failure(RuntimeError(f"a worker process died ({error})")))
+                        on_event(futures[future], outcomes.failure(RuntimeError(f"a worker process died ({error})")))
                     except Exception as error:  # the task raised in its worker
-                        on_event(futures[future], failure(error))
+                        on_event(futures[future], outcomes.failure(error))
                     else:
                         on_event(futures[future], {"type": "done", "result": result})
                 pending -= done

@@ -16,6 +16,8 @@ import json
 import os
 import tempfile
 
+from dlrun.trials import outcomes
+
 EVENT = "dlrun_event"  # the reported metric carrying one JSON-encoded event
 
 
@@ -82,10 +84,8 @@ def _limit_threads(threads: int) -> None:
 
 
 def _failure(error: BaseException) -> dict:
-    from dlrun.trials import executors
-
     cause = getattr(error, "cause", None)  # RayTaskError wraps the trial's own exception
-    return executors.failure(cause if isinstance(cause, BaseException) else error)
+    return outcomes.failure(cause if isinstance(cause, BaseException) else error)
 
 
 def _relay_class():
