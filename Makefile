@@ -17,9 +17,10 @@ test-fast: $(VENV)/.installed  ## the suite without the slow end-to-end tests
 bench: $(VENV)/.installed  ## the benchmark suite, quick mode (see BENCHMARKS.md)
 	$(BIN)/python benchmarks/run_all.py --quick
 
-docs: $(VENV)/.installed  ## regenerate schema/dlrun-config.schema.json and docs/config.md from src/dlrun/schema.py
+docs: $(VENV)/.installed  ## regenerate the JSON schema and docs/config.md (from src/dlrun/config/) and docs/architecture.md
 	$(BIN)/dlrun config schema --out schema/dlrun-config.schema.json
 	$(BIN)/dlrun config docs --out docs/config.md
+	$(BIN)/python -m tests.test_architecture
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dlrun needs Python 3.11 or newer; set PYTHON=python3.11")'

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dlrun import errors
-from dlrun.trials import executors, outcomes
+from dlrun.trials import executors, kfold_fits, outcomes
 from dlrun.runs import history
 from dlrun.trials import kfold
 from tests.conftest import invoke, run_cli, run_folders
@@ -165,7 +165,7 @@ def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(t
 
 @pytest.mark.slow
 def test_a_failing_fold_fails_the_run_keeps_the_others_and_resume_trains_it(tmp_path, monkeypatch):
-    original = kfold.train_part
+    original = kfold_fits.train_part
 
     def fold_2_breaks(task, emit):
         if task.folder.endswith("folds/2"):
@@ -174,7 +174,7 @@ def test_a_failing_fold_fails_the_run_keeps_the_others_and_resume_trains_it(tmp_
 
     config_path = write(tmp_path)
     with monkeypatch.context() as patch:
-        patch.setattr(kfold, "train_part", fold_2_breaks)
+        patch.setattr(kfold_fits, "train_part", fold_2_breaks)
         result = invoke("kfold", config_path, "--k", "3", "--no-final", "--set", "train.epochs=2")
     assert result.exit_code == 1
     assert "1 of 3 fold(s) failed (fold 2/3: RuntimeError: out of memory in fold 2)" in result.stderr

@@ -1,4 +1,4 @@
-"""`dlrun.gradients` on every backend: input gradients, Grad-CAM and filter patterns, the custom loop.
+"""`dlrun.training.gradients` on every backend: input gradients, Grad-CAM and filter patterns, the custom loop.
 
 The suite runs on TensorFlow in-process (tests/conftest.py); JAX and PyTorch run in fresh processes
 (a process cannot switch backends) and are skipped, with the reason printed, when not installed.

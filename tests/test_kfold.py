@@ -8,7 +8,7 @@ import pytest
 
 from dlrun import errors
 from dlrun.runs import history
-from dlrun.trials import kfold
+from dlrun.trials import kfold_plan, kfold, kfold_fits
 from tests.conftest import invoke, run_folders
 
 CONFIG = """\
@@ -32,7 +32,7 @@ def write(tmp_path, task="regression"):
 
 def test_folds_partition_the_samples_and_repeats_shuffle_differently():
     targets = np.arange(20, dtype="float32")
-    plan = kfold.plan_folds(targets, "regression", k=4, repeats=2, shuffle=True, seed=1)
+    plan = kfold_plan.plan_folds(targets, "regression", k=4, repeats=2, shuffle=True, seed=1)
     assert [(fold["repeat"], fold["fold"]) for fold in plan] == [(r, f) for r in (1, 2) for f in (1, 2, 3, 4)]
     for repeat in (1, 2):
         indices = sorted(i for fold in plan if fold["repeat"] == repeat for i in fold["validation_indices"])
@@ -40,23 +40,23 @@ def test_folds_partition_the_samples_and_repeats_shuffle_differently():
     first = [fold["validation_indices"] for fold in plan[:4]]
     second = [fold["validation_indices"] for fold in plan[4:]]
     assert first != second
-    assert kfold.plan_folds(targets, "regression", 4, 2, True, 1) == plan  # seeded
+    assert kfold_plan.plan_folds(targets, "regression", 4, 2, True, 1) == plan  # seeded
 
 
 def test_classification_folds_are_stratified():
     labels = np.array([0] * 30 + [1] * 10)
-    for fold in kfold.plan_folds(labels, "binary", k=5, repeats=1, shuffle=True, seed=0):
+    for fold in kfold_plan.plan_folds(labels, "binary", k=5, repeats=1, shuffle=True, seed=0):
         assert np.bincount(labels[fold["validation_indices"]]).tolist() == [6, 2]
 
 
 def test_unshuffled_folds_are_contiguous():
-    plan = kfold.plan_folds(np.zeros(6), "regression", k=3, repeats=1, shuffle=False, seed=0)
+    plan = kfold_plan.plan_folds(np.zeros(6), "regression", k=3, repeats=1, shuffle=False, seed=0)
     assert [fold["validation_indices"] for fold in plan] == [[0, 1], [2, 3], [4, 5]]
 
 
 def test_smoothing_is_the_books_exponential_moving_average():
-    assert kfold.smooth([10.0, 0.0, 0.0], 0.9) == pytest.approx([10.0, 9.0, 8.1])
-    assert kfold.smooth([None, 2.0, 4.0], 0.5) == [None, 2.0, 3.0]
+    assert kfold_plan.smooth([10.0, 0.0, 0.0], 0.9) == pytest.approx([10.0, 9.0, 8.1])
+    assert kfold_plan.smooth([None, 2.0, 4.0], 0.5) == [None, 2.0, 3.0]
 
 
 def test_mean_history_and_recommendation():
@@ -64,12 +64,12 @@ def test_mean_history_and_recommendation():
         {"epoch": [1, 2, 3], "val_mae": [4.0, 2.0, 3.0], "loss": [1.0, 1.0, 1.0]},
         {"epoch": [1, 2, 3], "val_mae": [6.0, 4.0, 1.0], "loss": [3.0, 3.0, 3.0]},
     ]
-    mean = kfold.mean_history(folds)
+    mean = kfold_plan.mean_history(folds)
     assert mean == {"epoch": [1, 2, 3], "val_mae": [5.0, 3.0, 2.0], "loss": [2.0, 2.0, 2.0]}
-    found = kfold.recommend(mean, "val_mae", 0.5)
+    found = kfold_plan.recommend(mean, "val_mae", 0.5)
     assert found["smoothed"] == [5.0, 4.0, 3.0]
     assert found["recommended_epochs"] == 3 and found["mean_best"] == {"epoch": 3, "value": 2.0}
-    accuracy = kfold.recommend({"epoch": [1, 2, 3], "val_accuracy": [0.5, 0.9, 0.1]}, "val_accuracy", 0.0)
+    accuracy = kfold_plan.recommend({"epoch": [1, 2, 3], "val_accuracy": [0.5, 0.9, 0.1]}, "val_accuracy", 0.0)
     assert accuracy["recommended_epochs"] == 2  # higher is better for accuracy
 
 
@@ -132,7 +132,7 @@ def test_kfold_run_folder(regression_run):
     assert state["summary"]["val_mae"]["last_std"] == pytest.approx(np.std(maes))
     mean = history.load(folder / "history.json")
     assert mean["val_mae"][-1] == pytest.approx(np.mean(maes))
-    assert state["smoothed"] == pytest.approx(kfold.smooth(mean["val_mae"], 0.9))
+    assert state["smoothed"] == pytest.approx(kfold_plan.smooth(mean["val_mae"], 0.9))
     assert 1 <= state["recommended_epochs"] <= 3
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "completed" and record["kind"] == "kfold"
@@ -251,7 +251,7 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     (RuntimeError("out of memory"), "final: RuntimeError: out of memory"),
 ])
 def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monkeypatch, error, message):
-    original = kfold.train_part
+    original = kfold_fits.train_part
 
     def refit_fails(task, emit):
         if task.run is None:  # a fold
@@ -264,7 +264,7 @@ def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monke
 
         return original(task, refit_fails_after_epoch_1)
 
-    monkeypatch.setattr(kfold, "train_part", refit_fails)
+    monkeypatch.setattr(kfold_fits, "train_part", refit_fails)
     result = invoke("kfold", write(tmp_path), "--k", "3", "--set", "train.epochs=2")
     assert result.exit_code == 1
     assert message in result.stderr

@@ -1,5 +1,5 @@
 """K-fold trains every fold through the one training function: each config key means in a fold what it
-means in `dlrun train` on that fold's split, except the documented K-fold rule (`kfold.fold_config`)."""
+means in `dlrun train` on that fold's split, except the documented K-fold rule (`kfold_fits.fold_config`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from dlrun import config as config_module
 from dlrun.runs import history
-from dlrun.trials import kfold
+from dlrun.trials import kfold, kfold_fits
 from dlrun.config import schema
 from tests.conftest import invoke, run_folders
 
@@ -108,7 +108,7 @@ ALSO_SAME = {
     "output.save_model": "the final refit's model.keras (folds keep no model)",
     "output.plots": "the K-fold run's plots and the refit's test plots",
 }
-# The K-fold rule, in one place (kfold.fold_config), said on the console.
+# The K-fold rule, in one place (kfold_fits.fold_config), said on the console.
 KFOLD_RULE = {
     "seed": "fold i is seeded with seed + i - 1",
     "train.callbacks.early_stopping": "removed from folds unless --keep-early-stopping",
@@ -160,14 +160,14 @@ def test_fold_config_changes_only_the_seed_and_early_stopping():
         "output": {"save_model": False, "resume_checkpoints": False},
     }
     config = config_module.validate(data)
-    fold = config_module.to_data(kfold.fold_config(config, 3))
+    fold = config_module.to_data(kfold_fits.fold_config(config, 3))
     expected = config_module.to_data(config)
     expected["seed"] = 13
     expected["train"]["callbacks"] = [expected["train"]["callbacks"][0], expected["train"]["callbacks"][2]]
     assert fold == expected
-    kept = config_module.to_data(kfold.fold_config(config, 1, keep_early_stopping=True))
+    kept = config_module.to_data(kfold_fits.fold_config(config, 1, keep_early_stopping=True))
     assert kept == config_module.to_data(config)
-    refit = config_module.to_data(kfold.refit_config(config))
+    refit = config_module.to_data(kfold_fits.refit_config(config))
     assert [callback["name"] for callback in refit["train"]["callbacks"]] == []  # all three watch a val_ value
     assert {key: value for key, value in refit.items() if key != "train"} == {
         key: value for key, value in config_module.to_data(config).items() if key != "train"}

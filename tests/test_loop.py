@@ -1,6 +1,6 @@
 """The explicit training loop (`train.loop: custom`) against `model.fit`.
 
-Tolerance: both loops get the same seeded batches (`dlrun.batches.seeded`, as the trainer passes
+Tolerance: both loops get the same seeded batches (`dlrun.training.batches.seeded`, as the trainer passes
 them), start from the same weights (built after the same seed) and draw the same dropout masks
 (Keras' per-layer seed generator advances once per training call in both). Both run the same float32
 ops as TensorFlow graphs with op determinism on, so on CPU the numbers come out identical; the tests

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlrun import backend, config, errors, models
-from dlrun.training import feature_cache
+from dlrun.training import feature_cache, plan as training_plan
 from dlrun.runs import history
 from dlrun.config import yaml_strict
 from dlrun.data import dataset
@@ -218,7 +218,7 @@ def test_fine_tuning_trains_exactly_the_unfrozen_block(keras):
                                      "model": section, "compile": {"optimizer": {"name": "sgd", "learning_rate": 0.1}}, "train": {"epochs": 1}})
     images = np.random.default_rng(2).uniform(0, 1, size=(16, 32, 32, 3)).astype("float32")
     loaded = dataset.Dataset(task="binary", train=(images, np.arange(16) % 2), num_classes=2)
-    plan = models.plan(loaded_config, loaded, rich_console.Console(file=io.StringIO()))
+    plan = training_plan.plan(loaded_config, loaded, rich_console.Console(file=io.StringIO()))
     assert [(phase.name, phase.epochs, phase.optimizer.learning_rate) for phase in plan.phases] == [("frozen", 1, 0.1), ("fine_tune", 1, 1e-3)]
     base = plan.model.get_layer("vgg16")
 

@@ -10,7 +10,7 @@ MLP ran 2.5x faster end to end than plain TensorFlow Keras on CPU with a warm co
 a first run); TensorFlow for
 convnets and pretrained bases (JAX ran the notes' convnet 4x slower on CPU) and for the one thing only
 TensorFlow can do (`train.distribute: mirrored`); TensorFlow also for `train.loop: custom`, which runs
-on every backend (its gradients, like Grad-CAM's and filter patterns', come from `dlrun.gradients`) but
+on every backend (its gradients, like Grad-CAM's and filter patterns', come from `dlrun.training.gradients`) but
 fit the Boston MLP no faster on JAX (5.4 s) than on TensorFlow (4.9 s).
 TensorFlow stays installed either way: image folders are tf.data pipelines, which Keras 3 accepts on
 any backend; in-memory arrays go to JAX and PyTorch as NumPy batches, so TensorFlow is not imported there.

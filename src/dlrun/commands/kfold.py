@@ -27,11 +27,8 @@ def kfold(
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
-    from dlrun import terminal
-
-    from dlrun import config, errors
-    from dlrun.trials import executors
-    from dlrun.trials import kfold as kfold_protocol
+    from dlrun import config, errors, terminal
+    from dlrun.trials import executors, kfold_plan, kfold as kfold_protocol
 
     chosen = executors.resolve(executor, workers, address, cpus_per_trial)
     placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
@@ -45,7 +42,7 @@ def kfold(
         return
     if config_file is None:
         raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
-    kfold_protocol.check_options(k, repeats, shuffle, smoothing)
+    kfold_plan.check_options(k, repeats, shuffle, smoothing)
     loaded = config.load(config_file, set_items, backend)
     command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",
                "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",

@@ -21,7 +21,7 @@ BACKEND_OPTION = typer.Option(
     show_default=False,
 )
 
-# Where independent trials (K-fold folds, sweep trials) run: see dlrun.executors.
+# Where independent trials (K-fold folds, sweep trials) run: see dlrun.trials.executors.
 WORKERS_OPTION = typer.Option(1, "--workers", help="Run trials in a pool of N worker processes (each limits TensorFlow's threads).")
 EXECUTOR_OPTION = typer.Option(
     None, "--executor", metavar="sequential|pool|ray",

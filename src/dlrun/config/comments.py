@@ -1,6 +1,6 @@
-"""The `# comment` written beside each config key in schema.py, read from the source.
+"""The `# comment` written beside each config key in the schema's modules, read from the source.
 
-schema.py documents every default with a short trailing comment (the nanoGPT style: all defaults and
+The schema (schema.py, datasets.py, architectures.py) documents every default with a short trailing comment (the nanoGPT style: all defaults and
 their reasons visible in one place). The JSON Schema, docs/config.md and `dlrun init` show those
 comments as the keys' descriptions, so they are written once, where the default is.
 """
@@ -16,10 +16,16 @@ import tokenize
 
 @functools.lru_cache(maxsize=1)
 def field_comments() -> dict[str, dict[str, str]]:
-    """`{class name: {key: comment}}` for every annotated key of every class in schema.py that has one."""
-    from dlrun.config import schema
+    """`{class name: {key: comment}}` for every annotated key of every schema class that has one."""
+    from dlrun.config import architectures, datasets, schema
 
-    source = inspect.getsource(schema)
+    found: dict[str, dict[str, str]] = {}
+    for module in (schema, datasets, architectures):
+        found.update(_comments_in(inspect.getsource(module)))
+    return found
+
+
+def _comments_in(source: str) -> dict[str, dict[str, str]]:
     comments = {
         token.start[0]: token.string.lstrip("#").strip()
         for token in tokenize.generate_tokens(io.StringIO(source).readline)

@@ -3,7 +3,7 @@
 A run's model carries its own preprocessing (rescaling, normalisation, multi-hot: dlrun.models.inputs),
 so samples are fed raw, exactly as the dataset loader delivered them in training: images as pixel
 values at the model's input size and channels (read as dlrun.visualize.images reads them), arrays
-as stored, one sample per row. Text is encoded by dlrun.predict (it needs the run's word index).
+as stored, one sample per row. Text is encoded by dlrun.inference.predict (it needs the run's word index).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`dlrun predict`: a trained run's predictions on new samples, as a table and optionally CSV or JSON.
 
-Samples are fed raw (dlrun.samples): the model applies the preprocessing it was trained with. Text
-is encoded through the run's word index (dlrun.text_encoding): a text dataset's module exposes
+Samples are fed raw (dlrun.inference.input_files): the model applies the preprocessing it was trained with. Text
+is encoded through the run's word index (dlrun.data.text_encoding): a text dataset's module exposes
 `word_index(data_config) -> {word: rank}`, or `--word-index FILE` names Keras' JSON file.
 """
 

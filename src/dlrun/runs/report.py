@@ -8,22 +8,17 @@ never imported; matplotlib only to draw a plot the run folder lacks.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import string
 import tempfile
 from pathlib import Path
 
 from dlrun import atomic, errors, runs
-from dlrun.runs import compare as comparison
-from dlrun.runs import history
-from dlrun.runs import table as runs_table
 from dlrun.config import yaml_strict
+from dlrun.runs import compare as comparison, history, report_html, table as runs_table
 
 FILE_NAME = "report.html"
 MAX_VISUALIZATION_IMAGES = 60  # per run: activations of a deep model can be hundreds of grids
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 _BASELINES = {  # metric -> the baseline keys (in metrics.json's "baseline") it is judged against
     "accuracy": ("majority_class_accuracy", "random_guess_accuracy"),
     "mae": ("mean_predictor_mae",),
@@ -87,14 +82,14 @@ def render(run_dirs: list[Path]) -> str:
     with tempfile.TemporaryDirectory(prefix="dlrun-report-") as scratch:
         parts = []
         if len(loaded) == 1:
-            parts.append(f"<h1>dlrun report: {_e(labels[0])}</h1>")
+            parts.append(f"<h1>dlrun report: {report_html.escape(labels[0])}</h1>")
         else:
             parts.append(f"<h1>dlrun report: {len(loaded)} runs</h1>")
             parts.append(_overview(loaded, labels, Path(scratch)))
         for index, (item, label) in enumerate(zip(loaded, labels), start=1):
             parts.append(_run_section(item, label, index if len(loaded) > 1 else None, Path(scratch) / str(index)))
     title = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
-    return _PAGE.substitute(title=_e(f"dlrun report: {title}"), body="\n".join(parts))
+    return _PAGE.substitute(title=report_html.escape(f"dlrun report: {title}"), body="\n".join(parts))
 
 
 # --- reading a run folder ----------------------------------------------------------------------
@@ -148,19 +143,19 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
         row = item["row"]
         best, baseline, metric = row.get("best_validation"), row.get("baseline"), row.get("metric")
         rows.append([
-            f'<a href="#run-{index}">{_e(label)}</a>',
-            _status(row.get("status")),
-            _e(runs_table.format_duration(row.get("duration_s"))),
-            _e(row.get("epochs") if row.get("epochs") is not None else ""),
-            _e(f"val_{metric} {best[1]:.4f} @{best[0]}" if best else ""),
-            _e(f"{metric} {row['test']:.4f}" if row.get("test") is not None else ""),
-            _e(f"{baseline[0]} {baseline[1]:.4f}" if baseline else ""),
+            f'<a href="#run-{index}">{report_html.escape(label)}</a>',
+            report_html.status(row.get("status")),
+            report_html.escape(runs_table.format_duration(row.get("duration_s"))),
+            report_html.escape(row.get("epochs") if row.get("epochs") is not None else ""),
+            report_html.escape(f"val_{metric} {best[1]:.4f} @{best[0]}" if best else ""),
+            report_html.escape(f"{metric} {row['test']:.4f}" if row.get("test") is not None else ""),
+            report_html.escape(f"{baseline[0]} {baseline[1]:.4f}" if baseline else ""),
         ])
-    parts = ["<h2>Runs</h2>", _table(["run", "status", "duration", "epochs", "best validation", "test", "baseline"], rows)]
+    parts = ["<h2>Runs</h2>", report_html.table(["run", "status", "duration", "epochs", "best validation", "test", "baseline"], rows)]
     differing = comparison.differences([item["config"] for item in loaded])
     parts.append("<h3>Config keys that differ</h3>")
     if differing:
-        parts.append(_table(["key", *map(_e, labels)], [[_e(key), *(_e(_cell(value)) for value in values)]
+        parts.append(report_html.table(["key", *map(report_html.escape, labels)], [[report_html.escape(key), *(report_html.escape(report_html.cell(value)) for value in values)]
                                                           for key, values in differing.items()]))
     else:
         parts.append('<p class="note">The configs are identical.</p>')
@@ -170,20 +165,20 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
 
         scratch.mkdir(parents=True, exist_ok=True)
         target = plots.compare_curves(histories, scratch / "compare_curves.png")
-        parts.append("<h3>Learning curves, overlaid</h3>" + _figure(target, "validation solid, train dotted"))
+        parts.append("<h3>Learning curves, overlaid</h3>" + report_html.figure(target, "validation solid, train dotted"))
     return "\n".join(parts)
 
 
 def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> str:
     record, path = item["record"], item["path"]
-    heading = f"<h2 id=\"run-{index}\">{_e(label)}</h2>" if index else ""
-    parts = [heading, f'<p class="note">{_e(path)}</p>']
+    heading = f"<h2 id=\"run-{index}\">{report_html.escape(label)}</h2>" if index else ""
+    parts = [heading, f'<p class="note">{report_html.escape(path)}</p>']
     parts.append(_config(item["config_text"]))
     parts.append("<h3>Status and timings</h3>" + _status_table(record))
     if record.get("error"):
-        parts.append(f"<p><strong>error:</strong> {_e(record['error'])}</p>")
+        parts.append(f"<p><strong>error:</strong> {report_html.escape(record['error'])}</p>")
     if record.get("traceback"):
-        parts.append(f"<details><summary>traceback</summary><pre>{_e(record['traceback'])}</pre></details>")
+        parts.append(f"<details><summary>traceback</summary><pre>{report_html.escape(record['traceback'])}</pre></details>")
     parts.append(_best_epoch(item))
     metrics = item["metrics"]
     if metrics:
@@ -191,7 +186,7 @@ def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> st
         parts.append(_classification_details(metrics))
     for name, payload in item["evaluations"].items():
         if payload:
-            parts.append(f"<h3>Evaluation: {_e(name)}</h3>{_samples(payload)}" + _metrics_table(payload))
+            parts.append(f"<h3>Evaluation: {report_html.escape(name)}</h3>{_samples(payload)}" + _metrics_table(payload))
     if item["kfold"]:
         parts.append(_kfold(item["kfold"]))
     parts.append(_plots(item, scratch))
@@ -202,7 +197,7 @@ def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> st
 def _config(config_text: str | None) -> str:
     if config_text is None:
         return '<p class="note">No config.yaml in this run folder.</p>'
-    return f"<details><summary>Resolved config (config.yaml)</summary><pre>{_e(config_text)}</pre></details>"
+    return f"<details><summary>Resolved config (config.yaml)</summary><pre>{report_html.escape(config_text)}</pre></details>"
 
 
 def _status_table(record: dict) -> str:
@@ -210,27 +205,27 @@ def _status_table(record: dict) -> str:
     versions = record.get("versions") or {}
     git = record.get("git") or {}
     fields = [
-        ("name", _e(record.get("name", ""))),
-        ("status", _status(record.get("status"))),
-        ("kind", _e(record.get("kind", "train"))),
-        ("started", _e(record.get("started_at", ""))),
-        ("ended", _e(record.get("ended_at", ""))),
-        ("duration", _e(runs_table.format_duration(record.get("duration_s")))),
-        ("training time", _e(runs_table.format_duration(record.get("fit_seconds")))),
-        ("epochs completed", _e(record.get("epochs_completed", ""))),
-        ("seed", _e(record.get("seed", ""))),
-        ("parameters", _e(f"{record['parameters']:,}" if isinstance(record.get("parameters"), int) else "")),
-        ("loss", _e(record.get("loss", ""))),
-        ("metrics", _e(", ".join(map(str, record.get("metrics") or [])))),
-        ("data", _e(", ".join(f"{count} {split}" for split, count in (data.get("sizes") or {}).items() if count))),
-        ("task", _e(data.get("task", ""))),
-        ("versions", _e(", ".join(f"{name} {version}" for name, version in versions.items()))),
-        ("git", _e(f"{git.get('commit', '')}{' (dirty)' if git.get('dirty') else ''}")),
-        ("command", _e(" ".join(map(str, record.get("command") or [])))),
-        ("resumed", _e("; ".join(f"at {entry.get('at')} after epoch {entry.get('after_epoch')}"
+        ("name", report_html.escape(record.get("name", ""))),
+        ("status", report_html.status(record.get("status"))),
+        ("kind", report_html.escape(record.get("kind", "train"))),
+        ("started", report_html.escape(record.get("started_at", ""))),
+        ("ended", report_html.escape(record.get("ended_at", ""))),
+        ("duration", report_html.escape(runs_table.format_duration(record.get("duration_s")))),
+        ("training time", report_html.escape(runs_table.format_duration(record.get("fit_seconds")))),
+        ("epochs completed", report_html.escape(record.get("epochs_completed", ""))),
+        ("seed", report_html.escape(record.get("seed", ""))),
+        ("parameters", report_html.escape(f"{record['parameters']:,}" if isinstance(record.get("parameters"), int) else "")),
+        ("loss", report_html.escape(record.get("loss", ""))),
+        ("metrics", report_html.escape(", ".join(map(str, record.get("metrics") or [])))),
+        ("data", report_html.escape(", ".join(f"{count} {split}" for split, count in (data.get("sizes") or {}).items() if count))),
+        ("task", report_html.escape(data.get("task", ""))),
+        ("versions", report_html.escape(", ".join(f"{name} {version}" for name, version in versions.items()))),
+        ("git", report_html.escape(f"{git.get('commit', '')}{' (dirty)' if git.get('dirty') else ''}")),
+        ("command", report_html.escape(" ".join(map(str, record.get("command") or [])))),
+        ("resumed", report_html.escape("; ".join(f"at {entry.get('at')} after epoch {entry.get('after_epoch')}"
                                   for entry in record.get("resumes") or []))),
     ]
-    return _table(["", ""], [[_e(name), value] for name, value in fields if value], header=False)
+    return report_html.table(["", ""], [[report_html.escape(name), value] for name, value in fields if value], header=False)
 
 
 def _best_epoch(item: dict) -> str:
@@ -240,12 +235,12 @@ def _best_epoch(item: dict) -> str:
         last = (item["history"].get("epoch") or [None])[-1]
         verdict = (f"overfitting starts after epoch {best['epoch']}" if last is not None and best["epoch"] < last
                    else "still improving at the last epoch")
-        lines.append(f"Best epoch: <strong>{_e(best['epoch'])}</strong> ({_e(best.get('monitor', ''))} "
-                     f"{_e(_number(best.get('value')))}): {_e(verdict)}.")
+        lines.append(f"Best epoch: <strong>{report_html.escape(best['epoch'])}</strong> ({report_html.escape(best.get('monitor', ''))} "
+                     f"{report_html.escape(report_html.number(best.get('value')))}): {report_html.escape(verdict)}.")
     kfold = item["kfold"] or {}
     if kfold.get("recommended_epochs") is not None:
-        lines.append(f"Recommended epochs (smoothed mean {_e(kfold.get('monitor', ''))} over folds): "
-                     f"<strong>{_e(kfold['recommended_epochs'])}</strong>.")
+        lines.append(f"Recommended epochs (smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
+                     f"<strong>{report_html.escape(kfold['recommended_epochs'])}</strong>.")
     return "<h3>Best epoch</h3>" + "".join(f"<p>{line}</p>" for line in lines) if lines else ""
 
 
@@ -254,7 +249,7 @@ def _samples(payload: dict) -> str:
              f"{payload['samples']} samples" if payload.get("samples") is not None else "",
              f"checkpoint {payload['checkpoint']}" if payload.get("checkpoint") else ""]
     text = ", ".join(part for part in parts if part)
-    return f'<p class="note">{_e(text)}</p>' if text else ""
+    return f'<p class="note">{report_html.escape(text)}</p>' if text else ""
 
 
 def _metrics_table(payload: dict) -> str:
@@ -264,7 +259,7 @@ def _metrics_table(payload: dict) -> str:
     for metric, value in (payload.get("metrics") or {}).items():
         keys = [key for key in _BASELINES.get(metric, ()) if key in baseline]
         used.update(keys)
-        reference = "; ".join(f"{key.removesuffix('_' + metric).replace('_', ' ')} {_number(baseline[key])}" for key in keys)
+        reference = "; ".join(f"{key.removesuffix('_' + metric).replace('_', ' ')} {report_html.number(baseline[key])}" for key in keys)
         verdict = ""
         if keys and isinstance(value, (int, float)):
             values = [baseline[key] for key in keys]
@@ -272,11 +267,11 @@ def _metrics_table(payload: dict) -> str:
             strongest = min(values) if lower else max(values)
             better = value < strongest if lower else value > strongest
             verdict = '<span class="better">beats the baseline</span>' if better else '<span class="worse">does not beat the baseline</span>'
-        rows.append([_e(metric), f'<td class="number">{_e(_number(value))}', _e(reference), verdict])
-    table = _table(["metric", "model", "baseline", ""], rows)
+        rows.append([report_html.escape(metric), f'<td class="number">{report_html.escape(report_html.number(value))}', report_html.escape(reference), verdict])
+    table = report_html.table(["metric", "model", "baseline", ""], rows)
     others = {key: value for key, value in baseline.items() if key not in used}
     if others:
-        table += f'<p class="note">baseline details: {_e(", ".join(f"{key} {_number(value)}" for key, value in others.items()))}</p>'
+        table += f'<p class="note">baseline details: {report_html.escape(", ".join(f"{key} {report_html.number(value)}" for key, value in others.items()))}</p>'
     return table
 
 
@@ -285,47 +280,47 @@ def _classification_details(metrics: dict) -> str:
     matrix = metrics.get("confusion_matrix")
     if isinstance(matrix, dict) and matrix.get("matrix"):
         labels = [str(label) for label in matrix.get("labels") or range(len(matrix["matrix"]))]
-        rows = [[f"<th>{_e(label)}</th>", *(f'<td class="number">{_e(count)}' for count in counts)]
+        rows = [[f"<th>{report_html.escape(label)}</th>", *(f'<td class="number">{report_html.escape(count)}' for count in counts)]
                 for label, counts in zip(labels, matrix["matrix"])]
         parts.append("<details><summary>Confusion matrix (rows: true class, columns: predicted)</summary>"
-                     + _table(["true \\ predicted", *map(_e, labels)], rows) + "</details>")
+                     + report_html.table(["true \\ predicted", *map(report_html.escape, labels)], rows) + "</details>")
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict) and per_class:
-        rows = [[_e(name), *(f'<td class="number">{_e(_number(scores.get(key)))}' for key in ("precision", "recall", "f1", "support"))]
+        rows = [[report_html.escape(name), *(f'<td class="number">{report_html.escape(report_html.number(scores.get(key)))}' for key in ("precision", "recall", "f1", "support"))]
                 for name, scores in per_class.items() if isinstance(scores, dict)]
         parts.append("<details><summary>Per-class precision, recall, F1</summary>"
-                     + _table(["class", "precision", "recall", "F1", "support"], rows) + "</details>")
+                     + report_html.table(["class", "precision", "recall", "F1", "support"], rows) + "</details>")
     residuals = metrics.get("residuals")
     if isinstance(residuals, dict):
-        parts.append(f'<p class="note">residuals: {_e(", ".join(f"{key} {_number(value)}" for key, value in residuals.items()))}</p>')
+        parts.append(f'<p class="note">residuals: {report_html.escape(", ".join(f"{key} {report_html.number(value)}" for key, value in residuals.items()))}</p>')
     return "\n".join(parts)
 
 
 def _kfold(kfold: dict) -> str:
     options = ", ".join(f"{key} {kfold[key]}" for key in ("k", "repeats", "shuffle", "stratified", "monitor", "smoothing", "samples")
                         if key in kfold)
-    parts = ["<h3>K-fold validation</h3>", f'<p class="note">{_e(options)}</p>']
+    parts = ["<h3>K-fold validation</h3>", f'<p class="note">{report_html.escape(options)}</p>']
     monitor = kfold.get("monitor")
     rows = []
     for fold in kfold.get("folds") or []:
         best = (fold.get("best") or {}).get(monitor) or {}
         rows.append([
-            _e(fold.get("index", "")), _e(fold.get("repeat", "")), _e(fold.get("fold", "")), _status(fold.get("status")),
-            _e(fold.get("train_samples", "")), _e(fold.get("validation_samples", "")),
-            f'<td class="number">{_e(_number((fold.get("last") or {}).get(monitor)))}',
-            _e(f"{_number(best.get('value'))} @{best.get('epoch')}" if best else ""),
-            _e(runs_table.format_duration(fold.get("seconds"))),
+            report_html.escape(fold.get("index", "")), report_html.escape(fold.get("repeat", "")), report_html.escape(fold.get("fold", "")), report_html.status(fold.get("status")),
+            report_html.escape(fold.get("train_samples", "")), report_html.escape(fold.get("validation_samples", "")),
+            f'<td class="number">{report_html.escape(report_html.number((fold.get("last") or {}).get(monitor)))}',
+            report_html.escape(f"{report_html.number(best.get('value'))} @{best.get('epoch')}" if best else ""),
+            report_html.escape(runs_table.format_duration(fold.get("seconds"))),
         ])
     if rows:
-        parts.append(_table(["fold", "repeat", "k", "status", "train", "validation", f"last {monitor}", f"best {monitor}", "time"], rows))
+        parts.append(report_html.table(["fold", "repeat", "k", "status", "train", "validation", f"last {monitor}", f"best {monitor}", "time"], rows))
     summary = kfold.get("summary") or {}
     if summary:
-        summary_rows = [[_e(metric), _e(f"{_number(values.get('last_mean'))} ± {_number(values.get('last_std'))}"),
-                         _e(f"{_number(values.get('best_mean'))} ± {_number(values.get('best_std'))}")]
+        summary_rows = [[report_html.escape(metric), report_html.escape(f"{report_html.number(values.get('last_mean'))} ± {report_html.number(values.get('last_std'))}"),
+                         report_html.escape(f"{report_html.number(values.get('best_mean'))} ± {report_html.number(values.get('best_std'))}")]
                         for metric, values in summary.items() if isinstance(values, dict)]
-        parts.append("<p>Over the folds (mean ± std):</p>" + _table(["metric", "last epoch", "best epoch"], summary_rows))
+        parts.append("<p>Over the folds (mean ± std):</p>" + report_html.table(["metric", "last epoch", "best epoch"], summary_rows))
     if kfold.get("recommended_epochs") is not None:
-        parts.append(f"<p>Recommended epochs: <strong>{_e(kfold['recommended_epochs'])}</strong></p>")
+        parts.append(f"<p>Recommended epochs: <strong>{report_html.escape(kfold['recommended_epochs'])}</strong></p>")
     final = kfold.get("final_test")
     if isinstance(final, dict) and final.get("metrics"):
         parts.append("<p>Final fit on all folds' data, on the test split:</p>" + _metrics_table(final))
@@ -336,7 +331,7 @@ def _plots(item: dict, scratch: Path) -> str:
     """The run's plots/*.png grouped (learning curves, K-fold curves, evaluation plots, others); learning
     curves and the confusion matrix are drawn here when the run folder lacks them."""
     plots_dir = item["path"] / "plots"
-    found = {path.name: path for path in sorted(plots_dir.glob("*")) if path.suffix.lower() in _IMAGE_TYPES}
+    found = {path.name: path for path in sorted(plots_dir.glob("*")) if path.suffix.lower() in report_html.IMAGE_TYPES}
     run_history = item["history"]
     curves = [f"{metric}.png" for metric in history.metric_names(run_history)] if run_history.get("epoch") else []
     missing = [name for name in curves if name not in found]
@@ -364,14 +359,14 @@ def _plots(item: dict, scratch: Path) -> str:
         else:
             groups["Other plots"].append(path)
     groups["Learning curves"].sort(key=lambda path: curves.index(path.name))
-    return "\n".join(f"<h3>{title}</h3>" + "".join(_figure(path, path.name) for path in paths)
+    return "\n".join(f"<h3>{title}</h3>" + "".join(report_html.figure(path, path.name) for path in paths)
                      for title, paths in groups.items() if paths)
 
 
 def _visualizations(run_path: Path) -> str:
     """Images under RUN_DIR/visualize/<kind>/<timestamp>/, one collapsible group per folder."""
     root = run_path / "visualize"
-    images = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in _IMAGE_TYPES) if root.is_dir() else []
+    images = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in report_html.IMAGE_TYPES) if root.is_dir() else []
     if not images:
         return ""
     shown, left_out = images[:MAX_VISUALIZATION_IMAGES], len(images) - MAX_VISUALIZATION_IMAGES
@@ -381,46 +376,8 @@ def _visualizations(run_path: Path) -> str:
         groups.setdefault(Path(*relative.parts[:2]), []).append(path)
     parts = ["<h3>Visualisations</h3>"]
     for folder, paths in groups.items():
-        figures = "".join(_figure(path, str(path.relative_to(root / folder))) for path in paths)
-        parts.append(f"<details open><summary>{_e(folder.as_posix())} ({len(paths)} images)</summary>{figures}</details>")
+        figures = "".join(report_html.figure(path, str(path.relative_to(root / folder))) for path in paths)
+        parts.append(f"<details open><summary>{report_html.escape(folder.as_posix())} ({len(paths)} images)</summary>{figures}</details>")
     if left_out > 0:
-        parts.append(f'<p class="note">{left_out} more images under {_e(root)} are not shown.</p>')
+        parts.append(f'<p class="note">{left_out} more images under {report_html.escape(root)} are not shown.</p>')
     return "\n".join(parts)
-
-
-# --- HTML pieces -------------------------------------------------------------------------------
-
-
-def _e(value) -> str:
-    """HTML-escape any value (quotes too, so it is safe inside attributes)."""
-    return html.escape(str(value), quote=True)
-
-
-def _figure(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    kind = _IMAGE_TYPES[path.suffix.lower()]
-    return (f'<figure><img src="data:{kind};base64,{data}" alt="{_e(caption)}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
-
-
-def _table(headers: list[str], rows: list[list[str]], header: bool = True) -> str:
-    """An HTML table; cells are escaped already. A cell starting with `<td` or `<th` is used as it is."""
-    head = "<tr>" + "".join(f"<th>{cell}</th>" for cell in headers) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(cell if cell.startswith(("<td", "<th")) else f"<td>{cell}</td>" for cell in row) + "</tr>"
-                   for row in rows)
-    return f"<table>{head}{body}</table>"
-
-
-def _status(status) -> str:
-    text = _e(status or "unknown")
-    return f'<td><span class="status-{text}">{text}</span>'
-
-
-def _number(value) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "" if value is None else str(value)
-    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
-
-
-def _cell(value) -> str:
-    return json.dumps(value) if isinstance(value, (dict, list)) or value is None else str(value)

@@ -77,7 +77,7 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
 
 
 def _batches(loaded, split: str, batch_size: int) -> dict:
-    """`evaluate`/`predict` arguments for a split, in order. Arrays are fed batch by batch (dlrun.batches,
+    """`evaluate`/`predict` arguments for a split, in order. Arrays are fed batch by batch (dlrun.training.batches,
     unshuffled) rather than whole: Keras would convert the whole split to a tensor on every call, which
     on IMDB-sized text pushed the run past 1 GiB."""
     arguments = loaded.fit_arguments(split, batch_size)

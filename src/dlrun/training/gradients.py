@@ -7,7 +7,7 @@ by backend name (the keys of `dlrun.backend.BACKENDS`):
   respect to `value` (Grad-CAM's class score with respect to a layer's feature maps, through a zero
   offset added to them; filter patterns' activation with respect to the input image). TensorFlow:
   `tf.GradientTape`; JAX: `jax.value_and_grad`; PyTorch: `torch.autograd.grad`.
-- `training_steps(model)`: the custom loop's (`dlrun.loop`) train and test steps. TensorFlow: the
+- `training_steps(model)`: the custom loop's (`dlrun.training.loop`) train and test steps. TensorFlow: the
   model's variables updated in place under a `tf.GradientTape`, as graph functions; JAX: the
   stateless pattern of the Keras guide "Writing a training loop from scratch in JAX" (the model
   called in a `keras.StatelessScope`, as `model.stateless_call` does; `optimizer.stateless_apply`;

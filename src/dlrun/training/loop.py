@@ -3,7 +3,7 @@
 It is the loop of the notes' TensorFlow-basics section written out: for every epoch, shuffle and cut
 the training data into mini-batches; for every batch, run the model forward (`training=True`, so
 dropout is active), compute the loss, take its gradients and let the optimizer apply them. The step
-itself is the backend's (`dlrun.gradients.training_steps`): a `tf.GradientTape` on TensorFlow, the
+itself is the backend's (`dlrun.training.gradients.training_steps`): a `tf.GradientTape` on TensorFlow, the
 stateless `jax.value_and_grad` pattern on JAX. It is called like `model.fit` and does what `fit` does
 around that core, so the rest of dlrun cannot tell the two apart:
 
@@ -16,7 +16,7 @@ around that core, so the rest of dlrun cannot tell the two apart:
   On JAX the weights reach the model's variables at the end of every epoch (before validation and
   `on_epoch_end`), as with Keras' own JAX `fit`.
 
-Batches: the trainer hands both loops the same seeded per-epoch batches (`dlrun.batches.seeded`,
+Batches: the trainer hands both loops the same seeded per-epoch batches (`dlrun.training.batches.seeded`,
 order a function of (seed, epoch) only: a `tf.data.Dataset` on TensorFlow, a generator of NumPy
 batches on the other backends) with `steps_per_epoch`; given arrays, this loop builds them itself.
 So on the same seed both loops see the same batches, shuffled or not, and their losses agree to
@@ -47,7 +47,7 @@ def fit(
 ):
     """Train a compiled `model` like `model.fit(...)`; return its History.
 
-    `x`, `y`: arrays (batched by `dlrun.batches.seeded` with `seed`, reshuffled every epoch when
+    `x`, `y`: arrays (batched by `dlrun.training.batches.seeded` with `seed`, reshuffled every epoch when
     `shuffle`), or `x` alone: a `tf.data.Dataset` of `(inputs, targets)` batches, or an iterator of
     them (a generator) with `steps_per_epoch`, read for `steps_per_epoch` batches per epoch from one
     iterator (as `fit` does), or (a dataset without `steps_per_epoch`) whole every epoch.
@@ -106,7 +106,7 @@ def evaluate(model, data, batch_size: int = 32, callback_list=None, steps=None) 
     """The compiled loss and metrics of `model` in inference mode, like `model.evaluate`.
 
     `data`: an `(inputs, targets)` pair of arrays, cut into consecutive batches of `batch_size`, or a
-    `tf.data.Dataset` of such batches. `steps`: the `dlrun.gradients.training_steps` to use (a new
+    `tf.data.Dataset` of such batches. `steps`: the `dlrun.training.gradients.training_steps` to use (a new
     one by default).
     """
     keras = backend.import_keras()

@@ -150,7 +150,7 @@ class TorchEpochSeeder(keras.callbacks.Callback):
     Keras' torch Dropout (a layer without its own seed) draws its masks from torch's global generator,
     not from the layer's seed-generator variable, and each `fit` draws from it once more while setting
     up its data loader. Seeding at every epoch makes the masks a function of (seed, epoch) only, as
-    dlrun.batches makes the batch order, so a resumed run repeats a straight one.
+    dlrun.training.batches makes the batch order, so a resumed run repeats a straight one.
     """
 
     def __init__(self, seed: int):

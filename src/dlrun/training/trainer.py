@@ -227,7 +227,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
     if on_start is not None:
         on_start(run)
-    if tracker is not None:  # e.g. dlrun.tracking.MlflowTracker: it never raises, it warns
+    if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
         tracker.start(run, config)
     console.print(
         f"run folder: [bold]{run.path}[/bold]\n"

@@ -2,7 +2,7 @@
 
 The folds cover every labelled sample outside the test split (train + validation, when the dataset
 holds a validation split out), arrays or image files alike. Each fold is one run of the one training
-function (`dlrun.trainer.Training`) on that fold's split, so every config key means in a fold what it
+function (`dlrun.training.trainer.Training`) on that fold's split, so every config key means in a fold what it
 means in `dlrun train`: the same phases, feature cache, loop, callbacks, NaN stop and per-epoch
 checkpoints. K-fold changes exactly what `fold_config` and `refit_config` say, and says so on the
 console. The mean validation curve over folds is smoothed with an exponential moving average; its
@@ -13,196 +13,23 @@ The run folder: `kfold.json` (the plan with each fold's validation indices, per-
 and std, the recommendation), `folds/<i>/` (each fold's history.json and checkpoints), `history.json`
 (the mean over folds per epoch), `plots/`, and with `final`: `final/` (the refit's history and
 checkpoints), `metrics.json`, `model.keras`. Folds are seeded by their index, so a fold's numbers do
-not depend on which folds ran before it, nor on the executor (`dlrun.executors`) that ran it. A fold
+not depend on which folds ran before it, nor on the executor (`dlrun.trials.executors`) that ran it. A fold
 or refit that stops continues from its last checkpoint on `--resume`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import json
 import os
-from pathlib import Path
-
-import numpy as np
 
 from dlrun import config as config_module, errors, runs
-from dlrun.training import evaluation
-from dlrun.trials import executors
 from dlrun.runs import history
-from dlrun.config import schema
+from dlrun.training import evaluation
+from dlrun.trials import executors, kfold_plan, kfold_fits
 
 FILE_NAME = "kfold.json"
 FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
 LIVE_WRITE_SECONDS = 1.0  # how often run.json's heartbeat is rewritten from the folds' epochs, at most
-
-
-# --- the one place where a fold differs from `dlrun train` -------------------------------------------
-
-
-def fold_config(config: schema.Config, index: int, keep_early_stopping: bool = False) -> schema.Config:
-    """Fold `index`'s config: `config` seeded with `seed + index - 1`, and without `early_stopping`
-    callbacks unless `keep_early_stopping` (every fold runs its whole curve, so the mean curve can
-    pick the epoch count). Every other key is the one `dlrun train` reads."""
-    kept = [callback for callback in config.train.callbacks if keep_early_stopping or callback.name != "early_stopping"]
-    train = config.train.model_copy(update={"callbacks": kept})
-    return config.model_copy(update={"seed": config.seed + index - 1, "train": train})
-
-
-def refit_config(config: schema.Config) -> schema.Config:
-    """The final refit's config: `config` without the callbacks that watch a validation value (the refit
-    trains on every pooled sample, so it has none) and without early stopping (it trains exactly the
-    recommended epochs)."""
-    kept = [callback for callback in config.train.callbacks
-            if callback.name != "early_stopping" and not callback.monitor.startswith("val_")]
-    return config.model_copy(update={"train": config.train.model_copy(update={"callbacks": kept})})
-
-
-def differences_said(config: schema.Config, keep_early_stopping: bool) -> list[str]:
-    """The console lines that say how this K-fold run trains differently from `dlrun train`."""
-    lines = []
-    stopping = [callback for callback in config.train.callbacks if callback.name == "early_stopping"]
-    if stopping and not keep_early_stopping:
-        lines.append("folds train without early_stopping, so each runs its whole curve (keep it with --keep-early-stopping)")
-    dropped = [callback.name for callback in refit_config(config).train.callbacks]
-    dropped = [callback.name for callback in config.train.callbacks if callback.name not in dropped]
-    if dropped:
-        lines.append(f"the final refit has no validation data: it trains without {', '.join(dict.fromkeys(dropped))}")
-    return lines
-
-
-@dataclasses.dataclass
-class FitTask:
-    """One fit of a K-fold run, for a worker: a fold (its validation indices) or the final refit (`epochs`).
-
-    Plain data, so it crosses to pool processes and Ray; `dataset` (the pooled data) only when the task
-    runs in this process, elsewhere it is loaded once per worker process.
-    """
-
-    config: dict  # the resolved config of this fit (fold_config / refit_config), as plain data
-    folder: str  # where the fit writes history.json and its checkpoints
-    validation_indices: list[int] | None = None  # a fold; None: the final refit on every pooled sample
-    epochs: int | None = None  # the refit's epoch count (a fold trains train.epochs)
-    run: str | None = None  # the refit: the run folder, for metrics plots and model.keras
-    data_seed: int = 0  # the seed the data was loaded with (the run's seed; a fold's config seed differs)
-    dataset: object | None = None
-
-
-
-def check_options(k: int, repeats: int, shuffle: bool, smoothing: float) -> None:
-    """Refuse impossible options before anything is loaded or written."""
-    if k < 2:
-        raise errors.ConfigError(f"--k: received {k}; expected a number of folds >= 2")
-    if repeats < 1:
-        raise errors.ConfigError(f"--repeats: received {repeats}; expected a number >= 1")
-    if repeats > 1 and not shuffle:
-        raise errors.ConfigError(
-            f"--repeats: received {repeats} with --no-shuffle; expected --shuffle (without it every repeat has the same folds)"
-        )
-    if not 0 <= smoothing < 1:
-        raise errors.ConfigError(f"--smoothing: received {smoothing}; expected a factor in [0, 1)")
-
-
-def plan_folds(targets: np.ndarray, task: str, k: int, repeats: int, shuffle: bool, seed: int) -> list[dict]:
-    """P x K folds (scikit-learn's StratifiedKFold for classification, KFold for regression).
-
-    Repeat r shuffles with seed + r, so each repeat splits differently and the plan is reproducible.
-    """
-    from sklearn import model_selection
-
-    count = len(targets)
-    if k > count:
-        raise errors.ConfigError(f"--k: received {k}; expected at most the number of samples ({count})")
-    stratified = task != "regression"
-    labels = evaluation.class_ids(targets) if stratified else np.zeros(count)
-    if stratified and k > int(np.bincount(labels).max()):
-        raise errors.ConfigError(
-            f"--k: received {k}; expected at most {int(np.bincount(labels).max())} "
-            "(stratified folds need that many samples in at least one class)"
-        )
-    plan = []
-    for repeat in range(repeats):
-        options = {"n_splits": k, "shuffle": shuffle, "random_state": seed + repeat if shuffle else None}
-        splitter = model_selection.StratifiedKFold(**options) if stratified else model_selection.KFold(**options)
-        for fold, (_, validation) in enumerate(splitter.split(np.zeros(count), labels), start=1):
-            plan.append(
-                {
-                    "index": len(plan) + 1,
-                    "repeat": repeat + 1,
-                    "fold": fold,
-                    "status": "pending",
-                    "validation_indices": validation.tolist(),
-                }
-            )
-    return plan
-
-
-def smooth(values: list, factor: float = 0.9) -> list:
-    """Exponential moving average: each point is `previous * factor + value * (1 - factor)` (None is skipped)."""
-    smoothed, previous = [], None
-    for value in values:
-        if value is not None:
-            previous = value if previous is None else previous * factor + value * (1 - factor)
-        smoothed.append(previous)
-    return smoothed
-
-
-def mean_history(fold_histories: list[dict]) -> dict:
-    """The per-epoch mean over folds of every logged value, over the epochs every fold reached."""
-    epochs = min(len(fold_history["epoch"]) for fold_history in fold_histories)
-    keys = [key for key in fold_histories[0] if key != "epoch" and all(key in other for other in fold_histories)]
-    mean = {"epoch": list(range(1, epochs + 1))}
-    for key in keys:
-        columns = np.array([[np.nan if value is None else value for value in other[key][:epochs]] for other in fold_histories], dtype="float64")
-        with np.errstate(all="ignore"):
-            values = np.nanmean(columns, axis=0) if columns.size else np.array([])
-        mean[key] = [None if not np.isfinite(value) else float(value) for value in values]
-    return mean
-
-
-def fold_results(fold_history: dict) -> dict:
-    """A fold's last and best value of every validation key."""
-    last, best = {}, {}
-    for key in fold_history:
-        if key.startswith("val_"):
-            last[key] = fold_history[key][-1]
-            found = history.best_epoch(fold_history, key)
-            if found is not None:
-                best[key] = {"epoch": found[0], "value": found[1]}
-    return {"epochs": len(fold_history["epoch"]), "last": last, "best": best}
-
-
-def summarize(folds: list[dict]) -> dict:
-    """Mean and (population) std over folds of each validation key's last and best value."""
-    done = [fold for fold in folds if fold["status"] == "completed"]
-    keys = list(dict.fromkeys(key for fold in done for key in fold["last"]))
-    summary = {}
-    for key in keys:
-        last = [fold["last"][key] for fold in done if fold["last"].get(key) is not None]
-        best = [fold["best"][key]["value"] for fold in done if key in fold["best"]]
-        summary[key] = {
-            "last_mean": float(np.mean(last)) if last else None,
-            "last_std": float(np.std(last)) if last else None,
-            "best_mean": float(np.mean(best)) if best else None,
-            "best_std": float(np.std(best)) if best else None,
-        }
-    return summary
-
-
-def recommend(mean: dict, monitor: str, factor: float) -> dict:
-    """The smoothed mean curve of `monitor` and its best epoch (the recommended epoch count)."""
-    smoothed = smooth(mean[monitor], factor)
-    found = history.best_epoch({"epoch": mean["epoch"], monitor: smoothed}, monitor)
-    raw = history.best_epoch(mean, monitor)
-    return {
-        "monitor": monitor,
-        "smoothing": factor,
-        "smoothed": smoothed,
-        "recommended_epochs": found[0] if found else len(mean["epoch"]),
-        "smoothed_best": {"epoch": found[0], "value": found[1]} if found else None,
-        "mean_best": {"epoch": raw[0], "value": raw[1]} if raw else None,
-    }
 
 
 def kfold(
@@ -223,9 +50,9 @@ def kfold(
 ) -> runs.Run:
     """Run K-fold validation as configured; return the completed run (see the module docstring).
 
-    `executor` (`dlrun.executors.resolve`), `workers`, `address` and `cpus_per_trial` say where the folds run.
+    `executor` (`dlrun.trials.executors.resolve`), `workers`, `address` and `cpus_per_trial` say where the folds run.
     """
-    check_options(k, repeats, shuffle, smoothing)
+    kfold_plan.check_options(k, repeats, shuffle, smoothing)
     executor = executors.resolve(executor, workers, address, cpus_per_trial)
     placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
     from dlrun import backend
@@ -272,7 +99,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     monitor = _monitor(config, loaded.task, monitor)
     pool = loaded.pooled()
     k, repeats = options["k"], options["repeats"]
-    plan = plan_folds(pool.labels("train"), loaded.task, k, repeats, options["shuffle"], config.seed)
+    plan = kfold_plan.plan_folds(pool.labels("train"), loaded.task, k, repeats, options["shuffle"], config.seed)
 
     run = runs.Run.create(config.output.runs_root, config.name)
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
@@ -304,7 +131,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         highlight=False,
         soft_wrap=True,
     )
-    for line in differences_said(config, options["keep_early_stopping"]):
+    for line in kfold_fits.differences_said(config, options["keep_early_stopping"]):
         console.print(f"note: {line}", highlight=False, soft_wrap=True)
     return _execute(run, state, config, pool, console, placement)
 
@@ -394,7 +221,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
         console.print(f"executor: {_describe(placement)}", highlight=False, soft_wrap=True)
     local = placement["executor"] == "sequential"  # in this process the pooled data is handed over as it is
     keep = state.get("keep_early_stopping", False)
-    tasks = [(fold["index"], FitTask(config=config_module.to_data(fold_config(config, fold["index"], keep)),
+    tasks = [(fold["index"], kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config, fold["index"], keep)),
                                      folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
                                      validation_indices=fold["validation_indices"], dataset=pool if local else None))
              for fold in todo]
@@ -417,7 +244,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
             # The worker wrote it as it went; written here too for workers that share no file system with this one.
             history.save(run.file(f"folds/{index}/{history.FILE_NAME}"), result["history"])
             fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
-                        seconds=result["seconds"], **fold_results(result["history"]))
+                        seconds=result["seconds"], **kfold_plan.fold_results(result["history"]))
             fold.pop("error", None)
             fold.pop("traceback", None)
             run.write_json(FILE_NAME, state)
@@ -434,7 +261,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run(tasks, train_part, on_event, **placement)
+        executors.run(tasks, kfold_fits.train_part, on_event, **placement)
     if failed:
         state["status"] = "failed"
         run.write_json(FILE_NAME, state)
@@ -442,58 +269,6 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
             f"{len(failed)} of {len(todo)} fold(s) failed ({'; '.join(failed)}); the completed folds are kept in "
             f"{run.path} (train the rest with: dlrun kfold --resume {run.path})"
         )
-
-
-def train_part(task: FitTask, emit) -> dict:
-    """Train one fold or the final refit, here or in a worker, through the one training function.
-
-    The fit continues from its folder's last checkpoint when there is one (a resumed run). Each epoch
-    goes out through `emit`; returns the history, sizes and time, and for the refit the test metrics
-    (its plots go into the run folder, with model.keras, saved atomically).
-    """
-    from rich import console as rich_console
-
-    from dlrun.training import trainer
-
-    config = config_module.validate(task.config)
-    pooled = task.dataset or _pooled_in_this_process(config, task.data_seed)
-    data = pooled if task.validation_indices is None else pooled.fold(task.validation_indices)
-    folder = Path(task.folder)
-    quiet = rich_console.Console(file=io.StringIO(), width=120)  # the caller shows the progress
-    training = trainer.Training(config, data, quiet)
-    first_epoch = 0
-    if training.can_restore(folder):
-        first_epoch, source = training.restore(folder)
-        emit({"type": "resumed", "after_epoch": first_epoch, "source": f"{folder.name}/{source}"})
-    fitted = training.fit(folder, first_epoch, epochs=task.epochs, progress=False,
-                          on_epoch=lambda epoch, logs: emit({"type": "epoch", "epoch": epoch, "logs": logs}))
-    result = {
-        "history": fitted.history,
-        "train_samples": len(data.labels("train")),
-        "validation_samples": 0 if data.validation is None else len(data.labels("validation")),
-        "seconds": round(fitted.seconds, 3),
-    }
-    if task.run is not None:  # the final refit
-        run_path = Path(task.run)
-        metrics = training.evaluate(run_path / "plots" if config.output.plots else None)
-        if metrics is not None:
-            metrics["epochs"] = task.epochs
-        result["metrics"] = metrics
-        if config.output.save_model:
-            training.save(run_path / "model.keras")
-    return result
-
-
-_POOLED: dict = {}  # in a worker process: the pooled dataset per data config, loaded once
-
-
-def _pooled_in_this_process(config, seed: int):
-    from dlrun import data
-
-    key = json.dumps([config.data.model_dump(mode="json"), seed], sort_keys=True)
-    if key not in _POOLED:
-        _POOLED[key] = data.load(config.data, seed).pooled()
-    return _POOLED[key]
 
 
 def _describe(placement: dict) -> str:
@@ -511,11 +286,11 @@ def _label(fold: dict, state: dict) -> str:
 def _conclude(run, state, config, pool, console, placement: dict) -> dict:
     """Mean curves, smoothing, the recommendation and the plots; then the final refit when asked."""
     fold_histories = [history.load(run.path / "folds" / str(fold["index"]) / history.FILE_NAME) for fold in state["folds"]]
-    mean = mean_history(fold_histories)
+    mean = kfold_plan.mean_history(fold_histories)
     history.save(run.file(history.FILE_NAME), mean)
     monitor = state["monitor"]
-    state["summary"] = summarize(state["folds"])
-    state.update(recommend(mean, monitor, state["smoothing"]))
+    state["summary"] = kfold_plan.summarize(state["folds"])
+    state.update(kfold_plan.recommend(mean, monitor, state["smoothing"]))
     recommended = state["recommended_epochs"]
     statistics = state["summary"][monitor]
     console.print(
@@ -564,7 +339,7 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
     in_pool = placement["executor"] == "pool" and backend.loaded() is None
     if not in_pool:
         backend.import_keras()
-    task = FitTask(config=config_module.to_data(refit_config(config)), folder=str(run.path / "final"), epochs=epochs,
+    task = kfold_fits.FitTask(config=config_module.to_data(kfold_fits.refit_config(config)), folder=str(run.path / "final"), epochs=epochs,
                    run=str(run.path), data_seed=config.seed, dataset=None if in_pool else pool)
     epochs_before = sum(fold["epochs"] for fold in state["folds"])
     outcome: dict = {}
@@ -583,7 +358,7 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
             outcome.update(error=event["error"], traceback=event.get("traceback"))  # no traceback: a dlrun error
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run([("final", task)], train_part, on_event, executor="pool" if in_pool else "sequential",
+        executors.run([("final", task)], kfold_fits.train_part, on_event, executor="pool" if in_pool else "sequential",
                       pool=placement.get("pool"))
     if "error" in outcome:
         failure = errors.TrainingFailed(f"final: {outcome['error']}")

@@ -7,7 +7,7 @@ Every trial is checked against the schema before anything trains.
 The sweep folder (`<runs_root>/<timestamp>_<name>-sweep/`) holds `run.json` (kind `sweep`), the base
 `config.yaml`, `sweep.json` (the trials, their overrides, status, child run and best metric, and the
 ranking) and `trials/`, where each trial is a normal `dlrun train` run folder. Trials run on the
-executors K-fold uses (`dlrun.executors`); `--resume SWEEP_DIR` keeps the completed trials, continues
+executors K-fold uses (`dlrun.trials.executors`); `--resume SWEEP_DIR` keeps the completed trials, continues
 a trial that stopped part-way from its run's last checkpoint, and starts the others.
 """
 

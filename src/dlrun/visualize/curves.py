@@ -1,6 +1,6 @@
 """Learning curves from `history.json` alone (no TensorFlow): one run, or several runs overlaid.
 
-One run: `dlrun.plots.learning_curves` (train vs validation, best validation epoch marked). Several
+One run: `dlrun.runs.plots.learning_curves` (train vs validation, best validation epoch marked). Several
 runs: one PNG per metric with every run's train (dashed) and validation (solid) curves in one colour
 per run, each run's best validation epoch marked with a dot.
 """

@@ -3,7 +3,7 @@
 Outputs are captured by wrapping each chosen layer's `call` for the length of one forward pass, so a
 convolution inside a nested model (VGG16 inside a transfer-learning model) is reached the same way as
 a top-level one, without rebuilding the graph. Gradients with respect to a captured output, on any
-backend, go through a zero `offset` added to it (`dlrun.gradients.value_and_gradient` of the offset).
+backend, go through a zero `offset` added to it (`dlrun.training.gradients.value_and_gradient` of the offset).
 """
 
 from __future__ import annotations
