@@ -73,7 +73,7 @@ def toy_worker(payload, emit):
 def test_pool_runs_every_task_reports_failures_and_reuses_its_workers():
     tasks = [(index, {"value": index, "epochs": 2, "fail": index == 3}) for index in range(1, 6)]
     events = []
-    executors.run(tasks, toy_worker, lambda key, event: events.append((key, event)), executor="pool", workers=2)
+    executors.run(tasks, toy_worker, lambda key, event: events.append((key, event)), executors.Placement("pool", workers=2))
     outcomes = {key: event for key, event in events if event["type"] in ("done", "failed")}
     assert sorted(outcomes) == [1, 2, 3, 4, 5]  # one outcome per task, the failure did not stop the others
     assert outcomes[3]["type"] == "failed" and outcomes[3]["error"] == "ValueError: trial 3 broke"
@@ -96,7 +96,7 @@ def test_interrupt_stops_the_pool_and_leaves_no_process_behind():
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        executors.run(tasks, toy_worker, on_event, executor="pool", workers=2)
+        executors.run(tasks, toy_worker, on_event, executors.Placement("pool", workers=2))
     assert time.monotonic() - started < 90  # the two-minute tasks were stopped, not waited for
     assert no_child_process_within(30)
 

@@ -25,7 +25,7 @@ def local_ray():
 def test_trials_stream_their_epochs_and_a_failed_trial_is_reported(local_ray):
     tasks = [(index, {"value": index, "epochs": 2, "fail": index == 2}) for index in (1, 2, 3)]
     events = []
-    executors.run(tasks, toy_worker, lambda key, event: events.append((key, event)), executor="ray")
+    executors.run(tasks, toy_worker, lambda key, event: events.append((key, event)), executors.Placement("ray"))
     outcomes = {key: event for key, event in events if event["type"] in ("done", "failed")}
     assert sorted(outcomes) == [1, 2, 3]
     assert outcomes[2]["type"] == "failed" and "trial 2 broke" in outcomes[2]["error"]

@@ -30,15 +30,13 @@ def kfold(
     from dlrun import config, errors, terminal
     from dlrun.trials import executors, kfold_plan, kfold as kfold_protocol
 
-    chosen = executors.resolve(executor, workers, address, cpus_per_trial)
-    placement = {"executor": chosen, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
-    placement_words = options.placement_arguments(executor, workers, address, cpus_per_trial)
+    placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
     if resume is not None:
         if config_file is not None or set_items or backend:
             raise errors.ConfigError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
                                      "(its stored config is used)")
         kfold_protocol.resume(resume, terminal.console(),
-                              command=["dlrun", "kfold", f"--resume={resume}", *placement_words], **placement)
+                              command=["dlrun", "kfold", f"--resume={resume}", *placement.words()], placement=placement)
         return
     if config_file is None:
         raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
@@ -48,7 +46,7 @@ def kfold(
                "--shuffle" if shuffle else "--no-shuffle", "--final" if final else "--no-final",
                *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
                *(["--keep-early-stopping"] if keep_early_stopping else []),
-               *(f"--set={item}" for item in set_items), *([f"--backend={backend}"] if backend else []), *placement_words]
+               *(f"--set={item}" for item in set_items), *([f"--backend={backend}"] if backend else []), *placement.words()]
     kfold_protocol.kfold(loaded, terminal.console(), k=k, repeats=repeats, shuffle=shuffle,
                          final=final, monitor=monitor, smoothing=smoothing, command=command,
-                         keep_early_stopping=keep_early_stopping, **placement)
+                         keep_early_stopping=keep_early_stopping, placement=placement)

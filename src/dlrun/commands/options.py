@@ -31,11 +31,3 @@ ADDRESS_OPTION = typer.Option(
     None, "--address", metavar="auto|ray://HOST:PORT", help="With --executor ray: the Ray cluster (default: a local one).", show_default=False,
 )
 CPUS_PER_TRIAL_OPTION = typer.Option(1.0, "--cpus-per-trial", help="With --executor ray: CPUs Ray reserves for each trial.")
-
-
-def placement_arguments(executor, workers, address, cpus_per_trial) -> list[str]:
-    """The executor options as command-line words, for run.json's `command`."""
-    words = [f"--workers={workers}"] if workers != 1 else []
-    words += [f"--executor={executor}"] if executor else []
-    words += [f"--address={address}"] if address else []
-    return words + ([f"--cpus-per-trial={cpus_per_trial:g}"] if cpus_per_trial != 1 else [])

@@ -17,6 +17,7 @@ Nothing heavy is imported here: the pool's workers import TensorFlow themselves,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue as queue_module
 import signal
@@ -62,17 +63,56 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
     return executor
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where independent trials run, checked (`resolve`): the executor and its options, and a pool the
+    caller started early (`with_pool`)."""
+
+    executor: str = "sequential"  # sequential | pool | ray
+    workers: int = 1
+    address: str | None = None  # ray: auto or ray://HOST:PORT; None: a local Ray
+    cpus_per_trial: float = 1.0  # ray: CPUs reserved per trial
+    pool: "Pool | None" = None
+
+    @classmethod
+    def resolve(cls, executor: str | None = None, workers: int = 1, address: str | None = None,
+                cpus_per_trial: float = 1.0) -> "Placement":
+        """The placement the command-line options ask for (see `resolve`)."""
+        return cls(resolve(executor, workers, address, cpus_per_trial), workers, address, cpus_per_trial)
+
+    def with_pool(self, pool: "Pool") -> "Placement":
+        return dataclasses.replace(self, pool=pool)
+
+    def record(self) -> dict:
+        """What kfold.json and sweep.json keep of it."""
+        return {key: value for key, value in vars(self).items() if value is not None and key != "pool"}
+
+    def words(self) -> list[str]:
+        """The options as command-line words, for run.json's `command`."""
+        words = [f"--workers={self.workers}"] if self.workers != 1 else []
+        words += [f"--executor={self.executor}"] if self.executor != "sequential" else []
+        words += [f"--address={self.address}"] if self.address else []
+        return words + ([f"--cpus-per-trial={self.cpus_per_trial:g}"] if self.cpus_per_trial != 1 else [])
+
+    def describe(self) -> str:
+        """One line for the console."""
+        if self.executor == "pool":
+            return f"a pool of {self.workers} worker processes, {threads_per_worker(self.workers)} compute thread(s) each"
+        if self.executor == "ray":
+            return f"Ray Tune at {self.address or 'a local Ray instance'}, {self.cpus_per_trial:g} CPU(s) per trial"
+        return "this process"
+
+
 def threads_per_worker(workers: int) -> int:
     """Intra-op threads for each of `workers` processes, so together they use the machine's cores once."""
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", workers: int = 1,
-        address: str | None = None, cpus_per_trial: float = 1.0, pool: "Pool | None" = None) -> None:
-    """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring).
-
-    `pool`: a `Pool` the caller started early (and closes); otherwise the pool executor makes its own.
-    """
+def run(tasks: list[tuple], worker, on_event, placement: Placement = Placement()) -> None:
+    """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring), where
+    `placement` says. `placement.pool`: a `Pool` the caller started early (and closes); otherwise the
+    pool executor makes its own."""
+    executor, workers, pool = placement.executor, placement.workers, placement.pool
     if not tasks:
         return
     if executor == "sequential":
@@ -82,7 +122,7 @@ def run(tasks: list[tuple], worker, on_event, executor: str = "sequential", work
     elif executor == "ray":
         from dlrun.trials import ray_tune
 
-        ray_tune.run(tasks, worker, on_event, address=address, cpus_per_trial=cpus_per_trial)
+        ray_tune.run(tasks, worker, on_event, address=placement.address, cpus_per_trial=placement.cpus_per_trial)
     else:
         raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
 

@@ -42,19 +42,14 @@ def kfold(
     monitor: str | None = None,
     smoothing: float = 0.9,
     command: list[str] | None = None,
-    executor: str = "sequential",
-    workers: int = 1,
-    address: str | None = None,
-    cpus_per_trial: float = 1.0,
+    placement: executors.Placement = executors.Placement(),
     keep_early_stopping: bool = False,
 ) -> runs.Run:
     """Run K-fold validation as configured; return the completed run (see the module docstring).
 
-    `executor` (`dlrun.trials.executors.resolve`), `workers`, `address` and `cpus_per_trial` say where the folds run.
+    `placement` (`executors.Placement.resolve`) says where the folds run.
     """
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
-    executor = executors.resolve(executor, workers, address, cpus_per_trial)
-    placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
     from dlrun import backend
 
     # Decide the backend before any worker starts: workers inherit $KERAS_BACKEND, so every fold runs on
@@ -65,14 +60,14 @@ def kfold(
     return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement))
 
 
-def _with_workers(placement: dict, body):
+def _with_workers(placement: executors.Placement, body):
     """Call `body(placement)`; for the pool executor, its workers start first (importing TensorFlow
     while this process does the same) and are closed, or stopped on an error, afterwards."""
-    if placement["executor"] != "pool":
+    if placement.executor != "pool":
         return body(placement)
-    pool = executors.Pool(placement["workers"])
+    pool = executors.Pool(placement.workers)
     try:
-        outcome = body({**placement, "pool": pool})
+        outcome = body(placement.with_pool(pool))
     except BaseException:
         pool.stop()
         raise
@@ -81,7 +76,7 @@ def _with_workers(placement: dict, body):
 
 
 def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
-    starting = "importing Keras..." if placement["executor"] == "sequential" else f"starting the {placement['executor']} executor..."
+    starting = "importing Keras..." if placement.executor == "sequential" else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {config.name}: {starting}", highlight=False)
     from dlrun import backend
     from dlrun.training import trainer
@@ -89,7 +84,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     if config.train.distribute != "none":
         raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
                                  "'none' (folds are independent trials: spread them over processes, not replicas)")
-    if placement["executor"] == "sequential":
+    if placement.executor == "sequential":
         choice = backend.activate(config)
     else:
         # The folds train in worker processes: this one needs Keras only for the final refit, so it
@@ -136,15 +131,14 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     return _execute(run, state, config, pool, console, placement)
 
 
-def resume(run_dir, console, command: list[str] | None = None, executor: str = "sequential", workers: int = 1,
-           address: str | None = None, cpus_per_trial: float = 1.0) -> runs.Run:
+def resume(run_dir, console, command: list[str] | None = None,
+           placement: executors.Placement = executors.Placement()) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
 
     Folds are seeded by their index and the plan (every fold's indices) is read back from kfold.json,
     so the resumed run ends with the numbers an uninterrupted run would have had.
     """
-    executor = executors.resolve(executor, workers, address, cpus_per_trial)
     run = runs.Run.open(run_dir)
     try:
         state = json.loads((run.path / FILE_NAME).read_text(encoding="utf-8"))
@@ -164,7 +158,6 @@ def resume(run_dir, console, command: list[str] | None = None, executor: str = "
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
-    placement = {"executor": executor, "workers": workers, "address": address, "cpus_per_trial": cpus_per_trial}
     return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
 
 
@@ -188,7 +181,7 @@ def _monitor(config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run, state, config, pool, console, placement: dict) -> runs.Run:
+def _execute(run, state, config, pool, console, placement: executors.Placement) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
@@ -205,7 +198,7 @@ def _execute(run, state, config, pool, console, placement: dict) -> runs.Run:
     return run
 
 
-def _run_folds(run, state, config, pool, console, placement: dict) -> None:
+def _run_folds(run, state, config, pool, console, placement: executors.Placement) -> None:
     """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
@@ -216,10 +209,10 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
     todo = [fold for fold in state["folds"] if fold["status"] != "completed"]
     if not todo:
         return
-    state["executor"] = {key: value for key, value in placement.items() if value is not None and key != "pool"}
-    if placement["executor"] != "sequential":
-        console.print(f"executor: {_describe(placement)}", highlight=False, soft_wrap=True)
-    local = placement["executor"] == "sequential"  # in this process the pooled data is handed over as it is
+    state["executor"] = placement.record()
+    if placement.executor != "sequential":
+        console.print(f"executor: {placement.describe()}", highlight=False, soft_wrap=True)
+    local = placement.executor == "sequential"  # in this process the pooled data is handed over as it is
     keep = state.get("keep_early_stopping", False)
     tasks = [(fold["index"], kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config, fold["index"], keep)),
                                      folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
@@ -261,7 +254,7 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run(tasks, kfold_fits.train_part, on_event, **placement)
+        executors.run(tasks, kfold_fits.train_part, on_event, placement)
     if failed:
         state["status"] = "failed"
         run.write_json(FILE_NAME, state)
@@ -271,19 +264,12 @@ def _run_folds(run, state, config, pool, console, placement: dict) -> None:
         )
 
 
-def _describe(placement: dict) -> str:
-    if placement["executor"] == "pool":
-        threads = executors.threads_per_worker(placement["workers"])
-        return f"a pool of {placement['workers']} worker processes, {threads} compute thread(s) each"
-    return f"Ray Tune at {placement.get('address') or 'a local Ray instance'}, {placement['cpus_per_trial']:g} CPU(s) per trial"
-
-
 def _label(fold: dict, state: dict) -> str:
     prefix = f"repeat {fold['repeat']}/{state['repeats']} " if state["repeats"] > 1 else ""
     return f"{prefix}fold {fold['fold']}/{state['k']}"
 
 
-def _conclude(run, state, config, pool, console, placement: dict) -> dict:
+def _conclude(run, state, config, pool, console, placement: executors.Placement) -> dict:
     """Mean curves, smoothing, the recommendation and the plots; then the final refit when asked."""
     fold_histories = [history.load(run.path / "folds" / str(fold["index"]) / history.FILE_NAME) for fold in state["folds"]]
     mean = kfold_plan.mean_history(fold_histories)
@@ -324,7 +310,7 @@ def _conclude(run, state, config, pool, console, placement: dict) -> dict:
     return outcome
 
 
-def _final(run, state, config, pool, epochs: int, console, placement: dict) -> dict:
+def _final(run, state, config, pool, epochs: int, console, placement: executors.Placement) -> dict:
     """Retrain on every pooled sample for `epochs`, evaluate on test next to the baseline, save the model.
 
     With a process pool the refit is one more task for a worker, which has Keras loaded already (this
@@ -336,7 +322,7 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
 
     console.print(f"final: training on all {state['samples']} samples for {epochs} epochs", highlight=False)
     # On the pool unless this process has Keras loaded already (a resumed run whose folds were done).
-    in_pool = placement["executor"] == "pool" and backend.loaded() is None
+    in_pool = placement.executor == "pool" and backend.loaded() is None
     if not in_pool:
         backend.import_keras()
     task = kfold_fits.FitTask(config=config_module.to_data(kfold_fits.refit_config(config)), folder=str(run.path / "final"), epochs=epochs,
@@ -358,8 +344,8 @@ def _final(run, state, config, pool, epochs: int, console, placement: dict) -> d
             outcome.update(error=event["error"], traceback=event.get("traceback"))  # no traceback: a dlrun error
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run([("final", task)], kfold_fits.train_part, on_event, executor="pool" if in_pool else "sequential",
-                      pool=placement.get("pool"))
+        executors.run([("final", task)], kfold_fits.train_part, on_event,
+                      placement if in_pool else executors.Placement())
     if "error" in outcome:
         failure = errors.TrainingFailed(f"final: {outcome['error']}")
         failure.traceback = outcome["traceback"]  # recorded in run.json

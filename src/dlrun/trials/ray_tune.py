@@ -1,6 +1,6 @@
 """Trials as Ray Tune trials: one per task, actors reused, each epoch streamed back with `tune.report`.
 
-Used through `dlrun.trials.executors.run(..., executor="ray")`. Ray is an optional extra (`dlrun[ray]`) and is
+Used through `dlrun.trials.executors.run(..., Placement("ray"))`. Ray is an optional extra (`dlrun[ray]`) and is
 imported only here. Without `address` a local Ray instance is started for the call and shut down
 after it; with `address` (`auto`, `ray://HOST:PORT`) an existing cluster is joined. A Ray already
 initialised by the caller is used as it is. Workers write nothing: their epochs and results come

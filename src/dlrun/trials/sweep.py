@@ -141,7 +141,7 @@ def check_metric(metric: str, config) -> None:
 
 
 def sweep(config_file, set_values: list[str], grid: list[str], ranges: list[str], random: int | None, metric: str,
-          console, placement: dict, command: list[str] | None = None) -> runs.Run:
+          console, placement: executors.Placement, command: list[str] | None = None) -> runs.Run:
     """Plan, check and run a sweep (see the module docstring); return the sweep's run."""
     base = config_module.load(config_file, set_values)
     check_metric(metric, base)
@@ -172,7 +172,7 @@ def sweep(config_file, set_values: list[str], grid: list[str], ranges: list[str]
     return _execute(run, state, base_data, base.name, console, placement)
 
 
-def resume(sweep_dir, console, placement: dict, command: list[str] | None = None) -> runs.Run:
+def resume(sweep_dir, console, placement: executors.Placement, command: list[str] | None = None) -> runs.Run:
     """Continue an interrupted or failed sweep: only the trials not completed are trained (in new child runs)."""
     run = runs.Run.open(sweep_dir)
     try:
@@ -252,14 +252,14 @@ def table(state: dict):
     return result
 
 
-def _execute(run, state, base_data: dict, name: str, console, placement: dict) -> runs.Run:
+def _execute(run, state, base_data: dict, name: str, console, placement: executors.Placement) -> runs.Run:
     from dlrun.trials import progress as trial_progress
 
     trials_root = run.path / TRIALS_FOLDER
     configs = trial_configs(base_data, [trial["overrides"] for trial in state["trials"]], name, trials_root)
     todo = [trial for trial in state["trials"] if trial["status"] != "completed"]
     by_index = {trial["index"]: trial for trial in state["trials"]}
-    state["executor"] = {key: value for key, value in placement.items() if value is not None}
+    state["executor"] = placement.record()
     tasks = [(trial["index"], {"config": configs[trial["index"] - 1], "run": trial.get("run"),
                                 "command": ["dlrun", "train", f"(sweep {run.path.name}, trial {trial['index']})",
                                             *(f"--set={item}" for item in set_items(trial["overrides"]))]})
@@ -301,7 +301,7 @@ def _execute(run, state, base_data: dict, name: str, console, placement: dict) -
 
     with runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}", stopped):
         with trial_progress.TrialProgress(console) as progress:
-            executors.run(tasks, run_trial, on_event, **placement)
+            executors.run(tasks, run_trial, on_event, placement)
     state["ranking"] = [trial["index"] for trial in rank(state)]
     state["status"] = "failed" if failed else "completed"
     run.write_json(FILE_NAME, state)
