@@ -24,6 +24,7 @@ SUITE = {
     "image_pipeline.py": ([], ["--images", "96", "--image-size", "64"]),
     "feature_cache.py": ([], ["--quick"]),
     "kfold_workers.py": ([], ["--runs", "1"]),
+    "kfold_features.py": ([], ["--quick"]),
     "backends.py": ([], ["--rounds", "1"]),
 }
 
