@@ -1,4 +1,6 @@
-"""Shared fixtures: config writers, the CLI runner, and one tiny trained run reused across tests."""
+"""Shared fixtures and helpers: config writers, the CLI runner, trained runs reused across tests, fresh-process
+runs on other backends, toy trial workers, hand-made run folders. Test modules import plain helpers from here,
+never from one another."""
 
 from __future__ import annotations
 
@@ -28,6 +30,14 @@ CONFIGS = ROOT / "configs"
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras, imported through dlrun (on the suite's TensorFlow backend)."""
+    from dlrun import backend
+
+    return backend.import_keras()
 
 
 def invoke(*args: str):
@@ -110,6 +120,7 @@ def tiny_config(path: Path, root: Path, task: str = "multiclass", epochs: int = 
 
 
 def run_folders(root: Path) -> list[Path]:
+    """The run folders directly under `root`, sorted (none when `root` does not exist)."""
     return sorted(path for path in Path(root).glob("*") if path.is_dir()) if Path(root).exists() else []
 
 
@@ -131,3 +142,268 @@ def quickstart_run(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(root)
     return folder
+
+
+# --- a tiny trained convnet (visualize, gradients) -------------------------------------------------
+
+SMALL_CONVNET = """\
+name: small
+seed: 1
+data: {{name: npz, path: {path}, validation_split: 0.2, rescale: 0.00392156862745098, class_names: [square, disk]}}
+model: {{architecture: convnet, filters: [4, 8], padding: same, pool_last: false, reduce: global_average, dense_units: []}}
+train: {{epochs: 1, batch_size: 16}}
+output: {{runs_root: {root}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A tiny convnet trained one epoch through dlrun on generated 24x24 shape images, with 3 PNGs."""
+    from dlrun.data import shapes
+
+    folder = tmp_path_factory.mktemp("small")
+    npz = shapes.write_npz(folder / "shapes.npz", train=40, test=8, size=24)
+    config_file = folder / "small.yaml"
+    config_file.write_text(SMALL_CONVNET.format(path=json.dumps(str(npz)), root=json.dumps(str(folder / "runs"))))
+    result = invoke("train", config_file)
+    assert result.exit_code == 0, result.output
+    (run,) = run_folders(folder / "runs")
+    images = shapes.write_images(folder / "images", count=3, size=24)
+    return run, images
+
+
+# --- interrupting and resuming a run ------------------------------------------------------------------
+
+RESUMABLE_CONFIG = """\
+name: resumable
+seed: 11
+data: {{name: synthetic, num_samples: {samples}, input_shape: [5], noise: 1.0}}
+model: {{architecture: mlp, units: [8], dropout: 0.3}}
+compile: {{optimizer: adam}}
+train:
+  epochs: {epochs}
+  batch_size: 16
+  callbacks: [{{name: early_stopping, patience: 50}}, {{name: checkpoint}}]
+output: {{runs_root: {root}}}
+"""
+
+
+def write_resumable_config(tmp_path, name="config.yaml", epochs=6, samples=120):
+    """A synthetic MLP config with dropout and a checkpoint callback, runs under tmp_path/runs."""
+    path = tmp_path / name
+    path.write_text(RESUMABLE_CONFIG.format(epochs=epochs, samples=samples, root=json.dumps(str(tmp_path / "runs"))))
+    return path
+
+
+def saved_weights(folder):
+    """The weights of the model.keras saved in run `folder`."""
+    from dlrun import backend
+
+    keras = backend.import_keras()
+    return keras.saving.load_model(folder / "model.keras", safe_mode=True).get_weights()
+
+
+def interrupt_after(monkeypatch, epochs: int):
+    """Make every run raise KeyboardInterrupt (as Ctrl-C does) once `epochs` epochs are recorded."""
+    from dlrun.training import recorders
+
+    original = recorders.RunRecorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch + 1 == epochs:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
+
+
+def assert_same_run(folder, straight):
+    """Assert that resumed run `folder` has the 6-epoch history and the weights of the `straight` run."""
+    import numpy as np
+
+    resumed_history = json.loads((folder / "history.json").read_text())
+    straight_history = json.loads((straight / "history.json").read_text())
+    assert resumed_history["epoch"] == [1, 2, 3, 4, 5, 6]
+    for key, values in straight_history.items():
+        np.testing.assert_allclose(resumed_history[key], values, rtol=1e-6, atol=1e-7, err_msg=key)
+    for resumed_weights, straight_weights in zip(saved_weights(folder), saved_weights(straight)):
+        np.testing.assert_allclose(resumed_weights, straight_weights, rtol=1e-6, atol=1e-7)
+
+
+# --- K-fold and the trial executors ---------------------------------------------------------------
+
+KFOLD_CONFIG = """\
+name: kf
+seed: 5
+data: {{name: synthetic, task: {task}, num_samples: 60, input_shape: [4], noise: 0.3}}
+model: {{architecture: mlp, units: [4]}}
+train: {{epochs: 3, batch_size: 16}}
+output: {{runs_root: {root}}}
+"""
+
+
+def write_kfold_config(tmp_path, task="regression"):
+    """A small synthetic MLP config for K-fold, written to tmp_path/TASK.yaml; runs go under tmp_path/runs."""
+    path = tmp_path / f"{task}.yaml"
+    path.write_text(KFOLD_CONFIG.format(task=task, root=json.dumps(str(tmp_path / "runs"))))
+    return path
+
+
+def toy_worker(payload, emit):
+    """A trial worker for the executor tests (module level: pool and Ray workers import it by name)."""
+    for epoch in range(1, payload["epochs"] + 1):
+        emit({"type": "epoch", "epoch": epoch, "logs": {"loss": payload["value"] / epoch}})
+    if payload.get("fail"):
+        raise ValueError(f"trial {payload['value']} broke")
+    time.sleep(payload.get("sleep", 0))
+    return {"value": payload["value"], "pid": os.getpid()}
+
+
+def no_child_process_within(seconds: float) -> bool:
+    """Whether every child process has ended within `seconds` (idle workers exit on their own after a run)."""
+    import multiprocessing
+
+    deadline = time.monotonic() + seconds
+    while multiprocessing.active_children():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+# --- the pretrained architecture --------------------------------------------------------------------
+
+PRETRAINED_TEMPLATE = """\
+name: pt
+seed: 5
+data: {{name: synthetic, task: binary, num_samples: 50, input_shape: {shape}, noise: 0.3}}
+model: {model}
+train: {{epochs: {epochs}, batch_size: 16}}
+output: {{runs_root: {root}, plots: false}}
+"""
+# The start of a `model:` flow mapping: a VGG16 base with random weights and an 8-unit head; close it with "}".
+VGG16_MODEL = "{architecture: pretrained, base: vgg16, weights: null, dense_units: [8], dropout: 0.0"
+
+
+def write_pretrained_config(path, root, model: str, epochs: int = 2, shape: str = "[32, 32, 3]"):
+    """A synthetic binary config with the `model:` section given as text, written to `path`; runs under `root`."""
+    path.write_text(PRETRAINED_TEMPLATE.format(model=model, epochs=epochs, shape=shape, root=json.dumps(str(root))), encoding="utf-8")
+    return path
+
+
+# --- runs in fresh processes (other backends) ----------------------------------------------------------
+
+# A tiny synthetic regression MLP (format with root=) that the backend tests train in fresh processes.
+TINY_REGRESSION = """\
+name: tiny
+seed: 5
+data: {{name: synthetic, task: regression, num_samples: 80, input_shape: [6]}}
+model: {{architecture: mlp, units: [8]}}
+train: {{epochs: 3, batch_size: 16}}
+output: {{runs_root: {root}, plots: false}}
+"""
+
+
+def subprocess_env(**extra) -> dict:
+    """A subprocess environment without the test suite's KERAS_BACKEND pin, dlrun on the path."""
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    return {**env, "PYTHONPATH": str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""), **extra}
+
+
+def train_in_fresh_process(tmp_path: Path, name: str, *arguments: str, probe: str | None = None, env: dict | None = None) -> dict:
+    """Train TINY_REGRESSION in a fresh process; return run.json plus the history (as `history`)."""
+    root = tmp_path / name
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY_REGRESSION.format(root=json.dumps(str(root))))
+    if probe is None:
+        command = [sys.executable, "-m", "dlrun", "train", str(path), *arguments]
+    else:
+        command = [sys.executable, "-c", probe, "train", str(path), *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=subprocess_env(**(env or {})))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = run_folders(root)
+    record = json.loads((folder / "run.json").read_text())
+    record["history"] = json.loads((folder / "history.json").read_text())
+    return record
+
+
+# A fresh-process script (argv[1]: a config naming its backend): trains straight, then interrupted after
+# epoch 2 and resumed; prints both histories and the backend as JSON.
+RESUME_SCRIPT = textwrap.dedent("""\
+    import io, json, sys
+    from pathlib import Path
+    from rich.console import Console
+    from dlrun import backend, config, errors
+    from dlrun.training import resume
+    from dlrun.training import trainer
+    loaded = config.load(sys.argv[1])
+    backend.activate(loaded)  # before keras_callbacks imports Keras
+    from dlrun.training import recorders
+    console = Console(file=io.StringIO())
+    straight = trainer.train(loaded, console)
+    original = recorders.RunRecorder.on_epoch_end
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+    recorders.RunRecorder.on_epoch_end = on_epoch_end
+    try:
+        trainer.train(loaded, console)
+    except errors.Interrupted:
+        pass
+    recorders.RunRecorder.on_epoch_end = original
+    interrupted = sorted(p for p in Path(loaded.output.runs_root).iterdir() if p != straight.path)[0]
+    run, resolved = resume.prepare(interrupted, None, [], False)
+    resumed = trainer.train(resolved, console, resume_run=run)
+    print(json.dumps({name: json.loads((folder.path / "history.json").read_text())
+                      for name, folder in (("straight", straight), ("resumed", resumed))}
+                     | {"backend": json.loads((resumed.path / "run.json").read_text())["backend"]["name"]}))
+""")
+
+
+def review_tokens(rows: int = 48, length: int = 400, tokens: int = 10_000):
+    """IMDB-shaped input: word indices < tokens, repeated words, and zero padding at the end of rows."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    sequences = rng.zipf(1.3, size=(rows, length)) % tokens  # common words repeat, as in text
+    for row, used in enumerate(rng.integers(20, length, size=rows)):
+        sequences[row, used:] = 0
+    return sequences.astype("int32")
+
+
+# --- run folders written by hand ----------------------------------------------------------------------
+
+
+def write_completed_run(path: Path, name: str = "digits", config: str = "name: digits\nseed: 1\n", plots: bool = False) -> Path:
+    """A completed run folder written by hand: run.json, config.yaml, history.json, metrics.json."""
+    path.mkdir(parents=True)
+    record = {"name": name, "status": "completed", "started_at": "2026-01-02T10:00:00Z", "ended_at": "2026-01-02T10:01:15Z",
+              "duration_s": 75.4, "metrics": ["accuracy"], "command": ["dlrun", "train", name],
+              "best_epoch": {"monitor": "val_loss", "epoch": 2, "value": 0.6}}
+    (path / "run.json").write_text(json.dumps(record))
+    (path / "config.yaml").write_text(config)
+    (path / "history.json").write_text(json.dumps({
+        "epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
+        "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.85, 0.8]}))
+    (path / "metrics.json").write_text(json.dumps({
+        "split": "test", "samples": 20, "metrics": {"accuracy": 0.83, "loss": 0.65},
+        "baseline": {"majority_class": 0, "majority_class_accuracy": 0.55, "random_guess_accuracy": 0.5},
+        "confusion_matrix": {"labels": ["cat", "dog"], "matrix": [[9, 2], [1, 8]]}}))
+    if plots:
+        (path / "plots").mkdir()
+        for name_ in ("loss", "accuracy", "confusion_matrix_test"):
+            (path / "plots" / f"{name_}.png").write_bytes(tiny_png())
+    return path
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG, so tests that need no matplotlib still embed real images."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))

@@ -5,17 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from dlrun import backend, config, models
+from dlrun import config, models
 from dlrun.data import dataset
 from dlrun.models import augmentation
 
 NOTES = {"rotation_range": 40, "width_shift_range": 0.2, "height_shift_range": 0.2, "shear_range": 0.2,
          "zoom_range": 0.2, "horizontal_flip": True, "fill_mode": "nearest"}
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
 
 
 def section(**options):

@@ -7,7 +7,6 @@ printed, when JAX is not installed (`pip install 'dlrun[jax]'`).
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,23 +17,17 @@ import pytest
 
 from dlrun import backend, config as config_module, errors
 from dlrun.config import schema
-from tests.conftest import ROOT, invoke, run_cli, run_folders
+from tests.conftest import (RESUME_SCRIPT, ROOT, TINY_REGRESSION, invoke, review_tokens, run_folders, subprocess_env,
+                            train_in_fresh_process)
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed (pip install 'dlrun[jax]'); JAX-backend tests skipped")
-SOURCE = str(ROOT / "src")
 
 
 def _config(**changes) -> schema.Config:
     data = {"data": {"name": "synthetic", "task": "regression", "num_samples": 60, "input_shape": [4]},
             "model": {"architecture": "mlp", "units": [4]}, **changes}
     return config_module.validate(data)
-
-
-def _env(**extra) -> dict:
-    """A subprocess environment without the test suite's KERAS_BACKEND pin, dlrun on the path."""
-    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    return {**env, "PYTHONPATH": SOURCE + os.pathsep + env.get("PYTHONPATH", ""), **extra}
 
 
 # --- choosing -----------------------------------------------------------------------------------
@@ -157,39 +150,12 @@ def test_kfold_refuses_distribute(tmp_path):
 
 # --- whole runs in fresh processes ------------------------------------------------------------------
 
-TINY = """\
-name: tiny
-seed: 5
-data: {{name: synthetic, task: regression, num_samples: 80, input_shape: [6]}}
-model: {{architecture: mlp, units: [8]}}
-train: {{epochs: 3, batch_size: 16}}
-output: {{runs_root: {root}, plots: false}}
-"""
-
-
-def _train(tmp_path: Path, name: str, *arguments: str, probe: str | None = None, env: dict | None = None) -> dict:
-    """Train TINY in a fresh process; return run.json plus the history (as `history`)."""
-    root = tmp_path / name
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY.format(root=json.dumps(str(root))))
-    if probe is None:
-        command = [sys.executable, "-m", "dlrun", "train", str(path), *arguments]
-    else:
-        command = [sys.executable, "-c", probe, "train", str(path), *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env(**(env or {})))
-    assert result.returncode == 0, result.stderr[-3000:]
-    (folder,) = run_folders(root)
-    record = json.loads((folder / "run.json").read_text())
-    record["history"] = json.loads((folder / "history.json").read_text())
-    return record
-
-
 HIDE_JAX = "import sys\nsys.modules['jax'] = None\nsys.argv[0] = 'dlrun'\nfrom dlrun import cli\ncli.main()\n"
 
 
 @pytest.mark.slow
 def test_without_jax_auto_runs_on_tensorflow_and_records_why(tmp_path):
-    record = _train(tmp_path, "hidden", probe=HIDE_JAX)
+    record = train_in_fresh_process(tmp_path, "hidden", probe=HIDE_JAX)
     assert record["status"] == "completed"
     assert record["backend"]["name"] == "tensorflow"
     assert "not installed" in record["backend"]["reason"]
@@ -198,8 +164,8 @@ def test_without_jax_auto_runs_on_tensorflow_and_records_why(tmp_path):
 @needs_jax
 @pytest.mark.slow
 def test_jax_backend_is_picked_by_auto_and_repeats_exactly(tmp_path):
-    first = _train(tmp_path, "first")
-    second = _train(tmp_path, "second", "--backend", "jax")
+    first = train_in_fresh_process(tmp_path, "first")
+    second = train_in_fresh_process(tmp_path, "second", "--backend", "jax")
     assert first["backend"]["name"] == "jax" and first["backend"]["reason"].startswith("auto:")
     assert second["backend"]["reason"] == "backend: jax was asked for in the config"
     assert "jax" in first["versions"] and "tensorflow" not in first["versions"]  # not imported: arrays need no tf.data
@@ -212,10 +178,10 @@ def test_jax_backend_is_picked_by_auto_and_repeats_exactly(tmp_path):
 @pytest.mark.slow
 def test_jax_compilation_cache_is_filled_reused_and_changes_no_number(tmp_path):
     cache = tmp_path / "jax-cache"
-    cold = _train(tmp_path, "cold", "--backend", "jax", env={"DLRUN_JAX_CACHE": str(cache)})
+    cold = train_in_fresh_process(tmp_path, "cold", "--backend", "jax", env={"DLRUN_JAX_CACHE": str(cache)})
     entries = {path.name for path in cache.iterdir()}
-    warm = _train(tmp_path, "warm", "--backend", "jax", env={"DLRUN_JAX_CACHE": str(cache)})
-    off = _train(tmp_path, "off", "--backend", "jax", env={"DLRUN_JAX_CACHE": "off"})
+    warm = train_in_fresh_process(tmp_path, "warm", "--backend", "jax", env={"DLRUN_JAX_CACHE": str(cache)})
+    off = train_in_fresh_process(tmp_path, "off", "--backend", "jax", env={"DLRUN_JAX_CACHE": "off"})
     assert cold["backend"]["compilation_cache"] == warm["backend"]["compilation_cache"] == str(cache)
     assert "compilation_cache" not in off["backend"]
     assert entries, "the first run wrote no compiled program to the cache"
@@ -229,54 +195,22 @@ def test_jax_compilation_cache_is_filled_reused_and_changes_no_number(tmp_path):
 def test_tensorboard_on_jax_imports_tensorflow_quietly(tmp_path):
     # TensorBoard writes through TensorFlow on every backend; its import must not print native log lines.
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY.format(root=json.dumps(str(tmp_path / "runs"))) + "train: {epochs: 1, batch_size: 16, tensorboard: true}\n")
+    path.write_text(TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "train: {epochs: 1, batch_size: 16, tensorboard: true}\n")
     path.write_text(path.read_text().replace("train: {epochs: 3, batch_size: 16}\n", ""))
     result = subprocess.run([sys.executable, "-m", "dlrun", "train", str(path), "--backend", "jax"],
-                            capture_output=True, text=True, timeout=300, env=_env())
+                            capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
     (folder,) = run_folders(tmp_path / "runs")
     assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
 
 
-JAX_RESUME = textwrap.dedent("""\
-    import io, json, sys
-    from pathlib import Path
-    from rich.console import Console
-    from dlrun import backend, config, errors
-    from dlrun.training import resume
-    from dlrun.training import trainer
-    loaded = config.load(sys.argv[1])
-    backend.activate(loaded)  # before keras_callbacks imports Keras
-    from dlrun.training import recorders
-    console = Console(file=io.StringIO())
-    straight = trainer.train(loaded, console)
-    original = recorders.RunRecorder.on_epoch_end
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-    recorders.RunRecorder.on_epoch_end = on_epoch_end
-    try:
-        trainer.train(loaded, console)
-    except errors.Interrupted:
-        pass
-    recorders.RunRecorder.on_epoch_end = original
-    interrupted = sorted(p for p in Path(loaded.output.runs_root).iterdir() if p != straight.path)[0]
-    run, resolved = resume.prepare(interrupted, None, [], False)
-    resumed = trainer.train(resolved, console, resume_run=run)
-    print(json.dumps({name: json.loads((folder.path / "history.json").read_text())
-                      for name, folder in (("straight", straight), ("resumed", resumed))}
-                     | {"backend": json.loads((resumed.path / "run.json").read_text())["backend"]["name"]}))
-""")
-
-
 @needs_jax
 @pytest.mark.slow
 def test_resume_on_jax_matches_a_straight_run(tmp_path):
     path = tmp_path / "resume.yaml"
-    path.write_text(TINY.format(root=json.dumps(str(tmp_path / "runs"))))
-    result = subprocess.run([sys.executable, "-c", JAX_RESUME, str(path)], capture_output=True, text=True, timeout=300, env=_env())
+    path.write_text(TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))))
+    result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["backend"] == "jax"
@@ -307,7 +241,7 @@ JAX_TF_DATA = textwrap.dedent("""\
 @needs_jax
 def test_tf_data_pipelines_feed_keras_on_jax(tmp_path):
     """Image folders stay tf.data pipelines on JAX; TensorFlow is imported only when one is used."""
-    result = subprocess.run([sys.executable, "-c", JAX_TF_DATA], capture_output=True, text=True, timeout=120, env=_env())
+    result = subprocess.run([sys.executable, "-c", JAX_TF_DATA], capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["before"] is False and outcome["backend"] == "jax"
@@ -317,20 +251,11 @@ def test_tf_data_pipelines_feed_keras_on_jax(tmp_path):
 # --- multi-hot without the one-hot blow-up ------------------------------------------------------------
 
 
-def _review_tokens(rows: int = 48, length: int = 400, tokens: int = 10_000) -> np.ndarray:
-    """IMDB-shaped input: word indices < tokens, repeated words, and zero padding at the end of rows."""
-    rng = np.random.default_rng(7)
-    sequences = rng.zipf(1.3, size=(rows, length)) % tokens  # common words repeat, as in text
-    for row, used in enumerate(rng.integers(20, length, size=rows)):
-        sequences[row, used:] = 0
-    return sequences.astype("int32")
-
-
 def test_multi_hot_gives_category_encodings_vectors_on_tensorflow():
     keras = backend.import_keras()
     from dlrun.models import multi_hot
 
-    tokens = _review_tokens()
+    tokens = review_tokens()
     expected = np.array(keras.layers.CategoryEncoding(10_000, output_mode="multi_hot")(tokens))
     expected[:, 0] = 0  # the padding column: MultiHot leaves it empty, as the book's encoding does
     received = np.asarray(multi_hot.MultiHot(10_000)(tokens))
@@ -345,7 +270,7 @@ def test_multi_hot_layer_survives_saving(tmp_path):
 
     model = keras.Sequential([keras.Input((400,), dtype="int32"), multi_hot.MultiHot(10_000, name="multi_hot"), keras.layers.Dense(1)])
     model.save(tmp_path / "model.keras")
-    tokens = _review_tokens()
+    tokens = review_tokens()
     np.testing.assert_allclose(models.load_model(tmp_path / "model.keras").predict(tokens, verbose=0), model.predict(tokens, verbose=0))
 
 
@@ -364,10 +289,10 @@ JAX_MULTI_HOT = textwrap.dedent("""\
 @needs_jax
 def test_multi_hot_on_jax_matches_and_stays_small_at_imdb_scale(tmp_path):
     keras = backend.import_keras()
-    tokens = _review_tokens()
+    tokens = review_tokens()
     np.save(tmp_path / "tokens.npy", tokens)
     result = subprocess.run([sys.executable, "-c", JAX_MULTI_HOT, str(tmp_path / "tokens.npy"), str(tmp_path / "out.npy")],
-                            capture_output=True, text=True, timeout=120, env=_env())
+                            capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     expected = np.array(keras.layers.CategoryEncoding(10_000, output_mode="multi_hot")(tokens))
     expected[:, 0] = 0  # the padding column
@@ -403,9 +328,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     path = tmp_path / "mirrored.yaml"
     # 100 samples: 64 train, 16 validation, 20 test; every split's first batch halves evenly (see dlrun.backend).
     mirrored = "train: {epochs: 2, batch_size: 16, distribute: mirrored, devices: ['/cpu:0', '/cpu:1']}"
-    text = TINY.format(root=json.dumps(str(root))).replace("train: {epochs: 3, batch_size: 16}", mirrored)
+    text = TINY_REGRESSION.format(root=json.dumps(str(root))).replace("train: {epochs: 3, batch_size: 16}", mirrored)
     path.write_text(text.replace("num_samples: 80", "num_samples: 100"))
-    result = subprocess.run([sys.executable, "-c", MIRRORED, str(path)], capture_output=True, text=True, timeout=300, env=_env())
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["replicas"] == 2

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from dlrun import __version__, config
-from tests.conftest import CONFIGS, invoke, run_cli
+from tests.conftest import CONFIGS, invoke, run_cli, write_completed_run
 
 
 def test_help_lists_the_commands():
@@ -124,9 +124,7 @@ def test_visualize_curves_never_imports_tensorflow(tmp_path):
 def test_report_never_imports_tensorflow(tmp_path):
     """`dlrun report` reads the run folder only: no TensorFlow, Keras or MLflow (nor matplotlib when the
     run's plots are there)."""
-    from tests import test_report
-
-    run = test_report.make_run(tmp_path / "run", plots=True)
+    run = write_completed_run(tmp_path / "run", plots=True)
     probe = (
         "import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
         "try:\n    cli.main()\nexcept SystemExit as stop:\n    print('EXIT=' + str(stop.code), file=sys.stderr)\n"

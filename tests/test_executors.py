@@ -2,7 +2,6 @@
 K-fold on the pool giving the sequential run's numbers."""
 
 import json
-import multiprocessing
 import os
 import time
 
@@ -12,17 +11,7 @@ from dlrun import errors
 from dlrun.trials import executors, kfold_fits, outcomes
 from dlrun.runs import history
 from dlrun.trials import kfold
-from tests.conftest import invoke, run_cli, run_folders
-from tests.test_kfold import write
-
-def no_child_process_within(seconds: float) -> bool:
-    """Whether every child process has ended within `seconds` (idle workers exit on their own after a run)."""
-    deadline = time.monotonic() + seconds
-    while multiprocessing.active_children():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+from tests.conftest import invoke, no_child_process_within, run_cli, run_folders, toy_worker, write_kfold_config
 
 
 # --- option checks (no training): exit 2, a clear message, no run folder -------------------------
@@ -40,7 +29,7 @@ def no_child_process_within(seconds: float) -> bool:
     ids=["workers<1", "unknown-executor", "sequential-with-workers", "address-without-ray", "cpus<=0"],
 )
 def test_bad_executor_options_exit_2_without_a_run_folder(tmp_path, options, message):
-    result = invoke("kfold", write(tmp_path), *options)
+    result = invoke("kfold", write_kfold_config(tmp_path), *options)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.stderr
     assert run_folders(tmp_path / "runs") == []
@@ -57,16 +46,7 @@ def test_threads_are_shared_between_workers(monkeypatch):
     assert [executors.threads_per_worker(workers) for workers in (1, 2, 3, 16)] == [8, 4, 2, 1]
 
 
-# --- the pool, with toy workers (importable by name from the spawned processes) -----------------
-
-
-def toy_worker(payload, emit):
-    for epoch in range(1, payload["epochs"] + 1):
-        emit({"type": "epoch", "epoch": epoch, "logs": {"loss": payload["value"] / epoch}})
-    if payload.get("fail"):
-        raise ValueError(f"trial {payload['value']} broke")
-    time.sleep(payload.get("sleep", 0))
-    return {"value": payload["value"], "pid": os.getpid()}
+# --- the pool, with toy workers (tests/conftest.py: importable by name from the spawned processes) -
 
 
 @pytest.mark.slow
@@ -114,7 +94,7 @@ def test_sequential_runs_in_this_process_and_reports_a_failure():
 
 @pytest.mark.slow
 def test_kfold_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
-    config_path = write(tmp_path)
+    config_path = write_kfold_config(tmp_path)
     sequential = invoke("kfold", config_path, "--k", "3", "--no-final")
     assert sequential.exit_code == 0, sequential.output
     pooled = invoke("kfold", config_path, "--k", "3", "--no-final", "--workers", "2",
@@ -139,7 +119,7 @@ def test_kfold_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
 def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(tmp_path):
     # The main process imports TensorFlow only for the final refit, through modules that import Keras
     # at module level: that import must still go through dlrun's quiet import (no absl/oneDNN lines).
-    result = run_cli("kfold", write(tmp_path), "--k", "2", "--workers", "2", "--set", "train.epochs=2")
+    result = run_cli("kfold", write_kfold_config(tmp_path), "--k", "2", "--workers", "2", "--set", "train.epochs=2")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "final: training on all" in result.stdout and "completed:" in result.stdout
@@ -149,7 +129,7 @@ def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(t
     # numbers are those of the same refit in this process.
     assert (folder / "model.keras").is_file() and not list(folder.glob(".model.tmp*"))
     assert {path.name for path in (folder / "plots").glob("*_test.png")} == {"predicted_vs_true_test.png", "residuals_test.png"}
-    sequential = invoke("kfold", write(tmp_path), "--k", "2", "--set", "train.epochs=2",
+    sequential = invoke("kfold", write_kfold_config(tmp_path), "--k", "2", "--set", "train.epochs=2",
                         "--set", f"output.runs_root={json.dumps(str(tmp_path / 'sequential'))}")
     assert sequential.exit_code == 0, sequential.output
     (other,) = run_folders(tmp_path / "sequential")
@@ -172,7 +152,7 @@ def test_a_failing_fold_fails_the_run_keeps_the_others_and_resume_trains_it(tmp_
             raise RuntimeError("out of memory in fold 2")
         return original(task, emit)
 
-    config_path = write(tmp_path)
+    config_path = write_kfold_config(tmp_path)
     with monkeypatch.context() as patch:
         patch.setattr(kfold_fits, "train_part", fold_2_breaks)
         result = invoke("kfold", config_path, "--k", "3", "--no-final", "--set", "train.epochs=2")
@@ -200,7 +180,7 @@ def test_failure_event_keeps_dlrun_messages_plain():
 
 @pytest.mark.slow
 def test_a_mistake_found_after_the_early_pool_started_exits_2_and_stops_it(tmp_path):
-    result = invoke("kfold", write(tmp_path), "--k", "49", "--workers", "2")  # found once the data is loaded
+    result = invoke("kfold", write_kfold_config(tmp_path), "--k", "49", "--workers", "2")  # found once the data is loaded
     assert result.exit_code == 2, result.output
     assert "--k: received 49; expected at most the number of samples (48)" in result.stderr
     assert run_folders(tmp_path / "runs") == []
@@ -229,7 +209,7 @@ def test_ctrl_c_on_the_terminal_interrupts_a_pooled_kfold_and_leaves_no_worker(t
     import subprocess
     import sys
 
-    config_path = write(tmp_path)
+    config_path = write_kfold_config(tmp_path)
     # Ctrl-C reaches the whole foreground process group; a test's background child starts with SIGINT
     # ignored, so the probe restores Python's handler first.
     probe = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "

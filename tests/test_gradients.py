@@ -9,7 +9,6 @@ the same batches, so they agree to a few float32 ulps (rtol 1e-6), as on TensorF
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,8 +18,7 @@ import pytest
 
 from dlrun import backend
 from dlrun.training import gradients
-from tests.conftest import CONFIGS, ROOT, invoke, run_folders
-from tests.test_visualize import small_run  # noqa: F401 (a module-scoped fixture: a tiny trained convnet)
+from tests.conftest import CONFIGS, RESUME_SCRIPT, TINY_REGRESSION, invoke, run_folders, subprocess_env
 
 OTHER_BACKENDS = [
     pytest.param(name, marks=pytest.mark.skipif(importlib.util.find_spec(name) is None,
@@ -29,21 +27,17 @@ OTHER_BACKENDS = [
 ]
 
 
-def _env(name: str) -> dict:
-    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    return {**env, "KERAS_BACKEND": name, "PYTHONPATH": str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")}
-
-
 def _python(name: str, script: str, *arguments: str) -> dict:
     """Run `script` on backend `name` in a fresh process; return the JSON of its last line."""
-    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=300, env=_env(name))
+    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=300,
+                            env=subprocess_env(KERAS_BACKEND=name))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _dlrun(name: str, *arguments) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "dlrun", *map(str, arguments)], capture_output=True, text=True,
-                            timeout=300, env=_env(name))
+                            timeout=300, env=subprocess_env(KERAS_BACKEND=name))
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -81,7 +75,7 @@ def test_value_and_gradient_on_other_backends(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", OTHER_BACKENDS)
-def test_gradcam_and_filters_on_other_backends_match_tensorflow(name, small_run, tmp_path):  # noqa: F811
+def test_gradcam_and_filters_on_other_backends_match_tensorflow(name, small_run, tmp_path):
     """The same saved model.keras and image: Grad-CAM maps equal TensorFlow's; filter patterns are drawn."""
     run, images = small_run
     assert invoke("visualize", "gradcam", "--run", run, "--image", images[0], "--out", tmp_path / "tensorflow").exit_code == 0
@@ -169,13 +163,11 @@ def test_custom_loop_cli_run_on_jax_gives_fits_history_with_callbacks(name, tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("name", OTHER_BACKENDS[:1])
 def test_custom_loop_on_jax_interrupted_and_resumed_matches_a_straight_run(name, tmp_path):
-    from tests import test_backends
-
     path = tmp_path / "resume.yaml"
-    config = test_backends.TINY.format(root=json.dumps(str(tmp_path / "runs")))
+    config = TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs")))
     assert "train: {epochs: 3, batch_size: 16}" in config
     path.write_text(config.replace("train: {epochs: 3, batch_size: 16}", "train: {epochs: 3, batch_size: 16, loop: custom}"))
-    outcome = _python(name, test_backends.JAX_RESUME, str(path))
+    outcome = _python(name, RESUME_SCRIPT, str(path))
     assert outcome["backend"] == name
     assert outcome["resumed"]["epoch"] == [1, 2, 3]
     for key, values in outcome["straight"].items():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlrun import backend, config, data, errors
+from dlrun import config, data, errors
 from tests.conftest import CONFIGS, invoke, run_folders
 
 Image = pytest.importorskip("PIL.Image", reason="PIL (installed with matplotlib) writes the test images")
@@ -35,11 +35,6 @@ def make_folder(root: Path, splits=SIZES, classes=("cats", "dogs")) -> Path:
     write_image(root / "train" / classes[1] / "alpha.png", 180, size=(16, 40), mode="RGBA")
     write_image(root / "train" / classes[1] / "palette.png", 180, mode="P")
     return root
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,7 @@ import pytest
 from dlrun import errors
 from dlrun.runs import history
 from dlrun.trials import kfold_plan, kfold, kfold_fits
-from tests.conftest import invoke, run_folders
-
-CONFIG = """\
-name: kf
-seed: 5
-data: {{name: synthetic, task: {task}, num_samples: 60, input_shape: [4], noise: 0.3}}
-model: {{architecture: mlp, units: [4]}}
-train: {{epochs: 3, batch_size: 16}}
-output: {{runs_root: {root}}}
-"""
-
-
-def write(tmp_path, task="regression"):
-    path = tmp_path / f"{task}.yaml"
-    path.write_text(CONFIG.format(task=task, root=json.dumps(str(tmp_path / "runs"))))
-    return path
-
+from tests.conftest import invoke, run_folders, write_kfold_config
 
 # --- planning and curves (no training) ---------------------------------------------------------
 
@@ -89,7 +73,7 @@ def test_mean_history_and_recommendation():
     ids=["k<2", "k>samples", "repeats<1", "repeats-without-shuffle", "monitor", "smoothing"],
 )
 def test_bad_options_exit_2_without_a_run_folder(tmp_path, options, message):
-    result = invoke("kfold", write(tmp_path), *options)
+    result = invoke("kfold", write_kfold_config(tmp_path), *options)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -109,7 +93,7 @@ def test_resume_of_a_folder_that_is_not_a_kfold_run(tmp_path):
 @pytest.fixture(scope="module")
 def regression_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("kfold")
-    result = invoke("kfold", write(tmp_path), "--k", "3", "--repeats", "2")
+    result = invoke("kfold", write_kfold_config(tmp_path), "--k", "3", "--repeats", "2")
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     return folder, result.output
@@ -162,7 +146,7 @@ def test_each_fold_normalises_with_its_own_training_part_only(tmp_path, monkeypa
     built = []
     monkeypatch.setattr(data, "load", lambda *args: dataclasses.replace(original_load(*args), normalize=True))
     monkeypatch.setattr(models, "build", lambda *args, **kwargs: built.append(original_build(*args, **kwargs)) or built[-1])
-    result = invoke("kfold", write(tmp_path), "--k", "3", "--no-final", "--set", "train.epochs=1")
+    result = invoke("kfold", write_kfold_config(tmp_path), "--k", "3", "--no-final", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     state = json.loads((folder / "kfold.json").read_text())
@@ -185,7 +169,7 @@ def _data_args(folder):
 
 @pytest.mark.slow
 def test_classification_kfold_is_stratified_end_to_end(tmp_path):
-    result = invoke("kfold", write(tmp_path, "multiclass"), "--k", "3", "--no-final", "--set", "train.epochs=1")
+    result = invoke("kfold", write_kfold_config(tmp_path, "multiclass"), "--k", "3", "--no-final", "--set", "train.epochs=1")
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     state = json.loads((folder / "kfold.json").read_text())
@@ -197,7 +181,7 @@ def test_classification_kfold_is_stratified_end_to_end(tmp_path):
 def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbers(tmp_path, monkeypatch):
     from dlrun.training import recorders
 
-    config_path = write(tmp_path)
+    config_path = write_kfold_config(tmp_path)
     original = recorders.RunRecorder.on_epoch_end
     epochs_seen = []
 
@@ -265,7 +249,7 @@ def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monke
         return original(task, refit_fails_after_epoch_1)
 
     monkeypatch.setattr(kfold_fits, "train_part", refit_fails)
-    result = invoke("kfold", write(tmp_path), "--k", "3", "--set", "train.epochs=2")
+    result = invoke("kfold", write_kfold_config(tmp_path), "--k", "3", "--set", "train.epochs=2")
     assert result.exit_code == 1
     assert message in result.stderr
     (folder,) = run_folders(tmp_path / "runs")

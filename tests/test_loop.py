@@ -16,14 +16,9 @@ import pytest
 from dlrun import backend, errors
 from dlrun.training import batches
 from dlrun.training import loop
-from tests.conftest import CONFIGS, invoke, run_folders
+from tests.conftest import CONFIGS, assert_same_run, interrupt_after, invoke, run_folders, write_resumable_config
 
 TOLERANCE = 1e-6
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
 
 
 @pytest.fixture(scope="module")
@@ -149,17 +144,15 @@ def test_cli_runs_give_the_same_history_json_with_either_loop(tmp_path, smoke):
 
 @pytest.mark.slow
 def test_custom_loop_interrupted_and_resumed_matches_a_straight_fit_run(tmp_path, monkeypatch):
-    from tests import test_resume
-
     straight_root, resumed_root = tmp_path / "straight", tmp_path / "resumed"
     straight_root.mkdir(), resumed_root.mkdir()
-    assert invoke("train", test_resume.write(straight_root)).exit_code == 0
+    assert invoke("train", write_resumable_config(straight_root)).exit_code == 0
     (straight,) = run_folders(straight_root / "runs")
     with monkeypatch.context() as patch:
-        test_resume.interrupt_after(patch, 3)
-        assert invoke("train", test_resume.write(resumed_root), "--set", "train.loop=custom").exit_code == 130
+        interrupt_after(patch, 3)
+        assert invoke("train", write_resumable_config(resumed_root), "--set", "train.loop=custom").exit_code == 130
     (folder,) = run_folders(resumed_root / "runs")
     result = invoke("train", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "resuming after epoch 3" in result.output
-    test_resume.assert_same_run(folder, straight)
+    assert_same_run(folder, straight)

@@ -2,15 +2,10 @@
 
 import pytest
 
-from dlrun import backend, config, models
+from dlrun import config, models
 from dlrun.data import dataset
 
 import numpy as np
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
 
 
 def fake(shape, task="multiclass", num_classes=10):

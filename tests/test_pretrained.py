@@ -8,34 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import backend, config, errors, models
+from dlrun import config, errors, models
 from dlrun.training import feature_cache, plan as training_plan
 from dlrun.runs import history
 from dlrun.config import yaml_strict
 from dlrun.data import dataset
 from dlrun.models import pretrained
-from tests.conftest import CONFIGS, invoke, run_folders
-
-TEMPLATE = """\
-name: pt
-seed: 5
-data: {{name: synthetic, task: binary, num_samples: 50, input_shape: {shape}, noise: 0.3}}
-model: {model}
-train: {{epochs: {epochs}, batch_size: 16}}
-output: {{runs_root: {root}, plots: false}}
-"""
-VGG = "{architecture: pretrained, base: vgg16, weights: null, dense_units: [8], dropout: 0.0"
-
-
-def write(path, root, model: str, epochs: int = 2, shape: str = "[32, 32, 3]"):
-    path.write_text(TEMPLATE.format(model=model, epochs=epochs, shape=shape, root=json.dumps(str(root))), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
-
+from tests.conftest import CONFIGS, VGG16_MODEL, invoke, run_folders, write_pretrained_config
 
 # --- config ------------------------------------------------------------------------------------------
 
@@ -125,7 +104,7 @@ def test_offline_imagenet_download_says_which_file_goes_where(tmp_path, monkeypa
 
     monkeypatch.setattr(file_utils, "get_file", offline)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    path = write(tmp_path / "c.yaml", tmp_path / "runs", "{architecture: pretrained, base: vgg16, weights: imagenet}")
+    path = write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", "{architecture: pretrained, base: vgg16, weights: imagenet}")
     result = invoke("train", path)
     assert result.exit_code == 2, result.output
     expected_file = tmp_path / "keras_home" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -141,7 +120,7 @@ def test_offline_imagenet_download_says_which_file_goes_where(tmp_path, monkeypa
     [
         ("{architecture: pretrained, base: vgg16, weights: absent.weights.h5}",
          "model.weights: received 'absent.weights.h5'; expected imagenet, null or an existing .h5/.weights.h5 file (no such file)"),
-        (VGG + ", mode: end_to_end, fine_tune: {unfreeze: [block9]}}",
+        (VGG16_MODEL + ", mode: end_to_end, fine_tune: {unfreeze: [block9]}}",
          "model.fine_tune.unfreeze: received 'block9'; expected the start of a layer name of the base (block1_conv1,"),
         ("{architecture: pretrained, base: runs/absent/model.keras}",
          "model.base: received 'runs/absent/model.keras'; expected a keras.applications name or an existing run's model.keras (no such file)"),
@@ -150,7 +129,7 @@ def test_offline_imagenet_download_says_which_file_goes_where(tmp_path, monkeypa
 )
 def test_bad_pretrained_settings_are_config_errors(tmp_path, model, expected):
     shape = "[16, 16, 3]" if "include_top false" in expected else "[32, 32, 3]"  # VGG16 needs >= 32x32
-    result = invoke("train", write(tmp_path / "c.yaml", tmp_path / "runs", model, shape=shape))
+    result = invoke("train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", model, shape=shape))
     assert result.exit_code == 2, result.output
     assert expected in result.stderr
     assert run_folders(tmp_path / "runs") == []
@@ -161,7 +140,7 @@ def test_bad_pretrained_settings_are_config_errors(tmp_path, model, expected):
 
 @pytest.mark.slow
 def test_features_mode_caches_the_base_outputs_and_reuses_them(tmp_path, monkeypatch):
-    path = write(tmp_path / "c.yaml", tmp_path / "runs", VGG + "}")
+    path = write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", VGG16_MODEL + "}")
     first = invoke("train", path)
     assert first.exit_code == 0, first.output
     assert "features: ran the base once over the train split (32 samples)" in first.output
@@ -195,7 +174,7 @@ def test_features_mode_caches_the_base_outputs_and_reuses_them(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_a_changed_seed_with_random_weights_is_a_new_cache_entry(tmp_path):
-    path = write(tmp_path / "c.yaml", tmp_path / "runs", VGG + "}", epochs=1)
+    path = write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", VGG16_MODEL + "}", epochs=1)
     assert invoke("train", path).exit_code == 0
     assert invoke("train", path, "--set", "seed=6").exit_code == 0
     assert len(list((tmp_path / "feature_cache").iterdir())) == 2
@@ -242,8 +221,8 @@ def test_fine_tuning_trains_exactly_the_unfrozen_block(keras):
 
 @pytest.mark.slow
 def test_end_to_end_with_fine_tuning_records_both_phases(tmp_path):
-    model = VGG + ", mode: end_to_end, fine_tune: {top_layers: 2, epochs: 2}}"
-    result = invoke("train", write(tmp_path / "c.yaml", tmp_path / "runs", model, epochs=2))
+    model = VGG16_MODEL + ", mode: end_to_end, fine_tune: {top_layers: 2, epochs: 2}}"
+    result = invoke("train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", model, epochs=2))
     assert result.exit_code == 0, result.output
     assert "phase 1/2 frozen: epochs 1-2, learning rate 0.001" in result.output
     assert "phase 2/2 fine_tune: epochs 3-4, learning rate 1e-05; unfroze 2 base layer(s): block5_conv3, block5_pool" in result.output
@@ -262,20 +241,20 @@ def test_end_to_end_with_fine_tuning_records_both_phases(tmp_path):
 @pytest.mark.slow
 def test_a_previous_runs_model_is_a_base(tmp_path):
     convnet = "{architecture: convnet, filters: [4], dense_units: [6]}"
-    first = invoke("train", write(tmp_path / "a.yaml", tmp_path / "runs", convnet, epochs=1, shape="[12, 12, 3]"))
+    first = invoke("train", write_pretrained_config(tmp_path / "a.yaml", tmp_path / "runs", convnet, epochs=1, shape="[12, 12, 3]"))
     assert first.exit_code == 0, first.output
     (previous,) = run_folders(tmp_path / "runs")
     model = f"{{architecture: pretrained, base: {previous / 'model.keras'}, dense_units: [3], base_layer: reduce}}"
-    second = invoke("train", write(tmp_path / "b.yaml", tmp_path / "runs2", model, epochs=1, shape="[12, 12, 3]"))
+    second = invoke("train", write_pretrained_config(tmp_path / "b.yaml", tmp_path / "runs2", model, epochs=1, shape="[12, 12, 3]"))
     assert second.exit_code == 0, second.output
     (run,) = run_folders(tmp_path / "runs2")
     saved = models.load_model(run / "model.keras")
     assert saved.get_layer("base").output.shape == (None, 5 * 5 * 4)  # the previous convnet's flattened conv output
     assert saved.get_layer("head").get_layer("dense_1").units == 3
-    bad = invoke("train", write(tmp_path / "c.yaml", tmp_path / "runs3", model.replace("reduce", "nope"), shape="[12, 12, 3]"))
+    bad = invoke("train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs3", model.replace("reduce", "nope"), shape="[12, 12, 3]"))
     assert bad.exit_code == 2
     assert "model.base_layer: received 'nope'; expected a layer of" in bad.stderr
-    wrong_shape = invoke("train", write(tmp_path / "d.yaml", tmp_path / "runs3", model, shape="[16, 16, 3]"))
+    wrong_shape = invoke("train", write_pretrained_config(tmp_path / "d.yaml", tmp_path / "runs3", model, shape="[16, 16, 3]"))
     assert wrong_shape.exit_code == 2
     assert "model.base: received a model for inputs of shape [12, 12, 3]; expected one for this data's inputs of shape [16, 16, 3]" in wrong_shape.stderr
     assert run_folders(tmp_path / "runs3") == []
@@ -285,7 +264,7 @@ def test_a_previous_runs_model_is_a_base(tmp_path):
 def test_kfold_in_features_mode_trains_the_folds_on_cached_features(tmp_path, monkeypatch):
     """Each fold runs the base once over its split and trains the head on the features (not the base on
     every batch); a second K-fold run reads every fold's features from the cache and repeats the numbers."""
-    path = write(tmp_path / "c.yaml", tmp_path / "runs", VGG + "}")
+    path = write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", VGG16_MODEL + "}")
     extracted = []
     original = feature_cache.FeatureCache.extract
 

@@ -5,9 +5,7 @@ import json
 import pytest
 
 from dlrun.trials import executors
-from tests.conftest import invoke, run_folders
-from tests.test_executors import no_child_process_within, toy_worker
-from tests.test_kfold import write
+from tests.conftest import invoke, no_child_process_within, run_folders, toy_worker, write_kfold_config
 
 ray = pytest.importorskip("ray", reason="Ray Tune is an optional extra: pip install 'dlrun[ray]'")
 pytest.importorskip("ray.tune", reason="Ray Tune is an optional extra: pip install 'dlrun[ray]'")
@@ -37,7 +35,7 @@ def test_trials_stream_their_epochs_and_a_failed_trial_is_reported(local_ray):
 
 @pytest.mark.slow
 def test_kfold_as_ray_tune_trials_gives_the_sequential_numbers(local_ray, tmp_path):
-    config_path = write(tmp_path)
+    config_path = write_kfold_config(tmp_path)
     sequential = invoke("kfold", config_path, "--k", "3", "--no-final")
     assert sequential.exit_code == 0, sequential.output
     on_ray = invoke("kfold", config_path, "--k", "3", "--no-final", "--executor", "ray",

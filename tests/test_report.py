@@ -6,53 +6,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 from pathlib import Path
 
 import pytest
 
 from dlrun.runs import report
-from tests.conftest import CONFIGS, invoke, run_folders
+from tests.conftest import CONFIGS, invoke, run_folders, tiny_png, write_completed_run
 
 HOSTILE = "<script>console.error('xss-name')</script>"
 HOSTILE_CONFIG = "<img src=x onerror=\"console.error('xss-config')\">"
 
 
-def make_run(path: Path, name: str = "digits", config: str = "name: digits\nseed: 1\n", plots: bool = False) -> Path:
-    """A completed run folder written by hand: run.json, config.yaml, history.json, metrics.json."""
-    path.mkdir(parents=True)
-    record = {"name": name, "status": "completed", "started_at": "2026-01-02T10:00:00Z", "ended_at": "2026-01-02T10:01:15Z",
-              "duration_s": 75.4, "metrics": ["accuracy"], "command": ["dlrun", "train", name],
-              "best_epoch": {"monitor": "val_loss", "epoch": 2, "value": 0.6}}
-    (path / "run.json").write_text(json.dumps(record))
-    (path / "config.yaml").write_text(config)
-    (path / "history.json").write_text(json.dumps({
-        "epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
-        "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.85, 0.8]}))
-    (path / "metrics.json").write_text(json.dumps({
-        "split": "test", "samples": 20, "metrics": {"accuracy": 0.83, "loss": 0.65},
-        "baseline": {"majority_class": 0, "majority_class_accuracy": 0.55, "random_guess_accuracy": 0.5},
-        "confusion_matrix": {"labels": ["cat", "dog"], "matrix": [[9, 2], [1, 8]]}}))
-    if plots:
-        (path / "plots").mkdir()
-        for name_ in ("loss", "accuracy", "confusion_matrix_test"):
-            (path / "plots" / f"{name_}.png").write_bytes(_png())
-    return path
-
-
-def _png() -> bytes:
-    """A valid 1x1 PNG, so tests that need no matplotlib still embed real images."""
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
-
-
 def test_one_run_goes_to_run_dir_report_html(tmp_path):
-    run = make_run(tmp_path / "20260102T100000Z_digits", plots=True)
+    run = write_completed_run(tmp_path / "20260102T100000Z_digits", plots=True)
     result = invoke("report", run)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"report: {run / 'report.html'}"
@@ -67,7 +33,7 @@ def test_one_run_goes_to_run_dir_report_html(tmp_path):
 
 
 def test_missing_learning_curves_are_drawn(tmp_path):
-    run = make_run(tmp_path / "run", plots=False)
+    run = write_completed_run(tmp_path / "run", plots=False)
     page = report.render([run])
     # loss and accuracy curves (matplotlib, from history.json) and the confusion matrix (from metrics.json)
     assert page.count("<img src=\"data:image/png;base64,") == 3
@@ -76,7 +42,7 @@ def test_missing_learning_curves_are_drawn(tmp_path):
 
 
 def test_text_from_run_files_is_escaped(tmp_path):
-    run = make_run(tmp_path / "run", name=HOSTILE, config=f"name: x\nnote: {json.dumps(HOSTILE_CONFIG)}\n", plots=True)
+    run = write_completed_run(tmp_path / "run", name=HOSTILE, config=f"name: x\nnote: {json.dumps(HOSTILE_CONFIG)}\n", plots=True)
     page = report.render([run])
     assert "<script" not in page.lower()  # the page has no script of its own, and none got in
     assert "<img src=x" not in page
@@ -85,8 +51,8 @@ def test_text_from_run_files_is_escaped(tmp_path):
 
 
 def test_several_runs_compared_on_one_page(tmp_path):
-    first = make_run(tmp_path / "a", config="name: a\nseed: 1\n", plots=True)
-    second = make_run(tmp_path / "b", config="name: a\nseed: 2\n", plots=True)
+    first = write_completed_run(tmp_path / "a", config="name: a\nseed: 1\n", plots=True)
+    second = write_completed_run(tmp_path / "b", config="name: a\nseed: 2\n", plots=True)
     out = tmp_path / "both.html"
     result = invoke("report", first, second, "--out", out)
     assert result.exit_code == 0, result.output
@@ -99,10 +65,10 @@ def test_several_runs_compared_on_one_page(tmp_path):
 @pytest.mark.parametrize(
     "make_args, expected",
     [
-        (lambda tmp: [make_run(tmp / "a"), make_run(tmp / "b")],
+        (lambda tmp: [write_completed_run(tmp / "a"), write_completed_run(tmp / "b")],
          "--out: received nothing; expected an output file when reporting 2 runs"),
         (lambda tmp: [tmp], "not a dlrun run folder (no run.json)"),
-        (lambda tmp: [make_run(tmp / "a"), "--out", tmp / "missing" / "r.html"],
+        (lambda tmp: [write_completed_run(tmp / "a"), "--out", tmp / "missing" / "r.html"],
          "r.html'; expected a file in an existing folder"),
     ],
     ids=["several runs without --out", "not a run folder", "--out in a missing folder"],
@@ -204,7 +170,7 @@ def test_kfold_report_in_chromium(browser, trained_runs, tmp_path):
 
 @pytest.mark.slow
 def test_comparison_and_hostile_text_in_chromium(browser, trained_runs, tmp_path):
-    hostile = make_run(tmp_path / "hostile", name=HOSTILE, config=f"name: x\nnote: {json.dumps(HOSTILE_CONFIG)}\n", plots=True)
+    hostile = write_completed_run(tmp_path / "hostile", name=HOSTILE, config=f"name: x\nnote: {json.dumps(HOSTILE_CONFIG)}\n", plots=True)
     target = report.write([trained_runs["quickstart"], trained_runs["kfold"], hostile], tmp_path / "three.html")
     page, events = open_page(browser, target, tmp_path / "comparison_report.png")
     assert events == []  # the run name's <script> and the config's onerror never ran
@@ -214,11 +180,11 @@ def test_comparison_and_hostile_text_in_chromium(browser, trained_runs, tmp_path
 
 
 def test_visualisations_in_the_run_folder_are_shown(tmp_path, monkeypatch):
-    run = make_run(tmp_path / "run", plots=True)
+    run = write_completed_run(tmp_path / "run", plots=True)
     for relative in ("gradcam/20260102T120000Z/cat_overlay.png", "gradcam/20260102T120000Z/cat_heatmap.png",
                      "activations/20260102T130000Z/cat/01_conv_1.png"):
         (run / "visualize" / relative).parent.mkdir(parents=True, exist_ok=True)
-        (run / "visualize" / relative).write_bytes(_png())
+        (run / "visualize" / relative).write_bytes(tiny_png())
     (run / "visualize" / "gradcam" / "20260102T120000Z" / "cat_heatmap.npy").write_bytes(b"not an image")
     page = report.render([run])
     assert "Visualisations" in page

@@ -11,71 +11,24 @@ import time
 import numpy as np
 import pytest
 
-from dlrun.training import recorders
 from dlrun.training import checkpoints
-from tests.conftest import invoke, run_folders
-
-CONFIG = """\
-name: resumable
-seed: 11
-data: {{name: synthetic, num_samples: {samples}, input_shape: [5], noise: 1.0}}
-model: {{architecture: mlp, units: [8], dropout: 0.3}}
-compile: {{optimizer: adam}}
-train:
-  epochs: {epochs}
-  batch_size: 16
-  callbacks: [{{name: early_stopping, patience: 50}}, {{name: checkpoint}}]
-output: {{runs_root: {root}}}
-"""
-
-
-def write(tmp_path, name="config.yaml", epochs=6, samples=120):
-    path = tmp_path / name
-    path.write_text(CONFIG.format(epochs=epochs, samples=samples, root=json.dumps(str(tmp_path / "runs"))))
-    return path
-
-
-def weights(folder):
-    from dlrun import backend
-
-    keras = backend.import_keras()
-    return keras.saving.load_model(folder / "model.keras", safe_mode=True).get_weights()
-
-
-def interrupt_after(monkeypatch, epochs: int):
-    original = recorders.RunRecorder.on_epoch_end
-
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch + 1 == epochs:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
+from tests.conftest import (VGG16_MODEL, assert_same_run, interrupt_after, invoke, run_folders, saved_weights,
+                            write_pretrained_config, write_resumable_config)
 
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("straight")
-    result = invoke("train", write(tmp_path))
+    result = invoke("train", write_resumable_config(tmp_path))
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     return folder
 
 
-def assert_same_run(folder, straight):
-    resumed_history = json.loads((folder / "history.json").read_text())
-    straight_history = json.loads((straight / "history.json").read_text())
-    assert resumed_history["epoch"] == [1, 2, 3, 4, 5, 6]
-    for key, values in straight_history.items():
-        np.testing.assert_allclose(resumed_history[key], values, rtol=1e-6, atol=1e-7, err_msg=key)
-    for resumed_weights, straight_weights in zip(weights(folder), weights(straight)):
-        np.testing.assert_allclose(resumed_weights, straight_weights, rtol=1e-6, atol=1e-7)
-
-
 def test_interrupt_then_resume_matches_a_straight_run(tmp_path, monkeypatch, straight):
     with monkeypatch.context() as patch:
         interrupt_after(patch, 3)
-        result = invoke("train", write(tmp_path))
+        result = invoke("train", write_resumable_config(tmp_path))
     assert result.exit_code == 130
     (folder,) = run_folders(tmp_path / "runs")
     assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
@@ -91,7 +44,7 @@ def test_interrupt_then_resume_matches_a_straight_run(tmp_path, monkeypatch, str
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_epoch(tmp_path, monkeypatch, straight):
     with monkeypatch.context() as patch:
         interrupt_after(patch, 4)
-        assert invoke("train", write(tmp_path)).exit_code == 130
+        assert invoke("train", write_resumable_config(tmp_path)).exit_code == 130
     (folder,) = run_folders(tmp_path / "runs")
     (folder / checkpoints.LATEST).write_bytes(b"\x00" * 100)
     result = invoke("train", "--resume", folder)
@@ -111,7 +64,7 @@ def test_resuming_a_completed_run_does_nothing(straight):
 def test_changed_config_is_refused_with_the_differences_unless_forced(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         interrupt_after(patch, 2)
-        assert invoke("train", write(tmp_path)).exit_code == 130
+        assert invoke("train", write_resumable_config(tmp_path)).exit_code == 130
     (folder,) = run_folders(tmp_path / "runs")
     result = invoke("train", "--resume", folder, "--set", "compile.optimizer.learning_rate=0.5", "--set", "train.batch_size=8")
     assert result.exit_code == 2
@@ -141,9 +94,9 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path):
     """A real kill -9 mid-run: run.json still says running; --resume finishes it with the same numbers."""
     samples = 12000  # about half a second per epoch: room to kill mid-run
     (tmp_path / "straight").mkdir()
-    assert invoke("train", write(tmp_path / "straight", samples=samples)).exit_code == 0
+    assert invoke("train", write_resumable_config(tmp_path / "straight", samples=samples)).exit_code == 0
     (straight,) = run_folders(tmp_path / "straight" / "runs")
-    config_path = write(tmp_path, samples=samples)
+    config_path = write_resumable_config(tmp_path, samples=samples)
     process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -168,15 +121,13 @@ def test_sigkill_then_resume_matches_a_straight_run(tmp_path):
 @pytest.mark.slow
 def test_resume_inside_a_fine_tuning_phase_matches_a_straight_run(tmp_path, monkeypatch):
     """Interrupted in phase 2 (block layers unfrozen, its own optimizer): resuming re-enters that phase."""
-    from tests.test_pretrained import VGG, write as write_pretrained
-
-    model = VGG + ", mode: end_to_end, fine_tune: {top_layers: 2, epochs: 2}}"
+    model = VGG16_MODEL + ", mode: end_to_end, fine_tune: {top_layers: 2, epochs: 2}}"
     (tmp_path / "a").mkdir()
-    assert invoke("train", write_pretrained(tmp_path / "a" / "c.yaml", tmp_path / "a" / "runs", model)).exit_code == 0
+    assert invoke("train", write_pretrained_config(tmp_path / "a" / "c.yaml", tmp_path / "a" / "runs", model)).exit_code == 0
     (straight,) = run_folders(tmp_path / "a" / "runs")
     with monkeypatch.context() as patch:
         interrupt_after(patch, 3)
-        assert invoke("train", write_pretrained(tmp_path / "c.yaml", tmp_path / "runs", model)).exit_code == 130
+        assert invoke("train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", model)).exit_code == 130
     (folder,) = run_folders(tmp_path / "runs")
     result = invoke("train", "--resume", folder)
     assert result.exit_code == 0, result.output
@@ -184,5 +135,5 @@ def test_resume_inside_a_fine_tuning_phase_matches_a_straight_run(tmp_path, monk
     resumed = json.loads((folder / "history.json").read_text())
     assert resumed["phase"] == ["frozen", "frozen", "fine_tune", "fine_tune"]
     np.testing.assert_allclose(resumed["loss"], json.loads((straight / "history.json").read_text())["loss"], rtol=1e-5)
-    for resumed_weights, straight_weights in zip(weights(folder), weights(straight)):
+    for resumed_weights, straight_weights in zip(saved_weights(folder), saved_weights(straight)):
         np.testing.assert_allclose(resumed_weights, straight_weights, rtol=1e-5, atol=1e-6)

@@ -3,14 +3,9 @@
 import numpy as np
 import pytest
 
-from dlrun import backend, errors
+from dlrun import errors
 from dlrun.training import batches
 from dlrun.training import checkpoints
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
 
 
 def orders(dataset):

@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 
 from dlrun import backend
-from tests.conftest import run_folders
-from tests.test_backends import JAX_RESUME as RESUME  # backend-neutral: the config names the backend
-from tests.test_backends import TINY, _env, _review_tokens, _train
+from tests.conftest import RESUME_SCRIPT, TINY_REGRESSION, review_tokens, run_folders, subprocess_env, train_in_fresh_process
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(
@@ -28,8 +26,8 @@ DROPOUT = ("--set", "model.dropout=0.2")  # a seed generator in the model: its s
 @needs_torch
 @pytest.mark.slow
 def test_torch_runs_repeat_exactly_without_tensorflow(tmp_path):
-    first = _train(tmp_path, "first", "--backend", "torch", *DROPOUT)
-    second = _train(tmp_path, "second", "--backend", "torch", *DROPOUT)
+    first = train_in_fresh_process(tmp_path, "first", "--backend", "torch", *DROPOUT)
+    second = train_in_fresh_process(tmp_path, "second", "--backend", "torch", *DROPOUT)
     assert first["backend"] == {"name": "torch", "reason": "backend: torch was asked for in the config"}
     assert "torch" in first["versions"] and "tensorflow" not in first["versions"]  # NumPy batches, no tf.data
     assert first["history"] == second["history"]
@@ -41,9 +39,9 @@ def test_torch_runs_repeat_exactly_without_tensorflow(tmp_path):
 @pytest.mark.slow
 def test_resume_on_torch_matches_a_straight_run(tmp_path):
     path = tmp_path / "resume.yaml"
-    text = TINY.format(root=json.dumps(str(tmp_path / "runs"))) + "backend: torch\n"
+    text = TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "backend: torch\n"
     path.write_text(text.replace("units: [8]}", "units: [8], dropout: 0.2}"))
-    result = subprocess.run([sys.executable, "-c", RESUME, str(path)], capture_output=True, text=True, timeout=300, env=_env())
+    result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["backend"] == "torch"
@@ -62,11 +60,11 @@ TELLS_TENSORFLOW = ("import atexit, sys\n"
 @pytest.mark.slow
 def test_kfold_on_torch_workers_gives_the_sequential_numbers(tmp_path):
     path = tmp_path / "kfold.yaml"
-    path.write_text(TINY.format(root=json.dumps(str(tmp_path / "runs"))) + "backend: torch\n")
+    path.write_text(TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "backend: torch\n")
     states = {}
     for name, extra in (("sequential", []), ("pool", ["--workers", "2"])):
         command = [sys.executable, "-c", TELLS_TENSORFLOW, "kfold", str(path), "--k", "2", "--set", f"output.runs_root={tmp_path / name}", *extra]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_env())
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=subprocess_env())
         assert result.returncode == 0, result.stderr[-3000:]
         (folder,) = run_folders(tmp_path / name)
         states[name] = json.loads((folder / "kfold.json").read_text())
@@ -96,10 +94,10 @@ TORCH_MULTI_HOT = textwrap.dedent("""\
 @needs_torch
 def test_multi_hot_on_torch_matches_without_keras_scatter(tmp_path):
     keras = backend.import_keras()
-    tokens = _review_tokens()
+    tokens = review_tokens()
     np.save(tmp_path / "tokens.npy", tokens)
     result = subprocess.run([sys.executable, "-c", TORCH_MULTI_HOT, str(tmp_path / "tokens.npy"), str(tmp_path / "out.npy")],
-                            capture_output=True, text=True, timeout=120, env=_env())
+                            capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "(48, 1)"
     expected = np.array(keras.layers.CategoryEncoding(10_000, output_mode="multi_hot")(tokens))

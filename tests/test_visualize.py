@@ -5,39 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from dlrun import backend
 from dlrun.runs import history
 from dlrun.data import shapes
 from dlrun.visualize import activations, filters, gradcam, layers, subjects
-from tests.conftest import invoke, run_folders
-
-SMALL = """\
-name: small
-seed: 1
-data: {{name: npz, path: {path}, validation_split: 0.2, rescale: 0.00392156862745098, class_names: [square, disk]}}
-model: {{architecture: convnet, filters: [4, 8], padding: same, pool_last: false, reduce: global_average, dense_units: []}}
-train: {{epochs: 1, batch_size: 16}}
-output: {{runs_root: {root}}}
-"""
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return backend.import_keras()
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A tiny convnet trained one epoch through dlrun on generated 24x24 shape images, with 3 PNGs."""
-    folder = tmp_path_factory.mktemp("small")
-    npz = shapes.write_npz(folder / "shapes.npz", train=40, test=8, size=24)
-    config_file = folder / "small.yaml"
-    config_file.write_text(SMALL.format(path=json.dumps(str(npz)), root=json.dumps(str(folder / "runs"))))
-    result = invoke("train", config_file)
-    assert result.exit_code == 0, result.output
-    (run,) = run_folders(folder / "runs")
-    images = shapes.write_images(folder / "images", count=3, size=24)
-    return run, images
+from tests.conftest import invoke
 
 
 # --- Grad-CAM, exactly ---------------------------------------------------------------------
