@@ -407,3 +407,20 @@ def tiny_png() -> bytes:
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+def record_trained_epochs(patch) -> list[tuple[str, int]]:
+    """Wrap the one training function's recorder (on `patch`, a monkeypatch context) so that every epoch
+    trained appends (its folder's name, epoch); returns that list, to prove a resume trained only the
+    epochs after its checkpoint."""
+    from dlrun.training import recorders
+
+    original = recorders.RunRecorder.on_epoch_end
+    seen: list[tuple[str, int]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        seen.append((self.folder.name, epoch + 1))
+        return original(self, epoch, logs)
+
+    patch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
+    return seen

@@ -9,7 +9,7 @@ import pytest
 from dlrun import errors
 from dlrun.runs import history
 from dlrun.trials import kfold_plan, kfold, kfold_fits
-from tests.conftest import invoke, run_folders, write_kfold_config
+from tests.conftest import invoke, record_trained_epochs, run_folders, write_kfold_config
 
 # --- planning and curves (no training) ---------------------------------------------------------
 
@@ -204,10 +204,8 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
     assert history.load(folder / "folds" / "1" / "history.json")["epoch"] == [1, 2, 3]
     assert not (folder / "metrics.json").exists()
 
-    epochs_seen.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(recorders.RunRecorder, "on_epoch_end",
-                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        epochs_seen = record_trained_epochs(patch)
         result = invoke("kfold", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "1 of 3 folds already completed" in result.output
@@ -298,11 +296,8 @@ def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path
     listing = invoke("runs", tmp_path / "runs")
     assert listing.exit_code == 0 and "crashed" in listing.output
 
-    original = recorders.RunRecorder.on_epoch_end
-    epochs_seen = []
     with monkeypatch.context() as patch:
-        patch.setattr(recorders.RunRecorder, "on_epoch_end",
-                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        epochs_seen = record_trained_epochs(patch)
         result = invoke("kfold", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "2 of 4 folds already completed" in result.output

@@ -7,7 +7,7 @@ import pytest
 
 from dlrun.runs import history
 from dlrun.trials import sweep
-from tests.conftest import invoke, run_folders
+from tests.conftest import invoke, record_trained_epochs, run_folders
 
 CONFIG = """\
 name: sw
@@ -155,10 +155,8 @@ def test_an_interrupted_sweep_resumes_only_the_unfinished_trials(tmp_path, monke
     first_child, second_child = state["trials"][0]["run"], state["trials"][1]["run"]
     assert json.loads((Path(second_child) / "run.json").read_text())["status"] == "interrupted"
 
-    epochs_seen.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(recorders.RunRecorder, "on_epoch_end",
-                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        epochs_seen = record_trained_epochs(patch)
         result = invoke("sweep", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "1 of 3 trials already completed" in result.output
@@ -236,11 +234,8 @@ def test_sigkill_in_trial_2_then_resume_continues_its_run_from_its_checkpoint(tm
     assert [trial["status"] for trial in state["trials"]] == ["completed", "pending"]
     first_child = state["trials"][0]["run"]
 
-    original = recorders.RunRecorder.on_epoch_end
-    epochs_seen = []
     with monkeypatch.context() as patch:
-        patch.setattr(recorders.RunRecorder, "on_epoch_end",
-                      lambda self, epoch, logs=None: (epochs_seen.append((self.folder.name, epoch + 1)), original(self, epoch, logs)))
+        epochs_seen = record_trained_epochs(patch)
         result = invoke("sweep", "--resume", folder)
     assert result.exit_code == 0, result.output
     assert "1 of 2 trials already completed" in result.output
