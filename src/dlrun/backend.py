@@ -5,13 +5,15 @@ import, so `activate(config)` sets it before anything imports Keras, and refuses
 imported on another backend in this process (a new process is the only way to switch).
 
 `auto` (the default) picks, among the installed backends, the one the benchmarks (BENCHMARKS.md,
-"Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models (the Boston
-MLP ran 2.5x faster end to end than plain TensorFlow Keras on CPU with a warm compilation cache, 1.9x on
-a first run); TensorFlow for
-convnets and pretrained bases (JAX ran the notes' convnet 4x slower on CPU) and for the one thing only
-TensorFlow can do (`train.distribute: mirrored`); TensorFlow also for `train.loop: custom`, which runs
-on every backend (its gradients, like Grad-CAM's and filter patterns', come from `dlrun.training.gradients`) but
-fit the Boston MLP no faster on JAX (5.4 s) than on TensorFlow (4.9 s).
+"Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models, whose
+compiled training steps fit faster on CPU and which never import TensorFlow there (the Boston MLP beat
+plain TensorFlow Keras end to end, most of all once JAX's compilation cache is warm); TensorFlow for
+convnets and pretrained bases, which trained several times slower per epoch on JAX on CPU (an earlier
+measurement, cited in that section), and for the one thing only TensorFlow can do (`train.distribute:
+mirrored`); TensorFlow also for `train.loop: custom`, which runs on every backend (its gradients, like
+Grad-CAM's and filter patterns', come from `dlrun.training.gradients`) but is paced by its per-batch
+Python loop rather than by XLA, so it fit the Boston MLP no faster on JAX (README.md's backend table
+has the times).
 TensorFlow stays installed either way: image folders are tf.data pipelines, which Keras 3 accepts on
 any backend; in-memory arrays go to JAX and PyTorch as NumPy batches, so TensorFlow is not imported there.
 
@@ -149,8 +151,8 @@ def _auto(config, available: list[str], environment: str | None) -> Choice:
     if environment in available:
         return Choice(environment, f"auto: KERAS_BACKEND={environment} is set in the environment")
     if config.train.loop == "custom":
-        # Measured: the Boston MLP's custom loop fit in 5.4 s on JAX, 4.9 s on TensorFlow (2 CPU cores);
-        # its per-batch Python loop, not XLA, sets the pace.
+        # Its per-batch Python loop, not XLA, sets the pace, so JAX brings nothing (the Boston MLP's
+        # custom loop fit no faster on JAX than on TensorFlow; README.md's backend table has the times).
         return _fallback(available, "auto: train.loop: custom, which ran no faster on JAX than on TensorFlow "
                                     "(the Boston MLP's custom loop on CPU)")
     architecture = config.model.architecture
@@ -189,8 +191,8 @@ def import_keras():
     """Import Keras (and TensorFlow, on the TensorFlow backend) without TensorFlow's log spam; return keras.
 
     The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset. On the other backends
-    TensorFlow is imported only by what needs it (tf.data pipelines of image folders): importing it
-    takes 3.7 s, a third of a JAX Boston run.
+    TensorFlow is imported only by what needs it (tf.data pipelines of image folders): its import is
+    a large share of a short JAX run (BENCHMARKS.md, "Start-up" and "Keras backends").
     """
     # Hide TensorFlow's C++ log lines (INFO, WARNING and the spurious graph-version ERRORs that
     # tf.data prints); real failures still surface as Python exceptions.
@@ -261,11 +263,11 @@ def _jax_compilation_cache() -> str | None:
     """Turn on JAX's persistent compilation cache; return its folder (None when off or unusable).
 
     JAX compiles every jitted function (each variable initialiser, the train, test and predict steps)
-    when a process first calls it: about 1.2 s of a 5 s Boston run on CPU. The cache keeps the compiled
-    programs on disk, keyed by the program, the JAX version and the device, so a later run of the same
-    model shapes (a rerun, the next K-fold worker, a sweep trial) loads them instead; the numbers are
-    the same either way. A `JAX_COMPILATION_CACHE_DIR` the user set wins; an unwritable folder only
-    costs the speed.
+    when a process first calls it, a sizeable share of a short run such as Boston's (measured in
+    BENCHMARKS.md, "Keras backends"). The cache keeps the compiled programs on disk, keyed by the
+    program, the JAX version and the device, so a later run of the same model shapes (a rerun, the
+    next K-fold worker, a sweep trial) loads them instead; the numbers are the same either way. A
+    `JAX_COMPILATION_CACHE_DIR` the user set wins; an unwritable folder only costs the speed.
     """
     import jax
 
@@ -282,7 +284,9 @@ def _jax_compilation_cache() -> str | None:
     # recompiled on every later run, with a warning per program; the numbers are unaffected.
     warnings.filterwarnings("ignore", message="Error reading persistent compilation cache entry", category=UserWarning)
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # dlrun's programs compile in ms each
+    # Cache every program, however quick to compile: dlrun's small models make many small programs,
+    # each below JAX's default threshold, and together they are the first run's compile cost.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return str(folder)
 

@@ -85,9 +85,10 @@ def _exit(code) -> None:
     """Leave with `code`, skipping the interpreter's module-by-module teardown once Keras is loaded.
 
     Keras brings JAX or TensorFlow, scikit-learn, SciPy and pandas with it; freeing them one by one
-    at exit takes 0.7 s or more, a sixth of a short JAX run. By now every file dlrun wrote is closed
-    and renamed into place; the exit handlers (Ray, MLflow, logging) still run and stdout and stderr
-    are flushed. Without Keras, or with another non-daemon thread still running, Python exits as usual.
+    at exit achieves nothing yet is a noticeable share of a short JAX run (measured in BENCHMARKS.md,
+    "Keras backends"). By now every file dlrun wrote is closed and renamed into place; the exit
+    handlers (Ray, MLflow, logging) still run and stdout and stderr are flushed. Without Keras, or
+    with another non-daemon thread still running, Python exits as usual.
     """
     import threading
 

@@ -43,7 +43,7 @@ class ConvnetModel(Section):
     padding: Literal["valid", "same"] = "valid"
     pooling: Literal["max", "average", "none"] = "max"  # pooling after each conv block
     pool_size: PositiveInt = 2
-    pool_last: Flag = True  # false: no pooling after the last conv block (the book's MNIST net)
+    pool_last: Flag = True  # false: no pooling after the last conv block (e.g. Conv-Pool-Conv-Pool-Conv)
     reduce: Literal["flatten", "global_average", "global_max"] = "flatten"  # conv output -> vector
     dense_units: list[PositiveInt] = [64]  # Dense layers between the conv part and the head
     activation: Activation = "relu"

@@ -49,7 +49,7 @@ class ImdbData(Section):
     num_words: Annotated[int, Field(ge=3)] | None = 10000  # keep word indices below this; the rest become OOV (2)
     skip_top: NonNegativeInt = 0  # also turn word indices below this into OOV (Keras' skip_top)
     maxlen: PositiveInt | None = None  # drop sequences of this many tokens or more, start mark included (None: keep all)
-    validation_count: NonNegativeInt = 10000  # the first N (Keras-shuffled) training reviews validate, as the book
+    validation_count: NonNegativeInt = 10000  # the first N training reviews (already shuffled by Keras) validate; 0: none
 
     @property
     def task(self) -> Task:
@@ -70,7 +70,7 @@ class ReutersData(Section):
     skip_top: NonNegativeInt = 0  # also turn word indices below this into OOV (Keras' skip_top)
     maxlen: PositiveInt | None = None  # drop sequences of this many tokens or more, start mark included (None: keep all)
     test_split: Fraction = 0.2  # the last share of the Keras-shuffled newswires is the test split (Keras' default)
-    validation_count: NonNegativeInt = 1000  # the first N training newswires validate, as the book
+    validation_count: NonNegativeInt = 1000  # the first N training newswires (already shuffled by Keras) validate; 0: none
 
     @property
     def task(self) -> Task:
@@ -87,7 +87,7 @@ class BostonHousingData(Section):
     name: Literal["boston_housing"]
     path: LocalPath = None  # a copy of Keras' boston_housing.npz (or a folder holding it); None: Keras' cache/download
     test_split: Fraction = 0.2  # Keras' split after its seed-113 shuffle: 404 train, 102 test
-    validation_split: Fraction = 0.0  # share of the training districts held out for validation (0: none, as the book's final fit)
+    validation_split: Fraction = 0.0  # share of the training districts held out for validation (0: none, a final fit on all of them)
 
     @property
     def task(self) -> Task:
@@ -99,7 +99,7 @@ class MnistData(Section):
 
     name: Literal["mnist"]
     path: LocalPath = None  # a copy of Keras' mnist.npz (or a folder holding it); None: Keras' cache/download
-    validation_split: Fraction = 0.0  # share of the training images held out for validation (stratified; 0: none, as the book)
+    validation_split: Fraction = 0.0  # share of the training images held out for validation (stratified; 0: none, train on all)
 
     @property
     def task(self) -> Task:

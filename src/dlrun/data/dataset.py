@@ -146,7 +146,8 @@ def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify:
 
 
 def hold_out_first(x: np.ndarray, y: np.ndarray, count: int, option: str):
-    """Split off the first `count` samples, as the book does with data already shuffled by Keras.
+    """Split off the first `count` samples: the data is already in the seeded shuffled order Keras'
+    `load_data` gives it, so the first samples are a random hold-out, and the same one on every run.
 
     Returns `((x_rest, y_rest), (x_first, y_first))`, or `((x, y), None)` when `count` is 0.
     """

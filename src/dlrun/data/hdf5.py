@@ -1,8 +1,9 @@
-"""Images and labels in an HDF5 train file and test file: the SIGNS layout of the notes.
+"""Images and labels in an HDF5 train file and test file: the layout of the SIGNS hand-sign images.
 
 `train_signs.h5` holds `train_set_x` (1080, 64, 64, 3) uint8, `train_set_y` (1080,) and
-`list_classes` [0..5]; `test_signs.h5` holds `test_set_x`, `test_set_y` and `list_classes`. The
-course's `train_catvnoncat.h5` / `test_catvnoncat.h5` use the same layout (two classes: binary).
+`list_classes` [0..5] (hands showing the digits 0-5); `test_signs.h5` holds `test_set_x`,
+`test_set_y` and `list_classes`. The cat/non-cat files `train_catvnoncat.h5` / `test_catvnoncat.h5`
+use the same layout (two classes: binary).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """A folder of image files, one sub-folder per class: read with `keras.utils.image_dataset_from_directory`.
 
-Layouts: `<path>/train/<class>/...` with optional `validation/` and `test/` beside it (the Kaggle
-dogs-vs-cats layout of the notes), or `<path>/<class>/...` alone with `validation_split`. Every file
-is checked (decoded once by TensorFlow's own decoder) before training, so a corrupt file is an
-error naming it instead of a crash mid-epoch; with `skip_corrupt: true` it is skipped with a warning.
-Images come as float32 0..255 at `image_size`; the model's stem rescales them (`Dataset.rescale`).
+Layouts: `<path>/train/<class>/...` with optional `validation/` and `test/` beside it (as in the
+dogs-vs-cats subset that configs/cats_dogs.yaml describes), or `<path>/<class>/...` alone with
+`validation_split`. Every file is checked (decoded once by TensorFlow's own decoder) before training,
+so a corrupt file is an error naming it instead of a crash mid-epoch; with `skip_corrupt: true` it is
+skipped with a warning. Images come as float32 0..255 at `image_size`; the model's stem rescales them
+(`Dataset.rescale`).
 """
 
 from __future__ import annotations

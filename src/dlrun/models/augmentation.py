@@ -1,9 +1,10 @@
 """Data augmentation as Keras 3 layers in the model's stem: random transforms in training only.
 
-Each option keeps the unit of Keras 2's `ImageDataGenerator` (the notes' API), converted here to the
-Keras 3 layer's own unit; README.md has the table. Keras 2 drew one affine transform per image; here
-each transform is its own layer, applied in Keras 2's order (rotation, shift, shear, zoom, then flips).
-At inference (evaluate, predict) every layer passes images through unchanged.
+Each option keeps the unit of Keras 2's `ImageDataGenerator` (the API most published Keras augmentation
+recipes use, so their values carry over unchanged), converted here to the Keras 3 layer's own unit;
+README.md has the table. Keras 2 drew one affine transform per image; here each transform is its own
+layer, applied in Keras 2's order (rotation, shift, shear, zoom, then flips). At inference (evaluate,
+predict) every layer passes images through unchanged.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ into (row, token) for every token of every row instead, so it never holds more t
 output and one (row, token) index pair per input token, on every backend (TensorFlow uses its batched
 bincount; PyTorch its `scatter_`, since Keras' torch scatter loops in Python). Same vectors as
 CategoryEncoding (tests/test_backends.py) except column 0: token 0 is padding, so its column is always 0,
-exactly as the book's `vectorize_sequences` (which never sees a 0). Tokens must lie in [0, num_tokens).
+exactly as in the usual NumPy multi-hot of unpadded sequences (`vectors[i, sequence] = 1`), where Keras'
+word indices never include 0. Tokens must lie in [0, num_tokens).
 
 A registered Keras layer (not a Lambda), so `model.keras` loads with `safe_mode=True`. Imports Keras
 at module level: import it lazily (dlrun.models.inputs and load_model do).
@@ -40,8 +41,9 @@ class MultiHot(keras.layers.Layer):
                                        binary_output=True, axis=-1, dtype=self.compute_dtype)
             return present * not_padding
         if keras.backend.backend() == "torch":
-            # Keras' torch `ops.scatter` adds one index at a time in a Python loop (seconds per IMDB batch);
-            # torch's own scatter_ writes the 1s in one call, holding the output and the tokens only
+            # Keras' torch `ops.scatter` adds one index at a time in a Python loop, far too slow for
+            # IMDB-sized batches; torch's own scatter_ writes the 1s in one call, holding the output
+            # and the tokens only
             present = ops.zeros((ops.shape(tokens)[0], self.num_tokens), dtype=self.compute_dtype)
             return present.scatter_(1, tokens.long(), 1) * not_padding
         batch, length = ops.shape(tokens)[0], ops.shape(tokens)[1]

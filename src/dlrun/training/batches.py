@@ -37,9 +37,9 @@ def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> d
 
 def seeded(inputs, targets, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True):
     """(inputs, targets) batches for epochs `first_epoch` .. `epochs - 1`, in order: a `tf.data.Dataset`
-    on the TensorFlow backend, a generator of NumPy batches on the others (JAX's fit ran faster on them
-    than on tf.data, which it converts batch by batch). The orders differ between the two, but each is
-    a function of (seed, epoch) only.
+    on the TensorFlow backend, a generator of NumPy batches on the others (faster there: their `fit`
+    would only convert tf.data batches back to NumPy one by one, and plain NumPy needs no TensorFlow
+    import). The orders differ between the two, but each is a function of (seed, epoch) only.
 
     Use with `model.fit(batches, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=...,
     shuffle=False)`.

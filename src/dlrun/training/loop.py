@@ -1,7 +1,7 @@
 """An explicit training loop (`train.loop: custom`): mini-batches, gradients, the optimizer.
 
-It is the loop of the notes' TensorFlow-basics section written out: for every epoch, shuffle and cut
-the training data into mini-batches; for every batch, run the model forward (`training=True`, so
+It is the classic hand-written training loop, the one `model.fit` hides: for every epoch, shuffle and
+cut the training data into mini-batches; for every batch, run the model forward (`training=True`, so
 dropout is active), compute the loss, take its gradients and let the optimizer apply them. The step
 itself is the backend's (`dlrun.training.gradients.training_steps`): a `tf.GradientTape` on TensorFlow, the
 stateless `jax.value_and_grad` pattern on JAX. It is called like `model.fit` and does what `fit` does

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dlrun import backend, registry
 
 OPTIMIZERS = {
-    "rmsprop": "RMSprop: the notes' default (learning_rate, rho, momentum, epsilon)",
+    "rmsprop": "RMSprop: dlrun's default optimizer (learning_rate, rho, momentum, epsilon)",
     "adam": "Adam (learning_rate, beta_1, beta_2, epsilon, amsgrad)",
     "sgd": "SGD with optional (Nesterov) momentum (learning_rate, momentum, nesterov)",
 }

@@ -221,9 +221,10 @@ class Pool:
         """Stop the workers once every task is done (call it after `run` has returned).
 
         They are idle and hold nothing, so they are killed rather than asked to exit: a worker's own exit
-        tears TensorFlow down, about 2 s that this process would wait for when it exits. All of them or
-        none: an idle worker blocked on the task queue holds the queue's lock, so killing some could
-        leave another blocked for ever; if a worker never reported its pid, they are asked to exit.
+        tears TensorFlow down slowly, and this process would wait for that when it exits (BENCHMARKS.md,
+        "K-fold on a worker pool and on Ray"). All of them or none: an idle worker blocked on the task
+        queue holds the queue's lock, so killing some could leave another blocked for ever; if a worker
+        never reported its pid, they are asked to exit.
         """
         if self.closed:
             return

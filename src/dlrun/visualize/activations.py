@@ -15,7 +15,7 @@ from dlrun import errors
 from dlrun.visualize import layers, output
 from dlrun.data import image_files as images
 
-DEFAULT_LAYERS = 8  # the notes show the first 8 conv/pool layers
+DEFAULT_LAYERS = 8  # the first 8 conv/pool layers: all four conv blocks of a small convnet like configs/cats_dogs.yaml
 PER_ROW = 16
 
 

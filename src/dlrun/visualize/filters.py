@@ -19,7 +19,7 @@ from dlrun.visualize import layers, output
 DEFAULT_FILTERS = 64
 DEFAULT_STEPS = 30
 STEP_SIZE = 0.02  # per step, as a share of the raw pixel range
-DEFAULT_SIZE = 150  # the pattern size for models that take any input size (the notes' 150 x 150)
+DEFAULT_SIZE = 150  # the pattern size for models that take any input size (150 x 150, as in the dogs-vs-cats configs)
 
 
 def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int], steps: int,
