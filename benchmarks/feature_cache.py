@@ -41,9 +41,9 @@ def main() -> None:
         args.samples, args.size, args.epochs = 128, 32, 2
 
     from dlrun import backend, config
-    from dlrun.training import optimizers
     from dlrun.data import dataset
     from dlrun.models import inputs, pretrained
+    from dlrun.training import optimizers
 
     keras = backend.import_keras()
     backend.seed_everything(0)

@@ -118,6 +118,20 @@ def test_every_module_and_package_says_what_it_holds():
     assert missing == []
 
 
+def test_imports_are_sorted_and_none_is_unused():
+    """ruff's pyflakes (F) and isort (I) rules, as configured in pyproject.toml."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (it comes with the dev extra: pip install -e '.[dev]')")
+    found = subprocess.run([ruff, "check", "--select", "F,I", "--ignore", "F841", "src", "tests", "benchmarks"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert found.returncode == 0, found.stdout + found.stderr
+
+
 def render() -> str:
     """docs/architecture.md: the layers from the top down, each package with its modules' first docstring lines."""
     modules = _modules()

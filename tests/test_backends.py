@@ -17,8 +17,16 @@ import pytest
 
 from dlrun import backend, config as config_module, errors
 from dlrun.config import schema
-from tests.conftest import (RESUME_SCRIPT, ROOT, TINY_REGRESSION, invoke, review_tokens, run_folders, subprocess_env,
-                            train_in_fresh_process)
+from tests.conftest import (
+    RESUME_SCRIPT,
+    ROOT,
+    TINY_REGRESSION,
+    invoke,
+    review_tokens,
+    run_folders,
+    subprocess_env,
+    train_in_fresh_process,
+)
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed (pip install 'dlrun[jax]'); JAX-backend tests skipped")

@@ -1,9 +1,7 @@
 import pytest
 
-from dlrun import config, errors
-from dlrun.config import overrides
-from dlrun.config import schema
-from dlrun import data as data_registry
+from dlrun import config, data as data_registry, errors
+from dlrun.config import overrides, schema
 from tests.conftest import CONFIGS
 
 MINIMAL = {"data": {"name": "digits"}, "model": {"architecture": "mlp"}}

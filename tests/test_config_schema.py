@@ -7,11 +7,7 @@ import jsonschema
 import pytest
 
 from dlrun import config
-from dlrun.config import docs as config_docs
-from dlrun.config import json_schema
-from dlrun.config import schema
-from dlrun.config import comments as schema_comments
-from dlrun.config import yaml_strict
+from dlrun.config import comments as schema_comments, docs as config_docs, json_schema, schema, yaml_strict
 from tests.conftest import CONFIGS, ROOT, invoke
 
 SHIPPED = sorted(CONFIGS.rglob("*.yaml"))

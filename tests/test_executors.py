@@ -8,11 +8,9 @@ import time
 import pytest
 
 from dlrun import errors
-from dlrun.trials import executors, kfold_fits, outcomes
 from dlrun.runs import history
-from dlrun.trials import kfold
+from dlrun.trials import executors, kfold_fits, outcomes
 from tests.conftest import invoke, no_child_process_within, run_cli, run_folders, toy_worker, write_kfold_config
-
 
 # --- option checks (no training): exit 2, a clear message, no run folder -------------------------
 

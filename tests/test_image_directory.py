@@ -165,7 +165,7 @@ def _damage(kind: str, root: Path) -> str:
         return f"received 1 file(s) that cannot be decoded as images; expected readable JPEG, PNG, BMP or GIF images (or set data.skip_corrupt: true to skip them with a warning):\n  {root / 'test' / 'cats' / 'cat.9.jpg'}"
     if kind == "not_an_image":
         (root / "train" / "dogs" / "readme.txt").write_text("hello")
-        return f"1 file(s) that is not an image file; expected only files ending in .bmp, .gif, .jpeg, .jpg, .png (or set data.skip_corrupt: true"
+        return "1 file(s) that is not an image file; expected only files ending in .bmp, .gif, .jpeg, .jpg, .png (or set data.skip_corrupt: true"
     raise ValueError(kind)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dlrun import errors
 from dlrun.runs import history
-from dlrun.trials import kfold_plan, kfold, kfold_fits
+from dlrun.trials import kfold_fits, kfold_plan
 from tests.conftest import invoke, record_trained_epochs, run_folders, write_kfold_config
 
 # --- planning and curves (no training) ---------------------------------------------------------
@@ -275,7 +275,6 @@ output: {{runs_root: {root}, plots: false}}
 def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path, monkeypatch):
     """A real kill -9 in fold 3 of 4: --resume continues fold 3 after the epoch its checkpoint holds, trains
     only the epochs after it, and ends with the numbers of a run that was never killed."""
-    from dlrun.training import recorders
     from tests.conftest import checkpoint_epochs, sigkill_when
 
     epochs = 8  # about 0.2 s each: the kill lands a few epochs before fold 3 ends

@@ -13,9 +13,9 @@ import pydantic
 import pytest
 
 from dlrun import config as config_module
-from dlrun.runs import history
-from dlrun.trials import kfold, kfold_fits
 from dlrun.config import schema
+from dlrun.runs import history
+from dlrun.trials import kfold_fits
 from tests.conftest import invoke, run_folders
 
 SEED = 3

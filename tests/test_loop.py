@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from dlrun import backend, errors
-from dlrun.training import batches
-from dlrun.training import loop
+from dlrun.training import batches, loop
 from tests.conftest import CONFIGS, assert_same_run, interrupt_after, invoke, run_folders, write_resumable_config
 
 TOLERANCE = 1e-6

@@ -1,11 +1,10 @@
 """Architectures build the layers their configs describe."""
 
+import numpy as np
 import pytest
 
 from dlrun import config, models
 from dlrun.data import dataset
-
-import numpy as np
 
 
 def fake(shape, task="multiclass", num_classes=10):

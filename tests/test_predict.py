@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from dlrun import config, data, models
-from dlrun.data import text_encoding
-from dlrun.data import image_files as images
+from dlrun.data import image_files as images, text_encoding
 from tests.conftest import invoke
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from dlrun import config, errors, models
-from dlrun.training import feature_cache, plan as training_plan
-from dlrun.runs import history
 from dlrun.config import yaml_strict
 from dlrun.data import dataset
 from dlrun.models import pretrained
+from dlrun.runs import history
+from dlrun.training import feature_cache, plan as training_plan
 from tests.conftest import CONFIGS, VGG16_MODEL, invoke, run_folders, write_pretrained_config
 
 # --- config ------------------------------------------------------------------------------------------

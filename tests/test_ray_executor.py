@@ -2,6 +2,7 @@
 trial is reported and fails the run. Skipped (with the reason) where Ray Tune is not installed."""
 
 import json
+
 import pytest
 
 from dlrun.trials import executors

@@ -1,14 +1,11 @@
 import typing
 
-from dlrun import data, models, registry
-from dlrun.training import callbacks
-from dlrun.training import losses
-from dlrun.training import metrics
-from dlrun.training import optimizers
-from dlrun.config import schema
-from dlrun.commands import listing
-
 import pytest
+
+from dlrun import data, models, registry
+from dlrun.commands import listing
+from dlrun.config import schema
+from dlrun.training import callbacks, losses, metrics, optimizers
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,16 @@ import numpy as np
 import pytest
 
 from dlrun.training import checkpoints
-from tests.conftest import (VGG16_MODEL, assert_same_run, interrupt_after, invoke, run_folders, saved_weights,
-                            write_pretrained_config, write_resumable_config)
+from tests.conftest import (
+    VGG16_MODEL,
+    assert_same_run,
+    interrupt_after,
+    invoke,
+    run_folders,
+    saved_weights,
+    write_pretrained_config,
+    write_resumable_config,
+)
 
 
 @pytest.fixture(scope="module")

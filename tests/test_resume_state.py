@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from dlrun import errors
-from dlrun.training import batches
-from dlrun.training import checkpoints
+from dlrun.training import batches, checkpoints
 
 
 def orders(dataset):

@@ -14,8 +14,7 @@ import pytest
 
 from dlrun import runs
 from dlrun.runs import history
-from dlrun.trials import kfold
-from dlrun.trials import sweep
+from dlrun.trials import kfold, sweep
 from tests.conftest import invoke, run_folders
 
 V1 = Path(__file__).resolve().parent / "fixtures" / "runs_v1"

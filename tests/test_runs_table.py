@@ -6,12 +6,10 @@ import json
 
 import pytest
 from rich import console as rich_console
-
 from typer.testing import CliRunner
 
 from dlrun import cli
-from dlrun.runs import compare as comparison
-from dlrun.runs import table as runs_table
+from dlrun.runs import compare as comparison, table as runs_table
 from tests.conftest import invoke
 
 NOW = datetime.datetime(2026, 1, 2, 12, 0, 0, tzinfo=datetime.timezone.utc)

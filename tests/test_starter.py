@@ -2,9 +2,7 @@
 
 import pytest
 
-from dlrun.config import schema
-from dlrun.config import starter
-from dlrun.config import yaml_strict
+from dlrun.config import schema, starter, yaml_strict
 from tests.conftest import invoke, run_folders
 
 

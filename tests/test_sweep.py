@@ -203,7 +203,6 @@ output: {{runs_root: {root}, plots: false, save_model: false}}
 def test_sigkill_in_trial_2_then_resume_continues_its_run_from_its_checkpoint(tmp_path, monkeypatch):
     """A real kill -9 in trial 2 of 2: --resume continues that trial's own run folder after the epoch its
     checkpoint holds, trains only the epochs after it, and ranks the trials as a sweep never killed does."""
-    from dlrun.training import recorders
     from tests.conftest import checkpoint_epochs, sigkill_when
 
     epochs = 5  # about 0.2 s each in trial 2: the kill lands before the trial ends

@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from dlrun import config as config_module
-from dlrun.runs import compare as comparison
-from dlrun.runs import tracking
+from dlrun.runs import compare as comparison, tracking
 from tests.conftest import invoke, run_folders, tiny_config
 
 

@@ -7,7 +7,6 @@ import json
 import pickle
 
 import numpy as np
-import pytest
 
 from dlrun import atomic, backend
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_config

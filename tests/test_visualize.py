@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from dlrun.runs import history
 from dlrun.data import shapes
+from dlrun.runs import history
 from dlrun.visualize import activations, filters, gradcam, layers, subjects
 from tests.conftest import invoke
-
 
 # --- Grad-CAM, exactly ---------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 keras.utils.set_random_seed(42)

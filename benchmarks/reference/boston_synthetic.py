@@ -13,8 +13,8 @@ import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 from sklearn import model_selection
 

@@ -9,8 +9,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 from sklearn import datasets, model_selection
 

@@ -9,9 +9,20 @@ import sys
 import typer
 
 from dlrun import __version__, errors
-from dlrun.commands import config as config_commands
-from dlrun.commands import eval as eval_command
-from dlrun.commands import export, init, kfold, listing, predict, report, runs, sweep, train, visualize
+from dlrun.commands import (
+    config as config_commands,
+    eval as eval_command,
+    export,
+    init,
+    kfold,
+    listing,
+    predict,
+    report,
+    runs,
+    sweep,
+    train,
+    visualize,
+)
 
 app = typer.Typer(
     name="dlrun",

@@ -14,9 +14,7 @@ def evaluate(
     data_path: str = typer.Option(None, "--data-path", help="Read the data from here instead of the stored data.path.", show_default=False),
 ):
     """Evaluate a run's model on one split, next to the naive baseline; write eval_<split>.json into the run."""
-    from dlrun import terminal
-
-    from dlrun import errors
+    from dlrun import errors, terminal
     from dlrun.training import evaluation
 
     if split not in ("test", "validation", "train"):

@@ -15,7 +15,6 @@ def export(
 ):
     """Export a run's model (with its preprocessing) for other tools: Keras, TensorFlow SavedModel or ONNX."""
     from dlrun import terminal
-
     from dlrun.inference import export as export_module
 
     export_module.export_run(run_dir, export_format, terminal.console(), out=out, checkpoint=checkpoint)

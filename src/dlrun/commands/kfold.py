@@ -28,7 +28,7 @@ def kfold(
 ):
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
     from dlrun import config, errors, terminal
-    from dlrun.trials import executors, kfold_plan, kfold as kfold_protocol
+    from dlrun.trials import executors, kfold as kfold_protocol, kfold_plan
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
     if resume is not None:

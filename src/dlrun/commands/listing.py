@@ -10,10 +10,7 @@ KINDS = ("datasets", "architectures", "optimizers", "losses", "metrics", "callba
 def registries() -> dict[str, dict]:
     """Every registry by kind (imports no TensorFlow)."""
     from dlrun import backend, data, models
-    from dlrun.training import callbacks
-    from dlrun.training import losses
-    from dlrun.training import metrics
-    from dlrun.training import optimizers
+    from dlrun.training import callbacks, losses, metrics, optimizers
 
     return {
         "datasets": data.DATASETS,

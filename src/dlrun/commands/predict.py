@@ -21,7 +21,6 @@ def predict(
 ):
     """Predict with a trained run's model; the model applies the preprocessing it was trained with."""
     from dlrun import terminal
-
     from dlrun.inference import predict as predict_module
 
     predict_module.predict_run(

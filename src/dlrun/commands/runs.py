@@ -26,7 +26,6 @@ def list_runs(
 ):
     """A table of the runs under ROOT, newest first: status, duration, epochs, best validation, test, baseline."""
     from dlrun import terminal
-
     from dlrun.runs import table as runs_table
 
     runs_table.show(root, terminal.console(), name=name, status=status)
@@ -38,7 +37,6 @@ def compare(
 ):
     """Put runs side by side: the config keys that differ, and their metrics."""
     from dlrun import terminal
-
     from dlrun.runs import compare as comparison
 
     comparison.show(run_dirs, terminal.console(), plot=plot)

@@ -22,11 +22,9 @@ def train(
     tracking_uri: str = typer.Option(None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False),
 ):
     """Train the model a config describes and write a run folder under output.runs_root."""
-    from dlrun import terminal
-
-    from dlrun import errors, config
-    from dlrun.training import resume
+    from dlrun import config, errors, terminal
     from dlrun.runs import tracking
+    from dlrun.training import resume
 
     console = terminal.console()
     tracking.check(track)

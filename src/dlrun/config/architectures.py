@@ -8,7 +8,17 @@ from typing import Annotated, Literal, Union
 import pydantic
 from pydantic import Field
 
-from dlrun.config.fields import Activation, Flag, Fraction, Initializer, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Section, Task
+from dlrun.config.fields import (
+    Activation,
+    Flag,
+    Fraction,
+    Initializer,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+)
 
 # --- model: one class per architecture, picked by `architecture` ----------------------------
 

@@ -6,7 +6,16 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from dlrun.config.fields import Activation, Flag, Fraction, Initializer, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Section, Task
+from dlrun.config.fields import (
+    Flag,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    Task,
+)
 
 # --- data: one class per dataset, picked by `name` ---------------------------------------------
 

@@ -23,8 +23,7 @@ SHORTHANDS = (("Config", "data", False), ("Config", "model", False), ("CompileCo
 
 def build() -> dict:
     """The JSON Schema document of a dlrun config (plain data, ready for `json.dumps`)."""
-    from dlrun.config import schema
-    from dlrun.config import comments as schema_comments
+    from dlrun.config import comments as schema_comments, schema
 
     document = schema.Config.model_json_schema()
     document = {"$id": SCHEMA_ID, "title": "dlrun config", **{key: value for key, value in document.items() if key != "title"}}

@@ -15,9 +15,7 @@ from pathlib import Path
 import pydantic
 
 from dlrun import errors
-from dlrun.config import overrides
-from dlrun.config import schema
-from dlrun.config import yaml_strict
+from dlrun.config import overrides, schema, yaml_strict
 
 AUTO_METRICS = {"binary": ["accuracy"], "multiclass": ["accuracy"], "regression": ["mae"]}
 

@@ -19,15 +19,31 @@ from pydantic import Field
 
 from dlrun.config import fields
 from dlrun.config.architectures import (  # noqa: F401  (re-exported: schema.MLPModel, ...)
-    APPLICATION_NAMES, ConvnetModel, FineTune, Head, MLPModel, ModelConfig, PretrainedModel,
+    APPLICATION_NAMES,
+    ConvnetModel,
+    FineTune,
+    Head,
+    MLPModel,
+    ModelConfig,
+    PretrainedModel,
 )
 from dlrun.config.datasets import (  # noqa: F401  (re-exported: schema.DataConfig, ...)
-    Augmentation, DataConfig, ImageDirectoryData, NpzData, SyntheticData,
+    Augmentation,
+    DataConfig,
+    ImageDirectoryData,
+    NpzData,
+    SyntheticData,
 )
 from dlrun.config.fields import (  # noqa: F401  (re-exported)
-    RUN_NAME_PATTERN, Flag, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Section,
+    RUN_NAME_PATTERN,
+    Flag,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Section,
 )
-
 
 # --- compile ---------------------------------------------------------------------------------
 

@@ -25,8 +25,7 @@ _YAML_WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 def render(name: str, dataset: str, architecture: str) -> str:
     """The starter config's YAML text (validated before it is returned)."""
     from dlrun import config
-    from dlrun.config import schema
-    from dlrun.config import yaml_strict
+    from dlrun.config import schema, yaml_strict
 
     data_model = _member(schema.DataConfig, dataset, "--dataset")
     model_model = _member(schema.ModelConfig, architecture, "--architecture")
@@ -125,9 +124,7 @@ def _union_comment(model, key: str) -> str:
 
 def _comment(model, key: str) -> str:
     """The key's comment in schema.py, or else the values it allows (from the JSON Schema)."""
-    from dlrun.config import docs as config_docs
-    from dlrun.config import json_schema
-    from dlrun.config import comments as schema_comments
+    from dlrun.config import comments as schema_comments, docs as config_docs, json_schema
 
     found = schema_comments.field_comments().get(model.__name__, {}).get(key)
     if found:

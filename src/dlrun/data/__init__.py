@@ -5,7 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun import errors, registry
-from dlrun.data import boston_housing, dataset, digits, fashion_mnist, hdf5, image_directory, imdb, mnist, npz, pipeline, reuters, synthetic
+from dlrun.data import (
+    boston_housing,
+    dataset,
+    digits,
+    fashion_mnist,
+    hdf5,
+    image_directory,
+    imdb,
+    mnist,
+    npz,
+    pipeline,
+    reuters,
+    synthetic,
+)
 
 DATASETS = {
     "digits": digits.load,

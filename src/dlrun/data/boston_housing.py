@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from dlrun import errors
 from dlrun.data import dataset, keras_files, sequences
 

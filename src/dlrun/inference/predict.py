@@ -32,8 +32,8 @@ def predict_run(
     force: bool = False,
 ) -> list[dict]:
     """Predict every sample of `inputs` (and `texts`) with a run's model; print a table; write `out`."""
-    from dlrun.training import evaluation
     from dlrun.inference import input_files
+    from dlrun.training import evaluation
 
     run = runs.Run.open(run_dir)
     if checkpoint not in evaluation.CHECKPOINTS:

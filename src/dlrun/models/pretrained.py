@@ -24,7 +24,6 @@ from dlrun import backend, errors
 from dlrun.models import head
 from dlrun.models.applications import APPLICATIONS
 
-
 _REDUCE = {"flatten": "Flatten", "global_average": "GlobalAveragePooling2D", "global_max": "GlobalMaxPooling2D"}
 _OWN_PREPROCESSING = ("multi_hot", "rescale", "normalize")  # stem layers a run-model base already holds
 

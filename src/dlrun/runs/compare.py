@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 from dlrun import errors, runs
-from dlrun.runs import history
-from dlrun.runs import table as runs_table
 from dlrun.config import yaml_strict
+from dlrun.runs import history, table as runs_table
 
 MISSING = "-"
 

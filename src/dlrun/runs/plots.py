@@ -10,8 +10,8 @@ from dlrun.runs import history
 
 def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[Path]:
     """Write `<metric>.png` for loss and every metric in `run_history`; return the paths."""
-    from matplotlib.backends import backend_agg
     from matplotlib import figure
+    from matplotlib.backends import backend_agg
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 from dlrun import errors, runs
-from dlrun.runs import history
-from dlrun.runs import tensorboard as tensorboard_logs
+from dlrun.runs import history, tensorboard as tensorboard_logs
 
 STALE_EPOCHS = 5  # a running run whose heartbeat is older than this many epochs' time has crashed...
 STALE_FLOOR_S = 600  # ...but never sooner than this (saving, evaluating and the first epoch take time)

@@ -11,11 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dlrun import config as config_module
-from dlrun.training import baseline
-from dlrun.training import batches
-from dlrun.training import losses
-from dlrun.training import metrics
-from dlrun.training import optimizers
+from dlrun.training import baseline, batches, losses, metrics, optimizers
 
 
 def compile_model(model, config, task: str, optimizer_config=None) -> dict:

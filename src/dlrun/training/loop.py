@@ -54,8 +54,7 @@ def fit(
     """
     keras = backend.import_keras()
 
-    from dlrun.training import batches
-    from dlrun.training import gradients
+    from dlrun.training import batches, gradients
 
     if y is not None:
         steps_per_epoch = batches.steps_per_epoch(len(x), batch_size)

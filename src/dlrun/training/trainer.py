@@ -80,9 +80,8 @@ class Training:
         join every phase's fit; `progress` shows a bar and a line per epoch on the console. A NaN or
         infinite value stops training at once and raises TrainingFailed; the last good state stays on disk.
         """
-        from dlrun.training import recorders
-        from dlrun.training import loop
         from dlrun.runs import tensorboard as tensorboard_logs
+        from dlrun.training import loop, recorders
 
         config, model = self.config, self.model
         folder = Path(folder)

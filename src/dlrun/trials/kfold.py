@@ -25,7 +25,7 @@ import os
 from dlrun import config as config_module, errors, runs
 from dlrun.runs import history
 from dlrun.training import evaluation
-from dlrun.trials import executors, kfold_plan, kfold_fits
+from dlrun.trials import executors, kfold_fits, kfold_plan, outcomes
 
 FILE_NAME = "kfold.json"
 FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
@@ -185,9 +185,7 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
-        done = sum(fold["status"] == "completed" for fold in state["folds"])
-        state["status"] = "interrupted"
-        run.write_json(FILE_NAME, state)
+        done = outcomes.mark_interrupted(run, FILE_NAME, state, "folds")
         return f"after {done} completed fold(s)", {"folds_completed": done}
 
     with runs.recorded(run, "K-fold", f"dlrun kfold --resume {run.path}", stopped):

@@ -1,4 +1,4 @@
-"""The outcome events an executor sends for each task: `done` with the worker's result, or `failed`."""
+"""Outcomes: the event an executor sends for a task that failed, and the state file of trials that stopped."""
 
 from __future__ import annotations
 
@@ -13,3 +13,12 @@ def failure(error: BaseException) -> dict:
         return {"type": "failed", "error": str(error)}
     return {"type": "failed", "error": f"{type(error).__name__}: {error}",
             "traceback": "".join(traceback.format_exception(error))}
+
+
+def mark_interrupted(run, file_name: str, state: dict, items: str) -> int:
+    """Record in `state` (kfold.json's or sweep.json's, written to `file_name` in `run`) that the trials
+    stopped; return how many of `state[items]` had completed (for the lifecycle's message)."""
+    done = sum(item["status"] == "completed" for item in state[items])
+    state["status"] = "interrupted"
+    run.write_json(file_name, state)
+    return done

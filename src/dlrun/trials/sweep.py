@@ -20,10 +20,9 @@ import math
 from pathlib import Path
 
 from dlrun import config as config_module, errors, runs
-from dlrun.trials import executors
+from dlrun.config import overrides, yaml_strict
 from dlrun.runs import history
-from dlrun.config import overrides
-from dlrun.config import yaml_strict
+from dlrun.trials import executors, outcomes
 
 FILE_NAME = "sweep.json"
 FORMAT = 2  # sweep.json's layout; 2: trials record their run folder when they start, and continue it on --resume
@@ -201,8 +200,7 @@ def run_trial(payload: dict, emit) -> dict:
 
     config = config_module.validate(payload["config"])
     backend.activate(config)  # quietly, on the trial's backend, before the trainer imports Keras
-    from dlrun.training import checkpoints
-    from dlrun.training import trainer
+    from dlrun.training import checkpoints, trainer
 
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
     previous = runs.Run.open(payload["run"]) if payload.get("run") else None
@@ -294,9 +292,7 @@ def _execute(run, state, base_data: dict, name: str, console, placement: executo
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
     def stopped() -> tuple[str, dict]:
-        done = sum(trial["status"] == "completed" for trial in state["trials"])
-        state["status"] = "interrupted"
-        run.write_json(FILE_NAME, state)
+        done = outcomes.mark_interrupted(run, FILE_NAME, state, "trials")
         return f"after {done} of {len(state['trials'])} trial(s)", {"trials_completed": done}
 
     with runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}", stopped):

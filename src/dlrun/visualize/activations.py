@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dlrun import errors
-from dlrun.visualize import layers, output
 from dlrun.data import image_files as images
+from dlrun.visualize import layers, output
 
 DEFAULT_LAYERS = 8  # the first 8 conv/pool layers: all four conv blocks of a small convnet like configs/cats_dogs.yaml
 PER_ROW = 16

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlrun import errors
-from dlrun.runs import history
-from dlrun.runs import plots
+from dlrun.runs import history, plots
 from dlrun.visualize import output
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dlrun import atomic, backend, errors
-from dlrun.visualize import layers, output
 from dlrun.data import image_files as images
+from dlrun.visualize import layers, output
 
 SQUASHING = ("softmax", "sigmoid")
 
