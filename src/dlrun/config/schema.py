@@ -34,48 +34,39 @@ from dlrun.config.datasets import (  # noqa: F401  (re-exported: schema.DataConf
     NpzData,
     SyntheticData,
 )
-from dlrun.config.fields import (  # noqa: F401  (re-exported)
-    RUN_NAME_PATTERN,
-    Flag,
-    Fraction,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    Section,
-)
+from dlrun.config.fields import RUN_NAME_PATTERN  # noqa: F401  (re-exported)
 
 # --- compile ---------------------------------------------------------------------------------
 
 
-class RMSpropOptimizer(Section):
+class RMSpropOptimizer(fields.Section):
     """keras.optimizers.RMSprop."""
 
     name: Literal["rmsprop"]
-    learning_rate: PositiveFloat = 0.001
-    rho: Fraction = 0.9
-    momentum: Fraction = 0.0
-    epsilon: PositiveFloat = 1e-7
+    learning_rate: fields.PositiveFloat = 0.001
+    rho: fields.Fraction = 0.9
+    momentum: fields.Fraction = 0.0
+    epsilon: fields.PositiveFloat = 1e-7
 
 
-class AdamOptimizer(Section):
+class AdamOptimizer(fields.Section):
     """keras.optimizers.Adam."""
 
     name: Literal["adam"]
-    learning_rate: PositiveFloat = 0.001
-    beta_1: Fraction = 0.9
-    beta_2: Fraction = 0.999
-    epsilon: PositiveFloat = 1e-7
-    amsgrad: Flag = False
+    learning_rate: fields.PositiveFloat = 0.001
+    beta_1: fields.Fraction = 0.9
+    beta_2: fields.Fraction = 0.999
+    epsilon: fields.PositiveFloat = 1e-7
+    amsgrad: fields.Flag = False
 
 
-class SGDOptimizer(Section):
+class SGDOptimizer(fields.Section):
     """keras.optimizers.SGD."""
 
     name: Literal["sgd"]
-    learning_rate: PositiveFloat = 0.01
-    momentum: Fraction = 0.0
-    nesterov: Flag = False
+    learning_rate: fields.PositiveFloat = 0.01
+    momentum: fields.Fraction = 0.0
+    nesterov: fields.Flag = False
 
 
 OptimizerConfig = Annotated[
@@ -88,7 +79,7 @@ LossName = Literal[
 MetricName = Literal["accuracy", "auc", "precision", "recall", "mae", "mse"]
 
 
-class CompileConfig(Section):
+class CompileConfig(fields.Section):
     """What `model.compile` gets."""
 
     optimizer: OptimizerConfig = RMSpropOptimizer(name="rmsprop")  # a name or {name: ..., params}
@@ -104,18 +95,18 @@ class CompileConfig(Section):
 # --- train -----------------------------------------------------------------------------------
 
 
-class EarlyStoppingCallback(Section):
+class EarlyStoppingCallback(fields.Section):
     """keras.callbacks.EarlyStopping."""
 
     name: Literal["early_stopping"]
     monitor: str = "val_loss"
-    patience: NonNegativeInt = 3
-    min_delta: NonNegativeFloat = 0.0
+    patience: fields.NonNegativeInt = 3
+    min_delta: fields.NonNegativeFloat = 0.0
     mode: Literal["auto", "min", "max"] = "auto"
-    restore_best_weights: Flag = True
+    restore_best_weights: fields.Flag = True
 
 
-class CheckpointCallback(Section):
+class CheckpointCallback(fields.Section):
     """keras.callbacks.ModelCheckpoint: keeps checkpoints/best.keras, the best model so far."""
 
     name: Literal["checkpoint"]
@@ -123,14 +114,14 @@ class CheckpointCallback(Section):
     mode: Literal["auto", "min", "max"] = "auto"
 
 
-class ReduceLROnPlateauCallback(Section):
+class ReduceLROnPlateauCallback(fields.Section):
     """keras.callbacks.ReduceLROnPlateau."""
 
     name: Literal["reduce_lr_on_plateau"]
     monitor: str = "val_loss"
     factor: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.1
-    patience: NonNegativeInt = 2
-    min_learning_rate: NonNegativeFloat = 0.0
+    patience: fields.NonNegativeInt = 2
+    min_learning_rate: fields.NonNegativeFloat = 0.0
     mode: Literal["auto", "min", "max"] = "auto"
 
 
@@ -140,14 +131,14 @@ CallbackConfig = Annotated[
 ]
 
 
-class TrainConfig(Section):
+class TrainConfig(fields.Section):
     """What `model.fit` gets."""
 
-    epochs: PositiveInt = 10
-    batch_size: PositiveInt = 32
-    shuffle: Flag = True  # reshuffle the training data every epoch
+    epochs: fields.PositiveInt = 10
+    batch_size: fields.PositiveInt = 32
+    shuffle: fields.Flag = True  # reshuffle the training data every epoch
     loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.training.loop's explicit gradient loop (any backend), same callbacks
-    tensorboard: Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
+    tensorboard: fields.Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
     distribute: Literal["none", "mirrored"] = "none"  # mirrored: tf.distribute.MirroredStrategy; batch_size is the global batch
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
@@ -168,16 +159,16 @@ class TrainConfig(Section):
 # --- output ----------------------------------------------------------------------------------
 
 
-class OutputConfig(Section):
+class OutputConfig(fields.Section):
     """Where and what a run writes."""
 
     runs_root: str = "runs"  # run folders go to <runs_root>/<UTC timestamp>_<name>/
-    save_model: Flag = True  # write model.keras at the end
-    plots: Flag = True  # write plots/*.png at the end
-    resume_checkpoints: Flag = True  # write checkpoints/last.npz every epoch so `--resume` can continue
+    save_model: fields.Flag = True  # write model.keras at the end
+    plots: fields.Flag = True  # write plots/*.png at the end
+    resume_checkpoints: fields.Flag = True  # write checkpoints/last.npz every epoch so `--resume` can continue
 
 
-class Config(Section):
+class Config(fields.Section):
     """A whole experiment."""
 
     name: str = "experiment"  # part of the run folder's name: letters, digits, '.', '_', '-'
