@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,3 +324,40 @@ def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path
         assert fold_history["epoch"] == list(range(1, epochs + 1)), index
         assert fold_history == history.load(straight / "folds" / str(index) / "history.json"), index
     assert history.load(folder / "final" / "history.json") == history.load(straight / "final" / "history.json")
+
+
+def _fit_task(tmp_path, epochs: int, stream: bool) -> kfold_fits.FitTask:
+    """Fold 1 (the first 10 samples validate) of a tiny synthetic regression, as K-fold hands it to a worker."""
+    from dlrun import config as config_module
+
+    data = {"name": "streamed", "seed": 3, "data": {"name": "synthetic", "task": "regression", "num_samples": 40, "input_shape": [3]},
+            "model": {"architecture": "mlp", "units": [4]}, "train": {"epochs": epochs, "batch_size": 8}}
+    folder = tmp_path / ("streamed" if stream else "direct") / "folds" / "1"
+    task = kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config_module.validate(data), 1)),
+                              folder=str(folder), validation_indices=list(range(10)), data_seed=3)
+    return kfold_fits.streamed_task(task) if stream else task
+
+
+def test_a_streamed_fold_writes_nothing_itself_and_continues_from_the_state_sent_back(tmp_path):
+    """For workers that share no file system with the run folder (Ray on a cluster): the fold trains in a
+    scratch folder, each epoch's history and checkpoint travel in its event, the driver writes them, and a
+    resumed fold continues from what the driver sends, with a straight fold's numbers."""
+    events = []
+    task = _fit_task(tmp_path, epochs=2, stream=True)
+    kfold_fits.train_part(task, events.append)
+    folder = Path(task.folder)
+    assert not folder.exists()  # the worker wrote nothing there
+    epochs = [event for event in events if event["type"] == "epoch"]
+    assert [event["epoch"] for event in epochs] == [1, 2] and all(event["checkpoint"] for event in epochs)
+    for event in epochs:
+        kfold_fits.write_streamed(folder, event)
+    assert history.load(folder / "history.json")["epoch"] == [1, 2]
+
+    events.clear()
+    longer = _fit_task(tmp_path, epochs=4, stream=True)  # the same fold, asked for 4 epochs: continues after 2
+    assert longer.resume_checkpoint is not None and longer.resume_history["epoch"] == [1, 2]
+    result = kfold_fits.train_part(longer, events.append)
+    assert events[0] == {"type": "resumed", "after_epoch": 2, "source": "1/checkpoints/last.npz"}
+    assert [event["epoch"] for event in events if event["type"] == "epoch"] == [3, 4]
+    straight = kfold_fits.train_part(_fit_task(tmp_path, epochs=4, stream=False), lambda event: None)
+    assert result["history"] == straight["history"]

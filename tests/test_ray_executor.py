@@ -50,4 +50,7 @@ def test_kfold_as_ray_tune_trials_gives_the_sequential_numbers(local_ray, tmp_pa
         assert (a["last"], a["best"]) == (b["last"], b["best"])
         index = str(a["index"])
         assert (first / "folds" / index / "history.json").read_text() == (second / "folds" / index / "history.json").read_text()
+        # Ray workers train in a scratch folder; their checkpoints came back in the events and were written here
+        assert (second / "folds" / index / "checkpoints" / "last.npz").read_bytes() == (
+            first / "folds" / index / "checkpoints" / "last.npz").read_bytes()
     assert no_child_process_within(30)

@@ -31,11 +31,25 @@ def save(run_path: Path, model, epochs_completed: int) -> Path:
     arrays.update({f"optimizer/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(optimizer_variables)})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
+    return write(run_path, buffer.getvalue())
+
+
+def write(run_path: Path, data: bytes) -> Path:
+    """Write a checkpoint file's bytes as the latest state, keeping the one before as previous (also how
+    a driver writes the checkpoints a worker without a shared file system streams back)."""
     latest = run_path / LATEST
     latest.parent.mkdir(parents=True, exist_ok=True)
     if latest.exists():
         os.replace(latest, run_path / PREVIOUS)
-    return atomic.write_bytes(latest, buffer.getvalue(), durable=False)
+    return atomic.write_bytes(latest, data, durable=False)
+
+
+def latest_bytes(run_path: Path) -> bytes | None:
+    """The newest checkpoint file's bytes (last, else previous), or None when there is none."""
+    for name in (LATEST, PREVIOUS):
+        if (run_path / name).is_file():
+            return (run_path / name).read_bytes()
+    return None
 
 
 def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:

@@ -216,6 +216,8 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
                                      folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
                                      validation_indices=fold["validation_indices"], dataset=pool if local else None))
              for fold in todo]
+    if placement.executor == "ray":  # workers may share no file system with this one: files travel in events
+        tasks = [(index, kfold_fits.streamed_task(task)) for index, task in tasks]
     monitor, total = state["monitor"], len(state["folds"])
     epochs_done = sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed")
     failed: list[str] = []
@@ -226,6 +228,7 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
         if event["type"] == "resumed":
             progress.say(f"resuming fold {index} after epoch {event['after_epoch']} ({label}; state from {event['source']})")
         elif event["type"] == "epoch":
+            kfold_fits.write_streamed(run.path / "folds" / str(index), event)
             epochs_done += 1
             run.heartbeat(at_most_every=LIVE_WRITE_SECONDS, epochs_completed=epochs_done, fold=index, folds=total)
             value = event["logs"].get(monitor)

@@ -4,13 +4,17 @@ function (`dlrun.training.trainer.Training`), and the one place where such a fit
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
 import json
+import tempfile
 from pathlib import Path
 
 from dlrun import config as config_module
 from dlrun.config import schema
+from dlrun.runs import history
+from dlrun.training import checkpoints
 
 
 def fold_config(config: schema.Config, index: int, keep_early_stopping: bool = False) -> schema.Config:
@@ -59,6 +63,12 @@ class FitTask:
     run: str | None = None  # the refit: the run folder, for metrics plots and model.keras
     data_seed: int = 0  # the seed the data was loaded with (the run's seed; a fold's config seed differs)
     dataset: object | None = None
+    # stream: the worker shares no file system with `folder` (Ray): it trains in a scratch folder and sends
+    # each epoch's history and checkpoint back in its events, for the driver to write; it continues from
+    # `resume_checkpoint` (the file's bytes, base64) and `resume_history` when the driver had them.
+    stream: bool = False
+    resume_checkpoint: str | None = None
+    resume_history: dict | None = None
 
 
 def train_part(task: FitTask, emit) -> dict:
@@ -66,8 +76,28 @@ def train_part(task: FitTask, emit) -> dict:
 
     The fit continues from its folder's last checkpoint when there is one (a resumed run). Each epoch
     goes out through `emit`; returns the history, sizes and time, and for the refit the test metrics
-    (its plots go into the run folder, with model.keras, saved atomically).
+    (its plots go into the run folder, with model.keras, saved atomically). A streamed task (`stream`)
+    trains in a scratch folder and sends its files back with each epoch instead.
     """
+    if not task.stream:
+        return _train(task, Path(task.folder), emit)
+    with tempfile.TemporaryDirectory(prefix="dlrun-fit-") as scratch:
+        folder = Path(scratch) / Path(task.folder).name
+        if task.resume_checkpoint is not None:
+            checkpoints.write(folder, base64.b64decode(task.resume_checkpoint))
+            history.save(folder / history.FILE_NAME, task.resume_history or history.empty())
+
+        def with_files(event: dict) -> None:
+            if event["type"] == "epoch":
+                found = checkpoints.latest_bytes(folder)
+                event = {**event, "history": history.load(folder / history.FILE_NAME),
+                         "checkpoint": None if found is None else base64.b64encode(found).decode("ascii")}
+            emit(event)
+
+        return _train(task, folder, with_files)
+
+
+def _train(task: FitTask, folder: Path, emit) -> dict:
     from rich import console as rich_console
 
     from dlrun.training import trainer
@@ -75,7 +105,6 @@ def train_part(task: FitTask, emit) -> dict:
     config = config_module.validate(task.config)
     pooled = task.dataset or _pooled_in_this_process(config, task.data_seed)
     data = pooled if task.validation_indices is None else pooled.fold(task.validation_indices)
-    folder = Path(task.folder)
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the caller shows the progress
     training = trainer.Training(config, data, quiet)
     first_epoch = 0
@@ -99,6 +128,29 @@ def train_part(task: FitTask, emit) -> dict:
         if config.output.save_model:
             training.save(run_path / "model.keras")
     return result
+
+
+def streamed_task(task: FitTask) -> FitTask:
+    """`task` for a worker that shares no file system with its folder: the state to continue from, if any,
+    travels with it (see `FitTask.stream`)."""
+    folder = Path(task.folder)
+    found = checkpoints.latest_bytes(folder)
+    saved = folder / history.FILE_NAME
+    return dataclasses.replace(
+        task, stream=True,
+        resume_checkpoint=None if found is None else base64.b64encode(found).decode("ascii"),
+        resume_history=history.load(saved) if found is not None and saved.is_file() else None,
+    )
+
+
+def write_streamed(folder: Path, event: dict) -> None:
+    """In the driver: write a streamed epoch's history, then its checkpoint (the order a worker keeps)."""
+    if "history" not in event:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    history.save(folder / history.FILE_NAME, event["history"], durable=False)
+    if event.get("checkpoint") is not None:
+        checkpoints.write(folder, base64.b64decode(event["checkpoint"]))
 
 
 _POOLED: dict = {}  # in a worker process: the pooled dataset per data config, loaded once
