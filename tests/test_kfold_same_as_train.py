@@ -225,3 +225,16 @@ def test_the_custom_loop_really_trains_the_folds_and_matches_fit(tmp_path, monke
         one, two = (history.load(folder / "folds" / str(index) / "history.json") for folder in (custom, fit))
         for key in one:
             np.testing.assert_allclose(one[key], two[key], rtol=1e-5, atol=1e-6, err_msg=f"fold {index} {key}")
+
+
+def test_the_kfold_rule_is_said_on_the_console_when_it_applies():
+    base = {"data": {"name": "synthetic", "task": "regression"}, "model": "mlp"}
+    config = config_module.validate({**base, "train": {"callbacks": [{"name": "early_stopping"},
+                                                                     {"name": "reduce_lr_on_plateau", "monitor": "loss"},
+                                                                     {"name": "checkpoint", "monitor": "val_loss"}]}})
+    assert kfold_fits.differences_said(config, keep_early_stopping=False) == [
+        "folds train without early_stopping, so each runs its whole curve (keep it with --keep-early-stopping)",
+        "the final refit has no validation data: it trains without early_stopping, checkpoint",
+    ]
+    assert kfold_fits.differences_said(config, keep_early_stopping=True, final=False) == []
+    assert kfold_fits.differences_said(config_module.validate(base), keep_early_stopping=False) == []

@@ -126,7 +126,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         highlight=False,
         soft_wrap=True,
     )
-    for line in kfold_fits.differences_said(config, options["keep_early_stopping"]):
+    for line in kfold_fits.differences_said(config, options["keep_early_stopping"], options["final"]):
         console.print(f"note: {line}", highlight=False, soft_wrap=True)
     return _execute(run, state, config, pool, console, placement)
 

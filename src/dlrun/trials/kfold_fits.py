@@ -35,15 +35,15 @@ def refit_config(config: schema.Config) -> schema.Config:
     return config.model_copy(update={"train": config.train.model_copy(update={"callbacks": kept})})
 
 
-def differences_said(config: schema.Config, keep_early_stopping: bool) -> list[str]:
+def differences_said(config: schema.Config, keep_early_stopping: bool, final: bool = True) -> list[str]:
     """The console lines that say how this K-fold run trains differently from `dlrun train`."""
     lines = []
     stopping = [callback for callback in config.train.callbacks if callback.name == "early_stopping"]
     if stopping and not keep_early_stopping:
         lines.append("folds train without early_stopping, so each runs its whole curve (keep it with --keep-early-stopping)")
-    dropped = [callback.name for callback in refit_config(config).train.callbacks]
-    dropped = [callback.name for callback in config.train.callbacks if callback.name not in dropped]
-    if dropped:
+    kept = refit_config(config).train.callbacks
+    dropped = [callback.name for callback in config.train.callbacks if callback not in kept]
+    if final and dropped:
         lines.append(f"the final refit has no validation data: it trains without {', '.join(dict.fromkeys(dropped))}")
     return lines
 
