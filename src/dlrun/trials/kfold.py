@@ -90,6 +90,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         # The folds train in worker processes: this one needs Keras only for the final refit, so it
         # does not spend a core importing it while the workers import theirs.
         choice = backend.choose(config)
+    console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)  # as dlrun train says
     loaded = trainer.load(config, console, validating=True)  # every fold validates
     monitor = _monitor(config, loaded.task, monitor)
     pool = loaded.pooled()
