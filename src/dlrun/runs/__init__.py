@@ -12,6 +12,7 @@ from dlrun.runs.folder import (  # noqa: F401  (re-exported)
     STATUSES,
     Run,
     git_state,
+    release_locks,
     process_state,
     recorded,
     unique_folder,
