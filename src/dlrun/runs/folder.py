@@ -168,10 +168,6 @@ class Run:
                 f"expected {stored}); expected the same data to continue it (train a new run instead)"
             )
 
-    def is_alive_elsewhere(self) -> bool:
-        """Whether run.json says `running` and its process is still alive on this host."""
-        return self.record.get("status") == "running" and self.record.get("pid") != os.getpid() and process_state(self.record) == "alive"
-
     def heartbeat(self, at_most_every: float = 0.0, **fields) -> None:
         """Show the run is alive (called every epoch). With `at_most_every` seconds, a call that comes
         sooner than that after the last written heartbeat writes nothing (for callers that receive many
