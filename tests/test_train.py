@@ -8,7 +8,7 @@ from dlrun import config
 from dlrun.runs import history
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
 
-EXPECTED_FILES = ["checkpoints/best.keras", "checkpoints/last.npz", "checkpoints/previous.npz", "config.yaml", "history.json", "metrics.json", "model.keras",
+EXPECTED_FILES = [".lock", "checkpoints/best.keras", "checkpoints/last.npz", "checkpoints/previous.npz", "config.yaml", "history.json", "metrics.json", "model.keras",
                   "plots/accuracy.png", "plots/confusion_matrix_test.png", "plots/loss.png", "run.json"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 
 _UMASK = os.umask(0)
@@ -61,6 +62,23 @@ def write_with(path: str | os.PathLike, writer, suffix: str = "") -> Path:
 def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
     """A fresh, unused temp file name in the folder of `path`, for writers that need a file name."""
     path = Path(path)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix or path.suffix)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{suffix or path.suffix}")
     os.close(handle)
     return Path(temp_name)
+
+
+# The names of the temp files above: ".<name>.<8 random characters from mkstemp>.tmp[<suffix>]".
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temp files a killed process left under `folder` (call it only while no other process
+    writes there: a run folder under its lock); return them."""
+    removed = []
+    for parent, _names, files in os.walk(folder):
+        for name in files:
+            path = Path(parent) / name
+            if _TEMP_NAME.match(name) and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

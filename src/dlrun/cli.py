@@ -23,6 +23,7 @@ from dlrun.commands import (
     train,
     visualize,
 )
+from dlrun.runs import folder as runs_folder
 
 app = typer.Typer(
     name="dlrun",
@@ -48,6 +49,8 @@ def _reports_errors(command):
         except errors.DlrunError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
+        finally:
+            runs_folder.release_locks()  # a command run in-process (tests, embedding) frees its run folders
 
     return wrapper
 

@@ -14,6 +14,7 @@ from dlrun.runs.folder import (  # noqa: F401  (re-exported)
     git_state,
     process_state,
     recorded,
+    release_locks,
     unique_folder,
     utc_now,
     versions,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from dlrun import __version__, atomic, errors, signals
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"  # flock'ed by the one process writing the run; holds its pid
 FORMAT = 2  # run.json's layout; absent (1) in folders written before the format was recorded
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -53,7 +55,51 @@ class Run:
         """Make a new, empty run folder; two runs started in the same second get distinct folders."""
         started = utc_now()
         path = unique_folder(runs_root, f"{started.strftime('%Y%m%dT%H%M%SZ')}_{name}", "output.runs_root")
-        return cls(path, {"status": "created", "name": name, "started_at": _iso(started)})
+        run = cls(path, {"status": "created", "name": name, "started_at": _iso(started)})
+        run.lock()
+        return run
+
+    @classmethod
+    def open_to_continue(cls, path: str | Path) -> "Run":
+        """An existing run folder this process is going to write (a --resume): locked against every other
+        process (`lock`), refused when it holds a symbolic link, its stale temp files removed."""
+        run = cls.open(path)
+        run.lock()
+        refuse_symlinks(run.path)
+        atomic.remove_stale_temps(run.path)
+        return run
+
+    def lock(self) -> None:
+        """Take the run folder's exclusive OS lock (flock on `.lock`), held until `finish` or the process ends.
+
+        A second process (a second `--resume`, a sweep trial run twice) fails here, before it writes
+        anything: RunError naming the process that holds it. Taking it again in this process does nothing.
+        """
+        key = os.path.realpath(self.path)
+        if key in _LOCKS:
+            return
+        try:
+            handle = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            raise errors.RunError(f"{self.path / LOCK_FILE}: cannot open the run's lock file ({error.strerror})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(handle)
+            raise errors.RunError(
+                f"{self.path}: is being used by process {holder}; expected a run no other dlrun process is "
+                "writing (wait for it to end)"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+        _LOCKS[key] = handle
+
+    def unlock(self) -> None:
+        """Release the lock taken by `lock` (it is released anyway when the process ends)."""
+        handle = _LOCKS.pop(os.path.realpath(self.path), None)
+        if handle is not None:
+            os.close(handle)
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
@@ -122,10 +168,6 @@ class Run:
                 f"expected {stored}); expected the same data to continue it (train a new run instead)"
             )
 
-    def is_alive_elsewhere(self) -> bool:
-        """Whether run.json says `running` and its process is still alive on this host."""
-        return self.record.get("status") == "running" and self.record.get("pid") != os.getpid() and process_state(self.record) == "alive"
-
     def heartbeat(self, at_most_every: float = 0.0, **fields) -> None:
         """Show the run is alive (called every epoch). With `at_most_every` seconds, a call that comes
         sooner than that after the last written heartbeat writes nothing (for callers that receive many
@@ -159,6 +201,28 @@ class Run:
         if error is not None:
             record["error"] = error
         self.update(**record, **fields)
+        self.unlock()
+
+
+_LOCKS: dict[str, int] = {}  # run folder (real path) -> the open, flock'ed lock file of a run this process writes
+
+
+def release_locks() -> None:
+    """Release every run folder lock this process holds (the end of an in-process command)."""
+    while _LOCKS:
+        os.close(_LOCKS.popitem()[1])
+
+
+def refuse_symlinks(folder: Path) -> None:
+    """RunError naming the first symbolic link inside `folder`: dlrun writes into a run folder never
+    follow a link planted there (a `model.keras`, `checkpoints/best.keras` or `plots/` pointing outside)."""
+    for parent, names, files in os.walk(folder):  # os.walk does not descend into linked folders
+        for name in sorted(names + files):
+            if os.path.islink(os.path.join(parent, name)):
+                raise errors.RunError(
+                    f"{os.path.join(parent, name)}: is a symbolic link; expected a run folder holding only its "
+                    "own files and folders (dlrun never writes through a link; remove it to continue)"
+                )
 
 
 @contextlib.contextmanager

@@ -13,9 +13,11 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
     """The run to continue and the config to continue it with; `(None, config)` when it already completed.
 
     The config is the run's stored one; a config file, `--set` items or `backend` that change it are refused,
-    with every difference listed, unless `force`.
+    with every difference listed, unless `force`. Even forced, another optimizer is refused: the checkpoint
+    holds the state of the one the run trained with (a new learning rate is applied after the restore).
+    The run folder is locked first (`Run.open_to_continue`): a run another process is using is refused.
     """
-    run = runs.Run.open(run_dir)
+    run = runs.Run.open_to_continue(run_dir)
     stored_path = run.path / runs.CONFIG_FILE
     if not stored_path.is_file():
         raise errors.RunError(f"{run_dir}: has no {runs.CONFIG_FILE}; expected a run folder written by dlrun train")
@@ -28,14 +30,14 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
             + ["expected the run's own config; pass --force to resume with these changes"],
             source=f"for --resume {run_dir}",
         )
-    status = run.record.get("status")
-    if status == "completed":
-        return None, wanted
-    if run.is_alive_elsewhere() and not force:
-        raise errors.RunError(
-            f"{run_dir}: is still running (process {run.record.get('pid')}); expected a stopped run "
-            "(pass --force if that process is not training it)"
+    if stored.compile.optimizer.name != wanted.compile.optimizer.name:
+        raise errors.ConfigError(
+            f"compile.optimizer.name: the run trained with {stored.compile.optimizer.name!r}, now "
+            f"{wanted.compile.optimizer.name!r}; expected the same optimizer to continue it (its checkpoint holds "
+            "that optimizer's state): train a new run to use another", source=f"for --resume {run_dir}",
         )
+    if run.record.get("status") == "completed":
+        return None, wanted
     return run, wanted
 
 

@@ -58,14 +58,20 @@ class Training:
         """The model a run saves and evaluates (base + head in features mode)."""
         return self.plan.saved_model
 
-    def restore(self, folder: Path) -> tuple[int, str]:
+    def restore(self, folder: Path, new_learning_rate: bool = False) -> tuple[int, str]:
         """Load `folder`'s newest readable checkpoint; return (epochs completed, the file used).
 
         The history is cut back to the checkpoint's epoch, so the epochs that follow are not recorded twice.
+        `new_learning_rate` (a resume forced onto a config with another learning rate): the configured
+        learning rate of the phase it continues replaces the one restored with the optimizer's state.
         """
         first_epoch, source = checkpoints.restore(folder, self.model, before_assign=self._enter_phase)
         self.history = history.truncate(history.load(folder / history.FILE_NAME), first_epoch)
         history.save(folder / history.FILE_NAME, self.history)
+        if new_learning_rate:
+            phase = [phase for index, (phase, start, _end) in enumerate(self.plan.epoch_ranges())
+                     if index == 0 or start <= first_epoch][-1]
+            self.model.optimizer.learning_rate = phase.optimizer.learning_rate
         return first_epoch, source
 
     def can_restore(self, folder: Path) -> bool:
@@ -129,9 +135,11 @@ class Training:
             if recorder.non_finite or model.stop_training:
                 break  # NaN, or early stopping: later phases do not start
         if recorder.non_finite:
+            kept = len(recorder.history["epoch"])
             raise errors.TrainingFailed(
-                f"training stopped: {recorder.non_finite}; the last good state is in "
-                f"{folder / checkpoints.LATEST} (epoch {len(recorder.history['epoch'])})"
+                f"training stopped: {recorder.non_finite}; "
+                + (f"the last good state is in {folder / checkpoints.LATEST} (epoch {kept})"
+                   if kept and (folder / checkpoints.LATEST).exists() else "no epoch completed: no state was kept")
             )
         return Fitted(self.history, time.perf_counter() - started, first_epoch)
 
@@ -218,12 +226,19 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         run.start(command, config.seed, runs.versions(), extra=extra)
     else:
         run = resume_run
+        run.lock()  # taken already by Run.open_to_continue; never write a run another process writes
         run.check_same_data(loaded.fingerprint())
-        first_epoch, source = training.restore(run.path)
+        if training.can_restore(run.path) or run.record.get("epochs_completed"):
+            trained_with = config_module.load(run.path / runs.CONFIG_FILE)
+            first_epoch, source = training.restore(run.path, new_learning_rate=_learning_rates(trained_with) != _learning_rates(config))
+            said = f"resuming after epoch {first_epoch} (state from {source})"
+        else:  # stopped before its first checkpoint was complete (a kill while writing it): start again
+            history.save(run.path / history.FILE_NAME, training.history)
+            said = "resuming from the start (no epoch was completed)"
         run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
         run.resume(command, first_epoch)
         run.update(backend=choice.record())
-        console.print(f"resuming after epoch {first_epoch} (state from {source})", highlight=False, soft_wrap=True)
+        console.print(said, highlight=False, soft_wrap=True)
     if on_start is not None:
         on_start(run)
     if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
@@ -283,6 +298,12 @@ def _finish_files(run, config, training: Training, console) -> dict:
         training.save(run.file("model.keras"))
     console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
     return summary
+
+
+def _learning_rates(config: schema.Config) -> tuple:
+    """The learning rates a config sets: its optimizer's, and a fine-tuning phase's."""
+    fine_tune = getattr(config.model, "fine_tune", None)
+    return config.compile.optimizer.learning_rate, getattr(fine_tune, "learning_rate", None)
 
 
 def _write_plots(run, config, run_history) -> None:

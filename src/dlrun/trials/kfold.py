@@ -140,7 +140,7 @@ def resume(run_dir, console, command: list[str] | None = None,
     Folds are seeded by their index and the plan (every fold's indices) is read back from kfold.json,
     so the resumed run ends with the numbers an uninterrupted run would have had.
     """
-    run = runs.Run.open(run_dir)
+    run = runs.Run.open_to_continue(run_dir)
     try:
         state = json.loads((run.path / FILE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):

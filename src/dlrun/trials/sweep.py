@@ -173,7 +173,7 @@ def sweep(config_file, set_values: list[str], grid: list[str], ranges: list[str]
 
 def resume(sweep_dir, console, placement: executors.Placement, command: list[str] | None = None) -> runs.Run:
     """Continue an interrupted or failed sweep: only the trials not completed are trained (in new child runs)."""
-    run = runs.Run.open(sweep_dir)
+    run = runs.Run.open_to_continue(sweep_dir)
     try:
         state = json.loads((run.path / FILE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -203,7 +203,7 @@ def run_trial(payload: dict, emit) -> dict:
     from dlrun.training import checkpoints, trainer
 
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
-    previous = runs.Run.open(payload["run"]) if payload.get("run") else None
+    previous = runs.Run.open_to_continue(payload["run"]) if payload.get("run") else None
     if previous is not None and not (previous.path / checkpoints.LATEST).exists() and not (previous.path / checkpoints.PREVIOUS).exists():
         previous = None  # stopped before its first checkpoint: a new run
     try:
