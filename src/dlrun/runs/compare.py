@@ -49,8 +49,8 @@ def load(run_dir: str | Path) -> dict:
     return {
         "path": run.path,
         "config": config,
-        "history": _read(run.path / history.FILE_NAME) or {"epoch": []},
-        "metrics": _read(run.path / "metrics.json") or {},
+        "history": history.load_if_present(run.path / history.FILE_NAME),
+        "metrics": runs_table.read_object(run.path / "metrics.json") or {},
         "row": runs_table.summarize(run.path, runs.utc_now()),
     }
 
@@ -116,10 +116,3 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
 
 def _cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _read(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
