@@ -10,7 +10,7 @@ import fnmatch
 import json
 from pathlib import Path
 
-from dlrun import errors, runs
+from dlrun import errors, runs, terminal
 from dlrun.runs import history, tensorboard as tensorboard_logs
 
 STALE_EPOCHS = 5  # a running run whose heartbeat is older than this many epochs' time has crashed...
@@ -134,14 +134,14 @@ def table(rows: list[dict]):
         metric = row.get("metric")
         baseline = row.get("baseline")
         view.add_row(
-            row["started_at"].replace("T", " ")[:16],
-            f"[{styles.get(row['status'], 'default')}]{row['status']}[/]",
+            terminal.text(str(row["started_at"]).replace("T", " ")[:16]),
+            f"[{styles.get(row['status'], 'default')}]{terminal.text(row['status'])}[/]",
             format_duration(row.get("duration_s")),
             "" if row.get("epochs") is None else str(row["epochs"]),
-            f"val_{metric} {best[1]:.4f} @{best[0]}" if best else "",
-            f"{metric} {row['test']:.4f}" if row.get("test") is not None else "",
+            terminal.text(f"val_{metric} {best[1]:.4f} @{best[0]}") if best else "",
+            terminal.text(f"{metric} {row['test']:.4f}") if row.get("test") is not None else "",
             f"{baseline[0]} {baseline[1]:.4f}" if baseline else "",
-            row["run"],
+            terminal.text(row["run"]),
         )
     return view
 
@@ -150,14 +150,14 @@ def show(root: str | Path, console, name: str | None = None, status: str | None 
     """Print the table of runs under `root` (filtered); return its rows."""
     rows = select(collect(root, now), name=name, status=status)
     if not rows:
-        console.print(f"no runs under {root}" + (" match the filters" if name or status else ""), highlight=False)
+        console.print(f"no runs under {terminal.text(root)}" + (" match the filters" if name or status else ""), highlight=False)
         return rows
     console.print(table(rows))
     for row in rows:
         if row.get("problem"):
             console.print(f"{row['run']}: damaged: {row['problem']}", highlight=False, soft_wrap=True, markup=False)
         if row.get("tensorboard"):
-            console.print(f"{row['run']}: TensorBoard logs: {row['tensorboard']}", highlight=False, soft_wrap=True)
+            console.print(f"{row['run']}: TensorBoard logs: {row['tensorboard']}", highlight=False, soft_wrap=True, markup=False)
     return rows
 
 
