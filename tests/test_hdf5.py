@@ -169,3 +169,9 @@ def test_signs_config_runs_end_to_end_with_the_custom_loop(signs_files, tmp_path
     assert run_history["epoch"] == [1, 2, 3]
     assert (folder / "model.keras").exists() and (folder / "plots" / "loss.png").exists()
     assert json.loads((folder / "metrics.json").read_text())["samples"] == 12
+
+
+def test_a_huge_label_without_class_names_is_refused_before_allocating(tmp_path):
+    path = _broken(tmp_path, "huge.h5", images=GOOD_X, labels=np.array([0, 1, 2, 0, 1, 2_000_000_000]))
+    with pytest.raises(errors.DataError, match="received label 2000000000 in 'labels'; expected at most 100000 classes"):
+        data.load(_config(path, None, train_x_key="images", train_y_key="labels", classes_key=None), seed=0)

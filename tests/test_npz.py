@@ -82,3 +82,34 @@ def test_class_names_must_match_the_labels(tmp_path):
 def test_config_errors(write_config, bad, expected):
     result = invoke("config", "validate", write_config(f"data: {{name: npz, {bad}}}\nmodel: mlp\n"))
     assert result.exit_code == 2 and expected in result.stderr, result.stderr
+
+
+def test_a_huge_label_is_refused_before_allocating(tmp_path):
+    import time
+
+    path = _write(tmp_path / "d.npz", x_train=np.ones((6, 2)), y_train=np.array([0, 1, 0, 1, 0, 2_000_000_000]))
+    started = time.perf_counter()
+    message = _train_error(tmp_path, path)
+    assert time.perf_counter() - started < 10
+    assert "a class label is 2000000000" in message and "at most 100000 classes" in message
+
+
+def test_a_class_with_a_single_sample_cannot_be_split_stratified(tmp_path):
+    path = _write(tmp_path / "d.npz", x_train=np.ones((9, 2)), y_train=np.array([0, 0, 0, 0, 1, 1, 1, 1, 2]))
+    message = _train_error(tmp_path, path, ", validation_split: 0.2")
+    assert "data.validation_split: received 0.2, but class 2 has 1 sample in y_train" in message
+    assert "at least 2 samples of every class" in message and "validation_split: 0" in message
+
+
+def test_test_features_of_another_shape_are_refused_before_the_run_folder(tmp_path):
+    path = _write(tmp_path / "d.npz", x_train=np.ones((10, 6)), y_train=np.arange(10) % 2,
+                  x_test=np.ones((4, 7)), y_test=np.arange(4) % 2)
+    message = _train_error(tmp_path, path)
+    assert "x_test has samples of shape [7]; expected [6], the shape of x_train's samples" in message
+
+
+def test_a_test_label_absent_from_training_is_refused(tmp_path):
+    path = _write(tmp_path / "d.npz", x_train=np.ones((10, 6)), y_train=np.arange(10) % 2,
+                  x_test=np.ones((4, 6)), y_test=np.array([0, 1, 7, 1]))
+    message = _train_error(tmp_path, path)
+    assert "y_test holds the label 7, which y_train never holds (its labels are 0..1)" in message

@@ -65,3 +65,27 @@ def test_checkpoint_of_another_model_is_refused(keras, tmp_path):
     other.compile(optimizer="adam", loss="mse")
     with pytest.raises(errors.RunError, match="model variables"):
         checkpoints.restore(tmp_path, other)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "one byte"])
+def test_an_empty_or_truncated_latest_falls_back_to_previous(keras, tmp_path, damage):
+    model = tiny_model(keras)
+    checkpoints.save(tmp_path, model, epochs_completed=1)
+    checkpoints.save(tmp_path, model, epochs_completed=2)
+    latest = tmp_path / checkpoints.LATEST
+    data = latest.read_bytes()
+    latest.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "one byte": data[:1]}[damage])
+    assert checkpoints.restore(tmp_path, tiny_model(keras)) == (1, checkpoints.PREVIOUS)
+
+
+def test_neither_checkpoint_usable_names_both_files(keras, tmp_path):
+    model = tiny_model(keras)
+    checkpoints.save(tmp_path, model, epochs_completed=1)
+    checkpoints.save(tmp_path, model, epochs_completed=2)
+    (tmp_path / checkpoints.LATEST).write_bytes(b"")
+    previous = tmp_path / checkpoints.PREVIOUS
+    previous.write_bytes(previous.read_bytes()[:100])
+    with pytest.raises(errors.RunError, match="no usable training checkpoint") as caught:
+        checkpoints.restore(tmp_path, tiny_model(keras))
+    assert "last.npz: empty file" in str(caught.value) and "previous.npz" in str(caught.value)
+    assert (tmp_path / checkpoints.LATEST).exists() and previous.exists()  # nothing deleted

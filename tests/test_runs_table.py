@@ -140,3 +140,58 @@ def test_runs_with_tensorboard_logs_show_the_command(root):
     text = render(root)
     assert f"20260102T110000Z_boston: TensorBoard logs: tensorboard --logdir {root / '20260102T110000Z_boston' / 'tensorboard'}" in text
     assert text.count("TensorBoard logs") == 1  # only the run that has logs
+
+
+DAMAGE = [
+    ("run.json", "null", "run.json: received a JSON null; expected an object"),
+    ("run.json", "[]", "run.json: received a JSON array; expected an object"),
+    ("run.json", '"x"', "run.json: received a JSON string; expected an object"),
+    ("history.json", "[1, 2]", "history.json: received a JSON array; expected a JSON object"),
+    ("history.json", '{"epoch": [1, 2], "loss": "x"}', "history.json: 'loss' is a JSON string; expected"),
+    ("history.json", '{"epoch": [1, 2], "loss": [0.5]}', "history.json: 'loss' has 1 value(s) for 2 epochs"),
+    ("history.json", '{"epoch": [1, 2], "loss": [0.5, "x"]}', "history.json: 'loss' holds \"x\"; expected"),
+    ("history.json", "", "history.json: empty; expected"),
+    ("metrics.json", "[1]", "metrics.json: received a JSON array; expected an object"),
+]
+
+
+@pytest.mark.parametrize("name, text, message", DAMAGE, ids=[f"{name}={text or 'empty'}" for name, text, message in DAMAGE])
+def test_a_damaged_run_file_shows_its_folder_as_damaged_and_hides_no_other(root, name, text, message):
+    from tests.conftest import write_completed_run
+
+    damaged = write_completed_run(root / "20260102T100000Z_damaged")
+    (damaged / name).write_text(text)
+    before = {path.name: path.read_bytes() for path in damaged.iterdir()}
+    result = invoke("runs", root)
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    text = render(root)
+    for folder in ("20260102T100000Z_digits", "20260102T110000Z_boston", "20260102T115000Z_live", "20260102T100000Z_damaged"):
+        assert folder in text
+    assert "damaged" in text and message in text.replace("\n", " "), text
+    for command in (["runs", "compare", damaged, root / "20260102T100000Z_digits"], ["report", damaged, "--out", root / "r.html"]):
+        result = invoke(*command)
+        assert result.exit_code == 2 and message in result.stderr.replace("\n", " ") and "Traceback" not in result.output, result.output
+    if name == "history.json":
+        result = invoke("visualize", "curves", damaged)
+        assert result.exit_code == 2 and message in result.stderr.replace("\n", " "), result.output
+    assert {path.name: path.read_bytes() for path in damaged.iterdir()} == before  # nothing written, nothing lost
+
+
+@pytest.mark.parametrize("text, message", [(None, "history.json: missing"), ("", "history.json: empty"),
+                                           ('{"epoch": [1], "loss": []}', "'loss' has 0 value(s) for 1 epochs")])
+def test_resume_with_a_damaged_history_is_a_clean_error_before_keras(tmp_path, text, message):
+    from tests.conftest import write_completed_run
+
+    run = write_completed_run(tmp_path / "run", config="name: digits\nseed: 1\ndata: {name: digits}\nmodel: mlp\n")
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.npz").write_bytes(b"state")
+    if text is None:
+        (run / "history.json").unlink()
+    else:
+        (run / "history.json").write_text(text)
+    result = invoke("train", "--resume", run)
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output, result.output
+    assert "importing Keras" not in result.stdout
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"

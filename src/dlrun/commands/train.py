@@ -38,7 +38,7 @@ def train(
     command += ["--resume", str(resume_dir), *(["--force"] if force else [])]
     run, resolved = resume.prepare(resume_dir, config_file, set_items, force, backend)
     if run is None:
-        console.print(f"{resume_dir}: already completed; nothing to do", highlight=False, soft_wrap=True)
+        console.print(f"{terminal.text(resume_dir)}: already completed; nothing to do", highlight=False, soft_wrap=True)
         return
     _train(console, report, track, tracking_uri, resolved, command=command, resume_run=run)
 

@@ -6,7 +6,6 @@ Imports nothing heavy: validating a config never imports TensorFlow, Keras or ma
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import types
 import typing
@@ -196,11 +195,7 @@ def _expected(kind: str, context: dict, message: str) -> str:
 def _received(value) -> str:
     if isinstance(value, dict):
         return "a mapping" if value else "an empty mapping"
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return yaml_strict.preview(value)
 
 
 def _did_you_mean(value: str, options) -> str:

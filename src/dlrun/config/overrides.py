@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 
 from dlrun import errors
 from dlrun.config import yaml_strict
@@ -63,6 +62,6 @@ def _assign(node, part, value, path, item):
 def _not_a_container(node, path, item) -> errors.ConfigError:
     where = ".".join(str(part) for part in path)
     return errors.ConfigError(
-        f"--set {item!r}: {where}: received {json.dumps(node)[:60]} at that path; "
+        f"--set {item!r}: {where}: received {yaml_strict.preview(node)} at that path; "
         "expected a mapping (or a list and an index within it) to set a key in"
     )

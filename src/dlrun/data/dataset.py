@@ -9,6 +9,8 @@ import numpy as np
 from dlrun import errors
 from dlrun.data import pipeline
 
+MAX_CLASSES = 100_000  # a class label at or above this is a mistake, refused before anything is sized by it
+
 Split = tuple[np.ndarray, np.ndarray] | pipeline.Pipeline  # arrays, or a tf.data pipeline (image folders)
 
 

@@ -41,6 +41,12 @@ def load(config, seed: int) -> dataset.Dataset:
         )
     if class_names is None:
         highest = max(int(train_y.max()), int(test[1].max()) if test is not None and len(test[1]) else 0)
+        if highest >= dataset.MAX_CLASSES:
+            key = config.train_y_key if highest == int(train_y.max()) else config.test_y_key
+            raise errors.DataError(
+                f"{config.train_path if key == config.train_y_key else config.test_path}: received label {highest} in "
+                f"'{key}'; expected at most {dataset.MAX_CLASSES} classes (labels 0, 1, ..., K-1)"
+            )
         class_names = [str(label) for label in range(highest + 1)]
     num_classes = len(class_names)
     for split, labels, path, key in (("train", train_y, config.train_path, config.train_y_key),

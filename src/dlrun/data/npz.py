@@ -25,7 +25,20 @@ def load(config, seed: int) -> dataset.Dataset:
     x_train, y_train = _pair(arrays, "train", config.path)
     test = _pair(arrays, "test", config.path) if "x_test" in arrays or "y_test" in arrays else None
     given = _pair(arrays, "validation", config.path) if "x_validation" in arrays or "y_validation" in arrays else None
+    for split, arrays in (("validation", given), ("test", test)):
+        if arrays is not None and arrays[0].shape[1:] != x_train.shape[1:]:
+            raise errors.DataError(
+                f"data.path: {config.path}: x_{split} has samples of shape {list(arrays[0].shape[1:])}; "
+                f"expected {list(x_train.shape[1:])}, the shape of x_train's samples"
+            )
     task, num_classes = _task(y_train, test[1] if test else None, config.path)
+    if num_classes is not None:
+        for split, arrays in (("validation", given), ("test", test)):
+            if arrays is not None and int(arrays[1].max()) > int(y_train.max()):
+                raise errors.DataError(
+                    f"data.path: {config.path}: y_{split} holds the label {int(arrays[1].max())}, which y_train never "
+                    f"holds (its labels are 0..{int(y_train.max())}); expected {split} labels among the training classes"
+                )
     class_names = _class_names(config.class_names, num_classes)
     if given is not None:
         if "validation_split" in config.model_fields_set and config.validation_split > 0:
@@ -35,9 +48,7 @@ def load(config, seed: int) -> dataset.Dataset:
             )
         train, validation = (x_train, y_train), given
     else:
-        train, validation = dataset.hold_out(
-            x_train, y_train, config.validation_split, seed, stratify=num_classes is not None
-        )
+        train, validation = _hold_out(x_train, y_train, config, seed, stratify=num_classes is not None)
     return dataset.Dataset(
         task=task,
         train=train,
@@ -47,6 +58,25 @@ def load(config, seed: int) -> dataset.Dataset:
         class_names=class_names,
         rescale=config.rescale,
     )
+
+
+def _hold_out(x_train, y_train, config, seed: int, stratify: bool):
+    fraction = config.validation_split
+    if stratify and fraction > 0:
+        labels, counts = np.unique(y_train, return_counts=True)
+        if counts.min() < 2:
+            raise errors.DataError(
+                f"data.validation_split: received {fraction}, but class {labels[counts.argmin()]} has "
+                f"{counts.min()} sample in y_train of {config.path}; a stratified split needs at least 2 samples of "
+                "every class; expected more samples of it, or validation_split: 0 (with x_validation, y_validation)"
+            )
+    try:
+        return dataset.hold_out(x_train, y_train, fraction, seed, stratify=stratify)
+    except ValueError as error:  # scikit-learn cannot stratify: fewer held-out samples than classes
+        raise errors.DataError(
+            f"data.validation_split: received {fraction}; expected a share that a stratified split of "
+            f"{len(y_train)} samples allows ({error})"
+        ) from None
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -107,7 +137,12 @@ def _task(y_train: np.ndarray, y_test: np.ndarray | None, path) -> tuple[str, in
     low = min(int(y.min()) for y in labels)
     if low < 0:
         raise errors.DataError(f"data.path: {path}: a class label is {low}; expected labels 0, 1, ..., K-1")
-    num_classes = max(int(y.max()) for y in labels) + 1
+    high = max(int(y.max()) for y in labels)
+    if high >= dataset.MAX_CLASSES:
+        raise errors.DataError(
+            f"data.path: {path}: a class label is {high}; expected labels 0, 1, ..., K-1 with at most {dataset.MAX_CLASSES} classes"
+        )
+    num_classes = high + 1
     if num_classes < 2:
         raise errors.DataError(f"data.path: {path}: every label is 0; expected at least two classes")
     return ("binary" if num_classes == 2 else "multiclass"), num_classes

@@ -14,7 +14,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from dlrun import errors, runs
+from dlrun import errors, runs, terminal
 
 FORMATS = {  # --format -> the default output name, inside RUN_DIR/export/
     "keras": "model.keras",
@@ -55,11 +55,11 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
 
     from dlrun import backend, models
 
-    console.print(f"[bold]dlrun export[/bold] {run.path}: importing TensorFlow...", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dlrun export[/bold] {terminal.text(run.path)}: importing TensorFlow...", highlight=False, soft_wrap=True)
     backend.import_keras()
     model = models.load_model(model_path)  # a damaged, foreign or unsafe file is a RunError naming it
     _write(model, export_format, target)
-    console.print(f"exported {model_path} as {export_format}: {target}", highlight=False, soft_wrap=True)
+    console.print(f"exported {terminal.text(model_path)} as {export_format}: {terminal.text(target)}", highlight=False, soft_wrap=True)
     return target
 
 

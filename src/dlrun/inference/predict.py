@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import atomic, errors, runs
+from dlrun import atomic, errors, runs, terminal
 
 OUT_SUFFIXES = (".csv", ".json")
 
@@ -53,7 +53,7 @@ def predict_run(
 
     from dlrun import backend, models
 
-    console.print(f"[bold]dlrun predict[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dlrun predict[/bold] {terminal.text(run.path)}: importing Keras...", highlight=False, soft_wrap=True)
     backend.import_keras()
     model = models.load_model(model_path)  # a damaged, foreign or unsafe file is a RunError naming it
     names, outputs = _predict(model, run, found, list(texts), word_index_file)
@@ -61,7 +61,7 @@ def predict_run(
     console.print(_table(rows, top))
     if out is not None:
         atomic.write_text(out, _render(rows, out))
-        console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {terminal.text(out)}", highlight=False, soft_wrap=True)
     return rows
 
 
@@ -182,14 +182,14 @@ def _table(rows: list[dict], top: int):
         for index in range(width):
             table.add_column("value" if width == 1 else f"value {index}", justify="right")
         for row in rows:
-            table.add_row(row["input"], *(f"{value:.6g}" for value in row["value"]))
+            table.add_row(terminal.text(row["input"]), *(f"{value:.6g}" for value in row["value"]))
         return table
     shown = min(top, len(rows[0]["probabilities"])) if rows else top
     for rank in range(shown):
         table.add_column("prediction" if rank == 0 else f"#{rank + 1}")
     for row in rows:
         ranked = sorted(row["probabilities"].items(), key=lambda item: -item[1])[:shown]
-        table.add_row(row["input"], *(f"{name} {probability:.4f}" for name, probability in ranked))
+        table.add_row(terminal.text(row["input"]), *(f"{terminal.text(name)} {probability:.4f}" for name, probability in ranked))
     return table
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dlrun import errors, runs
+from dlrun import errors, runs, terminal
 from dlrun.config import yaml_strict
 from dlrun.runs import history, table as runs_table
 
@@ -49,8 +49,8 @@ def load(run_dir: str | Path) -> dict:
     return {
         "path": run.path,
         "config": config,
-        "history": _read(run.path / history.FILE_NAME) or {"epoch": []},
-        "metrics": _read(run.path / "metrics.json") or {},
+        "history": history.load_if_present(run.path / history.FILE_NAME),
+        "metrics": runs_table.read_object(run.path / "metrics.json") or {},
         "row": runs_table.summarize(run.path, runs.utc_now()),
     }
 
@@ -87,21 +87,21 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
     if len(run_dirs) < 2:
         raise errors.ConfigError(f"RUN_DIR: received {len(run_dirs)} run folder(s); expected two or more to compare")
     loaded = [load(path) for path in run_dirs]
-    labels = labels_for([item["path"] for item in loaded])
+    labels = [terminal.text(label) for label in labels_for([item["path"] for item in loaded])]
     from rich import table as rich_table
 
     changed = differences([item["config"] for item in loaded])
     if changed:
         config_table = rich_table.Table("config key", *labels, title="config differences")
         for key, values in changed.items():
-            config_table.add_row(key, *(_cell(value) for value in values))
+            config_table.add_row(terminal.text(key), *(terminal.text(_cell(value)) for value in values))
         console.print(config_table)
     else:
         console.print("the configs are identical", highlight=False)
     rows = metric_rows(loaded)
     metrics_table = rich_table.Table("", *labels, title="metrics")
     for key, cells in rows.items():
-        metrics_table.add_row(key, *cells)
+        metrics_table.add_row(terminal.text(key), *(terminal.text(cell) for cell in cells))
     console.print(metrics_table)
     if plot is not None:
         from dlrun.runs import plots
@@ -110,16 +110,9 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
         if not target.parent.is_dir():
             raise errors.ConfigError(f"--plot: received {str(plot)!r}; expected a file in an existing folder")
         plots.compare_curves({label: item["history"] for label, item in zip(labels, loaded)}, target)
-        console.print(f"wrote {target}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {terminal.text(target)}", highlight=False, soft_wrap=True)
     return {"differences": changed, "metrics": rows}
 
 
 def _cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _read(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

@@ -111,6 +111,9 @@ class Run:
             raise errors.RunError(f"{path}: not a dlrun run folder (no {RUN_FILE})") from None
         except (OSError, ValueError) as error:
             raise errors.RunError(f"{path / RUN_FILE}: unreadable ({error})") from None
+        if not isinstance(record, dict):
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(record), "number")
+            raise errors.RunError(f"{path / RUN_FILE}: received a JSON {kind}; expected an object (the run's record)")
         return cls(path, record)
 
     def file(self, name: str) -> Path:

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from dlrun import atomic
+from dlrun import atomic, errors
 
 FILE_NAME = "history.json"
 PHASE = "phase"  # the column naming each epoch's training phase, when a run has several
@@ -49,8 +49,54 @@ def save(path: str | Path, history: dict[str, list], durable: bool = True) -> No
 
 
 def load(path: str | Path) -> dict[str, list]:
-    """Read a `history.json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a `history.json`; a `RunError` names it when it is missing, empty, not JSON or not a history."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise errors.RunError(f"{path}: missing; expected the history of the epochs the run completed") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise errors.RunError(f"{path}: unreadable ({error}); expected a JSON history") from None
+    if not text.strip():
+        raise errors.RunError(f"{path}: empty; {_EXPECTED}")
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise errors.RunError(f"{path}: not JSON ({error}); {_EXPECTED}") from None
+    return check(data, path)
+
+
+def load_if_present(path: str | Path) -> dict[str, list]:
+    """`load`, or an empty history when the file does not exist (a run before its first epoch)."""
+    return load(path) if Path(path).exists() else empty()
+
+
+_EXPECTED = 'expected a JSON object {"epoch": [1, 2, ...], "loss": [...], ...} with one value per epoch in each list'
+
+
+def check(data, source) -> dict[str, list]:
+    """`data` when it is a history (lists of one number, or null, per epoch); else a `RunError` naming `source`."""
+    if not isinstance(data, dict):
+        raise errors.RunError(f"{source}: received a JSON {json_type(data)}; {_EXPECTED}")
+    epochs = data.get("epoch")
+    if not isinstance(epochs, list):
+        raise errors.RunError(f"{source}: 'epoch' is {'missing' if epochs is None else 'a JSON ' + json_type(epochs)}; {_EXPECTED}")
+    for key, values in data.items():
+        if not isinstance(values, list):
+            raise errors.RunError(f"{source}: {key!r} is a JSON {json_type(values)}; {_EXPECTED}")
+        if len(values) != len(epochs):
+            raise errors.RunError(f"{source}: {key!r} has {len(values)} value(s) for {len(epochs)} epochs; {_EXPECTED}")
+        allowed = str if key == PHASE else (int, float)
+        for value in values:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, allowed)):
+                raise errors.RunError(f"{source}: {key!r} holds {json.dumps(value)[:40]}; {_EXPECTED}")
+    return data
+
+
+def json_type(value) -> str:
+    """The JSON name of a parsed value's type: object, array, string, number, boolean, null."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def metric_names(history: dict[str, list]) -> list[str]:

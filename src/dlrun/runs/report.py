@@ -8,7 +8,6 @@ never imported; matplotlib only to draw a plot the run folder lacks.
 
 from __future__ import annotations
 
-import json
 import string
 import tempfile
 from pathlib import Path
@@ -108,10 +107,10 @@ def _load(path: Path) -> dict:
         "record": run.record,
         "config_text": config_text,
         "config": config if isinstance(config, dict) else {},
-        "history": _json(path / history.FILE_NAME) or {"epoch": []},
-        "metrics": _json(path / "metrics.json"),
-        "evaluations": {file.stem: _json(file) for file in sorted(path.glob("eval_*.json"))},
-        "kfold": _json(path / "kfold.json"),
+        "history": history.load_if_present(path / history.FILE_NAME),
+        "metrics": runs_table.read_object(path / "metrics.json"),
+        "evaluations": {file.stem: runs_table.read_object(file) for file in sorted(path.glob("eval_*.json"))},
+        "kfold": runs_table.read_object(path / "kfold.json"),
         "row": runs_table.summarize(path, runs.utc_now()),
     }
 
@@ -120,16 +119,6 @@ def _text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _json(path: Path):
-    text = _text(path)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
         return None
 
 

@@ -10,13 +10,13 @@ import fnmatch
 import json
 from pathlib import Path
 
-from dlrun import errors, runs
+from dlrun import errors, runs, terminal
 from dlrun.runs import history, tensorboard as tensorboard_logs
 
 STALE_EPOCHS = 5  # a running run whose heartbeat is older than this many epochs' time has crashed...
 STALE_FLOOR_S = 600  # ...but never sooner than this (saving, evaluating and the first epoch take time)
 STALE_UNKNOWN_S = 3600  # the limit when no epoch has finished yet, so the epoch time is unknown
-STATUSES = (*runs.STATUSES, "crashed")
+STATUSES = (*runs.STATUSES, "crashed", "damaged")  # damaged: a run file of the wrong shape
 _BASELINES = {"accuracy": ("majority_class_accuracy", "majority"), "mae": ("mean_predictor_mae", "mean"), "mse": ("mean_predictor_mse", "mean")}
 
 
@@ -58,8 +58,8 @@ def summarize(path: Path, now: datetime.datetime) -> dict:
     duration = record.get("duration_s")
     if duration is None and status == "running" and started is not None:
         duration = (now - started).total_seconds()
-    run_history = _read(path / history.FILE_NAME) or {"epoch": []}
-    metrics_payload = _read(path / "metrics.json") or {}
+    run_history = history.load_if_present(path / history.FILE_NAME)
+    metrics_payload = read_object(path / "metrics.json") or {}
     metric = primary_metric(record, run_history)
     return {
         "run": path.name,
@@ -104,9 +104,10 @@ def collect(root: str | Path, now: datetime.datetime | None = None) -> list[dict
         if path.is_dir() and (path / runs.RUN_FILE).is_file():
             try:
                 rows.append(summarize(path, now))
-            except errors.RunError:
-                rows.append({"run": path.name, "name": "", "kind": "", "started_at": "", "status": "unreadable"})
-    return sorted(rows, key=lambda row: (row["started_at"], row["run"]), reverse=True)
+            except (errors.RunError, AttributeError, TypeError, ValueError, KeyError) as error:  # one bad folder hides no other
+                problem = str(error) if isinstance(error, errors.RunError) else f"{path}: {type(error).__name__}: {error}"
+                rows.append({"run": path.name, "name": "", "kind": "", "started_at": "", "status": "damaged", "problem": problem})
+    return sorted(rows, key=lambda row: (str(row["started_at"]), row["run"]), reverse=True)
 
 
 def select(rows: list[dict], name: str | None = None, status: str | None = None) -> list[dict]:
@@ -133,14 +134,14 @@ def table(rows: list[dict]):
         metric = row.get("metric")
         baseline = row.get("baseline")
         view.add_row(
-            row["started_at"].replace("T", " ")[:16],
-            f"[{styles.get(row['status'], 'default')}]{row['status']}[/]",
+            terminal.text(str(row["started_at"]).replace("T", " ")[:16]),
+            f"[{styles.get(row['status'], 'default')}]{terminal.text(row['status'])}[/]",
             format_duration(row.get("duration_s")),
             "" if row.get("epochs") is None else str(row["epochs"]),
-            f"val_{metric} {best[1]:.4f} @{best[0]}" if best else "",
-            f"{metric} {row['test']:.4f}" if row.get("test") is not None else "",
+            terminal.text(f"val_{metric} {best[1]:.4f} @{best[0]}") if best else "",
+            terminal.text(f"{metric} {row['test']:.4f}") if row.get("test") is not None else "",
             f"{baseline[0]} {baseline[1]:.4f}" if baseline else "",
-            row["run"],
+            terminal.text(row["run"]),
         )
     return view
 
@@ -149,12 +150,14 @@ def show(root: str | Path, console, name: str | None = None, status: str | None 
     """Print the table of runs under `root` (filtered); return its rows."""
     rows = select(collect(root, now), name=name, status=status)
     if not rows:
-        console.print(f"no runs under {root}" + (" match the filters" if name or status else ""), highlight=False)
+        console.print(f"no runs under {terminal.text(root)}" + (" match the filters" if name or status else ""), highlight=False)
         return rows
     console.print(table(rows))
     for row in rows:
+        if row.get("problem"):
+            console.print(f"{row['run']}: damaged: {row['problem']}", highlight=False, soft_wrap=True, markup=False)
         if row.get("tensorboard"):
-            console.print(f"{row['run']}: TensorBoard logs: {row['tensorboard']}", highlight=False, soft_wrap=True)
+            console.print(f"{row['run']}: TensorBoard logs: {row['tensorboard']}", highlight=False, soft_wrap=True, markup=False)
     return rows
 
 
@@ -168,6 +171,15 @@ def format_duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes}m {remainder:02d}s"
     return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def read_object(path: Path) -> dict | None:
+    """A run's JSON file (metrics.json, ...): None when absent or not JSON (yet); a `RunError` when it holds
+    another JSON type than an object."""
+    data = _read(path)
+    if data is not None and not isinstance(data, dict):
+        raise errors.RunError(f"{path}: received a JSON {history.json_type(data)}; expected an object")
+    return data
 
 
 def _read(path: Path):

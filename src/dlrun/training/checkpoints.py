@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +65,11 @@ def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:
         if not path.exists():
             continue
         try:
+            if path.stat().st_size == 0:
+                raise ValueError("empty file")
             epochs = _restore_from(path, model, before_assign)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            problems.append(f"{path}: {error}")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            problems.append(f"{path}: {error or type(error).__name__}")
             continue
         return epochs, name
     detail = "; ".join(problems) if problems else f"neither {LATEST} nor {PREVIOUS} exists"

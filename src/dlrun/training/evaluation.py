@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun import config as config_module
+from dlrun import config as config_module, terminal
 from dlrun.training import baseline, batches, losses, metrics, optimizers
 
 
@@ -173,7 +173,7 @@ def evaluate_run(
 
     from dlrun import backend
 
-    console.print(f"[bold]dlrun eval[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dlrun eval[/bold] {terminal.text(run.path)}: importing Keras...", highlight=False, soft_wrap=True)
     backend.import_keras()
     from dlrun import data
 
@@ -195,7 +195,7 @@ def evaluate_run(
     console.print(summary_line(payload), highlight=False, soft_wrap=True)
     if "per_class" in payload and len(payload["per_class"]) <= 50:
         console.print(per_class_table(payload["per_class"]))
-    console.print(f"wrote {target}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {terminal.text(target)}", highlight=False, soft_wrap=True)
     return payload
 
 
@@ -205,5 +205,5 @@ def per_class_table(per_class: dict):
 
     table = rich_table.Table("class", "precision", "recall", "f1", "support")
     for name, values in per_class.items():
-        table.add_row(name, f"{values['precision']:.4f}", f"{values['recall']:.4f}", f"{values['f1']:.4f}", str(values["support"]))
+        table.add_row(terminal.text(name), f"{values['precision']:.4f}", f"{values['recall']:.4f}", f"{values['f1']:.4f}", str(values["support"]))
     return table

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dlrun import config, errors, runs
 from dlrun.config import schema
+from dlrun.runs import history
 
 
 def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
@@ -38,6 +39,9 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
         )
     if run.record.get("status") == "completed":
         return None, wanted
+    saved_history = run.path / history.FILE_NAME
+    if saved_history.exists() or any((run.path / "checkpoints" / name).exists() for name in ("last.npz", "previous.npz")):
+        history.load(saved_history)  # a missing, empty or damaged history.json: a RunError now, before Keras loads
     return run, wanted
 
 

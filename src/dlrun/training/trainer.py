@@ -16,7 +16,7 @@ import functools
 import time
 from pathlib import Path
 
-from dlrun import atomic, backend, config as config_module, errors, runs
+from dlrun import atomic, backend, config as config_module, errors, runs, terminal
 from dlrun.config import schema
 from dlrun.runs import history, plots
 from dlrun.training import callbacks, checkpoints, evaluation, losses, plan as training_plan
@@ -194,7 +194,7 @@ def load(config: schema.Config, console, validating: bool | None = None):
 
     loaded = data.load(config.data, config.seed)
     for warning in loaded.warnings:
-        console.print(f"[yellow]warning[/yellow]: {warning}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning[/yellow]: {terminal.text(warning)}", highlight=False, soft_wrap=True)
     problems = config_module.consistency_problems(config, loaded.task, validating) + tensorboard_logs.problems(config)
     if problems:
         raise errors.ConfigError(problems)
@@ -210,7 +210,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     `on_start(run)` and `on_epoch(epochs_completed, logs)` let a sweep follow its trials.
     Raises DlrunError subclasses on failure.
     """
-    console.print(f"[bold]dlrun train[/bold] {config.name}: importing Keras...", highlight=False)
+    console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
     choice = backend.activate(config)
     console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
     loaded = load(config, console)
@@ -244,7 +244,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
         tracker.start(run, config)
     console.print(
-        f"run folder: [bold]{run.path}[/bold]\n"
+        f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
         f"data: {_sizes(loaded)}; model: {config.model.architecture}, {training.saved_model.count_params():,} parameters",
         highlight=False,
         soft_wrap=True,
@@ -296,7 +296,7 @@ def _finish_files(run, config, training: Training, console) -> dict:
     _write_plots(run, config, run_history)
     if config.output.save_model:
         training.save(run.file("model.keras"))
-    console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
+    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return summary
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 
-from dlrun import config as config_module, errors, runs
+from dlrun import config as config_module, errors, runs, terminal
 from dlrun.runs import history
 from dlrun.training import evaluation
 from dlrun.trials import executors, kfold_fits, kfold_plan, outcomes
@@ -77,7 +77,7 @@ def _with_workers(placement: executors.Placement, body):
 
 def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
     starting = "importing Keras..." if placement.executor == "sequential" else f"starting the {placement.executor} executor..."
-    console.print(f"[bold]dlrun kfold[/bold] {config.name}: {starting}", highlight=False)
+    console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
     from dlrun import backend
     from dlrun.training import trainer
 
@@ -119,7 +119,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     )
     stratified = "stratified " if state["stratified"] else ""
     console.print(
-        f"run folder: [bold]{run.path}[/bold]\n"
+        f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
         f"data: {state['samples']} samples ({' + '.join(state['pooled_splits'])}) in {k} {stratified}folds"
         f"{f' x {repeats} repeats' if repeats > 1 else ''}; "
         f"{len(loaded.labels('test')) if loaded.test is not None else 0} test samples; "
@@ -148,7 +148,7 @@ def resume(run_dir, console, command: list[str] | None = None,
     if state.get("status") == "completed" or run.record.get("status") == "completed":
         raise errors.RunError(f"{run.path}: received a completed K-fold run; expected an interrupted or crashed one")
     config = config_module.load(run.path / runs.CONFIG_FILE)
-    console.print(f"[bold]dlrun kfold --resume[/bold] {run.path}: importing Keras...", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dlrun kfold --resume[/bold] {terminal.text(run.path)}: importing Keras...", highlight=False, soft_wrap=True)
     from dlrun import backend
     from dlrun.training import trainer
 
@@ -157,7 +157,7 @@ def resume(run_dir, console, command: list[str] | None = None,
     _check_same_data(run, state, pool)
     done = sum(fold["status"] == "completed" for fold in state["folds"])
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
-    console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['folds'])} folds already completed",
+    console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
     return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
 
@@ -193,7 +193,7 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
         _run_folds(run, state, config, pool, console, placement)
         outcome = _conclude(run, state, config, pool, console, placement)
     run.finish("completed", **outcome)
-    console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
+    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return run
 
 

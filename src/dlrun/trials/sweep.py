@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from dlrun import config as config_module, errors, runs
+from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import overrides, yaml_strict
 from dlrun.runs import history
 from dlrun.trials import executors, outcomes
@@ -166,7 +166,7 @@ def sweep(config_file, set_values: list[str], grid: list[str], ranges: list[str]
     }
     run.write_json(FILE_NAME, state)
     run.start(command, base.seed, runs.versions(), extra={"kind": "sweep", "trials": len(trials)})
-    console.print(f"run folder: [bold]{run.path}[/bold]\nsweep: {len(trials)} trials of {config_file}, ranked by {metric}",
+    console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]\nsweep: {len(trials)} trials of {config_file}, ranked by {metric}",
                   highlight=False, soft_wrap=True)
     return _execute(run, state, base_data, base.name, console, placement)
 
@@ -183,7 +183,7 @@ def resume(sweep_dir, console, placement: executors.Placement, command: list[str
     base = config_module.load(run.path / runs.CONFIG_FILE)
     done = sum(trial["status"] == "completed" for trial in state["trials"])
     run.resume(command, epochs_completed=0)
-    console.print(f"run folder: [bold]{run.path}[/bold]; {done} of {len(state['trials'])} trials already completed",
+    console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]; {done} of {len(state['trials'])} trials already completed",
                   highlight=False, soft_wrap=True)
     return _execute(run, state, config_module.to_data(base), base.name, console, placement)
 
@@ -242,10 +242,10 @@ def table(state: dict):
         result.add_row(
             str(position) if trial in ranked else "-",
             str(trial["index"]),
-            *(json.dumps(value) for value in trial["overrides"].values()),
+            *(terminal.text(json.dumps(value)) for value in trial["overrides"].values()),
             f"{best['value']:.4f}" if best else "-",
             str(best.get("epoch", "-")),
-            trial["status"],
+            terminal.text(trial["status"]),
         )
     return result
 
@@ -310,5 +310,5 @@ def _execute(run, state, base_data: dict, name: str, console, placement: executo
         run.finish("failed", error=message, **summary)
         raise errors.TrainingFailed(message)
     run.finish("completed", **summary)
-    console.print(f"[green]completed[/green]: {run.path}", highlight=False, soft_wrap=True)
+    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return run

@@ -24,11 +24,8 @@ def read(run_dirs: list[Path]) -> dict[str, dict]:
         if not path.is_file():
             why = "no such folder" if not run_dir.exists() else f"no {history.FILE_NAME}"
             raise errors.RunError(f"RUN_DIR: received {str(run_dir)!r} ({why}); expected a dlrun run folder with {history.FILE_NAME}")
-        try:
-            loaded = history.load(path)
-        except (OSError, ValueError) as error:
-            raise errors.RunError(f"{path}: unreadable ({error})") from None
-        if not isinstance(loaded, dict) or not loaded.get("epoch"):
+        loaded = history.load(path)  # a RunError names a damaged file
+        if not loaded.get("epoch"):
             raise errors.RunError(f"{path}: holds no epochs yet; expected at least one finished epoch")
         label = run_dir.resolve().name
         found[label if label not in found else f"{label} ({len(found) + 1})"] = loaded
