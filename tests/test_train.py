@@ -38,7 +38,21 @@ def test_metrics_json_has_test_metrics_next_to_the_baseline(trained_run):
     payload = json.loads((trained_run / "metrics.json").read_text())
     assert payload["split"] == "test" and payload["samples"] == 24
     assert set(payload["metrics"]) == {"loss", "accuracy"}
-    assert 0 <= payload["baseline"]["majority_class_accuracy"] <= 1
+    # the baseline, recomputed from the labels: the most frequent training class, its share of the test labels
+    import numpy as np
+
+    from dlrun import data
+
+    stored = config.load(trained_run / "config.yaml")
+    loaded = data.load(stored.data, stored.seed)
+    train_labels, test_labels = np.asarray(loaded.labels("train")), np.asarray(loaded.labels("test"))
+    assert len(test_labels) == 24
+    majority = int(np.bincount(train_labels).argmax())
+    train_share, test_share = np.bincount(train_labels, minlength=3) / len(train_labels), np.bincount(test_labels, minlength=3) / 24
+    assert payload["baseline"]["majority_class"] == majority
+    assert payload["baseline"]["majority_class_accuracy"] == pytest.approx(np.mean(test_labels == majority), abs=1e-12)
+    assert payload["baseline"]["random_guess_accuracy"] == pytest.approx(float(train_share @ test_share), abs=1e-12)
+    assert 0 < payload["baseline"]["majority_class_accuracy"] < 1  # the data is not one class: the check can fail
 
 
 def test_stored_config_repeats_the_run_exactly(trained_run, tmp_path):
