@@ -217,17 +217,18 @@ def interrupt_after(monkeypatch, epochs: int):
     monkeypatch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
 
 
-def assert_same_run(folder, straight):
-    """Assert that resumed run `folder` has the 6-epoch history and the weights of the `straight` run."""
+def assert_same_run(folder, straight, epochs: int = 6):
+    """Assert that resumed run `folder` has exactly (bit for bit) the history and the weights of the `straight` run."""
     import numpy as np
 
     resumed_history = json.loads((folder / "history.json").read_text())
     straight_history = json.loads((straight / "history.json").read_text())
-    assert resumed_history["epoch"] == [1, 2, 3, 4, 5, 6]
-    for key, values in straight_history.items():
-        np.testing.assert_allclose(resumed_history[key], values, rtol=1e-6, atol=1e-7, err_msg=key)
-    for resumed_weights, straight_weights in zip(saved_weights(folder), saved_weights(straight)):
-        np.testing.assert_allclose(resumed_weights, straight_weights, rtol=1e-6, atol=1e-7)
+    assert resumed_history["epoch"] == list(range(1, epochs + 1))
+    assert resumed_history == straight_history  # every value, exactly
+    resumed_weights, straight_weights = saved_weights(folder), saved_weights(straight)
+    assert len(resumed_weights) == len(straight_weights)
+    for resumed, expected in zip(resumed_weights, straight_weights):
+        np.testing.assert_array_equal(resumed, expected)
 
 
 # --- K-fold and the trial executors ---------------------------------------------------------------
@@ -327,11 +328,15 @@ def train_in_fresh_process(tmp_path: Path, name: str, *arguments: str, probe: st
     return record
 
 
-# A fresh-process script (argv[1]: a config naming its backend): trains straight, then interrupted after
-# epoch 2 and resumed; prints both histories and the backend as JSON.
+# A fresh-process script (argv[1]: a config naming its backend, 3 epochs): trains straight, then a run
+# interrupted (KeyboardInterrupt, as Ctrl-C) after epoch 2, then `--resume` of that run. Prints as JSON both
+# histories, the backend, what the interrupted run left (whether the interrupt fired, its status, history
+# epochs and checkpoint epoch), what the resume printed and which epochs it trained;
+# `assert_resumed_after_epoch_2` checks them.
 RESUME_SCRIPT = textwrap.dedent("""\
     import io, json, sys
     from pathlib import Path
+    import numpy as np
     from rich.console import Console
     from dlrun import backend, config, errors
     from dlrun.training import resume
@@ -347,18 +352,44 @@ RESUME_SCRIPT = textwrap.dedent("""\
         if epoch == 1:
             raise KeyboardInterrupt
     recorders.RunRecorder.on_epoch_end = on_epoch_end
+    fired = False
     try:
         trainer.train(loaded, console)
     except errors.Interrupted:
-        pass
+        fired = True
     recorders.RunRecorder.on_epoch_end = original
     interrupted = sorted(p for p in Path(loaded.output.runs_root).iterdir() if p != straight.path)[0]
+    with np.load(interrupted / "checkpoints" / "last.npz", allow_pickle=False) as stored:
+        checkpoint_epoch = int(stored["epochs_completed"])
+    stopped = {"fired": fired, "status": json.loads((interrupted / "run.json").read_text())["status"],
+               "epochs": json.loads((interrupted / "history.json").read_text())["epoch"],
+               "checkpoint_epoch": checkpoint_epoch}
+    trained = []
+    def counting(self, epoch, logs=None):
+        trained.append(epoch + 1)
+        return original(self, epoch, logs)
+    recorders.RunRecorder.on_epoch_end = counting
+    resume_console = Console(file=io.StringIO(), width=400)
     run, resolved = resume.prepare(interrupted, None, [], False)
-    resumed = trainer.train(resolved, console, resume_run=run)
+    resumed = trainer.train(resolved, resume_console, resume_run=run)
     print(json.dumps({name: json.loads((folder.path / "history.json").read_text())
                       for name, folder in (("straight", straight), ("resumed", resumed))}
-                     | {"backend": json.loads((resumed.path / "run.json").read_text())["backend"]["name"]}))
+                     | {"backend": json.loads((resumed.path / "run.json").read_text())["backend"]["name"],
+                        "stopped": stopped, "resume_output": resume_console.file.getvalue(), "trained": trained,
+                        "same_folder": resumed.path == interrupted}))
 """)
+
+
+def assert_resumed_after_epoch_2(outcome: dict) -> None:
+    """RESUME_SCRIPT's outcome: the interrupt fired after epoch 2 and left a checkpoint of epoch 2; the resume
+    said "resuming after epoch 2" (the checkpoint's epoch), trained epoch 3 only, and ended with the straight
+    run's history (every value exactly)."""
+    assert outcome["stopped"] == {"fired": True, "status": "interrupted", "epochs": [1, 2], "checkpoint_epoch": 2}
+    assert f"resuming after epoch {outcome['stopped']['checkpoint_epoch']} (state from checkpoints/last.npz)" in outcome["resume_output"]
+    assert outcome["trained"] == [3] and outcome["same_folder"]
+    assert outcome["resumed"]["epoch"] == [1, 2, 3]
+    assert sorted(outcome["resumed"]) == sorted(outcome["straight"])
+    assert outcome["resumed"] == outcome["straight"]  # every value, exactly
 
 
 def review_tokens(rows: int = 48, length: int = 400, tokens: int = 10_000):

@@ -18,7 +18,15 @@ import pytest
 
 from dlrun import backend
 from dlrun.training import gradients
-from tests.conftest import CONFIGS, RESUME_SCRIPT, TINY_REGRESSION, invoke, run_folders, subprocess_env
+from tests.conftest import (
+    CONFIGS,
+    RESUME_SCRIPT,
+    TINY_REGRESSION,
+    assert_resumed_after_epoch_2,
+    invoke,
+    run_folders,
+    subprocess_env,
+)
 
 OTHER_BACKENDS = [
     pytest.param(name, marks=pytest.mark.skipif(importlib.util.find_spec(name) is None,
@@ -169,6 +177,4 @@ def test_custom_loop_on_jax_interrupted_and_resumed_matches_a_straight_run(name,
     path.write_text(config.replace("train: {epochs: 3, batch_size: 16}", "train: {epochs: 3, batch_size: 16, loop: custom}"))
     outcome = _python(name, RESUME_SCRIPT, str(path))
     assert outcome["backend"] == name
-    assert outcome["resumed"]["epoch"] == [1, 2, 3]
-    for key, values in outcome["straight"].items():
-        np.testing.assert_allclose(outcome["resumed"][key], values, rtol=1e-6, atol=1e-7, err_msg=key)
+    assert_resumed_after_epoch_2(outcome)

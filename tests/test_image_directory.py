@@ -218,7 +218,14 @@ def test_cats_dogs_configs_train_end_to_end(keras, folder, tmp_path, name):
     history = json.loads((run / "history.json").read_text())
     assert len(history["val_accuracy"]) == 2
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["samples"] == 6 and 0 <= metrics["metrics"]["accuracy"] <= 1
+    assert metrics["samples"] == 6
+    matrix = metrics["confusion_matrix"]["matrix"]  # from the model's own predictions on the test split
+    assert sum(map(sum, matrix)) == 6
+    assert metrics["metrics"]["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 6, rel=1e-6)
+    evaluated = invoke("eval", run)  # rescaling (and augmentation) are in the model: eval gives the same numbers
+    assert evaluated.exit_code == 0, evaluated.output
+    recomputed = json.loads((run / "eval_test.json").read_text())
+    assert recomputed["metrics"] == metrics["metrics"] and recomputed["confusion_matrix"] == metrics["confusion_matrix"]
     model = keras.saving.load_model(run / "model.keras")
     names = [layer.name for layer in model.layers]
     augmented = [name for name in names if name.startswith("augment_")]

@@ -100,6 +100,17 @@ def regression_run(tmp_path_factory):
     return folder, result.output
 
 
+def test_recommended_epochs_is_the_best_epoch_of_the_smoothed_mean_curve():
+    """A curve whose raw best (epoch 2), smoothed best (epoch 6) and last epoch (8) all differ."""
+    mean = {"epoch": list(range(1, 9)), "val_mae": [1.0, 0.3, 0.9, 0.35, 0.4, 0.45, 2.0, 3.0]}
+    smoothed = kfold_plan.smooth(mean["val_mae"], 0.5)
+    assert smoothed[:6] == pytest.approx([1.0, 0.65, 0.775, 0.5625, 0.48125, 0.465625])
+    found = kfold_plan.recommend(mean, "val_mae", 0.5)
+    assert found["recommended_epochs"] == 1 + int(np.argmin(smoothed)) == 6
+    assert found["smoothed_best"] == {"epoch": 6, "value": pytest.approx(0.465625)}
+    assert found["mean_best"] == {"epoch": 2, "value": 0.3}
+
+
 @pytest.mark.slow
 def test_kfold_run_folder(regression_run):
     folder, output = regression_run
@@ -117,8 +128,11 @@ def test_kfold_run_folder(regression_run):
     assert state["summary"]["val_mae"]["last_std"] == pytest.approx(np.std(maes))
     mean = history.load(folder / "history.json")
     assert mean["val_mae"][-1] == pytest.approx(np.mean(maes))
-    assert state["smoothed"] == pytest.approx(kfold_plan.smooth(mean["val_mae"], 0.9))
-    assert 1 <= state["recommended_epochs"] <= 3
+    assert state["monitor"] == "val_mae" and state["smoothing"] == 0.9
+    smoothed = kfold_plan.smooth(mean["val_mae"], 0.9)
+    assert state["smoothed"] == pytest.approx(smoothed)
+    # the recommendation is the best (lowest) epoch of the smoothed mean curve, 1-based
+    assert state["recommended_epochs"] == 1 + int(np.argmin(smoothed))
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "completed" and record["kind"] == "kfold"
     assert record["recommended_epochs"] == state["recommended_epochs"]

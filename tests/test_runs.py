@@ -57,11 +57,58 @@ def test_open_refuses_a_folder_that_is_not_a_run(tmp_path):
         runs.Run.open(tmp_path)
 
 
-def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
+@pytest.mark.parametrize("fails_in", ["write", "fsync", "replace", "writer"])
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch, fails_in):
+    """A write that fails once its temp file exists (half the bytes written, the flush to disk, the rename;
+    or a library writer such as model.save) leaves the old file as it was and removes the temp file."""
+    import errno
+    import tempfile
+    from pathlib import Path
+
     target = tmp_path / "data.json"
     atomic.write_json(target, {"a": 1})
-    with pytest.raises(TypeError):
-        atomic.write_json(target, {"a": object()})
+    temp_files = []
+    real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
+
+    def mkstemp(*args, **kwargs):
+        handle, name = real_mkstemp(*args, **kwargs)
+        temp_files.append(Path(name))
+        return handle, name
+
+    def full_disk(*args, **kwargs):
+        assert temp_files and temp_files[-1].exists()  # the failure comes after the temp file was made
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class HalfWritten:
+        """A stream that writes half the bytes, then finds the disk full."""
+
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+        def write(self, data):
+            self.stream.write(data[: len(data) // 2])
+            self.stream.flush()
+            full_disk()
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    if fails_in == "write":
+        monkeypatch.setattr(os, "fdopen", lambda handle, mode: HalfWritten(real_fdopen(handle, mode)))
+    elif fails_in == "fsync":
+        monkeypatch.setattr(os, "fsync", full_disk)
+    elif fails_in == "replace":
+        monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        if fails_in == "writer":
+            atomic.write_with(target, lambda temp: (Path(temp).write_text('{"a": '), full_disk()))
+        else:
+            atomic.write_json(target, {"a": 2})
+    assert len(temp_files) == 1 and not temp_files[0].exists()
     assert json.loads(target.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["data.json"]  # no temp file left behind
 

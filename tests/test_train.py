@@ -38,7 +38,21 @@ def test_metrics_json_has_test_metrics_next_to_the_baseline(trained_run):
     payload = json.loads((trained_run / "metrics.json").read_text())
     assert payload["split"] == "test" and payload["samples"] == 24
     assert set(payload["metrics"]) == {"loss", "accuracy"}
-    assert 0 <= payload["baseline"]["majority_class_accuracy"] <= 1
+    # the baseline, recomputed from the labels: the most frequent training class, its share of the test labels
+    import numpy as np
+
+    from dlrun import data
+
+    stored = config.load(trained_run / "config.yaml")
+    loaded = data.load(stored.data, stored.seed)
+    train_labels, test_labels = np.asarray(loaded.labels("train")), np.asarray(loaded.labels("test"))
+    assert len(test_labels) == 24
+    majority = int(np.bincount(train_labels).argmax())
+    train_share, test_share = np.bincount(train_labels, minlength=3) / len(train_labels), np.bincount(test_labels, minlength=3) / 24
+    assert payload["baseline"]["majority_class"] == majority
+    assert payload["baseline"]["majority_class_accuracy"] == pytest.approx(np.mean(test_labels == majority), abs=1e-12)
+    assert payload["baseline"]["random_guess_accuracy"] == pytest.approx(float(train_share @ test_share), abs=1e-12)
+    assert 0 < payload["baseline"]["majority_class_accuracy"] < 1  # the data is not one class: the check can fail
 
 
 def test_stored_config_repeats_the_run_exactly(trained_run, tmp_path):
@@ -84,14 +98,44 @@ def test_convnet_on_flat_inputs_is_a_config_error_without_a_run_folder(tmp_path)
     assert run_folders(tmp_path / "runs") == []
 
 
-def test_non_finite_loss_marks_the_run_failed(tmp_path):
+def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch):
+    """A NaN loss in batch 2 of epoch 2 (a weight made NaN before that batch, after a good epoch 1): training
+    stops in that batch, the run is failed with "loss became nan at epoch 2, batch 2", epoch 1's checkpoint
+    stays as the last good state (finite, epoch 1), history keeps epoch 1 only, and no model is written."""
+    import numpy as np
+
+    from dlrun.training import recorders
+
+    batches = []  # (epoch, batch) of every batch that ended, both 1-based
+    original_end = recorders.RunRecorder.on_train_batch_end
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self._epoch, batch) == (1, 1):
+            weight = self.model.trainable_variables[-1]  # the output bias: a NaN reaches the loss (ReLU would hide it)
+            weight.assign(np.full(weight.shape, np.nan, dtype=weight.dtype))
+
+    def on_train_batch_end(self, batch, logs=None):
+        batches.append((self._epoch + 1, batch + 1))
+        return original_end(self, batch, logs)
+
+    monkeypatch.setattr(recorders.RunRecorder, "on_train_batch_begin", on_train_batch_begin, raising=False)
+    monkeypatch.setattr(recorders.RunRecorder, "on_train_batch_end", on_train_batch_end)
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", task="regression", epochs=3)
-    result = invoke("train", path, "--set", "compile.optimizer={name: sgd, learning_rate: 1e12}")
-    assert result.exit_code == 1
-    assert "training stopped: loss became" in result.stderr
+    result = invoke("train", path)
+    assert result.exit_code == 1, (batches, result.output)
     (folder,) = run_folders(tmp_path / "runs")
+    message = f"loss became nan at epoch 2, batch 2; the last good state is in {folder / 'checkpoints/last.npz'} (epoch 1)"
+    assert f"training stopped: {message}" in " ".join(result.stderr.split())
+    per_epoch = max(batch for epoch, batch in batches if epoch == 1)
+    assert per_epoch >= 3  # a batch after the bad one was there to train, and did not
+    assert batches == [*((1, batch) for batch in range(1, per_epoch + 1)), (2, 1), (2, 2)]
     record = json.loads((folder / "run.json").read_text())
-    assert record["status"] == "failed" and "loss became" in record["error"]
+    assert record["status"] == "failed" and record["error"] == f"training stopped: {message}"
+    assert json.loads((folder / "history.json").read_text())["epoch"] == [1]
+    with np.load(folder / "checkpoints" / "last.npz", allow_pickle=False) as stored:
+        assert int(stored["epochs_completed"]) == 1
+        assert all(np.isfinite(stored[key]).all() for key in stored.files)
+    assert not (folder / "checkpoints" / "previous.npz").exists()
     assert not (folder / "model.keras").exists()
 
 

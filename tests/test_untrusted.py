@@ -5,11 +5,12 @@ from __future__ import annotations
 import errno
 import json
 import pickle
+import zipfile
 
 import numpy as np
 
 from dlrun import atomic, backend
-from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
+from tests.conftest import invoke, run_folders, tiny_config
 
 
 class _Payload:
@@ -22,6 +23,32 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+def _copy_run_without_model(trained_run, folder):
+    folder.mkdir()
+    for name in ("run.json", "config.yaml"):
+        (folder / name).write_text((trained_run / name).read_text())
+    return folder
+
+
+def _refused_by_eval_predict_and_visualize(folder, marker, reason, tmp_path):
+    """eval, predict (on 6-feature rows) and visualize (on a real PNG) all exit 2 with "model.keras: refused
+    to load: REASON", no traceback, the marker never made, no eval file written: exit 2 can only come from
+    the model file."""
+    from tests.conftest import tiny_png
+
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.zeros((2, 6), dtype="float32"))
+    image = tmp_path / "image.png"
+    image.write_bytes(tiny_png())
+    for args in (["eval", folder], ["predict", folder, rows], ["visualize", "activations", "--run", folder, "--image", image]):
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"{folder / 'model.keras'}: refused to load: {reason}" in " ".join(result.stderr.split()), (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    assert not list(folder.glob("eval_*")) and not (folder / "metrics.json").exists()
+
+
 def test_keras_file_with_a_lambda_layer_is_refused_not_run(trained_run, tmp_path):
     keras = backend.import_keras()
     marker = tmp_path / "lambda-ran"
@@ -31,21 +58,33 @@ def test_keras_file_with_a_lambda_layer_is_refused_not_run(trained_run, tmp_path
     outputs = keras.layers.Lambda(lambda x: (open(marker_name, "w").close(), x)[1])(inputs)
     outputs = keras.layers.Dense(3, activation="softmax")(outputs)
     hostile = keras.Model(inputs, outputs)
-    folder = tmp_path / "run"
-    folder.mkdir()
-    for name in ("run.json", "config.yaml"):
-        (folder / name).write_text((trained_run / name).read_text())
+    folder = _copy_run_without_model(trained_run, tmp_path / "run")
     hostile.save(folder / "model.keras")
     marker.unlink(missing_ok=True)  # saving traced the lambda once; only loading matters from here
+    _refused_by_eval_predict_and_visualize(folder, marker, "it contains code (a Lambda layer)", tmp_path)
 
-    result = invoke("eval", folder)
-    assert result.exit_code == 2
-    assert "model.keras: refused to load: it contains code (a Lambda layer)" in result.stderr
-    assert "Traceback" not in result.stderr
-    result = invoke("visualize", "activations", "--run", folder, "--image", CONFIGS / "quickstart.yaml")
-    assert result.exit_code == 2
-    assert not marker.exists()
-    assert not list(folder.glob("eval_*"))
+
+def test_keras_file_naming_an_unregistered_class_is_refused_not_imported(trained_run, tmp_path, monkeypatch):
+    """A model.keras whose config names a layer `module`/`class_name` outside Keras and dlrun (here an importable
+    module whose import would make the marker) is refused; the module is never imported."""
+    import sys
+    import zipfile
+
+    marker = tmp_path / "module-imported"
+    (tmp_path / "dlrun_hostile_layers.py").write_text(f"open({str(marker)!r}, 'w').close()\nHostile = object\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    folder = _copy_run_without_model(trained_run, tmp_path / "run")
+    with zipfile.ZipFile(trained_run / "model.keras") as original, zipfile.ZipFile(folder / "model.keras", "w") as forged:
+        for item in original.infolist():
+            data = original.read(item)
+            if item.filename == "config.json":
+                model_config = json.loads(data)
+                layer = next(layer for layer in model_config["config"]["layers"] if layer["class_name"] == "Dense")
+                layer.update(module="dlrun_hostile_layers", class_name="Hostile", registered_name="Hostile")
+                data = json.dumps(model_config).encode()
+            forged.writestr(item, data)
+    _refused_by_eval_predict_and_visualize(folder, marker, "it needs a class this installation does not know", tmp_path)
+    assert "dlrun_hostile_layers" not in sys.modules
 
 
 def test_npz_with_a_pickled_payload_is_refused_not_run(tmp_path):
@@ -98,3 +137,43 @@ def test_a_full_disk_fails_the_run_clearly_and_never_marks_it_completed(tmp_path
     assert record["status"] == "failed" and "No space left on device" in record["error"]
     assert json.loads((folder / "history.json").read_text())["epoch"] == [1]  # the last good write is intact
     assert not (folder / "model.keras").exists()
+
+
+def test_a_checkpoint_holding_a_pickled_array_is_refused_never_unpickled(tmp_path, monkeypatch):
+    """Checkpoints are read with allow_pickle=False: a checkpoints/last.npz holding a pickled object array is
+    refused: with previous.npz pickled too `--resume` exits 2, with a good previous.npz it resumes from that; the pickle's
+    code never runs."""
+    from dlrun.training import checkpoints
+    from tests.conftest import interrupt_after, write_resumable_config
+
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 3)
+        assert invoke("train", write_resumable_config(tmp_path)).exit_code == 130
+    (folder,) = run_folders(tmp_path / "runs")
+    marker = tmp_path / "pickle-ran"
+
+    def plant_pickle(name):
+        with np.load(folder / name, allow_pickle=False) as stored:
+            arrays = dict(stored)
+        payload = np.empty(1, dtype=object)
+        payload[0] = _Payload(marker)
+        arrays["model/0"] = payload
+        np.savez(folder / name, **arrays)
+
+    previous = (folder / checkpoints.PREVIOUS).read_bytes()
+    plant_pickle(checkpoints.LATEST)
+    plant_pickle(checkpoints.PREVIOUS)
+    with zipfile.ZipFile(folder / checkpoints.LATEST) as archive:  # the file really holds a pickle
+        assert b"pickle-ran" in archive.read("model/0.npy")
+    result = invoke("train", "--resume", folder)
+    assert not marker.exists()
+    assert result.exit_code == 2, result.output
+    assert "no usable training checkpoint to resume from" in result.stderr
+    assert "Object arrays cannot be loaded when allow_pickle=False" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+    (folder / checkpoints.PREVIOUS).write_bytes(previous)
+    result = invoke("train", "--resume", folder)
+    assert result.exit_code == 0, result.output
+    assert "resuming after epoch 2 (state from checkpoints/previous.npz)" in result.output
+    assert not marker.exists()
