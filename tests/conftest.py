@@ -455,3 +455,26 @@ def record_trained_epochs(patch) -> list[tuple[str, int]]:
 
     patch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
     return seen
+
+
+# --- in CI, a dependency .ci/run installs must not be skipped silently ------------------------------
+# .ci/run names in $DLRUN_REQUIRE what it installs (the Debian Chromium and Fashion-MNIST packages, the
+# torch CPU wheel); a test skipped for lack of one of them then fails the session instead of passing it.
+REQUIRED_DEPENDENCIES = {"chromium": "chromium", "fashion-mnist": "fashion-mnist", "torch": "torch"}  # name -> word in the skip reason
+_required = set(os.environ.get("DLRUN_REQUIRE", "").split())
+_missing_required: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if not report.skipped or not _required:
+        return
+    reason = str(report.longrepr).lower()
+    for name, word in REQUIRED_DEPENDENCIES.items():
+        if name in _required and word in reason:
+            _missing_required.append(f"{report.nodeid}: skipped although $DLRUN_REQUIRE names {name} ({reason[-160:]})")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _missing_required:
+        print("\n".join(["", "dependencies .ci/run installs were missing:", *_missing_required]))
+        session.exitstatus = 1
