@@ -48,10 +48,17 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
                 f"--format: received 'onnx', which needs {' and '.join(missing)} (not installed); "
                 "expected them installed: pip install 'dlrun[onnx]' (or pip install tf2onnx onnx)"
             )
-    if out is None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    elif not target.parent.is_dir():
+    if out is not None and not target.parent.is_dir():
         raise errors.ConfigError(f"--out: received {str(target)!r}; expected a path in an existing folder")
+    if out is None and not target.parent.is_dir():  # RUN_DIR/export: refused before Keras loads when it cannot be made
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise errors.RunError(
+                f"--out: received {str(target)!r}, but cannot create a folder in {str(target.parent.parent)!r} "
+                f"({error.strerror or error}); expected a path in a folder this user can write"
+            ) from None
+    runs.check_writable(target.parent, "--out", target)
 
     from dlrun import backend, models
 
@@ -73,8 +80,9 @@ def _call_once(model) -> None:
 
 def _write(model, export_format: str, target: Path) -> None:
     """Write into a temporary folder beside `target`, then rename into place (never half an export)."""
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging = None
     try:
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         written = staging / target.name
         if export_format == "keras":
             model.save(written)
@@ -93,4 +101,5 @@ def _write(model, export_format: str, target: Path) -> None:
     except Exception as error:  # a layer the format cannot express, a full disk: say so, without a traceback
         raise errors.RunError(f"exporting as {export_format} to {target} failed ({type(error).__name__}: {error})") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)

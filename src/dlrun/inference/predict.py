@@ -60,7 +60,10 @@ def predict_run(
     rows = _rows(names, outputs, run.record.get("data") or {})
     console.print(_table(rows, top))
     if out is not None:
-        atomic.write_text(out, _render(rows, out))
+        try:  # checked writable before Keras loaded; a write can still fail (a full disk)
+            atomic.write_text(out, _render(rows, out))
+        except OSError as error:
+            raise runs.write_failed("--out", out, error) from None
         console.print(f"wrote {terminal.text(out)}", highlight=False, soft_wrap=True)
     return rows
 
@@ -75,6 +78,7 @@ def _check_out(out: Path | None, force: bool) -> None:
         raise errors.ConfigError(f"--out: received {str(out)!r}; expected a file in an existing folder")
     if out.exists() and not force:
         raise errors.ConfigError(f"--out: {out} already exists; expected a new file name (or --force to replace it)")
+    runs.check_writable(out.parent, "--out", out)
 
 
 def _predict(model, run, found, texts, word_index_file) -> tuple[list[str], np.ndarray]:

@@ -11,6 +11,7 @@ from dlrun.runs.folder import (  # noqa: F401  (re-exported)
     RUN_FILE,
     STATUSES,
     Run,
+    check_writable,
     git_state,
     process_state,
     recorded,
@@ -18,4 +19,5 @@ from dlrun.runs.folder import (  # noqa: F401  (re-exported)
     unique_folder,
     utc_now,
     versions,
+    write_failed,
 )

@@ -86,6 +86,11 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
     """Print the config differences and the metrics of two or more runs; optionally write the overlay PNG."""
     if len(run_dirs) < 2:
         raise errors.ConfigError(f"RUN_DIR: received {len(run_dirs)} run folder(s); expected two or more to compare")
+    if plot is not None:  # refused before the tables are printed, not after them
+        target = Path(plot)
+        if not target.parent.is_dir():
+            raise errors.ConfigError(f"--plot: received {str(plot)!r}; expected a file in an existing folder")
+        runs.check_writable(target.parent, "--plot", target)
     loaded = [load(path) for path in run_dirs]
     labels = [terminal.text(label) for label in labels_for([item["path"] for item in loaded])]
     from rich import table as rich_table
@@ -106,10 +111,10 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
     if plot is not None:
         from dlrun.runs import plots
 
-        target = Path(plot)
-        if not target.parent.is_dir():
-            raise errors.ConfigError(f"--plot: received {str(plot)!r}; expected a file in an existing folder")
-        plots.compare_curves({label: item["history"] for label, item in zip(labels, loaded)}, target)
+        try:
+            plots.compare_curves({label: item["history"] for label, item in zip(labels, loaded)}, target)
+        except OSError as error:
+            raise runs.write_failed("--plot", target, error) from None
         console.print(f"wrote {terminal.text(target)}", highlight=False, soft_wrap=True)
     return {"differences": changed, "metrics": rows}
 

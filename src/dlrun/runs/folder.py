@@ -16,6 +16,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -262,6 +263,26 @@ def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tupl
         raise errors.TrainingFailed(
             f"{what} failed: {type(error).__name__}: {error} (see {run.path / RUN_FILE})"
         ) from error
+
+
+def check_writable(folder: str | Path, setting: str, received: str | Path, expected: str = "a path in a folder this user can write") -> None:
+    """Refuse, before any work, an output whose `folder` this process cannot create files in: probed by
+    creating and removing a temp file there, so permissions, read-only mounts and /proc all count. The
+    error names `setting`, the path `received` and what was `expected`."""
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".dlrun-probe.", suffix=".tmp")
+    except OSError as error:
+        raise errors.RunError(
+            f"{setting}: received {str(received)!r}, but cannot create a file in {str(folder)!r} "
+            f"({error.strerror or error}); expected {expected}"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def write_failed(setting: str, target: str | Path, error: OSError) -> errors.RunError:
+    """The error for an output write that failed after `check_writable` (a full disk, a vanished folder)."""
+    return errors.RunError(f"{setting}: cannot write {str(target)!r} ({error.strerror or error})")
 
 
 def unique_folder(parent: str | Path, stem: str, setting: str) -> Path:

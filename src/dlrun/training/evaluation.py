@@ -170,6 +170,13 @@ def evaluate_run(
             )
         set_items.append(f"data.path={json.dumps(str(data_path))}")
     config = config_module.load(config_path, set_items) if set_items else stored
+    tag = split if checkpoint == "final" else f"{split}_best"
+    plots_dir = run.path / "plots" if config.output.plots else None
+    # refused before Keras loads and the evaluation runs, not after: a run folder this user cannot write
+    expected = f"a run folder this user can write (dlrun eval writes eval_{tag}.json there)"
+    runs.check_writable(run.path, "RUN_DIR", run.path, expected)
+    if plots_dir is not None and plots_dir.is_dir():
+        runs.check_writable(plots_dir, "RUN_DIR", run.path, expected)
 
     from dlrun import backend
 
@@ -185,13 +192,15 @@ def evaluate_run(
 
     model = models.load_model(model_path, compile=False)
     compile_model(model, config, loaded.task)
-    tag = split if checkpoint == "final" else f"{split}_best"
-    plots_dir = run.path / "plots" if config.output.plots else None
-    payload = report(model, loaded, split, config.train.batch_size, plots_dir=plots_dir, tag=tag)
-    payload = {"model": CHECKPOINTS[checkpoint], "command": command, **payload}
-    if data_path is not None:
-        payload["data_path"] = str(data_path)
-    target = run.write_json(f"eval_{tag}.json", payload)
+    target = run.path / f"eval_{tag}.json"
+    try:  # the check above came first, but a write can still fail (a full disk): said the same way
+        payload = report(model, loaded, split, config.train.batch_size, plots_dir=plots_dir, tag=tag)
+        payload = {"model": CHECKPOINTS[checkpoint], "command": command, **payload}
+        if data_path is not None:
+            payload["data_path"] = str(data_path)
+        run.write_json(target.name, payload)
+    except OSError as error:
+        raise runs.write_failed("RUN_DIR", error.filename or target, error) from None
     console.print(summary_line(payload), highlight=False, soft_wrap=True)
     if "per_class" in payload and len(payload["per_class"]) <= 50:
         console.print(per_class_table(payload["per_class"]))
