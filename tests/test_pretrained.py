@@ -289,3 +289,46 @@ def test_kfold_in_features_mode_trains_the_folds_on_cached_features(tmp_path, mo
     for index in (1, 2):
         assert history.load(one / "folds" / str(index) / "history.json") == history.load(two / "folds" / str(index) / "history.json")
     assert json.loads((one / "metrics.json").read_text())["metrics"] == json.loads((two / "metrics.json").read_text())["metrics"]
+
+
+# --- a weights file that is not the base's weights: exit 2 naming model.weights and the file ------------
+
+
+def _bad_weights_file(kind: str, folder):
+    """A file given as `model.weights` that is not VGG16 weights: empty, garbage, HDF5 of something else,
+    another model's weights, a text file."""
+    import h5py
+
+    path = folder / ("weights.txt" if kind == "text" else "weights.h5")
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)  # an HDF5 signature, then noise
+    elif kind == "text":
+        path.write_text("these are not weights\n")
+    elif kind.startswith("foreign"):
+        path = folder / ("foreign.weights.h5" if kind == "foreign .weights.h5" else "foreign.h5")
+        with h5py.File(path, "w") as handle:
+            handle.create_dataset("images", data=np.zeros((2, 3)))
+    else:  # another model's weights, in Keras' legacy .h5 layout
+        from dlrun import backend
+
+        keras = backend.import_keras()
+        other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="only")])
+        other.save_weights(folder / "other.weights.h5")
+        path = folder / "other.weights.h5"
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "text", "foreign hdf5", "foreign .weights.h5", "another model's weights"])
+def test_a_weights_file_that_is_not_the_base_s_weights_exits_2_naming_it(tmp_path, kind):
+    weights = _bad_weights_file(kind, tmp_path)
+    content = weights.read_bytes()
+    model = f"{{architecture: pretrained, base: vgg16, weights: {json.dumps(str(weights))}, dense_units: [8]}}"
+    result = invoke("train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs", model))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"model.weights: received {str(weights)!r}, which cannot be loaded as vgg16 weights (" in result.stderr
+    assert "expected imagenet, null or the vgg16 weights in Keras' .h5/.weights.h5 format (include_top false)" in result.stderr
+    assert run_folders(tmp_path / "runs") == []
+    assert weights.read_bytes() == content  # the file is only read

@@ -126,11 +126,29 @@ def _application_base(keras, config, input_shape):
             f"model.weights: received {weights!r}; expected imagenet, null or an existing .h5/.weights.h5 file "
             "(no such file)"
         )
-    arguments = {"include_top": config.include_top, "weights": weights, "input_shape": tuple(input_shape)}
+    local_file = weights not in (None, "imagenet")
+    # a local file is loaded after the base is built (what keras.applications does itself), so that a file
+    # that is not this base's weights is reported as such, not as a problem with the base's settings
+    arguments = {"include_top": config.include_top, "weights": None if local_file else weights, "input_shape": tuple(input_shape)}
     try:
-        return constructor(**arguments, **config.base_options)
+        base = constructor(**arguments, **config.base_options)
     except Exception as error:  # Keras raises plain Exception for a failed download
         raise _explained(error, config, class_name) from None
+    if local_file:
+        try:
+            base.load_weights(weights)
+        except Exception as error:  # empty, garbage, not HDF5, another model's weights: h5py/Keras raise anything
+            raise errors.ConfigError(
+                f"model.weights: received {weights!r}, which cannot be loaded as {config.base} weights "
+                f"({type(error).__name__}: {_first_line(error)}); expected imagenet, null or the {config.base} weights "
+                f"in Keras' .h5/.weights.h5 format (include_top {str(config.include_top).lower()})"
+            ) from None
+    return base
+
+
+def _first_line(error: Exception, limit: int = 200) -> str:
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _explained(error: Exception, config, class_name: str) -> errors.DlrunError | Exception:
