@@ -69,3 +69,43 @@ def test_a_closed_output_pipe_does_not_kill_the_run(tmp_path):
     (folder,) = run_folders(tmp_path / "runs")
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
     assert json.loads((folder / "history.json").read_text())["epoch"][-1] == 20
+
+
+def _signal_during_start_up(tmp_path, signum, delay: float) -> tuple[int, str, list]:
+    """Start `dlrun train` on a tiny config, send `signum` `delay` seconds after "importing Keras..." is
+    read from its stdout (the import is then running: it takes seconds), wait; return (exit code, stderr,
+    run folders)."""
+    from tests.conftest import tiny_config
+
+    root = tmp_path / "runs"
+    config_path = tiny_config(tmp_path / "c.yaml", root, epochs=3)
+    with open(tmp_path / "stderr.txt", "w+") as stderr:  # a file, not a pipe: a full pipe would stall it
+        process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)], stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            line = process.stdout.readline()
+            assert "importing Keras" in line, line
+            time.sleep(delay)
+            process.send_signal(signum)
+            process.stdout.read()
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        stderr.seek(0)
+        return process.returncode, stderr.read(), run_folders(root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.2], ids=lambda delay: f"{delay}s")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_keras_is_imported_ends_the_command_with_130(tmp_path, signum, delay):
+    """Ctrl-C (or SIGTERM) while "importing Keras..." is shown is never lost in the import (JAX's GC
+    callback used to swallow the KeyboardInterrupt, and the run trained on to `completed`): exit 130,
+    no traceback, and no run folder (none exists yet)."""
+    code, stderr, folders = _signal_during_start_up(tmp_path, signum, delay)
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert "interrupted" in stderr and "nothing was written" in stderr, stderr
+    assert folders == [], [json.loads((folder / "run.json").read_text()).get("status") for folder in folders]
