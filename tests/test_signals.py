@@ -97,15 +97,26 @@ def _signal_during_start_up(tmp_path, signum, delay: float) -> tuple[int, str, l
         return process.returncode, stderr.read(), run_folders(root)
 
 
+STARTUP_CASES = [(signal.SIGINT, delay) for delay in (0.0, 0.5, 1.5, 3.0, 5.0)] + [(signal.SIGTERM, 0.0), (signal.SIGTERM, 1.5)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.0, 0.3, 0.7, 1.2], ids=lambda delay: f"{delay}s")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_while_keras_is_imported_ends_the_command_with_130(tmp_path, signum, delay):
-    """Ctrl-C (or SIGTERM) while "importing Keras..." is shown is never lost in the import (JAX's GC
-    callback used to swallow the KeyboardInterrupt, and the run trained on to `completed`): exit 130,
-    no traceback, and no run folder (none exists yet)."""
+@pytest.mark.parametrize(("signum", "delay"), STARTUP_CASES,
+                         ids=[f"{signal.Signals(signum).name}-{delay}s" for signum, delay in STARTUP_CASES])
+def test_a_signal_during_start_up_ends_the_command_with_130(tmp_path, signum, delay):
+    """Ctrl-C (or SIGTERM) while "importing Keras..." is shown is never lost: it used to be raised
+    inside the import, where JAX's GC callback (imported by TensorFlow) could swallow it ("Exception
+    ignored in _xla_gc_callback", hidden with the import's native stderr), so the run trained on to
+    `completed` with exit 0, or the process died with SIGSEGV/SIGABRT. Sent as soon as the line is read
+    and at delays that fall inside the import (several seconds on CI machines; 5 s reproduced the lost
+    Ctrl-C here): exit 130, no traceback, and an honest status: no run folder at all (nothing was
+    written), or, if a fast import let training start, a folder marked `interrupted`, never `completed`."""
     code, stderr, folders = _signal_during_start_up(tmp_path, signum, delay)
     assert code == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
-    assert "interrupted" in stderr and "nothing was written" in stderr, stderr
-    assert folders == [], [json.loads((folder / "run.json").read_text()).get("status") for folder in folders]
+    if folders:
+        (folder,) = folders
+        assert json.loads((folder / "run.json").read_text())["status"] == "interrupted", stderr
+        assert "interrupted; what was written so far is in" in stderr
+    else:
+        assert "interrupted while starting: no run folder was created, nothing was written" in stderr
