@@ -31,7 +31,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from dlrun import errors
+from dlrun import errors, signals
 
 # The registry: backend name -> what it is for (the schema's `backend` names, less `auto`, equal these keys).
 BACKENDS = {
@@ -204,17 +204,19 @@ def import_keras():
         if "tensorflow" not in sys.modules:  # Keras imported directly (a module-level `import keras`)
             _keras_without_tensorflow()
         return sys.modules["keras"]
-    # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
-    # is read, straight to file descriptor 2: silence it for the import only.
-    if wants_tensorflow:
-        import_tensorflow()
-    with _native_stderr_silenced():
-        import keras
+    # Ctrl-C or SIGTERM during the import is acted on once it returns (signals.deferred says why).
+    with signals.deferred():
+        # TensorFlow's native libraries log (oneDNN notices, absl banners) before TF_CPP_MIN_LOG_LEVEL
+        # is read, straight to file descriptor 2: silence it for the import only.
+        if wants_tensorflow:
+            import_tensorflow()
+        with _native_stderr_silenced():
+            import keras
 
-    if not wants_tensorflow and "tensorflow" not in sys.modules:
-        _keras_without_tensorflow()
-    if os.environ["KERAS_BACKEND"] == "jax":
-        _jax_compilation_cache()
+        if not wants_tensorflow and "tensorflow" not in sys.modules:
+            _keras_without_tensorflow()
+        if os.environ["KERAS_BACKEND"] == "jax":
+            _jax_compilation_cache()
     logging.getLogger("absl").setLevel(logging.ERROR)
     return keras
 
@@ -225,7 +227,7 @@ def import_tensorflow():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _native_stderr_silenced():
+    with signals.deferred(), _native_stderr_silenced():  # a signal is acted on once the import returns
         import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)

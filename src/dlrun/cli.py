@@ -49,6 +49,9 @@ def _reports_errors(command):
         except errors.DlrunError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) outside a run's lifecycle, which says more
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(errors.Interrupted.exit_code) from None
         finally:
             runs_folder.release_locks()  # a command run in-process (tests, embedding) frees its run folders
 

@@ -16,7 +16,7 @@ import functools
 import time
 from pathlib import Path
 
-from dlrun import atomic, backend, config as config_module, errors, runs, terminal
+from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
 from dlrun.runs import history, plots
 from dlrun.training import callbacks, checkpoints, evaluation, losses, plan as training_plan
@@ -210,45 +210,46 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     `on_start(run)` and `on_epoch(epochs_completed, logs)` let a sweep follow its trials.
     Raises DlrunError subclasses on failure.
     """
-    console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
-    choice = backend.activate(config)
-    console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
-    loaded = load(config, console)
-    training = Training(config, loaded, console)
+    try:
+        with signals.terminate_as_interrupt():  # Ctrl-C or SIGTERM before the run folder exists leaves nothing
+            console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
+            choice = backend.activate(config)
+            console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
+            loaded = load(config, console)
+            training = Training(config, loaded, console)
+    except KeyboardInterrupt:
+        raise errors.Interrupted(
+            "interrupted while starting: no run folder was created, nothing was written" if resume_run is None else
+            f"interrupted while starting: {resume_run.path} was not changed "
+            f"(continue with: dlrun train --resume {resume_run.path})"
+        ) from None
 
     first_epoch = 0
-    if resume_run is None:
-        run = runs.Run.create(config.output.runs_root, config.name)
-        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-        extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
-                 "parameters": int(training.saved_model.count_params()),
-                 "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record()}
-        run.start(command, config.seed, runs.versions(), extra=extra)
-    else:
-        run = resume_run
-        run.lock()  # taken already by Run.open_to_continue; never write a run another process writes
-        run.check_same_data(loaded.fingerprint())
-        if training.can_restore(run.path) or run.record.get("epochs_completed"):
-            trained_with = config_module.load(run.path / runs.CONFIG_FILE)
-            first_epoch, source = training.restore(run.path, new_learning_rate=_learning_rates(trained_with) != _learning_rates(config))
-            said = f"resuming after epoch {first_epoch} (state from {source})"
-        else:  # stopped before its first checkpoint was complete (a kill while writing it): start again
-            history.save(run.path / history.FILE_NAME, training.history)
-            said = "resuming from the start (no epoch was completed)"
-        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
-        run.resume(command, first_epoch)
-        run.update(backend=choice.record())
-        console.print(said, highlight=False, soft_wrap=True)
-    if on_start is not None:
-        on_start(run)
-    if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
-        tracker.start(run, config)
-    console.print(
-        f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
-        f"data: {_sizes(loaded)}; model: {config.model.architecture}, {training.saved_model.count_params():,} parameters",
-        highlight=False,
-        soft_wrap=True,
-    )
+    # A signal while the run folder is written is noted, then acted on inside `recorded`, which marks
+    # the run interrupted: never a folder left `running` by a live process that has gone.
+    with signals.deferred(raise_on_exit=False) as noted:
+        if resume_run is None:
+            run = runs.Run.create(config.output.runs_root, config.name)
+            run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
+            extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
+                     "parameters": int(training.saved_model.count_params()),
+                     "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record()}
+            run.start(command, config.seed, runs.versions(), extra=extra)
+            said = None
+        else:
+            run = resume_run
+            run.lock()  # taken already by Run.open_to_continue; never write a run another process writes
+            run.check_same_data(loaded.fingerprint())
+            if training.can_restore(run.path) or run.record.get("epochs_completed"):
+                trained_with = config_module.load(run.path / runs.CONFIG_FILE)
+                first_epoch, source = training.restore(run.path, new_learning_rate=_learning_rates(trained_with) != _learning_rates(config))
+                said = f"resuming after epoch {first_epoch} (state from {source})"
+            else:  # stopped before its first checkpoint was complete (a kill while writing it): start again
+                history.save(run.path / history.FILE_NAME, training.history)
+                said = "resuming from the start (no epoch was completed)"
+            run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
+            run.resume(command, first_epoch)
+            run.update(backend=choice.record())
 
     def heartbeat(epochs_completed: int, logs: dict) -> None:
         run.heartbeat(epochs_completed=epochs_completed)
@@ -260,11 +261,28 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         return "", {}
 
     with runs.recorded(run, "training", f"dlrun train --resume {run.path}", stopped):
+        if noted:
+            raise KeyboardInterrupt
+        if said is not None:
+            console.print(said, highlight=False, soft_wrap=True)
+        if on_start is not None:
+            on_start(run)
+        if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
+            tracker.start(run, config)
+        console.print(
+            f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
+            f"data: {_sizes(loaded)}; model: {config.model.architecture}, {training.saved_model.count_params():,} parameters",
+            highlight=False,
+            soft_wrap=True,
+        )
         fitted = training.fit(run.path, first_epoch, on_epoch=heartbeat,
                               extra_callbacks=[tracker.callback()] if tracker is not None else None)
         summary = _finish_files(run, config, training, console)
         summary["fit_seconds"] = round(fitted.seconds, 3)
-    run.finish("completed", **summary)
+    with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
+        run.finish("completed", **summary)
+    if late:
+        raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
 
 
