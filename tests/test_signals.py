@@ -78,7 +78,9 @@ def _signal_during_start_up(tmp_path, signum, delay: float) -> tuple[int, str, l
     from tests.conftest import tiny_config
 
     root = tmp_path / "runs"
-    config_path = tiny_config(tmp_path / "c.yaml", root, epochs=3)
+    # Enough epochs that the signal always lands while the command still runs (in the import, or in a
+    # training that then must stop `interrupted`): a command that ended first would prove nothing.
+    config_path = tiny_config(tmp_path / "c.yaml", root, epochs=3000)
     with open(tmp_path / "stderr.txt", "w+") as stderr:  # a file, not a pipe: a full pipe would stall it
         process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)], stdout=subprocess.PIPE,
                                    stderr=stderr, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -86,6 +88,7 @@ def _signal_during_start_up(tmp_path, signum, delay: float) -> tuple[int, str, l
             line = process.stdout.readline()
             assert "importing Keras" in line, line
             time.sleep(delay)
+            assert process.poll() is None, "the command ended before the signal was sent"
             process.send_signal(signum)
             process.stdout.read()
             process.wait(timeout=120)
