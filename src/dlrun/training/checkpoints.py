@@ -45,6 +45,11 @@ def write(run_path: Path, data: bytes) -> Path:
     return atomic.write_bytes(latest, data, durable=False)
 
 
+def exists(run_path: Path) -> bool:
+    """Whether `run_path` holds a checkpoint to continue from (the latest or the previous one)."""
+    return any((run_path / name).exists() for name in (LATEST, PREVIOUS))
+
+
 def latest_bytes(run_path: Path) -> bytes | None:
     """The newest checkpoint file's bytes (last, else previous), or None when there is none."""
     for name in (LATEST, PREVIOUS):

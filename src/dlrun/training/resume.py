@@ -7,6 +7,7 @@ from pathlib import Path
 from dlrun import config, errors, runs
 from dlrun.config import schema
 from dlrun.runs import history
+from dlrun.training import checkpoints
 
 
 def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
@@ -40,7 +41,7 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
     if run.record.get("status") == "completed":
         return None, wanted
     saved_history = run.path / history.FILE_NAME
-    if saved_history.exists() or any((run.path / "checkpoints" / name).exists() for name in ("last.npz", "previous.npz")):
+    if saved_history.exists() or checkpoints.exists(run.path):
         history.load(saved_history)  # a missing, empty or damaged history.json: a RunError now, before Keras loads
     return run, wanted
 

@@ -76,7 +76,7 @@ class Training:
 
     def can_restore(self, folder: Path) -> bool:
         """Whether `folder` holds a checkpoint to continue from."""
-        return any((folder / name).exists() for name in (checkpoints.LATEST, checkpoints.PREVIOUS))
+        return checkpoints.exists(folder)
 
     def fit(self, folder: Path, first_epoch: int = 0, epochs: int | None = None, on_epoch=None,
             extra_callbacks: list | None = None, progress: bool = True) -> Fitted:

@@ -204,7 +204,7 @@ def run_trial(payload: dict, emit) -> dict:
 
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
     previous = runs.Run.open_to_continue(payload["run"]) if payload.get("run") else None
-    if previous is not None and not (previous.path / checkpoints.LATEST).exists() and not (previous.path / checkpoints.PREVIOUS).exists():
+    if previous is not None and not checkpoints.exists(previous.path):
         previous = None  # stopped before its first checkpoint: a new run
     try:
         child = trainer.train(
