@@ -100,6 +100,8 @@ ALSO_SAME = {
               "tests/test_pretrained.py run K-fold on convnets and pretrained bases)",
     "backend": "the process (or pool) runs on the backend `dlrun train` would choose",
     "train.tensorboard": "the same callback, writing into the fold's folder",
+    "train.steps_per_execution": "folds compile through the same `Training`; no value changes a number (tests/test_train.py::"
+                                 "test_steps_per_execution_auto_groups_batches_and_changes_no_number)",
     "train.callbacks.min_delta": "an early_stopping parameter (see KFOLD_RULE)",
     "train.callbacks.restore_best_weights": "an early_stopping parameter (see KFOLD_RULE)",
     "train.devices": "only with train.distribute, which K-fold refuses (see KFOLD_RULE)",

@@ -1,6 +1,7 @@
 """`dlrun train` end to end on tiny configs, in-process (TensorFlow is imported once per session)."""
 
 import json
+import math
 
 import pytest
 
@@ -98,19 +99,23 @@ def test_convnet_on_flat_inputs_is_a_config_error_without_a_run_folder(tmp_path)
     assert run_folders(tmp_path / "runs") == []
 
 
-def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch):
-    """A NaN loss in batch 2 of epoch 2 (a weight made NaN before that batch, after a good epoch 1): training
-    stops in that batch, the run is failed with "loss became nan at epoch 2, batch 2", epoch 1's checkpoint
-    stays as the last good state (finite, epoch 1), history keeps epoch 1 only, and no model is written."""
+@pytest.mark.parametrize("steps, poisoned, where, ends", [
+    (1, 1, "batch 2", [1, 2]),  # one batch per call: stops in batch 2 itself
+    (3, 3, "in batches 4-6 (one call of 3 steps)", [3, 6]),  # train.steps_per_execution 3: the block it ran in
+])
+def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch, steps, poisoned, where, ends):
+    """A NaN loss in epoch 2 (a weight made NaN before a batch, after a good epoch 1): training stops in the
+    call that ran that batch, the run is failed with "loss became nan at epoch 2, <batch or block>", epoch
+    1's checkpoint stays as the last good state (finite, epoch 1), history keeps epoch 1 only, no model."""
     import numpy as np
 
     from dlrun.training import recorders
 
-    batches = []  # (epoch, batch) of every batch that ended, both 1-based
+    batches = []  # (epoch, batch) of every batch that ended (a block's last, as Keras counts past a short last block), 1-based
     original_end = recorders.RunRecorder.on_train_batch_end
 
     def on_train_batch_begin(self, batch, logs=None):
-        if (self._epoch, batch) == (1, 1):
+        if (self._epoch, batch) == (1, poisoned):
             weight = self.model.trainable_variables[-1]  # the output bias: a NaN reaches the loss (ReLU would hide it)
             weight.assign(np.full(weight.shape, np.nan, dtype=weight.dtype))
 
@@ -121,14 +126,14 @@ def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(recorders.RunRecorder, "on_train_batch_begin", on_train_batch_begin, raising=False)
     monkeypatch.setattr(recorders.RunRecorder, "on_train_batch_end", on_train_batch_end)
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", task="regression", epochs=3)
-    result = invoke("train", path)
+    result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=4")
     assert result.exit_code == 1, (batches, result.output)
     (folder,) = run_folders(tmp_path / "runs")
-    message = f"loss became nan at epoch 2, batch 2; the last good state is in {folder / 'checkpoints/last.npz'} (epoch 1)"
+    message = f"loss became nan at epoch 2, {where}; the last good state is in {folder / 'checkpoints/last.npz'} (epoch 1)"
     assert f"training stopped: {message}" in " ".join(result.stderr.split())
-    per_epoch = max(batch for epoch, batch in batches if epoch == 1)
-    assert per_epoch >= 3  # a batch after the bad one was there to train, and did not
-    assert batches == [*((1, batch) for batch in range(1, per_epoch + 1)), (2, 1), (2, 2)]
+    per_epoch = math.ceil(json.loads((folder / "run.json").read_text())["data"]["sizes"]["train"] / 4)
+    assert per_epoch > ends[-1]  # a batch after the bad one was there to train, and did not
+    assert batches == [*((1, end) for end in range(steps, per_epoch + steps, steps)), *((2, end) for end in ends)]
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "failed" and record["error"] == f"training stopped: {message}"
     assert json.loads((folder / "history.json").read_text())["epoch"] == [1]
@@ -147,3 +152,44 @@ def test_head_and_loss_follow_the_task(task, tmp_path):
     record = json.loads((folder / "run.json").read_text())
     expected = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy", "regression": "mse"}
     assert record["loss"] == expected[task]
+
+
+@pytest.mark.slow
+def test_steps_per_execution_auto_groups_batches_and_changes_no_number(tmp_path):
+    """`train.steps_per_execution: auto` (the default) runs several batches per call for a small in-memory
+    model, records the choice in run.json, and gives bit for bit the history and weights of one batch per call."""
+    import numpy as np
+
+    from dlrun.models import saved
+
+    folders = {}
+    for steps in ("auto", "1"):
+        root = tmp_path / steps
+        path = tiny_config(tmp_path / f"{steps}.yaml", root, epochs=3)
+        result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=4",
+                        "--set", "model.dropout=0.3")
+        assert result.exit_code == 0, result.output
+        (folders[steps],) = run_folders(root)
+    auto = json.loads((folders["auto"] / "run.json").read_text())["steps_per_execution"]
+    train_size = json.loads((folders["auto"] / "run.json").read_text())["data"]["sizes"]["train"]
+    assert auto == {"steps": math.ceil(train_size / 4), "reason": auto["reason"]} and auto["steps"] > 1
+    assert auto["reason"].startswith(f"auto: {auto['steps']} for a model under")
+    assert json.loads((folders["1"] / "run.json").read_text())["steps_per_execution"] == {"steps": 1, "reason": "set in the config"}
+    assert (folders["auto"] / "history.json").read_text() == (folders["1"] / "history.json").read_text()
+    weights = [saved.load_model(folders[steps] / "model.keras").get_weights() for steps in ("auto", "1")]
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (["train.loop=custom", "train.steps_per_execution=4"],
+     "train.steps_per_execution: received 4; expected auto or 1 with loop: custom"),
+    (["backend=torch", "train.steps_per_execution=4"],
+     "train.steps_per_execution: received 4 with backend 'torch'; expected auto or 1"),
+    (["train.steps_per_execution=0"], "train.steps_per_execution: received 0"),
+])
+def test_steps_per_execution_that_cannot_apply_is_a_config_error(tmp_path, settings, expected):
+    path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs")
+    result = invoke("train", path, *(word for item in settings for word in ("--set", item)))
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.stderr.split())
+    assert run_folders(tmp_path / "runs") == []

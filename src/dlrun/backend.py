@@ -95,6 +95,10 @@ def problems(config) -> list[str]:
     if config.train.loop == "custom" and config.train.distribute != "none":
         found.append(f"train.loop: received 'custom' with train.distribute: {config.train.distribute}; expected "
                      f"train.loop: fit (only fit splits batches across replicas)")
+    steps = config.train.steps_per_execution
+    if config.backend == "torch" and steps != "auto" and steps > 1:
+        found.append(f"train.steps_per_execution: received {steps} with backend 'torch'; expected auto or 1 "
+                     "(Keras on PyTorch runs one step per call)")
     if config.backend not in ("auto", "tensorflow"):
         found.extend(
             f"{key}: received {value!r} with backend {config.backend!r}; expected backend: tensorflow "

@@ -138,6 +138,9 @@ class TrainConfig(fields.Section):
     batch_size: fields.PositiveInt = 32
     shuffle: fields.Flag = True  # reshuffle the training data every epoch
     loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.training.loop's explicit gradient loop (any backend), same callbacks
+    # Batches per call of the compiled train step (loop: fit); numbers are bit-identical for every value.
+    # auto: up to 32 for in-memory data and models under 1M parameters on TensorFlow/JAX, else 1 (dlrun.training.batches)
+    steps_per_execution: Union[Literal["auto"], fields.PositiveInt] = "auto"
     tensorboard: fields.Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
     distribute: Literal["none", "mirrored"] = "none"  # mirrored: tf.distribute.MirroredStrategy; batch_size is the global batch
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
@@ -147,6 +150,13 @@ class TrainConfig(fields.Section):
     @classmethod
     def _callbacks_shorthand(cls, value):
         return [fields.name_shorthand(item) for item in value] if isinstance(value, list) else value
+
+    @pydantic.field_validator("steps_per_execution")
+    @classmethod
+    def _steps_need_fit(cls, value, info):
+        if value != "auto" and value > 1 and info.data.get("loop") == "custom":
+            raise ValueError("auto or 1 with loop: custom (steps_per_execution groups the steps of loop: fit)")
+        return value
 
     @pydantic.field_validator("devices")
     @classmethod

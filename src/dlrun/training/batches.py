@@ -9,10 +9,47 @@ from __future__ import annotations
 
 import math
 
+from dlrun import errors
+
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
     """Batches per epoch (the last one may be partial, as with `model.fit`)."""
     return math.ceil(count / batch_size)
+
+
+AUTO_STEPS = 32  # train.steps_per_execution: auto groups up to this many batches per call ...
+AUTO_PARAMETERS = 1_000_000  # ... for models under this size, whose steps are short enough for dispatch to matter
+
+
+def steps_per_execution(train, dataset, parameters: int, backend_name: str) -> tuple[int, str]:
+    """Batches per call of the compiled train step (`train.steps_per_execution`), and why.
+
+    Keras runs `steps_per_execution` batches in one compiled call: a small model's step is short, so
+    the per-call dispatch is much of its time. The numbers do not change (the same batches, the same
+    updates, in the same order: tests/test_train.py compares histories bit for bit), only how often
+    per-batch callbacks run: the NaN stop then names the block of batches it saw. `auto` groups up to
+    AUTO_STEPS batches for in-memory data, `loop: fit`, no distribution strategy and models under
+    AUTO_PARAMETERS parameters on TensorFlow or JAX (Keras on PyTorch runs one step per call).
+    """
+    requested = train.steps_per_execution
+    if backend_name == "torch" and requested != "auto" and requested > 1:
+        raise errors.ConfigError(f"train.steps_per_execution: received {requested} on the torch backend; "
+                                 "expected auto or 1 (Keras on PyTorch runs one step per call)")
+    if requested != "auto":
+        return requested, "set in the config"
+    arrays = dataset.split("train")
+    reasons = [
+        (backend_name == "torch", "the torch backend"),
+        (train.loop != "fit", f"loop: {train.loop}"),
+        (train.distribute != "none", f"train.distribute: {train.distribute}"),
+        (not isinstance(arrays, tuple), "a streamed (tf.data) training split"),
+        (parameters >= AUTO_PARAMETERS, f"a model of {parameters:,} parameters (>= {AUTO_PARAMETERS:,})"),
+    ]
+    for applies, reason in reasons:
+        if applies:
+            return 1, f"auto: 1 for {reason}"
+    steps = min(AUTO_STEPS, steps_per_epoch(len(arrays[0]), train.batch_size))
+    return steps, f"auto: {steps} for a model under {AUTO_PARAMETERS:,} parameters on in-memory data"
 
 
 def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> dict:

@@ -14,15 +14,17 @@ from dlrun import config as config_module, terminal
 from dlrun.training import baseline, batches, losses, metrics, optimizers
 
 
-def compile_model(model, config, task: str, optimizer_config=None) -> dict:
+def compile_model(model, config, task: str, optimizer_config=None, steps_per_execution: int = 1) -> dict:
     """Compile `model` with the config's optimizer (or `optimizer_config`, e.g. a fine-tuning phase's), loss
-    and metrics; return `{"loss", "metrics"}` as resolved."""
+    and metrics, running `steps_per_execution` batches per call (dlrun.training.batches); return `{"loss",
+    "metrics"}` as resolved."""
     loss = losses.resolve(config.compile.loss, task)
     metric_names = config_module.metric_names(config, task)
     model.compile(
         optimizer=optimizers.get(optimizer_config or config.compile.optimizer),
         loss=loss,
         metrics=[metrics.get(name) for name in metric_names],
+        steps_per_execution=steps_per_execution,
     )
     return {"loss": loss, "metrics": metric_names}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
 from dlrun.runs import history, plots
-from dlrun.training import callbacks, checkpoints, evaluation, losses, plan as training_plan
+from dlrun.training import batches, callbacks, checkpoints, evaluation, losses, plan as training_plan
 
 
 @dataclasses.dataclass
@@ -44,7 +44,9 @@ class Training:
         backend.seed_everything(config.seed)
         with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
             self.plan = training_plan.plan(config, dataset, console)
-            self.compiler = _Compiler(self.plan, config, dataset.task)
+            self.steps_per_execution = batches.steps_per_execution(
+                config.train, self.plan.data, int(self.plan.model.count_params()), backend.loaded())
+            self.compiler = _Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
             self.compiler.compile(self.plan.phases[0])
         self.history = history.empty()  # the epochs so far, kept current while fitting
 
@@ -164,23 +166,22 @@ class Training:
 
 
 def _batches(data, config: schema.Config, first_epoch: int, epochs: int) -> dict:
-    from dlrun.training import batches
-
     return batches.fit_arguments(data, config.train, config.seed, first_epoch, epochs)
 
 
 class _Compiler:
     """Compiles the trained model (and the saved one, when they differ) for a phase's optimizer."""
 
-    def __init__(self, plan, config: schema.Config, task: str):
-        self.plan, self.config, self.task = plan, config, task
+    def __init__(self, plan, config: schema.Config, task: str, steps_per_execution: int = 1):
+        self.plan, self.config, self.task, self.steps_per_execution = plan, config, task, steps_per_execution
         self.loss = losses.resolve(config.compile.loss, task)
         self.metric_names = config_module.metric_names(config, task)
 
     def compile(self, phase) -> None:
         # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
         for target in dict.fromkeys([self.plan.model, self.plan.saved_model]):
-            evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer)
+            steps = self.steps_per_execution if target is self.plan.model else 1
+            evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer, steps_per_execution=steps)
 
 
 def load(config: schema.Config, console, validating: bool | None = None):
@@ -233,7 +234,8 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
             extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
                      "parameters": int(training.saved_model.count_params()),
-                     "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record()}
+                     "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record(),
+                     "steps_per_execution": _steps_record(training)}
             run.start(command, config.seed, runs.versions(), extra=extra)
             said = None
         else:
@@ -249,7 +251,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                 said = "resuming from the start (no epoch was completed)"
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
             run.resume(command, first_epoch)
-            run.update(backend=choice.record())
+            run.update(backend=choice.record(), steps_per_execution=_steps_record(training))
 
     def heartbeat(epochs_completed: int, logs: dict) -> None:
         run.heartbeat(epochs_completed=epochs_completed)
@@ -316,6 +318,11 @@ def _finish_files(run, config, training: Training, console) -> dict:
         training.save(run.file("model.keras"))
     console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return summary
+
+
+def _steps_record(training: Training) -> dict:
+    steps, reason = training.steps_per_execution
+    return {"steps": steps, "reason": reason}
 
 
 def _learning_rates(config: schema.Config) -> tuple:
