@@ -21,7 +21,7 @@ with every default filled in, and `dlrun init NAME --dataset D --architecture A`
 with every key. Sections picked by a name (`data.name`, `model.architecture`, `compile.optimizer.name`,
 `train.callbacks[].name`) have one table per name; the name alone (`data: digits`) takes every default.
 Editors that read JSON Schema validate and complete configs with `schema/dlrun-config.schema.json`
-(see the README).
+(see [Configs](configs.md#starting-a-config-dlrun-init-and-the-schema-for-editors)).
 """
 
 
