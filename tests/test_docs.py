@@ -200,19 +200,40 @@ def test_the_site_builds_strict_with_every_page(site):
         assert heading.strip() in benchmarks, heading  # BENCHMARKS.md is included, not copied
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    (("orphan.md", "# Orphan\n\nNo page links here and the nav does not name it.\n"), "orphan.md"),
-    (("index.md", "\n[a broken anchor](configs.md#no-such-heading)\n"), "does not contain an anchor '#no-such-heading'"),
-    (("index.md", "\n[a missing page](no-such-page.md)\n"), "no-such-page.md"),
-    (("index.md", "\n[a missing source file](../src/dlrun/no_such_module.py)\n"), "no_such_module.py"),
-], ids=["orphan page", "broken anchor", "missing page", "missing source file"])
-def test_a_broken_site_fails_the_strict_build(project_copy, tmp_path, breakage, expected):
-    name, text = breakage
-    page = project_copy / "docs" / name
-    page.write_text((page.read_text(encoding="utf-8") if page.exists() else "") + text, encoding="utf-8")
+BREAKAGES = {  # page -> text added to it: what the strict build must report
+    "orphan.md": ("# Orphan\n\nNo page links here and the nav does not name it.\n", "orphan.md"),
+    "index.md": ("\n[a broken anchor](configs.md#no-such-heading)\n", "does not contain an anchor '#no-such-heading'"),
+    "configs.md": ("\n[a missing page](no-such-page.md)\n", "no-such-page.md"),
+    "sweeps.md": ("\n[a missing source file](../src/dlrun/no_such_module.py)\n", "no_such_module.py"),
+}
+
+
+def test_an_orphan_page_a_broken_anchor_or_link_fails_the_strict_build(project_copy, tmp_path):
+    """One build with every breakage (a build takes seconds): each must be reported, and the build must fail."""
+    for name, (text, _) in BREAKAGES.items():
+        page = project_copy / "docs" / name
+        page.write_text((page.read_text(encoding="utf-8") if page.exists() else "") + text, encoding="utf-8")
     built = _mkdocs(project_copy, tmp_path / "site")
     assert built.returncode != 0
-    assert expected in built.stderr, built.stderr
+    warnings = [record for record in re.split(r"\n(?=[A-Z]+ +- )", built.stderr) if record.startswith("WARNING")]
+    for _, expected in BREAKAGES.values():
+        assert any(expected in warning for warning in warnings), (expected, built.stderr)
+
+
+def test_links_to_source_files_point_at_the_repository_when_it_is_named(project_copy, tmp_path):
+    config = project_copy / "mkdocs.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace("# repo_url: https://github.com/OWNER/dlrun",
+                                                                 "repo_url: https://example.org/dlrun"), encoding="utf-8")
+    built = _mkdocs(project_copy, tmp_path / "site")
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "site" / "architecture" / "index.html").read_text(encoding="utf-8")
+    assert 'href="https://example.org/dlrun/blob/main/src/dlrun/cli.py"' in page
+
+
+def test_links_to_source_files_are_plain_text_without_a_repository(site):
+    page = (site / "architecture" / "index.html").read_text(encoding="utf-8")
+    assert "<li><code>dlrun.cli</code>: The <code>dlrun</code> command line" in page  # the link text stays
+    assert not re.search(r'href="[^"]*src/dlrun', page)
 
 
 @pytest.fixture(scope="module")
