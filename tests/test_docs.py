@@ -220,20 +220,19 @@ def test_an_orphan_page_a_broken_anchor_or_link_fails_the_strict_build(project_c
         assert any(expected in warning for warning in warnings), (expected, built.stderr)
 
 
-def test_links_to_source_files_point_at_the_repository_when_it_is_named(project_copy, tmp_path):
+@pytest.mark.parametrize("repo_url", ["https://example.org/dlrun", None])
+def test_links_to_source_files_point_at_the_repository_or_are_plain_text(project_copy, tmp_path, repo_url):
     config = project_copy / "mkdocs.yml"
-    config.write_text(config.read_text(encoding="utf-8").replace("# repo_url: https://github.com/OWNER/dlrun",
-                                                                 "repo_url: https://example.org/dlrun"), encoding="utf-8")
+    lines = [line for line in config.read_text(encoding="utf-8").splitlines() if not line.startswith("repo_url:")]
+    config.write_text("\n".join([*lines, f"repo_url: {repo_url}" if repo_url else "", ""]), encoding="utf-8")
     built = _mkdocs(project_copy, tmp_path / "site")
     assert built.returncode == 0, built.stderr
     page = (tmp_path / "site" / "architecture" / "index.html").read_text(encoding="utf-8")
-    assert 'href="https://example.org/dlrun/blob/main/src/dlrun/cli.py"' in page
-
-
-def test_links_to_source_files_are_plain_text_without_a_repository(site):
-    page = (site / "architecture" / "index.html").read_text(encoding="utf-8")
-    assert "<li><code>dlrun.cli</code>: The <code>dlrun</code> command line" in page  # the link text stays
-    assert not re.search(r'href="[^"]*src/dlrun', page)
+    if repo_url:
+        assert f'href="{repo_url}/blob/main/src/dlrun/cli.py"' in page
+    else:
+        assert "<li><code>dlrun.cli</code>: The <code>dlrun</code> command line" in page  # the link text stays
+        assert not re.search(r'href="[^"]*src/dlrun', page)
 
 
 @pytest.fixture(scope="module")
