@@ -136,6 +136,33 @@ def test_the_cli_reference_names_every_command_argument_and_option():
     assert len(sections) == len(reference.commands(root)) >= 20
 
 
+def test_the_cli_reference_escapes_markup_and_leaves_out_hidden_commands():
+    app = typer.Typer(help="A tiny app.")
+    group = typer.Typer(help="A group.")
+    app.add_typer(group, name="group")
+
+    @app.command("shown")
+    def shown(out: str = typer.Option("x", "--out", metavar="DIR", help="Write under DIR/<kind>/ (`a|b` or *all*).")):
+        """First paragraph.
+
+        Second paragraph, kept apart."""
+
+    @app.command("secret", hidden=True)
+    def secret():
+        """Never listed."""
+
+    @group.command("leaf")
+    def leaf(path: str = typer.Argument(..., help="A path.")):
+        """A leaf command."""
+
+    text = reference.render(typer.main.get_command(app), name="tiny")
+    assert reference.commands(typer.main.get_command(app), name="tiny") == ["tiny", "tiny shown", "tiny group", "tiny group leaf"]
+    assert "secret" not in text
+    assert r"| `--out DIR` | Write under DIR/\<kind\>/ (`a|b` or \*all\*). \[default: x\] |" in text  # code spans kept
+    assert "First paragraph.\n\nSecond paragraph, kept apart.\n" in text
+    assert "| [`tiny group leaf`](#tiny-group-leaf) | A leaf command. |" in text and "## `tiny group leaf` {#tiny-group-leaf}" in text
+
+
 def test_every_command_is_explained_on_a_topic_page():
     text = _topic_text()
     missing = [path for path in reference.commands(_app())[1:] if not re.search(rf"\b{re.escape(path)}\b", text)]
