@@ -191,7 +191,8 @@ def test_every_config_section_and_name_is_explained_on_a_topic_page():
 def _mkdocs(project: Path, site: Path) -> subprocess.CompletedProcess:
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[dev]')")
     pytest.importorskip("material", reason="mkdocs-material is not installed (pip install -e '.[dev]')")
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=project,
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(project / "mkdocs.yml"), "--site-dir", str(site)]
+    return subprocess.run(command, cwd=site.parent,  # not the project: paths in mkdocs.yml must not depend on where it runs
                           capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
 
 
