@@ -20,7 +20,8 @@ Every command, argument and option of `dlrun`, with the help text `dlrun COMMAND
 Every command also takes `-h`/`--help`; `python -m dlrun ...` runs the same commands. What each command
 is for, with examples, is on the topic pages ([getting started](getting-started.md#commands) has the map).
 """
-_MARKDOWN_SPECIAL = re.compile(r"([\\*|<>\[\]])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\*|\[\]])")
+_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}  # Python-Markdown does not take `\<` as an escape
 
 
 def render(root, name: str = "dlrun") -> str:
@@ -92,4 +93,9 @@ def _paragraphs(text: str) -> list[str]:
 def _text(text: str) -> str:
     """Help text as Markdown: code spans kept, the characters Markdown would read as markup escaped."""
     pieces = re.split(r"(`[^`]*`)", text)
-    return "".join(piece if piece.startswith("`") else _MARKDOWN_SPECIAL.sub(r"\\\1", piece) for piece in pieces)
+    return "".join(piece if piece.startswith("`") else _escape(piece) for piece in pieces)
+
+
+def _escape(text: str) -> str:
+    text = re.sub(r"[<>&]", lambda match: _ENTITIES[match[0]], text)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
