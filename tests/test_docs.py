@@ -100,6 +100,17 @@ def test_no_page_repeats_a_heading_and_no_paragraph_is_written_twice():
     assert _repeated(everywhere) == []
 
 
+def test_no_page_has_text_that_markdown_would_take_for_an_html_tag():
+    """`<name>` outside code is swallowed as an unknown HTML tag: the reader sees nothing (write it in backticks)."""
+    found = []
+    for name, text in [*_pages().items(), ("README.md", README.read_text(encoding="utf-8"))]:
+        for number, line in enumerate(_outside_fences(text), start=1):
+            prose = re.sub(r"`[^`]*`", "", line)
+            if re.search(r"<[A-Za-z/]", prose) and not prose.lstrip().startswith("<!--"):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert found == []
+
+
 def test_the_duplicate_checks_catch_a_repeated_section():
     section = "## Evaluating\n\nEvery evaluation reports the naive baseline on the same split next to the model.\n\n"
     text = "# dlrun\n\n" + section + "```\n## not a heading\n```\n" + section

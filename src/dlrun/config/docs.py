@@ -8,6 +8,7 @@ and `dlrun config docs --out docs/config.md` (or `make docs`) rewrites it.
 from __future__ import annotations
 
 import json
+import re
 
 DOCS_FILE = "docs/config.md"
 _HEADER = """\
@@ -136,4 +137,6 @@ def _default(value) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    """One table cell: on one line, pipes escaped, and `<name>` outside code spans shown as text, not read as HTML."""
+    pieces = re.split(r"(`[^`]*`)", " ".join(text.split()).replace("|", "\\|"))
+    return "".join(piece if piece.startswith("`") else re.sub(r"<(?=[A-Za-z/!?])", "&lt;", piece) for piece in pieces)
