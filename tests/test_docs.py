@@ -290,7 +290,7 @@ def served(site):
     server.server_close()
 
 
-@pytest.mark.parametrize("page, screenshot, images_at_least", [("", "home.png", 1), ("evaluation/", "evaluation.png", 0)])
+@pytest.mark.parametrize("page, screenshot, images_at_least", [("", "home.png", 1), ("evaluation/", "evaluation.png", 0), ("cli/", "cli.png", 0)])
 def test_pages_render_in_chromium(browser, served, tmp_path, page, screenshot, images_at_least):
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
     events: list[str] = []
