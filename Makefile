@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench docs mutation clean
+.PHONY: demo test test-fast bench docs docs-site mutation clean
 
 demo: $(VENV)/.installed  ## set up, then train the embedded default (digits convnet, offline)
 	$(BIN)/dlrun train configs/quickstart.yaml
@@ -21,10 +21,14 @@ mutation: $(VENV)/.installed  ## mutmut 3 over the modules that hold promises, f
 	$(BIN)/python -m pip install --quiet 'mutmut>=3.8'
 	$(BIN)/python tools/mutation.py $(MODULES)
 
-docs: $(VENV)/.installed  ## regenerate the JSON schema and docs/config.md (from src/dlrun/config/) and docs/architecture.md
+docs: $(VENV)/.installed  ## regenerate the generated pages: JSON schema, docs/config.md, docs/cli.md (the Typer app), docs/architecture.md
 	$(BIN)/dlrun config schema --out schema/dlrun-config.schema.json
 	$(BIN)/dlrun config docs --out docs/config.md
+	$(BIN)/python tools/cli_reference.py
 	$(BIN)/python -m tests.test_architecture
+
+docs-site: docs  ## build the documentation site into site/ (strict: broken links fail); preview with .venv/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dlrun needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -34,4 +38,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache mutants
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache mutants

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -478,3 +479,28 @@ def pytest_sessionfinish(session, exitstatus):
     if _missing_required:
         print("\n".join(["", "dependencies .ci/run installs were missing:", *_missing_required]))
         session.exitstatus = 1
+
+
+# --- a real headless browser (tests/test_report.py, tests/test_docs.py) -------------------------------------
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def chromium_executable() -> str | None:
+    candidates = [os.environ.get("DLRUN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    return next((path for path in candidates if path and Path(path).is_file()), None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Playwright driving the system Chromium (never Playwright's own download: it is offline here); the report's
+    and the docs site's browser tests use it."""
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip("no Chromium here (install the Debian package `chromium`; .ci/run does so where apt-get exists)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

@@ -4,8 +4,6 @@ for a trained quickstart-style run and a K-fold run."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -81,29 +79,6 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, make_args, expected):
 
 
 # --- in a real browser -----------------------------------------------------------------------------
-
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str | None:
-    candidates = [os.environ.get("DLRUN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
-    return next((path for path in candidates if path and Path(path).is_file()), None)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Playwright driving the system Chromium (never Playwright's own download: it is offline here)."""
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("no Chromium here (install the Debian package `chromium`; .ci/run does so where apt-get exists)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
 
 def open_page(browser, page_path: Path, screenshot: Path) -> tuple[object, list[str]]:
     """Load the report; return the page and every console message, page error or dialog it raised."""

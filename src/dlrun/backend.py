@@ -12,7 +12,7 @@ convnets and pretrained bases, which trained several times slower per epoch on J
 measurement, cited in that section), and for the one thing only TensorFlow can do (`train.distribute:
 mirrored`); TensorFlow also for `train.loop: custom`, which runs on every backend (its gradients, like
 Grad-CAM's and filter patterns', come from `dlrun.training.gradients`) but is paced by its per-batch
-Python loop rather than by XLA, so it fit the Boston MLP no faster on JAX (README.md's backend table
+Python loop rather than by XLA, so it fit the Boston MLP no faster on JAX (docs/backends.md's table
 has the times).
 TensorFlow stays installed either way: image folders are tf.data pipelines, which Keras 3 accepts on
 any backend; in-memory arrays go to JAX and PyTorch as NumPy batches, so TensorFlow is not imported there.
@@ -156,7 +156,7 @@ def _auto(config, available: list[str], environment: str | None) -> Choice:
         return Choice(environment, f"auto: KERAS_BACKEND={environment} is set in the environment")
     if config.train.loop == "custom":
         # Its per-batch Python loop, not XLA, sets the pace, so JAX brings nothing (the Boston MLP's
-        # custom loop fit no faster on JAX than on TensorFlow; README.md's backend table has the times).
+        # custom loop fit no faster on JAX than on TensorFlow; docs/backends.md's table has the times).
         return _fallback(available, "auto: train.loop: custom, which ran no faster on JAX than on TensorFlow "
                                     "(the Boston MLP's custom loop on CPU)")
     architecture = config.model.architecture

@@ -34,7 +34,7 @@ OUT_OPTION = typer.Option(None, "--out", "-o", help="Write to this file (atomica
 
 
 def schema(out: Path = OUT_OPTION):
-    """Print the JSON Schema of a config file (for editors: see the README), or write it with --out."""
+    """Print the JSON Schema of a config file (for editors: see docs/configs.md), or write it with --out."""
     from dlrun.config import json_schema
 
     _emit(json_schema.text(), out)

@@ -128,7 +128,7 @@ class FashionMnistData(Section):
 
 
 class Augmentation(Section):
-    """Random image transforms, active in training only: Keras 3 layers in the model (README maps each
+    """Random image transforms, active in training only: Keras 3 layers in the model (docs/images.md maps each
     option from Keras 2's ImageDataGenerator). All off by default."""
 
     rotation_range: Annotated[float, Field(ge=0, le=180)] = 0.0  # degrees, rotated by up to +-this

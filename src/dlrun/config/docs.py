@@ -8,6 +8,7 @@ and `dlrun config docs --out docs/config.md` (or `make docs`) rewrites it.
 from __future__ import annotations
 
 import json
+import re
 
 DOCS_FILE = "docs/config.md"
 _HEADER = """\
@@ -21,7 +22,7 @@ with every default filled in, and `dlrun init NAME --dataset D --architecture A`
 with every key. Sections picked by a name (`data.name`, `model.architecture`, `compile.optimizer.name`,
 `train.callbacks[].name`) have one table per name; the name alone (`data: digits`) takes every default.
 Editors that read JSON Schema validate and complete configs with `schema/dlrun-config.schema.json`
-(see the README).
+(see [Configs](configs.md#starting-a-config-dlrun-init-and-the-schema-for-editors)).
 """
 
 
@@ -136,4 +137,6 @@ def _default(value) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    """One table cell: on one line, pipes escaped, and `<name>` outside code spans shown as text, not read as HTML."""
+    pieces = re.split(r"(`[^`]*`)", " ".join(text.split()).replace("|", "\\|"))
+    return "".join(piece if piece.startswith("`") else re.sub(r"<(?=[A-Za-z/!?])", "&lt;", piece) for piece in pieces)

@@ -1,7 +1,7 @@
 """Generated images where one object decides the class: a square (class 0) or a disk (class 1).
 
 Each image also holds a distractor (a cross) that both classes share, at another random position, so
-a model must find the deciding object to classify; Grad-CAM's tests and the README's
+a model must find the deciding object to classify; Grad-CAM's tests and docs/visualize.md's
 `dlrun visualize` example train on these through the `npz` dataset (`write_npz`).
 """
 

@@ -2,7 +2,7 @@
 
 Each option keeps the unit of Keras 2's `ImageDataGenerator` (the API most published Keras augmentation
 recipes use, so their values carry over unchanged), converted here to the Keras 3 layer's own unit;
-README.md has the table. Keras 2 drew one affine transform per image; here each transform is its own
+docs/images.md has the table. Keras 2 drew one affine transform per image; here each transform is its own
 layer, applied in Keras 2's order (rotation, shift, shear, zoom, then flips). At inference (evaluate,
 predict) every layer passes images through unchanged.
 """
