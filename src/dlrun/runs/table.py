@@ -138,23 +138,23 @@ def table(rows: list[dict]):
             f"[{styles.get(row['status'], 'default')}]{terminal.text(row['status'])}[/]",
             format_duration(row.get("duration_s")),
             "" if row.get("epochs") is None else str(row["epochs"]),
-            *_result_cells(row),
+            *result_cells(row),
             f"{baseline[0]} {baseline[1]:.4f}" if baseline else "",
             terminal.text(row["run"]),
         )
     return view
 
 
-def _result_cells(row: dict) -> tuple[str, str]:
-    """The best validation and test cells: one run's values, or a seeds group's mean +- std."""
+def result_cells(row: dict, quote=terminal.text) -> tuple[str, str]:
+    """The best validation and test cells (each through `quote`): one run's values, or a seeds group's mean +- std."""
     best, metric, spread = row.get("best_validation"), row.get("metric"), row.get("spread")
     if spread:
         validation = (spread.get("validation") or {}).get(f"val_{metric}")
         test = (spread.get("test") or {}).get(metric)
-        return (terminal.text(f"val_{metric} {spread_text(validation)}") if validation else "",
-                terminal.text(f"{metric} {spread_text(test)}") if test else "")
-    return (terminal.text(f"val_{metric} {best[1]:.4f} @{best[0]}") if best else "",
-            terminal.text(f"{metric} {row['test']:.4f}") if row.get("test") is not None else "")
+        return (quote(f"val_{metric} {spread_text(validation)}") if validation else "",
+                quote(f"{metric} {spread_text(test)}") if test else "")
+    return (quote(f"val_{metric} {best[1]:.4f} @{best[0]}") if best else "",
+            quote(f"{metric} {row['test']:.4f}") if row.get("test") is not None else "")
 
 
 def show(root: str | Path, console, name: str | None = None, status: str | None = None, now=None) -> list[dict]:
