@@ -208,6 +208,6 @@ def _forget(origins: dict, path: tuple) -> None:
 def describe(resolved: dict, origins: dict[tuple, str]) -> str:
     """Every value of the resolved config with its source, in aligned columns (`dlrun config show --origin`)."""
     rows = [("key", "value", "source")]
-    rows += [(".".join(map(str, path)), yaml_strict.preview(value), origin(origins, path)) for path, value in leaves(resolved)]
+    rows += [(".".join(map(str, path)), yaml_strict.preview(value, limit=200), origin(origins, path)) for path, value in leaves(resolved)]
     widths = [max(len(row[column]) for row in rows) for column in (0, 1)]
     return "".join(f"{key:<{widths[0]}}  {value:<{widths[1]}}  {source}\n" for key, value, source in rows)
