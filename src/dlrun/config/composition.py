@@ -20,14 +20,13 @@ import re
 from pathlib import Path
 
 from dlrun import errors
-from dlrun.config import overrides, yaml_strict
+from dlrun.config import overrides, schema, yaml_strict
 
 KEY = "extends"
 DEFAULT = "default"  # the source of a value no file or option set
 # Keys whose value may be a bare name (schema.py's shorthands): a base's `data: digits` under a file's
 # `data: {validation_split: 0.3}` is first spelled out as `data: {name: digits}`, so the two merge.
 SHORTHANDS = {("data",): "name", ("model",): "architecture", ("compile", "optimizer"): "name"}
-_EXPECTED_TOP = "a mapping of config sections (name, seed, data, model, compile, train, output, ...)"
 
 
 @dataclasses.dataclass
@@ -95,7 +94,7 @@ def annotate(problems: list[str], origins: dict[tuple, str], source: str | None)
 
 
 def _compose(path: Path, chain: tuple, extended_by: str | None) -> Composed:
-    label = os.path.normpath(path)
+    label = os.path.normpath(path) if extended_by else str(path)  # the named file as the user wrote it
     data = _read(path, label, extended_by)
     real = os.path.realpath(path)
     chain = (*chain, (real, label))
@@ -137,9 +136,10 @@ def _read(path: Path, label: str, extended_by: str | None) -> dict:
         raise errors.ConfigError(f"{label}: cannot be read ({error}){by}", source=None) from None
     data = yaml_strict.loads(text, source=label)
     if data is None:
-        raise errors.ConfigError(f"the file is empty{by}; expected {_EXPECTED_TOP}", source=label)
+        raise errors.ConfigError(f"the file is empty{by}; expected a mapping with at least `data:` and `model:`", source=label)
     if not isinstance(data, dict):
-        raise errors.ConfigError(f"top level: received {yaml_strict.preview(data)}{by}; expected {_EXPECTED_TOP}", source=label)
+        raise errors.ConfigError(f"top level: received {yaml_strict.preview(data)}{by}; expected a mapping of sections "
+                                 f"({', '.join(schema.Config.model_fields)})", source=label)
     return data
 
 
