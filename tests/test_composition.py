@@ -282,3 +282,21 @@ def test_config_error_is_raised_for_a_directory_base(tmp_path):
     with pytest.raises(errors.ConfigError, match=r"folder.yaml: is a directory \(extended by .*top.yaml\)"):
         config.load(top)
     shutil.rmtree(tmp_path / "folder.yaml")
+
+
+@pytest.mark.slow
+def test_the_run_folder_config_has_no_extends_and_retrains_identically_anywhere(chain, tmp_path):
+    result = invoke("train", chain, "--set", "train.epochs=2")
+    assert result.exit_code == 0, result.output
+    (run,) = run_folders(tmp_path / "runs")
+    stored = yaml_strict.loads((run / "config.yaml").read_text())
+    assert "extends" not in stored and stored["train"]["epochs"] == 2 and stored["model"]["units"] == [4]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(run / "config.yaml", elsewhere / "config.yaml")
+    shutil.rmtree(tmp_path / "bases")  # the bases are gone: the stored config needs none of them
+    result = invoke("train", elsewhere / "config.yaml", "--set", f"output.runs_root={json.dumps(str(tmp_path / 'again'))}")
+    assert result.exit_code == 0, result.output
+    (again,) = run_folders(tmp_path / "again")
+    assert json.loads((again / "history.json").read_text()) == json.loads((run / "history.json").read_text())
+    assert json.loads((again / "metrics.json").read_text())["metrics"] == json.loads((run / "metrics.json").read_text())["metrics"]
