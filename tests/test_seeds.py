@@ -42,7 +42,7 @@ def test_aggregate_is_numpy_s_mean_std_min_max_per_metric():
     assert found["test"]["mae"] == pytest.approx({"mean": mae.mean(), "std": mae.std(), "min": 2.2, "max": 2.6, "n": 3})
     assert found["test"]["loss"] == pytest.approx({"mean": 10.0, "std": 1.0, "min": 9.0, "max": 11.0, "n": 2})  # who recorded it
     assert found["validation"]["val_mae"]["std"] == pytest.approx(np.std([2.5, 2.4, 2.9]))
-    assert spread.lines(found)[1] == f"test loss 10.0000 +- 1.0000 (n=2)"
+    assert spread.lines(found)[1] == "test loss 10.0000 +- 1.0000 (n=2)"
     assert spread.lines(found)[0] == f"test mae {mae.mean():.4f} +- {mae.std():.4f} (n=3)"
     assert spread.lines(found)[2].startswith("best val_mae ")
 
@@ -216,3 +216,78 @@ def test_is_group_is_false_for_a_folder_without_run_json(tmp_path):
     with pytest.raises(errors.ConfigError):
         seeds.check_count(-1)
     assert runs.RUN_FILE == "run.json"
+
+
+def fake_train(failing_seed: int | None = None):
+    """A stand-in for the one training function: a completed run folder whose test mae is seed / 10, made
+    without Keras (the group's bookkeeping is under test, not training); `failing_seed` fails after its
+    run folder exists, as a NaN stop does."""
+
+    def train(config, console, command=None, resume_run=None, on_start=None, **_):
+        run = runs.Run.create(config.output.runs_root, config.name)
+        run.start(command, config.seed, {}, extra={"metrics": ["mae"]})
+        on_start(run)
+        if config.seed == failing_seed:
+            run.finish("failed", error="training stopped: loss is nan")
+            raise errors.TrainingFailed("training stopped: loss is nan")
+        run.write_json("metrics.json", {"metrics": {"mae": config.seed / 10}})
+        run.write_json("history.json", {"epoch": [1, 2], "val_mae": [config.seed / 5, config.seed / 20]})
+        run.finish("completed")
+        return run
+
+    return train
+
+
+def test_a_failed_seed_fails_the_group_after_the_others_trained(tmp_path, monkeypatch):
+    from dlrun.training import trainer
+
+    monkeypatch.setattr(trainer, "train", fake_train(failing_seed=12))
+    result = invoke("train", write_tiny(tmp_path), "--seeds", "3")
+    assert result.exit_code == 1, result.output
+    (group,) = run_folders(tmp_path / "runs")
+    assert f"1 of 3 seed(s) failed (seed 12: training stopped: loss is nan); continue with: dlrun train --resume {group}" in result.output
+    state = json.loads((group / "seeds.json").read_text())
+    assert [child["status"] for child in state["children"]] == ["completed", "failed", "completed"]
+    assert state["aggregate"]["test"]["mae"] == pytest.approx({"mean": 1.2, "std": 0.1, "min": 1.1, "max": 1.3, "n": 2})
+    assert state["aggregate"]["validation"]["val_mae"]["mean"] == pytest.approx(np.mean([11 / 20, 13 / 20]))  # each one's best
+    record = json.loads((group / "run.json").read_text())
+    assert record["status"] == "failed" and record["aggregate"] == state["aggregate"]
+
+
+def test_a_seed_that_fails_before_its_run_folder_stops_the_group_at_once(tmp_path, monkeypatch):
+    """A failure before any run folder exists (missing data, say) would repeat for every seed: the group stops."""
+    from dlrun.training import trainer
+
+    calls = []
+
+    def missing_data(config, console, **_):
+        calls.append(config.seed)
+        raise errors.DataError("data.path: received 'gone.npz'; no such file")
+
+    monkeypatch.setattr(trainer, "train", missing_data)
+    result = invoke("train", write_tiny(tmp_path), "--seeds", "3")
+    assert result.exit_code == 2 and "no such file" in result.output, result.output
+    assert calls == [11]
+    (group,) = run_folders(tmp_path / "runs")
+    assert json.loads((group / "run.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_seed_marks_the_group_interrupted_and_resume_finishes_it(tmp_path, monkeypatch):
+    from tests.conftest import interrupt_after
+
+    config_path = write_tiny(tmp_path, epochs=3)
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2)
+        result = invoke("train", config_path, "--seeds", "2")
+    assert result.exit_code == 130, result.output
+    (group,) = run_folders(tmp_path / "runs")
+    assert f"continue with: dlrun train --resume {group}" in result.output
+    assert json.loads((group / "run.json").read_text())["status"] == "interrupted"
+    assert [child["status"] for child in json.loads((group / "seeds.json").read_text())["children"]] == ["interrupted", "pending"]
+    with monkeypatch.context() as patch:
+        trained = record_trained_epochs(patch)
+        result = invoke("train", "--resume", group)
+    assert result.exit_code == 0, result.output
+    assert [epoch for _, epoch in trained] == [3, 1, 2, 3]
+    assert json.loads((group / "run.json").read_text())["status"] == "completed"
