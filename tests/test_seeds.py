@@ -148,16 +148,6 @@ def test_seeds_3_trains_three_runs_with_consecutive_seeds_and_their_spread(tmp_p
     assert history.load(single / "history.json") == history.load(children[1] / "history.json")
 
 
-KILLED = """\
-name: killed
-seed: 7
-data: {{name: synthetic, task: regression, num_samples: 6000, input_shape: [5], noise: 1.0}}
-model: {{architecture: mlp, units: [8], dropout: 0.3}}
-train: {{epochs: 5, batch_size: 16}}
-output: {{runs_root: {root}, plots: false, save_model: false}}
-"""
-
-
 @pytest.mark.slow
 def test_a_killed_group_resumed_trains_only_what_was_missing(tmp_path, monkeypatch):
     """kill -9 while seed 2 of 3 trains: --resume keeps seed 1, continues seed 2's own run after the epoch its
@@ -165,8 +155,7 @@ def test_a_killed_group_resumed_trains_only_what_was_missing(tmp_path, monkeypat
     from tests.conftest import checkpoint_epochs, sigkill_when
 
     epochs = 5  # about 0.2 s each: the kill lands inside seed 2
-    config_path = tmp_path / "killed.yaml"
-    config_path.write_text(KILLED.format(root=json.dumps(str(tmp_path / "runs"))))
+    config_path = write_tiny(tmp_path, seed=7, epochs=epochs, samples=6000)
 
     def child(index):
         folders = run_folders(tmp_path / "runs")

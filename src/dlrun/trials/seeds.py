@@ -145,12 +145,7 @@ def _finish(run: runs.Run, state: dict, failed: list[str], console) -> runs.Run:
         test = (child.get("metrics") or {}).get("test") or {}
         shown = ", ".join(f"{name} {value:.4f}" for name, value in test.items()) or child.get("error", "")
         console.print(f"seed {child['seed']}: {child['status']}{': ' + shown if shown else ''}", highlight=False, soft_wrap=True, markup=False)
-    if failed:
-        message = f"{len(failed)} of {state['count']} seed(s) failed ({'; '.join(failed)}); continue with: dlrun train --resume {run.path}"
-        run.finish("failed", error=message, **summary)
-        raise errors.TrainingFailed(message)
-    run.finish("completed", **summary)
-    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
+    outcomes.finish(run, failed, state["count"], "seed", f"dlrun train --resume {run.path}", summary, console)
     for line in spread.lines(state["aggregate"]):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
     return run
