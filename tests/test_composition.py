@@ -251,8 +251,10 @@ def test_the_json_schema_accepts_extends_as_a_name_or_a_list():
     document = json_schema.build()
     for value in ("base.yaml", ["a.yaml", "b.yaml"]):
         jsonschema.validate({"extends": value, "data": "digits", "model": "mlp"}, document)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"extends": 3, "data": "digits", "model": "mlp"}, document)
+        jsonschema.validate({"extends": value, "train": {"epochs": 3}}, document)  # data and model may come from the bases
+    for wrong in ({"extends": 3, "data": "digits", "model": "mlp"}, {"train": {"epochs": 3}}):  # without extends: required
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, document)
 
 
 def test_the_starter_s_extends_line_works_once_uncommented(tmp_path):

@@ -43,6 +43,9 @@ def build() -> dict:
             if key in properties:
                 properties[key]["description"] = comment
     document["properties"] = {"extends": EXTENDS, **document["properties"]}  # read by dlrun.config.composition
+    # A file that extends others may leave `data` and `model` to its bases: required only without `extends`.
+    document["if"] = {"not": {"required": ["extends"]}}
+    document["then"] = {"required": document.pop("required")}
     for model_name, key, is_list in SHORTHANDS:
         prop = models[model_name]["properties"][key]
         target = prop["items"] if is_list else prop
