@@ -280,3 +280,16 @@ def test_ctrl_c_in_a_seed_marks_the_group_interrupted_and_resume_finishes_it(tmp
     assert result.exit_code == 0, result.output
     assert [epoch for _, epoch in trained] == [3, 1, 2, 3]
     assert json.loads((group / "run.json").read_text())["status"] == "completed"
+
+
+def test_report_with_seeds_writes_the_group_s_report(tmp_path, monkeypatch):
+    from dlrun.training import trainer
+
+    monkeypatch.setattr(trainer, "train", fake_train())
+    result = invoke("train", write_tiny(tmp_path), "--seeds", "2", "--report")
+    assert result.exit_code == 0, result.output
+    (group,) = run_folders(tmp_path / "runs")
+    assert result.output.strip().splitlines()[-1] == f"report: {group / 'report.html'}"
+    page = (group / "report.html").read_text()
+    assert "<td>test mae</td><td>1.1500 +- 0.0500 (n=2)</td>" in page and "<h3>Seeds</h3>" in page
+    assert "test mae 1.1500 +- 0.0500 (n=2)" in result.output
