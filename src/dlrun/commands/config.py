@@ -12,11 +12,17 @@ from dlrun.commands import options
 def show(
     config_file: Path = options.CONFIG_ARGUMENT,
     set_items: list[str] = options.SET_OPTION,
+    origin: bool = typer.Option(False, "--origin", help="Print each value with the file (or --set) that set it, or `default`."),
 ):
     """Print the fully resolved config (every default filled in) as YAML."""
     from dlrun import config
+    from dlrun.config import composition
 
-    typer.echo(config.to_yaml(config.load(config_file, set_items)), nl=False)
+    loaded, composed = config.load_composed(config_file, set_items)
+    if origin:
+        typer.echo(composition.describe(config.to_data(loaded), composed.origins), nl=False)
+        return
+    typer.echo(config.to_yaml(loaded), nl=False)
 
 
 def validate(

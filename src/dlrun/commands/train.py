@@ -20,6 +20,11 @@ def train(
     report: bool = typer.Option(False, "--report", help="Write RUN_DIR/report.html (see `dlrun report`) at the end."),
     track: str = typer.Option(None, "--track", metavar="mlflow", help="Also log the run to MLflow (needs dlrun's mlflow extra).", show_default=False),
     tracking_uri: str = typer.Option(None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False),
+    seeds: int = typer.Option(
+        None, "--seeds", metavar="N", show_default=False,
+        help="Train N times, with seeds seed, seed+1, ..., as runs of one group folder; report mean +- std. "
+             "With --resume GROUP_DIR: continue the group's unfinished seeds.",
+    ),
 ):
     """Train the model a config describes and write a run folder under output.runs_root."""
     from dlrun import config, errors, terminal
@@ -29,7 +34,10 @@ def train(
     console = terminal.console()
     tracking.check(track)
     command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items),
-               *([f"--backend={backend}"] if backend else [])]
+               *([f"--backend={backend}"] if backend else []), *([f"--seeds={seeds}"] if seeds is not None else [])]
+    if seeds is not None or (resume_dir is not None and _is_group(resume_dir)):
+        _train_seeds(console, config_file, set_items, backend, resume_dir, force, report, track, seeds, command)
+        return
     if resume_dir is None:
         if config_file is None:
             raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
@@ -41,6 +49,42 @@ def train(
         console.print(f"{terminal.text(resume_dir)}: already completed; nothing to do", highlight=False, soft_wrap=True)
         return
     _train(console, report, track, tracking_uri, resolved, command=command, resume_run=run)
+
+
+def _is_group(run_dir: Path) -> bool:
+    from dlrun.trials import seeds as seeds_group
+
+    return seeds_group.is_group(run_dir)
+
+
+def _train_seeds(console, config_file, set_items, backend, resume_dir, force, report, track, count, command) -> None:
+    """`--seeds N`: a group of runs over N seeds (`dlrun.trials.seeds`), or `--resume` of such a group."""
+    from dlrun import config, errors, terminal
+    from dlrun.trials import seeds as seeds_group
+
+    if track:
+        raise errors.ConfigError("--track: received with --seeds; expected one of them (track the seeds' runs one by one)")
+    if count is not None:
+        seeds_group.check_count(count)
+    if resume_dir is None:
+        if config_file is None:
+            raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume GROUP_DIR)")
+        group = seeds_group.train(config.load(config_file, set_items, backend), console, count, command=command)
+    else:
+        if config_file is not None or set_items or backend or force:
+            raise errors.ConfigError(f"--resume {resume_dir}: received a CONFIG, --set, --backend or --force with a seeds group; "
+                                     "expected only the group folder (its stored config is used)")
+        if not seeds_group.is_group(resume_dir):
+            raise errors.ConfigError(f"--seeds: received {count} with --resume {resume_dir}, which is not a seeds group; "
+                                     "expected a folder made by `dlrun train --seeds` (or no --seeds)")
+        group = seeds_group.resume(resume_dir, console, count, command=[*command, f"--resume={resume_dir}"])
+        if group is None:
+            console.print(f"{terminal.text(resume_dir)}: already completed; nothing to do", highlight=False, soft_wrap=True)
+            return
+    if report:
+        from dlrun.runs import report as report_module
+
+        console.print(f"report: {report_module.write([group.path])}", highlight=False, soft_wrap=True)
 
 
 def _train(console, report: bool, track: str | None, tracking_uri: str | None, resolved, **options) -> None:

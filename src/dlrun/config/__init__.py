@@ -9,6 +9,7 @@ from dlrun.config.loading import (  # noqa: F401  (re-exported)
     AUTO_METRICS,
     consistency_problems,
     load,
+    load_composed,
     metric_names,
     monitor_names,
     task_has_validation,

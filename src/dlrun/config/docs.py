@@ -53,7 +53,7 @@ def _section(path: str, model: dict, definitions: dict) -> str:
     if model.get("description") and path != "top level":
         lines += [" ".join(model["description"].split()), ""]
     lines += ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
-    required = set(model.get("required", []))
+    required = set(model.get("required", []) or model.get("then", {}).get("required", []))  # top level: unless `extends`
     for key, prop in model.get("properties", {}).items():
         if "const" in prop:  # the name that picks this member of a union
             lines.append(f"| `{key}` | string | required | `{prop['const']}` | picks this table |")

@@ -4,7 +4,7 @@ Generated from the pydantic models in schema.py (`Config.model_json_schema()`: t
 unions, every default, `additionalProperties: false` from `extra="forbid"`), with two additions the
 models do not express by themselves: each key's `# comment` from schema.py as its `description`, and
 the shorthand forms the models accept before validation (`data: digits`, `model: mlp`,
-`optimizer: adam`, a callback given by its name). The repository ships the result as
+`optimizer: adam`, a callback given by its name), and `extends:`. The repository ships the result as
 `schema/dlrun-config.schema.json`; a test checks it is current (`make docs` rewrites it).
 """
 
@@ -21,6 +21,14 @@ SHORTHANDS = (("Config", "data", False), ("Config", "model", False), ("CompileCo
               ("TrainConfig", "callbacks", True))
 
 
+# `extends:` is not a key of the models: composition reads it, and takes it out, before validation.
+EXTENDS = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "description": "start from these config files (one, or a list applied in order), relative to this file; "
+                   "this file's keys merge over theirs, lists replaced (docs/composition.md)",
+}
+
+
 def build() -> dict:
     """The JSON Schema document of a dlrun config (plain data, ready for `json.dumps`)."""
     from dlrun.config import comments as schema_comments, schema
@@ -34,6 +42,10 @@ def build() -> dict:
         for key, comment in comments.items():
             if key in properties:
                 properties[key]["description"] = comment
+    document["properties"] = {"extends": EXTENDS, **document["properties"]}  # read by dlrun.config.composition
+    # A file that extends others may leave `data` and `model` to its bases: required only without `extends`.
+    document["if"] = {"not": {"required": ["extends"]}}
+    document["then"] = {"required": document.pop("required")}
     for model_name, key, is_list in SHORTHANDS:
         prop = models[model_name]["properties"][key]
         target = prop["items"] if is_list else prop

@@ -1,4 +1,5 @@
-"""Loading a config: read the YAML strictly, apply `--set` overrides, validate, explain every problem.
+"""Loading a config: read the YAML strictly (with the files it extends), apply `--set` overrides, validate,
+explain every problem.
 
 Imports nothing heavy: validating a config never imports TensorFlow, Keras or matplotlib.
 """
@@ -14,53 +15,42 @@ from pathlib import Path
 import pydantic
 
 from dlrun import errors
-from dlrun.config import overrides, schema, yaml_strict
+from dlrun.config import composition, schema, yaml_strict
 
 AUTO_METRICS = {"binary": ["accuracy"], "multiclass": ["accuracy"], "regression": ["mae"]}
 
 
 def load(path: str | Path, set_items: list[str] | tuple[str, ...] = (), backend: str | None = None) -> schema.Config:
-    """Read, override and validate the config at `path`; raise `ConfigError` listing every problem.
+    """Read the config at `path` with every file it `extends:`, apply the `--set` items, validate; raise
+    `ConfigError` listing every problem, each naming the file its value came from.
 
     `backend` (the `--backend` option) replaces the config's `backend` after the `--set` items.
     """
-    path = Path(path)
-    source = str(path)
-    if not path.exists():
-        raise errors.ConfigError(f"{path}: no such file; expected a YAML config file", source=None)
-    if not path.is_file():
-        raise errors.ConfigError(f"{path}: is a directory; expected a YAML config file", source=None)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise errors.ConfigError(f"{path}: cannot be read ({error})", source=None) from None
-    data = yaml_strict.loads(text, source=source)
-    if data is None:
-        raise errors.ConfigError(
-            "the file is empty; expected a mapping with at least `data:` and `model:`", source=source
-        )
-    if not isinstance(data, dict):
-        raise errors.ConfigError(
-            f"top level: received {_received(data)}; expected a mapping of sections "
-            f"({', '.join(schema.Config.model_fields)})",
-            source=source,
-        )
-    data = overrides.apply(data, set_items)
-    if backend is not None:
-        data["backend"] = backend
-    return validate(data, source=source)
+    return load_composed(path, set_items, backend)[0]
 
 
-def validate(data: dict, source: str | None = None) -> schema.Config:
-    """Validate plain data against the schema and the cross-section rules."""
+def load_composed(path: str | Path, set_items: list[str] | tuple[str, ...] = (),
+                  backend: str | None = None) -> tuple[schema.Config, composition.Composed]:
+    """`load`, and the composed plain data with the source of every value (`dlrun config show --origin`)."""
+    composed = composition.override(composition.compose(path), set_items, backend)
+    return validate(composed.data, source=str(path), origins=composed), composed
+
+
+def validate(data: dict, source: str | None = None, origins: composition.Composed | None = None) -> schema.Config:
+    """Validate plain data against the schema and the cross-section rules (`origins`: where each value came
+    from, to name in each problem the file it is in, when that is not `source`)."""
     try:
         config = schema.Config.model_validate(data)
     except pydantic.ValidationError as error:
-        raise errors.ConfigError(_explain_all(error.errors(), data), source=source) from None
+        raise errors.ConfigError(_located(_explain_all(error.errors(), data), origins), source=source) from None
     problems = consistency_problems(config)
     if problems:
-        raise errors.ConfigError(problems, source=source)
+        raise errors.ConfigError(_located(problems, origins), source=source)
     return config
+
+
+def _located(problems: list[str], origins: composition.Composed | None) -> list[str]:
+    return composition.annotate(problems, origins.origins, origins.files[0]) if origins is not None else problems
 
 
 def to_data(config: schema.Config) -> dict:

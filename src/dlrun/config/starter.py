@@ -33,6 +33,8 @@ def render(name: str, dataset: str, architecture: str) -> str:
         f"# {name}: a starter config written by `dlrun init` with every key at its default.",
         "# Change what you need and delete the rest (a config states only what it changes).",
         "# Every key and its allowed values: docs/config.md, or `dlrun config schema` for editors.",
+        "# extends: base.yaml  # or a list: start from other configs (paths relative to this file); this file's keys",
+        "#                     # merge over theirs, lists replaced. See docs/composition.md.",
     ]
     for key, field in schema.Config.model_fields.items():
         if key == "name":

@@ -111,6 +111,7 @@ def _load(path: Path) -> dict:
         "metrics": runs_table.read_object(path / "metrics.json"),
         "evaluations": {file.stem: runs_table.read_object(file) for file in sorted(path.glob("eval_*.json"))},
         "kfold": runs_table.read_object(path / "kfold.json"),
+        "seeds": runs_table.read_object(path / "seeds.json"),
         "row": runs_table.summarize(path, runs.utc_now()),
     }
 
@@ -130,14 +131,13 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
     rows = []
     for index, (item, label) in enumerate(zip(loaded, labels), start=1):
         row = item["row"]
-        best, baseline, metric = row.get("best_validation"), row.get("baseline"), row.get("metric")
+        baseline = row.get("baseline")
         rows.append([
             f'<a href="#run-{index}">{report_html.escape(label)}</a>',
             report_html.status(row.get("status")),
             report_html.escape(runs_table.format_duration(row.get("duration_s"))),
             report_html.escape(row.get("epochs") if row.get("epochs") is not None else ""),
-            report_html.escape(f"val_{metric} {best[1]:.4f} @{best[0]}" if best else ""),
-            report_html.escape(f"{metric} {row['test']:.4f}" if row.get("test") is not None else ""),
+            *runs_table.result_cells(row, quote=report_html.escape),
             report_html.escape(f"{baseline[0]} {baseline[1]:.4f}" if baseline else ""),
         ])
     parts = ["<h2>Runs</h2>", report_html.table(["run", "status", "duration", "epochs", "best validation", "test", "baseline"], rows)]
@@ -178,6 +178,8 @@ def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> st
             parts.append(f"<h3>Evaluation: {report_html.escape(name)}</h3>{_samples(payload)}" + _metrics_table(payload))
     if item["kfold"]:
         parts.append(_kfold(item["kfold"]))
+    if item["seeds"]:
+        parts.append(_seeds(item["seeds"]))
     parts.append(_plots(item, scratch))
     parts.append(_visualizations(path))
     return "\n".join(part for part in parts if part)
@@ -313,6 +315,20 @@ def _kfold(kfold: dict) -> str:
     final = kfold.get("final_test")
     if isinstance(final, dict) and final.get("metrics"):
         parts.append("<p>Final fit on all folds' data, on the test split:</p>" + _metrics_table(final))
+    return "\n".join(parts)
+
+
+def _seeds(group: dict) -> str:
+    """A seeds group: each seed's run and test metrics, then mean +- std, min and max over them."""
+    rows = [[report_html.escape(child.get("seed", "")), report_html.status(child.get("status")), report_html.escape(Path(child.get("run") or "").name),
+             report_html.escape(", ".join(f"{name} {report_html.number(value)}" for name, value in ((child.get("metrics") or {}).get("test") or {}).items()))]
+            for child in group.get("children") or []]
+    parts = ["<h3>Seeds</h3>", report_html.table(["seed", "status", "run", "test"], rows)]
+    spread_rows = [[report_html.escape(f"{'test' if section == 'test' else 'best'} {name}"), report_html.escape(runs_table.spread_text(values)),
+                    f'<td class="number">{report_html.number(values.get("min"))}', f'<td class="number">{report_html.number(values.get("max"))}']
+                   for section, metrics in (group.get("aggregate") or {}).items() for name, values in metrics.items()]
+    if spread_rows:
+        parts.append("<p>Over the seeds (mean +- population std):</p>" + report_html.table(["metric", "mean +- std", "min", "max"], spread_rows))
     return "\n".join(parts)
 
 

@@ -61,6 +61,7 @@ def summarize(path: Path, now: datetime.datetime) -> dict:
     run_history = history.load_if_present(path / history.FILE_NAME)
     metrics_payload = read_object(path / "metrics.json") or {}
     metric = primary_metric(record, run_history)
+    spread = (read_object(path / "seeds.json") or {}).get("aggregate") if record.get("kind") == "seeds" else None
     return {
         "run": path.name,
         "name": record.get("name", ""),
@@ -74,6 +75,7 @@ def summarize(path: Path, now: datetime.datetime) -> dict:
         "test": metrics_payload.get("metrics", {}).get(metric) if metric else None,
         "baseline": baseline_for(metric, metrics_payload.get("baseline", {})),
         "tensorboard": tensorboard_logs.command(path),
+        **({"spread": spread} if spread else {}),  # a seeds group: mean +- std over its runs, not one run's numbers
     }
 
 
@@ -130,20 +132,29 @@ def table(rows: list[dict]):
     view = rich_table.Table("started", "status", "duration", "epochs", "best validation", "test", "baseline")
     view.add_column("run", overflow="fold")
     for row in rows:
-        best = row.get("best_validation")
-        metric = row.get("metric")
         baseline = row.get("baseline")
         view.add_row(
             terminal.text(str(row["started_at"]).replace("T", " ")[:16]),
             f"[{styles.get(row['status'], 'default')}]{terminal.text(row['status'])}[/]",
             format_duration(row.get("duration_s")),
             "" if row.get("epochs") is None else str(row["epochs"]),
-            terminal.text(f"val_{metric} {best[1]:.4f} @{best[0]}") if best else "",
-            terminal.text(f"{metric} {row['test']:.4f}") if row.get("test") is not None else "",
+            *result_cells(row),
             f"{baseline[0]} {baseline[1]:.4f}" if baseline else "",
             terminal.text(row["run"]),
         )
     return view
+
+
+def result_cells(row: dict, quote=terminal.text) -> tuple[str, str]:
+    """The best validation and test cells (each through `quote`): one run's values, or a seeds group's mean +- std."""
+    best, metric, spread = row.get("best_validation"), row.get("metric"), row.get("spread")
+    if spread:
+        validation = (spread.get("validation") or {}).get(f"val_{metric}")
+        test = (spread.get("test") or {}).get(metric)
+        return (quote(f"val_{metric} {spread_text(validation)}") if validation else "",
+                quote(f"{metric} {spread_text(test)}") if test else "")
+    return (quote(f"val_{metric} {best[1]:.4f} @{best[0]}") if best else "",
+            quote(f"{metric} {row['test']:.4f}") if row.get("test") is not None else "")
 
 
 def show(root: str | Path, console, name: str | None = None, status: str | None = None, now=None) -> list[dict]:
@@ -159,6 +170,11 @@ def show(root: str | Path, console, name: str | None = None, status: str | None 
         if row.get("tensorboard"):
             console.print(f"{row['run']}: TensorBoard logs: {row['tensorboard']}", highlight=False, soft_wrap=True, markup=False)
     return rows
+
+
+def spread_text(spread: dict) -> str:
+    """`2.4100 +- 0.1800 (n=3)`: the mean and std of a metric over repeated runs (a seeds group)."""
+    return f"{spread['mean']:.4f} +- {spread['std']:.4f} (n={spread['n']})"
 
 
 def format_duration(seconds: float | None) -> str:

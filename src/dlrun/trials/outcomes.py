@@ -1,4 +1,5 @@
-"""Outcomes: the event an executor sends for a task that failed, and the state file of trials that stopped."""
+"""Outcomes: the event an executor sends for a task that failed, the state file of trials that stopped, and the
+end of a run of trials."""
 
 from __future__ import annotations
 
@@ -22,3 +23,16 @@ def mark_interrupted(run, file_name: str, state: dict, items: str) -> int:
     state["status"] = "interrupted"
     run.write_json(file_name, state)
     return done
+
+
+def finish(run, failed: list[str], out_of: int, noun: str, continue_with: str, summary: dict, console) -> None:
+    """End a run of trials (a sweep, a seeds group): `failed` if any of them did (TrainingFailed, each failure
+    listed, with `continue_with`, the command that continues), else `completed`; `summary` goes to run.json."""
+    from dlrun import terminal
+
+    if failed:
+        message = f"{len(failed)} of {out_of} {noun}(s) failed ({'; '.join(failed)}); continue with: {continue_with}"
+        run.finish("failed", error=message, **summary)
+        raise errors.TrainingFailed(message)
+    run.finish("completed", **summary)
+    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
