@@ -52,13 +52,18 @@ def render(name: str, dataset: str, architecture: str) -> str:
 
 def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     """Write the starter config to `out` (default NAME.yaml); an existing file is never replaced."""
-    from dlrun import atomic
     from dlrun.config import schema
 
     if not schema.RUN_NAME_PATTERN.match(name):
         raise errors.ConfigError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
     target = Path(out) if out is not None else Path(f"{name}.yaml")
-    text = render(name, dataset, architecture)
+    return write_new(target, render(name, dataset, architecture))
+
+
+def write_new(target: Path, text: str) -> Path:
+    """Write `text` to `target` (`--out`) atomically; an existing file is never replaced."""
+    from dlrun import atomic
+
     if target.exists():
         raise errors.ConfigError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
     if not target.parent.is_dir():
