@@ -2,7 +2,7 @@
 
 `configs/` at the repository root stays the one copy (the README, the docs and the tests name
 `configs/quickstart.yaml`); building the wheel copies it into the package as `dlrun/configs/`, which
-`dlrun list configs` lists and `dlrun init NAME` copies out (`dlrun.config.examples` finds either place).
+`dlrun list configs` lists and `dlrun init NAME` copies out (`dlrun.examples` finds either place).
 MANIFEST.in puts `configs/` in the sdist, so a wheel built from the sdist has them too. An editable install
 (`pip install -e .`) is left a plain path to src/: its configs are the checkout's. Everything else (name,
 version, dependencies, packages, the `dlrun` script) is in pyproject.toml.

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrun import config
-from dlrun.config import examples
+from dlrun import config, examples
 from tests.conftest import CONFIGS, ROOT, invoke, run_folders
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/dlrun-config.schema.json\n"

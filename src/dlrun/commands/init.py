@@ -16,11 +16,12 @@ def init(
 ):
     """Copy an example config into this folder, or write a starter config with every key of a dataset and an
     architecture at its default, each commented."""
-    from dlrun import errors
-    from dlrun.config import examples, starter
+    from dlrun import errors, examples
+    from dlrun.config import starter
 
     if dataset is None and architecture is None:
-        target = examples.copy(name, out)
+        text = examples.text(name)  # an unknown name is an error before any file is looked at
+        target = starter.write_new(Path(out) if out is not None else Path(examples.path(name).name), text)
         typer.echo(f"wrote {target}, a copy of the example config {name}: train it with `dlrun train {target}`")
         return
     if dataset is None or architecture is None:

@@ -55,7 +55,7 @@ def _rows(kind: str, broken: list[str]) -> list[tuple[str, ...]]:
     from dlrun import errors, plugins, registry
 
     if kind == "configs":
-        from dlrun.config import examples
+        from dlrun import examples
 
         return [(name, examples.describe(path)) for name, path in examples.names().items()]
     entries = registries()[kind]

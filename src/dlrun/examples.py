@@ -1,9 +1,10 @@
-"""The example configs shipped with dlrun: where they are, what each is, and copying one out.
+"""The example configs shipped with dlrun: where they are, what each is, their text.
 
 They are `configs/*.yaml` at the root of a source checkout, and `dlrun/configs/` inside an installed
 wheel (setup.py copies them there), so `dlrun list configs` and `dlrun init NAME` work the same after
 `pip install dlrun` as in a clone. A config's name is its path below that folder without `.yaml`
 (`quickstart`, `smoke/mlp_multiclass`); its description is the first sentence of its opening comment.
+Reading them imports nothing but the standard library (`dlrun list` stays quick).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DESCRIPTION_AT_MOST = 120  # characters
 
 def folder() -> Path:
     """The folder of the example configs: the package's `configs/` (a wheel), else the checkout's `configs/`."""
-    package = Path(__file__).resolve().parents[1]
+    package = Path(__file__).resolve().parent
     installed = package / "configs"
     if installed.is_dir():
         return installed
@@ -65,11 +66,6 @@ def path(name: str) -> Path:
     )
 
 
-def copy(name: str, out: Path | None = None) -> Path:
-    """Write example config `name` to `out` (default: `<last part of name>.yaml` here), without its editor
-    schema line; an existing file is never replaced."""
-    from dlrun.config import starter
-
-    source = path(name)
-    target = Path(out) if out is not None else Path(source.name)
-    return starter.write_new(target, _SCHEMA_LINE.sub("", source.read_text(encoding="utf-8"), count=1))
+def text(name: str) -> str:
+    """The text of example config `name` without its editor schema line (`dlrun init NAME` writes it)."""
+    return _SCHEMA_LINE.sub("", path(name).read_text(encoding="utf-8"), count=1)
