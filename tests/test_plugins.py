@@ -126,6 +126,18 @@ def test_config_validate_and_list_through_the_cli(blobs, tmp_path):
     assert re.search(r"^  mlp +built-in ", listed, re.MULTILINE)
 
 
+def test_init_writes_a_starter_config_with_plugin_sections_and_their_comments(blobs, tmp_path):
+    target = tmp_path / "exp.yaml"
+    result = invoke("init", "exp", "--dataset", "blobs", "--architecture", "wide_mlp", "--out", target)
+    assert result.exit_code == 0, result.output
+    text = target.read_text(encoding="utf-8")
+    assert "\n  centers: 3  # blobs, one class each\n" in text and "\n  units: 256  # the width of the hidden layer\n" in text
+    assert "\n  architecture: wide_mlp  # one of mlp, convnet, pretrained, wide_mlp\n" in text
+    assert "\n  activation: relu  # allowed: relu, sigmoid," in text  # no comment: the values its own JSON Schema allows
+    loaded = config.load(target)
+    assert (loaded.data.name, loaded.data.centers, loaded.model.architecture) == ("blobs", 3, "wide_mlp")
+
+
 def test_a_config_naming_only_built_ins_reads_no_entry_point(install):
     """A broken plug-in does not stop configs that do not name it: its module is never imported."""
     install({"dlrun.datasets": {"boom": "dlrun_blobs_boom"}}, {"dlrun_blobs_boom.py": "raise RuntimeError('imported')\n"})
