@@ -126,10 +126,10 @@ def _load(entry: Entry, built_in: tuple[str, ...]) -> Plugin:
     worker = getattr(target, kind.worker, None)
     if not callable(worker):
         raise errors.PluginError(f"{entry.describe()}: received {kind.worker}={worker!r}; expected a function {kind.signature}")
-    return Plugin(entry, section, worker)
+    return Plugin(entry, typing.cast(type, section), worker)  # a pydantic model class: _section_problem checked it
 
 
-def _section_problem(section, kind: Kind, name: str) -> str | None:
+def _section_problem(section: object, kind: Kind, name: str) -> str | None:
     """What is wrong with a plug-in's `Config`, or None."""
     import pydantic
 

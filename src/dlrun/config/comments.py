@@ -27,12 +27,12 @@ def field_comments() -> dict[str, dict[str, str]]:
     return found
 
 
-def is_built_in(model) -> bool:
+def is_built_in(model: type) -> bool:
     """Whether `model` is one of dlrun's own schema classes (not a plug-in's section)."""
     return model.__module__ in ("dlrun.config.schema", "dlrun.config.datasets", "dlrun.config.architectures")
 
 
-def for_model(model) -> dict[str, str]:
+def for_model(model: type) -> dict[str, str]:
     """`{key: comment}` for the keys of `model`, a schema class or a plug-in's section."""
     if is_built_in(model):
         return field_comments().get(model.__name__, {})

@@ -68,7 +68,7 @@ def validate(data: dict, source: str | None = None) -> schema.Config:
 _PLUGGABLE = (("data", "name", "datasets", schema.DataConfig), ("model", "architecture", "architectures", schema.ModelConfig))
 
 
-def _with_plugins(data) -> type[schema.Config]:
+def _with_plugins(data: object) -> type[schema.Config]:
     """The Config model for `data`: with the section of each plug-in it names (entry points are read only
     when a dataset or architecture is not built in)."""
     from dlrun import plugins

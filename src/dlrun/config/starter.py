@@ -88,7 +88,7 @@ def _member(union, tag: str, option: str, kind: str):
     raise errors.ConfigError(f"{option}: received {tag!r}; expected one of {', '.join(names)}{hint}")
 
 
-def _names(union, kind: str) -> list[str]:
+def _names(union: object, kind: str) -> list[str]:
     """The built-in names of a `data` or `model` union, then the installed plug-ins' of `kind`."""
     from dlrun import plugins
     from dlrun.config import schema
