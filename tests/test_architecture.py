@@ -24,7 +24,7 @@ LAYERS = [
     ["models", "runs"],
     ["data", "config"],
     ["backend"],
-    ["registry", "atomic", "terminal", "signals"],
+    ["registry", "atomic", "terminal", "signals", "plugins", "examples"],
     ["dlrun", "errors"],  # dlrun: the package's __init__ (its version)
 ]
 TOP_LEVEL_MODULES_AT_MOST = 12

@@ -51,3 +51,9 @@ class Interrupted(DlrunError):
     """The user interrupted the work (Ctrl-C or SIGTERM); what was written is kept."""
 
     exit_code = 130
+
+
+class PluginError(DlrunError):
+    """A plug-in (a dataset or architecture another distribution registers) cannot be used."""
+
+    exit_code = 2

@@ -2,7 +2,8 @@
 
 The schema (schema.py, datasets.py, architectures.py) documents every default with a short trailing comment (the nanoGPT style: all defaults and
 their reasons visible in one place). The JSON Schema, docs/config.md and `dlrun init` show those
-comments as the keys' descriptions, so they are written once, where the default is.
+comments as the keys' descriptions, so they are written once, where the default is. A plug-in's section
+(`dlrun.plugins`) is read the same way from the module that defines it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ast
 import functools
 import inspect
 import io
+import sys
 import tokenize
 
 
@@ -23,6 +25,26 @@ def field_comments() -> dict[str, dict[str, str]]:
     for module in (schema, datasets, architectures):
         found.update(_comments_in(inspect.getsource(module)))
     return found
+
+
+def is_built_in(model: type) -> bool:
+    """Whether `model` is one of dlrun's own schema classes (not a plug-in's section)."""
+    return model.__module__ in ("dlrun.config.schema", "dlrun.config.datasets", "dlrun.config.architectures")
+
+
+def for_model(model: type) -> dict[str, str]:
+    """`{key: comment}` for the keys of `model`, a schema class or a plug-in's section."""
+    if is_built_in(model):
+        return field_comments().get(model.__name__, {})
+    return _module_comments(model.__module__).get(model.__name__, {})
+
+
+@functools.lru_cache(maxsize=None)
+def _module_comments(module_name: str) -> dict[str, dict[str, str]]:
+    try:
+        return _comments_in(inspect.getsource(sys.modules[module_name]))
+    except (KeyError, OSError, TypeError, SyntaxError):  # no source to read (a compiled or generated module)
+        return {}
 
 
 def _comments_in(source: str) -> dict[str, dict[str, str]]:

@@ -39,10 +39,11 @@ def load_composed(path: str | Path, set_items: list[str] | tuple[str, ...] = (),
 def validate(data: dict, source: str | None = None, origins: composition.Composed | None = None) -> schema.Config:
     """Validate plain data against the schema and the cross-section rules (`origins`: where each value came
     from, to name in each problem the file it is in, when that is not `source`)."""
+    model = _with_plugins(data)
     try:
-        config = schema.Config.model_validate(data)
+        config = model.model_validate(data)
     except pydantic.ValidationError as error:
-        raise errors.ConfigError(_located(_explain_all(error.errors(), data), origins), source=source) from None
+        raise errors.ConfigError(_located(_explain_all(error.errors(), data, model), origins), source=source) from None
     problems = consistency_problems(config)
     if problems:
         raise errors.ConfigError(_located(problems, origins), source=source)
@@ -51,6 +52,32 @@ def validate(data: dict, source: str | None = None, origins: composition.Compose
 
 def _located(problems: list[str], origins: composition.Composed | None) -> list[str]:
     return composition.annotate(problems, origins.origins, origins.files[0]) if origins is not None else problems
+
+
+# (config section, the key that names it, plug-in kind, the built-in union)
+_PLUGGABLE = (("data", "name", "datasets", schema.DataConfig), ("model", "architecture", "architectures", schema.ModelConfig))
+
+
+def _with_plugins(data: object) -> type[schema.Config]:
+    """The Config model for `data`: with the section of each plug-in it names (entry points are read only
+    when a dataset or architecture is not built in)."""
+    from dlrun import plugins
+
+    sections: dict[str, tuple[type, ...]] = {}
+    for key, name_key, kind, union in _PLUGGABLE:
+        value = data.get(key) if isinstance(data, dict) else None
+        name = value.get(name_key) if isinstance(value, dict) else value
+        if isinstance(name, str) and name not in schema.discriminator_tags(union) and name in plugins.available(kind):
+            sections[kind] = (plugins.load(kind, name).section,)
+    return schema.with_plugins(**sections)
+
+
+def _plugin_names(loc: tuple) -> list[str]:
+    """The plug-ins that may go where a `data` or `model` section stands (none elsewhere)."""
+    from dlrun import plugins
+
+    kinds = {(key,): kind for key, _, kind, _ in _PLUGGABLE}
+    return list(plugins.available(kinds[loc])) if loc in kinds else []
 
 
 def to_data(config: schema.Config) -> dict:
@@ -110,9 +137,9 @@ def consistency_problems(config: schema.Config, task: str | None = None, validat
 # --- turning pydantic's errors into `path: received ...; expected ...` lines ------------------------
 
 
-def _explain_all(items: list[dict], data: dict) -> list[str]:
+def _explain_all(items: list[dict], data: dict, model: type[schema.Config] = schema.Config) -> list[str]:
     """One line per problem; a value rejected by every member of a union is one line, not one per member."""
-    explained = [(*_explain(item, data), _through_union(item["loc"], data)) for item in items]
+    explained = [(*_explain(item, data, model), _through_union(item["loc"], data)) for item in items]
     deeper = {shown for shown, *_ in explained}
     lines: dict[str, list[str]] = {}
     for shown, received, expected, through_union in explained:
@@ -122,13 +149,13 @@ def _explain_all(items: list[dict], data: dict) -> list[str]:
     return [f"{head}; expected {', or '.join(dict.fromkeys(expected))}" for head, expected in lines.items()]
 
 
-def _explain(item: dict, data: dict) -> tuple[str, str, str]:
+def _explain(item: dict, data: dict, model: type[schema.Config]) -> tuple[str, str, str]:
     kind = item["type"]
     context = item.get("ctx") or {}
     shown = _display_path(item["loc"], data)
     received = _received(item.get("input"))
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(item["loc"][:-1])
+        allowed = _allowed_keys(item["loc"][:-1], model)
         key = item["loc"][-1]
         expected = f"one of the keys {', '.join(allowed)}" if allowed else "no such key"
         return shown, f"received unknown key {key!r}", expected + _did_you_mean(str(key), allowed)
@@ -136,7 +163,8 @@ def _explain(item: dict, data: dict) -> tuple[str, str, str]:
         return shown, "received nothing", "this required key"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         key = context.get("discriminator", "").strip("'")
-        tags = _tags_at(item["loc"], key)
+        tags = _tags_at(item["loc"], key, model)
+        tags += [name for name in _plugin_names(item["loc"]) if name not in tags]
         if kind == "union_tag_not_found":
             return f"{shown}.{key}", "received nothing", f"one of {', '.join(tags)}"
         tag = str(context.get("tag"))
@@ -226,8 +254,8 @@ def _walk(loc: tuple, data):
             node = None
 
 
-def _annotation_at(loc: tuple):
-    annotation = schema.Config
+def _annotation_at(loc: tuple, model: type[schema.Config]):
+    annotation = model
     for part in loc:
         annotation = _step(annotation, part)
         if annotation is None:
@@ -235,13 +263,13 @@ def _annotation_at(loc: tuple):
     return annotation
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    model = _unwrap(_annotation_at(loc))
+def _allowed_keys(loc: tuple, root: type[schema.Config]) -> list[str]:
+    model = _unwrap(_annotation_at(loc, root))
     return list(model.model_fields) if _is_model(model) else []
 
 
-def _tags_at(loc: tuple, key: str) -> list[str]:
-    members = [_unwrap(member) for member in typing.get_args(_unwrap(_annotation_at(loc)))]
+def _tags_at(loc: tuple, key: str, root: type[schema.Config]) -> list[str]:
+    members = [_unwrap(member) for member in typing.get_args(_unwrap(_annotation_at(loc, root)))]
     return [
         typing.get_args(member.model_fields[key].annotation)[0]
         for member in members

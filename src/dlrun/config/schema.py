@@ -6,11 +6,13 @@ Unknown keys are errors. `dlrun config show CONFIG` prints the fully resolved re
 
 Discriminated sections pick their keys by a name: `data.name` (a dataset), `model.architecture`,
 `compile.optimizer.name`, `train.callbacks[].name`. The allowed names equal the registries' keys
-(`dlrun list` prints them; a test checks they agree).
+(`dlrun list` prints them; a test checks they agree). Plug-ins (`dlrun.plugins`) add datasets and
+architectures with sections of their own: `with_plugins` makes the Config that accepts them.
 """
 
 from __future__ import annotations
 
+import functools
 import typing
 from typing import Annotated, Literal, Union
 
@@ -215,3 +217,16 @@ def discriminator_tags(union) -> list[str]:
     members_union, field_info = typing.get_args(union)
     key = field_info.discriminator
     return [typing.get_args(member.model_fields[key].annotation)[0] for member in typing.get_args(members_union)]
+
+
+@functools.lru_cache(maxsize=None)
+def with_plugins(datasets: tuple[type, ...] = (), architectures: tuple[type, ...] = ()) -> type[Config]:
+    """`Config`, with these plug-in sections added to the `data` and `model` unions (`Config` itself when none)."""
+    if not datasets and not architectures:
+        return Config
+    fields = {}
+    for key, union, added in (("data", DataConfig, datasets), ("model", ModelConfig, architectures)):
+        if added:
+            members, field_info = typing.get_args(union)
+            fields[key] = (Annotated[Union[(*typing.get_args(members), *added)], field_info], ...)
+    return pydantic.create_model("Config", __base__=Config, __doc__=Config.__doc__, **fields)

@@ -27,8 +27,8 @@ def render(name: str, dataset: str, architecture: str) -> str:
     from dlrun import config
     from dlrun.config import schema, yaml_strict
 
-    data_model = _member(schema.DataConfig, dataset, "--dataset")
-    model_model = _member(schema.ModelConfig, architecture, "--architecture")
+    data_model = _member(schema.DataConfig, dataset, "--dataset", "datasets")
+    model_model = _member(schema.ModelConfig, architecture, "--architecture", "architectures")
     lines = [
         f"# {name}: a starter config written by `dlrun init` with every key at its default.",
         "# Change what you need and delete the rest (a config states only what it changes).",
@@ -41,10 +41,10 @@ def render(name: str, dataset: str, architecture: str) -> str:
             lines.append(f"name: {_scalar(name)}  # {_comment(schema.Config, key)}")
         elif key == "data":
             lines += [f"data:  # the dataset: {_first_line(data_model)}"]
-            lines += _section(data_model, None, 1, f"one of {', '.join(schema.discriminator_tags(schema.DataConfig))}")
+            lines += _section(data_model, None, 1, f"one of {', '.join(_names(schema.DataConfig, 'datasets'))}")
         elif key == "model":
             lines += [f"model:  # the architecture: {_first_line(model_model)}"]
-            lines += _section(model_model, None, 1, f"one of {', '.join(schema.discriminator_tags(schema.ModelConfig))}")
+            lines += _section(model_model, None, 1, f"one of {', '.join(_names(schema.ModelConfig, 'architectures'))}")
         else:
             lines += _key(schema.Config, key, field, field.default, 0)
     text = "\n".join(lines) + "\n"
@@ -54,13 +54,18 @@ def render(name: str, dataset: str, architecture: str) -> str:
 
 def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     """Write the starter config to `out` (default NAME.yaml); an existing file is never replaced."""
-    from dlrun import atomic
     from dlrun.config import schema
 
     if not schema.RUN_NAME_PATTERN.match(name):
         raise errors.ConfigError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
     target = Path(out) if out is not None else Path(f"{name}.yaml")
-    text = render(name, dataset, architecture)
+    return write_new(target, render(name, dataset, architecture))
+
+
+def write_new(target: Path, text: str) -> Path:
+    """Write `text` to `target` (`--out`) atomically; an existing file is never replaced."""
+    from dlrun import atomic
+
     if target.exists():
         raise errors.ConfigError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
     if not target.parent.is_dir():
@@ -68,17 +73,30 @@ def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     return atomic.write_text(target, text)
 
 
-def _member(union, tag: str, option: str):
-    """The model of the union member named `tag`, or a ConfigError with a "did you mean"."""
+def _member(union, tag: str, option: str, kind: str):
+    """The model of the union member named `tag` (or of the plug-in of `kind` named `tag`), or a ConfigError
+    with a "did you mean"."""
+    from dlrun import plugins
     from dlrun.config import schema
 
     tags = schema.discriminator_tags(union)
-    if tag not in tags:
-        close = difflib.get_close_matches(tag, tags, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise errors.ConfigError(f"{option}: received {tag!r}; expected one of {', '.join(tags)}{hint}")
-    members = typing.get_args(typing.get_args(union)[0])
-    return members[tags.index(tag)]
+    if tag in tags:
+        return typing.get_args(typing.get_args(union)[0])[tags.index(tag)]
+    if tag in plugins.available(kind):
+        return plugins.load(kind, tag).section
+    names = _names(union, kind)
+    close = difflib.get_close_matches(tag, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise errors.ConfigError(f"{option}: received {tag!r}; expected one of {', '.join(names)}{hint}")
+
+
+def _names(union: object, kind: str) -> list[str]:
+    """The built-in names of a `data` or `model` union, then the installed plug-ins' of `kind`."""
+    from dlrun import plugins
+    from dlrun.config import schema
+
+    tags = schema.discriminator_tags(union)
+    return tags + [name for name in plugins.available(kind) if name not in tags]
 
 
 def _section(model: type[pydantic.BaseModel], instance, depth: int, tag_comment: str = "") -> list[str]:
@@ -125,14 +143,16 @@ def _union_comment(model, key: str) -> str:
 
 
 def _comment(model, key: str) -> str:
-    """The key's comment in schema.py, or else the values it allows (from the JSON Schema)."""
+    """The key's comment in schema.py (a plug-in's: in its module), or else the values it allows (from the JSON Schema)."""
     from dlrun.config import comments as schema_comments, docs as config_docs, json_schema
 
-    found = schema_comments.field_comments().get(model.__name__, {}).get(key)
+    found = schema_comments.for_model(model).get(key)
     if found:
         return found
-    definitions = json_schema.build()["$defs"]
-    prop = definitions.get(model.__name__, {}).get("properties", {}).get(key, {})
+    if schema_comments.is_built_in(model):
+        prop = json_schema.build()["$defs"].get(model.__name__, {}).get("properties", {}).get(key, {})
+    else:  # a plug-in's section: its own JSON Schema
+        prop = model.model_json_schema().get("properties", {}).get(key, {})
     values = config_docs.allowed(prop).replace("`", "").replace("\\|", "|")
     return f"allowed: {values}" if values else ""
 

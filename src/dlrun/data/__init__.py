@@ -1,10 +1,11 @@
-"""The dataset registry: `data.name` -> loader. Loaders import their heavy modules lazily."""
+"""The dataset registry: `data.name` -> loader (built in, or a plug-in's: `dlrun.plugins`). Loaders import
+their heavy modules lazily."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlrun import errors, registry
+from dlrun import errors, plugins, registry
 from dlrun.data import (
     boston_housing,
     dataset,
@@ -36,7 +37,10 @@ DATASETS = {
 
 def load(data_config, seed: int) -> dataset.Dataset:
     """Load the dataset a `data` section names, and check it is fit to train on."""
-    loader = registry.lookup(DATASETS, data_config.name, "dataset")
+    if data_config.name not in DATASETS and data_config.name in plugins.available("datasets"):
+        loader = plugins.load("datasets", data_config.name, DATASETS).worker
+    else:
+        loader = registry.lookup(DATASETS, data_config.name, "dataset")
     loaded = loader(data_config, seed)
     _check_finite(loaded)
     return loaded

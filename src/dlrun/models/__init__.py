@@ -1,10 +1,11 @@
-"""Models: the architecture registry (`model.architecture` -> builder) and `build`; `load_model` reads a
-saved model.keras (`dlrun.models.saved`). Builders import Keras lazily. Models only build: planning how
-to train them (phases, the feature cache) lives in `dlrun.training.plan`."""
+"""Models: the architecture registry (`model.architecture` -> builder, built in or a plug-in's:
+`dlrun.plugins`) and `build`; `load_model` reads a saved model.keras (`dlrun.models.saved`). Builders
+import Keras lazily. Models only build: planning how to train them (phases, the feature cache) lives in
+`dlrun.training.plan`."""
 
 from __future__ import annotations
 
-from dlrun import registry
+from dlrun import plugins, registry
 from dlrun.models import convnet, inputs, mlp, pretrained
 from dlrun.models.saved import load_model  # noqa: F401  (re-exported: models.load_model)
 
@@ -23,7 +24,11 @@ def build(model_config, loaded_dataset, train_inputs=None):
     """
     from dlrun import backend
 
-    builder = registry.lookup(ARCHITECTURES, model_config.architecture, "architecture")
+    name = model_config.architecture
+    if name not in ARCHITECTURES and name in plugins.available("architectures"):
+        builder = plugins.load("architectures", name, ARCHITECTURES).worker
+    else:
+        builder = registry.lookup(ARCHITECTURES, name, "architecture")
     keras = backend.import_keras()
     layers = inputs.stem(keras, loaded_dataset, train_inputs)
     return builder(model_config, layers, inputs.feature_shape(loaded_dataset), loaded_dataset.task, loaded_dataset.num_classes)
