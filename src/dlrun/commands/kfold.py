@@ -10,7 +10,7 @@ from dlrun.commands import options
 
 
 def kfold(
-    config_file: Path = typer.Argument(None, help="The YAML config file (omit with --resume).", show_default=False),
+    config_file: Path = typer.Argument(None, metavar="CONFIG", help="The YAML config file (omit with --resume).", show_default=False),
     k: int = typer.Option(4, "--k", help="Number of folds."),
     repeats: int = typer.Option(1, "--repeats", help="Iterated K-fold: repeat P times, each with its own shuffle (P x K fits)."),
     shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Shuffle (seeded) before splitting into folds."),

@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from typer import core
+
+from dlrun.commands import help_text
 
 HELP = "List the runs under a folder (`dlrun runs [ROOT]`), or compare runs (`dlrun runs compare RUN_DIR...`)."
 
 
-class ListByDefault(core.TyperGroup):
+class ListByDefault(help_text.Group):
     """`dlrun runs ...` without a sub-command means `dlrun runs list ...`."""
 
     def parse_args(self, ctx, args):
+        if not args and ctx.resilient_parsing:  # shell completion of `dlrun runs <TAB>`: offer list and compare
+            return super().parse_args(ctx, args)
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
             args = ["list", *args]
         return super().parse_args(ctx, args)
@@ -32,7 +35,7 @@ def list_runs(
 
 
 def compare(
-    run_dirs: list[Path] = typer.Argument(..., help="Two or more run folders.", show_default=False),
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Two or more run folders.", show_default=False),
     plot: Path = typer.Option(None, "--plot", help="Also overlay their learning curves in this PNG.", show_default=False),
 ):
     """Put runs side by side: the config keys that differ, and their metrics."""

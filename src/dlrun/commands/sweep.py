@@ -10,7 +10,7 @@ from dlrun.commands import options
 
 
 def sweep(
-    config_file: Path = typer.Argument(None, help="The YAML config file (omit with --resume).", show_default=False),
+    config_file: Path = typer.Argument(None, metavar="CONFIG", help="The YAML config file (omit with --resume).", show_default=False),
     grid: list[str] = typer.Option([], "--grid", metavar="KEY.PATH=V1,V2", help="Values to try for one key (repeatable; YAML values; every combination)."),
     random: int = typer.Option(None, "--random", metavar="N", help="Draw N trials (seeded by the config's seed) from --range and --grid.", show_default=False),
     ranges: list[str] = typer.Option([], "--range", metavar="KEY.PATH=LOW:HIGH[:log]", help="With --random: a range to draw one key from (repeatable)."),

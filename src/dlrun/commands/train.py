@@ -10,7 +10,7 @@ from dlrun.commands import options
 
 
 def train(
-    config_file: Path = typer.Argument(None, help="The YAML config file (optional with --resume).", show_default=False),
+    config_file: Path = typer.Argument(None, metavar="CONFIG", help="The YAML config file (optional with --resume).", show_default=False),
     set_items: list[str] = options.SET_OPTION,
     backend: str = options.BACKEND_OPTION,
     resume_dir: Path = typer.Option(
