@@ -33,13 +33,13 @@ def kfold(
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
     if resume is not None:
         if config_file is not None or set_items or backend:
-            raise errors.ConfigError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
+            raise errors.UsageError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
                                      "(its stored config is used)")
         kfold_protocol.resume(resume, terminal.console(),
                               command=["dlrun", "kfold", f"--resume={resume}", *placement.words()], placement=placement)
         return
     if config_file is None:
-        raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
+        raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
     loaded = config.load(config_file, set_items, backend)
     command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",

@@ -35,7 +35,7 @@ def list_registries(
 
         close = difflib.get_close_matches(kind, KINDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise errors.ConfigError(f"KIND: received {kind!r}; expected one of {', '.join(KINDS)}{hint}")
+        raise errors.UsageError(f"KIND: received {kind!r}; expected one of {', '.join(KINDS)}{hint}")
     for name in [kind] if kind else KINDS:
         typer.echo(f"{name}:")
         entries = found[name]

@@ -26,12 +26,18 @@ def list_runs(
     root: Path = typer.Argument(Path("runs"), help="The folder that holds the run folders."),
     name: str = typer.Option(None, "--name", help="Only runs whose name contains this (or matches this glob).", show_default=False),
     status: str = typer.Option(None, "--status", help="Only runs with this status (running, completed, failed, interrupted, crashed).", show_default=False),
+    wide: bool = typer.Option(False, "--wide", help="Show every column, however wide the table gets (default: the columns that fit)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list of objects, for scripts (see docs/cli-output.md)."),
 ):
-    """A table of the runs under ROOT, newest first: status, duration, epochs, best validation, test, baseline."""
+    """A table of the runs under ROOT, newest first: status, best validation epoch, test score, and more when wide."""
     from dlrun import terminal
     from dlrun.runs import table as runs_table
 
-    runs_table.show(root, terminal.console(), name=name, status=status)
+    if as_json:
+        runs_table.check_status(status)
+        typer.echo(runs_table.to_json(runs_table.select(runs_table.collect(root), name=name, status=status)))
+        return
+    runs_table.show(root, terminal.console(), name=name, status=status, wide=wide)
 
 
 def compare(

@@ -30,11 +30,11 @@ def sweep(
     console = terminal.console()
     if resume is not None:
         if config_file is not None or set_items or grid or ranges or random is not None:
-            raise errors.ConfigError("--resume: received a CONFIG, --set, --grid, --range or --random too; expected only the sweep folder")
+            raise errors.UsageError("--resume: received a CONFIG, --set, --grid, --range or --random too; expected only the sweep folder")
         sweep_module.resume(resume, console, placement, command=["dlrun", "sweep", f"--resume={resume}", *placement.words()])
         return
     if config_file is None:
-        raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume SWEEP_DIR)")
+        raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume SWEEP_DIR)")
     command = ["dlrun", "sweep", str(config_file), *(f"--grid={item}" for item in grid),
                *([f"--random={random}"] if random is not None else []), *(f"--range={item}" for item in ranges),
                f"--metric={metric}", *(f"--set={item}" for item in set_items), *placement.words()]

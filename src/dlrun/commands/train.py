@@ -32,7 +32,7 @@ def train(
                *([f"--backend={backend}"] if backend else [])]
     if resume_dir is None:
         if config_file is None:
-            raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
+            raise errors.UsageError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
         _train(console, report, track, tracking_uri, config.load(config_file, set_items, backend), command=command)
         return
     command += ["--resume", str(resume_dir), *(["--force"] if force else [])]

@@ -97,9 +97,9 @@ def _subject(run: Path | None, model: str | None, weights: str, include_top: boo
     from dlrun.visualize import subjects
 
     if run is not None and model is not None:
-        raise errors.ConfigError("--run and --model: received both; expected one (a run folder, or a keras.applications model)")
+        raise errors.UsageError("--run and --model: received both; expected one (a run folder, or a keras.applications model)")
     if run is not None:
         return subjects.from_run(run)
     if model is None:
-        raise errors.ConfigError("--run: received nothing; expected --run RUN_DIR or --model vgg16")
+        raise errors.UsageError("--run: received nothing; expected --run RUN_DIR or --model vgg16")
     return subjects.from_application(model, weights, include_top)

@@ -56,25 +56,25 @@ def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     from dlrun.config import schema
 
     if not schema.RUN_NAME_PATTERN.match(name):
-        raise errors.ConfigError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
+        raise errors.UsageError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
     target = Path(out) if out is not None else Path(f"{name}.yaml")
     text = render(name, dataset, architecture)
     if target.exists():
-        raise errors.ConfigError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
+        raise errors.UsageError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
     if not target.parent.is_dir():
-        raise errors.ConfigError(f"--out: received {str(target)!r}; expected a file in an existing folder")
+        raise errors.UsageError(f"--out: received {str(target)!r}; expected a file in an existing folder")
     return atomic.write_text(target, text)
 
 
 def _member(union, tag: str, option: str):
-    """The model of the union member named `tag`, or a ConfigError with a "did you mean"."""
+    """The model of the union member named `tag`, or a UsageError with a "did you mean"."""
     from dlrun.config import schema
 
     tags = schema.discriminator_tags(union)
     if tag not in tags:
         close = difflib.get_close_matches(tag, tags, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise errors.ConfigError(f"{option}: received {tag!r}; expected one of {', '.join(tags)}{hint}")
+        raise errors.UsageError(f"{option}: received {tag!r}; expected one of {', '.join(tags)}{hint}")
     members = typing.get_args(typing.get_args(union)[0])
     return members[tags.index(tag)]
 

@@ -59,10 +59,10 @@ def write(run_dirs: list[str | Path], out: str | Path | None = None) -> Path:
     """Write the report of `run_dirs` to `out` (default: RUN_DIR/report.html for one run) atomically."""
     paths = [Path(path) for path in run_dirs]
     if not paths:
-        raise errors.ConfigError("RUN_DIR: received nothing; expected one or more run folders")
+        raise errors.UsageError("RUN_DIR: received nothing; expected one or more run folders")
     if out is None:
         if len(paths) > 1:
-            raise errors.ConfigError(f"--out: received nothing; expected an output file when reporting {len(paths)} runs")
+            raise errors.UsageError(f"--out: received nothing; expected an output file when reporting {len(paths)} runs")
         out = paths[0] / FILE_NAME
     out = Path(out)
     page = render(paths)
@@ -130,15 +130,11 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
     rows = []
     for index, (item, label) in enumerate(zip(loaded, labels), start=1):
         row = item["row"]
-        best, baseline, metric = row.get("best_validation"), row.get("baseline"), row.get("metric")
+        text = runs_table.cells(row)  # the same cells as `dlrun runs`
         rows.append([
             f'<a href="#run-{index}">{report_html.escape(label)}</a>',
             report_html.status(row.get("status")),
-            report_html.escape(runs_table.format_duration(row.get("duration_s"))),
-            report_html.escape(row.get("epochs") if row.get("epochs") is not None else ""),
-            report_html.escape(f"val_{metric} {best[1]:.4f} @{best[0]}" if best else ""),
-            report_html.escape(f"{metric} {row['test']:.4f}" if row.get("test") is not None else ""),
-            report_html.escape(f"{baseline[0]} {baseline[1]:.4f}" if baseline else ""),
+            *(report_html.escape(text[column]) for column in ("duration", "epochs", "best validation", "test", "baseline")),
         ])
     parts = ["<h2>Runs</h2>", report_html.table(["run", "status", "duration", "epochs", "best validation", "test", "baseline"], rows)]
     differing = comparison.differences([item["config"] for item in loaded])
