@@ -214,19 +214,41 @@ def _status_table(record: dict) -> str:
 
 
 def _best_epoch(item: dict) -> str:
-    best = item["record"].get("best_epoch") or (item["metrics"] or {}).get("best_epoch")
+    """Every validation quantity's best epoch, each named (the loss and a metric often peak apart), and the verdict."""
+    found = history.best_epochs(item["history"])
+    recorded = item["record"].get("best_epoch") or (item["metrics"] or {}).get("best_epoch")
+    if not found and isinstance(recorded, dict) and "epoch" in recorded:  # a run folder without its history
+        found = [(recorded.get("monitor", "val_loss"), recorded["epoch"], recorded.get("value"))]
     lines = []
-    if isinstance(best, dict) and "epoch" in best:
+    if found:
+        lines.append("; ".join(f"best <strong>{report_html.escape(monitor)}</strong> at epoch <strong>{report_html.escape(epoch)}"
+                               f"</strong> ({report_html.escape(report_html.number(value))})" for monitor, epoch, value in found) + ".")
         last = (item["history"].get("epoch") or [None])[-1]
-        verdict = (f"overfitting starts after epoch {best['epoch']}" if last is not None and best["epoch"] < last
-                   else "still improving at the last epoch")
-        lines.append(f"Best epoch: <strong>{report_html.escape(best['epoch'])}</strong> ({report_html.escape(best.get('monitor', ''))} "
-                     f"{report_html.escape(report_html.number(best.get('value')))}): {report_html.escape(verdict)}.")
+        monitor, epoch, _ = next((entry for entry in found if entry[0] == "val_loss"), found[0])
+        verdict = (f"{monitor} stopped improving after epoch {epoch}: overfitting starts there" if last is not None and epoch < last
+                   else f"{monitor} still improving at the last epoch")
+        lines.append(report_html.escape(verdict) + ".")
     kfold = item["kfold"] or {}
     if kfold.get("recommended_epochs") is not None:
-        lines.append(f"Recommended epochs (smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
+        lines.append(f"Recommended epochs (best epoch of the smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
                      f"<strong>{report_html.escape(kfold['recommended_epochs'])}</strong>.")
     return "<h3>Best epoch</h3>" + "".join(f"<p>{line}</p>" for line in lines) if lines else ""
+
+
+def baseline_words(baseline: dict, labels: list | None = None) -> list[str]:
+    """What each naive baseline is, in plain words (`always predicting class 1 ("dog"), the most common...`)."""
+    words = []
+    if "majority_class" in baseline:
+        majority = baseline["majority_class"]
+        name = f' ("{labels[majority]}")' if labels and isinstance(majority, int) and 0 <= majority < len(labels) \
+            and str(labels[majority]) != str(majority) else ""
+        words.append(f"majority class: always predicting class {majority}{name}, the most common class in the training data.")
+    if "random_guess_accuracy" in baseline:
+        words.append("random guess: guessing each class as often as it appears in the training data.")
+    if "mean_prediction" in baseline:
+        words.append(f"mean predictor: always predicting {report_html.number(baseline['mean_prediction'])}, the mean target of "
+                     "the training data.")
+    return words
 
 
 def _samples(payload: dict) -> str:
@@ -240,10 +262,9 @@ def _samples(payload: dict) -> str:
 def _metrics_table(payload: dict) -> str:
     """Each metric next to the naive baselines it is judged against, with which one is better."""
     baseline = payload.get("baseline") or {}
-    rows, used = [], set()
+    rows = []
     for metric, value in (payload.get("metrics") or {}).items():
         keys = [key for key in _BASELINES.get(metric, ()) if key in baseline]
-        used.update(keys)
         reference = "; ".join(f"{key.removesuffix('_' + metric).replace('_', ' ')} {report_html.number(baseline[key])}" for key in keys)
         verdict = ""
         if keys and isinstance(value, (int, float)):
@@ -254,9 +275,10 @@ def _metrics_table(payload: dict) -> str:
             verdict = '<span class="better">beats the baseline</span>' if better else '<span class="worse">does not beat the baseline</span>'
         rows.append([report_html.escape(metric), f'<td class="number">{report_html.escape(report_html.number(value))}', report_html.escape(reference), verdict])
     table = report_html.table(["metric", "model", "baseline", ""], rows)
-    others = {key: value for key, value in baseline.items() if key not in used}
-    if others:
-        table += f'<p class="note">baseline details: {report_html.escape(", ".join(f"{key} {report_html.number(value)}" for key, value in others.items()))}</p>'
+    labels = (payload.get("confusion_matrix") or {}).get("labels") if isinstance(payload.get("confusion_matrix"), dict) else None
+    words = baseline_words(baseline, labels if isinstance(labels, list) else None)
+    if words:
+        table += '<p class="note">The baselines: ' + " ".join(report_html.escape(line) for line in words) + "</p>"
     return table
 
 
