@@ -165,7 +165,8 @@ def test_gradcam_writes_maps_overlays_and_prints_class_names(small_run, tmp_path
         assert np.load(folder / f"{image.stem}_heatmap.npy").shape == (12, 12)
         from PIL import Image
 
-        assert Image.open(folder / f"{image.stem}_overlay.png").size == (24, 24)  # the original's size
+        with Image.open(folder / f"{image.stem}_overlay.png") as overlay:
+            assert overlay.size == (24, 24)  # the original's size
     assert {"square", "disk"} == {entry["class_name"] for entry in summary["images"][0]["top"]}
     again = invoke("visualize", "gradcam", "--run", run, "--image", images[0], "--out", tmp_path)
     assert again.exit_code == 0 and len(list((tmp_path / "gradcam").iterdir())) == 2  # never overwritten
