@@ -41,3 +41,14 @@ def test_ci_run_requires_what_it_installs():
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert 'DLRUN_REQUIRE="chromium fashion-mnist"' in script and 'DLRUN_REQUIRE="$DLRUN_REQUIRE torch"' in script
     assert "export DLRUN_REQUIRE" in script
+
+
+def test_a_warning_raised_in_dlrun_code_fails_the_test():
+    """pyproject's `filterwarnings`: a warning from dlrun's own modules is an error, so CI cannot collect them."""
+    import warnings
+
+    import pytest
+
+    code = compile("warnings.warn('from dlrun', UserWarning)", "dlrun/somewhere.py", "exec")
+    with pytest.raises(UserWarning, match="from dlrun"):
+        exec(code, {"__name__": "dlrun.somewhere", "warnings": warnings})

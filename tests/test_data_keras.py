@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import builtins
 import gzip
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -184,13 +184,13 @@ def test_validation_count_larger_than_train_is_a_data_error(tmp_path):
 
 
 class _Payload:
-    """Unpickling this creates a marker file: proof that a pickle ran code."""
+    """Unpickling this creates a marker folder: proof that a pickle ran code."""
 
     def __init__(self, marker: Path):
         self.marker = marker
 
     def __reduce__(self):
-        return builtins.open, (str(self.marker), "w")
+        return os.mkdir, (str(self.marker),)  # not open(): a file object left open is a ResourceWarning in the test run
 
 
 def write_malicious_imdb(path: Path, marker: Path) -> Path:

@@ -136,7 +136,9 @@ def test_the_cli_reference_names_every_command_argument_and_option():
     def walk(command, context):
         assert context.command_path in sections, context.command_path
         for parameter in command.get_params(context):
-            for name in [*getattr(parameter, "opts", []), *getattr(parameter, "secondary_opts", [])]:
+            shown_as = [parameter.metavar or parameter.name.upper()] if parameter.param_type_name == "argument" else [
+                *parameter.opts, *parameter.secondary_opts]  # an argument as its help shows it: CONFIG, RUN_DIR...
+            for name in [name.strip("[].") for name in shown_as]:
                 if name not in ("--help", "-h") and not parameter.hidden:
                     shown = re.search(rf"`[^`]*{re.escape(name)}\b", sections[context.command_path], flags=re.I)  # CONFIG_FILE
                     assert shown, (context.command_path, name)

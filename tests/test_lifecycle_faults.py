@@ -61,6 +61,7 @@ def test_a_run_folder_locked_by_another_process_is_refused_and_untouched(tmp_pat
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()  # else the pipe is closed by the garbage collector, with a ResourceWarning
 
 
 def test_two_resumes_of_one_run_the_second_is_refused_while_the_first_loads_keras(tmp_path):

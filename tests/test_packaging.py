@@ -55,7 +55,7 @@ def test_init_refuses_an_unknown_example_an_existing_file_and_half_a_starter(tmp
     monkeypatch.chdir(tmp_path)
     result = invoke("init", "quickstrat")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: invalid config: NAME: received 'quickstrat', which is no example config; expected one of "
+    assert result.stderr.startswith("error: NAME: received 'quickstrat', which is no example config; expected one of "
                                     "boston, cats_dogs,")
     assert "(did you mean 'quickstart'?)" in result.stderr and list(tmp_path.iterdir()) == []
     (tmp_path / "quickstart.yaml").write_text("mine\n", encoding="utf-8")

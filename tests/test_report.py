@@ -22,12 +22,24 @@ def test_one_run_goes_to_run_dir_report_html(tmp_path):
     assert result.stdout.strip() == f"report: {run / 'report.html'}"
     page = (run / "report.html").read_text(encoding="utf-8")
     for expected in ("Resolved config (config.yaml)", "<details>", "Status and timings", "1m 15s",
-                     "Best epoch: <strong>2</strong> (val_loss 0.6000): overfitting starts after epoch 2",
+                     "best <strong>val_loss</strong> at epoch <strong>2</strong> (0.6000); "
+                     "best <strong>val_accuracy</strong> at epoch <strong>2</strong> (0.8500).",
+                     "val_loss stopped improving after epoch 2: overfitting starts there.",
                      "Test metrics and baselines", "majority class 0.5500; random guess 0.5000", "beats the baseline",
+                     "majority class: always predicting class 0 (&quot;cat&quot;), the most common class in the training data.",
+                     "random guess: guessing each class as often as it appears in the training data.",
                      "Learning curves", "Confusion matrix and residuals"):
         assert expected in page, expected
     assert page.count("<img src=\"data:image/png;base64,") == 3  # the run's own PNGs, embedded
     assert "http://" not in page and "https://" not in page  # nothing from the network
+    assert "baseline details" not in page and "majority_class 0" not in page  # no raw keys for the baselines
+
+
+def test_baselines_in_plain_words():
+    assert report.baseline_words({"majority_class": 1, "majority_class_accuracy": 0.6}, ["0", "1"]) == [
+        "majority class: always predicting class 1, the most common class in the training data."]
+    assert report.baseline_words({"mean_prediction": 22.5, "mean_predictor_mae": 6.5}) == [
+        "mean predictor: always predicting 22.5000, the mean target of the training data."]
 
 
 def test_missing_learning_curves_are_drawn(tmp_path):

@@ -89,6 +89,12 @@ def test_progress_output_shows_epochs_and_the_run_folder(tmp_path):
     assert "epoch 1/2  loss " in result.output and "epoch 2/2" in result.output
     assert "run folder:" in result.output and "completed" in result.output
     assert "test (12 samples)" in result.output and "baseline:" in result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    run_history = history.load(folder / history.FILE_NAME)
+    best = history.describe_best(run_history)  # each best epoch names its quantity: the loss and the metric differ
+    assert best.startswith("best val_loss at epoch ") and "; best val_accuracy at epoch " in best
+    assert best in result.output
+    assert "val_loss stopped improving after epoch" in result.output or "val_loss still improving at the last epoch" in result.output
 
 
 def test_convnet_on_flat_inputs_is_a_config_error_without_a_run_folder(tmp_path):

@@ -165,7 +165,8 @@ def test_gradcam_writes_maps_overlays_and_prints_class_names(small_run, tmp_path
         assert np.load(folder / f"{image.stem}_heatmap.npy").shape == (12, 12)
         from PIL import Image
 
-        assert Image.open(folder / f"{image.stem}_overlay.png").size == (24, 24)  # the original's size
+        with Image.open(folder / f"{image.stem}_overlay.png") as overlay:
+            assert overlay.size == (24, 24)  # the original's size
     assert {"square", "disk"} == {entry["class_name"] for entry in summary["images"][0]["top"]}
     again = invoke("visualize", "gradcam", "--run", run, "--image", images[0], "--out", tmp_path)
     assert again.exit_code == 0 and len(list((tmp_path / "gradcam").iterdir())) == 2  # never overwritten
@@ -262,7 +263,7 @@ def test_curves_of_one_run_and_of_several_overlaid(tmp_path):
     assert one.exit_code == 0, one.output
     (folder,) = (first / "visualize" / "curves").iterdir()
     assert sorted(path.name for path in folder.iterdir()) == ["accuracy.png", "loss.png"]
-    assert "a: 3 epochs, best validation loss at epoch 2 (0.6000)" in one.output
+    assert "a: 3 epochs, best val_loss at epoch 2 (0.6000); best val_accuracy at epoch 1 (0.4000)" in one.output
     both = invoke("visualize", "curves", first, second, "--out", tmp_path / "out")
     assert both.exit_code == 0, both.output
     (folder,) = (tmp_path / "out" / "curves").iterdir()
@@ -274,3 +275,52 @@ def test_curves_of_one_run_and_of_several_overlaid(tmp_path):
 def test_curves_of_a_folder_without_history(tmp_path):
     (tmp_path / "empty").mkdir()
     _fails(tmp_path, "curves", tmp_path / "empty", expected=f"RUN_DIR: received '{tmp_path / 'empty'}' (no history.json)")
+
+
+def _tick_labels_of_saved_figures(monkeypatch) -> list:
+    """Every figure saved from now on, kept so a test can read its axes after drawing."""
+    from matplotlib import figure
+
+    saved, original = [], figure.Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(figure.Figure, "savefig", keep)
+    return saved
+
+
+def _epoch_ticks(fig) -> list[str]:
+    return [label.get_text() for axes in fig.axes if axes.get_xlabel() == "epoch" for label in axes.get_xticklabels()]
+
+
+@pytest.mark.parametrize("draw", ["learning_curves", "fold_curves", "compare_curves", "visualize_curves_overlaid"])
+def test_learning_curve_plots_mark_whole_epochs(tmp_path, monkeypatch, draw):
+    """Three epochs: matplotlib alone would label 1.00, 1.25, ... 3.00."""
+    from dlrun.runs import plots
+    from dlrun.visualize import curves
+
+    saved = _tick_labels_of_saved_figures(monkeypatch)
+    run_history = {"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7]}
+    if draw == "learning_curves":
+        plots.learning_curves(run_history, tmp_path)
+    elif draw == "fold_curves":
+        plots.fold_curves([[0.9, 0.6, 0.7], [0.8, 0.7, 0.6]], [0.85, 0.65, 0.65], None, 2, "val_loss", tmp_path / "k.png")
+    elif draw == "compare_curves":
+        plots.compare_curves({"a": run_history, "b": run_history}, tmp_path / "c.png")
+    else:
+        curves.overlaid({"a": run_history, "b": run_history}, tmp_path)
+    ticks = [text for fig in saved for text in _epoch_ticks(fig)]
+    assert ticks and all(text.lstrip("−-").isdigit() for text in ticks), ticks
+    assert {"1", "2", "3"} <= set(ticks)
+
+
+def test_the_best_epoch_line_in_a_plot_names_its_quantity(tmp_path, monkeypatch):
+    from dlrun.runs import plots
+
+    saved = _tick_labels_of_saved_figures(monkeypatch)
+    plots.learning_curves({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
+                           "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.8, 0.85]}, tmp_path)
+    legends = [[text.get_text() for text in fig.axes[0].get_legend().get_texts()] for fig in saved]
+    assert "best val_loss at epoch 2" in legends[0] and "best val_accuracy at epoch 3" in legends[1]

@@ -13,6 +13,7 @@ from dlrun.commands import (
     config as config_commands,
     eval as eval_command,
     export,
+    help_text,
     init,
     kfold,
     listing,
@@ -27,13 +28,14 @@ from dlrun.runs import folder as runs_folder
 
 app = typer.Typer(
     name="dlrun",
+    cls=help_text.Group,
     help="Run deep-learning experiments from YAML configs: train, evaluate, compare, visualise.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Show or validate a config without training; print its JSON Schema or reference.", no_args_is_help=True)
+config_app = typer.Typer(cls=help_text.Group, help="Show or validate a config without training; print its JSON Schema or reference.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
 app.add_typer(runs_app, name="runs")
@@ -71,21 +73,21 @@ def _main(
     """Run deep-learning experiments from YAML configs."""
 
 
-app.command("train")(_reports_errors(train.train))
-app.command("list")(_reports_errors(listing.list_registries))
-app.command("eval")(_reports_errors(eval_command.evaluate))
-app.command("kfold")(_reports_errors(kfold.kfold))
-app.command("predict")(_reports_errors(predict.predict))
-app.command("export")(_reports_errors(export.export))
-app.command("init")(_reports_errors(init.init))
-app.command("report")(_reports_errors(report.report))
-app.command("sweep")(_reports_errors(sweep.sweep))
-runs_app.command("list")(_reports_errors(runs.list_runs))
-runs_app.command("compare")(_reports_errors(runs.compare))
-config_app.command("show")(_reports_errors(config_commands.show))
-config_app.command("validate")(_reports_errors(config_commands.validate))
-config_app.command("schema")(_reports_errors(config_commands.schema))
-config_app.command("docs")(_reports_errors(config_commands.docs))
+app.command("train", cls=help_text.Command)(_reports_errors(train.train))
+app.command("list", cls=help_text.Command)(_reports_errors(listing.list_registries))
+app.command("eval", cls=help_text.Command)(_reports_errors(eval_command.evaluate))
+app.command("kfold", cls=help_text.Command)(_reports_errors(kfold.kfold))
+app.command("predict", cls=help_text.Command)(_reports_errors(predict.predict))
+app.command("export", cls=help_text.Command)(_reports_errors(export.export))
+app.command("init", cls=help_text.Command)(_reports_errors(init.init))
+app.command("report", cls=help_text.Command)(_reports_errors(report.report))
+app.command("sweep", cls=help_text.Command)(_reports_errors(sweep.sweep))
+runs_app.command("list", cls=help_text.Command)(_reports_errors(runs.list_runs))
+runs_app.command("compare", cls=help_text.Command)(_reports_errors(runs.compare))
+config_app.command("show", cls=help_text.Command)(_reports_errors(config_commands.show))
+config_app.command("validate", cls=help_text.Command)(_reports_errors(config_commands.validate))
+config_app.command("schema", cls=help_text.Command)(_reports_errors(config_commands.schema))
+config_app.command("docs", cls=help_text.Command)(_reports_errors(config_commands.docs))
 app.add_typer(visualize.typer_app(_reports_errors), name="visualize")
 
 

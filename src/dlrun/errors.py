@@ -10,7 +10,7 @@ class DlrunError(Exception):
 
 
 class ConfigError(DlrunError, ValueError):
-    """The config (file, `--set` override or command-line option) is invalid (a ValueError, like Keras'
+    """The config (file, `--set` override or a value that replaces one of its keys) is invalid (a ValueError, like Keras'
     own "Could not interpret ... identifier" errors)."""
 
     exit_code = 2
@@ -27,6 +27,13 @@ class ConfigError(DlrunError, ValueError):
         lines = [f"{header} ({len(self.problems)} problems):"]
         lines.extend(f"  {problem}" for problem in self.problems)
         return "\n".join(lines)
+
+
+class UsageError(DlrunError, ValueError):
+    """A command-line mistake: an argument or option value, or options that do not go together (like Click's
+    `BadParameter`); the config itself may be fine."""
+
+    exit_code = 2
 
 
 class DataError(DlrunError):

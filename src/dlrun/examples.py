@@ -60,7 +60,7 @@ def path(name: str) -> Path:
         return found[name]
     close = difflib.get_close_matches(name, list(found), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise errors.ConfigError(
+    raise errors.UsageError(
         f"NAME: received {name!r}, which is no example config; expected one of {', '.join(found)}{hint} "
         f"(`dlrun list configs`), or --dataset and --architecture for a starter config"
     )

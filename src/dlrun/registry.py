@@ -18,11 +18,13 @@ def describe(entry) -> str:
 
 def lookup(registry: dict, identifier: str, kind: str, option: str | None = None):
     """`registry[identifier]`, or `ConfigError("Could not interpret <kind> identifier: ...")` (a ValueError,
-    as Keras' own look-ups raise). `option` names the command-line option or key it came from."""
+    as Keras' own look-ups raise). `option` names the key it came from, or the command-line option (`--format`),
+    which makes it a `UsageError`."""
     try:
         return registry[identifier]
     except KeyError:
         close = difflib.get_close_matches(str(identifier), list(registry), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         message = f"Could not interpret {kind} identifier: {identifier!r}; expected one of {', '.join(registry)}{hint}"
-        raise errors.ConfigError(f"{option}: {message}" if option else message) from None
+        error = errors.UsageError if option and option.startswith("-") else errors.ConfigError
+        raise error(f"{option}: {message}" if option else message) from None

@@ -60,6 +60,6 @@ def _emit(text: str, out: Path | None) -> None:
         typer.echo(text, nl=False)
         return
     if not out.parent.is_dir():
-        raise errors.ConfigError(f"--out: received {str(out)!r}; expected a file in an existing folder")
+        raise errors.UsageError(f"--out: received {str(out)!r}; expected a file in an existing folder")
     atomic.write_text(out, text)
     typer.echo(f"wrote {out}", err=True)

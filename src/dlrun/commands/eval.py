@@ -18,7 +18,7 @@ def evaluate(
     from dlrun.training import evaluation
 
     if split not in ("test", "validation", "train"):
-        raise errors.ConfigError(f"--split: received {split!r}; expected one of test, validation, train")
+        raise errors.UsageError(f"--split: received {split!r}; expected one of test, validation, train")
     command = ["dlrun", "eval", str(run_dir), f"--split={split}", f"--checkpoint={checkpoint}"]
     if data_path is not None:
         command.append(f"--data-path={data_path}")

@@ -14,8 +14,8 @@ def init(
     architecture: str = typer.Option(None, "--architecture", "-a", help="An architecture (`dlrun list architectures`).", show_default=False),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write it (default NAME.yaml); never replaced.", show_default=False),
 ):
-    """Copy an example config into this folder, or write a starter config with every key of a dataset and an
-    architecture at its default, each commented."""
+    """Copy an example config here, or write a starter config: every key of a dataset and an architecture, commented.
+    """
     from dlrun import errors, examples
     from dlrun.config import starter
 
@@ -26,7 +26,7 @@ def init(
         return
     if dataset is None or architecture is None:
         missing = "--dataset" if dataset is None else "--architecture"
-        raise errors.ConfigError(f"{missing}: received nothing; expected both --dataset and --architecture (a starter "
+        raise errors.UsageError(f"{missing}: received nothing; expected both --dataset and --architecture (a starter "
                                  "config), or neither (NAME is an example config to copy)")
     target = starter.write(name, dataset, architecture, out)
     typer.echo(f"wrote {target}: check it with `dlrun config validate {target}`, train with `dlrun train {target}`")

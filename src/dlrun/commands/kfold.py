@@ -10,7 +10,7 @@ from dlrun.commands import options
 
 
 def kfold(
-    config_file: Path = typer.Argument(None, help="The YAML config file (omit with --resume).", show_default=False),
+    config_file: Path = typer.Argument(None, metavar="CONFIG", help="The YAML config file (omit with --resume).", show_default=False),
     k: int = typer.Option(4, "--k", help="Number of folds."),
     repeats: int = typer.Option(1, "--repeats", help="Iterated K-fold: repeat P times, each with its own shuffle (P x K fits)."),
     shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Shuffle (seeded) before splitting into folds."),
@@ -33,13 +33,13 @@ def kfold(
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
     if resume is not None:
         if config_file is not None or set_items or backend:
-            raise errors.ConfigError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
+            raise errors.UsageError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
                                      "(its stored config is used)")
         kfold_protocol.resume(resume, terminal.console(),
                               command=["dlrun", "kfold", f"--resume={resume}", *placement.words()], placement=placement)
         return
     if config_file is None:
-        raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
+        raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
     loaded = config.load(config_file, set_items, backend)
     command = ["dlrun", "kfold", str(config_file), f"--k={k}", f"--repeats={repeats}",

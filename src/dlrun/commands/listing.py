@@ -28,8 +28,10 @@ def registries() -> dict[str, dict]:
 def list_registries(
     kind: str = typer.Argument(None, help=f"One of {', '.join(KINDS)}; all when omitted.", show_default=False),
 ):
-    """List the datasets, architectures, optimizers, losses, metrics, callbacks and backends a config may name,
-    and the example configs (`dlrun init NAME` copies one here)."""
+    """List what a config may name (datasets, architectures, optimizers, losses, metrics, callbacks, backends).
+
+    Also the example configs: `dlrun init NAME` copies one here.
+    """
     from dlrun import errors
 
     if kind is not None and kind not in KINDS:
@@ -37,7 +39,7 @@ def list_registries(
 
         close = difflib.get_close_matches(kind, KINDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise errors.ConfigError(f"KIND: received {kind!r}; expected one of {', '.join(KINDS)}{hint}")
+        raise errors.UsageError(f"KIND: received {kind!r}; expected one of {', '.join(KINDS)}{hint}")
     broken: list[str] = []
     for name in [kind] if kind else KINDS:
         typer.echo(f"{name}:")

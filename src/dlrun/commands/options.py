@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-CONFIG_ARGUMENT = typer.Argument(..., help="The YAML config file.", show_default=False)
+CONFIG_ARGUMENT = typer.Argument(..., metavar="CONFIG", help="The YAML config file.", show_default=False)
 SET_OPTION = typer.Option(
     [],
     "--set",

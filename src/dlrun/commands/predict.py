@@ -10,7 +10,7 @@ import typer
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder written by `dlrun train`.", show_default=False),
     inputs: list[Path] = typer.Argument(
-        None, help="Image files, .npy/.csv arrays (one sample per row), .txt files, or folders of them.", show_default=False
+        None, metavar="INPUT...", help="Image files, .npy/.csv arrays (one sample per row), .txt files, or folders of them.", show_default=False
     ),
     text: list[str] = typer.Option([], "--text", help="A text to classify (text datasets; repeatable).", show_default=False),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the predictions to this .csv or .json file.", show_default=False),

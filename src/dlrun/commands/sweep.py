@@ -10,7 +10,7 @@ from dlrun.commands import options
 
 
 def sweep(
-    config_file: Path = typer.Argument(None, help="The YAML config file (omit with --resume).", show_default=False),
+    config_file: Path = typer.Argument(None, metavar="CONFIG", help="The YAML config file (omit with --resume).", show_default=False),
     grid: list[str] = typer.Option([], "--grid", metavar="KEY.PATH=V1,V2", help="Values to try for one key (repeatable; YAML values; every combination)."),
     random: int = typer.Option(None, "--random", metavar="N", help="Draw N trials (seeded by the config's seed) from --range and --grid.", show_default=False),
     ranges: list[str] = typer.Option([], "--range", metavar="KEY.PATH=LOW:HIGH[:log]", help="With --random: a range to draw one key from (repeatable)."),
@@ -30,11 +30,11 @@ def sweep(
     console = terminal.console()
     if resume is not None:
         if config_file is not None or set_items or grid or ranges or random is not None:
-            raise errors.ConfigError("--resume: received a CONFIG, --set, --grid, --range or --random too; expected only the sweep folder")
+            raise errors.UsageError("--resume: received a CONFIG, --set, --grid, --range or --random too; expected only the sweep folder")
         sweep_module.resume(resume, console, placement, command=["dlrun", "sweep", f"--resume={resume}", *placement.words()])
         return
     if config_file is None:
-        raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume SWEEP_DIR)")
+        raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume SWEEP_DIR)")
     command = ["dlrun", "sweep", str(config_file), *(f"--grid={item}" for item in grid),
                *([f"--random={random}"] if random is not None else []), *(f"--range={item}" for item in ranges),
                f"--metric={metric}", *(f"--set={item}" for item in set_items), *placement.words()]

@@ -10,7 +10,7 @@ from dlrun.commands import options
 
 
 def train(
-    config_file: Path = typer.Argument(None, help="The YAML config file (optional with --resume).", show_default=False),
+    config_file: Path = typer.Argument(None, metavar="CONFIG", help="The YAML config file (optional with --resume).", show_default=False),
     set_items: list[str] = options.SET_OPTION,
     backend: str = options.BACKEND_OPTION,
     resume_dir: Path = typer.Option(
@@ -40,7 +40,7 @@ def train(
         return
     if resume_dir is None:
         if config_file is None:
-            raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
+            raise errors.UsageError("CONFIG: received nothing; expected a config file (or --resume RUN_DIR)")
         _train(console, report, track, tracking_uri, config.load(config_file, set_items, backend), command=command)
         return
     command += ["--resume", str(resume_dir), *(["--force"] if force else [])]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from dlrun.commands import help_text
+
 RUN_OPTION = typer.Option(None, "--run", help="A dlrun run folder: its model.keras and class names.", show_default=False)
 MODEL_OPTION = typer.Option(
     None, "--model", help="A keras.applications model instead of a run: vgg16.", show_default=False
@@ -21,14 +23,14 @@ OUT_OPTION = typer.Option(
 
 def typer_app(reports_errors) -> typer.Typer:
     """The `visualize` sub-app, each command wrapped by `reports_errors` (DlrunError -> one line, exit code)."""
-    app = typer.Typer(help="Learning curves, intermediate activations, filter patterns and Grad-CAM heatmaps.", no_args_is_help=True)
+    app = typer.Typer(cls=help_text.Group, help="Learning curves, intermediate activations, filter patterns and Grad-CAM heatmaps.", no_args_is_help=True)
     for name, command in (("curves", curves), ("activations", activations), ("filters", filters), ("gradcam", gradcam)):
-        app.command(name)(reports_errors(command))
+        app.command(name, cls=help_text.Command)(reports_errors(command))
     return app
 
 
 def curves(
-    run_dirs: list[Path] = typer.Argument(..., help="One or more run folders (several: overlaid).", show_default=False),
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="One or more run folders (several: overlaid).", show_default=False),
     out: Path = OUT_OPTION,
 ):
     """Loss and metrics, train vs validation, from history.json (several runs overlaid); best epoch marked."""
@@ -95,9 +97,9 @@ def _subject(run: Path | None, model: str | None, weights: str, include_top: boo
     from dlrun.visualize import subjects
 
     if run is not None and model is not None:
-        raise errors.ConfigError("--run and --model: received both; expected one (a run folder, or a keras.applications model)")
+        raise errors.UsageError("--run and --model: received both; expected one (a run folder, or a keras.applications model)")
     if run is not None:
         return subjects.from_run(run)
     if model is None:
-        raise errors.ConfigError("--run: received nothing; expected --run RUN_DIR or --model vgg16")
+        raise errors.UsageError("--run: received nothing; expected --run RUN_DIR or --model vgg16")
     return subjects.from_application(model, weights, include_top)

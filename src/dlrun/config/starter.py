@@ -57,7 +57,7 @@ def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     from dlrun.config import schema
 
     if not schema.RUN_NAME_PATTERN.match(name):
-        raise errors.ConfigError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
+        raise errors.UsageError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
     target = Path(out) if out is not None else Path(f"{name}.yaml")
     return write_new(target, render(name, dataset, architecture))
 
@@ -67,14 +67,14 @@ def write_new(target: Path, text: str) -> Path:
     from dlrun import atomic
 
     if target.exists():
-        raise errors.ConfigError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
+        raise errors.UsageError(f"--out: {target} already exists; expected a new file (dlrun init never replaces one)")
     if not target.parent.is_dir():
-        raise errors.ConfigError(f"--out: received {str(target)!r}; expected a file in an existing folder")
+        raise errors.UsageError(f"--out: received {str(target)!r}; expected a file in an existing folder")
     return atomic.write_text(target, text)
 
 
 def _member(union, tag: str, option: str, kind: str):
-    """The model of the union member named `tag` (or of the plug-in of `kind` named `tag`), or a ConfigError
+    """The model of the union member named `tag` (or of the plug-in of `kind` named `tag`), or a UsageError
     with a "did you mean"."""
     from dlrun import plugins
     from dlrun.config import schema
@@ -87,7 +87,7 @@ def _member(union, tag: str, option: str, kind: str):
     names = _names(union, kind)
     close = difflib.get_close_matches(tag, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise errors.ConfigError(f"{option}: received {tag!r}; expected one of {', '.join(names)}{hint}")
+    raise errors.UsageError(f"{option}: received {tag!r}; expected one of {', '.join(names)}{hint}")
 
 
 def _names(union: object, kind: str) -> list[str]:

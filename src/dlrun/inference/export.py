@@ -32,24 +32,24 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
     run = runs.Run.open(run_dir)
     default_name = registry.lookup(FORMATS, export_format, "export format", option="--format")
     if checkpoint not in evaluation.CHECKPOINTS:
-        raise errors.ConfigError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(evaluation.CHECKPOINTS)}")
+        raise errors.UsageError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(evaluation.CHECKPOINTS)}")
     model_path = run.path / evaluation.CHECKPOINTS[checkpoint]
     if not model_path.is_file():
         raise errors.RunError(f"{model_path}: no such file; expected a completed run saved with output.save_model: true")
     target = Path(out) if out is not None else run.path / "export" / default_name
     if target.exists():
-        raise errors.ConfigError(f"--out: {target} already exists; expected a new path (remove it first, or choose another --out)")
+        raise errors.UsageError(f"--out: {target} already exists; expected a new path (remove it first, or choose another --out)")
     if export_format == "keras" and target.suffix != ".keras":
-        raise errors.ConfigError(f"--out: received {str(target)!r}; expected a file name ending in .keras for --format keras")
+        raise errors.UsageError(f"--out: received {str(target)!r}; expected a file name ending in .keras for --format keras")
     if export_format == "onnx":
         missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
         if missing:
-            raise errors.ConfigError(
+            raise errors.UsageError(
                 f"--format: received 'onnx', which needs {' and '.join(missing)} (not installed); "
                 "expected them installed: pip install 'dlrun[onnx]' (or pip install tf2onnx onnx)"
             )
     if out is not None and not target.parent.is_dir():
-        raise errors.ConfigError(f"--out: received {str(target)!r}; expected a path in an existing folder")
+        raise errors.UsageError(f"--out: received {str(target)!r}; expected a path in an existing folder")
     if out is None and not target.parent.is_dir():  # RUN_DIR/export: refused before Keras loads when it cannot be made
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def _write(model, export_format: str, target: Path) -> None:
                 warnings.simplefilter("ignore", FutureWarning)
                 model.export(str(written), format="onnx", verbose=False)
         if target.exists():  # appeared while exporting: still never replaced
-            raise errors.ConfigError(f"--out: {target} already exists; expected a new path")
+            raise errors.UsageError(f"--out: {target} already exists; expected a new path")
         os.rename(written, target)
     except errors.DlrunError:
         raise

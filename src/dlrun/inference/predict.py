@@ -37,13 +37,13 @@ def predict_run(
 
     run = runs.Run.open(run_dir)
     if checkpoint not in evaluation.CHECKPOINTS:
-        raise errors.ConfigError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(evaluation.CHECKPOINTS)}")
+        raise errors.UsageError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(evaluation.CHECKPOINTS)}")
     model_path = run.path / evaluation.CHECKPOINTS[checkpoint]
     if not model_path.is_file():
         hint = "a run trained with a `checkpoint` callback" if checkpoint == "best" else "a completed run saved with output.save_model: true"
         raise errors.RunError(f"{model_path}: no such file; expected {hint}")
     if top < 1:
-        raise errors.ConfigError(f"--top: received {top}; expected a number >= 1")
+        raise errors.UsageError(f"--top: received {top}; expected a number >= 1")
     _check_out(out, force)
     if not inputs and not texts:
         raise errors.DataError(f"INPUT: received nothing; expected {input_files.KINDS}, or --text")
@@ -73,11 +73,11 @@ def _check_out(out: Path | None, force: bool) -> None:
         return
     out = Path(out)
     if out.suffix.lower() not in OUT_SUFFIXES:
-        raise errors.ConfigError(f"--out: received {str(out)!r}; expected a .csv or .json file name")
+        raise errors.UsageError(f"--out: received {str(out)!r}; expected a .csv or .json file name")
     if not out.parent.is_dir():
-        raise errors.ConfigError(f"--out: received {str(out)!r}; expected a file in an existing folder")
+        raise errors.UsageError(f"--out: received {str(out)!r}; expected a file in an existing folder")
     if out.exists() and not force:
-        raise errors.ConfigError(f"--out: {out} already exists; expected a new file name (or --force to replace it)")
+        raise errors.UsageError(f"--out: {out} already exists; expected a new file name (or --force to replace it)")
     runs.check_writable(out.parent, "--out", out)
 
 

@@ -135,14 +135,22 @@ def _application_base(keras, config, input_shape):
     except Exception as error:  # Keras raises plain Exception for a failed download
         raise _explained(error, config, class_name) from None
     if local_file:
-        try:
-            base.load_weights(weights)
-        except Exception as error:  # empty, garbage, not HDF5, another model's weights: h5py/Keras raise anything
-            raise errors.ConfigError(
-                f"model.weights: received {weights!r}, which cannot be loaded as {config.base} weights "
-                f"({type(error).__name__}: {_first_line(error)}); expected imagenet, null or the {config.base} weights "
-                f"in Keras' .h5/.weights.h5 format (include_top {str(config.include_top).lower()})"
-            ) from None
+        import warnings
+
+        # Keras warns about every part of a foreign file it skips before it gives up: when it does give up, the
+        # one error below says it all; when the file loads, its warnings are passed on as they were
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                base.load_weights(weights)
+            except Exception as error:  # empty, garbage, not HDF5, another model's weights: h5py/Keras raise anything
+                raise errors.ConfigError(
+                    f"model.weights: received {weights!r}, which cannot be loaded as {config.base} weights "
+                    f"({type(error).__name__}: {_first_line(error)}); expected imagenet, null or the {config.base} weights "
+                    f"in Keras' .h5/.weights.h5 format (include_top {str(config.include_top).lower()})"
+                ) from None
+        for warning in caught:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return base
 
 
@@ -183,7 +191,9 @@ def _run_base(keras, config, input_shape):
     from dlrun.models import saved
 
     try:
-        previous = saved.load_model(path)
+        # compile=False: a base needs the layers and weights, not the previous run's optimizer (whose state Keras
+        # would otherwise try to restore into an unbuilt optimizer, warning that it skips its variables)
+        previous = saved.load_model(path, compile=False)
     except Exception as error:  # any unreadable or unsafe file
         raise errors.ConfigError(
             f"model.base: received {config.base!r}; expected a Keras model file ({type(error).__name__}: {error})"

@@ -96,11 +96,11 @@ def _spread(item: dict, section: str) -> dict:
 def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) -> dict:
     """Print the config differences and the metrics of two or more runs; optionally write the overlay PNG."""
     if len(run_dirs) < 2:
-        raise errors.ConfigError(f"RUN_DIR: received {len(run_dirs)} run folder(s); expected two or more to compare")
+        raise errors.UsageError(f"RUN_DIR: received {len(run_dirs)} run folder(s); expected two or more to compare")
     if plot is not None:  # refused before the tables are printed, not after them
         target = Path(plot)
         if not target.parent.is_dir():
-            raise errors.ConfigError(f"--plot: received {str(plot)!r}; expected a file in an existing folder")
+            raise errors.UsageError(f"--plot: received {str(plot)!r}; expected a file in an existing folder")
         runs.check_writable(target.parent, "--plot", target)
     loaded = [load(path) for path in run_dirs]
     labels = [terminal.text(label) for label in labels_for([item["path"] for item in loaded])]

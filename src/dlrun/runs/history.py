@@ -121,6 +121,22 @@ def best_epoch(history: dict[str, list], monitor: str = "val_loss") -> tuple[int
     return choose(values, key=lambda pair: pair[1])
 
 
+def best_epochs(history: dict[str, list]) -> list[tuple[str, int, float]]:
+    """(monitor, epoch, value) for every validation quantity recorded: `val_loss` first, then each metric's."""
+    found = []
+    for name in metric_names(history):
+        best = best_epoch(history, f"val_{name}")
+        if best is not None:
+            found.append((f"val_{name}", *best))
+    return found
+
+
+def describe_best(history: dict[str, list]) -> str:
+    """`best val_loss at epoch 26 (0.0419); best val_accuracy at epoch 18 (0.9900)`: each best epoch names the
+    quantity it is best for, since the loss and a metric often peak at different epochs."""
+    return "; ".join(f"best {monitor} at epoch {epoch} ({value:.4f})" for monitor, epoch, value in best_epochs(history))
+
+
 def _number(value):
     value = float(value)
     return value if math.isfinite(value) else None

@@ -26,8 +26,8 @@ def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[P
                 axes.plot(epochs, _floats(run_history[key]), style, markersize=3, label=label)
         best = history.best_epoch(run_history, f"val_{metric}")
         if best is not None:
-            axes.axvline(best[0], color="grey", linestyle="--", linewidth=1, label=f"best validation (epoch {best[0]})")
-        axes.set_xlabel("epoch")
+            axes.axvline(best[0], color="grey", linestyle="--", linewidth=1, label=f"best val_{metric} at epoch {best[0]}")
+        epoch_axis(axes)
         axes.set_ylabel(metric)
         axes.set_title(f"{metric}: train vs validation")
         axes.grid(alpha=0.3)
@@ -36,6 +36,14 @@ def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[P
         target = atomic.write_with(out_dir / f"{metric}.png", lambda temp: fig.savefig(temp, format="png"))
         written.append(target)
     return written
+
+
+def epoch_axis(axes) -> None:
+    """Label the x axis `epoch` with whole-number ticks (matplotlib would mark 1.0, 1.2, ... for a few epochs)."""
+    from matplotlib import ticker
+
+    axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
 
 def _floats(values: list) -> list[float]:
@@ -121,8 +129,8 @@ def fold_curves(
     if smoothed is not None:
         axes.plot(range(1, len(smoothed) + 1), _floats(smoothed), linewidth=2, linestyle="--", label="smoothed mean (EMA)")
     if best_epoch is not None:
-        axes.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.5, label=f"best epoch {best_epoch}")
-    axes.set_xlabel("epoch")
+        axes.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.5, label=f"best smoothed mean {metric} at epoch {best_epoch}")
+    epoch_axis(axes)
     axes.set_ylabel(metric)
     axes.set_title(f"K-fold {metric}")
     axes.grid(alpha=0.3)
@@ -141,7 +149,7 @@ def compare_curves(histories: dict[str, dict[str, list]], target: str | Path) ->
             for key, style, suffix in ((f"val_{metric}", "-", "validation"), (metric, ":", "train")):
                 if key in run_history:
                     axes.plot(run_history["epoch"], _floats(run_history[key]), style, color=color, label=f"{label} {suffix}")
-        axes.set_xlabel("epoch")
+        epoch_axis(axes)
         axes.set_ylabel(metric)
         axes.set_title(metric)
         axes.grid(alpha=0.3)

@@ -8,7 +8,6 @@ never imported; matplotlib only to draw a plot the run folder lacks.
 
 from __future__ import annotations
 
-import string
 import tempfile
 from pathlib import Path
 
@@ -25,44 +24,16 @@ _BASELINES = {  # metric -> the baseline keys (in metrics.json's "baseline") it 
 }
 _EVALUATION_PLOTS = ("confusion_matrix_", "predicted_vs_true_", "residuals_")
 
-_PAGE = string.Template("""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>$title</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px; padding: 0 1rem; color: #222; }
-h1 { font-size: 1.5rem; } h2 { border-bottom: 2px solid #ccd; padding-bottom: .2rem; margin-top: 2.5rem; }
-h3 { margin-top: 1.5rem; }
-table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
-th, td { border: 1px solid #ccd; padding: .25rem .6rem; text-align: left; vertical-align: top; }
-th { background: #eef; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
-.status-completed { color: #070; font-weight: bold; } .status-failed, .status-crashed { color: #b00; font-weight: bold; }
-.status-interrupted, .status-running { color: #a60; font-weight: bold; }
-.better { color: #070; } .worse { color: #b00; }
-figure { display: inline-block; margin: .5rem; vertical-align: top; }
-figure img { max-width: 560px; border: 1px solid #ddd; } figcaption { font-size: .8rem; color: #555; }
-pre { background: #f6f6fa; padding: .75rem; overflow-x: auto; font-size: .85rem; }
-details { margin: .5rem 0; } summary { cursor: pointer; font-weight: bold; }
-.note { color: #555; font-size: .9rem; }
-</style>
-</head>
-<body>
-$body
-</body>
-</html>
-""")
 
 
 def write(run_dirs: list[str | Path], out: str | Path | None = None) -> Path:
     """Write the report of `run_dirs` to `out` (default: RUN_DIR/report.html for one run) atomically."""
     paths = [Path(path) for path in run_dirs]
     if not paths:
-        raise errors.ConfigError("RUN_DIR: received nothing; expected one or more run folders")
+        raise errors.UsageError("RUN_DIR: received nothing; expected one or more run folders")
     if out is None:
         if len(paths) > 1:
-            raise errors.ConfigError(f"--out: received nothing; expected an output file when reporting {len(paths)} runs")
+            raise errors.UsageError(f"--out: received nothing; expected an output file when reporting {len(paths)} runs")
         out = paths[0] / FILE_NAME
     out = Path(out)
     page = render(paths)
@@ -88,7 +59,7 @@ def render(run_dirs: list[Path]) -> str:
         for index, (item, label) in enumerate(zip(loaded, labels), start=1):
             parts.append(_run_section(item, label, index if len(loaded) > 1 else None, Path(scratch) / str(index)))
     title = labels[0] if len(labels) == 1 else f"{len(labels)} runs"
-    return _PAGE.substitute(title=report_html.escape(f"dlrun report: {title}"), body="\n".join(parts))
+    return report_html.PAGE.substitute(title=report_html.escape(f"dlrun report: {title}"), body="\n".join(parts))
 
 
 # --- reading a run folder ----------------------------------------------------------------------
@@ -131,14 +102,11 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
     rows = []
     for index, (item, label) in enumerate(zip(loaded, labels), start=1):
         row = item["row"]
-        baseline = row.get("baseline")
+        text = runs_table.cells(row)  # the same cells as `dlrun runs`
         rows.append([
             f'<a href="#run-{index}">{report_html.escape(label)}</a>',
             report_html.status(row.get("status")),
-            report_html.escape(runs_table.format_duration(row.get("duration_s"))),
-            report_html.escape(row.get("epochs") if row.get("epochs") is not None else ""),
-            *runs_table.result_cells(row, quote=report_html.escape),
-            report_html.escape(f"{baseline[0]} {baseline[1]:.4f}" if baseline else ""),
+            *(report_html.escape(text[column]) for column in ("duration", "epochs", "best validation", "test", "baseline")),
         ])
     parts = ["<h2>Runs</h2>", report_html.table(["run", "status", "duration", "epochs", "best validation", "test", "baseline"], rows)]
     differing = comparison.differences([item["config"] for item in loaded])
@@ -220,19 +188,41 @@ def _status_table(record: dict) -> str:
 
 
 def _best_epoch(item: dict) -> str:
-    best = item["record"].get("best_epoch") or (item["metrics"] or {}).get("best_epoch")
+    """Every validation quantity's best epoch, each named (the loss and a metric often peak apart), and the verdict."""
+    found = history.best_epochs(item["history"])
+    recorded = item["record"].get("best_epoch") or (item["metrics"] or {}).get("best_epoch")
+    if not found and isinstance(recorded, dict) and "epoch" in recorded:  # a run folder without its history
+        found = [(recorded.get("monitor", "val_loss"), recorded["epoch"], recorded.get("value"))]
     lines = []
-    if isinstance(best, dict) and "epoch" in best:
+    if found:
+        lines.append("; ".join(f"best <strong>{report_html.escape(monitor)}</strong> at epoch <strong>{report_html.escape(epoch)}"
+                               f"</strong> ({report_html.escape(report_html.number(value))})" for monitor, epoch, value in found) + ".")
         last = (item["history"].get("epoch") or [None])[-1]
-        verdict = (f"overfitting starts after epoch {best['epoch']}" if last is not None and best["epoch"] < last
-                   else "still improving at the last epoch")
-        lines.append(f"Best epoch: <strong>{report_html.escape(best['epoch'])}</strong> ({report_html.escape(best.get('monitor', ''))} "
-                     f"{report_html.escape(report_html.number(best.get('value')))}): {report_html.escape(verdict)}.")
+        monitor, epoch, _ = next((entry for entry in found if entry[0] == "val_loss"), found[0])
+        verdict = (f"{monitor} stopped improving after epoch {epoch}: overfitting starts there" if last is not None and epoch < last
+                   else f"{monitor} still improving at the last epoch")
+        lines.append(report_html.escape(verdict) + ".")
     kfold = item["kfold"] or {}
     if kfold.get("recommended_epochs") is not None:
-        lines.append(f"Recommended epochs (smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
+        lines.append(f"Recommended epochs (best epoch of the smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
                      f"<strong>{report_html.escape(kfold['recommended_epochs'])}</strong>.")
     return "<h3>Best epoch</h3>" + "".join(f"<p>{line}</p>" for line in lines) if lines else ""
+
+
+def baseline_words(baseline: dict, labels: list | None = None) -> list[str]:
+    """What each naive baseline is, in plain words (`always predicting class 1 ("dog"), the most common...`)."""
+    words = []
+    if "majority_class" in baseline:
+        majority = baseline["majority_class"]
+        name = f' ("{labels[majority]}")' if labels and isinstance(majority, int) and 0 <= majority < len(labels) \
+            and str(labels[majority]) != str(majority) else ""
+        words.append(f"majority class: always predicting class {majority}{name}, the most common class in the training data.")
+    if "random_guess_accuracy" in baseline:
+        words.append("random guess: guessing each class as often as it appears in the training data.")
+    if "mean_prediction" in baseline:
+        words.append(f"mean predictor: always predicting {report_html.number(baseline['mean_prediction'])}, the mean target of "
+                     "the training data.")
+    return words
 
 
 def _samples(payload: dict) -> str:
@@ -246,10 +236,9 @@ def _samples(payload: dict) -> str:
 def _metrics_table(payload: dict) -> str:
     """Each metric next to the naive baselines it is judged against, with which one is better."""
     baseline = payload.get("baseline") or {}
-    rows, used = [], set()
+    rows = []
     for metric, value in (payload.get("metrics") or {}).items():
         keys = [key for key in _BASELINES.get(metric, ()) if key in baseline]
-        used.update(keys)
         reference = "; ".join(f"{key.removesuffix('_' + metric).replace('_', ' ')} {report_html.number(baseline[key])}" for key in keys)
         verdict = ""
         if keys and isinstance(value, (int, float)):
@@ -260,9 +249,10 @@ def _metrics_table(payload: dict) -> str:
             verdict = '<span class="better">beats the baseline</span>' if better else '<span class="worse">does not beat the baseline</span>'
         rows.append([report_html.escape(metric), f'<td class="number">{report_html.escape(report_html.number(value))}', report_html.escape(reference), verdict])
     table = report_html.table(["metric", "model", "baseline", ""], rows)
-    others = {key: value for key, value in baseline.items() if key not in used}
-    if others:
-        table += f'<p class="note">baseline details: {report_html.escape(", ".join(f"{key} {report_html.number(value)}" for key, value in others.items()))}</p>'
+    labels = (payload.get("confusion_matrix") or {}).get("labels") if isinstance(payload.get("confusion_matrix"), dict) else None
+    words = baseline_words(baseline, labels if isinstance(labels, list) else None)
+    if words:
+        table += '<p class="note">The baselines: ' + " ".join(report_html.escape(line) for line in words) + "</p>"
     return table
 
 

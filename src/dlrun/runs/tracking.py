@@ -19,15 +19,15 @@ _STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
 
 
 def check(backend: str | None) -> None:
-    """Before anything is trained: the backend is known and installed (ConfigError, exit 2, otherwise)."""
+    """Before anything is trained: the backend is known and installed (UsageError, exit 2, otherwise)."""
     if backend is None:
         return
     if backend not in BACKENDS:
-        raise errors.ConfigError(f"--track: received {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise errors.UsageError(f"--track: received {backend!r}; expected one of {', '.join(BACKENDS)}")
     try:
         import mlflow  # noqa: F401
     except ImportError:
-        raise errors.ConfigError(f"--track mlflow: MLflow is not installed; expected it installed: {INSTALL}") from None
+        raise errors.UsageError(f"--track mlflow: MLflow is not installed; expected it installed: {INSTALL}") from None
 
 
 class MlflowTracker:

@@ -82,7 +82,8 @@ def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:
 
 
 def _restore_from(path: Path, model, before_assign=None) -> int:
-    with np.load(path, allow_pickle=False) as stored:
+    # opened here, not by np.load: NumPy leaves its own file open when the zip inside is truncated
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as stored:
         if before_assign is not None:
             before_assign(int(stored["epochs_completed"]))
         stored_count = sum(1 for key in stored.files if key.startswith("model/"))

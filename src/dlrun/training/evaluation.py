@@ -153,7 +153,7 @@ def evaluate_run(
 
     run = runs.Run.open(run_dir)
     if checkpoint not in CHECKPOINTS:
-        raise errors.ConfigError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(CHECKPOINTS)}")
+        raise errors.UsageError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(CHECKPOINTS)}")
     model_path = run.path / CHECKPOINTS[checkpoint]
     if not model_path.is_file():
         hint = (
@@ -166,7 +166,7 @@ def evaluate_run(
     set_items = []
     if data_path is not None:
         if "path" not in type(stored.data).model_fields:
-            raise errors.ConfigError(
+            raise errors.UsageError(
                 f"--data-path: received {str(data_path)!r}; expected a dataset with a `path` option "
                 f"(dataset {stored.data.name!r} has none)"
             )

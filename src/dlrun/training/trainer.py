@@ -297,15 +297,11 @@ def _finish_files(run, config, training: Training, console) -> dict:
         summary["best_epoch"] = {"monitor": "val_loss", "epoch": best[0], "value": best[1]}
         last = run_history["epoch"][-1]
         verdict = (
-            f"overfitting starts after epoch {best[0]}"
+            f"val_loss stopped improving after epoch {best[0]}: overfitting starts there"
             if best[0] < last
-            else "still improving at the last epoch: no overfitting seen yet"
+            else "val_loss still improving at the last epoch: no overfitting seen yet"
         )
-        console.print(
-            f"validation loss was lowest at epoch {best[0]} ({best[1]:.4f}): {verdict}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        console.print(f"{history.describe_best(run_history)}\n{verdict}", highlight=False, soft_wrap=True)
     payload = training.evaluate(run.path / "plots" if config.output.plots else None)
     if payload is not None:
         if best is not None:

@@ -37,27 +37,27 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
     Checks everything before any run folder is made, including that Ray is importable for `ray`.
     """
     if workers < 1:
-        raise errors.ConfigError(f"--workers: received {workers}; expected a number of worker processes >= 1")
+        raise errors.UsageError(f"--workers: received {workers}; expected a number of worker processes >= 1")
     if cpus_per_trial <= 0:
-        raise errors.ConfigError(f"--cpus-per-trial: received {cpus_per_trial:g}; expected a number of CPUs > 0")
+        raise errors.UsageError(f"--cpus-per-trial: received {cpus_per_trial:g}; expected a number of CPUs > 0")
     if executor is None:
         executor = "pool" if workers > 1 else "sequential"
     if executor not in EXECUTORS:
-        raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
+        raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
     if executor == "sequential" and workers > 1:
-        raise errors.ConfigError(
+        raise errors.UsageError(
             f"--workers: received {workers} with --executor sequential; expected 1 (or --executor pool)"
         )
     if address is not None and executor != "ray":
-        raise errors.ConfigError(f"--address: received {address!r} with --executor {executor}; expected --executor ray")
+        raise errors.UsageError(f"--address: received {address!r} with --executor {executor}; expected --executor ray")
     if address is not None and address != "auto" and not address.startswith("ray://"):
-        raise errors.ConfigError(f"--address: received {address!r}; expected auto or ray://HOST:PORT")
+        raise errors.UsageError(f"--address: received {address!r}; expected auto or ray://HOST:PORT")
     if executor == "ray":
         try:
             import ray  # noqa: F401
             from ray import tune  # noqa: F401
         except ImportError:
-            raise errors.ConfigError(
+            raise errors.UsageError(
                 f"--executor ray: received a Python without Ray Tune; expected it installed: {RAY_INSTALL}"
             ) from None
     return executor
@@ -124,7 +124,7 @@ def run(tasks: list[tuple], worker, on_event, placement: Placement = Placement()
 
         ray_tune.run(tasks, worker, on_event, address=placement.address, cpus_per_trial=placement.cpus_per_trial)
     else:
-        raise errors.ConfigError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
+        raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
 
 
 # --- sequential: in this process, one task after the other ----------------------------------------

@@ -178,7 +178,7 @@ def _monitor(config, task: str, monitor: str | None) -> str:
     if monitor is None:
         return allowed[1] if len(allowed) > 1 else allowed[0]
     if monitor not in allowed:
-        raise errors.ConfigError(f"--monitor: received {monitor!r}; expected one of {', '.join(allowed)}")
+        raise errors.UsageError(f"--monitor: received {monitor!r}; expected one of {', '.join(allowed)}")
     return monitor
 
 

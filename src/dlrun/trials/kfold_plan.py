@@ -13,15 +13,15 @@ from dlrun.training import evaluation
 def check_options(k: int, repeats: int, shuffle: bool, smoothing: float) -> None:
     """Refuse impossible options before anything is loaded or written."""
     if k < 2:
-        raise errors.ConfigError(f"--k: received {k}; expected a number of folds >= 2")
+        raise errors.UsageError(f"--k: received {k}; expected a number of folds >= 2")
     if repeats < 1:
-        raise errors.ConfigError(f"--repeats: received {repeats}; expected a number >= 1")
+        raise errors.UsageError(f"--repeats: received {repeats}; expected a number >= 1")
     if repeats > 1 and not shuffle:
-        raise errors.ConfigError(
+        raise errors.UsageError(
             f"--repeats: received {repeats} with --no-shuffle; expected --shuffle (without it every repeat has the same folds)"
         )
     if not 0 <= smoothing < 1:
-        raise errors.ConfigError(f"--smoothing: received {smoothing}; expected a factor in [0, 1)")
+        raise errors.UsageError(f"--smoothing: received {smoothing}; expected a factor in [0, 1)")
 
 
 def plan_folds(targets: np.ndarray, task: str, k: int, repeats: int, shuffle: bool, seed: int) -> list[dict]:
@@ -33,11 +33,11 @@ def plan_folds(targets: np.ndarray, task: str, k: int, repeats: int, shuffle: bo
 
     count = len(targets)
     if k > count:
-        raise errors.ConfigError(f"--k: received {k}; expected at most the number of samples ({count})")
+        raise errors.UsageError(f"--k: received {k}; expected at most the number of samples ({count})")
     stratified = task != "regression"
     labels = evaluation.class_ids(targets) if stratified else np.zeros(count)
     if stratified and k > int(np.bincount(labels).max()):
-        raise errors.ConfigError(
+        raise errors.UsageError(
             f"--k: received {k}; expected at most {int(np.bincount(labels).max())} "
             "(stratified folds need that many samples in at least one class)"
         )

@@ -25,7 +25,7 @@ def choose(model, count: int | None, names: list[str]) -> list:
         return [layers.named(model, name, "activations") for name in names]
     layers.require_four_d(model, "activations")
     if count is not None and count < 1:
-        raise errors.ConfigError(f"--layers: received {count}; expected at least 1")
+        raise errors.UsageError(f"--layers: received {count}; expected at least 1")
     chosen = layers.conv_and_pool(model)[: count or DEFAULT_LAYERS]
     if not chosen:
         names = ", ".join(layer.name for layer in layers.four_d(model))

@@ -42,9 +42,7 @@ def run(run_dirs: list[Path], out_root: Path | None, echo) -> Path:
     else:
         written = overlaid(histories, folder)
     for label, run_history in histories.items():
-        best = history.best_epoch(run_history, "val_loss")
-        where = f"best validation loss at epoch {best[0]} ({best[1]:.4f})" if best else "no validation loss recorded"
-        echo(f"{label}: {len(run_history['epoch'])} epochs, {where}")
+        echo(f"{label}: {len(run_history['epoch'])} epochs, {history.describe_best(run_history) or 'no validation values recorded'}")
     echo(f"wrote {', '.join(path.name for path in written)} in {folder}")
     return folder
 
@@ -70,9 +68,9 @@ def overlaid(histories: dict[str, dict], folder: Path) -> list[Path]:
                 best = history.best_epoch(run_history, f"val_{metric}")
                 if best is not None:
                     axes.plot([best[0]], [best[1]], "o", color=colour, markersize=6)
-        axes.set_xlabel("epoch")
+        plots.epoch_axis(axes)
         axes.set_ylabel(metric)
-        axes.set_title(f"{metric}: {len(histories)} runs (dashed: train, solid: validation, dot: best)")
+        axes.set_title(f"{metric}: {len(histories)} runs (dashed: train, solid: validation, dot: best val_{metric})")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
         fig.tight_layout()

@@ -74,9 +74,9 @@ def displayable(patterns: np.ndarray, bgr: bool = False) -> np.ndarray:
 def run(subject, layer_name: str, count: int, steps: int, out_root: Path | None, echo) -> Path:
     """Write `<layer>_filters.png` (a grid of patterns) and `<layer>_filters.npy` (the raw patterns)."""
     if count < 1:
-        raise errors.ConfigError(f"--filters: received {count}; expected at least 1")
+        raise errors.UsageError(f"--filters: received {count}; expected at least 1")
     if steps < 1:
-        raise errors.ConfigError(f"--steps: received {steps}; expected at least 1")
+        raise errors.UsageError(f"--steps: received {steps}; expected at least 1")
     layer = layers.named(subject.model, layer_name, "filter patterns")
     available = _channels(layer)
     indices = list(range(min(count, available)))

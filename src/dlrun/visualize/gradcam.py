@@ -122,9 +122,9 @@ def run(subject, image_paths: list[Path], layer_name: str | None, class_index: i
         alpha: float, out_root: Path | None, echo) -> Path:
     """Grad-CAM for each image: print the top predictions, write heatmap/overlay PNGs and .npy maps."""
     if not 0 <= alpha <= 1:
-        raise errors.ConfigError(f"--alpha: received {alpha}; expected a number from 0 to 1")
+        raise errors.UsageError(f"--alpha: received {alpha}; expected a number from 0 to 1")
     if top < 1:
-        raise errors.ConfigError(f"--top: received {top}; expected at least 1")
+        raise errors.UsageError(f"--top: received {top}; expected at least 1")
     model = subject.model
     layer = layers.named(model, layer_name, "Grad-CAM") if layer_name else layers.require_four_d(model, "Grad-CAM")[-1]
     head = expose_logits(model)

@@ -112,7 +112,7 @@ def from_application(name: str, weights: str, include_top: bool) -> Subject:
 
     application = APPLICATIONS.get(name.lower())
     if application is None:
-        raise errors.ConfigError(f"--model: received {name!r}; expected one of {', '.join(APPLICATIONS)} (or pass --run RUN_DIR)")
+        raise errors.UsageError(f"--model: received {name!r}; expected one of {', '.join(APPLICATIONS)} (or pass --run RUN_DIR)")
     if weights == "imagenet":
         weights_file = cached_file(*application.weights[include_top], purpose=f"--model {name} --weights imagenet")
     elif weights == "none":
