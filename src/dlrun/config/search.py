@@ -85,7 +85,7 @@ class SearchConfig(fields.Section):
     sampler: Literal[SAMPLERS] = "tpe"  # tpe | random | grid (choice keys only) | cmaes (int/float keys only)
     pruner: Literal[PRUNERS] = "median"  # stops hopeless trials early: median | asha | hyperband | none
     startup_trials: fields.NonNegativeInt = 5  # median: trials that finish before any is pruned
-    warmup_epochs: fields.NonNegativeInt = 1  # epochs every trial trains before it may be pruned
+    warmup_epochs: fields.NonNegativeInt = 1  # epochs every trial trains before the pruner judges it (never pruned before)
     seed: Annotated[builtins.int, Field(ge=0, le=2**32 - 1)] | None = None  # the sampler's seed; default: the config's seed
     space: dict[str, Dimension] = {}  # KEY.PATH: {choice: [...]} | {int: [LOW, HIGH]} | {float: [LOW, HIGH], log: true}
 

@@ -39,7 +39,7 @@ table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ccd; padding: .25rem .6rem; text-align: left; vertical-align: top; }
 th { background: #eef; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .status-completed { color: #070; font-weight: bold; } .status-failed, .status-crashed { color: #b00; font-weight: bold; }
-.status-interrupted, .status-running { color: #a60; font-weight: bold; }
+.status-interrupted, .status-running { color: #a60; font-weight: bold; } .status-pruned { color: #808; font-weight: bold; }
 .better { color: #070; } .worse { color: #b00; }
 figure { display: inline-block; margin: .5rem; vertical-align: top; }
 figure img { max-width: 560px; border: 1px solid #ddd; } figcaption { font-size: .8rem; color: #555; }
@@ -196,6 +196,8 @@ def _status_table(record: dict) -> str:
     fields = [
         ("name", report_html.escape(record.get("name", ""))),
         ("status", report_html.status(record.get("status"))),
+        ("pruned", report_html.escape(f"after epoch {record['pruned'].get('epoch')}: {record['pruned'].get('reason')}"
+                                      if isinstance(record.get("pruned"), dict) else "")),
         ("kind", report_html.escape(record.get("kind", "train"))),
         ("started", report_html.escape(record.get("started_at", ""))),
         ("ended", report_html.escape(record.get("ended_at", ""))),

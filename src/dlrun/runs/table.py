@@ -126,7 +126,7 @@ def table(rows: list[dict]):
     """The Rich table of `rows`."""
     from rich import table as rich_table
 
-    styles = {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow", "running": "cyan"}
+    styles = {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow", "running": "cyan", "pruned": "magenta"}
     view = rich_table.Table("started", "status", "duration", "epochs", "best validation", "test", "baseline")
     view.add_column("run", overflow="fold")
     for row in rows:
