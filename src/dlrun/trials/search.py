@@ -112,21 +112,25 @@ def suggest(trial, search: search_config.SearchConfig) -> dict:
     return values
 
 
-def sampler(search: search_config.SearchConfig):
-    """The Optuna sampler the section names, seeded by `search.seed`."""
+def sampler(search: search_config.SearchConfig, asked: int = 0):
+    """The Optuna sampler the section names, seeded by `search.seed` and `asked`, the number of trials the
+    study holds: a new one before each ask makes every draw a function of the study alone, so a resumed or
+    joined sweep draws what one uninterrupted process would have drawn."""
     import optuna
 
+    seed = None if search.seed is None else (search.seed + asked) % 2**32
     if search.sampler == "grid":
         class Grid(optuna.samplers.GridSampler):
             def after_trial(self, *arguments) -> None:
                 pass  # its `study.stop()` works only inside `study.optimize`; the sweep counts its trials itself
 
+        # always the section's seed: it also orders the grid's points, which must stay the same for every process
         return Grid({key: _encoded(dimension.choice) for key, dimension in search.space.items()}, seed=search.seed)
     if search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=search.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if search.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=search.seed)
-    return optuna.samplers.TPESampler(seed=search.seed)
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def pruner(search: search_config.SearchConfig):

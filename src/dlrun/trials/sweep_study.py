@@ -48,6 +48,8 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
     from dlrun.trials import progress as trial_progress, trial as trial_module
 
     search = search_config.SearchConfig.model_validate(state["search"])
+    if owner:
+        state["executor"] = placement.record()
     total, metric = state["trials_total"], search.metric
     handles: dict[int, object] = {}  # number -> optuna.trial.Trial, to set attributes while it runs
     epochs: dict[int, int] = {}  # number -> epochs trained so far
@@ -76,8 +78,10 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
                     yield task(handles[frozen.number], frozen.user_attrs.get("overrides", {}), frozen.user_attrs.get("run"))
         while len(in_a_row) < state["max_failures"]:
             with _ask_lock(run.path):
-                if len(study.get_trials(deepcopy=False)) >= total:
+                asked = len(study.get_trials(deepcopy=False))
+                if asked >= total:
                     return
+                study.sampler = search_engine.sampler(search, asked)
                 trial = study.ask()
                 values = search_engine.suggest(trial, search)
                 trial.set_user_attr("overrides", values)
