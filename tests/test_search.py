@@ -80,7 +80,7 @@ def test_a_bad_search_section_exits_2_naming_the_key_before_any_folder(tmp_path,
         (["--pruner", "patient"], "--pruner: received 'patient'; expected one of median, asha, hyperband, none"),
         (["--max-failures", "0"], "--max-failures: received 0; expected a number of failed trials >= 1"),
         (["--storage", "nowhere"], "--storage: received 'nowhere'; expected sqlite (default: study.db in the sweep folder), journal"),
-        (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "--storage: cannot open 'postgresql://nobody@127.0.0.1:1/none'"),
+        (["--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none"], "--storage: cannot open 'postgresql+psycopg2://nobody@127.0.0.1:1/none'"),
     ],
     ids=["trials", "sampler", "pruner", "max-failures", "storage-word", "storage-unreachable"],
 )
@@ -200,7 +200,7 @@ def _joined_sweep(tmp_path, storage: list[str]) -> tuple[Path, list[dict]]:
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while not (run_folders(tmp_path / "runs") and (run_folders(tmp_path / "runs")[0] / "sweep.json").exists()):
-        assert time.monotonic() < deadline and first.poll() is None, "the sweep never made its folder"
+        assert time.monotonic() < deadline and first.poll() is None, f"the sweep never made its folder: {first.communicate()[0][-3000:]}"
         time.sleep(0.05)
     (folder,) = run_folders(tmp_path / "runs")
     second = subprocess.run([sys.executable, "-m", "dlrun", "sweep", "--join", str(folder)], env=env,
@@ -241,21 +241,21 @@ def postgres_url(tmp_path):
         import psycopg2  # noqa: F401
     except ImportError:
         pytest.skip("postgresql: the psycopg2 driver is not installed")
-    data = tmp_path / "pgdata"
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="dlrun-pg-"))  # not under tmp_path: its parents are private to this user
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # the server refuses to run as root
     if as_user:
-        tmp_path.chmod(0o777)
-    port = 54329
-    socket_dir = tmp_path / "pgsock"
-    socket_dir.mkdir()
-    socket_dir.chmod(0o777)
+        shutil.chown(root, "postgres")
+    data, port = root / "data", 54329
     subprocess.run([*as_user, initdb, "-D", str(data), "-U", "dlrun", "--auth=trust"], check=True, capture_output=True, timeout=120)
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1",
-                    "-l", str(tmp_path / "pg.log"), "-w", "start"], check=True, capture_output=True, timeout=120)
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+                    "-l", str(root / "server.log"), "-w", "start"], check=True, capture_output=True, timeout=120)
     try:
-        yield f"postgresql://dlrun@127.0.0.1:{port}/postgres"
+        yield f"postgresql+psycopg2://dlrun@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow
