@@ -234,7 +234,11 @@ def test_two_processes_joined_to_one_sqlite_study_run_each_trial_once(tmp_path):
 @pytest.fixture
 def postgres_url(tmp_path):
     """A PostgreSQL server started for the test (as the `postgres` user when running as root), its URL."""
-    initdb, pg_ctl = (shutil.which(name) for name in ("initdb", "pg_ctl"))
+    import glob
+
+    # on PATH (a hand-made install), or where Debian's postgresql package puts them
+    debian = os.pathsep.join(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True))
+    initdb, pg_ctl = (shutil.which(name) or shutil.which(name, path=debian) for name in ("initdb", "pg_ctl"))
     if not (initdb and pg_ctl):
         pytest.skip("postgresql: the server binaries (initdb, pg_ctl; Debian's postgresql package) are not installed")
     try:
