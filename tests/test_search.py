@@ -72,6 +72,16 @@ def test_a_bad_search_section_exits_2_naming_the_key_before_any_folder(tmp_path,
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_bad_search_section_is_refused_before_keras_or_optuna_is_imported(tmp_path):
+    config = write(tmp_path, "search: {space: {train.batch_size: {choice: [16, 0]}}}")
+    probe = ("import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+             "try:\n    cli.main()\nexcept SystemExit as exit:\n    print('EXIT=' + str(exit.code), file=sys.stderr)\n"
+             "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras', 'optuna') if name in sys.modules), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe, "sweep", str(config)], capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert "search.space.train.batch_size: received 0" in result.stderr
+    assert "EXIT=2" in result.stderr and "HEAVY=\n" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -136,7 +146,7 @@ search:
     assert record["status"] == "pruned"
     pruned_at = record["pruned"]["epoch"]
     assert 1 <= pruned_at < epochs and hopeless["pruned"]["epoch"] == pruned_at
-    assert record["pruned"]["reason"].startswith(f"val_loss ") and f"at epoch {pruned_at} worse than the median" in record["pruned"]["reason"]
+    assert record["pruned"]["reason"].startswith("val_loss ") and f"at epoch {pruned_at} worse than the median" in record["pruned"]["reason"]
     # counted, not inferred: the hopeless trial trained only up to the epoch it was pruned at
     assert [epoch for name, epoch in trained if name == Path(hopeless["run"]).name] == list(range(1, pruned_at + 1))
     assert [epoch for name, epoch in trained if name == Path(good["run"]).name] == list(range(1, epochs + 1))

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from dlrun import config as config_module, errors, runs, terminal
-from dlrun.config import overrides, search as search_config, yaml_strict
+from dlrun.config import search as search_config, yaml_strict
 from dlrun.trials import executors, search as search_engine, sweep_results, sweep_study
 
 FILE_NAME = sweep_results.FILE_NAME
@@ -86,11 +86,6 @@ def parse_ranges(items: list[str]) -> dict[str, dict]:
             raise errors.ConfigError(f"--range {item!r}: received {key} a second time; expected each key once")
         ranges[key] = {"low": low, "high": high, "log": log}
     return ranges
-
-
-def set_items(trial: dict) -> list[str]:
-    """A trial's overrides as `--set` items."""
-    return [f"{key}={json.dumps(value)}" for key, value in trial.items()]
 
 
 def plan(base, options: Options) -> search_config.SearchConfig:
