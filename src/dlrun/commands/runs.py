@@ -22,7 +22,7 @@ class ListByDefault(core.TyperGroup):
 def list_runs(
     root: Path = typer.Argument(Path("runs"), help="The folder that holds the run folders."),
     name: str = typer.Option(None, "--name", help="Only runs whose name contains this (or matches this glob).", show_default=False),
-    status: str = typer.Option(None, "--status", help="Only runs with this status (running, completed, failed, interrupted, crashed).", show_default=False),
+    status: str = typer.Option(None, "--status", help="Only runs with this status (running, completed, failed, interrupted, pruned, crashed).", show_default=False),
 ):
     """A table of the runs under ROOT, newest first: status, duration, epochs, best validation, test, baseline."""
     from dlrun import terminal

@@ -150,7 +150,7 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         done = outcomes.mark_interrupted(run, sweep_results.FILE_NAME, state, "trials")
         return f"after {done} of {total} trial(s)", {"trials_completed": done}
 
-    lifecycle = runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}", stopped) if owner else contextlib.nullcontext()
+    lifecycle = runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}", stopped) if owner else _joined(run)
     with lifecycle:
         with trial_progress.TrialProgress(console) as progress:
             executors.run(tasks(), trial_module.run_trial, on_event, placement)
@@ -196,6 +196,20 @@ def _alive(frozen) -> bool:
         return runs.process_state({"host_name": worker["host"], "pid": worker.get("pid")}) == "alive"
     started = frozen.datetime_start or datetime.datetime.now()
     return (datetime.datetime.now() - started).total_seconds() < _QUIET_START_SECONDS
+
+
+@contextlib.contextmanager
+def _joined(run):
+    """A joined worker's lifecycle: the sweep's run.json is its owner's; Ctrl-C or SIGTERM leaves this
+    worker's trials running in the study, for the owner (or a later --resume) to continue."""
+    from dlrun import signals
+
+    try:
+        with signals.terminate_as_interrupt():
+            yield
+    except KeyboardInterrupt:
+        raise errors.Interrupted(f"interrupted; the trials this worker was training are continued by "
+                                 f"dlrun sweep --resume {run.path} once the sweep has stopped") from None
 
 
 def _worker() -> dict:
