@@ -27,6 +27,7 @@ from dlrun.config import search as search_config, yaml_strict
 from dlrun.trials import executors, search as search_engine, sweep_results, sweep_study
 
 FILE_NAME = sweep_results.FILE_NAME
+FORMAT = sweep_results.FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
