@@ -99,6 +99,7 @@ ALSO_SAME = {
     "model.": "other architectures build through the same `models.plan` (tests/test_image_directory.py and "
               "tests/test_pretrained.py run K-fold on convnets and pretrained bases)",
     "backend": "the process (or pool) runs on the backend `dlrun train` would choose",
+    "search.": "only `dlrun sweep` reads the search section; train and kfold ignore it",
     "train.tensorboard": "the same callback, writing into the fold's folder",
     "train.callbacks.min_delta": "an early_stopping parameter (see KFOLD_RULE)",
     "train.callbacks.restore_best_weights": "an early_stopping parameter (see KFOLD_RULE)",
