@@ -102,6 +102,15 @@ def test_bad_search_options_exit_2_before_any_folder(tmp_path, options, message)
     assert run_folders(tmp_path / "runs") == []
 
 
+def test_resume_and_join_take_only_the_sweep(tmp_path):
+    result = invoke("sweep", "--resume", tmp_path, "--trials", "3")
+    assert result.exit_code == 2 and "--resume: received a CONFIG or a search option too; expected only the sweep" in result.stderr
+    result = invoke("sweep", "--join", tmp_path, "--resume", tmp_path)
+    assert result.exit_code == 2 and "received a CONFIG or a search option too" in result.stderr
+    result = invoke("sweep", "--join", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "nowhere: not a dlrun run folder" in result.stderr
+
+
 def test_config_show_prints_the_resolved_search_and_train_ignores_it(tmp_path):
     from dlrun import config
 
