@@ -194,6 +194,19 @@ compile: {optimizer: sgd}
     assert "failed at epoch 1" in result.output
 
 
+@pytest.mark.slow
+def test_a_journal_storage_keeps_the_study_in_the_sweep_folder(tmp_path):
+    search = "search: {pruner: none, space: {train.batch_size: {choice: [8, 16]}}}"
+    result = invoke("sweep", write(tmp_path, search), "--storage", "journal", "--sampler", "grid")
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    state = json.loads((folder / "sweep.json").read_text())
+    assert state["storage"] == f"journal:{(folder / 'study.journal').resolve()}"
+    assert (folder / "study.journal").stat().st_size > 0 and not (folder / "study.db").exists()
+    assert sorted(trial["overrides"]["train.batch_size"] for trial in state["trials"]) == [8, 16]
+    assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
+
+
 JOINED = """\
 name: jo
 seed: 3

@@ -18,7 +18,7 @@ def sweep(
     sampler: str = typer.Option(None, "--sampler", help="tpe, random, grid or cmaes (overrides search.sampler).", show_default=False),
     pruner: str = typer.Option(None, "--pruner", help="median, asha, hyperband or none (overrides search.pruner).", show_default=False),
     metric: str = typer.Option(None, "--metric", help="The objective: its best value over each trial's epochs (overrides search.metric; default val_loss).", show_default=False),
-    storage: str = typer.Option(None, "--storage", help="Where the study is kept: sqlite (study.db in the sweep folder), journal, or a SQLAlchemy URL such as postgresql://...", show_default=False),
+    storage: str = typer.Option(None, "--storage", help="Where the study is kept: sqlite (study.db in the sweep folder), journal (study.journal there), or a SQLAlchemy URL such as postgresql+psycopg2://USER@HOST/DB", show_default=False),
     max_failures: int = typer.Option(3, "--max-failures", metavar="N", help="Stop after N trials failed in a row."),
     set_items: list[str] = options.SET_OPTION,
     resume: Path = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a stopped sweep: finished trials are kept, a killed one continues from its checkpoint.", show_default=False),
