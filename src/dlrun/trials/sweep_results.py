@@ -81,7 +81,7 @@ def describe(trial: dict) -> str:
     """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`."""
     if trial["status"] == "pruned" and trial.get("pruned"):
         return f"pruned at epoch {trial['pruned']['epoch']}"
-    if trial["status"] == "failed":
+    if trial["status"] == "failed" and trial.get("run"):  # it trained: where it stopped (a NaN's epoch)
         return f"failed at epoch {trial.get('epochs', 0) + 1}"
     return trial["status"]
 
