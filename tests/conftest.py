@@ -461,7 +461,7 @@ def record_trained_epochs(patch) -> list[tuple[str, int]]:
 # --- in CI, a dependency .ci/run installs must not be skipped silently ------------------------------
 # .ci/run names in $DLRUN_REQUIRE what it installs (the Debian Chromium and Fashion-MNIST packages, the
 # torch CPU wheel); a test skipped for lack of one of them then fails the session instead of passing it.
-REQUIRED_DEPENDENCIES = {"chromium": "chromium", "fashion-mnist": "fashion-mnist", "torch": "torch"}  # name -> word in the skip reason
+REQUIRED_DEPENDENCIES = {"chromium": "chromium", "fashion-mnist": "fashion-mnist", "torch": "torch", "postgresql": "postgresql"}  # name -> word in the skip reason
 _required = set(os.environ.get("DLRUN_REQUIRE", "").split())
 _missing_required: list[str] = []
 

@@ -39,7 +39,7 @@ def test_without_the_requirement_the_skip_stays_a_skip(tmp_path):
 
 def test_ci_run_requires_what_it_installs():
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert 'DLRUN_REQUIRE="chromium fashion-mnist"' in script and 'DLRUN_REQUIRE="$DLRUN_REQUIRE torch"' in script
+    assert 'DLRUN_REQUIRE="chromium fashion-mnist postgresql"' in script and 'DLRUN_REQUIRE="$DLRUN_REQUIRE torch"' in script
     assert "export DLRUN_REQUIRE" in script
 
 

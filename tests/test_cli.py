@@ -67,7 +67,7 @@ def test_bad_set_item_exits_2():
     assert "--set 'train.epochs': received no KEY=VALUE" in result.stderr
 
 
-HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "mlflow")
+HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "mlflow", "optuna")
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,23 @@ def test_pool_runs_every_task_reports_failures_and_reuses_its_workers():
     assert no_child_process_within(30)
 
 
+@pytest.mark.parametrize("placement", [executors.Placement(), executors.Placement("pool", workers=2)], ids=["sequential", "pool"])
+def test_an_iterator_of_tasks_is_pulled_only_when_a_worker_is_free(placement):
+    """A sweep asks its search engine for the next trial only when a worker can take it, so the engine
+    has heard every outcome but those still running: never more than `workers` tasks out at once."""
+    events, outstanding = [], []
+
+    def tasks():
+        for index in range(1, 6):
+            finished = sum(event["type"] == "done" for _, event in events)
+            outstanding.append(index - 1 - finished)  # tasks handed out and not yet done when this one is asked for
+            yield index, {"value": index, "epochs": 1, "sleep": 0.3}
+
+    executors.run(tasks(), toy_worker, lambda key, event: events.append((key, event)), placement)
+    assert sorted(key for key, event in events if event["type"] == "done") == [1, 2, 3, 4, 5]
+    assert max(outstanding) == placement.workers - 1 and outstanding[:placement.workers] == list(range(placement.workers))
+
+
 @pytest.mark.slow
 def test_interrupt_stops_the_pool_and_leaves_no_process_behind():
     tasks = [(index, {"value": index, "epochs": 1, "sleep": 120}) for index in range(1, 4)]

@@ -99,6 +99,7 @@ ALSO_SAME = {
     "model.": "other architectures build through the same `models.plan` (tests/test_image_directory.py and "
               "tests/test_pretrained.py run K-fold on convnets and pretrained bases)",
     "backend": "the process (or pool) runs on the backend `dlrun train` would choose",
+    "search.": "only `dlrun sweep` reads the search section; train and kfold ignore it",
     "train.tensorboard": "the same callback, writing into the fold's folder",
     "train.steps_per_execution": "folds compile through the same `Training`; no value changes a number (tests/test_train.py::"
                                  "test_steps_per_execution_auto_groups_batches_and_changes_no_number)",

@@ -106,7 +106,7 @@ def test_cli_runs_lists_and_rejects_bad_input(root, tmp_path):
     assert "val_mae 2.9 at 2" in result.output
     result = invoke("runs", root, "--status", "done")
     assert result.exit_code == 2
-    assert "--status: received 'done'; expected one of running, completed, failed, interrupted, crashed" in result.stderr
+    assert "--status: received 'done'; expected one of running, completed, failed, interrupted, pruned, crashed" in result.stderr
     result = invoke("runs", tmp_path / "missing")
     assert result.exit_code == 2 and "missing: no such folder; expected a folder of runs" in result.stderr
 

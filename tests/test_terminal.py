@@ -64,9 +64,9 @@ def test_runs_table_and_compare_print_run_files_as_text(tmp_path):
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_markup_in_a_sweep_value_is_text(name):
-    from dlrun.trials import sweep
+    from dlrun.trials import sweep_results
 
-    state = {"metric": "loss", "direction": "min",
-             "trials": [{"index": 1, "overrides": {"data.class_names": name}, "status": name, "best": None}]}
-    output = render(sweep.table(state))
+    state = {"search": {"metric": "loss", "direction": "minimize", "space": {"data.class_names": {"choice": [name]}}},
+             "trials": [{"number": 0, "overrides": {"data.class_names": name}, "status": name, "best": None}]}
+    output = render(sweep_results.table(state))
     assert "\x1b]8;" not in output and "\x1b[31m" not in output

@@ -22,7 +22,7 @@ def _usage_error(result, expected: str) -> None:
     (["train"], "CONFIG: received nothing; expected a config file (or --resume RUN_DIR)"),
     (["kfold"], "CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)"),
     (["kfold", QUICKSTART, "--resume", "runs/x"], "--resume: received a CONFIG, --set or --backend too"),
-    (["sweep", "--resume", "sweeps/x", "--grid", "train.epochs=1,2"], "--resume: received a CONFIG, --set, --grid"),
+    (["sweep", "--resume", "sweeps/x", "--grid", "train.epochs=1,2"], "--resume: received a CONFIG or a search option too"),
     (["kfold", QUICKSTART, "--k", "1"], "--k: received 1; expected a number of folds >= 2"),
     (["kfold", QUICKSTART, "--repeats", "2", "--no-shuffle"], "--repeats: received 2 with --no-shuffle"),
     (["kfold", QUICKSTART, "--workers", "0"], "--workers: received 0; expected a number of worker processes >= 1"),

@@ -54,6 +54,16 @@ class TrainingFailed(DlrunError):
     exit_code = 1
 
 
+class TrialPruned(DlrunError):
+    """A sweep's pruner stopped the trial as hopeless after `epoch`; its run folder records it as pruned."""
+
+    exit_code = 1
+
+    def __init__(self, epoch: int, reason: str):
+        self.epoch, self.reason = epoch, reason
+        super().__init__(f"pruned after epoch {epoch}: {reason}")
+
+
 class Interrupted(DlrunError):
     """The user interrupted the work (Ctrl-C or SIGTERM); what was written is kept."""
 

@@ -1,6 +1,6 @@
 """The `# comment` written beside each config key in the schema's modules, read from the source.
 
-The schema (schema.py, datasets.py, architectures.py) documents every default with a short trailing comment (the nanoGPT style: all defaults and
+The schema (schema.py, datasets.py, architectures.py, search.py) documents every default with a short trailing comment (the nanoGPT style: all defaults and
 their reasons visible in one place). The JSON Schema, docs/config.md and `dlrun init` show those
 comments as the keys' descriptions, so they are written once, where the default is. A plug-in's section
 (`dlrun.plugins`) is read the same way from the module that defines it.
@@ -19,10 +19,10 @@ import tokenize
 @functools.lru_cache(maxsize=1)
 def field_comments() -> dict[str, dict[str, str]]:
     """`{class name: {key: comment}}` for every annotated key of every schema class that has one."""
-    from dlrun.config import architectures, datasets, schema
+    from dlrun.config import architectures, datasets, schema, search
 
     found: dict[str, dict[str, str]] = {}
-    for module in (schema, datasets, architectures):
+    for module in (schema, datasets, architectures, search):
         found.update(_comments_in(inspect.getsource(module)))
     return found
 

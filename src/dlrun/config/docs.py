@@ -42,9 +42,10 @@ def render() -> str:
         seen.add(name)
         parts.append(_section(f"{path or 'top level'}{tag}", model, definitions))
         for key, prop in model.get("properties", {}).items():
+            mapped = ".KEY.PATH" if isinstance(prop.get("additionalProperties"), dict) else ""  # search.space.KEY.PATH
             for member in _members(prop):
                 target = definitions[member]
-                queue.append((f"{path + '.' if path else ''}{key}", _tag(target), member, target))
+                queue.append((f"{path + '.' if path else ''}{key}{mapped}", _tag(target), member, target))
     return "\n".join(parts)
 
 
@@ -67,7 +68,8 @@ def _section(path: str, model: dict, definitions: dict) -> str:
 def _members(prop: dict) -> list[str]:
     """The $defs a key's value may be (a section, or each member of a union), in order."""
     found = []
-    for schema in [prop, prop.get("items", {}), *prop.get("anyOf", []), *prop.get("oneOf", []),
+    values = prop.get("additionalProperties") if isinstance(prop.get("additionalProperties"), dict) else {}
+    for schema in [prop, prop.get("items", {}), values, *prop.get("anyOf", []), *prop.get("oneOf", []),
                    *(prop.get("items", {}).get("anyOf", []))]:
         if "$ref" in schema:
             found.append(schema["$ref"].rsplit("/", 1)[-1])

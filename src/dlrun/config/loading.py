@@ -82,7 +82,10 @@ def _plugin_names(loc: tuple) -> list[str]:
 
 def to_data(config: schema.Config) -> dict:
     """The fully resolved config as plain data (what `config show` prints and run folders store)."""
-    return config.model_dump(mode="json")
+    data = config.model_dump(mode="json")
+    if data.get("search") is None:
+        data.pop("search", None)  # only a sweep's config has one
+    return data
 
 
 def to_yaml(config: schema.Config) -> str:
@@ -295,6 +298,8 @@ def _step(annotation, part):
         return field.annotation if field else None
     if origin is list and isinstance(part, int):
         return typing.get_args(annotation)[0]
+    if origin is dict:  # search.space.KEY
+        return typing.get_args(annotation)[1]
     if origin in (typing.Union, types.UnionType):
         members = [_unwrap(member) for member in typing.get_args(annotation)]
         for member in members:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Union
 import pydantic
 from pydantic import Field
 
-from dlrun.config import fields
+from dlrun.config import fields, search as search_config
 from dlrun.config.architectures import (  # noqa: F401  (re-exported: schema.MLPModel, ...)
     APPLICATION_NAMES,
     ConvnetModel,
@@ -191,6 +191,13 @@ class Config(fields.Section):
     compile: CompileConfig = CompileConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+    search: search_config.SearchConfig | None = None  # `dlrun sweep` only (train and kfold ignore it): see dlrun.config.search
+
+    @pydantic.model_validator(mode="after")
+    def _resolve_search(self):
+        if self.search is not None:
+            self.search = search_config.resolve(self.search, self.seed)
+        return self
 
     @pydantic.field_validator("data", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """Run folders: `<runs_root>/<UTC timestamp>_<name>/`, created once, never reused.
 
 `run.json` says what happened: `status` is `running` while training (with a `heartbeat_at` that moves
-every epoch), then `completed`, `failed` (with `error`) or `interrupted`.
+every epoch), then `completed`, `failed` (with `error`), `interrupted`, or `pruned` (a sweep's pruner
+stopped the trial: `pruned` says after which epoch and why).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"  # flock'ed by the one process writing the run; holds its pid
 FORMAT = 2  # run.json's layout; absent (1) in folders written before the format was recorded
-STATUSES = ("running", "completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted", "pruned")
 
 
 def utc_now() -> datetime.datetime:
@@ -250,6 +251,9 @@ def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tupl
             f"interrupted{' ' + said if said else ''}; what was written so far is in {run.path} "
             f"(continue with: {continue_with})"
         ) from None
+    except errors.TrialPruned as pruned:  # an honest outcome of its own, not a failure
+        run.finish("pruned", pruned={"epoch": pruned.epoch, "reason": pruned.reason})
+        raise
     except errors.DlrunError as error:
         found = getattr(error, "traceback", None)  # a worker's own traceback, when it failed unexpectedly
         run.finish_if_possible("failed", error=str(error), **({"traceback": found} if found else {}))

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from dlrun import atomic, errors
+from dlrun.config import search as search_config
 
 FILE_NAME = "history.json"
 PHASE = "phase"  # the column naming each epoch's training phase, when a run has several
@@ -106,10 +107,7 @@ def metric_names(history: dict[str, list]) -> list[str]:
     return sorted(names, key=lambda name: (name != "loss", names.index(name)))
 
 
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of `metric` is better (losses and errors)."""
-    base = metric.removeprefix("val_")
-    return base == "loss" or base.endswith("loss") or base in {"mae", "mse", "rmse", "mape"} or "error" in base
+lower_is_better = search_config.lower_is_better  # one rule for callbacks, reports and a search's direction
 
 
 def best_epoch(history: dict[str, list], monitor: str = "val_loss") -> tuple[int, float] | None:

@@ -166,6 +166,8 @@ def _status_table(record: dict) -> str:
     fields = [
         ("name", report_html.escape(record.get("name", ""))),
         ("status", report_html.status(record.get("status"))),
+        ("pruned", report_html.escape(f"after epoch {record['pruned'].get('epoch')}: {record['pruned'].get('reason')}"
+                                      if isinstance(record.get("pruned"), dict) else "")),
         ("kind", report_html.escape(record.get("kind", "train"))),
         ("started", report_html.escape(record.get("started_at", ""))),
         ("ended", report_html.escape(record.get("ended_at", ""))),

@@ -61,7 +61,7 @@ table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ccd; padding: .25rem .6rem; text-align: left; vertical-align: top; }
 th { background: #eef; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .status-completed { color: #070; font-weight: bold; } .status-failed, .status-crashed { color: #b00; font-weight: bold; }
-.status-interrupted, .status-running { color: #a60; font-weight: bold; }
+.status-interrupted, .status-running { color: #a60; font-weight: bold; } .status-pruned { color: #808; font-weight: bold; }
 .better { color: #070; } .worse { color: #b00; }
 figure { display: inline-block; margin: .5rem; vertical-align: top; }
 figure img { max-width: 560px; border: 1px solid #ddd; } figcaption { font-size: .8rem; color: #555; }

@@ -104,9 +104,11 @@ def _kfold_best(path: Path, row: dict) -> None:
 
 def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> None:
     """A sweep's best trial (run.json's `best_trial`, or the best finished so far in sweep.json); its epochs,
-    test score and baseline come from the trial's own run folder."""
+    test score and baseline come from the trial's own run folder. Trials are numbered by `number` (Optuna's,
+    sweep.json format 3) or `index` (earlier formats)."""
     state = read_object(path / "sweep.json") or {}
-    metric = record.get("metric") or state.get("metric")
+    search = state.get("search") if isinstance(state.get("search"), dict) else {}
+    metric = record.get("metric") or state.get("metric") or search.get("metric")
     trials = [trial for trial in state.get("trials", []) if isinstance(trial, dict)]
     best = record.get("best_trial")
     if not isinstance(best, dict):
@@ -114,12 +116,13 @@ def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> 
         if not finished or not metric:
             row.update(best=None, test=None, baseline=None, epochs=None)
             return
-        higher = state.get("direction") == "max" if "direction" in state else not history.lower_is_better(metric)
+        direction = state.get("direction") or search.get("direction")
+        higher = direction in ("max", "maximize") if direction else not history.lower_is_better(metric)
         chosen = (max if higher else min)(finished, key=lambda trial: trial["best"]["value"])
-        best = {"index": chosen["index"], **chosen["best"]}
-    row["best"] = {"monitor": metric, "epoch": best.get("epoch"), "value": best.get("value"), "trial": best.get("index")}
+        best = {"number": _trial_number(chosen), **chosen["best"]}
+    row["best"] = {"monitor": metric, "epoch": best.get("epoch"), "value": best.get("value"), "trial": _trial_number(best)}
     row.update(test=None, baseline=None, epochs=None)
-    folder = next((trial.get("run") for trial in trials if trial.get("index") == best.get("index")), None)
+    folder = next((trial.get("run") for trial in trials if _trial_number(trial) == _trial_number(best)), None)
     if folder:
         trial_path = Path(folder) if Path(folder).is_dir() else path / "trials" / Path(folder).name  # a sweep folder that moved
         try:
@@ -127,6 +130,10 @@ def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> 
         except (errors.RunError, AttributeError, TypeError, ValueError, KeyError):  # the trial's folder is gone or damaged
             return
         row.update(test=trial_row["test"], baseline=trial_row["baseline"], epochs=trial_row["epochs"])
+
+
+def _trial_number(trial: dict):
+    return trial.get("number", trial.get("index"))
 
 
 def primary_metric(record: dict, run_history: dict) -> str | None:
@@ -218,7 +225,7 @@ def table(rows: list[dict], width: int | None = None):
     from rich import table as rich_table
 
     styles = {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow", "running": "cyan",
-              "damaged": "red"}
+              "damaged": "red", "pruned": "magenta"}
     texts = [cells(row) for row in rows]
     shown = list(COLUMNS)
     if width is not None:

@@ -8,7 +8,9 @@ event)`, every emitted event and then exactly one outcome per task:
     {"type": "done", "result": <what worker returned>}
     {"type": "failed", "error": "ValueError: ...", "traceback": "..."}   (no traceback for a dlrun error)
 
-A failing task never stops the others. Ctrl-C (or SIGTERM) in the main process stops every worker
+`tasks` is a list (K-fold's folds) or an iterator pulled only when a worker is free (a sweep asks its
+search engine for the next trial then, so the engine knows every result so far). A failing task never
+stops the others. Ctrl-C (or SIGTERM) in the main process stops every worker
 (SIGTERM first, so a worker can record its state; SIGKILL after a grace period), leaves no child
 process behind, and re-raises KeyboardInterrupt.
 
@@ -18,6 +20,7 @@ Nothing heavy is imported here: the pool's workers import TensorFlow themselves,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import queue as queue_module
 import signal
@@ -108,12 +111,12 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def run(tasks: list[tuple], worker, on_event, placement: Placement = Placement()) -> None:
+def run(tasks, worker, on_event, placement: Placement = Placement()) -> None:
     """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring), where
     `placement` says. `placement.pool`: a `Pool` the caller started early (and closes); otherwise the
     pool executor makes its own."""
     executor, workers, pool = placement.executor, placement.workers, placement.pool
-    if not tasks:
+    if isinstance(tasks, list) and not tasks:
         return
     if executor == "sequential":
         _sequential(tasks, worker, on_event)
@@ -122,7 +125,10 @@ def run(tasks: list[tuple], worker, on_event, placement: Placement = Placement()
     elif executor == "ray":
         from dlrun.trials import ray_tune
 
-        ray_tune.run(tasks, worker, on_event, address=placement.address, cpus_per_trial=placement.cpus_per_trial)
+        # Ray Tune takes its trials as a list: an iterator is taken a batch of `workers` at a time
+        batches = [tasks] if isinstance(tasks, list) else iter(lambda: list(itertools.islice(tasks, max(1, workers))), [])
+        for batch in batches:
+            ray_tune.run(batch, worker, on_event, address=placement.address, cpus_per_trial=placement.cpus_per_trial)
     else:
         raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
 
@@ -192,13 +198,26 @@ class Pool:
             self.executor.submit(os.getpid)  # each submission with no idle worker starts a process now
 
     def run(self, tasks, worker, on_event) -> None:
-        """Run every task on the workers; on any exception (Ctrl-C included) stop them all and re-raise."""
+        """Run every task on the workers, taking the next from `tasks` as one frees (none waits in a queue);
+        on any exception (Ctrl-C included) stop them all and re-raise."""
         import concurrent.futures
 
-        futures = {}
+        futures: dict = {}
+        tasks = iter(tasks)
+        pending: set = set()
+
+        def submit_while_free() -> None:
+            while len(pending) < self.workers:
+                task = next(tasks, None)
+                if task is None:
+                    return
+                key, payload = task
+                future = self.executor.submit(_call_in_worker, worker, key, payload)
+                futures[future] = key
+                pending.add(future)
+
         try:
-            futures = {self.executor.submit(_call_in_worker, worker, key, payload): key for key, payload in tasks}
-            pending = set(futures)
+            submit_while_free()
             while pending:
                 _drain(self.events, on_event, self.pids, timeout=0.2)
                 done = {future for future in pending if future.done()}
@@ -213,6 +232,7 @@ class Pool:
                     else:
                         on_event(futures[future], {"type": "done", "result": result})
                 pending -= done
+                submit_while_free()
         except BaseException:
             self.stop(futures)
             raise
@@ -263,7 +283,7 @@ def _pool(tasks, worker, on_event, workers: int, pool: Pool | None) -> None:
     if pool is not None:  # started earlier by the caller, who closes it
         pool.run(tasks, worker, on_event)
         return
-    own = Pool(min(workers, len(tasks)))
+    own = Pool(min(workers, len(tasks)) if isinstance(tasks, list) else workers)
     own.run(tasks, worker, on_event)
     own.close()
 

@@ -1,0 +1,224 @@
+"""The search engine of `dlrun sweep`: an Optuna study, its storage, sampler and pruner, and a trial's objective.
+
+The study lives in the sweep folder (`study.db`, SQLite through Optuna's RDBStorage; `--storage journal`:
+Optuna's journal file `study.journal`; or any SQLAlchemy URL such as `postgresql://...` for many hosts).
+The process that runs the sweep asks the study for trials and tells it their outcome; each trial's
+worker opens the study from the same storage to report its metric every epoch and ask the pruner
+whether to stop (the standard Optuna multi-process pattern, which is also how joined hosts take part).
+
+Optuna is imported inside functions only: validating a config never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from dlrun import config as config_module, errors
+from dlrun.config import overrides, search as search_config
+
+SQLITE_FILE = "study.db"
+JOURNAL_FILE = "study.journal"
+STORAGE_HELP = "sqlite (default: study.db in the sweep folder), journal (study.journal there) or a SQLAlchemy URL"
+
+
+def storage_url(storage: str | None, folder: Path) -> str:
+    """Where the study of the sweep in `folder` is kept, as a URL (`journal:PATH` for Optuna's journal file)."""
+    if storage in (None, "sqlite"):
+        return f"sqlite:///{(Path(folder) / SQLITE_FILE).resolve()}"
+    if storage == "journal":
+        return f"journal:{(Path(folder) / JOURNAL_FILE).resolve()}"
+    if "://" not in storage:
+        raise errors.UsageError(f"--storage: received {storage!r}; expected {STORAGE_HELP}")
+    return storage
+
+
+def open_storage(url: str):
+    """The Optuna storage at `url` (see `storage_url`)."""
+    import optuna
+
+    if url.startswith("journal:"):
+        from optuna.storages import journal
+
+        return journal.JournalStorage(journal.JournalFileBackend(url.removeprefix("journal:")))
+    options = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=options)
+    except Exception as error:  # a wrong URL, a missing driver, a server that does not answer
+        raise errors.RunError(f"--storage: cannot open {url!r} ({type(error).__name__}: {error})") from None
+
+
+def check_space(base: dict, search: search_config.SearchConfig) -> None:
+    """Every key of the space is a config path and every value (each choice, both ends of a range) is one the
+    schema accepts, and the sampler suits the space: ConfigError naming `search.space.KEY` otherwise."""
+    problems = []
+    if not search.space:
+        problems.append("search.space: received no keys; expected at least one KEY.PATH: {choice: [...]} "
+                        "(or --grid KEY=V1,V2, or --random N with --range)")
+    for key, dimension in search.space.items():
+        for value in dimension.bounds():
+            try:
+                config_module.validate(overrides.apply(base, [f"{key}={json.dumps(value)}"]))
+            except errors.ConfigError as error:
+                problems.append(f"search.space.{key}: received {json.dumps(value)}, which the config refuses "
+                                f"({'; '.join(error.problems)})")
+                break
+    kinds = {key: dimension.kind() for key, dimension in search.space.items()}
+    if search.sampler == "grid":
+        problems += [f"search.space.{key}: received a {kind} range with sampler grid; expected choice values "
+                     "(or sampler tpe, random or cmaes)" for key, kind in kinds.items() if kind != "choice"]
+    if search.sampler == "cmaes":
+        problems += [f"search.space.{key}: received choice values with sampler cmaes; expected an int or float "
+                     "range (CMA-ES searches numbers only; or sampler tpe or random)" for key, kind in kinds.items() if kind == "choice"]
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            problems.append("search.sampler: received cmaes on a Python without the cmaes package; expected it installed: pip install cmaes")
+    size = search.grid_size()
+    if search.sampler == "grid" and size is not None and search.trials is not None and search.trials > size:
+        problems.append(f"search.trials: received {search.trials} with a grid of {size} points; expected at most {size}")
+    if problems:
+        raise errors.ConfigError(problems)
+
+
+def trial_count(search: search_config.SearchConfig) -> int:
+    """How many trials the study runs in all."""
+    if search.trials is not None:
+        return search.trials
+    return search.grid_size() or search_config.DEFAULT_TRIALS
+
+
+def _encoded(values: list) -> list:
+    """Choice values as Optuna stores them: scalars as they are, lists and mappings as JSON text."""
+    return [value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value) for value in values]
+
+
+def suggest(trial, search: search_config.SearchConfig) -> dict:
+    """Draw the trial's values from the space (through Optuna's `suggest_*`); return {key: config value}."""
+    values = {}
+    for key, dimension in search.space.items():
+        kind = dimension.kind()
+        if kind == "choice":
+            options = _encoded(dimension.choice)
+            values[key] = dimension.choice[options.index(trial.suggest_categorical(key, options))]
+        elif kind == "int":
+            low, high = dimension.int
+            values[key] = trial.suggest_int(key, low, high, step=int(dimension.step or 1), log=dimension.log)
+        else:
+            low, high = dimension.float
+            values[key] = trial.suggest_float(key, low, high, step=dimension.step, log=dimension.log)
+    return values
+
+
+def sampler(search: search_config.SearchConfig, asked: int = 0):
+    """The Optuna sampler the section names, seeded by `search.seed` and `asked`, the number of trials the
+    study holds: a new one before each ask makes every draw a function of the study alone, so a resumed or
+    joined sweep draws what one uninterrupted process would have drawn."""
+    import optuna
+
+    seed = None if search.seed is None else (search.seed + asked) % 2**32
+    if search.sampler == "grid":
+        class Grid(optuna.samplers.GridSampler):
+            def after_trial(self, *arguments) -> None:
+                pass  # its `study.stop()` works only inside `study.optimize`; the sweep counts its trials itself
+
+        # always the section's seed: it also orders the grid's points, which must stay the same for every process
+        return Grid({key: _encoded(dimension.choice) for key, dimension in search.space.items()}, seed=search.seed)
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def pruner(search: search_config.SearchConfig):
+    """The Optuna pruner the section names (its steps are epochs)."""
+    import optuna
+
+    first = search.warmup_epochs + 1  # steps are epochs, counted from 1: the first that may be judged
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials, n_warmup_steps=first)
+    if search.pruner == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=first)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(url: str, name: str, search: search_config.SearchConfig, create: bool = False):
+    """The study `name` in the storage at `url` (a new one with `create`), with the section's sampler and pruner."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlrun prints each trial itself
+    storage = open_storage(url)
+    if create:
+        return optuna.create_study(storage=storage, study_name=name, direction=search.direction,
+                                   sampler=sampler(search), pruner=pruner(search))
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler(search), pruner=pruner(search))
+    except KeyError:
+        raise errors.RunError(f"{url}: holds no study {name!r}; expected the storage of the sweep") from None
+
+
+def study_names(url: str) -> list[str]:
+    """The studies kept at `url`."""
+    import optuna
+
+    return optuna.study.get_all_study_names(open_storage(url))
+
+
+def objective(run_history: dict, metric: str, direction: str) -> tuple[int, float] | None:
+    """A trial's score: (epoch, value) of `metric`'s best epoch, or None when it was never recorded.
+
+    The one place a trial is scored (a cross-validated objective will score its folds here).
+    """
+    values = [(epoch, value) for epoch, value in zip(run_history["epoch"], run_history.get(metric, []))
+              if value is not None and math.isfinite(value)]
+    if not values:
+        return None
+    return (min if direction == "minimize" else max)(values, key=lambda pair: pair[1])
+
+
+class Reporter:
+    """In a trial's worker: reports `metric` to the study every epoch and raises `errors.TrialPruned`
+    when the pruner says the trial is hopeless."""
+
+    def __init__(self, url: str, study_name: str, trial_id: int, search: search_config.SearchConfig):
+        import optuna
+
+        self.study = open_study(url, study_name, search)
+        self.trial = optuna.trial.Trial(self.study, trial_id)
+        self.search = search
+
+    def history(self, run_history: dict) -> None:
+        """Report the epochs a continued trial had trained before (those not reported yet)."""
+        (frozen,) = [trial for trial in self.study.get_trials(deepcopy=False) if trial.number == self.trial.number]
+        done = frozen.intermediate_values
+        for epoch, value in zip(run_history["epoch"], run_history.get(self.search.metric, [])):
+            if epoch not in done and value is not None and math.isfinite(value):
+                self.trial.report(value, epoch)
+
+    def epoch(self, epoch: int, logs: dict) -> None:
+        """After `epoch`: report, then stop the trial if the pruner says so."""
+        value = logs.get(self.search.metric)
+        if value is None or not math.isfinite(value):
+            return  # the trainer itself stops a NaN trial, as failed
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise errors.TrialPruned(epoch, self.reason(epoch, value))
+
+    def reason(self, epoch: int, value: float) -> str:
+        """Why the pruner stopped the trial, in words."""
+        import optuna
+
+        metric = self.search.metric
+        if self.search.pruner == "median":
+            finished = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+            others = [trial.intermediate_values[epoch] for trial in finished if epoch in trial.intermediate_values]
+            if others:
+                return (f"{metric} {value:.4g} at epoch {epoch} worse than the median {statistics.median(others):.4g} "
+                        f"of {len(others)} earlier trial(s) at that epoch")
+        return (f"{metric} {value:.4g} at epoch {epoch} not among the best trials at that epoch "
+                f"({self.search.pruner} pruner: successive halving)")

@@ -1,0 +1,115 @@
+"""What a sweep leaves for people: `sweep.json` (every trial, from the study), the ranked table, and plots.
+
+Each trial in `sweep.json` has its Optuna `number`, its `overrides` (the config values tried), `status`
+(`running`, `completed`, `pruned` or `failed`), its child `run` folder, `best` ({epoch, value} of the
+metric over its epochs), `epochs` trained, and for a pruned trial `pruned` ({epoch, reason}), for a
+failed one `error`. The study is the record; `sweep.json` is rewritten from it, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+from dlrun import atomic, terminal
+
+FILE_NAME = "sweep.json"
+FORMAT = 3  # sweep.json's layout; 3: trials are an Optuna study's, numbered as Optuna numbers them
+PLOTS_FOLDER = "plots"
+_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+
+def trials(study) -> list[dict]:
+    """The study's trials as `sweep.json` lists them (see the module docstring)."""
+    found = []
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number):
+        attrs = trial.user_attrs
+        entry = {"number": trial.number, "overrides": attrs.get("overrides", trial.params),
+                 "status": _STATES.get(trial.state.name, trial.state.name.lower())}
+        for key in ("run", "best", "epochs", "pruned", "error"):
+            if attrs.get(key) is not None:
+                entry[key] = attrs[key]
+        found.append(entry)
+    return found
+
+
+def write(run, state: dict, study) -> None:
+    """Rewrite `sweep.json` in the sweep folder `run` with `state` and the study's trials."""
+    state["trials"] = trials(study)
+    state["ranking"] = [trial["number"] for trial in rank(state)]
+    run.write_json(FILE_NAME, state)
+
+
+def rank(state: dict) -> list[dict]:
+    """The completed trials, best first (a pruned or failed trial is never the best)."""
+    scored = [trial for trial in state["trials"] if trial["status"] == "completed" and trial.get("best")]
+    return sorted(scored, key=lambda trial: trial["best"]["value"], reverse=state["search"]["direction"] == "maximize")
+
+
+def table(state: dict):
+    """A Rich table of the trials: the completed ones ranked best first, then pruned, failed and unfinished ones."""
+    from rich import table as rich_table
+
+    metric, direction = state["search"]["metric"], state["search"]["direction"]
+    result = rich_table.Table(title=f"sweep ranked by {metric} ({'lower' if direction == 'minimize' else 'higher'} is better)")
+    keys = list(state["search"]["space"])
+    short = [key.rsplit(".", 1)[-1] for key in keys]
+    headers = short if len(set(short)) == len(short) else keys  # the last part of each key, when that is unambiguous
+    for column in ("rank", "trial", *headers, f"best {metric}", "epoch", "status"):
+        result.add_column(column, justify="left" if column == "status" else "right")
+    ranked = rank(state)
+    others = [trial for trial in state["trials"] if trial not in ranked]
+    for position, trial in enumerate([*ranked, *others], start=1):
+        best = trial.get("best") or {}
+        result.add_row(
+            str(position) if trial in ranked else "-",
+            str(trial["number"]),
+            *(terminal.text(value_text(trial["overrides"].get(key))) for key in keys),
+            f"{best['value']:.4f}" if best else "-",
+            str(best.get("epoch", "-")),
+            terminal.text(describe(trial)),
+        )
+    return result
+
+
+def value_text(value) -> str:
+    """A config value as the table shows it: floats to 4 significant digits, the rest as JSON."""
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+
+
+def describe(trial: dict) -> str:
+    """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`."""
+    if trial["status"] == "pruned" and trial.get("pruned"):
+        return f"pruned at epoch {trial['pruned']['epoch']}"
+    if trial["status"] == "failed" and trial.get("run"):  # it trained: where it stopped (a NaN's epoch)
+        return f"failed at epoch {trial.get('epochs', 0) + 1}"
+    return trial["status"]
+
+
+def plot(study, folder, parameters: int) -> list[str]:
+    """Optuna's matplotlib plots of the study as PNGs in `folder/plots` (each written atomically); returns
+    the names written. Parameter importances need 2+ parameters and 3+ completed trials."""
+    import optuna
+    from matplotlib import pyplot
+
+    completed = [trial for trial in study.get_trials(deepcopy=False) if trial.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        return []
+    plots = {"optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
+             "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
+             "intermediate_values": optuna.visualization.matplotlib.plot_intermediate_values}
+    if parameters >= 2 and len(completed) >= 3:
+        plots["param_importances"] = optuna.visualization.matplotlib.plot_param_importances
+    written = []
+    (folder / PLOTS_FOLDER).mkdir(exist_ok=True)
+    for name, draw in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            axes = draw(study)
+        figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+        figure.set_size_inches(8, 5)
+        figure.tight_layout()
+        atomic.write_with(folder / PLOTS_FOLDER / f"{name}.png", lambda path: figure.savefig(path, format="png", dpi=100))
+        pyplot.close(figure)
+        written.append(f"{name}.png")
+    return written

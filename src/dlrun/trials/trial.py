@@ -1,0 +1,57 @@
+"""One sweep trial, in whichever process runs it: a `dlrun train` run of the trial's config that reports
+its metric to the study every epoch and stops when the pruner says so (`run_trial`, an executor's worker)."""
+
+from __future__ import annotations
+
+import io
+
+from dlrun import config as config_module, errors, runs
+from dlrun.config import search as search_config
+from dlrun.runs import history
+from dlrun.trials import search as search_engine
+
+
+def run_trial(payload: dict, emit) -> dict:
+    """Train one trial through the one training function; its epochs go out through `emit`.
+
+    `payload`: the trial's `config`, its run folder `run` when it continues one (a resumed sweep: the
+    trainer's own resume, from that run's last checkpoint), the `command` recorded in its run.json, and
+    `study` (`url`, `name`, `trial_id`, `search`) to report to. Returns {"state": "completed" or
+    "pruned", "run", "history", "pruned": {"epoch", "reason"} when pruned}; a failure raises.
+    """
+    from rich import console as rich_console
+
+    from dlrun import backend
+
+    config = config_module.validate(payload["config"])
+    backend.activate(config)  # quietly, on the trial's backend, before the trainer imports Keras
+    from dlrun.training import checkpoints, trainer
+
+    study = payload["study"]
+    reporter = search_engine.Reporter(study["url"], study["name"], study["trial_id"],
+                                      search_config.SearchConfig.model_validate(study["search"]))
+    quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
+    previous = runs.Run.open_to_continue(payload["run"]) if payload.get("run") else None
+    if previous is not None and not checkpoints.exists(previous.path):
+        previous = None  # stopped before its first checkpoint: a new run
+    started = {}
+
+    def on_start(run) -> None:
+        started["run"] = run
+        if previous is not None:
+            reporter.history(history.load(run.path / history.FILE_NAME))  # epochs trained before a kill, once
+        emit({"type": "started", "run": str(run.path), "after_epoch": run.record.get("epochs_completed") if previous else None})
+
+    def on_epoch(epoch: int, logs: dict) -> None:
+        emit({"type": "epoch", "epoch": epoch, "logs": logs})
+        reporter.epoch(epoch, logs)  # raises TrialPruned: the trainer records the run as pruned
+
+    try:
+        child = trainer.train(config, quiet, command=payload["command"], resume_run=previous, on_start=on_start, on_epoch=on_epoch)
+    except errors.Interrupted:
+        raise KeyboardInterrupt from None
+    except errors.TrialPruned as pruned:
+        child = started["run"]
+        return {"state": "pruned", "run": str(child.path), "history": history.load(child.path / history.FILE_NAME),
+                "pruned": {"epoch": pruned.epoch, "reason": pruned.reason}}
+    return {"state": "completed", "run": str(child.path), "history": history.load(child.path / history.FILE_NAME)}
