@@ -116,6 +116,7 @@ def test_a_2x2_grid_makes_four_child_runs_and_a_ranked_table(tmp_path):
         assert json.loads((child / "run.json").read_text())["status"] == "completed"
         stored = (child / "config.yaml").read_text()
         assert f"batch_size: {trial['overrides']['train.batch_size']}" in stored
+        assert "backend: tensorflow\n" in stored  # each trial's `auto`, resolved by the one trainer
         child_history = history.load(child / "history.json")
         assert trial["best"]["value"] == min(child_history["val_loss"])
     values = [state["trials"][index - 1]["best"]["value"] for index in state["ranking"]]

@@ -214,7 +214,9 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         with signals.terminate_as_interrupt():  # Ctrl-C or SIGTERM before the run folder exists leaves nothing
             console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
             choice = backend.activate(config)
-            console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
+            console.print(_backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
+            # The run folder stores the backend `auto` resolved to: its config.yaml trains on it anywhere.
+            config = config.model_copy(update={"backend": choice.name})
             loaded = load(config, console)
             training = Training(config, loaded, console)
     except KeyboardInterrupt:
@@ -249,7 +251,9 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                 said = "resuming from the start (no epoch was completed)"
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
             run.resume(command, first_epoch)
-            run.update(backend=choice.record())
+            earlier = run.record.get("backend") or {}
+            if earlier.get("name") != choice.name:  # asked for with --backend: the run says it switched
+                run.update(backend={**choice.record(), "switched_from": earlier.get("name"), "after_epoch": first_epoch})
 
     def heartbeat(epochs_completed: int, logs: dict) -> None:
         run.heartbeat(epochs_completed=epochs_completed)
@@ -316,6 +320,14 @@ def _finish_files(run, config, training: Training, console) -> dict:
         training.save(run.file("model.keras"))
     console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return summary
+
+
+def _backend_line(choice: backend.Choice, config: schema.Config, resume_run: runs.Run | None) -> str:
+    """What `backend.said` prints; a resumed run on its own backend repeats why it was chosen."""
+    earlier = (resume_run.record.get("backend") or {}) if resume_run is not None else {}
+    if earlier.get("name") == choice.name and earlier.get("reason"):
+        return f"backend: {choice.name} (the run's own: {earlier['reason']})"
+    return backend.said(choice, config.backend)
 
 
 def _learning_rates(config: schema.Config) -> tuple:
