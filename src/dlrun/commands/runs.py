@@ -1,4 +1,4 @@
-"""`dlrun runs [ROOT]` (the table of runs) and `dlrun runs compare RUN_DIR...`."""
+"""`dlrun runs [ROOT]` (the table of runs), `dlrun runs compare RUN_DIR...` and `dlrun runs clean [RUNS_ROOT]`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from typer import core
 
-HELP = "List the runs under a folder (`dlrun runs [ROOT]`), or compare runs (`dlrun runs compare RUN_DIR...`)."
+HELP = ("List the runs under a folder (`dlrun runs [ROOT]`), compare runs (`dlrun runs compare RUN_DIR...`), or free "
+        "disk space (`dlrun runs clean [RUNS_ROOT]`).")
 
 
 class ListByDefault(core.TyperGroup):
@@ -29,6 +30,29 @@ def list_runs(
     from dlrun.runs import table as runs_table
 
     runs_table.show(root, terminal.console(), name=name, status=status)
+
+
+def clean(
+    root: Path = typer.Argument(Path("runs"), metavar="[RUNS_ROOT]", help="The folder that holds the run folders."),
+    yes: bool = typer.Option(False, "--yes", help="Delete what is listed (without it, nothing is deleted)."),
+):
+    """Free disk space: list (or with --yes delete) completed runs' resume checkpoints, temp files left by
+    crashed writes, and feature-cache entries no run uses."""
+    from dlrun import terminal
+    from dlrun.training import cleanup
+
+    console = terminal.console()
+    items = cleanup.plan(root)
+    if not items:
+        console.print(f"nothing to clean under {terminal.text(root)}", highlight=False, soft_wrap=True)
+        return
+    if yes:
+        items = cleanup.remove(items)
+    for item in items:
+        console.print(f"{cleanup.human_size(item.size):>9}  {terminal.text(item.path)}  ({item.why})", highlight=False, soft_wrap=True)
+    total = cleanup.human_size(sum(item.size for item in items))
+    said = f"removed {len(items)} item(s), {total}" if yes else f"would remove {len(items)} item(s), {total}: pass --yes to delete them"
+    console.print(said, highlight=False, soft_wrap=True)
 
 
 def compare(

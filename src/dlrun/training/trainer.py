@@ -236,6 +236,8 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
             extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
                      "parameters": int(training.saved_model.count_params()),
                      "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record()}
+            if training.plan.feature_cache is not None:  # the cache entry it trains on: `dlrun runs clean` keeps it
+                extra["feature_cache"] = str(Path(training.plan.feature_cache).resolve())
             run.start(command, config.seed, runs.versions(), extra=extra)
             said = None
         else:
@@ -285,6 +287,10 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         summary["fit_seconds"] = round(fitted.seconds, 3)
     with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
         run.finish("completed", **summary)
+        if not config.output.keep_checkpoints:  # after `completed` is written: a crash before keeps them for --resume
+            from dlrun.training import cleanup
+
+            cleanup.remove_resume_checkpoints(run.path)
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run

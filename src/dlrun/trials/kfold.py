@@ -200,6 +200,10 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
         _run_folds(run, state, config, pool, console, placement)
         outcome = _conclude(run, state, config, pool, console, placement)
     run.finish("completed", **outcome)
+    if not config.output.keep_checkpoints:  # every fold's and the refit's, once `completed` is written
+        from dlrun.training import cleanup
+
+        cleanup.remove_resume_checkpoints(run.path)
     console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return run
 
@@ -246,7 +250,8 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
             # The worker wrote it as it went; written here too for workers that share no file system with this one.
             history.save(run.file(f"folds/{index}/{history.FILE_NAME}"), result["history"])
             fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
-                        seconds=result["seconds"], **kfold_plan.fold_results(result["history"]))
+                        seconds=result["seconds"], **kfold_plan.fold_results(result["history"]),
+                        **{key: result[key] for key in ("feature_cache",) if key in result})
             fold.pop("error", None)
             fold.pop("traceback", None)
             run.write_json(FILE_NAME, state)
@@ -359,7 +364,7 @@ def _final(run, state, config, pool, epochs: int, console, placement: executors.
         failure = errors.TrainingFailed(f"final: {outcome['error']}")
         failure.traceback = outcome["traceback"]  # recorded in run.json
         raise failure
-    result = {"final_epochs": epochs}
+    result = {"final_epochs": epochs, **{key: outcome[key] for key in ("feature_cache",) if key in outcome}}
     metrics = outcome.get("metrics")
     if metrics is not None:
         run.write_json("metrics.json", metrics)
