@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from dlrun import backend
+from dlrun import backend, runs
 from tests.conftest import CONFIGS, invoke, subprocess_env
 
 HIDE_JAX = "import sys\nsys.modules['jax'] = None\nsys.argv[0] = 'dlrun'\nfrom dlrun import cli\ncli.main()\n"
@@ -142,3 +142,47 @@ def test_in_a_fresh_process_without_the_runs_backend_eval_says_it_is_not_install
             f"the run's own backend, since numbers differ between backends: install it (pip install 'dlrun[jax]'), "
             f"or ask for tensorflow: dlrun eval {run_copy} --backend tensorflow") in result.stderr
     assert not (run_copy / "eval_test.json").exists()
+
+
+def _kfold_run(tmp_path, backend_name: str):
+    """A hand-made interrupted K-fold run folder that says it trained on `backend_name`."""
+    folder = tmp_path / "kf"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(f"name: kf\nbackend: {backend_name}\ndata: {{name: synthetic, num_samples: 40}}\n"
+                                        f"model: mlp\noutput: {{runs_root: {json.dumps(str(tmp_path))}}}\n")
+    (folder / "run.json").write_text(json.dumps({"name": "kf", "status": "interrupted", "kind": "kfold",
+                                                 "started_at": "2026-01-02T10:00:00Z", "backend": {"name": backend_name}}))
+    (folder / "kfold.json").write_text(json.dumps({"status": "running", "folds": []}))
+    return folder
+
+
+def test_kfold_resume_on_another_backend_is_refused_and_names_the_option(tmp_path, keras):
+    folder = _kfold_run(tmp_path, "jax")
+    before = _snapshot(folder)
+    result = invoke("kfold", "--resume", folder)
+    assert result.exit_code == 2, result.output
+    assert "trained on the jax backend, but the active backend is tensorflow" in result.stderr
+    assert f"or ask for tensorflow: dlrun kfold --resume {folder} --backend tensorflow" in result.stderr
+    assert {path: data for path, data in _snapshot(folder).items() if path.name != ".lock"} == before
+    other = invoke("kfold", "--resume", folder, "--set", "seed=2")
+    assert other.exit_code == 2 and "--resume: received a CONFIG or --set too; expected only the run folder" in other.stderr
+
+
+def test_a_sweep_trial_continues_only_on_the_backend_it_started_on(tmp_path, keras):
+    from dlrun import config as config_module, errors
+    from dlrun.trials import sweep
+
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    (trial / "run.json").write_text(json.dumps({"name": "t", "status": "interrupted", "backend": {"name": "jax"}}))
+    (trial / "checkpoints").mkdir()
+    (trial / "checkpoints" / "last.npz").write_bytes(b"state")
+    config = config_module.to_data(config_module.validate({"data": {"name": "synthetic"}, "model": "mlp"}))
+    try:
+        with pytest.raises(errors.RunError) as caught:
+            sweep.run_trial({"config": config, "run": str(trial), "command": ["dlrun", "sweep"]}, lambda event: None)
+    finally:
+        runs.release_locks()  # the trial's folder lock, taken as a worker would
+    assert str(caught.value) == (f"{trial}: trained on the jax backend, but the active backend is tensorflow (Keras is "
+                                 f"already imported on tensorflow in this process); expected the run's own backend, "
+                                 f"since numbers differ between backends: run dlrun in a new process")

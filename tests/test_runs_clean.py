@@ -9,13 +9,15 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 
 from dlrun.training import cleanup
-from tests.conftest import invoke, run_folders, tiny_config, write_completed_run
+from tests.conftest import invoke, run_folders, subprocess_env, tiny_config, write_completed_run
 
 TEMP = ".history.json.ab12cd34.tmp"  # the name dlrun.atomic gives a temp file
 
@@ -192,3 +194,14 @@ def test_keep_checkpoints_false_in_kfold_deletes_every_folds_once_completed(tmp_
     (folder,) = run_folders(tmp_path / "runs")
     assert list(folder.rglob("*.npz")) == []
     assert (folder / "folds" / "1" / "history.json").exists() and (folder / "model.keras").exists()
+
+
+def test_runs_clean_imports_nothing_heavy(root):
+    """Cleaning is file work: no TensorFlow, Keras, matplotlib or scikit-learn import (it stays fast)."""
+    probe = ("import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+             "try:\n    cli.main()\nexcept SystemExit as stop:\n    print('EXIT=' + str(stop.code), file=sys.stderr)\n"
+             "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras', 'matplotlib', 'sklearn') "
+             "if name in sys.modules), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe, "runs", "clean", str(root)], capture_output=True, text=True,
+                            timeout=60, env=subprocess_env())
+    assert "HEAVY=\n" in result.stderr and "would remove 12 item(s)" in result.stdout, result.stderr
