@@ -136,6 +136,8 @@ def test_kfold_run_folder(regression_run):
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "completed" and record["kind"] == "kfold"
     assert record["recommended_epochs"] == state["recommended_epochs"]
+    # `backend: auto` (the config's default) is stored resolved, as dlrun train stores it
+    assert record["backend"]["name"] == "tensorflow" and "backend: tensorflow\n" in (folder / "config.yaml").read_text()
     assert "repeat 2/2 fold 3/3: val_mae last" in output and f"recommended epochs: {state['recommended_epochs']}" in output
 
 

@@ -110,6 +110,8 @@ ALSO_SAME = {
     "output.runs_root": "where the K-fold run folder goes, as for a train run",
     "output.save_model": "the final refit's model.keras (folds keep no model)",
     "output.plots": "the K-fold run's plots and the refit's test plots",
+    "output.keep_checkpoints": "false removes every fold's and the refit's resume checkpoints once the K-fold run "
+                               "completes (tests/test_runs_clean.py); it changes no number",
 }
 # The K-fold rule, in one place (kfold_fits.fold_config), said on the console.
 KFOLD_RULE = {

@@ -4,6 +4,7 @@ input scaling, and the errors a user can meet. Tiny VGG16s (32x32 inputs, random
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -178,6 +179,15 @@ def test_a_changed_seed_with_random_weights_is_a_new_cache_entry(tmp_path):
     assert invoke("train", path).exit_code == 0
     assert invoke("train", path, "--set", "seed=6").exit_code == 0
     assert len(list((tmp_path / "feature_cache").iterdir())) == 2
+    # each run names its entry, so `dlrun runs clean` keeps both; once a run is gone, its entry goes
+    first, second = run_folders(tmp_path / "runs")
+    named = [json.loads((run / "run.json").read_text())["feature_cache"] for run in (first, second)]
+    assert sorted(named) == sorted(str(entry.resolve()) for entry in (tmp_path / "feature_cache").iterdir())
+    assert "feature-cache entry" not in invoke("runs", "clean", tmp_path / "runs").output
+    shutil.rmtree(first)
+    cleaned = invoke("runs", "clean", tmp_path / "runs", "--yes")
+    assert cleaned.exit_code == 0, cleaned.output
+    assert [str(entry.resolve()) for entry in (tmp_path / "feature_cache").iterdir()] == [named[1]]
 
 
 # --- end to end and fine-tuning ----------------------------------------------------------------------
@@ -278,6 +288,7 @@ def test_kfold_in_features_mode_trains_the_folds_on_cached_features(tmp_path, mo
     # two folds (train + validation each) and the refit (train, and test for its evaluation)
     assert sorted(extracted) == sorted(["train", "validation"] * 2 + ["train", "test"])
     assert len(list((tmp_path / "feature_cache").iterdir())) == 3
+    assert "feature-cache entry" not in invoke("runs", "clean", tmp_path / "runs").output  # kfold.json names them all
 
     def base_must_not_run(*args, **kwargs):
         raise AssertionError("the base ran although its features were cached")

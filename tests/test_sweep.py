@@ -143,6 +143,7 @@ def test_a_2x2_grid_makes_four_child_runs_a_ranked_table_and_plots(tmp_path):
         stored = (child / "config.yaml").read_text()
         assert f"batch_size: {trial['overrides']['train.batch_size']}" in stored
         assert "search:" not in stored  # a trial's run is a plain training run
+        assert "backend: tensorflow\n" in stored  # each trial's `auto`, resolved by the one trainer
         child_history = history.load(child / "history.json")
         assert trial["best"]["value"] == min(child_history["val_loss"])
     values = [state["trials"][number]["best"]["value"] for number in state["ranking"]]

@@ -21,7 +21,7 @@ def _usage_error(result, expected: str) -> None:
     (["list", "dataset"], "KIND: received 'dataset'; expected one of datasets, architectures"),
     (["train"], "CONFIG: received nothing; expected a config file (or --resume RUN_DIR)"),
     (["kfold"], "CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)"),
-    (["kfold", QUICKSTART, "--resume", "runs/x"], "--resume: received a CONFIG, --set or --backend too"),
+    (["kfold", QUICKSTART, "--resume", "runs/x"], "--resume: received a CONFIG or --set too"),
     (["sweep", "--resume", "sweeps/x", "--grid", "train.epochs=1,2"], "--resume: received a CONFIG or a search option too"),
     (["kfold", QUICKSTART, "--k", "1"], "--k: received 1; expected a number of folds >= 2"),
     (["kfold", QUICKSTART, "--repeats", "2", "--no-shuffle"], "--repeats: received 2 with --no-shuffle"),

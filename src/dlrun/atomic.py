@@ -71,6 +71,11 @@ def temp_path_beside(path: str | os.PathLike, suffix: str = "") -> Path:
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of the temp files above (what a crash between write and rename leaves)."""
+    return _TEMP_NAME.match(name) is not None
+
+
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Remove the temp files a killed process left under `folder` (call it only while no other process
     writes there: a run folder under its lock); return them."""
@@ -78,7 +83,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     for parent, _names, files in os.walk(folder):
         for name in files:
             path = Path(parent) / name
-            if _TEMP_NAME.match(name) and not path.is_symlink():
+            if is_temp_name(name) and not path.is_symlink():
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed

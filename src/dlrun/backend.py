@@ -157,17 +157,21 @@ def _auto(config, available: list[str], environment: str | None) -> Choice:
     if config.train.loop == "custom":
         # Its per-batch Python loop, not XLA, sets the pace, so JAX brings nothing (the Boston MLP's
         # custom loop fit no faster on JAX than on TensorFlow; docs/backends.md's table has the times).
-        return _fallback(available, "auto: train.loop: custom, which ran no faster on JAX than on TensorFlow "
-                                    "(the Boston MLP's custom loop on CPU)")
+        return _fallback(available, "auto: train.loop: custom, no faster on JAX than on TensorFlow (Boston MLP, CPU)")
     architecture = config.model.architecture
     if architecture in DENSE_ARCHITECTURES:
         if "jax" in available:
-            return Choice("jax", f"auto: a dense ({architecture}) model, which trains fastest on JAX (the Boston "
-                                 f"MLP ran 2.5x faster than plain TensorFlow Keras on CPU, BENCHMARKS.md)")
-        return _fallback(available, f"auto: a dense ({architecture}) model would be fastest on JAX, which is "
-                                    f"not installed ({INSTALL['jax']})")
-    return _fallback(available, f"auto: a {architecture} model, which trains fastest on TensorFlow (JAX ran the "
-                                f"notes' convnet 4x slower on CPU)")
+            return Choice("jax", f"auto: a dense ({architecture}) model, fastest on JAX: 2.5x TensorFlow on CPU, "
+                                 f"BENCHMARKS.md")
+        return _fallback(available, f"auto: a dense ({architecture}) model, fastest on JAX, which is not installed")
+    return _fallback(available, f"auto: a {architecture} model, fastest on TensorFlow: JAX ran the notes' "
+                                f"convnet 4x slower on CPU")
+
+
+def said(choice: Choice, requested: str) -> str:
+    """The line every run prints: the backend, why, and (when `auto` chose it) how to pin it."""
+    pin = f"; pin with --set backend={choice.name}" if requested == "auto" else ""
+    return f"backend: {choice.name} ({choice.reason}{pin})"
 
 
 def _fallback(available: list[str], reason: str) -> Choice:

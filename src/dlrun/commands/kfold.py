@@ -32,11 +32,12 @@ def kfold(
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
     if resume is not None:
-        if config_file is not None or set_items or backend:
-            raise errors.UsageError("--resume: received a CONFIG, --set or --backend too; expected only the run folder "
-                                     "(its stored config is used)")
-        kfold_protocol.resume(resume, terminal.console(),
-                              command=["dlrun", "kfold", f"--resume={resume}", *placement.words()], placement=placement)
+        if config_file is not None or set_items:
+            raise errors.UsageError("--resume: received a CONFIG or --set too; expected only the run folder "
+                                     "(its stored config is used; --backend NAME continues it on another backend)")
+        kfold_protocol.resume(resume, terminal.console(), placement=placement, backend_name=backend,
+                              command=["dlrun", "kfold", f"--resume={resume}", *([f"--backend={backend}"] if backend else []),
+                                       *placement.words()])
         return
     if config_file is None:
         raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")

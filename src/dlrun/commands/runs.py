@@ -1,4 +1,4 @@
-"""`dlrun runs [ROOT]` (the table of runs) and `dlrun runs compare RUN_DIR...`."""
+"""`dlrun runs [ROOT]` (the table of runs), `dlrun runs compare RUN_DIR...` and `dlrun runs clean [RUNS_ROOT]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import typer
 
 from dlrun.commands import help_text
 
-HELP = "List the runs under a folder (`dlrun runs [ROOT]`), or compare runs (`dlrun runs compare RUN_DIR...`)."
+HELP = ("List the runs under a folder (`dlrun runs [ROOT]`), compare runs (`dlrun runs compare RUN_DIR...`), or free "
+        "disk space (`dlrun runs clean [RUNS_ROOT]`).")
 
 
 class ListByDefault(help_text.Group):
@@ -38,6 +39,31 @@ def list_runs(
         typer.echo(runs_table.to_json(runs_table.select(runs_table.collect(root), name=name, status=status)))
         return
     runs_table.show(root, terminal.console(), name=name, status=status, wide=wide)
+
+
+def clean(
+    root: Path = typer.Argument(Path("runs"), metavar="[RUNS_ROOT]", help="The folder that holds the run folders."),
+    yes: bool = typer.Option(False, "--yes", help="Delete what is listed (without it, nothing is deleted)."),
+):
+    """Free disk space: completed runs' resume checkpoints, stale temp files, unused feature-cache entries.
+
+    Lists what would go, with sizes; --yes deletes it.
+    """
+    from dlrun import terminal
+    from dlrun.training import cleanup
+
+    console = terminal.console()
+    items = cleanup.plan(root)
+    if not items:
+        console.print(f"nothing to clean under {terminal.text(root)}", highlight=False, soft_wrap=True)
+        return
+    if yes:
+        items = cleanup.remove(items)
+    for item in items:
+        console.print(f"{cleanup.human_size(item.size):>9}  {terminal.text(item.path)}  ({item.why})", highlight=False, soft_wrap=True)
+    total = cleanup.human_size(sum(item.size for item in items))
+    said = f"removed {len(items)} item(s), {total}" if yes else f"would remove {len(items)} item(s), {total}: pass --yes to delete them"
+    console.print(said, highlight=False, soft_wrap=True)
 
 
 def compare(

@@ -178,6 +178,7 @@ class OutputConfig(fields.Section):
     save_model: fields.Flag = True  # write model.keras at the end
     plots: fields.Flag = True  # write plots/*.png at the end
     resume_checkpoints: fields.Flag = True  # write checkpoints/last.npz every epoch so `--resume` can continue
+    keep_checkpoints: fields.Flag = True  # keep those resume checkpoints once the run completes (false: deleted then)
 
 
 class Config(fields.Section):

@@ -140,12 +140,14 @@ CHECKPOINTS = {"final": "model.keras", "best": "checkpoints/best.keras"}
 
 
 def evaluate_run(
-    run_dir: str | Path, split: str, checkpoint: str, data_path: str | None, console, command: list[str] | None = None
+    run_dir: str | Path, split: str, checkpoint: str, data_path: str | None, console, command: list[str] | None = None,
+    backend_name: str | None = None,
 ) -> dict:
     """`dlrun eval`: evaluate a stored run's model on one split; write `eval_<split>[_best].json` into the run.
 
     The data is rebuilt from the stored config and seed (the same splits as training); the model carries
-    its own preprocessing, so nothing is re-fitted on the evaluated split.
+    its own preprocessing, so nothing is re-fitted on the evaluated split. It runs on the backend the run
+    trained on, unless `backend_name` (`--backend NAME`) asks for another (`resume.on_run_backend`).
     """
     import json
 
@@ -181,9 +183,12 @@ def evaluate_run(
         runs.check_writable(plots_dir, "RUN_DIR", run.path, expected)
 
     from dlrun import backend
+    from dlrun.training import resume
 
+    config = resume.on_run_backend(run, config, backend_name, f"dlrun eval {run.path}")
     console.print(f"[bold]dlrun eval[/bold] {terminal.text(run.path)}: importing Keras...", highlight=False, soft_wrap=True)
-    backend.import_keras()
+    choice = backend.activate(config)
+    console.print(f"backend: {choice.name}", highlight=False, soft_wrap=True)
     from dlrun import data
 
     loaded = data.load(config.data, config.seed)
@@ -197,7 +202,7 @@ def evaluate_run(
     target = run.path / f"eval_{tag}.json"
     try:  # the check above came first, but a write can still fail (a full disk): said the same way
         payload = report(model, loaded, split, config.train.batch_size, plots_dir=plots_dir, tag=tag)
-        payload = {"model": CHECKPOINTS[checkpoint], "command": command, **payload}
+        payload = {"model": CHECKPOINTS[checkpoint], "command": command, "backend": choice.name, **payload}
         if data_path is not None:
             payload["data_path"] = str(data_path)
         run.write_json(target.name, payload)

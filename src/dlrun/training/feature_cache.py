@@ -110,7 +110,8 @@ def is_augmentation(layer) -> bool:
 
 def features(config, loaded, built, console):
     """A Dataset of the base's outputs (`built`: `models.pretrained.Parts`) for every split of `loaded`,
-    from the cache or computed once and cached."""
+    from the cache or computed once and cached, and the cache entry's folder (runs record it, so that
+    `dlrun runs clean` keeps the entries a run uses)."""
     keras = backend.import_keras()
 
     model_config = config.model
@@ -146,7 +147,7 @@ def features(config, loaded, built, console):
         test=splits.get("test"),
         num_classes=loaded.num_classes,
         class_names=loaded.class_names,
-    )
+    ), cache.path
 
 
 def _extractor_identity(config, loaded, built) -> dict:

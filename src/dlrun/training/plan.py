@@ -33,6 +33,7 @@ class Plan:
     data: Any  # a dlrun.data.dataset.Dataset (possibly cached features instead of the loaded inputs)
     phases: list[Phase]
     saved_model: Any = None  # None: `model`
+    feature_cache: Any = None  # features mode: the feature-cache entry (a Path) the data came from, recorded by the run
 
     def __post_init__(self):
         if self.saved_model is None:
@@ -80,9 +81,9 @@ def _pretrained(config, loaded, console) -> Plan:
                 highlight=False,
                 soft_wrap=True,
             )
-        features = feature_cache.features(config, loaded, built, console)
+        features, entry = feature_cache.features(config, loaded, built, console)
         phases = [Phase("head", config.train.epochs, config.compile.optimizer)]
-        return Plan(model=built.head, data=features, phases=phases, saved_model=built.model)
+        return Plan(model=built.head, data=features, phases=phases, saved_model=built.model, feature_cache=entry)
     fine_tune = model_config.fine_tune
     phases = [Phase("frozen" if fine_tune else "train", config.train.epochs, config.compile.optimizer)]
     if fine_tune is not None:

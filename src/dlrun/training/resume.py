@@ -1,10 +1,11 @@
-"""Deciding whether and how a run may be resumed (`dlrun train --resume RUN_DIR`)."""
+"""Deciding whether and how a run may be resumed (`dlrun train --resume RUN_DIR`), and on which backend a
+run folder is continued or evaluated (`on_run_backend`: the one it trained on, unless `--backend` asks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dlrun import config, errors, runs
+from dlrun import backend as backend_module, config, errors, runs
 from dlrun.config import schema
 from dlrun.runs import history
 from dlrun.training import checkpoints
@@ -25,7 +26,10 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
         raise errors.RunError(f"{run_dir}: has no {runs.CONFIG_FILE}; expected a run folder written by dlrun train")
     stored = config.load(stored_path)
     wanted = config.load(config_file if config_file else stored_path, set_items, backend)
-    changes = differences(config.to_data(stored), config.to_data(wanted))
+    if backend is None and wanted.backend == "auto":  # the run's resolved backend is what `auto` chose for it
+        wanted = wanted.model_copy(update={"backend": stored.backend})
+    changes = [change for change in differences(config.to_data(stored), config.to_data(wanted))
+               if backend is None or change[0] != "backend"]  # --backend NAME is how a new backend is asked for
     if changes and not force:
         raise errors.ConfigError(
             [f"{path}: run has {before}, now {after}" for path, before, after in changes]
@@ -40,10 +44,49 @@ def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
         )
     if run.record.get("status") == "completed":
         return None, wanted
+    asked = backend if backend is not None else (wanted.backend if wanted.backend != stored.backend else None)
+    wanted = on_run_backend(run, wanted, asked, f"dlrun train --resume {run_dir}")
     saved_history = run.path / history.FILE_NAME
     if saved_history.exists() or checkpoints.exists(run.path):
         history.load(saved_history)  # a missing, empty or damaged history.json: a RunError now, before Keras loads
     return run, wanted
+
+
+def backend_used(run: runs.Run, stored: schema.Config) -> str | None:
+    """The backend `run` trained on: run.json's record, else its config's (None: neither says, an old run)."""
+    recorded = run.record.get("backend")
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    if name in backend_module.BACKENDS:
+        return name
+    return stored.backend if stored.backend != "auto" else None
+
+
+def on_run_backend(run: runs.Run, stored: schema.Config, asked: str | None, command: str | None) -> schema.Config:
+    """`stored` (the run's config) set to continue or evaluate `run` on the backend it trained on, or on
+    `asked` (`--backend NAME`: any backend, `auto` included, the user's explicit choice).
+
+    Numbers depend on the backend, so another one is never picked silently: when the run's backend cannot
+    run here (not installed, or Keras already imported on another in this process), RunError (exit 2)
+    names the run's backend, the one active here, and how to ask for it (`command` + `--backend NAME`).
+    """
+    if asked is not None:
+        return stored.model_copy(update={"backend": asked})
+    used = backend_used(run, stored)
+    if used is None:
+        return stored
+    already = backend_module.loaded()
+    if used in backend_module.installed() and already in (None, used):
+        return stored.model_copy(update={"backend": used})
+    active = already or backend_module.choose(stored.model_copy(update={"backend": "auto"})).name
+    if already:
+        why, remedy = f"Keras is already imported on {active} in this process", "run dlrun in a new process"
+    else:
+        why, remedy = f"{used} is not installed here", f"install it ({backend_module.INSTALL[used]})"
+    ask = f", or ask for {active}: {command} --backend {active}" if command else ""
+    raise errors.RunError(
+        f"{run.path}: trained on the {used} backend, but the active backend is {active} ({why}); expected the run's "
+        f"own backend, since numbers differ between backends: {remedy}{ask}"
+    )
 
 
 def differences(before: dict, after: dict, prefix: str = "") -> list[tuple[str, object, object]]:

@@ -215,7 +215,9 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         with signals.terminate_as_interrupt():  # Ctrl-C or SIGTERM before the run folder exists leaves nothing
             console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
             choice = backend.activate(config)
-            console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)
+            console.print(_backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
+            # The run folder stores the backend `auto` resolved to: its config.yaml trains on it anywhere.
+            config = config.model_copy(update={"backend": choice.name})
             loaded = load(config, console)
             training = Training(config, loaded, console)
     except KeyboardInterrupt:
@@ -236,6 +238,8 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                      "parameters": int(training.saved_model.count_params()),
                      "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record(),
                      "steps_per_execution": _steps_record(training)}
+            if training.plan.feature_cache is not None:  # the cache entry it trains on: `dlrun runs clean` keeps it
+                extra["feature_cache"] = str(Path(training.plan.feature_cache).resolve())
             run.start(command, config.seed, runs.versions(), extra=extra)
             said = None
         else:
@@ -251,7 +255,10 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                 said = "resuming from the start (no epoch was completed)"
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))  # changed only with --force
             run.resume(command, first_epoch)
-            run.update(backend=choice.record(), steps_per_execution=_steps_record(training))
+            earlier = run.record.get("backend") or {}
+            if earlier.get("name") != choice.name:  # asked for with --backend: the run says it switched
+                run.update(backend={**choice.record(), "switched_from": earlier.get("name"), "after_epoch": first_epoch})
+            run.update(steps_per_execution=_steps_record(training))
 
     def heartbeat(epochs_completed: int, logs: dict) -> None:
         run.heartbeat(epochs_completed=epochs_completed)
@@ -283,6 +290,10 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
         summary["fit_seconds"] = round(fitted.seconds, 3)
     with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
         run.finish("completed", **summary)
+        if not config.output.keep_checkpoints:  # after `completed` is written: a crash before keeps them for --resume
+            from dlrun.training import cleanup
+
+            cleanup.remove_resume_checkpoints(run.path)
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
@@ -319,6 +330,14 @@ def _finish_files(run, config, training: Training, console) -> dict:
 def _steps_record(training: Training) -> dict:
     steps, reason = training.steps_per_execution
     return {"steps": steps, "reason": reason}
+
+
+def _backend_line(choice: backend.Choice, config: schema.Config, resume_run: runs.Run | None) -> str:
+    """What `backend.said` prints; a resumed run on its own backend repeats why it was chosen."""
+    earlier = (resume_run.record.get("backend") or {}) if resume_run is not None else {}
+    if earlier.get("name") == choice.name and earlier.get("reason"):
+        return f"backend: {choice.name} (the run's own: {earlier['reason']})"
+    return backend.said(choice, config.backend)
 
 
 def _learning_rates(config: schema.Config) -> tuple:

@@ -90,7 +90,8 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         # The folds train in worker processes: this one needs Keras only for the final refit, so it
         # does not spend a core importing it while the workers import theirs.
         choice = backend.choose(config)
-    console.print(f"backend: {choice.name} ({choice.reason})", highlight=False, soft_wrap=True)  # as dlrun train says
+    console.print(backend.said(choice, config.backend), highlight=False, soft_wrap=True)  # as dlrun train says
+    config = config.model_copy(update={"backend": choice.name})  # stored resolved, as dlrun train stores it
     loaded = trainer.load(config, console, validating=True)  # every fold validates
     monitor = _monitor(config, loaded.task, monitor)
     pool = loaded.pooled()
@@ -133,12 +134,13 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
 
 
 def resume(run_dir, console, command: list[str] | None = None,
-           placement: executors.Placement = executors.Placement()) -> runs.Run:
+           placement: executors.Placement = executors.Placement(), backend_name: str | None = None) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
 
     Folds are seeded by their index and the plan (every fold's indices) is read back from kfold.json,
-    so the resumed run ends with the numbers an uninterrupted run would have had.
+    so the resumed run ends with the numbers an uninterrupted run would have had: on the backend the run
+    used, unless `backend_name` (`--backend NAME`) asks for another.
     """
     run = runs.Run.open_to_continue(run_dir)
     try:
@@ -150,9 +152,14 @@ def resume(run_dir, console, command: list[str] | None = None,
     config = config_module.load(run.path / runs.CONFIG_FILE)
     console.print(f"[bold]dlrun kfold --resume[/bold] {terminal.text(run.path)}: importing Keras...", highlight=False, soft_wrap=True)
     from dlrun import backend
-    from dlrun.training import trainer
+    from dlrun.training import resume as run_resume, trainer
 
-    backend.activate(config)
+    config = run_resume.on_run_backend(run, config, backend_name, f"dlrun kfold --resume {run.path}")
+    choice = backend.activate(config)
+    if choice.name != (run.record.get("backend") or {}).get("name"):  # asked for: recorded, as dlrun train does
+        config = config.model_copy(update={"backend": choice.name})
+        run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
+        run.update(backend={**choice.record(), "switched_from": (run.record.get("backend") or {}).get("name")})
     pool = trainer.load(config, console, validating=True).pooled()
     _check_same_data(run, state, pool)
     done = sum(fold["status"] == "completed" for fold in state["folds"])
@@ -193,6 +200,10 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
         _run_folds(run, state, config, pool, console, placement)
         outcome = _conclude(run, state, config, pool, console, placement)
     run.finish("completed", **outcome)
+    if not config.output.keep_checkpoints:  # every fold's and the refit's, once `completed` is written
+        from dlrun.training import cleanup
+
+        cleanup.remove_resume_checkpoints(run.path)
     console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return run
 
@@ -239,7 +250,8 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
             # The worker wrote it as it went; written here too for workers that share no file system with this one.
             history.save(run.file(f"folds/{index}/{history.FILE_NAME}"), result["history"])
             fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
-                        seconds=result["seconds"], **kfold_plan.fold_results(result["history"]))
+                        seconds=result["seconds"], **kfold_plan.fold_results(result["history"]),
+                        **{key: result[key] for key in ("feature_cache",) if key in result})
             fold.pop("error", None)
             fold.pop("traceback", None)
             run.write_json(FILE_NAME, state)
@@ -352,7 +364,7 @@ def _final(run, state, config, pool, epochs: int, console, placement: executors.
         failure = errors.TrainingFailed(f"final: {outcome['error']}")
         failure.traceback = outcome["traceback"]  # recorded in run.json
         raise failure
-    result = {"final_epochs": epochs}
+    result = {"final_epochs": epochs, **{key: outcome[key] for key in ("feature_cache",) if key in outcome}}
     metrics = outcome.get("metrics")
     if metrics is not None:
         run.write_json("metrics.json", metrics)

@@ -119,6 +119,8 @@ def _train(task: FitTask, folder: Path, emit) -> dict:
         "validation_samples": 0 if data.validation is None else len(data.labels("validation")),
         "seconds": round(fitted.seconds, 3),
     }
+    if training.plan.feature_cache is not None:  # recorded in kfold.json: `dlrun runs clean` keeps the entry
+        result["feature_cache"] = str(Path(training.plan.feature_cache).resolve())
     if task.run is not None:  # the final refit
         run_path = Path(task.run)
         metrics = training.evaluate(run_path / "plots" if config.output.plots else None)

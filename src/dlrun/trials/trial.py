@@ -22,18 +22,21 @@ def run_trial(payload: dict, emit) -> dict:
     from rich import console as rich_console
 
     from dlrun import backend
+    from dlrun.training import checkpoints, resume
 
     config = config_module.validate(payload["config"])
+    previous = runs.Run.open_to_continue(payload["run"]) if payload.get("run") else None
+    if previous is not None and not checkpoints.exists(previous.path):
+        previous = None  # stopped before its first checkpoint: a new run
+    if previous is not None:  # continued on the backend it started on, never silently on another
+        config = resume.on_run_backend(previous, config, None, None)
     backend.activate(config)  # quietly, on the trial's backend, before the trainer imports Keras
-    from dlrun.training import checkpoints, trainer
+    from dlrun.training import trainer
 
     study = payload["study"]
     reporter = search_engine.Reporter(study["url"], study["name"], study["trial_id"],
                                       search_config.SearchConfig.model_validate(study["search"]))
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
-    previous = runs.Run.open_to_continue(payload["run"]) if payload.get("run") else None
-    if previous is not None and not checkpoints.exists(previous.path):
-        previous = None  # stopped before its first checkpoint: a new run
     started = {}
 
     def on_start(run) -> None:
