@@ -27,6 +27,9 @@ def sweep(
     from dlrun.trials import executors, sweep as sweep_module
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
+    if placement.executor == "vectorized":
+        raise errors.ConfigError("--executor: received 'vectorized' with dlrun sweep; expected sequential, pool or ray "
+                                 "(vectorized trains the folds of dlrun kfold only, for now)")
     console = terminal.console()
     if resume is not None:
         if config_file is not None or set_items or grid or ranges or random is not None:
