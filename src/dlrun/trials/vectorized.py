@@ -143,6 +143,8 @@ def _train_together(copies: list[_Copy], on_event) -> None:
             copy.folder, training.history, training.config.output.resume_checkpoints,
             lambda epoch, logs, key=copy.key: on_event(key, {"type": "epoch", "epoch": epoch, "logs": logs}))
         copy.recorder.set_model(training.model)
+        if copy.first_epoch >= training.plan.total_epochs:  # killed after its last checkpoint, before its outcome
+            _done(copy, on_event, started)
     template = copies[0].training.model
     config = copies[0].training.config
     batch_size, epochs = config.train.batch_size, copies[0].training.plan.total_epochs
@@ -205,11 +207,16 @@ def _end_epoch(copy, index, epoch, host_state, train_metrics, validation_metrics
         copy.alive = False
         on_event(copy.key, outcomes.failure(recorder.stopped()))
     elif epoch + 1 == copy.training.plan.total_epochs:
-        copy.alive = False
-        on_event(copy.key, {"type": "done", "result": {
-            "history": recorder.history, "train_samples": len(copy.train_y),
-            "validation_samples": 0 if copy.validation is None else len(copy.validation[1]),
-            "seconds": round(time.perf_counter() - started, 3)}})
+        _done(copy, on_event, started)
+
+
+def _done(copy, on_event, started: float) -> None:
+    """The copy trained its last epoch: its outcome, as `kfold_fits.train_part` returns it."""
+    copy.alive = False
+    on_event(copy.key, {"type": "done", "result": {
+        "history": copy.recorder.history, "train_samples": len(copy.train_y),
+        "validation_samples": 0 if copy.validation is None else len(copy.validation[1]),
+        "seconds": round(time.perf_counter() - started, 3)}})
 
 
 def _metrics_result(model, values) -> dict:
