@@ -50,6 +50,11 @@ if os.environ.get("INJECT_NAN"):
         return ([trainable[0].at[1].set(float("nan")), *trainable[1:]], *rest)
 
     vectorized._stack = poisoned
+if os.environ.get("BREAK_PROGRAM"):
+    def broken(model):
+        raise RuntimeError("the program broke")
+
+    vectorized._programs = broken
 with pytest.MonkeyPatch.context() as patch:
     seen = record_trained_epochs(patch)
     result = CliRunner().invoke(cli.app, sys.argv[1:])
@@ -114,6 +119,25 @@ def test_what_the_config_must_not_have(tmp_path, monkeypatch, extra, reason):
     assert vectorized.config_reason([data]) == "backend: tensorflow; it needs jax"
 
 
+def test_padded_batches_weigh_real_samples_only():
+    inputs = np.arange(10, dtype="float32").reshape(5, 2)
+    targets = np.arange(5, dtype="float32")
+    parts = [(inputs, targets, [np.array([4, 0]), np.array([2])]), (inputs, targets, [np.array([1, 3])])]
+    padded_inputs, padded_targets, weights, masks, counts = vectorized._padded(parts, batch_size=2)
+    assert padded_inputs.shape == (2, 2, 2, 2) and padded_targets.shape == (2, 2, 2)
+    np.testing.assert_array_equal(padded_targets[:, 0], [[4, 0], [2, 0]])
+    np.testing.assert_array_equal(padded_targets[0, 1], [1, 3])
+    np.testing.assert_array_equal(padded_inputs[1, 0, 0], inputs[2])
+    # a copy's loss is sum(weight * loss) / batch_size: the mean over its real samples
+    np.testing.assert_array_equal(weights, [[[1, 1], [1, 1]], [[2, 0], [0, 0]]])
+    np.testing.assert_array_equal(masks, [[[1, 1], [1, 1]], [[1, 0], [0, 0]]])
+    np.testing.assert_array_equal(counts, [[2, 2], [1, 0]])  # copy 2 has no second step
+    # validation parts: one index array cut into consecutive batches
+    _inputs, cut_targets, _weights, _masks, cut_counts = vectorized._padded([(inputs, targets, np.arange(5))], batch_size=2)
+    np.testing.assert_array_equal(cut_counts[:, 0], [2, 2, 1])
+    np.testing.assert_array_equal(cut_targets[:, 0], [[0, 1], [2, 3], [4, 0]])
+
+
 # --- on JAX, in fresh processes -------------------------------------------------------------------------
 
 
@@ -168,6 +192,17 @@ def test_a_copy_that_goes_nan_fails_alone(tmp_path):
     assert [len(json.loads((folder / "folds" / fold / "history.json").read_text())["epoch"]) for fold in "13"] == [3, 3]
     assert checkpoint_epochs(folder / "folds" / "2") is None and not (folder / "folds" / "2" / "history.json").exists()
     assert sorted(set(map(tuple, outcome["seen"]))) == [(fold, epoch) for fold in ("1", "3") for epoch in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_when_the_one_program_fails_every_fold_in_it_fails_and_the_run_says_so(tmp_path):
+    outcome = _kfold_on_jax(_write(tmp_path, "broken"), "--k", "3", "--no-final", "--executor", "vectorized",
+                            env={"BREAK_PROGRAM": "1"})
+    assert outcome["exit"] != 0 and "3 of 3 fold(s) failed" in outcome["output"]
+    (folder,) = run_folders(tmp_path / "broken")
+    state = json.loads((folder / "kfold.json").read_text())
+    assert [(fold["status"], fold["error"]) for fold in state["folds"]] == [("failed", "RuntimeError: the program broke")] * 3
+    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.slow

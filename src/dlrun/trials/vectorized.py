@@ -52,6 +52,10 @@ def run(tasks: list[tuple], on_event, say) -> None:
         _train_together(copies, on_event)
     except (KeyboardInterrupt, errors.Interrupted):
         raise KeyboardInterrupt from None
+    except Exception as error:  # the one program failed: so does every fold still in it (the others are kept)
+        for copy in copies:
+            if copy.alive:
+                on_event(copy.key, outcomes.failure(error))
 
 
 def config_reason(configs: list[dict]) -> str | None:
