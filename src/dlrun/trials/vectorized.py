@@ -160,6 +160,7 @@ def _train_together(copies: list[_Copy], on_event) -> None:
             model.optimizer.build(model.trainable_variables)
         model.reset_metrics()
     train_epoch, validate = _programs(template)
+    names = list(template.get_metrics_result())  # in `fit`'s order (a program's dict comes back sorted)
     state = _stack([_state_of(copy.training.model) for copy in copies])
     reset_metrics = state[3]
     validation = _padded([(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1])))
@@ -172,21 +173,21 @@ def _train_together(copies: list[_Copy], on_event) -> None:
         inputs, targets, weights, masks, counts = _padded(
             [(copy.train_x, copy.train_y, order) for copy, order in zip(copies, orders)], batch_size)
         steps_active = (counts > 0) & active[None, :]
-        state, losses = train_epoch(state, (inputs, targets, weights, masks, counts, steps_active))
-        train_metrics = jax.device_get(state[3])
-        validation_metrics = None
+        state, losses, results = train_epoch(state, (inputs, targets, weights, masks, counts, steps_active))
+        logs = [{name: results[name][index] for name in names} for index in range(len(copies))]
         if validation is not None:
-            validation_metrics = jax.device_get(validate((state[0], state[1], reset_metrics), validation))
-        host_state = jax.device_get(state[:3])
-        losses = np.asarray(jax.device_get(losses))
+            results = validate((state[0], state[1], reset_metrics), validation)
+            for index, copy_logs in enumerate(logs):
+                copy_logs.update({f"val_{name}": results[name][index] for name in names})
+        host_state, logs, losses = jax.device_get((state[:3], logs, losses))
         for index, copy in enumerate(copies):
             if active[index]:
-                _end_epoch(copy, index, epoch, host_state, train_metrics, validation_metrics, losses[:, index],
-                           steps_active[:, index], on_event, started)
+                _end_epoch(copy, index, epoch, host_state, logs[index], losses[:, index], steps_active[:, index],
+                           on_event, started)
         state = (*state[:3], reset_metrics)
 
 
-def _end_epoch(copy, index, epoch, host_state, train_metrics, validation_metrics, losses, steps_active, on_event, started):
+def _end_epoch(copy, index, epoch, host_state, logs, losses, steps_active, on_event, started):
     """One copy's epoch end, as the sequential executor has it: the NaN stop, the recorder, and at the
     last epoch the outcome."""
     import math
@@ -202,11 +203,7 @@ def _end_epoch(copy, index, epoch, host_state, train_metrics, validation_metrics
         for variable, value in zip([*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables],
                                    [*trainable, *non_trainable, *optimizer]):
             variable.assign(value)
-        logs = _metrics_result(model, [leaf[index] for leaf in train_metrics])
-        if validation_metrics is not None:
-            logs.update({f"val_{name}": value for name, value in
-                         _metrics_result(model, [leaf[index] for leaf in validation_metrics]).items()})
-        recorder.on_epoch_end(epoch, logs)
+        recorder.on_epoch_end(epoch, {name: float(value) for name, value in logs.items()})
     if recorder.non_finite is not None:
         copy.alive = False
         on_event(copy.key, outcomes.failure(recorder.stopped()))
@@ -221,13 +218,6 @@ def _done(copy, on_event, started: float) -> None:
         "history": copy.recorder.history, "train_samples": len(copy.train_y),
         "validation_samples": 0 if copy.validation is None else len(copy.validation[1]),
         "seconds": round(time.perf_counter() - started, 3)}})
-
-
-def _metrics_result(model, values) -> dict:
-    """The model's metrics results (`get_metrics_result`, as `fit` logs them) for metrics variables `values`."""
-    for variable, value in zip(model.metrics_variables, values):
-        variable.assign(value)
-    return {name: float(value) for name, value in model.get_metrics_result().items()}
 
 
 def _epoch_order(copy, batch_size: int, epoch: int) -> list:
@@ -280,8 +270,9 @@ def _stack(states: list[tuple]):
 
 
 def _programs(model):
-    """The compiled epoch programs over stacked copies: `train_epoch(state, batches) -> (state, losses)` and
-    `validate(state, batches) -> metrics variables`, built from `model`'s stateless Keras pieces."""
+    """The compiled epoch programs over stacked copies, built from `model`'s stateless Keras pieces:
+    `train_epoch(state, batches) -> (state, per-step losses, metrics results)` and `validate(state, batches)
+    -> metrics results` (each result a (copies,) array)."""
     import jax
     import jax.numpy as jnp
 
@@ -298,6 +289,13 @@ def _programs(model):
                     metrics.update_state(targets, predictions, sample_weight=mask)
         return [scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
                 for reference, value in zip(model.metrics_variables, metrics_variables)]
+
+    def results(metrics_variables):
+        # `get_metrics_result` (what `fit` logs) for these metrics variables.
+        from keras.src import backend as keras_backend
+
+        with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
+            return model.get_metrics_result()
 
     def kept(active, new, old):
         return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
@@ -323,10 +321,12 @@ def _programs(model):
 
     @jax.jit
     def train_epoch(state, batches):
-        return jax.lax.scan(lambda carry, batch: jax.vmap(train_step)(carry, batch), state, batches)
+        state, losses = jax.lax.scan(lambda carry, batch: jax.vmap(train_step)(carry, batch), state, batches)
+        return state, losses, jax.vmap(results)(state[3])
 
     @jax.jit
     def validate(state, batches):
-        return jax.lax.scan(lambda carry, batch: jax.vmap(test_step)(carry, batch), state, batches)[0][2]
+        state, _ = jax.lax.scan(lambda carry, batch: jax.vmap(test_step)(carry, batch), state, batches)
+        return jax.vmap(results)(state[2])
 
     return train_epoch, validate
