@@ -119,6 +119,30 @@ def test_what_the_config_must_not_have(tmp_path, monkeypatch, extra, reason):
     assert vectorized.config_reason([data]) == "backend: tensorflow; it needs jax"
 
 
+def _training(phases: int = 1, split=None, outputs: int = 1, layers=("Dense",)):
+    """A stand-in for a fold's `Training`, with what `_model_reason` reads."""
+    import types
+
+    arrays = (np.zeros((4, 2)), np.zeros(4))
+    data = types.SimpleNamespace(split=lambda name: arrays if split is None or name == "validation" else split)
+    layer_objects = [type(name, (), {})() for name in layers]
+    model = types.SimpleNamespace(outputs=[None] * outputs, _flatten_layers=lambda: layer_objects)
+    return types.SimpleNamespace(plan=types.SimpleNamespace(phases=[None] * phases, data=data), model=model)
+
+
+@pytest.mark.parametrize(("training", "reason"), [
+    (_training(), None),
+    (_training(phases=2), "2 training phases (model.fine_tune)"),
+    (_training(split=object()), "a streamed or multi-input split; it needs in-memory arrays"),
+    (_training(split=({"a": np.zeros(4)}, np.zeros(4))), "a streamed or multi-input split; it needs in-memory arrays"),
+    (_training(outputs=2), "a model with 2 outputs; it needs one"),
+    (_training(layers=("Dense", "BatchNormalization")),
+     "a BatchNormalization layer mixes a batch's samples, padded batches would change it"),
+], ids=["applies", "phases", "streamed", "multi-input", "outputs", "batch-norm"])
+def test_what_the_model_and_data_must_not_have(training, reason):
+    assert vectorized._model_reason(training) == reason
+
+
 def test_padded_batches_weigh_real_samples_only():
     inputs = np.arange(10, dtype="float32").reshape(5, 2)
     targets = np.arange(5, dtype="float32")

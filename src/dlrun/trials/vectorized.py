@@ -41,13 +41,15 @@ def run(tasks: list[tuple], on_event, say) -> None:
     """Train the folds `tasks` ((key, kfold_fits.FitTask) pairs, in this process) together; events and
     outcomes reach `on_event(key, event)` as from `executors.run`. `say(line)` prints a console line."""
     reason = config_reason([task.config for _key, task in tasks])
-    copies = []
+    copies, failures = [], []
     if reason is None:
-        copies, reason = _build(tasks, on_event)
+        copies, failures, reason = _build(tasks)
     if reason is not None:
         say(f"vectorized: not applicable ({reason}), running folds one by one")
         executors.run(tasks, kfold_fits.train_part, on_event)
         return
+    for key, error in failures:  # as the sequential executor: these folds' outcomes; the others still train
+        on_event(key, outcomes.failure(error))
     try:
         _train_together(copies, on_event)
     except (KeyboardInterrupt, errors.Interrupted):
@@ -91,17 +93,14 @@ class _Copy:
         self.validation = data.split("validation")
 
 
-def _build(tasks, on_event) -> tuple[list[_Copy], str | None]:
-    """Each fold's Training as the sequential executor builds it, and why they cannot train together (or None).
-
-    A fold whose Training cannot be built fails as it would alone; the others go on.
-    """
-    import numpy as np
+def _build(tasks) -> tuple[list[_Copy], list[tuple], str | None]:
+    """Each fold's Training as the sequential executor builds it, the (key, error) of folds whose Training
+    could not be built, and why the folds cannot train together (or None)."""
     from rich import console as rich_console
 
     from dlrun.training import trainer
 
-    copies = []
+    copies, failures = [], []
     for key, task in tasks:
         config = config_module.validate(task.config)
         data = task.dataset.fold(task.validation_indices)
@@ -110,21 +109,31 @@ def _build(tasks, on_event) -> tuple[list[_Copy], str | None]:
             training = trainer.Training(config, data, quiet)
         except (KeyboardInterrupt, errors.Interrupted):
             raise KeyboardInterrupt from None
-        except Exception as error:  # as the sequential executor: this fold's outcome; the others still train
-            on_event(key, outcomes.failure(error))
+        except Exception as error:  # reported as this fold's outcome, unless the folds run one by one
+            failures.append((key, error))
             continue
-        if len(training.plan.phases) != 1:
-            return [], f"{len(training.plan.phases)} training phases (model.fine_tune)"
-        arrays = [training.plan.data.split(name) for name in ("train", "validation")]
-        if not all(isinstance(split, tuple) and all(isinstance(part, np.ndarray) for part in split) for split in arrays):
-            return [], "a streamed or multi-input split; it needs in-memory arrays"
-        if len(training.model.outputs) != 1:
-            return [], f"a model with {len(training.model.outputs)} outputs; it needs one"
-        layers = [type(layer).__name__ for layer in training.model._flatten_layers()]
-        if "BatchNormalization" in layers:
-            return [], "a BatchNormalization layer mixes a batch's samples, padded batches would change it"
+        reason = _model_reason(training)
+        if reason is not None:
+            return [], [], reason
         copies.append(_Copy(key, task, training))
-    return copies, None
+    return copies, failures, None
+
+
+def _model_reason(training) -> str | None:
+    """Why this fold's model or data cannot train as a copy, or None when it can."""
+    import numpy as np
+
+    if len(training.plan.phases) != 1:
+        return f"{len(training.plan.phases)} training phases (model.fine_tune)"
+    arrays = [training.plan.data.split(name) for name in ("train", "validation")]
+    if not all(isinstance(split, tuple) and all(isinstance(part, np.ndarray) for part in split) for split in arrays):
+        return "a streamed or multi-input split; it needs in-memory arrays"
+    outputs = len(getattr(training.model, "outputs", None) or [])
+    if outputs != 1:
+        return f"a model with {outputs} outputs; it needs one"
+    if any(type(layer).__name__ == "BatchNormalization" for layer in training.model._flatten_layers()):
+        return "a BatchNormalization layer mixes a batch's samples, padded batches would change it"
+    return None
 
 
 def _train_together(copies: list[_Copy], on_event) -> None:
