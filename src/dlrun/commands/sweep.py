@@ -33,6 +33,9 @@ def sweep(
     from dlrun.trials import executors, sweep as sweep_module
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
+    if placement.executor == "vectorized":
+        raise errors.UsageError("--executor: received 'vectorized' with dlrun sweep; expected sequential, pool or ray "
+                                 "(vectorized trains the folds of dlrun kfold only, for now)")
     console = terminal.console()
     planning = [config_file, set_items, grid, ranges, random, trials, sampler, pruner, metric, storage]
     if resume is not None or join is not None:

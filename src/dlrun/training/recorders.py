@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich import progress as rich_progress
 
-from dlrun import backend
+from dlrun import backend, errors
 from dlrun.runs import history
 from dlrun.training import checkpoints
 
@@ -65,6 +65,15 @@ class RunRecorder(keras.callbacks.Callback):
             checkpoints.save(self.folder, self.model, epochs_completed=epoch + 1)
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, logs)
+
+    def stopped(self) -> errors.TrainingFailed:
+        """The error that ends a fit this recorder stopped on a NaN, naming the last good state on disk."""
+        kept, latest = len(self.history["epoch"]), self.folder / checkpoints.LATEST
+        return errors.TrainingFailed(
+            f"training stopped: {self.non_finite}; "
+            + (f"the last good state is in {latest} (epoch {kept})" if kept and latest.exists()
+               else "no epoch completed: no state was kept")
+        )
 
 
 class CallbackStateRestorer(keras.callbacks.Callback):

@@ -137,12 +137,7 @@ class Training:
             if recorder.non_finite or model.stop_training:
                 break  # NaN, or early stopping: later phases do not start
         if recorder.non_finite:
-            kept = len(recorder.history["epoch"])
-            raise errors.TrainingFailed(
-                f"training stopped: {recorder.non_finite}; "
-                + (f"the last good state is in {folder / checkpoints.LATEST} (epoch {kept})"
-                   if kept and (folder / checkpoints.LATEST).exists() else "no epoch completed: no state was kept")
-            )
+            raise recorder.stopped()
         return Fitted(self.history, time.perf_counter() - started, first_epoch)
 
     def evaluate(self, plots_dir: Path | None = None) -> dict | None:

@@ -1,4 +1,5 @@
-"""Executors for independent trials (K-fold folds, sweep trials): sequential, a process pool, or Ray Tune.
+"""Executors for independent trials (K-fold folds, sweep trials): sequential, a process pool, or Ray Tune
+(and for K-fold only, `vectorized`: the folds as one JAX program, `dlrun.trials.vectorized`).
 
 Every executor runs `worker(payload, emit)` once per task. `worker` is a module-level function (the
 pool and Ray import it by name in other processes); `emit(event)` sends a small dict back to the
@@ -29,7 +30,7 @@ import time
 from dlrun import errors
 from dlrun.trials import outcomes
 
-EXECUTORS = ("sequential", "pool", "ray")
+EXECUTORS = ("sequential", "pool", "ray", "vectorized")
 RAY_INSTALL = "pip install 'dlrun[ray]'"
 _GRACE_SECONDS = 10.0  # how long stopped workers get to record their state before SIGKILL
 
@@ -47,9 +48,9 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
         executor = "pool" if workers > 1 else "sequential"
     if executor not in EXECUTORS:
         raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
-    if executor == "sequential" and workers > 1:
+    if executor in ("sequential", "vectorized") and workers > 1:
         raise errors.UsageError(
-            f"--workers: received {workers} with --executor sequential; expected 1 (or --executor pool)"
+            f"--workers: received {workers} with --executor {executor}; expected 1 (or --executor pool)"
         )
     if address is not None and executor != "ray":
         raise errors.UsageError(f"--address: received {address!r} with --executor {executor}; expected --executor ray")
@@ -71,7 +72,7 @@ class Placement:
     """Where independent trials run, checked (`resolve`): the executor and its options, and a pool the
     caller started early (`with_pool`)."""
 
-    executor: str = "sequential"  # sequential | pool | ray
+    executor: str = "sequential"  # sequential | pool | ray | vectorized
     workers: int = 1
     address: str | None = None  # ray: auto or ray://HOST:PORT; None: a local Ray
     cpus_per_trial: float = 1.0  # ray: CPUs reserved per trial
@@ -103,6 +104,8 @@ class Placement:
             return f"a pool of {self.workers} worker processes, {threads_per_worker(self.workers)} compute thread(s) each"
         if self.executor == "ray":
             return f"Ray Tune at {self.address or 'a local Ray instance'}, {self.cpus_per_trial:g} CPU(s) per trial"
+        if self.executor == "vectorized":
+            return "vectorized: the folds as one JAX program in this process"
         return "this process"
 
 
@@ -129,8 +132,8 @@ def run(tasks, worker, on_event, placement: Placement = Placement()) -> None:
         batches = [tasks] if isinstance(tasks, list) else iter(lambda: list(itertools.islice(tasks, max(1, workers))), [])
         for batch in batches:
             ray_tune.run(batch, worker, on_event, address=placement.address, cpus_per_trial=placement.cpus_per_trial)
-    else:
-        raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    else:  # vectorized runs K-fold folds only (dlrun.trials.kfold calls it itself)
+        raise errors.UsageError(f"--executor: received {executor!r}; expected one of sequential, pool, ray")
 
 
 # --- sequential: in this process, one task after the other ----------------------------------------

@@ -13,7 +13,8 @@ The run folder: `kfold.json` (the plan with each fold's validation indices, per-
 and std, the recommendation), `folds/<i>/` (each fold's history.json and checkpoints), `history.json`
 (the mean over folds per epoch), `plots/`, and with `final`: `final/` (the refit's history and
 checkpoints), `metrics.json`, `model.keras`. Folds are seeded by their index, so a fold's numbers do
-not depend on which folds ran before it, nor on the executor (`dlrun.trials.executors`) that ran it. A fold
+not depend on which folds ran before it, nor on the executor (`dlrun.trials.executors`) that ran it
+(`vectorized`, the folds as one JAX program, to float rounding: `dlrun.trials.vectorized`). A fold
 or refit that stops continues from its last checkpoint on `--resume`.
 """
 
@@ -76,7 +77,8 @@ def _with_workers(placement: executors.Placement, body):
 
 
 def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
-    starting = "importing Keras..." if placement.executor == "sequential" else f"starting the {placement.executor} executor..."
+    in_process = placement.executor in ("sequential", "vectorized")  # the folds train in this process
+    starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
     from dlrun import backend
     from dlrun.training import trainer
@@ -84,7 +86,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     if config.train.distribute != "none":
         raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
                                  "'none' (folds are independent trials: spread them over processes, not replicas)")
-    if placement.executor == "sequential":
+    if in_process:
         choice = backend.activate(config)
     else:
         # The folds train in worker processes: this one needs Keras only for the final refit, so it
@@ -222,7 +224,7 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
     state["executor"] = placement.record()
     if placement.executor != "sequential":
         console.print(f"executor: {placement.describe()}", highlight=False, soft_wrap=True)
-    local = placement.executor == "sequential"  # in this process the pooled data is handed over as it is
+    local = placement.executor in ("sequential", "vectorized")  # in this process the pooled data is handed over as it is
     keep = state.get("keep_early_stopping", False)
     tasks = [(fold["index"], kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config, fold["index"], keep)),
                                      folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
@@ -268,7 +270,12 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run(tasks, kfold_fits.train_part, on_event, placement)
+        if placement.executor == "vectorized":
+            from dlrun.trials import vectorized
+
+            vectorized.run(tasks, on_event, progress.say)
+        else:
+            executors.run(tasks, kfold_fits.train_part, on_event, placement)
     if failed:
         state["status"] = "failed"
         run.write_json(FILE_NAME, state)

@@ -1,0 +1,270 @@
+"""`dlrun kfold --executor vectorized`: the folds as one JAX program give every fold the numbers, files and
+outcome the sequential executor gives it (to 1e-5), fall back with one line where they cannot apply, fail
+a NaN copy alone, and resume each fold from its own checkpoint.
+
+The suite runs on TensorFlow (Keras cannot switch backends in a process), so the JAX runs happen in fresh
+processes (as tests/test_backends.py does): `_kfold_on_jax` runs the CLI in one and reports its output and
+the epochs each fold trained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dlrun.trials import vectorized
+from tests.conftest import ROOT, checkpoint_epochs, invoke, run_folders, sigkill_when, subprocess_env
+
+# 62 samples: 13 test, 49 pooled in 3 folds of 17/16/16, so the folds train on 32/33/33 samples: with
+# batches of 16 one copy has 2 steps per epoch where the others have 3 (the last of 1 sample), and the
+# validation parts differ in size. Dropout on: each copy draws its own masks.
+CONFIG = """\
+name: vec
+seed: 5
+backend: jax
+data: {{name: synthetic, task: {task}, num_samples: 62, input_shape: [4], noise: 0.3}}
+model: {{architecture: mlp, units: [6], dropout: 0.25}}
+train: {{epochs: {epochs}, batch_size: 16{extra}}}
+output: {{runs_root: {root}, plots: false}}
+"""
+
+# Runs `dlrun ARGS` in this fresh process on JAX, recording the epochs each fit trained; INJECT_NAN
+# poisons copy 1 (the second fold) of the vectorized program's stacked weights.
+SCRIPT = """\
+import json, os, sys
+import pytest
+from typer.testing import CliRunner
+from tests.conftest import record_trained_epochs
+os.environ["KERAS_BACKEND"] = "jax"  # tests.conftest pins TensorFlow for the suite's own process
+from dlrun import cli
+from dlrun.trials import vectorized
+
+if os.environ.get("INJECT_NAN"):
+    stack = vectorized._stack
+
+    def poisoned(states):
+        trainable, *rest = stack(states)
+        return ([trainable[0].at[1].set(float("nan")), *trainable[1:]], *rest)
+
+    vectorized._stack = poisoned
+if os.environ.get("BREAK_PROGRAM"):
+    def broken(model):
+        raise RuntimeError("the program broke")
+
+    vectorized._programs = broken
+with pytest.MonkeyPatch.context() as patch:
+    seen = record_trained_epochs(patch)
+    result = CliRunner().invoke(cli.app, sys.argv[1:])
+print("RESULT " + json.dumps({"exit": result.exit_code, "output": result.output, "seen": seen}))
+"""
+
+
+def _write(tmp_path, name: str, task: str = "regression", epochs: int = 3, extra: str = ""):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(CONFIG.format(task=task, epochs=epochs, extra=extra, root=json.dumps(str(tmp_path / name))))
+    return path
+
+
+def _kfold_on_jax(*args, env: dict | None = None) -> dict:
+    environment = subprocess_env(**(env or {}))
+    environment["PYTHONPATH"] = f"{ROOT}:{environment['PYTHONPATH']}"
+    done = subprocess.run([sys.executable, "-c", SCRIPT, "kfold", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, env=environment)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stdout + done.stderr
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def _histories(folder) -> list[dict]:
+    state = json.loads((folder / "kfold.json").read_text())
+    return [json.loads((folder / "folds" / str(fold["index"]) / "history.json").read_text()) for fold in state["folds"]]
+
+
+def _resumes_after(folder) -> int:
+    """The epoch a fold continues after: its latest checkpoint's, else (a kill while it was being replaced,
+    or lost) the previous one's."""
+    for name in ("last.npz", "previous.npz"):
+        if (folder / "checkpoints" / name).exists():
+            with np.load(folder / "checkpoints" / name) as stored:
+                return int(stored["epochs_completed"])
+    raise AssertionError(f"{folder}: no checkpoint")
+
+
+def _assert_close(found: dict, expected: dict) -> None:
+    assert found.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(np.array(found[key], dtype=float), np.array(expected[key], dtype=float), rtol=1e-5, err_msg=key)
+
+
+# --- where it applies, said before anything trains --------------------------------------------------------
+
+
+def test_vectorized_takes_no_workers_and_is_refused_by_sweep(tmp_path):
+    path = _write(tmp_path, "refused")
+    result = invoke("kfold", path, "--executor", "vectorized", "--workers", "2")
+    assert result.exit_code == 2
+    assert "--workers: received 2 with --executor vectorized; expected 1 (or --executor pool)" in result.output
+    result = invoke("sweep", path, "--grid", "train.batch_size=8,16", "--executor", "vectorized")
+    assert result.exit_code == 2
+    assert "--executor: received 'vectorized' with dlrun sweep; expected sequential, pool or ray" in result.output
+    assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize(("extra", "reason"), [
+    (", loop: custom", "train.loop: custom"),
+    (", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]", "train.callbacks: reduce_lr_on_plateau"),
+    (", tensorboard: true", "train.tensorboard: true"),
+    ("", None),
+])
+def test_what_the_config_must_not_have(tmp_path, monkeypatch, extra, reason):
+    from dlrun import backend, config as config_module
+
+    monkeypatch.setattr(backend, "loaded", lambda: "jax")
+    data = config_module.to_data(config_module.load(_write(tmp_path, "reasons", extra=extra)))
+    assert vectorized.config_reason([data]) == reason
+    monkeypatch.setattr(backend, "loaded", lambda: "tensorflow")
+    assert vectorized.config_reason([data]) == "backend: tensorflow; it needs jax"
+
+
+def _training(phases: int = 1, split=None, outputs: int = 1, layers=("Dense",)):
+    """A stand-in for a fold's `Training`, with what `_model_reason` reads."""
+    import types
+
+    arrays = (np.zeros((4, 2)), np.zeros(4))
+    data = types.SimpleNamespace(split=lambda name: arrays if split is None or name == "validation" else split)
+    layer_objects = [type(name, (), {})() for name in layers]
+    model = types.SimpleNamespace(outputs=[None] * outputs, _flatten_layers=lambda: layer_objects)
+    return types.SimpleNamespace(plan=types.SimpleNamespace(phases=[None] * phases, data=data), model=model)
+
+
+@pytest.mark.parametrize(("training", "reason"), [
+    (_training(), None),
+    (_training(phases=2), "2 training phases (model.fine_tune)"),
+    (_training(split=object()), "a streamed or multi-input split; it needs in-memory arrays"),
+    (_training(split=({"a": np.zeros(4)}, np.zeros(4))), "a streamed or multi-input split; it needs in-memory arrays"),
+    (_training(outputs=2), "a model with 2 outputs; it needs one"),
+    (_training(layers=("Dense", "BatchNormalization")),
+     "a BatchNormalization layer mixes a batch's samples, padded batches would change it"),
+], ids=["applies", "phases", "streamed", "multi-input", "outputs", "batch-norm"])
+def test_what_the_model_and_data_must_not_have(training, reason):
+    assert vectorized._model_reason(training) == reason
+
+
+def test_padded_batches_weigh_real_samples_only():
+    inputs = np.arange(10, dtype="float32").reshape(5, 2)
+    targets = np.arange(5, dtype="float32")
+    parts = [(inputs, targets, [np.array([4, 0]), np.array([2])]), (inputs, targets, [np.array([1, 3])])]
+    padded_inputs, padded_targets, weights, masks, counts = vectorized._padded(parts, batch_size=2)
+    assert padded_inputs.shape == (2, 2, 2, 2) and padded_targets.shape == (2, 2, 2)
+    np.testing.assert_array_equal(padded_targets[:, 0], [[4, 0], [2, 0]])
+    np.testing.assert_array_equal(padded_targets[0, 1], [1, 3])
+    np.testing.assert_array_equal(padded_inputs[1, 0, 0], inputs[2])
+    # a copy's loss is sum(weight * loss) / batch_size: the mean over its real samples
+    np.testing.assert_array_equal(weights, [[[1, 1], [1, 1]], [[2, 0], [0, 0]]])
+    np.testing.assert_array_equal(masks, [[[1, 1], [1, 1]], [[1, 0], [0, 0]]])
+    np.testing.assert_array_equal(counts, [[2, 2], [1, 0]])  # copy 2 has no second step
+    # validation parts: one index array cut into consecutive batches
+    _inputs, cut_targets, _weights, _masks, cut_counts = vectorized._padded([(inputs, targets, np.arange(5))], batch_size=2)
+    np.testing.assert_array_equal(cut_counts[:, 0], [2, 2, 1])
+    np.testing.assert_array_equal(cut_targets[:, 0], [[0, 1], [2, 3], [4, 0]])
+
+
+# --- on JAX, in fresh processes -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_every_fold_has_the_sequential_numbers_to_1e_5(tmp_path, task):
+    outcomes = {}
+    for executor in ("sequential", "vectorized"):
+        outcome = _kfold_on_jax(_write(tmp_path, executor, task), "--k", "3", "--executor", executor)
+        assert outcome["exit"] == 0, outcome["output"]
+        outcomes[executor] = outcome
+    assert "executor: vectorized: the folds as one JAX program in this process" in outcomes["vectorized"]["output"]
+    assert "not applicable" not in outcomes["vectorized"]["output"]
+    (sequential,), (together,) = run_folders(tmp_path / "sequential"), run_folders(tmp_path / "vectorized")
+    sequential_folds, together_folds = _histories(sequential), _histories(together)
+    assert [len(fold["epoch"]) for fold in together_folds] == [3, 3, 3]
+    for found, expected in zip(together_folds, sequential_folds):
+        _assert_close(found, expected)
+    states = [json.loads((folder / "kfold.json").read_text()) for folder in (together, sequential)]
+    assert states[0]["recommended_epochs"] == states[1]["recommended_epochs"]
+    assert [fold["train_samples"] for fold in states[0]["folds"]] == [32, 33, 33]
+    for key, statistics in states[1]["summary"].items():
+        _assert_close(states[0]["summary"][key], statistics)
+    # the final refit runs on the normal path either way: the same epochs, the same test metrics
+    metrics = [json.loads((folder / "metrics.json").read_text())["metrics"] for folder in (together, sequential)]
+    _assert_close(metrics[0], metrics[1])
+    for folder in (together, sequential):
+        assert checkpoint_epochs(folder / "folds" / "2") == 3
+
+
+@pytest.mark.slow
+def test_a_config_it_cannot_run_falls_back_with_one_line(tmp_path):
+    path = _write(tmp_path, "fallback", extra=", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]")
+    outcome = _kfold_on_jax(path, "--k", "3", "--no-final", "--executor", "vectorized")
+    assert outcome["exit"] == 0, outcome["output"]
+    line = "vectorized: not applicable (train.callbacks: reduce_lr_on_plateau), running folds one by one"
+    assert outcome["output"].count(line) == 1
+    assert outcome["seen"] == [[str(fold), epoch] for fold in (1, 2, 3) for epoch in (1, 2, 3)]  # one by one
+
+
+@pytest.mark.slow
+def test_a_copy_that_goes_nan_fails_alone(tmp_path):
+    path = _write(tmp_path, "nan")
+    outcome = _kfold_on_jax(path, "--k", "3", "--no-final", "--executor", "vectorized", env={"INJECT_NAN": "1"})
+    assert outcome["exit"] != 0
+    assert "fold 2/3 failed" in outcome["output"] and "1 of 3 fold(s) failed" in outcome["output"]
+    (folder,) = run_folders(tmp_path / "nan")
+    state = json.loads((folder / "kfold.json").read_text())
+    assert [fold["status"] for fold in state["folds"]] == ["completed", "failed", "completed"]
+    assert state["folds"][1]["error"] == ("training stopped: loss became nan at epoch 1, batch 1; "
+                                          "no epoch completed: no state was kept")
+    assert [len(json.loads((folder / "folds" / fold / "history.json").read_text())["epoch"]) for fold in "13"] == [3, 3]
+    assert checkpoint_epochs(folder / "folds" / "2") is None and not (folder / "folds" / "2" / "history.json").exists()
+    assert sorted(set(map(tuple, outcome["seen"]))) == [(fold, epoch) for fold in ("1", "3") for epoch in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_when_the_one_program_fails_every_fold_in_it_fails_and_the_run_says_so(tmp_path):
+    outcome = _kfold_on_jax(_write(tmp_path, "broken"), "--k", "3", "--no-final", "--executor", "vectorized",
+                            env={"BREAK_PROGRAM": "1"})
+    assert outcome["exit"] != 0 and "3 of 3 fold(s) failed" in outcome["output"]
+    (folder,) = run_folders(tmp_path / "broken")
+    state = json.loads((folder / "kfold.json").read_text())
+    assert [(fold["status"], fold["error"]) for fold in state["folds"]] == [("failed", "RuntimeError: the program broke")] * 3
+    assert json.loads((folder / "run.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_a_killed_vectorized_kfold_resumes_each_fold_from_its_checkpoint(tmp_path):
+    epochs = 40  # a few ms each: the kill lands well inside the run
+    killed, straight = _write(tmp_path, "killed", epochs=epochs), _write(tmp_path, "straight", epochs=epochs)
+    arguments = ["--k", "3", "--no-final", "--executor", "vectorized"]
+
+    def fold_1_has_epoch_5():
+        folders = run_folders(tmp_path / "killed")
+        return bool(folders) and (checkpoint_epochs(folders[0] / "folds" / "1") or 0) >= 5
+
+    sigkill_when(["kfold", killed, *arguments], fold_1_has_epoch_5)
+    (folder,) = run_folders(tmp_path / "killed")
+    # Fold 3 one epoch behind the others (its latest checkpoint lost: it continues from the previous one),
+    # so copies resume at different epochs and the ones ahead must wait, unchanged.
+    (folder / "folds" / "3" / "checkpoints" / "last.npz").unlink(missing_ok=True)
+    after = {fold: _resumes_after(folder / "folds" / str(fold)) for fold in (1, 2, 3)}
+    assert all(4 <= after[fold] < epochs for fold in after), after
+    outcome = _kfold_on_jax("--resume", folder, "--executor", "vectorized")
+    assert outcome["exit"] == 0, outcome["output"]
+    for fold, epoch in after.items():
+        assert f"resuming fold {fold} after epoch {epoch} (fold {fold}/3; state from {fold}/checkpoints/" in outcome["output"]
+    # each fold trained only the epochs after its own checkpoint
+    assert sorted(map(tuple, outcome["seen"])) == sorted((str(fold), epoch) for fold in after for epoch in range(after[fold] + 1, epochs + 1))
+    straight_outcome = _kfold_on_jax(straight, *arguments)
+    assert straight_outcome["exit"] == 0, straight_outcome["output"]
+    (uninterrupted,) = run_folders(tmp_path / "straight")
+    for found, expected in zip(_histories(folder), _histories(uninterrupted)):
+        assert len(found["epoch"]) == epochs
+        _assert_close(found, expected)
