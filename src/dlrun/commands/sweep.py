@@ -23,7 +23,7 @@ def sweep(
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """Train a config once per combination of values (grid or seeded random search) and rank the trials."""
-    from dlrun import errors, terminal
+    from dlrun import errors, runs, terminal
     from dlrun.trials import executors, sweep as sweep_module
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
@@ -31,11 +31,13 @@ def sweep(
     if resume is not None:
         if config_file is not None or set_items or grid or ranges or random is not None:
             raise errors.ConfigError("--resume: received a CONFIG, --set, --grid, --range or --random too; expected only the sweep folder")
-        sweep_module.resume(resume, console, placement, command=["dlrun", "sweep", f"--resume={resume}", *placement.words()])
+        with runs.starting("dlrun sweep --resume {path}", resume):  # a Ctrl-C at any moment: exit 130, an honest status
+            sweep_module.resume(resume, console, placement, command=["dlrun", "sweep", f"--resume={resume}", *placement.words()])
         return
     if config_file is None:
         raise errors.ConfigError("CONFIG: received nothing; expected a YAML config file (or --resume SWEEP_DIR)")
     command = ["dlrun", "sweep", str(config_file), *(f"--grid={item}" for item in grid),
                *([f"--random={random}"] if random is not None else []), *(f"--range={item}" for item in ranges),
                f"--metric={metric}", *(f"--set={item}" for item in set_items), *placement.words()]
-    sweep_module.sweep(config_file, set_items, grid, ranges, random, metric, console, placement, command=command)
+    with runs.starting("dlrun sweep --resume {path}"):
+        sweep_module.sweep(config_file, set_items, grid, ranges, random, metric, console, placement, command=command)

@@ -150,7 +150,7 @@ def sweep(config_file, set_values: list[str], grid: list[str], ranges: list[str]
     placeholder = Path(base.output.runs_root) / "sweep" / TRIALS_FOLDER
     trial_configs(base_data, trials, base.name, placeholder)  # every trial is valid before the folder exists
 
-    run = runs.Run.create(base.output.runs_root, f"{base.name}-sweep")
+    run = runs.create(base.output.runs_root, f"{base.name}-sweep")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(base))
     state = {
         "format": FORMAT,
