@@ -14,6 +14,14 @@ from dlrun.runs import folder as run_folder
 from tests.conftest import invoke, run_folders, write_kfold_config
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises_keyboard_interrupt():
+    """Ctrl-C raises KeyboardInterrupt, as in a fresh Python process (a test runner may have replaced the handler)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _record(folder) -> dict:
     return json.loads((folder / "run.json").read_text())
 

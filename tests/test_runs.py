@@ -270,3 +270,20 @@ def test_recorded_leaves_a_block_that_ends_normally_to_the_caller(tmp_path):
     with runs.recorded(run, "x", "go on", _stopped):
         pass
     assert _record(run)["status"] == "running"  # a completed run is the caller's to finish
+
+
+def test_refuse_links_in_names_a_linked_output_folder_or_a_link_inside_it(tmp_path):
+    import re
+
+    run = tmp_path / "run"
+    (run / "export" / "nested").mkdir(parents=True)
+    (run / "export" / "nested" / "model.keras").write_text("mine")
+    runs.refuse_links_in(run, "export")  # a plain folder of plain files
+    runs.refuse_links_in(run, "visualize")  # not there yet
+    (run / "export" / "nested" / "link.keras").symlink_to(tmp_path / "elsewhere.keras")  # dangling: still a link
+    with pytest.raises(errors.RunError, match=f"^{re.escape(str(run / 'export' / 'nested' / 'link.keras'))}: is a symbolic link; "
+                       "expected a run folder holding only its own files and folders"):
+        runs.refuse_links_in(run, "export")
+    (run / "visualize").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(errors.RunError, match=f"^{re.escape(str(run / 'visualize'))}: is a symbolic link"):
+        runs.refuse_links_in(run, "visualize")

@@ -15,6 +15,7 @@ from dlrun.runs.folder import (  # noqa: F401  (re-exported)
     check_writable,
     git_state,
     process_state,
+    refuse_links_in,
     release_locks,
     unique_folder,
     utc_now,

@@ -220,10 +220,22 @@ def refuse_symlinks(folder: Path) -> None:
     for parent, names, files in os.walk(folder):  # os.walk does not descend into linked folders
         for name in sorted(names + files):
             if os.path.islink(os.path.join(parent, name)):
-                raise errors.RunError(
-                    f"{os.path.join(parent, name)}: is a symbolic link; expected a run folder holding only its "
-                    "own files and folders (dlrun never writes through a link; remove it to continue)"
-                )
+                raise _linked(os.path.join(parent, name))
+
+
+def refuse_links_in(folder: str | Path, name: str) -> None:
+    """RunError when `folder/name`, a sub-folder dlrun writes into (`visualize/`, `export/`), is a symbolic
+    link or holds one: outputs never land outside the run folder through a planted link."""
+    path = Path(folder) / name
+    if path.is_symlink():
+        raise _linked(path)
+    if path.is_dir():
+        refuse_symlinks(path)
+
+
+def _linked(path: str | Path) -> errors.RunError:
+    return errors.RunError(f"{path}: is a symbolic link; expected a run folder holding only its own files and folders "
+                           "(dlrun never writes through a link; remove it to continue)")
 
 
 def check_writable(folder: str | Path, setting: str, received: str | Path, expected: str = "a path in a folder this user can write") -> None:
