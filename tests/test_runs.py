@@ -65,10 +65,12 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch, 
     import tempfile
     from pathlib import Path
 
+    from tests.conftest import disk_full_while_writing
+
     target = tmp_path / "data.json"
     atomic.write_json(target, {"a": 1})
     temp_files = []
-    real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
+    real_mkstemp = tempfile.mkstemp
 
     def mkstemp(*args, **kwargs):
         handle, name = real_mkstemp(*args, **kwargs)
@@ -79,26 +81,9 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch, 
         assert temp_files and temp_files[-1].exists()  # the failure comes after the temp file was made
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    class HalfWritten:
-        """A stream that writes half the bytes, then finds the disk full."""
-
-        def __init__(self, stream):
-            self.stream = stream
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.stream.close()
-
-        def write(self, data):
-            self.stream.write(data[: len(data) // 2])
-            self.stream.flush()
-            full_disk()
-
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
-    if fails_in == "write":
-        monkeypatch.setattr(os, "fdopen", lambda handle, mode: HalfWritten(real_fdopen(handle, mode)))
+    if fails_in == "write":  # half the bytes written, then the disk is full
+        disk_full_while_writing(monkeypatch, "data.json")
     elif fails_in == "fsync":
         monkeypatch.setattr(os, "fsync", full_disk)
     elif fails_in == "replace":
