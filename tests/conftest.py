@@ -458,6 +458,17 @@ def record_trained_epochs(patch) -> list[tuple[str, int]]:
     return seen
 
 
+@pytest.fixture
+def ctrl_c_raises_keyboard_interrupt():
+    """Ctrl-C raises KeyboardInterrupt, as in a fresh Python process (a test runner, such as mutmut, may have
+    replaced the handler): for tests that send SIGINT to their own process."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def disk_full_while_writing(patch, name: str, on_write: int = 1) -> list[Path]:
     """Make the `on_write`-th atomic write of a file called `name` find the disk full half-way through, inside
     `atomic.write_bytes` (on `patch`, a monkeypatch context): once its temp file exists, half the bytes are

@@ -1,7 +1,7 @@
 """The start of the one run lifecycle (`runs.starting`, `runs.create`): a Ctrl-C or SIGTERM at any moment of a
-command's start-up ends it with exit 130 and an honest status (no run folder, or one marked `interrupted`),
-for `dlrun kfold` and `dlrun sweep` as for `dlrun train`. Signals are sent for real (`os.kill` of this
-process) at chosen moments, so each case is deterministic."""
+command's start-up ends it with `errors.Interrupted` and an honest status (no run folder, or one marked
+`interrupted`). Signals are sent for real (`os.kill` of this process) at chosen moments, so each case is
+deterministic. The commands themselves (kfold and sweep, exit 130) are in test_signals.py."""
 
 import json
 import os
@@ -9,17 +9,11 @@ import signal
 
 import pytest
 
-from dlrun import errors, runs, signals
+from dlrun import errors, runs
 from dlrun.runs import folder as run_folder
-from tests.conftest import invoke, run_folders, write_kfold_config
+from tests.conftest import run_folders
 
-
-@pytest.fixture(autouse=True)
-def _ctrl_c_raises_keyboard_interrupt():
-    """Ctrl-C raises KeyboardInterrupt, as in a fresh Python process (a test runner may have replaced the handler)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
+pytestmark = pytest.mark.usefixtures("ctrl_c_raises_keyboard_interrupt")
 
 
 def _record(folder) -> dict:
@@ -154,61 +148,3 @@ def test_create_outside_a_start_up_still_holds_a_signal_until_it_returns(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         runs.create(tmp_path, "x")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-
-# --- through the CLI: kfold and sweep -------------------------------------------------------------------
-
-SWEEP = ("--grid", "train.batch_size=8,16")
-
-
-def _kfold(tmp_path):
-    return invoke("kfold", write_kfold_config(tmp_path), "--k", "2")
-
-
-def _sweep(tmp_path):
-    return invoke("sweep", write_kfold_config(tmp_path), *SWEEP)
-
-
-COMMANDS = {"kfold": _kfold, "sweep": _sweep}
-
-
-def test_kfold_interrupted_while_importing_keras_exits_130_and_makes_no_folder(tmp_path, monkeypatch):
-    """The Keras import holds a signal (`signals.deferred`) and acts on it when it returns."""
-    from dlrun import backend
-
-    real = backend.activate
-
-    def importing(config):
-        with signals.deferred():
-            _ctrl_c()
-            return real(config)
-
-    monkeypatch.setattr(backend, "activate", importing)
-    result = _kfold(tmp_path)
-    assert result.exit_code == 130, result.output
-    assert result.stderr == "error: interrupted while starting: no run folder was created, nothing was written\n"
-    assert run_folders(tmp_path / "runs") == []
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_interrupted_right_after_its_run_folder_is_made_the_folder_is_marked_interrupted(tmp_path, monkeypatch, command):
-    real = run_folder.unique_folder
-    monkeypatch.setattr(run_folder, "unique_folder", lambda *args: (real(*args), _ctrl_c())[0])
-    result = COMMANDS[command](tmp_path)
-    assert result.exit_code == 130, result.output
-    (folder,) = run_folders(tmp_path / "runs")
-    assert _record(folder)["status"] == "interrupted"
-    assert f"error: interrupted while starting: {folder} was made but not started" in result.stderr
-    assert "Traceback" not in result.output
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_interrupted_once_its_run_started_the_run_is_interrupted_and_can_be_continued(tmp_path, monkeypatch, command):
-    real = run_folder.Run.start
-    monkeypatch.setattr(run_folder.Run, "start", lambda self, *args, **kwargs: (real(self, *args, **kwargs), _ctrl_c())[0])
-    result = COMMANDS[command](tmp_path)
-    assert result.exit_code == 130, result.output
-    (folder,) = run_folders(tmp_path / "runs")
-    assert _record(folder)["status"] == "interrupted"
-    assert f"continue with: dlrun {command} --resume {folder}" in result.stderr
-    assert "Traceback" not in result.output

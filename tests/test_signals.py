@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during training: the run is marked interrupted, its files kept, exit code 130."""
+"""Ctrl-C and SIGTERM during training and start-up: the run is marked interrupted (or none is made), its files kept,
+exit code 130; for train, kfold and sweep."""
 
 import json
 import os
@@ -9,7 +10,9 @@ import time
 
 import pytest
 
-from tests.conftest import run_folders
+from dlrun import signals
+from dlrun.runs import folder as run_folder
+from tests.conftest import invoke, run_folders, write_kfold_config
 
 LONG = """\
 name: long
@@ -123,3 +126,69 @@ def test_a_signal_during_start_up_ends_the_command_with_130(tmp_path, signum, de
         assert "interrupted; what was written so far is in" in stderr
     else:
         assert "interrupted while starting: no run folder was created, nothing was written" in stderr
+
+
+def _ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _record(folder) -> dict:
+    return json.loads((folder / "run.json").read_text())
+
+
+# --- kfold and sweep: a Ctrl-C at chosen moments of start-up (in-process, a real signal to this process) -------------------------------------------------------------------
+
+SWEEP = ("--grid", "train.batch_size=8,16")
+
+
+def _kfold(tmp_path):
+    return invoke("kfold", write_kfold_config(tmp_path), "--k", "2")
+
+
+def _sweep(tmp_path):
+    return invoke("sweep", write_kfold_config(tmp_path), *SWEEP)
+
+
+COMMANDS = {"kfold": _kfold, "sweep": _sweep}
+
+
+def test_kfold_interrupted_while_importing_keras_exits_130_and_makes_no_folder(tmp_path, monkeypatch, ctrl_c_raises_keyboard_interrupt):
+    """The Keras import holds a signal (`signals.deferred`) and acts on it when it returns."""
+    from dlrun import backend
+
+    real = backend.activate
+
+    def importing(config):
+        with signals.deferred():
+            _ctrl_c()
+            return real(config)
+
+    monkeypatch.setattr(backend, "activate", importing)
+    result = _kfold(tmp_path)
+    assert result.exit_code == 130, result.output
+    assert result.stderr == "error: interrupted while starting: no run folder was created, nothing was written\n"
+    assert run_folders(tmp_path / "runs") == []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_interrupted_right_after_its_run_folder_is_made_the_folder_is_marked_interrupted(tmp_path, monkeypatch, command, ctrl_c_raises_keyboard_interrupt):
+    real = run_folder.unique_folder
+    monkeypatch.setattr(run_folder, "unique_folder", lambda *args: (real(*args), _ctrl_c())[0])
+    result = COMMANDS[command](tmp_path)
+    assert result.exit_code == 130, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    assert _record(folder)["status"] == "interrupted"
+    assert f"error: interrupted while starting: {folder} was made but not started" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_interrupted_once_its_run_started_the_run_is_interrupted_and_can_be_continued(tmp_path, monkeypatch, command, ctrl_c_raises_keyboard_interrupt):
+    real = run_folder.Run.start
+    monkeypatch.setattr(run_folder.Run, "start", lambda self, *args, **kwargs: (real(self, *args, **kwargs), _ctrl_c())[0])
+    result = COMMANDS[command](tmp_path)
+    assert result.exit_code == 130, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    assert _record(folder)["status"] == "interrupted"
+    assert f"continue with: dlrun {command} --resume {folder}" in result.stderr
+    assert "Traceback" not in result.output
