@@ -74,22 +74,30 @@ def test_a_closed_output_pipe_does_not_kill_the_run(tmp_path):
     assert json.loads((folder / "history.json").read_text())["epoch"][-1] == 20
 
 
-def _signal_during_start_up(tmp_path, signum, delay: float) -> tuple[int, str, list]:
-    """Start `dlrun train` on a tiny config, send `signum` `delay` seconds after "importing Keras..." is
-    read from its stdout (the import is then running: it takes seconds), wait; return (exit code, stderr,
-    run folders)."""
+START_UP = {  # command -> (its arguments after the config file, the first line it prints)
+    "train": ([], "importing Keras"),
+    "kfold": (["--k", "2"], "importing Keras"),
+    "sweep": (["--grid", "train.batch_size=8,16"], "run folder:"),  # trials import Keras inside the run
+}
+
+
+def _signal_during_start_up(tmp_path, signum, delay: float, command: str = "train") -> tuple[int, str, list]:
+    """Start `dlrun COMMAND` on a tiny config, send `signum` `delay` seconds after its first line (for train
+    and kfold "importing Keras...": the import is then running, it takes seconds) is read from its stdout,
+    wait; return (exit code, stderr, run folders)."""
     from tests.conftest import tiny_config
 
     root = tmp_path / "runs"
     # Enough epochs that the signal always lands while the command still runs (in the import, or in a
     # training that then must stop `interrupted`): a command that ended first would prove nothing.
     config_path = tiny_config(tmp_path / "c.yaml", root, epochs=3000)
+    arguments, first_line = START_UP[command]
     with open(tmp_path / "stderr.txt", "w+") as stderr:  # a file, not a pipe: a full pipe would stall it
-        process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)], stdout=subprocess.PIPE,
+        process = subprocess.Popen([sys.executable, "-m", "dlrun", command, str(config_path), *arguments], stdout=subprocess.PIPE,
                                    stderr=stderr, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             line = process.stdout.readline()
-            assert "importing Keras" in line, line
+            assert first_line in line, line
             time.sleep(delay)
             assert process.poll() is None, "the command ended before the signal was sent"
             process.send_signal(signum)
@@ -103,28 +111,34 @@ def _signal_during_start_up(tmp_path, signum, delay: float) -> tuple[int, str, l
         return process.returncode, stderr.read(), run_folders(root)
 
 
-STARTUP_CASES = [(signal.SIGINT, delay) for delay in (0.0, 0.5, 1.5, 3.0, 5.0)] + [(signal.SIGTERM, 0.0), (signal.SIGTERM, 1.5)]
+STARTUP_CASES = ([("train", signal.SIGINT, delay) for delay in (0.0, 0.5, 1.5, 3.0, 5.0)]
+                 + [("train", signal.SIGTERM, 0.0), ("train", signal.SIGTERM, 1.5)]
+                 + [("kfold", signal.SIGINT, 0.0), ("kfold", signal.SIGINT, 2.0), ("kfold", signal.SIGTERM, 0.5)]
+                 + [("sweep", signal.SIGINT, 0.0), ("sweep", signal.SIGINT, 2.0), ("sweep", signal.SIGTERM, 0.5)])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "delay"), STARTUP_CASES,
-                         ids=[f"{signal.Signals(signum).name}-{delay}s" for signum, delay in STARTUP_CASES])
-def test_a_signal_during_start_up_ends_the_command_with_130(tmp_path, signum, delay):
+@pytest.mark.parametrize(("command", "signum", "delay"), STARTUP_CASES,
+                         ids=[f"{command}-{signal.Signals(signum).name}-{delay}s" for command, signum, delay in STARTUP_CASES])
+def test_a_signal_during_start_up_ends_the_command_with_130(tmp_path, command, signum, delay):
     """Ctrl-C (or SIGTERM) while "importing Keras..." is shown is never lost: it used to be raised
     inside the import, where JAX's GC callback (imported by TensorFlow) could swallow it ("Exception
     ignored in _xla_gc_callback", hidden with the import's native stderr), so the run trained on to
     `completed` with exit 0, or the process died with SIGSEGV/SIGABRT. Sent as soon as the line is read
     and at delays that fall inside the import (several seconds on CI machines; 5 s reproduced the lost
     Ctrl-C here): exit 130, no traceback, and an honest status: no run folder at all (nothing was
-    written), or, if a fast import let training start, a folder marked `interrupted`, never `completed`."""
-    code, stderr, folders = _signal_during_start_up(tmp_path, signum, delay)
+    written), or, if a fast import let training start, a folder marked `interrupted`, never `completed`.
+    The same for kfold and sweep (a sweep makes its folder first, then its trials import Keras)."""
+    code, stderr, folders = _signal_during_start_up(tmp_path, signum, delay, command)
     assert code == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     if folders:
-        (folder,) = folders
-        assert json.loads((folder / "run.json").read_text())["status"] == "interrupted", stderr
-        assert "interrupted; what was written so far is in" in stderr
+        sweep_folder, *trials = folders  # a sweep's trial runs are inside its folder, not beside it
+        assert json.loads((sweep_folder / "run.json").read_text())["status"] == "interrupted", stderr
+        assert not trials
+        assert "; what was written so far is in" in stderr or "was made but not started" in stderr, stderr
     else:
+        assert command != "sweep", "a sweep prints its first line once its folder exists"
         assert "interrupted while starting: no run folder was created, nothing was written" in stderr
 
 
