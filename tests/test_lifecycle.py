@@ -148,3 +148,16 @@ def test_create_outside_a_start_up_still_holds_a_signal_until_it_returns(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         runs.create(tmp_path, "x")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_create_makes_the_named_folder_in_any_thread(tmp_path):
+    """A run made in a thread that never opened a start-up block (a trial on a thread executor) is made as in
+    the main thread."""
+    import threading
+
+    made = []
+    thread = threading.Thread(target=lambda: made.append(runs.create(tmp_path, "trial")))
+    thread.start()
+    thread.join()
+    (run,) = made
+    assert run.path.parent == tmp_path and run.path.name.endswith("_trial") and run.path.is_dir()
