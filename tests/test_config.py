@@ -129,3 +129,28 @@ def test_every_shipped_config_validates_and_round_trips(path, tmp_path):
     stored = tmp_path / "config.yaml"
     stored.write_text(config.to_yaml(loaded), encoding="utf-8")
     assert config.load(stored) == loaded
+
+
+@pytest.mark.parametrize("item, where, found", [
+    ("data.name.x=1", "data.name", '"digits"'),  # a scalar on the way
+    ("train.callbacks.1=x", "train.callbacks.1", '[{"name": "early_stopping"}]'),  # an index past the list's end
+    ("train.callbacks.1.patience=3", "train.callbacks.1", '[{"name": "early_stopping"}]'),  # the same on the way
+    ("train.callbacks.name=x", "train.callbacks.name", '[{"name": "early_stopping"}]'),  # a key into a list
+])
+def test_an_override_that_cannot_be_set_names_the_item_the_path_and_what_is_there(item, where, found):
+    data = {"data": {"name": "digits"}, "train": {"callbacks": [{"name": "early_stopping"}]}}
+    with pytest.raises(errors.ConfigError) as caught:
+        overrides.apply(data, [item])
+    assert caught.value.problems == [f"--set {item!r}: {where}: received {found} at that path; expected a mapping "
+                                     "(or a list and an index within it) to set a key in"]
+
+
+def test_override_messages_and_values_in_full():
+    with pytest.raises(errors.ConfigError) as caught:
+        overrides.apply(MINIMAL, ["train.epochs"])
+    assert caught.value.problems == ["--set 'train.epochs': received no KEY=VALUE; expected a dotted key path, '=', "
+                                     "a YAML value (for example --set train.epochs=3)"]
+    data = overrides.apply({"train": {"callbacks": [{"name": "early_stopping"}]}},
+                           ["name=a=b", "train.callbacks.0={name: checkpoint}"])
+    assert data["name"] == "a=b"  # the first '=' splits key and value
+    assert data["train"]["callbacks"] == [{"name": "checkpoint"}]
