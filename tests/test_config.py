@@ -154,3 +154,18 @@ def test_override_messages_and_values_in_full():
                            ["name=a=b", "train.callbacks.0={name: checkpoint}"])
     assert data["name"] == "a=b"  # the first '=' splits key and value
     assert data["train"]["callbacks"] == [{"name": "checkpoint"}]
+
+
+def test_metric_names_come_from_the_task_given_or_the_data_s_own(write_config):
+    synthetic = config.load(write_config("data: {name: synthetic, task: regression}\nmodel: mlp\n"))
+    assert config.metric_names(synthetic) == ["mae"]  # the data says its task
+    assert config.metric_names(synthetic, "binary") == ["accuracy"]  # the task given wins
+    npz = config.load(write_config("data: {name: npz, path: x.npz}\nmodel: mlp\n", name="npz.yaml"))
+    assert config.metric_names(npz) == []  # known only once the file is read
+    assert config.monitor_names(npz, "multiclass", validating=False) == ["loss", "accuracy"]
+    assert config.monitor_names(npz, "multiclass") == ["loss", "accuracy", "val_loss", "val_accuracy"]  # split 0.2
+
+
+def test_load_with_a_backend_replaces_the_config_s(write_config):
+    path = write_config("data: digits\nmodel: mlp\nbackend: tensorflow\n")
+    assert config.load(path).backend == "tensorflow" and config.load(path, backend="jax").backend == "jax"
