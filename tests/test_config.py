@@ -136,7 +136,7 @@ def test_every_shipped_config_validates_and_round_trips(path, tmp_path):
     ("train.callbacks.1=x", "train.callbacks.1", '[{"name": "early_stopping"}]'),  # an index past the list's end
     ("train.callbacks.1.patience=3", "train.callbacks.1", '[{"name": "early_stopping"}]'),  # the same on the way
     ("train.callbacks.name=x", "train.callbacks.name", '[{"name": "early_stopping"}]'),  # a key into a list
-])
+], ids=["scalar on the way", "index past the end", "index past the end on the way", "key into a list"])
 def test_an_override_that_cannot_be_set_names_the_item_the_path_and_what_is_there(item, where, found):
     data = {"data": {"name": "digits"}, "train": {"callbacks": [{"name": "early_stopping"}]}}
     with pytest.raises(errors.ConfigError) as caught:

@@ -121,7 +121,7 @@ EXACT = {
 }
 
 
-@pytest.mark.parametrize("text", sorted(EXACT), ids=repr)
+@pytest.mark.parametrize("text", sorted(EXACT), ids=[f"case{index}" for index in range(len(EXACT))])
 def test_yaml_errors_say_where_and_what_exactly(text):
     with pytest.raises(errors.ConfigError) as raised:
         yaml_strict.loads(text, source="c.yaml")
