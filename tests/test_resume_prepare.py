@@ -26,6 +26,8 @@ def test_differences_lists_every_changed_leaf_with_its_dotted_path():
     after = {"a": 1, "b": {"c": 5, "d": {"e": 3, "f": 4}}, "new": [1]}
     assert resume.differences(before, after) == [("b.c", 2, 5), ("b.d.f", None, 4), ("gone", 0, None), ("new", None, [1])]
     assert resume.differences(before, before) == []
+    assert resume.differences({"a": {"b": 1}}, {"a": 2}) == [("a", {"b": 1}, 2)]  # a section replaced by a value
+    assert resume.differences({"a": 2}, {"a": {"b": 1}}) == [("a", 2, {"b": 1})]
 
 
 def test_an_unchanged_stopped_run_is_continued_with_its_own_config(stopped_run):
