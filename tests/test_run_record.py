@@ -91,7 +91,7 @@ def test_a_lock_held_by_another_open_file_is_refused_naming_its_process(tmp_path
     other = os.open(run.path / ".lock", os.O_RDWR)  # flock conflicts between open files, even in one process
     try:
         os.pwrite(other, b"4242\n", 0)
-        fcntl.flock(other, fcntl.LOCK_EX)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: unlock really released it
         with pytest.raises(errors.RunError) as raised:
             runs.Run(run.path, {}).lock()
         assert str(raised.value) == (f"{run.path}: is being used by process 4242; expected a run no other dlrun process is "
@@ -221,3 +221,38 @@ def test_git_state_of_a_repository_and_of_none(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", no_git)
     assert runs.git_state(repository) is None
+
+
+def test_run_json_is_flushed_to_disk_except_for_heartbeats(tmp_path, monkeypatch):
+    run = runs.Run.create(tmp_path, "exp")
+    assert run.record["started_at"].endswith("Z") and run.record["name"] == "exp"
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda handle: (flushed.append(handle), real_fsync(handle)))
+    run.update(status="running")
+    assert len(flushed) == 1
+    run.heartbeat(epochs_completed=1)
+    assert len(flushed) == 1 and _record(run)["heartbeat_at"].endswith("Z") and _record(run)["epochs_completed"] == 1
+    run.update(durable=False, x=1)
+    assert len(flushed) == 1
+
+
+def test_process_state_reads_host_name_first_and_never_signals_the_process(monkeypatch):
+    import socket
+
+    here = socket.gethostname()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert runs.process_state({"pid": child.pid, "host_name": here, "host": {"name": "elsewhere"}}) == "alive"
+        assert child.poll() is None  # probed with signal 0, not sent a real signal
+        assert runs.process_state({"pid": child.pid, "host_name": "elsewhere", "host": {"name": here}}) == "unknown"
+        assert runs.process_state({"pid": str(child.pid), "host_name": here}) == "unknown"
+
+        def not_ours(pid, signum):
+            raise PermissionError
+
+        monkeypatch.setattr(os, "kill", not_ours)  # another user's process: alive, not ours to signal
+        assert runs.process_state({"pid": child.pid, "host_name": here}) == "alive"
+    finally:
+        child.kill()
+        child.wait()
