@@ -251,8 +251,9 @@ def test_process_state_reads_host_name_first_and_never_signals_the_process(monke
         def not_ours(pid, signum):
             raise PermissionError
 
-        monkeypatch.setattr(os, "kill", not_ours)  # another user's process: alive, not ours to signal
-        assert runs.process_state({"pid": child.pid, "host_name": here}) == "alive"
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "kill", not_ours)  # another user's process: alive, not ours to signal
+            assert runs.process_state({"pid": child.pid, "host_name": here}) == "alive"
     finally:
         child.kill()
         child.wait()
