@@ -173,3 +173,36 @@ def test_preview_renders_json_cut_at_the_limit():
 
 def test_dumps_keeps_the_key_order_unicode_and_short_lists_inline():
     assert yaml_strict.dumps({"b": [1, 2], "a": {"é": "ü", "l": [{"x": 1}]}}) == "b: [1, 2]\na:\n  é: ü\n  l:\n  - {x: 1}\n"
+
+
+def test_expansion_check_refuses_a_deep_tree_composed_elsewhere(monkeypatch):
+    """The depth limit holds on the composed nodes themselves, not only through StrictLoader's composer."""
+    import yaml
+
+    monkeypatch.setattr(yaml_strict, "MAX_DEPTH", 3)
+    with pytest.raises(yaml.YAMLError) as raised:
+        yaml_strict._check_expansion(yaml.compose("a: [[[1]]]\n", Loader=yaml.SafeLoader))
+    assert yaml_strict._describe(raised.value) == ("line 1, column 6: the value is nested more than 64 levels deep; "
+                                                  "expected a config of plain sections")
+
+
+def test_a_list_that_reaches_the_value_limit_before_its_end_is_refused(monkeypatch):
+    monkeypatch.setattr(yaml_strict, "MAX_VALUES", 5)
+    assert yaml_strict.loads("[1, 2, 3, 4]") == [1, 2, 3, 4]  # 5 values
+    with pytest.raises(errors.ConfigError, match="aliases expand to more than 5 values"):
+        yaml_strict.loads("[1, 2, 3, 4, 5, 6]")  # 5 values after the 4th item, 7 in all
+
+
+def test_a_reader_error_without_a_position_is_described_whole():
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads("a: \x07\n")
+    assert raised.value.problems == ["YAML error at unacceptable character #x0007: special characters are not allowed\n"
+                                     '  in "<unicode string>", position 3']
+
+
+def test_preview_stops_below_the_depth_limit_and_keeps_a_value_of_exactly_the_limit():
+    value = 1
+    for level in range(66):
+        value = [value] if level % 2 else {"k": value}
+    assert yaml_strict.preview(value, limit=1000) == '[{"k": ' * 32 + "[...]" + "}]" * 32
+    assert yaml_strict.preview("x" * 58) == '"' + "x" * 58 + '"'  # 60 characters: not cut
