@@ -206,3 +206,9 @@ def test_preview_stops_below_the_depth_limit_and_keeps_a_value_of_exactly_the_li
         value = [value] if level % 2 else {"k": value}
     assert yaml_strict.preview(value, limit=1000) == '[{"k": ' * 32 + "[...]" + "}]" * 32
     assert yaml_strict.preview("x" * 58) == '"' + "x" * 58 + '"'  # 60 characters: not cut
+
+
+def test_an_error_without_a_source_names_a_string():
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads("a: [")
+    assert str(raised.value).startswith("invalid config <string>: YAML error at line 1, column 5: ")
