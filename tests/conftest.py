@@ -4,6 +4,7 @@ never from one another."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -456,6 +457,54 @@ def record_trained_epochs(patch) -> list[tuple[str, int]]:
 
     patch.setattr(recorders.RunRecorder, "on_epoch_end", on_epoch_end)
     return seen
+
+
+@pytest.fixture
+def ctrl_c_raises_keyboard_interrupt():
+    """Ctrl-C raises KeyboardInterrupt, as in a fresh Python process (a test runner, such as mutmut, may have
+    replaced the handler): for tests that send SIGINT to their own process."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def disk_full_while_writing(patch, name: str, on_write: int = 1) -> list[Path]:
+    """Make the `on_write`-th atomic write of a file called `name` find the disk full half-way through, inside
+    `atomic.write_bytes` (on `patch`, a monkeypatch context): once its temp file exists, half the bytes are
+    written to it, then the write raises OSError(ENOSPC), as a full disk does. Returns the temp files of
+    `name` that were opened, so a test can check none is left."""
+    real_fdopen = os.fdopen
+    opened: list[Path] = []
+
+    class HalfWritten:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+        def write(self, data):
+            self.stream.write(data[: len(data) // 2])
+            self.stream.flush()
+            raise OSError(errno.ENOSPC, "No space left on device", str(opened[-1]))
+
+    def fdopen(handle, *args, **kwargs):
+        stream = real_fdopen(handle, *args, **kwargs)
+        if isinstance(handle, int):
+            path = Path(os.readlink(f"/proc/self/fd/{handle}"))
+            if path.name.startswith(f".{name}.") and path.name.endswith(".tmp"):
+                opened.append(path)
+                if len(opened) == on_write:
+                    return HalfWritten(stream)
+        return stream
+
+    patch.setattr(os, "fdopen", fdopen)
+    return opened
 
 
 # --- in CI, a dependency .ci/run installs must not be skipped silently ------------------------------

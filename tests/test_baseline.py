@@ -54,3 +54,10 @@ def test_for_task_picks_the_baselines_of_the_task():
     labels = np.array([0, 1, 1])
     assert baseline.for_task("classification", labels, labels) == baseline.classification(labels, labels)
     assert "majority_class" in baseline.for_task("binary", labels, labels)
+
+
+def test_regression_baseline_is_computed_in_float64_for_float32_targets():
+    """Targets are often float32 arrays: the residual is taken in float64, so large targets keep their precision
+    (16777215.5 is not a float32)."""
+    found = baseline.regression(np.array([0.0, 1.0]), np.array([16777216.0], dtype="float32"))
+    assert found["mean_predictor_mae"] == 16777215.5

@@ -129,3 +129,43 @@ def test_every_shipped_config_validates_and_round_trips(path, tmp_path):
     stored = tmp_path / "config.yaml"
     stored.write_text(config.to_yaml(loaded), encoding="utf-8")
     assert config.load(stored) == loaded
+
+
+@pytest.mark.parametrize("item, where, found", [
+    ("data.name.x=1", "data.name", '"digits"'),  # a scalar on the way
+    ("train.callbacks.1=x", "train.callbacks.1", '[{"name": "early_stopping"}]'),  # an index past the list's end
+    ("train.callbacks.1.patience=3", "train.callbacks.1", '[{"name": "early_stopping"}]'),  # the same on the way
+    ("train.callbacks.name=x", "train.callbacks.name", '[{"name": "early_stopping"}]'),  # a key into a list
+], ids=["scalar on the way", "index past the end", "index past the end on the way", "key into a list"])
+def test_an_override_that_cannot_be_set_names_the_item_the_path_and_what_is_there(item, where, found):
+    data = {"data": {"name": "digits"}, "train": {"callbacks": [{"name": "early_stopping"}]}}
+    with pytest.raises(errors.ConfigError) as caught:
+        overrides.apply(data, [item])
+    assert caught.value.problems == [f"--set {item!r}: {where}: received {found} at that path; expected a mapping "
+                                     "(or a list and an index within it) to set a key in"]
+
+
+def test_override_messages_and_values_in_full():
+    with pytest.raises(errors.ConfigError) as caught:
+        overrides.apply(MINIMAL, ["train.epochs"])
+    assert caught.value.problems == ["--set 'train.epochs': received no KEY=VALUE; expected a dotted key path, '=', "
+                                     "a YAML value (for example --set train.epochs=3)"]
+    data = overrides.apply({"train": {"callbacks": [{"name": "early_stopping"}]}},
+                           ["name=a=b", "train.callbacks.0={name: checkpoint}"])
+    assert data["name"] == "a=b"  # the first '=' splits key and value
+    assert data["train"]["callbacks"] == [{"name": "checkpoint"}]
+
+
+def test_metric_names_come_from_the_task_given_or_the_data_s_own(write_config):
+    synthetic = config.load(write_config("data: {name: synthetic, task: regression}\nmodel: mlp\n"))
+    assert config.metric_names(synthetic) == ["mae"]  # the data says its task
+    assert config.metric_names(synthetic, "binary") == ["accuracy"]  # the task given wins
+    npz = config.load(write_config("data: {name: npz, path: x.npz}\nmodel: mlp\n", name="npz.yaml"))
+    assert config.metric_names(npz) == []  # known only once the file is read
+    assert config.monitor_names(npz, "multiclass", validating=False) == ["loss", "accuracy"]
+    assert config.monitor_names(npz, "multiclass") == ["loss", "accuracy", "val_loss", "val_accuracy"]  # split 0.2
+
+
+def test_load_with_a_backend_replaces_the_config_s(write_config):
+    path = write_config("data: digits\nmodel: mlp\nbackend: tensorflow\n")
+    assert config.load(path).backend == "tensorflow" and config.load(path, backend="jax").backend == "jax"

@@ -33,3 +33,81 @@ def test_best_epochs_name_each_validation_quantity_loss_first():
     assert history.best_epochs(run_history) == [("val_loss", 2, 0.6), ("val_accuracy", 3, 0.85)]
     assert history.describe_best(run_history) == "best val_loss at epoch 2 (0.6000); best val_accuracy at epoch 3 (0.8500)"
     assert history.describe_best({"epoch": [1], "loss": [1.0]}) == ""  # no validation values: nothing to name
+
+
+def test_a_key_missing_from_later_logs_and_a_phase_first_seen_late_are_padded_with_none():
+    run_history = history.empty()
+    history.append(run_history, 1, {"loss": 1.0, "accuracy": 0.5})
+    history.append(run_history, 2, {"loss": 0.5}, phase="fine_tune")
+    assert run_history == {"epoch": [1, 2], "loss": [1.0, 0.5], "accuracy": [0.5, None], "phase": [None, "fine_tune"]}
+
+
+def test_truncate_keeps_the_first_epochs_of_every_column():
+    run_history = {"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.0], "phase": ["a", "a", "b"]}
+    assert history.truncate(run_history, 2) == {"epoch": [1, 2], "loss": [3.0, 2.0], "phase": ["a", "a"]}
+    assert run_history["epoch"] == [1, 2, 3]  # a copy
+
+
+def test_save_is_durable_unless_asked_not_to_be(tmp_path, monkeypatch):
+    import os
+
+    flushed = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda handle: (flushed.append(handle), real_fsync(handle)))
+    history.save(tmp_path / "h.json", history.empty())
+    assert len(flushed) == 1
+    history.save(tmp_path / "h.json", history.empty(), durable=False)
+    assert len(flushed) == 1
+
+
+def test_load_if_present_reads_the_file_or_gives_an_empty_history(tmp_path):
+    assert history.load_if_present(tmp_path / "absent.json") == {"epoch": []}
+    history.save(tmp_path / "h.json", {"epoch": [1], "loss": [0.5]})
+    assert history.load_if_present(tmp_path / "h.json") == {"epoch": [1], "loss": [0.5]}
+
+
+def test_load_names_the_file_and_what_is_wrong_with_it(tmp_path):
+    import pytest
+
+    from dlrun import errors
+
+    expected = history._EXPECTED
+    cases = {
+        "missing.json": (None, "missing; expected the history of the epochs the run completed"),
+        "empty.json": ("  \n", f"empty; {expected}"),
+        "broken.json": ("{", f"not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); {expected}"),
+        "list.json": ("[]", f"received a JSON array; {expected}"),
+        "epochless.json": ('{"loss": []}', f"'epoch' is missing; {expected}"),
+        "text-epochs.json": ('{"epoch": "1"}', f"'epoch' is a JSON string; {expected}"),
+        "object-column.json": ('{"epoch": [1], "loss": {}}', f"'loss' is a JSON object; {expected}"),
+        "short.json": ('{"epoch": [1, 2], "loss": [1]}', f"'loss' has 1 value(s) for 2 epochs; {expected}"),
+        "boolean.json": ('{"epoch": [1], "loss": [true]}', f"'loss' holds true; {expected}"),
+        "long-text.json": ('{"epoch": [1], "loss": ["' + "x" * 60 + '"]}', f"'loss' holds \"{'x' * 39}; {expected}"),
+        "number-phase.json": ('{"epoch": [1], "phase": [2]}', f"'phase' holds 2; {expected}"),
+    }
+    for name, (text, message) in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(errors.RunError) as raised:
+            history.load(tmp_path / name)
+        assert str(raised.value) == f"{tmp_path / name}: {message}", name
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(errors.RunError, match=r"folder.json: unreadable \(\[Errno 21\] Is a directory: .*\); expected a JSON history$"):
+        history.load(tmp_path / "folder.json")
+    assert history.check({"epoch": [1, 2], "phase": ["frozen", None], "loss": [1, None]}, "x")["phase"] == ["frozen", None]
+
+
+def test_json_type_names_every_parsed_type():
+    names = [history.json_type(value) for value in ({}, [], "x", True, None, 1, 1.5)]
+    assert names == ["object", "array", "string", "boolean", "null", "number", "number"]
+
+
+def test_lower_is_better_for_losses_and_errors_only():
+    lower = ["loss", "val_loss", "reconstruction_loss", "val_mae", "mse", "val_rmse", "mape", "mean_squared_error"]
+    higher = ["accuracy", "val_accuracy", "auc", "precision"]
+    assert [history.lower_is_better(name) for name in lower] == [True] * len(lower)
+    assert [history.lower_is_better(name) for name in higher] == [False] * len(higher)
+
+
+def test_best_epoch_looks_at_val_loss_by_default():
+    assert history.best_epoch({"epoch": [1, 2], "val_loss": [0.2, 0.1], "loss": [0.0, 0.5]}) == (2, 0.1)

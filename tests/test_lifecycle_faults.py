@@ -117,6 +117,40 @@ def test_resume_refuses_a_run_folder_holding_a_symlink(tmp_path, planted, kind):
     assert sorted(os.listdir(outside)) == ["precious"] and (outside / "precious").read_text() == "x"
 
 
+LINKED_OUTPUTS = {  # a command that writes into RUN_DIR/<folder>, and the links planted there
+    "visualize curves": ("visualize", ["visualize", "curves", "{run}"], ["visualize", "visualize/curves"]),
+    "visualize activations": ("visualize", ["visualize", "activations", "--run", "{run}", "--image", "{image}"],
+                              ["visualize", "visualize/activations"]),
+    "export": ("export", ["export", "{run}", "--format", "keras"], ["export", "export/model.keras"]),
+}
+LINK_CASES = [(command, planted) for command, (_, _, links) in LINKED_OUTPUTS.items() for planted in links]
+
+
+@pytest.mark.parametrize(("command", "planted"), LINK_CASES, ids=[f"{c}-{p}" for c, p in LINK_CASES])
+def test_outputs_never_follow_a_symlinked_folder_planted_in_the_run(tmp_path, small_run, command, planted):
+    """`visualize` and `export` write into RUN_DIR/visualize and RUN_DIR/export: a link planted there (the
+    folder, or a folder or file inside it) is refused (exit 2, naming it) before anything is written, and
+    the place it points to stays untouched. With --out elsewhere the same command works."""
+    import shutil
+
+    run_dir, images = small_run
+    run = shutil.copytree(run_dir, tmp_path / "run", symlinks=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = run / planted
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside if "." not in link.name else outside / "model.keras")
+    args = [arg.format(run=run, image=images[0]) for arg in LINKED_OUTPUTS[command][1]]
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {link}: is a symbolic link; expected a run folder holding only its own files and " \
+                            "folders (dlrun never writes through a link; remove it to continue)\n"
+    assert os.listdir(outside) == [] and link.is_symlink()
+    elsewhere = tmp_path / ("elsewhere.keras" if command == "export" else "elsewhere")
+    assert invoke(*args, "--out", elsewhere).exit_code == 0
+    assert os.listdir(outside) == []
+
+
 # --- --resume --force with another optimizer setting -------------------------------------------------------
 
 

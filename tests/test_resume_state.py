@@ -89,3 +89,14 @@ def test_neither_checkpoint_usable_names_both_files(keras, tmp_path):
         checkpoints.restore(tmp_path, tiny_model(keras))
     assert "last.npz: empty file" in str(caught.value) and "previous.npz" in str(caught.value)
     assert (tmp_path / checkpoints.LATEST).exists() and previous.exists()  # nothing deleted
+
+
+def test_exists_and_latest_bytes_look_at_last_then_previous(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    assert not checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) is None
+    (tmp_path / checkpoints.PREVIOUS).write_bytes(b"previous")
+    assert checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) == b"previous"
+    (tmp_path / checkpoints.LATEST).write_bytes(b"last")
+    assert checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) == b"last"
+    (tmp_path / checkpoints.PREVIOUS).unlink()
+    assert checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) == b"last"

@@ -65,10 +65,12 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch, 
     import tempfile
     from pathlib import Path
 
+    from tests.conftest import disk_full_while_writing
+
     target = tmp_path / "data.json"
     atomic.write_json(target, {"a": 1})
     temp_files = []
-    real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
+    real_mkstemp = tempfile.mkstemp
 
     def mkstemp(*args, **kwargs):
         handle, name = real_mkstemp(*args, **kwargs)
@@ -79,26 +81,9 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch, 
         assert temp_files and temp_files[-1].exists()  # the failure comes after the temp file was made
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    class HalfWritten:
-        """A stream that writes half the bytes, then finds the disk full."""
-
-        def __init__(self, stream):
-            self.stream = stream
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.stream.close()
-
-        def write(self, data):
-            self.stream.write(data[: len(data) // 2])
-            self.stream.flush()
-            full_disk()
-
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
-    if fails_in == "write":
-        monkeypatch.setattr(os, "fdopen", lambda handle, mode: HalfWritten(real_fdopen(handle, mode)))
+    if fails_in == "write":  # half the bytes written, then the disk is full
+        disk_full_while_writing(monkeypatch, "data.json")
     elif fails_in == "fsync":
         monkeypatch.setattr(os, "fsync", full_disk)
     elif fails_in == "replace":
@@ -270,3 +255,20 @@ def test_recorded_leaves_a_block_that_ends_normally_to_the_caller(tmp_path):
     with runs.recorded(run, "x", "go on", _stopped):
         pass
     assert _record(run)["status"] == "running"  # a completed run is the caller's to finish
+
+
+def test_refuse_links_in_names_a_linked_output_folder_or_a_link_inside_it(tmp_path):
+    import re
+
+    run = tmp_path / "run"
+    (run / "export" / "nested").mkdir(parents=True)
+    (run / "export" / "nested" / "model.keras").write_text("mine")
+    runs.refuse_links_in(run, "export")  # a plain folder of plain files
+    runs.refuse_links_in(run, "visualize")  # not there yet
+    (run / "export" / "nested" / "link.keras").symlink_to(tmp_path / "elsewhere.keras")  # dangling: still a link
+    with pytest.raises(errors.RunError, match=f"^{re.escape(str(run / 'export' / 'nested' / 'link.keras'))}: is a symbolic link; "
+                       "expected a run folder holding only its own files and folders"):
+        runs.refuse_links_in(run, "export")
+    (run / "visualize").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(errors.RunError, match=f"^{re.escape(str(run / 'visualize'))}: is a symbolic link"):
+        runs.refuse_links_in(run, "visualize")

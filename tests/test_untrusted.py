@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import json
+import os
 import pickle
 import zipfile
 
 import numpy as np
 
-from dlrun import atomic, backend
+from dlrun import backend
 from tests.conftest import invoke, run_folders, tiny_config
 
 
@@ -116,26 +116,23 @@ def test_nan_in_the_input_data_is_reported_before_training(tmp_path):
 
 
 def test_a_full_disk_fails_the_run_clearly_and_never_marks_it_completed(tmp_path, monkeypatch):
+    """The disk fills up inside the real write of epoch 2's history.json (`atomic.write_bytes`, after its temp
+    file is made, half the bytes written): the run fails with the reason, epoch 1's history.json is intact,
+    the half-written temp file is removed, and nothing is marked completed."""
+    from tests.conftest import disk_full_while_writing
+
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", epochs=3)
-    original = atomic.write_bytes
-    calls = {"history": 0}
-
-    def fill_up(target, data, **options):
-        if str(target).endswith("history.json"):
-            calls["history"] += 1
-            if calls["history"] == 2:
-                raise OSError(errno.ENOSPC, "No space left on device", str(target))
-        return original(target, data, **options)
-
-    monkeypatch.setattr(atomic, "write_bytes", fill_up)
+    opened = disk_full_while_writing(monkeypatch, "history.json", on_write=2)
     result = invoke("train", path)
-    assert result.exit_code == 1
-    assert "could not write the run's files: No space left on device" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.exit_code == 1, result.output
+    assert len(opened) == 2  # the failure came inside the second real write, after its temp file existed
     (folder,) = run_folders(tmp_path / "runs")
+    assert result.stderr.startswith(f"error: could not write the run's files: No space left on device ({opened[1]})")
+    assert "Traceback" not in result.stderr
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "failed" and "No space left on device" in record["error"]
     assert json.loads((folder / "history.json").read_text())["epoch"] == [1]  # the last good write is intact
+    assert not any(name.startswith(".history.json.") for name in os.listdir(folder))  # no temp file left
     assert not (folder / "model.keras").exists()
 
 

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from dlrun import errors
@@ -102,3 +104,111 @@ def test_preview_cuts_before_rendering():
     assert time.perf_counter() - started < 0.1
     assert len(text) <= 60 and text.startswith("[[[[") and text.endswith("...")
     assert yaml_strict.preview({"a": 1}) == '{"a": 1}' and yaml_strict.preview("x" * 100) == '"' + "x" * 56 + "..."
+
+
+# --- exact messages and limits (each pinned, so a changed word or a shifted bound fails) ----------------
+
+EXACT = {
+    "a: 1\nb: 2\na: 3\n": "line 3, column 1: duplicate key 'a' (first defined on line 1)",
+    "{a: 1, a: 2}": "line 1, column 8: duplicate key 'a' (first defined on line 1)",
+    "a:\n  b: 1\n  b: 2\n": "line 3, column 3: duplicate key 'b' (first defined on line 2)",
+    "x: !!python/object:os.system 1\n": "line 1, column 4: tag 'tag:yaml.org,2002:python/object:os.system' is not allowed "
+                                        "(configs are plain YAML data)",
+    "a: [1\n": "line 2, column 1: while parsing a flow sequence started on line 1, expected ',' or ']', but got '<stream end>'",
+    "[1, 2]: 3\n": "line 1, column 1: a list cannot be a key; expected a plain key such as `epochs`",
+    "? [1]\n: 2\n": "line 1, column 3: a list cannot be a key; expected a plain key such as `epochs`",
+    "a: &x [*x]\n": "line 1, column 4: an alias refers to itself (the value would be infinite); expected plain data",
+}
+
+
+@pytest.mark.parametrize("text", sorted(EXACT), ids=[f"case{index}" for index in range(len(EXACT))])
+def test_yaml_errors_say_where_and_what_exactly(text):
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads(text, source="c.yaml")
+    assert raised.value.problems == [f"YAML error at {EXACT[text]}"] and raised.value.source == "c.yaml"
+
+
+def test_yaml_1_2_scalars():
+    assert yaml_strict.loads("- 1\n- 1e3\n- yes\n- TRUE\n- .inf\n- 1_000.5\n") == [1, 1000.0, "yes", True, math.inf, 1000.5]
+
+
+def test_alias_expansion_is_counted_exactly_to_the_limit(monkeypatch):
+    """{a: [1, 2], b: *a's list}: the mapping, two keys, the list and its two items twice = 9 values."""
+    text = "a: &x [1, 2]\nb: *x\n"
+    monkeypatch.setattr(yaml_strict, "MAX_VALUES", 9)
+    assert yaml_strict.loads(text) == {"a": [1, 2], "b": [1, 2]}
+    monkeypatch.setattr(yaml_strict, "MAX_VALUES", 8)
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads(text)
+    assert raised.value.problems == ["YAML error at line 1, column 1: aliases expand to more than 8 values; expected a config "
+                                     "that spells out its values (an alias may repeat a small section, not multiply one)"]
+
+
+def test_depth_is_counted_through_aliases_exactly_to_the_limit(monkeypatch):
+    """b: [*x] with x = [[1]]: the mapping, b's list, x's two lists and the 1 are 5 levels (4 without the alias)."""
+    text = "a: &x [[1]]\nb: [*x]\n"
+    monkeypatch.setattr(yaml_strict, "MAX_DEPTH", 5)
+    assert yaml_strict.loads(text) == {"a": [[1]], "b": [[[1]]]}
+    monkeypatch.setattr(yaml_strict, "MAX_DEPTH", 4)
+    too_deep = "the value is nested more than 64 levels deep; expected a config of plain sections"
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads(text)
+    assert raised.value.problems == [f"YAML error at line 1, column 4: {too_deep}"]
+    assert yaml_strict.loads("a: [[1]]\n") == {"a": [[1]]}  # 4 levels, no alias
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads("a: [[[1]]]\n")  # 5 levels, no alias: refused while composing
+    assert raised.value.problems == [f"YAML error at line 1, column 7: {too_deep}"]
+
+
+def test_preview_renders_json_cut_at_the_limit():
+    import datetime
+
+    assert yaml_strict.preview({1: [1, 2, {"k": None}], "s": "x" * 70}) == \
+        '{"1": [1, 2, {"k": null}], "s": "xxxxxxxxxxxxxxxxxxxxxxxx...'
+    assert yaml_strict.preview([[["deep"]]], limit=10) == '[[["dee...'
+    assert yaml_strict.preview({"when": datetime.date(2020, 1, 2), "n": math.nan, "set": {1}}) == \
+        '{"when": datetime.date(2020, 1, 2), "n": NaN, "set": {1}}'
+    assert yaml_strict.preview([1, [2, [3]]]) == "[1, [2, [3]]]"
+
+
+def test_dumps_keeps_the_key_order_unicode_and_short_lists_inline():
+    assert yaml_strict.dumps({"b": [1, 2], "a": {"é": "ü", "l": [{"x": 1}]}}) == "b: [1, 2]\na:\n  é: ü\n  l:\n  - {x: 1}\n"
+
+
+def test_expansion_check_refuses_a_deep_tree_composed_elsewhere(monkeypatch):
+    """The depth limit holds on the composed nodes themselves, not only through StrictLoader's composer."""
+    import yaml
+
+    monkeypatch.setattr(yaml_strict, "MAX_DEPTH", 3)
+    with pytest.raises(yaml.YAMLError) as raised:
+        yaml_strict._check_expansion(yaml.compose("a: [[[1]]]\n", Loader=yaml.SafeLoader))
+    assert yaml_strict._describe(raised.value) == ("line 1, column 6: the value is nested more than 64 levels deep; "
+                                                  "expected a config of plain sections")
+
+
+def test_a_list_that_reaches_the_value_limit_before_its_end_is_refused(monkeypatch):
+    monkeypatch.setattr(yaml_strict, "MAX_VALUES", 5)
+    assert yaml_strict.loads("[1, 2, 3, 4]") == [1, 2, 3, 4]  # 5 values
+    with pytest.raises(errors.ConfigError, match="aliases expand to more than 5 values"):
+        yaml_strict.loads("[1, 2, 3, 4, 5, 6]")  # 5 values after the 4th item, 7 in all
+
+
+def test_a_reader_error_without_a_position_is_described_whole():
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads("a: \x07\n")
+    assert raised.value.problems == ["YAML error at unacceptable character #x0007: special characters are not allowed\n"
+                                     '  in "<unicode string>", position 3']
+
+
+def test_preview_stops_below_the_depth_limit_and_keeps_a_value_of_exactly_the_limit():
+    value = 1
+    for level in range(66):
+        value = [value] if level % 2 else {"k": value}
+    assert yaml_strict.preview(value, limit=1000) == '[{"k": ' * 32 + "[...]" + "}]" * 32
+    assert yaml_strict.preview("x" * 58) == '"' + "x" * 58 + '"'  # 60 characters: not cut
+
+
+def test_an_error_without_a_source_names_a_string():
+    with pytest.raises(errors.ConfigError) as raised:
+        yaml_strict.loads("a: [")
+    assert str(raised.value).startswith("invalid config <string>: YAML error at line 1, column 5: ")

@@ -27,7 +27,7 @@ def kfold(
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
-    from dlrun import config, errors, terminal
+    from dlrun import config, errors, runs, terminal
     from dlrun.trials import executors, kfold as kfold_protocol, kfold_plan
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
@@ -35,9 +35,10 @@ def kfold(
         if config_file is not None or set_items:
             raise errors.UsageError("--resume: received a CONFIG or --set too; expected only the run folder "
                                      "(its stored config is used; --backend NAME continues it on another backend)")
-        kfold_protocol.resume(resume, terminal.console(), placement=placement, backend_name=backend,
-                              command=["dlrun", "kfold", f"--resume={resume}", *([f"--backend={backend}"] if backend else []),
-                                       *placement.words()])
+        with runs.starting("dlrun kfold --resume {path}", resume):  # a Ctrl-C at any moment: exit 130, an honest status
+            kfold_protocol.resume(resume, terminal.console(), placement=placement, backend_name=backend,
+                                  command=["dlrun", "kfold", f"--resume={resume}", *([f"--backend={backend}"] if backend else []),
+                                           *placement.words()])
         return
     if config_file is None:
         raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)")
@@ -48,6 +49,7 @@ def kfold(
                *([f"--monitor={monitor}"] if monitor else []), f"--smoothing={smoothing}",
                *(["--keep-early-stopping"] if keep_early_stopping else []),
                *(f"--set={item}" for item in set_items), *([f"--backend={backend}"] if backend else []), *placement.words()]
-    kfold_protocol.kfold(loaded, terminal.console(), k=k, repeats=repeats, shuffle=shuffle,
-                         final=final, monitor=monitor, smoothing=smoothing, command=command,
-                         keep_early_stopping=keep_early_stopping, placement=placement)
+    with runs.starting("dlrun kfold --resume {path}"):
+        kfold_protocol.kfold(loaded, terminal.console(), k=k, repeats=repeats, shuffle=shuffle,
+                             final=final, monitor=monitor, smoothing=smoothing, command=command,
+                             keep_early_stopping=keep_early_stopping, placement=placement)

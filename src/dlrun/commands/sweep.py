@@ -29,7 +29,7 @@ def sweep(
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
 ):
     """Search a config's values with Optuna (the config's search: section, or --grid / --random), train each trial, and rank them."""
-    from dlrun import errors, terminal
+    from dlrun import errors, runs, terminal
     from dlrun.trials import executors, sweep as sweep_module
 
     placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
@@ -45,7 +45,8 @@ def sweep(
                                      "(and --max-failures, --workers, --executor)")
         if resume is not None:
             command = ["dlrun", "sweep", f"--resume={resume}", f"--max-failures={max_failures}", *placement.words()]
-            sweep_module.resume(resume, console, placement, command=command, max_failures=max_failures)
+            with runs.starting("dlrun sweep --resume {path}", resume):  # a Ctrl-C at any moment: exit 130, an honest status
+                sweep_module.resume(resume, console, placement, command=command, max_failures=max_failures)
         else:
             sweep_module.join(join, console, placement)
         return
@@ -57,4 +58,5 @@ def sweep(
                *(f"--{name}={value}" for name, value in (("trials", trials), ("sampler", sampler), ("pruner", pruner),
                                                           ("metric", metric), ("storage", storage)) if value is not None),
                f"--max-failures={max_failures}", *(f"--set={item}" for item in set_items), *placement.words()]
-    sweep_module.sweep(config_file, set_items, chosen, console, placement, command=command)
+    with runs.starting("dlrun sweep --resume {path}"):
+        sweep_module.sweep(config_file, set_items, chosen, console, placement, command=command)

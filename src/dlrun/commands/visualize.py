@@ -51,7 +51,7 @@ def activations(
     """Every channel's activation map for each image, one grid PNG (and .npy) per conv/pool layer."""
     from dlrun.visualize import activations as activations_module
 
-    subject = _subject(run, model, weights, include_top=False)
+    subject = _subject(run, model, weights, include_top=False, out=out)
     activations_module.run(subject, image, count, layer, out, typer.echo)
 
 
@@ -67,7 +67,7 @@ def filters(
     """The input pattern that maximally activates each filter (gradient ascent), in a grid PNG (and .npy)."""
     from dlrun.visualize import filters as filters_module
 
-    subject = _subject(run, model, weights, include_top=False)
+    subject = _subject(run, model, weights, include_top=False, out=out)
     filters_module.run(subject, layer, count, steps, out, typer.echo)
 
 
@@ -88,18 +88,18 @@ def gradcam(
     """
     from dlrun.visualize import gradcam as gradcam_module
 
-    subject = _subject(run, model or ("vgg16" if run is None else None), weights, include_top=True)
+    subject = _subject(run, model or ("vgg16" if run is None else None), weights, include_top=True, out=out)
     gradcam_module.run(subject, image, layer, class_index, top, alpha, out, typer.echo)
 
 
-def _subject(run: Path | None, model: str | None, weights: str, include_top: bool):
+def _subject(run: Path | None, model: str | None, weights: str, include_top: bool, out: Path | None):
     from dlrun import errors
     from dlrun.visualize import subjects
 
     if run is not None and model is not None:
         raise errors.UsageError("--run and --model: received both; expected one (a run folder, or a keras.applications model)")
     if run is not None:
-        return subjects.from_run(run)
+        return subjects.from_run(run, out)
     if model is None:
         raise errors.UsageError("--run: received nothing; expected --run RUN_DIR or --model vgg16")
     return subjects.from_application(model, weights, include_top)

@@ -36,6 +36,8 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
     model_path = run.path / evaluation.CHECKPOINTS[checkpoint]
     if not model_path.is_file():
         raise errors.RunError(f"{model_path}: no such file; expected a completed run saved with output.save_model: true")
+    if out is None:
+        runs.refuse_links_in(run.path, "export")  # a planted link never takes the export outside the run
     target = Path(out) if out is not None else run.path / "export" / default_name
     if target.exists():
         raise errors.UsageError(f"--out: {target} already exists; expected a new path (remove it first, or choose another --out)")

@@ -1,7 +1,8 @@
 """Runs: the run folder and its lifecycle, history, the runs table, comparing runs, reports, plots,
 TensorBoard logs and MLflow tracking.
 
-The run folder (`dlrun.runs.folder`) is what every command writes, so its names are re-exported here:
+The run folder (`dlrun.runs.folder`) and its lifecycle (`dlrun.runs.lifecycle`) are what every command
+writes through, so their names are re-exported here:
 `from dlrun import runs; runs.Run.create(...)`.
 """
 
@@ -14,10 +15,11 @@ from dlrun.runs.folder import (  # noqa: F401  (re-exported)
     check_writable,
     git_state,
     process_state,
-    recorded,
+    refuse_links_in,
     release_locks,
     unique_folder,
     utc_now,
     versions,
     write_failed,
 )
+from dlrun.runs.lifecycle import create, recorded, starting  # noqa: F401  (re-exported)

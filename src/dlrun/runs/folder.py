@@ -7,7 +7,6 @@ stopped the trial: `pruned` says after which epoch and why).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import fcntl
 import json
@@ -19,11 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
-from typing import Callable
 
-from dlrun import __version__, atomic, errors, signals
+from dlrun import __version__, atomic, errors
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
@@ -224,49 +221,22 @@ def refuse_symlinks(folder: Path) -> None:
     for parent, names, files in os.walk(folder):  # os.walk does not descend into linked folders
         for name in sorted(names + files):
             if os.path.islink(os.path.join(parent, name)):
-                raise errors.RunError(
-                    f"{os.path.join(parent, name)}: is a symbolic link; expected a run folder holding only its "
-                    "own files and folders (dlrun never writes through a link; remove it to continue)"
-                )
+                raise _linked(os.path.join(parent, name))
 
 
-@contextlib.contextmanager
-def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tuple[str, dict]] = lambda: ("", {})):
-    """Record in run.json how the block ends: the one lifecycle of `train`, `kfold` and `sweep`.
+def refuse_links_in(folder: str | Path, name: str) -> None:
+    """RunError when `folder/name`, a sub-folder dlrun writes into (`visualize/`, `export/`), is a symbolic
+    link or holds one: outputs never land outside the run folder through a planted link."""
+    path = Path(folder) / name
+    if path.is_symlink():
+        raise _linked(path)
+    if path.is_dir():
+        refuse_symlinks(path)
 
-    Inside the block SIGTERM acts as Ctrl-C. An interrupt marks the run `interrupted` and raises
-    `errors.Interrupted` saying how to continue (`continue_with`, a command); a dlrun error marks it
-    `failed` with its message (and a worker's traceback when the error carries one); a failed write
-    (a full disk) and any other exception mark it `failed` with the error and the traceback, raised again
-    as `errors.TrainingFailed`. `stopped()` returns what was done so far, as a phrase for the message
-    ("after 2 completed fold(s)") and fields for run.json. A completed run is the caller's to finish.
-    """
-    try:
-        with signals.terminate_as_interrupt():
-            yield
-    except KeyboardInterrupt:
-        said, fields = stopped()
-        run.finish("interrupted", error="interrupted by the user (Ctrl-C or SIGTERM)", **fields)
-        raise errors.Interrupted(
-            f"interrupted{' ' + said if said else ''}; what was written so far is in {run.path} "
-            f"(continue with: {continue_with})"
-        ) from None
-    except errors.TrialPruned as pruned:  # an honest outcome of its own, not a failure
-        run.finish("pruned", pruned={"epoch": pruned.epoch, "reason": pruned.reason})
-        raise
-    except errors.DlrunError as error:
-        found = getattr(error, "traceback", None)  # a worker's own traceback, when it failed unexpectedly
-        run.finish_if_possible("failed", error=str(error), **({"traceback": found} if found else {}))
-        raise
-    except OSError as error:  # a full disk or a vanished folder while writing the run's files
-        message = f"could not write the run's files: {error.strerror or error} ({error.filename or run.path})"
-        run.finish_if_possible("failed", error=message, traceback=traceback.format_exc())
-        raise errors.TrainingFailed(message) from None
-    except Exception as error:  # any other failure is recorded before it propagates
-        run.finish_if_possible("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise errors.TrainingFailed(
-            f"{what} failed: {type(error).__name__}: {error} (see {run.path / RUN_FILE})"
-        ) from error
+
+def _linked(path: str | Path) -> errors.RunError:
+    return errors.RunError(f"{path}: is a symbolic link; expected a run folder holding only its own files and folders "
+                           "(dlrun never writes through a link; remove it to continue)")
 
 
 def check_writable(folder: str | Path, setting: str, received: str | Path, expected: str = "a path in a folder this user can write") -> None:

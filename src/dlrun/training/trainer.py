@@ -206,28 +206,29 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     `on_start(run)` and `on_epoch(epochs_completed, logs)` let a sweep follow its trials.
     Raises DlrunError subclasses on failure.
     """
-    try:
-        with signals.terminate_as_interrupt():  # Ctrl-C or SIGTERM before the run folder exists leaves nothing
-            console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
-            choice = backend.activate(config)
-            console.print(_backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
-            # The run folder stores the backend `auto` resolved to: its config.yaml trains on it anywhere.
-            config = config.model_copy(update={"backend": choice.name})
-            loaded = load(config, console)
-            training = Training(config, loaded, console)
-    except KeyboardInterrupt:
-        raise errors.Interrupted(
-            "interrupted while starting: no run folder was created, nothing was written" if resume_run is None else
-            f"interrupted while starting: {resume_run.path} was not changed "
-            f"(continue with: dlrun train --resume {resume_run.path})"
-        ) from None
-
     first_epoch = 0
-    # A signal while the run folder is written is noted, then acted on inside `recorded`, which marks
-    # the run interrupted: never a folder left `running` by a live process that has gone.
-    with signals.deferred(raise_on_exit=False) as noted:
+
+    def heartbeat(epochs_completed: int, logs: dict) -> None:
+        run.heartbeat(epochs_completed=epochs_completed)
+        if on_epoch is not None:
+            on_epoch(epochs_completed, logs)
+
+    def stopped() -> tuple[str, dict]:
+        _write_plots(run, config, training.history)  # the curves so far
+        return "", {}
+
+    # Ctrl-C or SIGTERM before the run folder exists leaves nothing; once it is made (or a --resume has
+    # marked it running again), the run is marked interrupted: never a folder left `running` or bare.
+    with runs.starting("dlrun train --resume {path}", resume_run.path if resume_run is not None else None):
+        console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
+        choice = backend.activate(config)
+        console.print(_backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
+        # The run folder stores the backend `auto` resolved to: its config.yaml trains on it anywhere.
+        config = config.model_copy(update={"backend": choice.name})
+        loaded = load(config, console)
+        training = Training(config, loaded, console)
         if resume_run is None:
-            run = runs.Run.create(config.output.runs_root, config.name)
+            run = runs.create(config.output.runs_root, config.name)
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
             extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
                      "parameters": int(training.saved_model.count_params()),
@@ -255,40 +256,29 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
                 run.update(backend={**choice.record(), "switched_from": earlier.get("name"), "after_epoch": first_epoch})
             run.update(steps_per_execution=_steps_record(training))
 
-    def heartbeat(epochs_completed: int, logs: dict) -> None:
-        run.heartbeat(epochs_completed=epochs_completed)
-        if on_epoch is not None:
-            on_epoch(epochs_completed, logs)
+        with runs.recorded(run, "training", f"dlrun train --resume {run.path}", stopped):
+            if said is not None:
+                console.print(said, highlight=False, soft_wrap=True)
+            if on_start is not None:
+                on_start(run)
+            if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
+                tracker.start(run, config)
+            console.print(
+                f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
+                f"data: {_sizes(loaded)}; model: {config.model.architecture}, {training.saved_model.count_params():,} parameters",
+                highlight=False,
+                soft_wrap=True,
+            )
+            fitted = training.fit(run.path, first_epoch, on_epoch=heartbeat,
+                                  extra_callbacks=[tracker.callback()] if tracker is not None else None)
+            summary = _finish_files(run, config, training, console)
+            summary["fit_seconds"] = round(fitted.seconds, 3)
+        with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
+            run.finish("completed", **summary)
+            if not config.output.keep_checkpoints:  # after `completed` is written: a crash before keeps them for --resume
+                from dlrun.training import cleanup
 
-    def stopped() -> tuple[str, dict]:
-        _write_plots(run, config, training.history)  # the curves so far
-        return "", {}
-
-    with runs.recorded(run, "training", f"dlrun train --resume {run.path}", stopped):
-        if noted:
-            raise KeyboardInterrupt
-        if said is not None:
-            console.print(said, highlight=False, soft_wrap=True)
-        if on_start is not None:
-            on_start(run)
-        if tracker is not None:  # e.g. dlrun.runs.tracking.MlflowTracker: it never raises, it warns
-            tracker.start(run, config)
-        console.print(
-            f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
-            f"data: {_sizes(loaded)}; model: {config.model.architecture}, {training.saved_model.count_params():,} parameters",
-            highlight=False,
-            soft_wrap=True,
-        )
-        fitted = training.fit(run.path, first_epoch, on_epoch=heartbeat,
-                              extra_callbacks=[tracker.callback()] if tracker is not None else None)
-        summary = _finish_files(run, config, training, console)
-        summary["fit_seconds"] = round(fitted.seconds, 3)
-    with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
-        run.finish("completed", **summary)
-        if not config.output.keep_checkpoints:  # after `completed` is written: a crash before keeps them for --resume
-            from dlrun.training import cleanup
-
-            cleanup.remove_resume_checkpoints(run.path)
+                cleanup.remove_resume_checkpoints(run.path)
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run

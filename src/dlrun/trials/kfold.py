@@ -100,7 +100,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     k, repeats = options["k"], options["repeats"]
     plan = kfold_plan.plan_folds(pool.labels("train"), loaded.task, k, repeats, options["shuffle"], config.seed)
 
-    run = runs.Run.create(config.output.runs_root, config.name)
+    run = runs.create(config.output.runs_root, config.name)  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
     state = {
         "format": FORMAT,

@@ -51,7 +51,7 @@ def train(config: schema.Config, console, count: int, command: list[str] | None 
     check_count(count)
     for index in range(count):  # every seed's config is valid before the folder exists
         child_config(config, index, Path(config.output.runs_root) / "seeds" / CHILDREN_FOLDER)
-    run = runs.Run.create(config.output.runs_root, f"{config.name}-seeds")
+    run = runs.create(config.output.runs_root, f"{config.name}-seeds")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
     state = {"format": FORMAT, "count": count,
              "children": [{"index": index, "seed": config.seed + index, "status": "pending"} for index in range(count)]}

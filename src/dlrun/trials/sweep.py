@@ -151,7 +151,7 @@ def sweep(config_file, set_values: list[str], options: Options, console, placeme
     if options.storage not in (None, "sqlite", "journal"):
         search_engine.open_storage(search_engine.storage_url(options.storage, Path(".")))  # reachable before the folder exists
 
-    run = runs.Run.create(base.output.runs_root, f"{base.name}-sweep")
+    run = runs.create(base.output.runs_root, f"{base.name}-sweep")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config_module.validate({**base_data, "search": search.model_dump(mode="json")})))
     url = search_engine.storage_url(options.storage, run.path)
     study = search_engine.open_study(url, run.path.name, search, create=True)

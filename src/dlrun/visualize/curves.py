@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlrun import errors
+from dlrun import errors, runs
 from dlrun.runs import history, plots
 from dlrun.visualize import output
 
@@ -35,6 +35,8 @@ def read(run_dirs: list[Path]) -> dict[str, dict]:
 def run(run_dirs: list[Path], out_root: Path | None, echo) -> Path:
     """Write the curves of one run (or several, overlaid) into a new folder; return it."""
     histories = read(run_dirs)
+    if out_root is None:
+        runs.refuse_links_in(run_dirs[0], "visualize")
     root = out_root or Path(run_dirs[0]) / "visualize"
     folder = output.new_folder(root, "curves")
     if len(histories) == 1:

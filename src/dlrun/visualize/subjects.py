@@ -76,12 +76,15 @@ class Subject:
         return raw if self.preprocess is None else self.preprocess(np.array(raw, copy=True))
 
 
-def from_run(run_dir: Path) -> Subject:
-    """The model of a dlrun run folder (its model.keras and the class names in run.json)."""
+def from_run(run_dir: Path, out: Path | None = None) -> Subject:
+    """The model of a dlrun run folder (its model.keras and the class names in run.json). Without `out`
+    (--out), outputs go to RUN_DIR/visualize, refused before the model loads when a link is planted there."""
     from dlrun import config as config_module, runs
 
     run_dir = Path(run_dir)
     run = runs.Run.open(run_dir)
+    if out is None:
+        runs.refuse_links_in(run_dir, "visualize")
     model_file = run_dir / "model.keras"
     if not model_file.is_file():
         raise errors.RunError(
