@@ -1,7 +1,6 @@
 """`dlrun train` end to end on tiny configs, in-process (TensorFlow is imported once per session)."""
 
 import json
-import math
 
 import pytest
 
@@ -109,7 +108,7 @@ def test_convnet_on_flat_inputs_is_a_config_error_without_a_run_folder(tmp_path)
 
 @pytest.mark.parametrize("steps, poisoned, where, ends", [
     (1, 1, "batch 2", [1, 2]),  # one batch per call: stops in batch 2 itself
-    (3, 3, "in batches 4-6 (one call of 3 steps)", [3, 6]),  # train.steps_per_execution 3: the block it ran in
+    (2, 2, "in batches 3-4 (one call of 2 steps)", [2, 4]),  # train.steps_per_execution 2: the block it ran in
 ])
 def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch, steps, poisoned, where, ends):
     """A NaN loss in epoch 2 (a weight made NaN before a batch, after a good epoch 1): training stops in the
@@ -119,7 +118,7 @@ def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch, steps, pois
 
     from dlrun.training import recorders
 
-    batches = []  # (epoch, batch) of every batch that ended (a block's last, as Keras counts past a short last block), 1-based
+    batches = []  # (epoch, batch) of every batch (or block of batches) that ended, 1-based
     original_end = recorders.RunRecorder.on_train_batch_end
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -134,12 +133,12 @@ def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch, steps, pois
     monkeypatch.setattr(recorders.RunRecorder, "on_train_batch_begin", on_train_batch_begin, raising=False)
     monkeypatch.setattr(recorders.RunRecorder, "on_train_batch_end", on_train_batch_end)
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", task="regression", epochs=3)
-    result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=4")
+    result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=1")
     assert result.exit_code == 1, (batches, result.output)
     (folder,) = run_folders(tmp_path / "runs")
     message = f"loss became nan at epoch 2, {where}; the last good state is in {folder / 'checkpoints/last.npz'} (epoch 1)"
     assert f"training stopped: {message}" in " ".join(result.stderr.split())
-    per_epoch = math.ceil(json.loads((folder / "run.json").read_text())["data"]["sizes"]["train"] / 4)
+    per_epoch = json.loads((folder / "run.json").read_text())["data"]["sizes"]["train"]  # batch size 1
     assert per_epoch > ends[-1]  # a batch after the bad one was there to train, and did not
     assert batches == [*((1, end) for end in range(steps, per_epoch + steps, steps)), *((2, end) for end in ends)]
     record = json.loads((folder / "run.json").read_text())
@@ -163,29 +162,35 @@ def test_head_and_loss_follow_the_task(task, tmp_path):
 
 
 @pytest.mark.slow
-def test_steps_per_execution_auto_groups_batches_and_changes_no_number(tmp_path):
+def test_steps_per_execution_auto_groups_batches_and_changes_no_number(tmp_path, recwarn):
     """`train.steps_per_execution: auto` (the default) runs several batches per call for a small in-memory
-    model, records the choice in run.json, and gives bit for bit the history and weights of one batch per call."""
+    model, records the choice in run.json, and gives bit for bit the history and weights of one batch per call.
+    With more steps per epoch than auto's cap (batch size 1), it takes a divisor of them: a block that ran
+    past the epoch's last batch would take the next epoch's first ones (and Keras warns its input ran out)."""
     import numpy as np
 
     from dlrun.models import saved
+    from dlrun.training import batches
 
     folders = {}
     for steps in ("auto", "1"):
         root = tmp_path / steps
         path = tiny_config(tmp_path / f"{steps}.yaml", root, epochs=3)
-        result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=4",
+        result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=1",
                         "--set", "model.dropout=0.3")
         assert result.exit_code == 0, result.output
         (folders[steps],) = run_folders(root)
-    auto = json.loads((folders["auto"] / "run.json").read_text())["steps_per_execution"]
-    train_size = json.loads((folders["auto"] / "run.json").read_text())["data"]["sizes"]["train"]
-    assert auto == {"steps": math.ceil(train_size / 4), "reason": auto["reason"]} and auto["steps"] > 1
-    assert auto["reason"].startswith(f"auto: {auto['steps']} for a model under")
+    record = json.loads((folders["auto"] / "run.json").read_text())
+    per_epoch = record["data"]["sizes"]["train"]  # batch size 1
+    assert per_epoch > batches.AUTO_STEPS and per_epoch % batches.AUTO_STEPS  # so the cap alone would straddle epochs
+    chosen = record["steps_per_execution"]["steps"]
+    assert chosen == max(number for number in range(1, batches.AUTO_STEPS + 1) if per_epoch % number == 0) > 1
+    assert record["steps_per_execution"]["reason"].startswith(f"auto: {chosen} (a divisor of {per_epoch} steps per epoch)")
     assert json.loads((folders["1"] / "run.json").read_text())["steps_per_execution"] == {"steps": 1, "reason": "set in the config"}
     assert (folders["auto"] / "history.json").read_text() == (folders["1"] / "history.json").read_text()
     weights = [saved.load_model(folders[steps] / "model.keras").get_weights() for steps in ("auto", "1")]
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    assert not [warning for warning in recwarn if "ran out of data" in str(warning.message)]
 
 
 @pytest.mark.parametrize("settings, expected", [
@@ -194,6 +199,8 @@ def test_steps_per_execution_auto_groups_batches_and_changes_no_number(tmp_path)
     (["backend=torch", "train.steps_per_execution=4"],
      "train.steps_per_execution: received 4 with backend 'torch'; expected auto or 1"),
     (["train.steps_per_execution=0"], "train.steps_per_execution: received 0"),
+    (["train.steps_per_execution=7", "train.batch_size=4"],  # 40 training samples: 10 steps per epoch
+     "train.steps_per_execution: received 7; expected auto or a divisor of the 10 steps per epoch (1, 2, 5, 10)"),
 ])
 def test_steps_per_execution_that_cannot_apply_is_a_config_error(tmp_path, settings, expected):
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs")

@@ -27,29 +27,37 @@ def steps_per_execution(train, dataset, parameters: int, backend_name: str) -> t
     Keras runs `steps_per_execution` batches in one compiled call: a small model's step is short, so
     the per-call dispatch is much of its time. The numbers do not change (the same batches, the same
     updates, in the same order: tests/test_train.py compares histories bit for bit), only how often
-    per-batch callbacks run: the NaN stop then names the block of batches it saw. `auto` groups up to
-    AUTO_STEPS batches for in-memory data, `loop: fit`, no distribution strategy and models under
-    AUTO_PARAMETERS parameters on TensorFlow or JAX (Keras on PyTorch runs one step per call).
+    per-batch callbacks run: the NaN stop then names the block of batches it saw. Array data comes as one
+    stream of every epoch's batches (`seeded`), so a block must never reach into the next epoch: the
+    number divides the steps per epoch. `auto` takes the largest such divisor up to AUTO_STEPS for
+    in-memory data, `loop: fit`, no distribution strategy and models under AUTO_PARAMETERS parameters on
+    TensorFlow or JAX (Keras on PyTorch runs one step per call); 1 otherwise.
     """
     requested = train.steps_per_execution
     if backend_name == "torch" and requested != "auto" and requested > 1:
         raise errors.ConfigError(f"train.steps_per_execution: received {requested} on the torch backend; "
                                  "expected auto or 1 (Keras on PyTorch runs one step per call)")
-    if requested != "auto":
-        return requested, "set in the config"
     arrays = dataset.split("train")
+    steps = steps_per_epoch(len(arrays[0]), train.batch_size) if isinstance(arrays, tuple) else None
+    if requested != "auto":
+        if steps is not None and steps % requested:
+            divisors = [number for number in range(1, steps + 1) if steps % number == 0]
+            raise errors.ConfigError(
+                f"train.steps_per_execution: received {requested}; expected auto or a divisor of the {steps} steps per "
+                f"epoch ({', '.join(map(str, divisors))}), so that no call runs into the next epoch's batches")
+        return requested, "set in the config"
     reasons = [
         (backend_name == "torch", "the torch backend"),
         (train.loop != "fit", f"loop: {train.loop}"),
         (train.distribute != "none", f"train.distribute: {train.distribute}"),
-        (not isinstance(arrays, tuple), "a streamed (tf.data) training split"),
+        (steps is None, "a streamed (tf.data) training split"),
         (parameters >= AUTO_PARAMETERS, f"a model of {parameters:,} parameters (>= {AUTO_PARAMETERS:,})"),
     ]
     for applies, reason in reasons:
         if applies:
             return 1, f"auto: 1 for {reason}"
-    steps = min(AUTO_STEPS, steps_per_epoch(len(arrays[0]), train.batch_size))
-    return steps, f"auto: {steps} for a model under {AUTO_PARAMETERS:,} parameters on in-memory data"
+    chosen = max(number for number in range(1, min(AUTO_STEPS, steps) + 1) if steps % number == 0)
+    return chosen, f"auto: {chosen} (a divisor of {steps} steps per epoch) for a model under {AUTO_PARAMETERS:,} parameters on in-memory data"
 
 
 def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> dict:

@@ -43,8 +43,7 @@ class RunRecorder(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)) and self.non_finite is None:
             steps = getattr(self.model, "steps_per_execution", 1) or 1  # batches run in the call that just ended
-            last = min(batch + 1, (self.params or {}).get("steps") or batch + 1)  # Keras counts past a short last block
-            where = f"batch {batch + 1}" if steps == 1 else f"in batches {batch + 2 - steps}-{last} (one call of {steps} steps)"
+            where = f"batch {batch + 1}" if steps == 1 else f"in batches {batch + 2 - steps}-{batch + 1} (one call of {steps} steps)"
             self.non_finite = f"loss became {float(loss)} at epoch {self._epoch + 1}, {where}"
             self.model.stop_training = True
 
