@@ -202,7 +202,7 @@ def test_a_killed_group_resumed_trains_only_what_was_missing(tmp_path, monkeypat
 
 def test_is_group_is_false_for_a_folder_without_run_json(tmp_path):
     assert seeds.is_group(tmp_path) is False
-    with pytest.raises(errors.ConfigError):
+    with pytest.raises(errors.UsageError):
         seeds.check_count(-1)
     assert runs.RUN_FILE == "run.json"
 

@@ -59,25 +59,28 @@ def _is_group(run_dir: Path) -> bool:
 
 def _train_seeds(console, config_file, set_items, backend, resume_dir, force, report, track, count, command) -> None:
     """`--seeds N`: a group of runs over N seeds (`dlrun.trials.seeds`), or `--resume` of such a group."""
-    from dlrun import config, errors, terminal
+    from dlrun import config, errors, runs, terminal
     from dlrun.trials import seeds as seeds_group
 
     if track:
-        raise errors.ConfigError("--track: received with --seeds; expected one of them (track the seeds' runs one by one)")
+        raise errors.UsageError("--track: received with --seeds; expected one of them (track the seeds' runs one by one)")
     if count is not None:
         seeds_group.check_count(count)
     if resume_dir is None:
         if config_file is None:
-            raise errors.ConfigError("CONFIG: received nothing; expected a config file (or --resume GROUP_DIR)")
-        group = seeds_group.train(config.load(config_file, set_items, backend), console, count, command=command)
+            raise errors.UsageError("CONFIG: received nothing; expected a config file (or --resume GROUP_DIR)")
+        loaded = config.load(config_file, set_items, backend)
+        with runs.starting("dlrun train --resume {path}"):  # a Ctrl-C at any moment: exit 130, an honest status
+            group = seeds_group.train(loaded, console, count, command=command)
     else:
         if config_file is not None or set_items or backend or force:
-            raise errors.ConfigError(f"--resume {resume_dir}: received a CONFIG, --set, --backend or --force with a seeds group; "
+            raise errors.UsageError(f"--resume {resume_dir}: received a CONFIG, --set, --backend or --force with a seeds group; "
                                      "expected only the group folder (its stored config is used)")
         if not seeds_group.is_group(resume_dir):
-            raise errors.ConfigError(f"--seeds: received {count} with --resume {resume_dir}, which is not a seeds group; "
+            raise errors.UsageError(f"--seeds: received {count} with --resume {resume_dir}, which is not a seeds group; "
                                      "expected a folder made by `dlrun train --seeds` (or no --seeds)")
-        group = seeds_group.resume(resume_dir, console, count, command=[*command, f"--resume={resume_dir}"])
+        with runs.starting("dlrun train --resume {path}", resume_dir):
+            group = seeds_group.resume(resume_dir, console, count, command=[*command, f"--resume={resume_dir}"])
         if group is None:
             console.print(f"{terminal.text(resume_dir)}: already completed; nothing to do", highlight=False, soft_wrap=True)
             return

@@ -26,7 +26,7 @@ CHILDREN_FOLDER = "runs"
 
 def check_count(count: int) -> None:
     if count < 1:
-        raise errors.ConfigError(f"--seeds: received {count}; expected a number of seeds >= 1")
+        raise errors.UsageError(f"--seeds: received {count}; expected a number of seeds >= 1")
 
 
 def child_config(base: schema.Config, index: int, children_root: str | Path) -> schema.Config:
@@ -70,7 +70,7 @@ def resume(group_dir: str | Path, console, count: int | None = None, command: li
     except (OSError, ValueError):
         raise errors.RunError(f"{run.path / FILE_NAME}: missing or unreadable; expected a group made by `dlrun train --seeds`") from None
     if count is not None and count != state["count"]:
-        raise errors.ConfigError(f"--seeds: received {count} with --resume {group_dir}; expected the group's own {state['count']} "
+        raise errors.UsageError(f"--seeds: received {count} with --resume {group_dir}; expected the group's own {state['count']} "
                                  "(or no --seeds)")
     if run.record.get("status") == "completed":
         return None
