@@ -76,7 +76,7 @@ def is_temp_name(name: str) -> bool:
     return _TEMP_NAME.match(name) is not None
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove the temp files a killed process left under `folder` (call it only while no other process
     writes there: a run folder under its lock); return them."""
     removed = []

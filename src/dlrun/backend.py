@@ -30,6 +30,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from dlrun import errors, signals
 
@@ -195,7 +196,7 @@ def activate(config) -> Choice:
     return choice
 
 
-def import_keras():
+def import_keras() -> Any:
     """Import Keras (and TensorFlow, on the TensorFlow backend) without TensorFlow's log spam; return keras.
 
     The backend is `$KERAS_BACKEND` (set by `activate`), TensorFlow when unset. On the other backends
@@ -229,7 +230,7 @@ def import_keras():
     return keras
 
 
-def import_tensorflow():
+def import_tensorflow() -> Any:
     """Import TensorFlow without its native log lines; return it. On the other backends TensorFlow is
     imported only by what needs it (image-folder pipelines, TensorBoard summaries), through this."""
     if "tensorflow" in sys.modules:
@@ -281,8 +282,10 @@ def _jax_compilation_cache() -> str | None:
     """
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
-        return jax.config.jax_compilation_cache_dir
+    # jax.config holds its options as attributes set at run time; its type stubs declare none of them
+    configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
+    if configured:
+        return configured
     folder = jax_cache_folder()
     if folder is None:
         return None

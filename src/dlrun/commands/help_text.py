@@ -24,7 +24,8 @@ class _Argument(core.TyperArgument):
         return None  # the metavar and the help sentence say what it is; `<path>` after RUN_DIR says nothing
 
     def get_usage_pieces(self, ctx) -> list[str]:
-        return [self.metavar if self.required else f"[{self.metavar}]"]
+        metavar = self.metavar if self.metavar is not None else (self.name or "").upper()  # Click's default
+        return [metavar if self.required else f"[{metavar}]"]
 
 
 class _Option(core.TyperOption):

@@ -59,7 +59,8 @@ def _section(command, context) -> str:
     for paragraph in _paragraphs(command.help or ""):
         lines += [_text(paragraph), ""]
     lines += ["```", f"{path} {' '.join(command.collect_usage_pieces(context))}".rstrip(), "```", ""]
-    arguments, options = [], []
+    arguments: list[tuple[str, str]] = []
+    options: list[tuple[str, str]] = []
     for parameter in command.get_params(context):
         record = parameter.get_help_record(context)
         if record is None or "--help" in getattr(parameter, "opts", ()):

@@ -100,7 +100,9 @@ def _compose(path: Path, chain: tuple, extended_by: str | None) -> Composed:
     chain = (*chain, (real, label))
     present = KEY in data
     bases = _bases(data.pop(KEY, None), label, present)
-    merged, origins, files = {}, {}, [label]
+    merged: dict = {}
+    origins: dict[tuple, str] = {}
+    files = [label]
     for key_path, base in bases:
         target = path.parent / base
         if os.path.realpath(target) in [seen for seen, _ in chain]:

@@ -13,6 +13,7 @@ import typing
 from pathlib import Path
 
 import pydantic
+import pydantic_core
 
 from dlrun import errors
 from dlrun.config import composition, schema, yaml_strict
@@ -98,7 +99,7 @@ def metric_names(config: schema.Config, task: str | None = None) -> list[str]:
     if config.compile.metrics != "auto":
         return list(config.compile.metrics)
     task = task or getattr(config.data, "task", None)
-    return AUTO_METRICS.get(task, [])
+    return AUTO_METRICS.get(task or "", [])
 
 
 def monitor_names(config: schema.Config, task: str | None = None, validating: bool | None = None) -> list[str]:
@@ -140,7 +141,7 @@ def consistency_problems(config: schema.Config, task: str | None = None, validat
 # --- turning pydantic's errors into `path: received ...; expected ...` lines ------------------------
 
 
-def _explain_all(items: list[dict], data: dict, model: type[schema.Config] = schema.Config) -> list[str]:
+def _explain_all(items: list[pydantic_core.ErrorDetails], data: dict, model: type[schema.Config] = schema.Config) -> list[str]:
     """One line per problem; a value rejected by every member of a union is one line, not one per member."""
     explained = [(*_explain(item, data, model), _through_union(item["loc"], data)) for item in items]
     deeper = {shown for shown, *_ in explained}
@@ -152,7 +153,7 @@ def _explain_all(items: list[dict], data: dict, model: type[schema.Config] = sch
     return [f"{head}; expected {', or '.join(dict.fromkeys(expected))}" for head, expected in lines.items()]
 
 
-def _explain(item: dict, data: dict, model: type[schema.Config]) -> tuple[str, str, str]:
+def _explain(item: pydantic_core.ErrorDetails, data: dict, model: type[schema.Config]) -> tuple[str, str, str]:
     kind = item["type"]
     context = item.get("ctx") or {}
     shown = _display_path(item["loc"], data)

@@ -232,7 +232,7 @@ def with_plugins(datasets: tuple[type, ...] = (), architectures: tuple[type, ...
     """`Config`, with these plug-in sections added to the `data` and `model` unions (`Config` itself when none)."""
     if not datasets and not architectures:
         return Config
-    fields = {}
+    fields: dict[str, typing.Any] = {}  # field name -> (annotation, default), as create_model takes them
     for key, union, added in (("data", DataConfig, datasets), ("model", ModelConfig, architectures)):
         if added:
             members, field_info = typing.get_args(union)

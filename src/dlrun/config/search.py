@@ -9,6 +9,7 @@ ranges (`[LOW, HIGH]`, with `log` and `step`). Whether each value suits the conf
 from __future__ import annotations
 
 import builtins
+import typing
 from typing import Annotated, Literal
 
 import pydantic
@@ -17,8 +18,10 @@ from pydantic import Field
 from dlrun.config import fields
 
 DISTRIBUTIONS = ("choice", "int", "float")
-SAMPLERS = ("tpe", "random", "grid", "cmaes")
-PRUNERS = ("median", "asha", "hyperband", "none")
+Sampler = Literal["tpe", "random", "grid", "cmaes"]
+Pruner = Literal["median", "asha", "hyperband", "none"]
+SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
+PRUNERS: tuple[str, ...] = typing.get_args(Pruner)
 DEFAULT_TRIALS = 20  # when neither `trials` nor a grid says how many
 
 
@@ -82,8 +85,8 @@ class SearchConfig(fields.Section):
     metric: str = "val_loss"  # the objective: its best value over a trial's epochs; a name the run monitors
     direction: Literal["auto", "minimize", "maximize"] = "auto"  # auto: minimize losses and errors, maximize the rest
     trials: fields.PositiveInt | None = None  # how many trials in all; default: a grid's size, else 20
-    sampler: Literal[SAMPLERS] = "tpe"  # tpe | random | grid (choice keys only) | cmaes (int/float keys only)
-    pruner: Literal[PRUNERS] = "median"  # stops hopeless trials early: median | asha | hyperband | none
+    sampler: Sampler = "tpe"  # tpe | random | grid (choice keys only) | cmaes (int/float keys only)
+    pruner: Pruner = "median"  # stops hopeless trials early: median | asha | hyperband | none
     startup_trials: fields.NonNegativeInt = 5  # median: trials that finish before any is pruned
     warmup_epochs: fields.NonNegativeInt = 1  # epochs every trial trains before the pruner judges it (never pruned before)
     seed: Annotated[builtins.int, Field(ge=0, le=2**32 - 1)] | None = None  # the sampler's seed; default: the config's seed
@@ -95,7 +98,7 @@ class SearchConfig(fields.Section):
             return None
         size = 1
         for dimension in self.space.values():
-            size *= len(dimension.choice)
+            size *= len(dimension.choice or ())  # every key is a choice (checked above)
         return size
 
 

@@ -11,7 +11,8 @@ from dlrun.data import pipeline
 
 MAX_CLASSES = 100_000  # a class label at or above this is a mistake, refused before anything is sized by it
 
-Split = tuple[np.ndarray, np.ndarray] | pipeline.Pipeline  # arrays, or a tf.data pipeline (image folders)
+Arrays = tuple[np.ndarray, np.ndarray]  # (inputs, targets)
+Split = Arrays | pipeline.Pipeline  # arrays, or a tf.data pipeline (image folders)
 
 
 @dataclasses.dataclass
@@ -81,18 +82,22 @@ class Dataset:
         parts = [part for part in (self.train, self.validation) if part is not None]
         if len(parts) == 1:
             return dataclasses.replace(self, validation=None)
-        if isinstance(parts[0], pipeline.Pipeline):
+        if isinstance(parts[0], pipeline.Pipeline) and isinstance(parts[1], pipeline.Pipeline):
             return dataclasses.replace(self, train=parts[0].concatenate(parts[1]), validation=None)
-        inputs = np.concatenate([part[0] for part in parts])
-        targets = np.concatenate([part[1] for part in parts])
+        arrays = [part for part in parts if not isinstance(part, pipeline.Pipeline)]  # both, as neither is a pipeline
+        inputs = np.concatenate([part[0] for part in arrays])
+        targets = np.concatenate([part[1] for part in arrays])
         return dataclasses.replace(self, train=(inputs, targets), validation=None)
 
-    def fold(self, validation_indices) -> "Dataset":
+    def fold(self, validation_indices: np.ndarray | list[int]) -> "Dataset":
         """One fold of the training split: the samples at `validation_indices` validate, the rest train;
         no test split (a fold is scored on its validation part only)."""
         validation = np.asarray(validation_indices, dtype="int64")
-        keep = np.ones(len(self.labels("train")), dtype=bool)
+        train_labels = self.labels("train")  # never None: every dataset has a train split
+        keep = np.ones(0 if train_labels is None else len(train_labels), dtype=bool)
         keep[validation] = False
+        train: Split
+        held_out: Split
         if isinstance(self.train, pipeline.Pipeline):
             held = np.zeros(len(keep), dtype=bool)
             held[validation] = True
@@ -120,7 +125,7 @@ class Dataset:
 
     def summary(self) -> dict:
         """Sizes and shapes, for run.json and the console."""
-        sizes = {name: (len(self.labels(name)) if self.split(name) is not None else 0) for name in ("train", "validation", "test")}
+        sizes = {name: (len(labels) if (labels := self.labels(name)) is not None else 0) for name in ("train", "validation", "test")}
         extra = {"warnings": list(self.warnings)} if self.warnings else {}
         return {
             "task": self.task,
@@ -132,7 +137,7 @@ class Dataset:
         }
 
 
-def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool):
+def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[Arrays, Arrays | None]:
     """Split off `fraction` of the samples (shuffled with `seed`, stratified by label when asked).
 
     Returns `((x_kept, y_kept), (x_held, y_held))`, or `((x, y), None)` when `fraction` is 0.
@@ -147,7 +152,7 @@ def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify:
     return (kept_x, kept_y), (held_x, held_y)
 
 
-def hold_out_first(x: np.ndarray, y: np.ndarray, count: int, option: str):
+def hold_out_first(x: np.ndarray, y: np.ndarray, count: int, option: str) -> tuple[Arrays, Arrays | None]:
     """Split off the first `count` samples: the data is already in the seeded shuffled order Keras'
     `load_data` gives it, so the first samples are a random hold-out, and the same one on every run.
 

@@ -25,18 +25,18 @@ def load(config, seed: int) -> dataset.Dataset:
     x_train, y_train = _pair(arrays, "train", config.path)
     test = _pair(arrays, "test", config.path) if "x_test" in arrays or "y_test" in arrays else None
     given = _pair(arrays, "validation", config.path) if "x_validation" in arrays or "y_validation" in arrays else None
-    for split, arrays in (("validation", given), ("test", test)):
-        if arrays is not None and arrays[0].shape[1:] != x_train.shape[1:]:
+    for split, pair in (("validation", given), ("test", test)):
+        if pair is not None and pair[0].shape[1:] != x_train.shape[1:]:
             raise errors.DataError(
-                f"data.path: {config.path}: x_{split} has samples of shape {list(arrays[0].shape[1:])}; "
+                f"data.path: {config.path}: x_{split} has samples of shape {list(pair[0].shape[1:])}; "
                 f"expected {list(x_train.shape[1:])}, the shape of x_train's samples"
             )
     task, num_classes = _task(y_train, test[1] if test else None, config.path)
     if num_classes is not None:
-        for split, arrays in (("validation", given), ("test", test)):
-            if arrays is not None and int(arrays[1].max()) > int(y_train.max()):
+        for split, pair in (("validation", given), ("test", test)):
+            if pair is not None and int(pair[1].max()) > int(y_train.max()):
                 raise errors.DataError(
-                    f"data.path: {config.path}: y_{split} holds the label {int(arrays[1].max())}, which y_train never "
+                    f"data.path: {config.path}: y_{split} holds the label {int(pair[1].max())}, which y_train never "
                     f"holds (its labels are 0..{int(y_train.max())}); expected {split} labels among the training classes"
                 )
     class_names = _class_names(config.class_names, num_classes)

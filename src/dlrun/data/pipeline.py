@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ class Pipeline:
     the per-epoch shuffle are added per use, so `train.batch_size` and `train.shuffle` decide them.
     """
 
-    elements: object  # a tf.data.Dataset of unbatched (input, target) pairs, cached
+    elements: Any  # a tf.data.Dataset of unbatched (input, target) pairs, cached
     targets: np.ndarray  # one per element, in element order (read from the file list, not decoded)
     element_shape: tuple[int, ...]  # one input's shape, e.g. (150, 150, 3)
     seed: int = 0  # seeds the per-epoch shuffle

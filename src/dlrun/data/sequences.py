@@ -107,16 +107,18 @@ def unique_padded(parts: list[Ragged], num_words: int, chunk_rows: int = 2048) -
 
 def _distinct_words(sequences: Ragged, num_words: int, chunk_rows: int):
     """(row of each distinct word, the word, distinct words per row), rows in order, words sorted."""
-    rows, words, offset, token_offset = [], [], 0, 0
+    row_chunks: list[np.ndarray] = []
+    word_chunks: list[np.ndarray] = []
+    offset, token_offset = 0, 0
     while offset < len(sequences):
         lengths = sequences.lengths[offset: offset + chunk_rows]
         tokens = sequences.tokens[token_offset: token_offset + int(lengths.sum())]
         keys = np.unique(np.repeat(np.arange(offset, offset + len(lengths), dtype=np.int64), lengths) * num_words + tokens)
-        rows.append((keys // num_words).astype(np.int32))
-        words.append((keys % num_words).astype(np.int32))
+        row_chunks.append((keys // num_words).astype(np.int32))
+        word_chunks.append((keys % num_words).astype(np.int32))
         offset, token_offset = offset + chunk_rows, token_offset + len(tokens)
-    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
-    words = np.concatenate(words) if words else np.zeros(0, dtype=np.int32)
+    rows = np.concatenate(row_chunks) if row_chunks else np.zeros(0, dtype=np.int32)
+    words = np.concatenate(word_chunks) if word_chunks else np.zeros(0, dtype=np.int32)
     return rows, words, np.bincount(rows, minlength=len(sequences))
 
 

@@ -34,5 +34,5 @@ def load(config, seed: int) -> dataset.Dataset:
         validation=validation,
         test=test,
         num_classes=num_classes,
-        class_names=[f"class_{index}" for index in range(num_classes)] if classify else None,
+        class_names=[f"class_{index}" for index in range(num_classes)] if num_classes is not None else None,
     )

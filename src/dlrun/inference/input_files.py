@@ -24,13 +24,13 @@ KINDS = "an image, an .npy or .csv array (one sample per row), a .txt file or a 
 
 def find(paths: list[Path]) -> list[tuple[str, Path]]:
     """Each input as `(kind, path)`: kind is image, array or text; folders give their files (sorted)."""
-    found = []
+    found: list[tuple[str, Path]] = []
     for path in map(Path, paths):
         if path.is_dir():
             inside = sorted(item for item in path.iterdir() if item.is_file() and _kind(item))
             if not inside:
                 raise errors.DataError(f"{path}: received a folder without inputs; expected {KINDS}")
-            found.extend((_kind(item), item) for item in inside)
+            found.extend((kind, item) for item in inside if (kind := _kind(item)) is not None)
         elif path.is_file():
             kind = _kind(path)
             if kind is None:

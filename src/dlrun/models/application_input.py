@@ -8,11 +8,12 @@ at module level: import it lazily (dlrun.models.load does before loading a saved
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from dlrun import backend
 from dlrun.models import applications
 
-keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
+keras: Any = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
 
 @keras.saving.register_keras_serializable(package="dlrun")

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlrun.config import architectures
+
 AUTO_ACTIVATIONS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 
 
-def resolve(head_config, task: str, num_classes: int | None) -> tuple[int, str]:
+def resolve(head_config: architectures.Head, task: str, num_classes: int | None) -> tuple[int, str]:
     """(units, activation) of the output layer: configured values win, the task fills the rest."""
     default_units = num_classes if task == "multiclass" else 1
     units = head_config.units or default_units
+    if units is None:
+        raise ValueError("a multiclass head needs the class count (num_classes) or head.units")
     activation = head_config.activation or AUTO_ACTIVATIONS[task]
     return units, activation
 
 
-def output_layer(keras, head_config, task: str, num_classes: int | None, **initializers):
+def output_layer(keras: Any, head_config: architectures.Head, task: str, num_classes: int | None, **initializers: Any) -> Any:
     """The Dense output layer, named `output`; `initializers`: kernel_/bias_initializer (Keras' defaults)."""
     units, activation = resolve(head_config, task, num_classes)
     return keras.layers.Dense(units, activation=activation, name="output", **initializers)

@@ -16,9 +16,11 @@ at module level: import it lazily (dlrun.models.inputs and load_model do).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dlrun import backend
 
-keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
+keras: Any = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
 
 @keras.saving.register_keras_serializable(package="dlrun")

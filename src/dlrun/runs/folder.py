@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from dlrun import __version__, atomic, errors
 
@@ -199,7 +200,7 @@ class Run:
                 seconds += (_parse(previous["ended_at"]) - _parse(segment_start)).total_seconds()
             elif previous.get("heartbeat_at"):
                 seconds += (_parse(previous["heartbeat_at"]) - _parse(segment_start)).total_seconds()
-        record = dict(status=status, ended_at=_iso(ended), duration_s=round(seconds, 3))
+        record: dict[str, Any] = dict(status=status, ended_at=_iso(ended), duration_s=round(seconds, 3))
         if error is not None:
             record["error"] = error
         self.update(**record, **fields)

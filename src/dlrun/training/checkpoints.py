@@ -13,6 +13,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def save(run_path: Path, model, epochs_completed: int) -> Path:
     """Write the training state after `epochs_completed` epochs; keep the one before as previous."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    arrays = {"epochs_completed": np.array(epochs_completed)}
+    arrays: dict[str, Any] = {"epochs_completed": np.array(epochs_completed)}
     arrays.update({f"model/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(model.variables)})
     optimizer_variables = model.optimizer.variables if model.optimizer is not None else []
     arrays.update({f"optimizer/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(optimizer_variables)})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from rich import progress as rich_progress
 
@@ -13,7 +14,7 @@ from dlrun import backend, errors
 from dlrun.runs import history
 from dlrun.training import checkpoints
 
-keras = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
+keras: Any = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
 
 class RunRecorder(keras.callbacks.Callback):

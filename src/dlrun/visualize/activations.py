@@ -28,8 +28,8 @@ def choose(model, count: int | None, names: list[str]) -> list:
         raise errors.UsageError(f"--layers: received {count}; expected at least 1")
     chosen = layers.conv_and_pool(model)[: count or DEFAULT_LAYERS]
     if not chosen:
-        names = ", ".join(layer.name for layer in layers.four_d(model))
-        raise errors.DataError(f"the model has no convolution or pooling layer; pass --layer NAME with one of its 4-D layers: {names}")
+        available = ", ".join(layer.name for layer in layers.four_d(model))
+        raise errors.DataError(f"the model has no convolution or pooling layer; pass --layer NAME with one of its 4-D layers: {available}")
     return chosen
 
 

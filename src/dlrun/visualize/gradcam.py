@@ -164,20 +164,20 @@ def colourise(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     colours = matplotlib.colormaps["jet"](np.clip(heatmap, 0, 1))[..., :3]
     small = Image.fromarray(np.uint8(np.round(colours * 255)))
-    return np.asarray(small.resize((size[1], size[0]), Image.BILINEAR))
+    return np.asarray(small.resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 def overlay(original: np.ndarray, coloured: np.ndarray, alpha: float) -> np.ndarray:
     """`alpha` of the coloured heatmap over `1 - alpha` of the image (both uint8 RGB, same size)."""
     mixed = alpha * coloured.astype("float32") + (1 - alpha) * original.astype("float32")
-    return np.uint8(np.clip(np.round(mixed), 0, 255))
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 
 
 def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The heatmap resized (bilinear) to `size` (height, width), as floats."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(heatmap.astype("float32")).resize((size[1], size[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(heatmap.astype("float32")).resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 def _top(scores: np.ndarray, count: int, class_names: list[str] | None) -> list[tuple[str, int, float]]:

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class Application:
     constructor: str  # the keras.applications attribute, e.g. "VGG16"
     module: str  # the keras.applications sub-module with preprocess_input, e.g. "vgg16"
     size: int  # the input size of the ImageNet classifier (include_top)
-    weights: dict  # include_top (True/False) -> (file name, url)
+    weights: dict[bool, tuple[str, str]]  # include_top (True/False) -> (file name, url)
 
 
 APPLICATIONS = {
@@ -52,7 +52,7 @@ APPLICATIONS = {
 class Subject:
     """A model to look at, with what it takes to feed it and to name its classes."""
 
-    model: object  # a keras.Model
+    model: Any  # a keras.Model
     label: str  # how messages name it: the run folder, or "vgg16 (imagenet)"
     output_root: Path  # default folder for outputs: RUN_DIR/visualize, or ./visualize
     class_names: list[str] | None = None
