@@ -18,6 +18,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from dlrun import errors
 from dlrun.config import overrides, schema, yaml_strict
@@ -43,7 +44,7 @@ def compose(path: str | Path) -> Composed:
     return _compose(Path(path), chain=(), extended_by=None)
 
 
-def override(composed: Composed, set_items, backend: str | None = None) -> Composed:
+def override(composed: Composed, set_items: list[str] | tuple[str, ...], backend: str | None = None) -> Composed:
     """`composed` with the `--set` items applied in order, then `--backend`; each records itself as the source."""
     data, origins = composed.data, dict(composed.origins)
     for item in set_items:
@@ -145,7 +146,7 @@ def _read(path: Path, label: str, extended_by: str | None) -> dict:
     return data
 
 
-def _bases(value, label: str, present: bool) -> list[tuple[str, str]]:
+def _bases(value: Any, label: str, present: bool) -> list[tuple[str, str]]:
     """(key path, file name) of each base `extends` names; ConfigError naming the file for a wrong type."""
     if not present:
         return []
@@ -182,13 +183,13 @@ def _merge(base: dict, base_origins: dict, overlay: dict, overlay_origins: dict)
     return merged, origins
 
 
-def _record(origins: dict, path: tuple, value, source: str) -> None:
+def _record(origins: dict, path: tuple, value: Any, source: str) -> None:
     """`value` now stands at `path`, set by `source`: what was recorded under that path is forgotten."""
     _forget(origins, path)
     origins.update(_sourced(value, path, source) or {path: source})
 
 
-def _sourced(value, prefix: tuple, source: str) -> dict[tuple, str]:
+def _sourced(value: Any, prefix: tuple, source: str) -> dict[tuple, str]:
     """{key path: `source`} for each value in `value` (at `prefix`), empty mappings aside. A bare name where a
     shorthand is allowed (`data: digits`, a callback's name) sets only the key it stands for (`data.name`):
     the other keys it brings keep their defaults."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 DOCS_FILE = "docs/config.md"
 _HEADER = """\
@@ -132,7 +133,7 @@ def allowed(prop: dict) -> str:
     return _cell("; ".join(dict.fromkeys(piece for piece in pieces if piece)))
 
 
-def _default(value) -> str:
+def _default(value: Any) -> str:
     if isinstance(value, dict):
         return "the section's defaults"
     return f"`{json.dumps(value)}`"

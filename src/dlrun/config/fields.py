@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import Field
@@ -33,6 +33,6 @@ class Section(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", validate_default=True)
 
 
-def name_shorthand(value):
+def name_shorthand(value: Any):
     """`optimizer: adam` means `optimizer: {name: adam}`."""
     return {"name": value} if isinstance(value, str) else value

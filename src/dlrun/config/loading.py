@@ -11,6 +11,7 @@ import re
 import types
 import typing
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pydantic_core
@@ -214,7 +215,7 @@ def _expected(kind: str, context: dict, message: str) -> str:
     return message[:1].lower() + message[1:]
 
 
-def _received(value) -> str:
+def _received(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping" if value else "an empty mapping"
     return yaml_strict.preview(value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+from typing import Any
 
 from dlrun import errors
 from dlrun.config import yaml_strict
@@ -36,7 +38,7 @@ def apply(data: dict, items: list[str] | tuple[str, ...]) -> dict:
     return data
 
 
-def _child(node, part, path, item):
+def _child(node, part, path: Path, item):
     if isinstance(node, dict):
         if node.get(part) is None:
             node[part] = {}
@@ -50,7 +52,7 @@ def _child(node, part, path, item):
     return child
 
 
-def _assign(node, part, value, path, item):
+def _assign(node, part, value: Any, path: Path, item) -> None:
     if isinstance(node, dict):
         node[part] = value
     elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -59,7 +61,7 @@ def _assign(node, part, value, path, item):
         raise _not_a_container(node, path, item)
 
 
-def _not_a_container(node, path, item) -> errors.ConfigError:
+def _not_a_container(node, path: Path, item) -> errors.ConfigError:
     where = ".".join(str(part) for part in path)
     return errors.ConfigError(
         f"--set {item!r}: {where}: received {yaml_strict.preview(node)} at that path; "

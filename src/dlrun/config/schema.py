@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import typing
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import pydantic
 from pydantic import Field
@@ -90,7 +90,7 @@ class CompileConfig(fields.Section):
 
     @pydantic.field_validator("optimizer", mode="before")
     @classmethod
-    def _optimizer_shorthand(cls, value):
+    def _optimizer_shorthand(cls, value: Any):
         return fields.name_shorthand(value)
 
 
@@ -150,19 +150,19 @@ class TrainConfig(fields.Section):
 
     @pydantic.field_validator("callbacks", mode="before")
     @classmethod
-    def _callbacks_shorthand(cls, value):
+    def _callbacks_shorthand(cls, value: Any):
         return [fields.name_shorthand(item) for item in value] if isinstance(value, list) else value
 
     @pydantic.field_validator("steps_per_execution")
     @classmethod
-    def _steps_need_fit(cls, value, info):
+    def _steps_need_fit(cls, value: Any, info):
         if value != "auto" and value > 1 and info.data.get("loop") == "custom":
             raise ValueError("auto or 1 with loop: custom (steps_per_execution groups the steps of loop: fit)")
         return value
 
     @pydantic.field_validator("devices")
     @classmethod
-    def _devices_need_mirrored(cls, value, info):
+    def _devices_need_mirrored(cls, value: Any, info):
         if value and info.data.get("distribute") == "none":
             raise ValueError("[] when distribute is none (devices name the replicas of distribute: mirrored)")
         return value
@@ -202,12 +202,12 @@ class Config(fields.Section):
 
     @pydantic.field_validator("data", mode="before")
     @classmethod
-    def _data_shorthand(cls, value):
+    def _data_shorthand(cls, value: Any):
         return fields.name_shorthand(value)  # `data: digits` means `data: {name: digits}`
 
     @pydantic.field_validator("model", mode="before")
     @classmethod
-    def _model_shorthand(cls, value):
+    def _model_shorthand(cls, value: Any):
         return {"architecture": value} if isinstance(value, str) else value  # `model: mlp`
 
     @pydantic.field_validator("name")

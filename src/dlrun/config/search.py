@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import typing
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import Field
@@ -36,7 +36,7 @@ class Dimension(fields.Section):
 
     @pydantic.model_validator(mode="before")
     @classmethod
-    def _exactly_one(cls, value):
+    def _exactly_one(cls, value: Any):
         if isinstance(value, dict) and set(value) <= set(cls.model_fields):
             given = [name for name in DISTRIBUTIONS if name in value]
             if len(given) != 1:
@@ -45,14 +45,14 @@ class Dimension(fields.Section):
 
     @pydantic.field_validator("choice")
     @classmethod
-    def _some_choices(cls, value):
+    def _some_choices(cls, value: Any):
         if value is not None and not value:
             raise ValueError("at least one value to choose from")
         return value
 
     @pydantic.field_validator("int", "float")
     @classmethod
-    def _ordered(cls, value, info):
+    def _ordered(cls, value: Any, info):
         if value is None:
             return value
         low, high = value

@@ -12,6 +12,7 @@ import json
 import re
 import typing
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
@@ -116,7 +117,7 @@ def _section(model: type[pydantic.BaseModel], instance, depth: int, tag_comment:
     return lines
 
 
-def _key(model, key: str, field, value, depth: int) -> list[str]:
+def _key(model: Any, key: str, field, value: Any, depth: int) -> list[str]:
     indent = "  " * depth
     comment = _comment(model, key)
     if field.is_required() and value == PLACEHOLDER:
@@ -127,11 +128,11 @@ def _key(model, key: str, field, value, depth: int) -> list[str]:
     return [f"{indent}{key}: {_scalar(value)}" + (f"  # {comment}" if comment else "")]
 
 
-def _first_line(model) -> str:
+def _first_line(model: Any) -> str:
     return " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
 
 
-def _union_comment(model, key: str) -> str:
+def _union_comment(model: Any, key: str) -> str:
     """For a section picked by name (compile.optimizer): the names it may take."""
     from dlrun.config import schema
 
@@ -142,7 +143,7 @@ def _union_comment(model, key: str) -> str:
     return ""
 
 
-def _comment(model, key: str) -> str:
+def _comment(model: Any, key: str) -> str:
     """The key's comment in schema.py (a plug-in's: in its module), or else the values it allows (from the JSON Schema)."""
     from dlrun.config import comments as schema_comments, docs as config_docs, json_schema
 
@@ -157,7 +158,7 @@ def _comment(model, key: str) -> str:
     return f"allowed: {values}" if values else ""
 
 
-def _scalar(value) -> str:
+def _scalar(value: Any) -> str:
     """A value in YAML flow style (JSON, which YAML 1.2 reads as is; plain words unquoted)."""
     if isinstance(value, str) and _PLAIN.match(value) and value.lower() not in _YAML_WORDS:
         return value

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,7 @@ MAX_VALUES = 100_000  # values (scalars, lists, mappings) once every alias is ex
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader with duplicate-key detection, YAML 1.2 floats and booleans, and the two limits."""
 
-    def __init__(self, stream):
+    def __init__(self, stream) -> None:
         super().__init__(stream)
         self._depth = 0
 
@@ -173,7 +174,7 @@ def loads(text: str, source: str = "<string>"):
         raise errors.ConfigError(f"YAML error at {_describe(error)}", source=source) from None
 
 
-def preview(value, limit: int = 60) -> str:
+def preview(value: Any, limit: int = 60) -> str:
     """`value` as short JSON for a message: rendered piece by piece and cut at `limit` characters, so a
     huge value (a list repeated through aliases) is never rendered whole."""
     pieces: list[str] = []
@@ -187,7 +188,7 @@ def preview(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _pieces(value, limit: int, depth: int):
+def _pieces(value: Any, limit: int, depth: int):
     if depth > MAX_DEPTH:
         yield "..."
     elif isinstance(value, dict):
@@ -207,7 +208,7 @@ def _pieces(value, limit: int, depth: int):
         yield _scalar(value, limit)
 
 
-def _scalar(value, limit: int) -> str:
+def _scalar(value: Any, limit: int) -> str:
     if isinstance(value, str):
         return json.dumps(value[: limit + 1])
     try:

@@ -25,7 +25,6 @@ def load(config, seed: int) -> dataset.Dataset:
         centres = rng.normal(scale=1.5, size=(num_classes, *shape))
         targets = rng.integers(num_classes, size=count)
         inputs = (centres[targets] + config.noise * rng.normal(size=(count, *shape))).astype("float32")
-    classify = num_classes is not None
     rest, test = dataset.hold_out(inputs, targets, config.test_split, seed, stratify=False)
     train, validation = dataset.hold_out(*rest, config.validation_split, seed, stratify=False)
     return dataset.Dataset(

@@ -19,6 +19,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from dlrun import backend, errors
 from dlrun.models import head
@@ -32,10 +33,10 @@ _OWN_PREPROCESSING = ("multi_hot", "rescale", "normalize")  # stem layers a run-
 class Parts:
     """The pieces of a pretrained model; `model` (images -> prediction) shares its layers with the others."""
 
-    base: object  # the frozen base (a Keras model)
-    extractor: object  # images -> base output (stem, preprocessing, base): what features mode runs once
-    head: object  # base output -> prediction: what features mode trains
-    model: object  # the whole model: what end_to_end trains and every run saves
+    base: Any  # the frozen base (a Keras model)
+    extractor: Any  # images -> base output (stem, preprocessing, base): what features mode runs once
+    head: Any  # base output -> prediction: what features mode trains
+    model: Any  # the whole model: what end_to_end trains and every run saves
 
 
 def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors, runs, terminal
 from dlrun.config import yaml_strict
 from dlrun.runs import history, table as runs_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 MISSING = "-"
 
@@ -93,7 +97,7 @@ def _spread(item: dict, section: str) -> dict:
     return (item["row"].get("spread") or {}).get(section) or {}
 
 
-def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) -> dict:
+def show(run_dirs: list[str | Path], console: Console, plot: str | Path | None = None) -> dict:
     """Print the config differences and the metrics of two or more runs; optionally write the overlay PNG."""
     if len(run_dirs) < 2:
         raise errors.UsageError(f"RUN_DIR: received {len(run_dirs)} run folder(s); expected two or more to compare")
@@ -130,5 +134,5 @@ def show(run_dirs: list[str | Path], console, plot: str | Path | None = None) ->
     return {"differences": changed, "metrics": rows}
 
 
-def _cell(value) -> str:
+def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)

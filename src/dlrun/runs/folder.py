@@ -45,7 +45,7 @@ def _parse(text: str) -> datetime.datetime:
 class Run:
     """One run folder and its `run.json` record."""
 
-    def __init__(self, path: Path, record: dict):
+    def __init__(self, path: Path, record: dict) -> None:
         self.path = path
         self.record = record
         self._heartbeat_written = -math.inf  # time.monotonic() of the last heartbeat written
@@ -128,7 +128,7 @@ class Run:
     def write_text(self, name: str, text: str) -> Path:
         return atomic.write_text(self.file(name), text)
 
-    def update(self, durable: bool = True, **fields) -> None:
+    def update(self, durable: bool = True, **fields: Any) -> None:
         """Merge `fields` into run.json and rewrite it atomically."""
         self.record.update(fields)
         atomic.write_json(self.file(RUN_FILE), self.record, durable=durable)
@@ -171,7 +171,7 @@ class Run:
                 f"expected {stored}); expected the same data to continue it (train a new run instead)"
             )
 
-    def heartbeat(self, at_most_every: float = 0.0, **fields) -> None:
+    def heartbeat(self, at_most_every: float = 0.0, **fields: Any) -> None:
         """Show the run is alive (called every epoch). With `at_most_every` seconds, a call that comes
         sooner than that after the last written heartbeat writes nothing (for callers that receive many
         short epochs from several workers at once: each write is a whole run.json)."""
@@ -181,14 +181,14 @@ class Run:
         self._heartbeat_written = now
         self.update(durable=False, heartbeat_at=_iso(utc_now()), **fields)
 
-    def finish_if_possible(self, status: str, error: str | None = None, **fields) -> None:
+    def finish_if_possible(self, status: str, error: str | None = None, **fields: Any) -> None:
         """`finish`, but a write failure (a full disk) is swallowed: the caller is already reporting one."""
         try:
             self.finish(status, error=error, **fields)
         except OSError:
             pass
 
-    def finish(self, status: str, error: str | None = None, **fields) -> None:
+    def finish(self, status: str, error: str | None = None, **fields: Any) -> None:
         """Record the final status; `completed` is written last, after every other file."""
         ended = utc_now()
         segments = [self.record["started_at"]] + [entry["at"] for entry in self.record.get("resumes", [])]

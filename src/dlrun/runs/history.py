@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from dlrun import atomic, errors
 from dlrun.config import search as search_config
@@ -94,7 +95,7 @@ def check(data, source) -> dict[str, list]:
     return data
 
 
-def json_type(value) -> str:
+def json_type(value: Any) -> str:
     """The JSON name of a parsed value's type: object, array, string, number, boolean, null."""
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
@@ -135,6 +136,6 @@ def describe_best(history: dict[str, list]) -> str:
     return "; ".join(f"best {monitor} at epoch {epoch} ({value:.4f})" for monitor, epoch, value in best_epochs(history))
 
 
-def _number(value):
+def _number(value: Any):
     value = float(value)
     return value if math.isfinite(value) else None

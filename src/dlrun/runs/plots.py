@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import atomic
 from dlrun.runs import history
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[Path]:
@@ -38,7 +42,7 @@ def learning_curves(run_history: dict[str, list], out_dir: str | Path) -> list[P
     return written
 
 
-def epoch_axis(axes) -> None:
+def epoch_axis(axes: Any) -> None:
     """Label the x axis `epoch` with whole-number ticks (matplotlib would mark 1.0, 1.2, ... for a few epochs)."""
     from matplotlib import ticker
 
@@ -59,7 +63,7 @@ def _figure(size=(6, 4)):
     return fig
 
 
-def _save(fig, target: str | Path) -> Path:
+def _save(fig: Any, target: str | Path) -> Path:
     """Write `fig` as a PNG atomically."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +93,7 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str], target: str | P
     return _save(fig, target)
 
 
-def predicted_vs_true(true, predicted, target: str | Path, split: str) -> Path:
+def predicted_vs_true(true: np.ndarray, predicted: np.ndarray, target: str | Path, split: str) -> Path:
     """Predicted against true values, with the diagonal a perfect model would lie on."""
     fig = _figure((5, 5))
     axes = fig.add_subplot()
@@ -104,7 +108,7 @@ def predicted_vs_true(true, predicted, target: str | Path, split: str) -> Path:
     return _save(fig, target)
 
 
-def residuals(true, predicted, target: str | Path, split: str) -> Path:
+def residuals(true: np.ndarray, predicted: np.ndarray, target: str | Path, split: str) -> Path:
     """Residuals (predicted - true) against the predicted value."""
     fig = _figure()
     axes = fig.add_subplot()

@@ -7,11 +7,12 @@ import html
 import json
 import string
 from pathlib import Path
+from typing import Any
 
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 
 
-def escape(value) -> str:
+def escape(value: Any) -> str:
     """HTML-escape any value (quotes too, so it is safe inside attributes)."""
     return html.escape(str(value), quote=True)
 
@@ -36,13 +37,13 @@ def status(status) -> str:
     return f'<td><span class="status-{text}">{text}</span>'
 
 
-def number(value) -> str:
+def number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "" if value is None else str(value)
     return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
 
-def cell(value) -> str:
+def cell(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) or value is None else str(value)
 
 

@@ -10,9 +10,13 @@ import fnmatch
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors, runs, terminal
 from dlrun.runs import history, tensorboard as tensorboard_logs
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STALE_EPOCHS = 5  # a running run whose heartbeat is older than this many epochs' time has crashed...
 STALE_FLOOR_S = 600  # ...but never sooner than this (saving, evaluating and the first epoch take time)
@@ -248,7 +252,7 @@ def table(rows: list[dict], width: int | None = None):
     return view
 
 
-def show(root: str | Path, console, name: str | None = None, status: str | None = None, now=None, wide: bool = False) -> list[dict]:
+def show(root: str | Path, console: Console, name: str | None = None, status: str | None = None, now=None, wide: bool = False) -> list[dict]:
     """Print the table of runs under `root` (filtered): the columns that fit the console, or all with `wide`."""
     check_status(status)
     rows = select(collect(root, now), name=name, status=status)
@@ -282,7 +286,7 @@ def spread_text(spread: dict) -> str:
 
 def to_json(rows: list[dict]) -> str:
     """`rows` as a JSON list of objects with the keys of `KEYS` (non-finite numbers as null), for scripts."""
-    def finite(value):
+    def finite(value: Any):
         if isinstance(value, float) and not math.isfinite(value):
             return None
         if isinstance(value, dict):

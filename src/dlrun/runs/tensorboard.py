@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dlrun.config import schema
 
 LOG_DIR = "tensorboard"
 
@@ -31,7 +35,7 @@ def command(run_path: str | Path) -> str | None:
     return f"tensorboard --logdir {shlex.quote(str(Path(run_path) / LOG_DIR))}"
 
 
-def problems(config) -> list[str]:
+def problems(config: schema.Config) -> list[str]:
     """Why `train.tensorboard: true` cannot work here (TensorFlow needs the tensorboard package to write
     summaries), checked before any run folder exists."""
     import importlib.util

@@ -8,9 +8,16 @@ never fails or loses a run; the tracker warns once, says what was not logged, an
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 from dlrun import backend, config as config_module, errors
 from dlrun.runs import compare as comparison
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlrun.config import schema
+    from dlrun.runs import folder
 
 BACKENDS = ("mlflow",)
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's plain file store is being retired; SQLite is its local default
@@ -33,7 +40,7 @@ def check(backend: str | None) -> None:
 class MlflowTracker:
     """Mirrors one dlrun run into one MLflow run. Every method swallows MLflow's errors into a warning."""
 
-    def __init__(self, tracking_uri: str | None, console):
+    def __init__(self, tracking_uri: str | None, console: Console) -> None:
         self.tracking_uri = tracking_uri or DEFAULT_URI
         self.console = console
         self.client = None
@@ -41,7 +48,7 @@ class MlflowTracker:
         self.run = None
         self.failed: str | None = None  # what could not be logged, once tracking has stopped
 
-    def start(self, run, config) -> None:
+    def start(self, run: folder.Run, config: schema.Config) -> None:
         """Create the MLflow run (experiment = config name, run name = the run folder) and log the params."""
         self.run = run
         with self._guard("the run and its params"):
@@ -78,7 +85,7 @@ class MlflowTracker:
         tracker = self
 
         class _EpochLogger(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
+            def on_epoch_end(self, epoch: int, logs: dict | None=None) -> None:
                 tracker.log_epoch(epoch + 1, logs or {})
 
         return _EpochLogger()
@@ -126,13 +133,13 @@ class MlflowTracker:
 class _Guard:
     """`with tracker._guard("what")`: an exception turns into the tracker's one warning, never a failed run."""
 
-    def __init__(self, tracker: MlflowTracker, what: str):
+    def __init__(self, tracker: MlflowTracker, what: str) -> None:
         self.tracker, self.what = tracker, what
 
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, error, trace):
+    def __exit__(self, kind, error, trace: Any):
         if error is None or not isinstance(error, Exception):
             return False  # KeyboardInterrupt and SystemExit go on
         if self.tracker.failed is None:
@@ -140,12 +147,12 @@ class _Guard:
         return True
 
 
-def _param(value) -> str:
+def _param(value: Any) -> str:
     text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
     return text[:6000]  # MLflow's limit on a param value
 
 
-def _is_number(value) -> bool:
+def _is_number(value: Any) -> bool:
     try:
         return math.isfinite(float(value))
     except (TypeError, ValueError):

@@ -8,8 +8,13 @@ permutation is `stateless_shuffle(seed=(seed, epoch))`, so resuming reproduces t
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Iterator
 
 from dlrun import errors
+
+if TYPE_CHECKING:
+    from dlrun.config import schema
+    from dlrun.data import dataset
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
@@ -21,7 +26,7 @@ AUTO_STEPS = 32  # train.steps_per_execution: auto groups up to this many batche
 AUTO_PARAMETERS = 1_000_000  # ... for models under this size, whose steps are short enough for dispatch to matter
 
 
-def steps_per_execution(train, dataset, parameters: int, backend_name: str) -> tuple[int, str]:
+def steps_per_execution(train: schema.TrainConfig, dataset: dataset.Dataset, parameters: int, backend_name: str | None) -> tuple[int, str]:
     """Batches per call of the compiled train step (`train.steps_per_execution`), and why.
 
     Keras runs `steps_per_execution` batches in one compiled call: a small model's step is short, so
@@ -56,11 +61,13 @@ def steps_per_execution(train, dataset, parameters: int, backend_name: str) -> t
     for applies, reason in reasons:
         if applies:
             return 1, f"auto: 1 for {reason}"
+    if steps is None:  # never here (a reason above applied): it narrows the type
+        return 1, "auto: 1 for a streamed (tf.data) training split"
     chosen = max(number for number in range(1, min(AUTO_STEPS, steps) + 1) if steps % number == 0)
     return chosen, f"auto: {chosen} (a divisor of {steps} steps per epoch) for a model under {AUTO_PARAMETERS:,} parameters on in-memory data"
 
 
-def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> dict:
+def fit_arguments(dataset: dataset.Dataset, train: schema.TrainConfig, seed: int, first_epoch: int, epochs: int) -> dict:
     """`model.fit` arguments for `dataset`'s training split (`train`: the config's train section).
 
     Arrays go through seeded per-epoch batches (`seeded`), so a resumed fit sees exactly the batches a
@@ -70,6 +77,8 @@ def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> d
     import numpy as np
 
     arguments = dataset.fit_arguments("train", train.batch_size, shuffle=train.shuffle)
+    if arguments is None:  # no dataset lacks a train split
+        raise ValueError("Received a dataset without a train split; expected one.")
     if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
         inputs, targets = arguments["x"], arguments["y"]
         return {
@@ -80,7 +89,7 @@ def fit_arguments(dataset, train, seed: int, first_epoch: int, epochs: int) -> d
     return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
 
 
-def seeded(inputs, targets, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True):
+def seeded(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True) -> Any:
     """(inputs, targets) batches for epochs `first_epoch` .. `epochs - 1`, in order: a `tf.data.Dataset`
     on the TensorFlow backend, a generator of NumPy batches on the others (faster there: their `fit`
     would only convert tf.data batches back to NumPy one by one, and plain NumPy needs no TensorFlow
@@ -98,7 +107,7 @@ def seeded(inputs, targets, batch_size: int, seed: int, first_epoch: int, epochs
     count = len(inputs)
     seed_tensor = tf.constant(seed, tf.int64)
 
-    def epoch_order(epoch):
+    def epoch_order(epoch: Any) -> Any:
         order = tf.range(count, dtype=tf.int64)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed_tensor, epoch]))
@@ -114,7 +123,7 @@ def seeded(inputs, targets, batch_size: int, seed: int, first_epoch: int, epochs
     )
 
 
-def _numpy_batches(inputs, targets, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool):
+def _numpy_batches(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool) -> Iterator[tuple[Any, Any]]:
     import numpy as np
 
     count = len(inputs)

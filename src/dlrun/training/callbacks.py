@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import backend, registry
+
+if TYPE_CHECKING:
+    from dlrun.config import schema
 
 BEST_CHECKPOINT = "checkpoints/best.keras"
 
 
-def early_stopping(config, run_path: Path):
+def early_stopping(config: schema.EarlyStoppingCallback, run_path: Path) -> Any:
     """keras.callbacks.EarlyStopping: stop when the monitored value stops improving."""
     keras = backend.import_keras()
 
@@ -22,7 +26,7 @@ def early_stopping(config, run_path: Path):
     )
 
 
-def checkpoint(config, run_path: Path):
+def checkpoint(config: schema.CheckpointCallback, run_path: Path) -> Any:
     """keras.callbacks.ModelCheckpoint: keep checkpoints/best.keras, the best model so far."""
     keras = backend.import_keras()
 
@@ -33,7 +37,7 @@ def checkpoint(config, run_path: Path):
     )
 
 
-def reduce_lr_on_plateau(config, run_path: Path):
+def reduce_lr_on_plateau(config: schema.ReduceLROnPlateauCallback, run_path: Path) -> Any:
     """keras.callbacks.ReduceLROnPlateau: lower the learning rate when progress stalls."""
     keras = backend.import_keras()
 
@@ -53,6 +57,6 @@ CALLBACKS = {
 }
 
 
-def build_all(callback_configs, run_path: Path) -> list:
+def build_all(callback_configs: list[schema.CallbackConfig], run_path: Path) -> list:
     """Keras callbacks for every entry of `train.callbacks`, in order."""
     return [registry.lookup(CALLBACKS, item.name, "callback")(item, run_path) for item in callback_configs]

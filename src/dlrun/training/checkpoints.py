@@ -13,7 +13,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,7 +23,7 @@ LATEST = "checkpoints/last.npz"
 PREVIOUS = "checkpoints/previous.npz"
 
 
-def save(run_path: Path, model, epochs_completed: int) -> Path:
+def save(run_path: Path, model: Any, epochs_completed: int) -> Path:
     """Write the training state after `epochs_completed` epochs; keep the one before as previous."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
@@ -59,7 +59,7 @@ def latest_bytes(run_path: Path) -> bytes | None:
     return None
 
 
-def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:
+def restore(run_path: Path, model: Any, before_assign: Callable[[int], None] | None = None) -> tuple[int, str]:
     """Load the newest readable training state into `model` (built and compiled); return (epochs, file used).
 
     `before_assign(epochs_completed)` runs before the variables are assigned, to put the model in the
@@ -82,7 +82,7 @@ def restore(run_path: Path, model, before_assign=None) -> tuple[int, str]:
     raise errors.RunError(f"{run_path}: no usable training checkpoint to resume from ({detail})")
 
 
-def _restore_from(path: Path, model, before_assign=None) -> int:
+def _restore_from(path: Path, model: Any, before_assign: Callable[[int], None] | None = None) -> int:
     # opened here, not by np.load: NumPy leaves its own file open when the zip inside is truncated
     with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as stored:
         if before_assign is not None:

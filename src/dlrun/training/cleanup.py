@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Iterator
 
 from dlrun import atomic, errors, runs
 from dlrun.runs import folder as runs_folder
@@ -107,7 +108,7 @@ def remove(items: list[Item]) -> list[Item]:
     return removed
 
 
-def human_size(size: int) -> str:
+def human_size(size: float) -> str:
     """`size` bytes as people read it: 812 B, 4.2 kB, 1.9 MB (powers of 1000, as `du --si`)."""
     for unit in ("B", "kB", "MB", "GB"):
         if size < 1000 or unit == "GB":
@@ -177,7 +178,7 @@ def _locked(run_path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _held(run_path: Path | None):
+def _held(run_path: Path | None) -> Iterator[bool]:
     """Hold a shared lock on the run folder's lock file (yields False when a live run holds it); a folder
     without a lock file (written before runs had one) or no run (`None`) yields True."""
     if run_path is None:

@@ -7,14 +7,21 @@ Shared by `dlrun train` (the test split at the end), `dlrun eval` (any split of 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlrun import config as config_module, terminal
 from dlrun.training import baseline, batches, losses, metrics, optimizers
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def compile_model(model, config, task: str, optimizer_config=None, steps_per_execution: int = 1) -> dict:
+    from dlrun.config import schema
+    from dlrun.data import dataset
+
+
+def compile_model(model: Any, config: schema.Config, task: str, optimizer_config: Any | None=None, steps_per_execution: int = 1) -> dict:
     """Compile `model` with the config's optimizer (or `optimizer_config`, e.g. a fine-tuning phase's), loss
     and metrics, running `steps_per_execution` batches per call (dlrun.training.batches); return `{"loss",
     "metrics"}` as resolved."""
@@ -29,7 +36,7 @@ def compile_model(model, config, task: str, optimizer_config=None, steps_per_exe
     return {"loss": loss, "metrics": metric_names}
 
 
-def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | None = None, tag: str | None = None) -> dict:
+def report(model: Any, loaded: dataset.Dataset, split: str, batch_size: int, plots_dir: str | Path | None = None, tag: str | None = None) -> dict:
     """Evaluate on `split`: metrics, the baseline on the same split, and the prediction analysis.
 
     Classification adds the confusion matrix and per-class precision/recall/F1; regression adds
@@ -38,12 +45,12 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
     """
     tag = tag or split
     values = model.evaluate(**_batches(loaded, split, batch_size), verbose=0, return_dict=True)
-    targets = loaded.labels(split)
-    payload = {
+    targets = _labels(loaded, split)
+    payload: dict[str, Any] = {
         "split": split,
         "samples": int(len(targets)),
         "metrics": {key: float(value) for key, value in values.items()},
-        "baseline": baseline.for_task(loaded.task, loaded.labels("train"), targets),
+        "baseline": baseline.for_task(loaded.task, _labels(loaded, "train"), targets),
     }
     outputs = np.asarray(model.predict(**_batches(loaded, split, batch_size), verbose=0))
     if loaded.task == "regression":
@@ -74,11 +81,13 @@ def report(model, loaded, split: str, batch_size: int, plots_dir: str | Path | N
     return payload
 
 
-def _batches(loaded, split: str, batch_size: int) -> dict:
+def _batches(loaded: dataset.Dataset, split: str, batch_size: int) -> dict:
     """`evaluate`/`predict` arguments for a split, in order. Arrays are fed batch by batch (dlrun.training.batches,
     unshuffled) rather than whole: Keras would convert the whole split to a tensor on every call, which
     on IMDB-sized text pushed the run past 1 GiB."""
     arguments = loaded.fit_arguments(split, batch_size)
+    if arguments is None:
+        raise ValueError(f"Received a dataset without a {split} split; expected one to evaluate on.")
     inputs, targets = arguments.get("x"), arguments.get("y")
     if isinstance(inputs, np.ndarray) and isinstance(targets, np.ndarray):
         return {"x": batches.seeded(inputs, targets, batch_size, seed=0, first_epoch=0, epochs=1, shuffle=False),
@@ -124,10 +133,17 @@ def summary_line(payload: dict) -> str:
     return f"{payload['split']} ({payload['samples']} samples): {_format(payload['metrics'])}   baseline: {_format(reference)}"
 
 
-def _class_names(loaded) -> list[str]:
+def _labels(loaded: dataset.Dataset, split: str) -> np.ndarray:
+    labels = loaded.labels(split)
+    if labels is None:
+        raise ValueError(f"Received a dataset without a {split} split; expected one to evaluate on.")
+    return labels
+
+
+def _class_names(loaded: dataset.Dataset) -> list[str]:
     if loaded.class_names:
         return list(loaded.class_names)
-    count = loaded.num_classes or (2 if loaded.task == "binary" else int(class_ids(loaded.labels("train")).max()) + 1)
+    count = loaded.num_classes or (2 if loaded.task == "binary" else int(class_ids(_labels(loaded, "train")).max()) + 1)
     return [str(index) for index in range(count)]
 
 
@@ -140,7 +156,7 @@ CHECKPOINTS = {"final": "model.keras", "best": "checkpoints/best.keras"}
 
 
 def evaluate_run(
-    run_dir: str | Path, split: str, checkpoint: str, data_path: str | None, console, command: list[str] | None = None,
+    run_dir: str | Path, split: str, checkpoint: str, data_path: str | None, console: Console, command: list[str] | None = None,
     backend_name: str | None = None,
 ) -> dict:
     """`dlrun eval`: evaluate a stored run's model on one split; write `eval_<split>[_best].json` into the run.
@@ -215,7 +231,7 @@ def evaluate_run(
     return payload
 
 
-def per_class_table(per_class: dict):
+def per_class_table(per_class: dict) -> Any:
     """A Rich table of per-class precision, recall, F1 and support."""
     from rich import table as rich_table
 

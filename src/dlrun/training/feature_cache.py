@@ -14,12 +14,19 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from dlrun import atomic, backend
+from dlrun.config import architectures
 from dlrun.data import dataset
 from dlrun.models import pretrained
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlrun.config import schema
 
 IDENTITY_FILE = "identity.json"
 SPLITS = ("train", "validation", "test")
@@ -39,7 +46,7 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def batches(arguments: dict):
+def batches(arguments: dict) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(inputs, labels) NumPy batches of a split, from `Dataset.fit_arguments`: arrays or a tf.data pipeline."""
     if "y" in arguments:
         inputs, labels, size = arguments["x"], arguments["y"], arguments.get("batch_size") or 32
@@ -67,7 +74,7 @@ def data_digest(arguments: dict) -> str:
 class FeatureCache:
     """One cache entry: the features of each split for one extractor and one dataset."""
 
-    def __init__(self, cache_root: str | Path, identity: dict):
+    def __init__(self, cache_root: str | Path, identity: dict) -> None:
         self.identity = identity
         text = json.dumps(identity, sort_keys=True, default=str)
         self.key = hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -81,10 +88,11 @@ class FeatureCache:
         with np.load(self.path / f"{split}.npz", allow_pickle=False) as stored:
             return stored["features"], stored["labels"]
 
-    def extract(self, extractor, split: str, arguments: dict) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    def extract(self, extractor: Any, split: str, arguments: dict) -> tuple[tuple[np.ndarray, np.ndarray], float]:
         """Run `extractor` over a split once, store the result; return ((features, labels), seconds)."""
         started = time.perf_counter()
-        features, labels = [], []
+        features: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
         for inputs, batch_labels in batches(arguments):
             features.append(np.asarray(extractor.predict_on_batch(inputs)))
             labels.append(batch_labels)
@@ -100,23 +108,23 @@ class FeatureCache:
         atomic.write_json(self.path / IDENTITY_FILE, self.identity)
 
 
-def is_augmentation(layer) -> bool:
+def is_augmentation(layer: Any) -> bool:
     """Random* layers (Keras' augmentation layers), or a block made only of them."""
     if type(layer).__name__.startswith("Random"):
         return True
-    inner = getattr(layer, "layers", None)
+    inner: Any = getattr(layer, "layers", None)
     return bool(inner) and all(is_augmentation(item) for item in inner)
 
 
-def features(config, loaded, built, console):
+def features(config: schema.Config, loaded: dataset.Dataset, built: pretrained.Parts, console: Console) -> tuple[dataset.Dataset, Path]:
     """A Dataset of the base's outputs (`built`: `models.pretrained.Parts`) for every split of `loaded`,
     from the cache or computed once and cached, and the cache entry's folder (runs record it, so that
     `dlrun runs clean` keeps the entries a run uses)."""
     keras = backend.import_keras()
 
-    model_config = config.model
-    arguments = {name: loaded.fit_arguments(name, config.train.batch_size) for name in SPLITS}
-    arguments = {name: value for name, value in arguments.items() if value is not None}
+    model_config = _pretrained_config(config)
+    optional = {name: loaded.fit_arguments(name, config.train.batch_size) for name in SPLITS}
+    arguments = {name: value for name, value in optional.items() if value is not None}
     identity = {
         "format": 1,
         "keras": keras.version(),
@@ -124,7 +132,7 @@ def features(config, loaded, built, console):
         "data": {name: data_digest(value) for name, value in arguments.items()},
     }
     cache = FeatureCache(root(model_config.cache_dir, config.output.runs_root), identity)
-    splits = {}
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if cache.complete():
         for name in arguments:
             splits[name] = cache.load(name)
@@ -150,13 +158,20 @@ def features(config, loaded, built, console):
     ), cache.path
 
 
-def _extractor_identity(config, loaded, built) -> dict:
+def _pretrained_config(config: schema.Config) -> architectures.PretrainedModel:
+    if not isinstance(config.model, architectures.PretrainedModel):
+        raise ValueError(f"Received model.architecture {config.model.architecture!r}; expected pretrained (features mode)")
+    return config.model
+
+
+def _extractor_identity(config: schema.Config, loaded: dataset.Dataset, built: pretrained.Parts) -> dict:
     """What the features depend on besides the data: base, weights, seed (random weights), preprocessing."""
-    model_config = config.model
+    model_config = _pretrained_config(config)
     run_base = pretrained.is_run_model(model_config.base)
-    weights = None if run_base else model_config.weights
-    if weights not in (None, "imagenet"):
-        weights = {"sha256": file_digest(weights)}
+    configured = None if run_base else model_config.weights
+    weights: str | dict | None = configured
+    if configured is not None and configured != "imagenet":
+        weights = {"sha256": file_digest(configured)}
     layers = []
     for layer in built.extractor.layers:
         if is_augmentation(layer) or type(layer).__name__ == "InputLayer":

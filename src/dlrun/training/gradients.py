@@ -20,10 +20,14 @@ Imports nothing heavy at module level.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from dlrun import backend
 
+Logs = dict[str, Any]  # metric name -> its value (a backend scalar), as a step returns them
 
-def value_and_gradient(function, value, has_aux: bool = False):
+
+def value_and_gradient(function: Callable[..., Any], value: Any, has_aux: bool = False) -> tuple[Any, Any]:
     """`(function(value), gradient)` on the running backend, as backend tensors.
 
     `function` maps a backend tensor to a scalar tensor (with `has_aux`: to `(scalar, aux)`, and the
@@ -35,7 +39,7 @@ def value_and_gradient(function, value, has_aux: bool = False):
     return VALUE_AND_GRADIENT[keras.backend.backend()](function, value, has_aux)
 
 
-def _tensorflow_value_and_gradient(function, value, has_aux):
+def _tensorflow_value_and_gradient(function: Callable[..., Any], value: Any, has_aux: bool) -> tuple[Any, Any]:
     import tensorflow as tf
 
     value = tf.convert_to_tensor(value)
@@ -45,14 +49,14 @@ def _tensorflow_value_and_gradient(function, value, has_aux):
     return result, tape.gradient(result[0] if has_aux else result, value)
 
 
-def _jax_value_and_gradient(function, value, has_aux):
+def _jax_value_and_gradient(function: Callable[..., Any], value: Any, has_aux: bool) -> tuple[Any, Any]:
     import jax
     import jax.numpy as jnp
 
     return jax.value_and_grad(function, has_aux=has_aux)(jnp.asarray(value))
 
 
-def _torch_value_and_gradient(function, value, has_aux):
+def _torch_value_and_gradient(function: Callable[..., Any], value: Any, has_aux: bool) -> tuple[Any, Any]:
     keras = backend.import_keras()
     import torch
 
@@ -73,7 +77,7 @@ VALUE_AND_GRADIENT = {
 }
 
 
-def training_steps(model):
+def training_steps(model: Any) -> TensorFlowSteps | JaxSteps | TorchSteps:
     """The custom loop's steps for the compiled `model` on the running backend (see `TensorFlowSteps`)."""
     keras = backend.import_keras()
 
@@ -97,13 +101,13 @@ class TensorFlowSteps(_InPlaceSteps):
     metrics so far, loss included); `begin_epoch`/`end_epoch` bracket each epoch or evaluation (on
     TensorFlow there is nothing to do: the variables are always current)."""
 
-    def __init__(self, model):
+    def __init__(self, model: Any) -> None:
         self.model = model
         self.loss_tracker = loss_tracker(model)
         self.train = self._compiled(self._train_step)
         self.test = self._compiled(self._test_step)
 
-    def _train_step(self, inputs, targets):
+    def _train_step(self, inputs: Any, targets: Any) -> Logs:
         import tensorflow as tf
 
         model = self.model
@@ -115,7 +119,7 @@ class TensorFlowSteps(_InPlaceSteps):
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(inputs)[0])
         return model.compute_metrics(inputs, targets, predictions)
 
-    def _test_step(self, inputs, targets):
+    def _test_step(self, inputs: Any, targets: Any) -> Logs:
         import tensorflow as tf
 
         model = self.model
@@ -124,7 +128,7 @@ class TensorFlowSteps(_InPlaceSteps):
         self.loss_tracker.update_state(loss, sample_weight=tf.shape(inputs)[0])
         return model.compute_metrics(inputs, targets, predictions)
 
-    def _compiled(self, step):
+    def _compiled(self, step: Callable[[Any, Any], Logs]) -> Callable[[Any, Any], Logs]:
         """`step` as a TensorFlow graph function, unless the model was compiled to run eagerly (debugging)."""
         import tensorflow as tf
 
@@ -141,12 +145,12 @@ class JaxSteps:
     Loss and metrics as in Keras' own JAX `fit`: the compiled loss plus `model.losses`, the loss
     tracker weighted by batch size, the compiled metrics via `compute_metrics` in a stateless scope."""
 
-    def __init__(self, model):
+    def __init__(self, model: Any) -> None:
         import jax
 
         self.model = model
         self.loss_tracker = loss_tracker(model)
-        self.state = None
+        self.state: tuple[list[Any], ...] | None = None  # (trainable, non-trainable, optimizer, metrics) values
         self._train_step = self._pure_train_step if model.run_eagerly else jax.jit(self._pure_train_step)
         self._test_step = self._pure_test_step if model.run_eagerly else jax.jit(self._pure_test_step)
 
@@ -160,19 +164,19 @@ class JaxSteps:
             for variable, value in zip(variables, values):
                 variable.assign(value)
 
-    def train(self, inputs, targets):
-        inputs, targets = self._ready(inputs, targets)
-        logs, self.state = self._train_step(self.state, inputs, targets)
+    def train(self, inputs: Any, targets: Any) -> Logs:
+        inputs, targets, state = self._ready(inputs, targets)
+        logs, self.state = self._train_step(state, inputs, targets)
         return logs
 
-    def test(self, inputs, targets):
-        inputs, targets = self._ready(inputs, targets)
-        trainable, non_trainable, optimizer_values, metrics_values = self.state
+    def test(self, inputs: Any, targets: Any) -> Logs:
+        inputs, targets, state = self._ready(inputs, targets)
+        trainable, non_trainable, optimizer_values, metrics_values = state
         logs, metrics_values = self._test_step((trainable, non_trainable, metrics_values), inputs, targets)
         self.state = (trainable, non_trainable, optimizer_values, metrics_values)
         return logs
 
-    def _ready(self, inputs, targets):
+    def _ready(self, inputs: Any, targets: Any) -> tuple[Any, Any, tuple[list[Any], ...]]:
         """The batch as NumPy arrays (a tf.data batch comes as TensorFlow tensors); the state, read once."""
         keras = backend.import_keras()
         import numpy as np
@@ -181,14 +185,15 @@ class JaxSteps:
         if self.state is None:
             _build(self.model, inputs, targets)
             self.state = tuple([variable.value for variable in variables] for variables in self._variables())
-        return inputs, targets
+        return inputs, targets, self.state
 
-    def _variables(self):
+    def _variables(self) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
         model = self.model
         return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
                 model.metrics_variables)
 
-    def _loss_and_updates(self, trainable, non_trainable, metrics_values, inputs, targets, training):
+    def _loss_and_updates(self, trainable: list[Any], non_trainable: list[Any], metrics_values: list[Any], inputs: Any, targets: Any,
+                          training: bool) -> tuple[Any, tuple[Any, list[Any], list[Any]]]:
         """The loss (compiled loss + `model.losses`) and, as aux, the predictions and updated states.
 
         `model.stateless_call` and `model.stateless_compute_loss` in one stateless scope: the forward
@@ -207,7 +212,7 @@ class JaxSteps:
         metrics_values = [scope.get_current_value(variable) for variable in model.metrics_variables]
         return loss, (predictions, non_trainable, metrics_values)
 
-    def _pure_train_step(self, state, inputs, targets):
+    def _pure_train_step(self, state: tuple[list[Any], ...], inputs: Any, targets: Any) -> tuple[Logs, tuple[list[Any], ...]]:
         import jax
 
         trainable, non_trainable, optimizer_values, metrics_values = state
@@ -219,14 +224,14 @@ class JaxSteps:
         logs, metrics_values = self._metrics(metrics_values, loss, inputs, targets, predictions)
         return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
-    def _pure_test_step(self, state, inputs, targets):
+    def _pure_test_step(self, state: tuple[list[Any], ...], inputs: Any, targets: Any) -> tuple[Logs, list[Any]]:
         trainable, non_trainable, metrics_values = state
         loss, (predictions, non_trainable, metrics_values) = self._loss_and_updates(
             trainable, non_trainable, metrics_values, inputs, targets, False
         )
         return self._metrics(metrics_values, loss, inputs, targets, predictions)
 
-    def _metrics(self, metrics_values, loss, inputs, targets, predictions):
+    def _metrics(self, metrics_values: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any) -> tuple[Logs, list[Any]]:
         """Update the loss tracker and compiled metrics statelessly; return (logs, new metrics values)."""
         keras = backend.import_keras()
 
@@ -242,11 +247,11 @@ class TorchSteps(_InPlaceSteps):
     a training loop from scratch in PyTorch"): `loss.backward()` fills each weight's `.grad`, the
     optimizer applies them under `torch.no_grad()`. Stateful, like TensorFlow's: nothing to sync."""
 
-    def __init__(self, model):
+    def __init__(self, model: Any) -> None:
         self.model = model
         self.loss_tracker = loss_tracker(model)
 
-    def train(self, inputs, targets):
+    def train(self, inputs: Any, targets: Any) -> Logs:
         keras = backend.import_keras()
         import torch
 
@@ -261,7 +266,7 @@ class TorchSteps(_InPlaceSteps):
         self.loss_tracker.update_state(loss.detach(), sample_weight=keras.ops.shape(inputs)[0])
         return model.compute_metrics(inputs, targets, predictions.detach())
 
-    def test(self, inputs, targets):
+    def test(self, inputs: Any, targets: Any) -> Logs:
         keras = backend.import_keras()
         import torch
 
@@ -273,7 +278,7 @@ class TorchSteps(_InPlaceSteps):
             return model.compute_metrics(inputs, targets, predictions)
 
 
-def _build(model, inputs, targets) -> None:
+def _build(model: Any, inputs: Any, targets: Any) -> None:
     """Create the optimizer's and the compiled loss's and metrics' variables, which a pure step cannot
     (Keras' fit builds them from the first batch too); leaves the metrics reset."""
     if not model.optimizer.built:
@@ -285,14 +290,14 @@ def _build(model, inputs, targets) -> None:
 
 
 # The registry: backend name -> the custom loop's steps on it (keys equal dlrun.backend.BACKENDS's).
-TRAINING_STEPS = {
+TRAINING_STEPS: dict[str, type[TensorFlowSteps | JaxSteps | TorchSteps]] = {
     "tensorflow": TensorFlowSteps,
     "jax": JaxSteps,
     "torch": TorchSteps,
 }
 
 
-def loss_tracker(model):
+def loss_tracker(model: Any) -> Any:
     """The model's `loss` metric (a weighted Mean that compile creates), which fit reports as `loss`."""
     for metric in model.metrics:
         if metric.name == "loss":

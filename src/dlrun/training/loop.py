@@ -27,24 +27,28 @@ from __future__ import annotations
 
 import itertools
 import sys
+from typing import TYPE_CHECKING, Any
 
 from dlrun import backend, errors
 
+if TYPE_CHECKING:
+    from dlrun.training import gradients
+
 
 def fit(
-    model,
-    x,
-    y=None,
+    model: Any,
+    x: Any,
+    y: Any = None,
     batch_size: int = 32,
     epochs: int = 1,
-    validation_data=None,
+    validation_data: Any = None,
     shuffle: bool = True,
-    callbacks=None,
+    callbacks: list[Any] | None = None,
     verbose: int = 0,
     initial_epoch: int = 0,
     steps_per_epoch: int | None = None,
     seed: int = 0,
-):
+) -> Any:
     """Train a compiled `model` like `model.fit(...)`; return its History.
 
     `x`, `y`: arrays (batched by `dlrun.training.batches.seeded` with `seed`, reshuffled every epoch when
@@ -101,7 +105,8 @@ def fit(
     return model.history
 
 
-def evaluate(model, data, batch_size: int = 32, callback_list=None, steps=None) -> dict[str, float]:
+def evaluate(model: Any, data: Any, batch_size: int = 32, callback_list: Any = None,
+             steps: gradients.TensorFlowSteps | gradients.JaxSteps | gradients.TorchSteps | None = None) -> dict[str, float]:
     """The compiled loss and metrics of `model` in inference mode, like `model.evaluate`.
 
     `data`: an `(inputs, targets)` pair of arrays, cut into consecutive batches of `batch_size`, or a
@@ -140,17 +145,17 @@ def evaluate(model, data, batch_size: int = 32, callback_list=None, steps=None) 
     return logs
 
 
-def _is_dataset(data) -> bool:
+def _is_dataset(data: Any) -> bool:
     """Whether `data` is a `tf.data.Dataset` (without importing TensorFlow when nothing else has)."""
     tf = sys.modules.get("tensorflow")
     return tf is not None and isinstance(data, tf.data.Dataset)
 
 
-def _known_length(dataset) -> int | None:
+def _known_length(dataset: Any) -> int | None:
     """Batches per pass of a finite dataset, or None when TensorFlow cannot tell."""
     length = int(dataset.cardinality())
     return length if length >= 0 else None
 
 
-def _floats(logs) -> dict[str, float]:
+def _floats(logs: dict) -> dict[str, float]:
     return {name: float(value) for name, value in dict(logs).items()}

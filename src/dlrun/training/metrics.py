@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dlrun import backend, registry
 
 METRICS = {
@@ -14,7 +16,7 @@ METRICS = {
 }
 
 
-def get(name: str):
+def get(name: str) -> Any:
     """A Keras metric for a config name, named so that the History key equals the config name."""
     keras = backend.import_keras()
 

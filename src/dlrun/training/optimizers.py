@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from dlrun import backend, registry
+
+if TYPE_CHECKING:
+    from dlrun.config import schema
 
 OPTIMIZERS = {
     "rmsprop": "RMSprop: dlrun's default optimizer (learning_rate, rho, momentum, epsilon)",
@@ -12,7 +17,7 @@ OPTIMIZERS = {
 _KERAS_CLASSES = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}
 
 
-def get(optimizer_config):
+def get(optimizer_config: schema.OptimizerConfig) -> Any:
     """Build the Keras optimizer a `compile.optimizer` section describes."""
     keras = backend.import_keras()
 

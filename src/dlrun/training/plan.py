@@ -8,11 +8,18 @@ fine-tuning adds a second phase with part of the base unfrozen and a lower learn
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import backend, models
+from dlrun.config import architectures
 from dlrun.models import inputs as model_inputs, pretrained
 from dlrun.training import feature_cache
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlrun.config import schema
+    from dlrun.data import dataset
 
 
 @dataclasses.dataclass
@@ -35,7 +42,7 @@ class Plan:
     saved_model: Any = None  # None: `model`
     feature_cache: Any = None  # features mode: the feature-cache entry (a Path) the data came from, recorded by the run
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.saved_model is None:
             self.saved_model = self.model
 
@@ -52,12 +59,12 @@ class Plan:
         return ranges
 
 
-def single(model, data, config) -> Plan:
+def single(model: Any, data: dataset.Dataset, config: schema.Config) -> Plan:
     """The usual plan: fit `model` on `data` for `train.epochs` with `compile.optimizer`."""
     return Plan(model=model, data=data, phases=[Phase("train", config.train.epochs, config.compile.optimizer)])
 
 
-def plan(config, loaded_dataset, console) -> Plan:
+def plan(config: schema.Config, loaded_dataset: dataset.Dataset, console: Console) -> Plan:
     """The plan for `config` on `loaded_dataset`: usually one phase fitting the built model; a pretrained
     base adds cached features (features mode) or a fine-tuning phase."""
     planner = PLANNERS.get(config.model.architecture)
@@ -66,11 +73,13 @@ def plan(config, loaded_dataset, console) -> Plan:
     return single(models.build(config.model, loaded_dataset), loaded_dataset, config)
 
 
-def _pretrained(config, loaded, console) -> Plan:
+def _pretrained(config: schema.Config, loaded: dataset.Dataset, console: Console) -> Plan:
     """The trainer's plan: cached features and the head (features mode), or phases on the whole model."""
     keras = backend.import_keras()
 
     model_config = config.model
+    if not isinstance(model_config, architectures.PretrainedModel):  # PLANNERS: only for pretrained
+        raise ValueError(f"Received model.architecture {model_config.architecture!r}; expected pretrained")
     stem = model_inputs.stem(keras, loaded)
     built = pretrained.parts(model_config, stem, model_inputs.feature_shape(loaded), loaded.task, loaded.num_classes)
     if model_config.mode == "features":

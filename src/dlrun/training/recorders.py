@@ -6,13 +6,16 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich import progress as rich_progress
 
 from dlrun import backend, errors
 from dlrun.runs import history
 from dlrun.training import checkpoints
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 keras: Any = backend.import_keras()  # quietly, on the chosen backend, whoever imports this module first
 
@@ -27,7 +30,8 @@ class RunRecorder(keras.callbacks.Callback):
     a worker process back to the one that runs the trials).
     """
 
-    def __init__(self, folder, initial_history: dict | None = None, checkpoint_every_epoch: bool = True, on_epoch=None):
+    def __init__(self, folder: str | Path, initial_history: dict | None = None, checkpoint_every_epoch: bool = True,
+                 on_epoch: Callable[[int, dict], None] | None = None) -> None:
         super().__init__()
         self.folder = Path(folder)
         self.history = history.empty() if initial_history is None else initial_history
@@ -37,10 +41,10 @@ class RunRecorder(keras.callbacks.Callback):
         self.phase: str | None = None  # recorded in history.json's phase column when set
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None=None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None=None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)) and self.non_finite is None:
             steps = getattr(self.model, "steps_per_execution", 1) or 1  # batches run in the call that just ended
@@ -48,7 +52,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.non_finite = f"loss became {float(loss)} at epoch {self._epoch + 1}, {where}"
             self.model.stop_training = True
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None=None) -> None:
         if self.non_finite is not None:
             return
         logs = {key: float(value) for key, value in (logs or {}).items()}
@@ -80,16 +84,16 @@ class CallbackStateRestorer(keras.callbacks.Callback):
     """On a resumed run, gives EarlyStopping/ModelCheckpoint/ReduceLROnPlateau the best value and patience
     count they had reached, from the history so far (Keras resets them in on_train_begin)."""
 
-    def __init__(self, callbacks: list, run_history: dict):
+    def __init__(self, callbacks: list, run_history: dict) -> None:
         super().__init__()
         self.callbacks = callbacks
         self.run_history = run_history
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None=None) -> None:
         for callback in self.callbacks:
             monitor = getattr(callback, "monitor", None)
             values = [value for value in self.run_history.get(monitor, []) if value is not None]
-            if not values or not hasattr(callback, "best"):
+            if monitor is None or not values or not hasattr(callback, "best"):
                 continue
             mode = getattr(callback, "mode", "auto")
             lower = history.lower_is_better(monitor) if mode == "auto" else mode == "min"
@@ -102,17 +106,17 @@ class CallbackStateRestorer(keras.callbacks.Callback):
 class RichProgress(keras.callbacks.Callback):
     """One transient bar per epoch (batches, elapsed, ETA) and one printed line of metrics per epoch."""
 
-    def __init__(self, console, epochs: int):
+    def __init__(self, console: Console, epochs: int) -> None:
         super().__init__()
         self.console = console
         self.epochs = epochs
-        self.progress = None
-        self.task = None
+        self.progress: rich_progress.Progress | None = None  # shown from on_train_begin to on_train_end
+        self.task: rich_progress.TaskID | None = None
         self.epoch_started = 0.0
         self.last_refresh = 0.0
 
-    def on_train_begin(self, logs=None):
-        self.progress = rich_progress.Progress(
+    def on_train_begin(self, logs: dict | None=None) -> None:
+        progress = rich_progress.Progress(
             rich_progress.TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             rich_progress.BarColumn(),
             rich_progress.MofNCompleteColumn(),
@@ -123,23 +127,24 @@ class RichProgress(keras.callbacks.Callback):
             console=self.console,
             transient=True,
         )
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=self.params.get("steps"), epoch=0, epochs=self.epochs)
+        progress.start()
+        self.progress, self.task = progress, progress.add_task("train", total=self.params.get("steps"), epoch=0, epochs=self.epochs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None=None) -> None:
         self.epoch_started = time.perf_counter()
         # reset, not add_task: add_task re-renders the display at once, on every epoch
-        self.progress.reset(self.task, total=self.params.get("steps"), epoch=epoch + 1, epochs=self.epochs)
+        if self.progress is not None and self.task is not None:
+            self.progress.reset(self.task, total=self.params.get("steps"), epoch=epoch + 1, epochs=self.epochs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None=None) -> None:
         # Cheap on the hot path: never touches `logs` (that would wait for the step to finish) and
         # updates the bar at most ten times a second.
         now = time.monotonic()
-        if now - self.last_refresh >= 0.1:
+        if now - self.last_refresh >= 0.1 and self.progress is not None and self.task is not None:
             self.last_refresh = now
             self.progress.update(self.task, completed=batch + 1)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None=None) -> None:
         seconds = time.perf_counter() - self.epoch_started
         logs = dict(logs or {})
         keys = sorted(logs, key=lambda key: (key.startswith("val_"), key.removeprefix("val_") != "loss"))
@@ -151,7 +156,7 @@ class RichProgress(keras.callbacks.Callback):
             soft_wrap=True,
         )
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None=None) -> None:
         if self.progress is not None:
             self.progress.stop()
 
@@ -165,15 +170,15 @@ class TorchEpochSeeder(keras.callbacks.Callback):
     dlrun.training.batches makes the batch order, so a resumed run repeats a straight one.
     """
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int) -> None:
         super().__init__()
         self.seed = seed
         self._epoch: int | None = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None=None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict | None=None) -> None:
         if self._epoch is None:
             return
         import numpy as np

@@ -11,7 +11,7 @@ from dlrun.runs import history
 from dlrun.training import checkpoints
 
 
-def prepare(run_dir: Path, config_file: Path | None, set_items, force: bool,
+def prepare(run_dir: Path, config_file: Path | None, set_items: list[str] | tuple[str, ...], force: bool,
             backend: str | None = None) -> tuple[runs.Run | None, schema.Config]:
     """The run to continue and the config to continue it with; `(None, config)` when it already completed.
 

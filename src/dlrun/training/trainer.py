@@ -15,11 +15,20 @@ import dataclasses
 import functools
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
 from dlrun.runs import history, plots
 from dlrun.training import batches, callbacks, checkpoints, evaluation, losses, plan as training_plan
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlrun.data import dataset
+    from dlrun.runs import folder, tracking
+
+OnEpoch = Callable[[int, dict], None]  # on_epoch(epochs_completed, logs), after the epoch's files are written
 
 
 @dataclasses.dataclass
@@ -39,7 +48,7 @@ class Training:
     it: everything that may reject the config happens here, before the caller creates any folder.
     """
 
-    def __init__(self, config: schema.Config, dataset, console):
+    def __init__(self, config: schema.Config, dataset: dataset.Dataset, console: Console) -> None:
         self.config, self.dataset, self.console = config, dataset, console
         backend.seed_everything(config.seed)
         with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
@@ -51,12 +60,12 @@ class Training:
         self.history = history.empty()  # the epochs so far, kept current while fitting
 
     @property
-    def model(self):
+    def model(self) -> Any:
         """The model being trained (the head alone in features mode)."""
         return self.plan.model
 
     @property
-    def saved_model(self):
+    def saved_model(self) -> Any:
         """The model a run saves and evaluates (base + head in features mode)."""
         return self.plan.saved_model
 
@@ -80,7 +89,7 @@ class Training:
         """Whether `folder` holds a checkpoint to continue from."""
         return checkpoints.exists(folder)
 
-    def fit(self, folder: Path, first_epoch: int = 0, epochs: int | None = None, on_epoch=None,
+    def fit(self, folder: Path, first_epoch: int = 0, epochs: int | None = None, on_epoch: OnEpoch | None = None,
             extra_callbacks: list | None = None, progress: bool = True) -> Fitted:
         """Fit from `first_epoch` (after `restore`) to `epochs` (default: every phase's epochs), into `folder`.
 
@@ -160,26 +169,26 @@ class Training:
                 self.compiler.compile(phase)
 
 
-def _batches(data, config: schema.Config, first_epoch: int, epochs: int) -> dict:
+def _batches(data: dataset.Dataset, config: schema.Config, first_epoch: int, epochs: int) -> dict:
     return batches.fit_arguments(data, config.train, config.seed, first_epoch, epochs)
 
 
 class _Compiler:
     """Compiles the trained model (and the saved one, when they differ) for a phase's optimizer."""
 
-    def __init__(self, plan, config: schema.Config, task: str, steps_per_execution: int = 1):
+    def __init__(self, plan: training_plan.Plan, config: schema.Config, task: str, steps_per_execution: int = 1) -> None:
         self.plan, self.config, self.task, self.steps_per_execution = plan, config, task, steps_per_execution
         self.loss = losses.resolve(config.compile.loss, task)
         self.metric_names = config_module.metric_names(config, task)
 
-    def compile(self, phase) -> None:
+    def compile(self, phase: training_plan.Phase) -> None:
         # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
         for target in dict.fromkeys([self.plan.model, self.plan.saved_model]):
             steps = self.steps_per_execution if target is self.plan.model else 1
             evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer, steps_per_execution=steps)
 
 
-def load(config: schema.Config, console, validating: bool | None = None):
+def load(config: schema.Config, console: Console, validating: bool | None = None) -> dataset.Dataset:
     """The dataset `config` names, after the checks across sections that need its task.
 
     Its warnings (skipped files) go to the console. `validating`: whether the fits will have
@@ -197,8 +206,9 @@ def load(config: schema.Config, console, validating: bool | None = None):
     return loaded
 
 
-def train(config: schema.Config, console, command: list[str] | None = None, resume_run: runs.Run | None = None,
-          tracker=None, on_start=None, on_epoch=None) -> runs.Run:
+def train(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
+          tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
+          on_epoch: OnEpoch | None = None) -> runs.Run:
     """`dlrun train`: train as `config` says (or continue `resume_run`); return the completed run.
 
     Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
@@ -284,7 +294,7 @@ def train(config: schema.Config, console, command: list[str] | None = None, resu
     return run
 
 
-def _finish_files(run, config, training: Training, console) -> dict:
+def _finish_files(run: folder.Run, config: schema.Config, training: Training, console: Console) -> dict:
     """metrics.json, plots and model.keras; returns the run.json summary."""
     summary: dict = {}
     run_history = training.history
@@ -331,11 +341,11 @@ def _learning_rates(config: schema.Config) -> tuple:
     return config.compile.optimizer.learning_rate, getattr(fine_tune, "learning_rate", None)
 
 
-def _write_plots(run, config, run_history) -> None:
+def _write_plots(run: folder.Run, config: schema.Config, run_history: dict) -> None:
     if config.output.plots and run_history["epoch"]:
         plots.learning_curves(run_history, run.path / "plots")
 
 
-def _sizes(loaded) -> str:
+def _sizes(loaded: dataset.Dataset) -> str:
     sizes = loaded.summary()["sizes"]
     return ", ".join(f"{count} {name}" for name, count in sizes.items() if count)
