@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from dlrun import errors, runs, terminal
 from dlrun.config import yaml_strict
@@ -16,15 +16,16 @@ if TYPE_CHECKING:
 MISSING = "-"
 
 
-def flatten(data, prefix: str = "") -> dict[str, object]:
+def flatten(data: Any, prefix: str = "") -> dict[str, object]:
     """`{"a": {"b": [1, {"c": 2}]}}` -> `{"a.b.0": 1, "a.b.1.c": 2}` (empty mappings and lists kept as values)."""
+    items: Iterable[tuple[Any, Any]]
     if isinstance(data, dict) and data:
         items = data.items()
     elif isinstance(data, list) and data:
         items = enumerate(data)
     else:
         return {prefix: data} if prefix else {}
-    flat = {}
+    flat: dict[str, object] = {}
     for key, value in items:
         flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat

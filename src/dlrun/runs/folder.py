@@ -122,7 +122,7 @@ class Run:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def write_json(self, name: str, payload) -> Path:
+    def write_json(self, name: str, payload: Any) -> Path:
         return atomic.write_json(self.file(name), payload)
 
     def write_text(self, name: str, text: str) -> Path:

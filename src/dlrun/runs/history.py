@@ -76,7 +76,7 @@ def load_if_present(path: str | Path) -> dict[str, list]:
 _EXPECTED = 'expected a JSON object {"epoch": [1, 2, ...], "loss": [...], ...} with one value per epoch in each list'
 
 
-def check(data, source) -> dict[str, list]:
+def check(data: Any, source: str | Path) -> dict[str, list]:
     """`data` when it is a history (lists of one number, or null, per epoch); else a `RunError` naming `source`."""
     if not isinstance(data, dict):
         raise errors.RunError(f"{source}: received a JSON {json_type(data)}; {_EXPECTED}")
@@ -136,6 +136,6 @@ def describe_best(history: dict[str, list]) -> str:
     return "; ".join(f"best {monitor} at epoch {epoch} ({value:.4f})" for monitor, epoch, value in best_epochs(history))
 
 
-def _number(value: Any):
+def _number(value: Any) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None

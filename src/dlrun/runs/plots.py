@@ -54,7 +54,7 @@ def _floats(values: list) -> list[float]:
     return [float("nan") if value is None else value for value in values]
 
 
-def _figure(size=(6, 4)):
+def _figure(size: tuple[float, float] = (6, 4)) -> Any:
     from matplotlib import figure
     from matplotlib.backends import backend_agg
 

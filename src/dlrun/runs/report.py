@@ -191,7 +191,7 @@ def _status_table(record: dict) -> str:
 
 def _best_epoch(item: dict) -> str:
     """Every validation quantity's best epoch, each named (the loss and a metric often peak apart), and the verdict."""
-    found = history.best_epochs(item["history"])
+    found: list[tuple[str, int, float | None]] = [*history.best_epochs(item["history"])]
     recorded = item["record"].get("best_epoch") or (item["metrics"] or {}).get("best_epoch")
     if not found and isinstance(recorded, dict) and "epoch" in recorded:  # a run folder without its history
         found = [(recorded.get("monitor", "val_loss"), recorded["epoch"], recorded.get("value"))]
@@ -345,7 +345,7 @@ def _plots(item: dict, scratch: Path) -> str:
         scratch.mkdir(parents=True, exist_ok=True)
         labels = [str(label) for label in matrix.get("labels") or range(len(matrix["matrix"]))]
         found[f"confusion_matrix_{split}.png"] = plots.confusion_matrix(matrix["matrix"], labels, scratch / f"confusion_matrix_{split}.png", split)
-    groups = {"Learning curves": [], "K-fold curves": [], "Confusion matrix and residuals": [], "Other plots": []}
+    groups: dict[str, list[Path]] = {"Learning curves": [], "K-fold curves": [], "Confusion matrix and residuals": [], "Other plots": []}
     for name, path in found.items():
         if name in curves:
             groups["Learning curves"].append(path)

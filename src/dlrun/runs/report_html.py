@@ -32,7 +32,7 @@ def table(headers: list[str], rows: list[list[str]], header: bool = True) -> str
     return f"<table>{head}{body}</table>"
 
 
-def status(status) -> str:
+def status(status: str | None) -> str:
     text = escape(status or "unknown")
     return f'<td><span class="status-{text}">{text}</span>'
 

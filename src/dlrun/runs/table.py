@@ -17,6 +17,7 @@ from dlrun.runs import history, tensorboard as tensorboard_logs
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 STALE_EPOCHS = 5  # a running run whose heartbeat is older than this many epochs' time has crashed...
 STALE_FLOOR_S = 600  # ...but never sooner than this (saving, evaluating and the first epoch take time)
@@ -111,7 +112,7 @@ def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> 
     test score and baseline come from the trial's own run folder. Trials are numbered by `number` (Optuna's,
     sweep.json format 3) or `index` (earlier formats)."""
     state = read_object(path / "sweep.json") or {}
-    search = state.get("search") if isinstance(state.get("search"), dict) else {}
+    search = state["search"] if isinstance(state.get("search"), dict) else {}
     metric = record.get("metric") or state.get("metric") or search.get("metric")
     trials = [trial for trial in state.get("trials", []) if isinstance(trial, dict)]
     best = record.get("best_trial")
@@ -136,7 +137,7 @@ def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> 
         row.update(test=trial_row["test"], baseline=trial_row["baseline"], epochs=trial_row["epochs"])
 
 
-def _trial_number(trial: dict):
+def _trial_number(trial: dict) -> int | None:
     return trial.get("number", trial.get("index"))
 
 
@@ -150,7 +151,7 @@ def primary_metric(record: dict, run_history: dict) -> str | None:
 
 def baseline_for(metric: str | None, reference: dict) -> dict | None:
     """`{"name", "label", "value"}` of the naive baseline that matches `metric`, when the run recorded it."""
-    key, label = _BASELINES.get(metric, (None, None))
+    key, label = _BASELINES.get(metric or "") or (None, None)
     if key in reference:
         return {"name": key, "label": label, "value": reference[key]}
     return None
@@ -224,7 +225,7 @@ COLUMNS = ("run", "status", "started", "duration", "epochs", "best validation", 
 PRIORITY = ("run", "status", "test", "best validation", "epochs", "duration", "baseline", "started")
 
 
-def table(rows: list[dict], width: int | None = None):
+def table(rows: list[dict], width: int | None = None) -> Table:
     """The Rich table of `rows`: one line per run; with `width`, only the columns that fit in it."""
     from rich import table as rich_table
 
@@ -233,7 +234,7 @@ def table(rows: list[dict], width: int | None = None):
     texts = [cells(row) for row in rows]
     shown = list(COLUMNS)
     if width is not None:
-        def needed(columns):  # each column as wide as its widest cell, two spaces between columns
+        def needed(columns: list[str]) -> int:  # each column as wide as its widest cell, two spaces between columns
             return sum(max(len(column), *(len(text[column]) for text in texts)) for column in columns) + 2 * (len(columns) - 1)
 
         kept = list(PRIORITY[:2])
@@ -252,7 +253,7 @@ def table(rows: list[dict], width: int | None = None):
     return view
 
 
-def show(root: str | Path, console: Console, name: str | None = None, status: str | None = None, now=None, wide: bool = False) -> list[dict]:
+def show(root: str | Path, console: Console, name: str | None = None, status: str | None = None, now: datetime.datetime | None = None, wide: bool = False) -> list[dict]:
     """Print the table of runs under `root` (filtered): the columns that fit the console, or all with `wide`."""
     check_status(status)
     rows = select(collect(root, now), name=name, status=status)
@@ -286,7 +287,7 @@ def spread_text(spread: dict) -> str:
 
 def to_json(rows: list[dict]) -> str:
     """`rows` as a JSON list of objects with the keys of `KEYS` (non-finite numbers as null), for scripts."""
-    def finite(value: Any):
+    def finite(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
         if isinstance(value, dict):
@@ -317,7 +318,7 @@ def read_object(path: Path) -> dict | None:
     return data
 
 
-def _read(path: Path):
+def _read(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

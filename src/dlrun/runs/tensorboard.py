@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dlrun.config import schema
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 LOG_DIR = "tensorboard"
 
 
-def callback(run_path: Path):
+def callback(run_path: Path) -> Any:
     """keras.callbacks.TensorBoard writing epoch-level scalars and the graph into RUN_DIR/tensorboard/."""
     from dlrun import backend
 

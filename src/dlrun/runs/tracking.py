@@ -8,6 +8,7 @@ never fails or loses a run; the tracker warns once, says what was not logged, an
 from __future__ import annotations
 
 import math
+import types
 from typing import TYPE_CHECKING, Any
 
 from dlrun import backend, config as config_module, errors
@@ -43,9 +44,9 @@ class MlflowTracker:
     def __init__(self, tracking_uri: str | None, console: Console) -> None:
         self.tracking_uri = tracking_uri or DEFAULT_URI
         self.console = console
-        self.client = None
+        self.client: Any = None  # an mlflow.MlflowClient once `start` made one (MLflow is an optional extra)
         self.run_id: str | None = None
-        self.run = None
+        self.run: folder.Run | None = None
         self.failed: str | None = None  # what could not be logged, once tracking has stopped
 
     def start(self, run: folder.Run, config: schema.Config) -> None:
@@ -78,9 +79,9 @@ class MlflowTracker:
                        for key, value in (logs or {}).items() if _is_number(value)]
             self.client.log_batch(self.run_id, metrics=metrics)
 
-    def callback(self):
+    def callback(self) -> Any:
         """A Keras callback that logs every epoch's metrics."""
-        keras = backend.import_keras()
+        keras: Any = backend.import_keras()
 
         tracker = self
 
@@ -92,7 +93,7 @@ class MlflowTracker:
 
     def end(self) -> None:
         """Log the test metrics and the run folder's files; end the MLflow run with the run's status."""
-        record = self.run.record if self.run is not None else {}
+        record: dict = self.run.record if self.run is not None else {}
         if self._active():
             with self._guard("the test metrics"):
                 test = {f"test_{key}": value for key, value in (record.get("test_metrics") or {}).items() if _is_number(value)}
@@ -101,11 +102,11 @@ class MlflowTracker:
                     test["best_epoch"] = best["epoch"]
                 for key, value in test.items():
                     self.client.log_metric(self.run_id, key, float(value))
-        if self._active():
+        if self._active() and self.run is not None:
             with self._guard("the run folder's files as artifacts"):
                 self.client.log_artifacts(self.run_id, str(self.run.path))
         if self.run_id is not None:  # even after a failure: an MLflow run left RUNNING would look alive
-            status = _STATUS.get(record.get("status"), "FAILED") if self.failed is None else "FAILED"
+            status = _STATUS.get(str(record.get("status")), "FAILED") if self.failed is None else "FAILED"
             try:
                 self.client.set_terminated(self.run_id, status=status)
             except Exception:  # noqa: BLE001 - the warning below already says tracking is incomplete
@@ -115,7 +116,7 @@ class MlflowTracker:
     def _active(self) -> bool:
         return self.failed is None and self.run_id is not None
 
-    def _guard(self, what: str):
+    def _guard(self, what: str) -> _Guard:
         return _Guard(self, what)
 
     def _report(self) -> None:
@@ -136,10 +137,10 @@ class _Guard:
     def __init__(self, tracker: MlflowTracker, what: str) -> None:
         self.tracker, self.what = tracker, what
 
-    def __enter__(self):
+    def __enter__(self) -> _Guard:
         return self
 
-    def __exit__(self, kind, error, trace: Any):
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: types.TracebackType | None) -> bool:
         if error is None or not isinstance(error, Exception):
             return False  # KeyboardInterrupt and SystemExit go on
         if self.tracker.failed is None:
