@@ -88,7 +88,7 @@ class FineTune(Section):
 
     @pydantic.field_validator("top_layers")
     @classmethod
-    def _something_to_unfreeze(cls, value: Any, info):
+    def _something_to_unfreeze(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value == 0 and not info.data.get("unfreeze"):
             raise ValueError("a number >= 1 when unfreeze is empty (name what to train: unfreeze: [block5] or top_layers: N)")
         return value
@@ -125,7 +125,7 @@ class PretrainedModel(Section):
 
     @pydantic.field_validator("fine_tune")
     @classmethod
-    def _fine_tune_needs_end_to_end(cls, value: Any, info):
+    def _fine_tune_needs_end_to_end(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value is not None and info.data.get("mode") == "features":
             raise ValueError("null in features mode (the base is not trained there); set mode: end_to_end to fine-tune")
         return value

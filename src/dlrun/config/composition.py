@@ -18,7 +18,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from dlrun import errors
 from dlrun.config import overrides, schema, yaml_strict
@@ -67,7 +67,7 @@ def origin(origins: dict[tuple, str], path: tuple) -> str:
     return DEFAULT
 
 
-def leaves(data, prefix: tuple = ()):
+def leaves(data: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
     """(key path, value) of every value in `data` that is not a non-empty mapping or list."""
     if isinstance(data, dict) and data:
         for key, value in data.items():

@@ -109,7 +109,7 @@ def _type(prop: dict) -> str:
         return "mapping"
     if "oneOf" in prop or "discriminator" in prop:
         return "section"
-    return {"integer": "integer", "number": "number", "string": "string", "boolean": "true/false", "null": "null"}.get(kind, "any")
+    return {"integer": "integer", "number": "number", "string": "string", "boolean": "true/false", "null": "null"}.get(str(kind), "any")
 
 
 def allowed(prop: dict) -> str:

@@ -33,6 +33,6 @@ class Section(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", validate_default=True)
 
 
-def name_shorthand(value: Any):
+def name_shorthand(value: Any) -> Any:
     """`optimizer: adam` means `optimizer: {name: adam}`."""
     return {"name": value} if isinstance(value, str) else value

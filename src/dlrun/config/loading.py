@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import pydantic
 import pydantic_core
@@ -221,12 +221,12 @@ def _received(value: Any) -> str:
     return yaml_strict.preview(value)
 
 
-def _did_you_mean(value: str, options) -> str:
+def _did_you_mean(value: str, options: Iterable[object]) -> str:
     matches = difflib.get_close_matches(value, [str(option) for option in options], n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 
 
-def _display_path(loc: tuple, data) -> str:
+def _display_path(loc: tuple, data: Any) -> str:
     """The key path the user wrote: without the union labels pydantic adds to `loc`.
 
     `data.digits.x` is shown as `data.x` (a discriminator tag); `compile.loss.literal[...]` as
@@ -236,11 +236,11 @@ def _display_path(loc: tuple, data) -> str:
     return ".".join(str(part) for part in shown) or "top level"
 
 
-def _through_union(loc: tuple, data) -> bool:
+def _through_union(loc: tuple, data: Any) -> bool:
     return any(is_label for _, is_label in _walk(loc, data))
 
 
-def _walk(loc: tuple, data):
+def _walk(loc: tuple, data: Any) -> Iterator[tuple[str | int, bool]]:
     """Yield each part of `loc` with whether it is a union label rather than a key or an index."""
     node = data
     for part in loc:
@@ -259,7 +259,7 @@ def _walk(loc: tuple, data):
             node = None
 
 
-def _annotation_at(loc: tuple, model: type[schema.Config]):
+def _annotation_at(loc: tuple, model: type[schema.Config]) -> Any:
     annotation = model
     for part in loc:
         annotation = _step(annotation, part)
@@ -282,17 +282,17 @@ def _tags_at(loc: tuple, key: str, root: type[schema.Config]) -> list[str]:
     ]
 
 
-def _unwrap(annotation):
+def _unwrap(annotation: Any) -> Any:
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     return annotation
 
 
-def _is_model(annotation) -> bool:
+def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
 
 
-def _step(annotation, part):
+def _step(annotation: Any, part: str | int) -> Any:
     annotation = _unwrap(annotation)
     origin = typing.get_origin(annotation)
     if _is_model(annotation):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 from dlrun import errors
@@ -26,19 +25,22 @@ def parse(item: str) -> tuple[list[str | int], object]:
     return [int(part) if part.isdigit() else part for part in parts], value
 
 
+KeyPath = list[str | int]  # keys and list indices, outermost first, as `parse` returns them
+
+
 def apply(data: dict, items: list[str] | tuple[str, ...]) -> dict:
     """Return a copy of `data` with every `--set` item applied in order."""
     data = copy.deepcopy(data)
     for item in items:
         parts, value = parse(item)
-        node = data
+        node: dict | list = data
         for depth, part in enumerate(parts[:-1]):
             node = _child(node, part, parts[: depth + 1], item)
         _assign(node, parts[-1], value, parts, item)
     return data
 
 
-def _child(node, part, path: Path, item):
+def _child(node: Any, part: str | int, path: KeyPath, item: str) -> dict | list:
     if isinstance(node, dict):
         if node.get(part) is None:
             node[part] = {}
@@ -52,7 +54,7 @@ def _child(node, part, path: Path, item):
     return child
 
 
-def _assign(node, part, value: Any, path: Path, item) -> None:
+def _assign(node: Any, part: str | int, value: Any, path: KeyPath, item: str) -> None:
     if isinstance(node, dict):
         node[part] = value
     elif isinstance(node, list) and isinstance(part, int) and part < len(node):
@@ -61,7 +63,7 @@ def _assign(node, part, value: Any, path: Path, item) -> None:
         raise _not_a_container(node, path, item)
 
 
-def _not_a_container(node, path: Path, item) -> errors.ConfigError:
+def _not_a_container(node: Any, path: KeyPath, item: str) -> errors.ConfigError:
     where = ".".join(str(part) for part in path)
     return errors.ConfigError(
         f"--set {item!r}: {where}: received {yaml_strict.preview(node)} at that path; "

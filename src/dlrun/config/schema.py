@@ -90,7 +90,7 @@ class CompileConfig(fields.Section):
 
     @pydantic.field_validator("optimizer", mode="before")
     @classmethod
-    def _optimizer_shorthand(cls, value: Any):
+    def _optimizer_shorthand(cls, value: Any) -> Any:
         return fields.name_shorthand(value)
 
 
@@ -150,19 +150,19 @@ class TrainConfig(fields.Section):
 
     @pydantic.field_validator("callbacks", mode="before")
     @classmethod
-    def _callbacks_shorthand(cls, value: Any):
+    def _callbacks_shorthand(cls, value: Any) -> Any:
         return [fields.name_shorthand(item) for item in value] if isinstance(value, list) else value
 
     @pydantic.field_validator("steps_per_execution")
     @classmethod
-    def _steps_need_fit(cls, value: Any, info):
+    def _steps_need_fit(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value != "auto" and value > 1 and info.data.get("loop") == "custom":
             raise ValueError("auto or 1 with loop: custom (steps_per_execution groups the steps of loop: fit)")
         return value
 
     @pydantic.field_validator("devices")
     @classmethod
-    def _devices_need_mirrored(cls, value: Any, info):
+    def _devices_need_mirrored(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value and info.data.get("distribute") == "none":
             raise ValueError("[] when distribute is none (devices name the replicas of distribute: mirrored)")
         return value
@@ -195,19 +195,19 @@ class Config(fields.Section):
     search: search_config.SearchConfig | None = None  # `dlrun sweep` only (train and kfold ignore it): see dlrun.config.search
 
     @pydantic.model_validator(mode="after")
-    def _resolve_search(self):
+    def _resolve_search(self) -> Config:
         if self.search is not None:
             self.search = search_config.resolve(self.search, self.seed)
         return self
 
     @pydantic.field_validator("data", mode="before")
     @classmethod
-    def _data_shorthand(cls, value: Any):
+    def _data_shorthand(cls, value: Any) -> Any:
         return fields.name_shorthand(value)  # `data: digits` means `data: {name: digits}`
 
     @pydantic.field_validator("model", mode="before")
     @classmethod
-    def _model_shorthand(cls, value: Any):
+    def _model_shorthand(cls, value: Any) -> Any:
         return {"architecture": value} if isinstance(value, str) else value  # `model: mlp`
 
     @pydantic.field_validator("name")
@@ -220,7 +220,7 @@ class Config(fields.Section):
         return value
 
 
-def discriminator_tags(union) -> list[str]:
+def discriminator_tags(union: Any) -> list[str]:
     """The names a discriminated union accepts (e.g. every dataset name), in declaration order."""
     members_union, field_info = typing.get_args(union)
     key = field_info.discriminator

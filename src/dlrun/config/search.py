@@ -36,7 +36,7 @@ class Dimension(fields.Section):
 
     @pydantic.model_validator(mode="before")
     @classmethod
-    def _exactly_one(cls, value: Any):
+    def _exactly_one(cls, value: Any) -> Any:
         if isinstance(value, dict) and set(value) <= set(cls.model_fields):
             given = [name for name in DISTRIBUTIONS if name in value]
             if len(given) != 1:
@@ -45,14 +45,14 @@ class Dimension(fields.Section):
 
     @pydantic.field_validator("choice")
     @classmethod
-    def _some_choices(cls, value: Any):
+    def _some_choices(cls, value: Any) -> Any:
         if value is not None and not value:
             raise ValueError("at least one value to choose from")
         return value
 
     @pydantic.field_validator("int", "float")
     @classmethod
-    def _ordered(cls, value: Any, info):
+    def _ordered(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value is None:
             return value
         low, high = value
@@ -67,7 +67,7 @@ class Dimension(fields.Section):
         return value
 
     @pydantic.model_serializer(mode="wrap")
-    def _only_what_is_set(self, handler):
+    def _only_what_is_set(self, handler: pydantic.SerializerFunctionWrapHandler) -> dict[str, Any]:
         return {key: value for key, value in handler(self).items() if value is not None and (key != "log" or value)}
 
     def kind(self) -> str:

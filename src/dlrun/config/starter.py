@@ -74,7 +74,7 @@ def write_new(target: Path, text: str) -> Path:
     return atomic.write_text(target, text)
 
 
-def _member(union, tag: str, option: str, kind: str):
+def _member(union: Any, tag: str, option: str, kind: str) -> type[pydantic.BaseModel]:
     """The model of the union member named `tag` (or of the plug-in of `kind` named `tag`), or a UsageError
     with a "did you mean"."""
     from dlrun import plugins
@@ -100,8 +100,8 @@ def _names(union: object, kind: str) -> list[str]:
     return tags + [name for name in plugins.available(kind) if name not in tags]
 
 
-def _section(model: type[pydantic.BaseModel], instance, depth: int, tag_comment: str = "") -> list[str]:
-    lines = []
+def _section(model: type[pydantic.BaseModel], instance: pydantic.BaseModel | None, depth: int, tag_comment: str = "") -> list[str]:
+    lines: list[str] = []
     for key, field in model.model_fields.items():
         if field.is_required() and typing.get_origin(field.annotation) is typing.Literal:
             tag = typing.get_args(field.annotation)[0]  # the name that picks this member of its union
@@ -117,7 +117,7 @@ def _section(model: type[pydantic.BaseModel], instance, depth: int, tag_comment:
     return lines
 
 
-def _key(model: Any, key: str, field, value: Any, depth: int) -> list[str]:
+def _key(model: Any, key: str, field: pydantic.fields.FieldInfo, value: Any, depth: int) -> list[str]:
     indent = "  " * depth
     comment = _comment(model, key)
     if field.is_required() and value == PLACEHOLDER:

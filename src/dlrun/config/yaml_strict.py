@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import IO, Any, Iterator
 
 import yaml
 
@@ -30,11 +30,11 @@ MAX_VALUES = 100_000  # values (scalars, lists, mappings) once every alias is ex
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader with duplicate-key detection, YAML 1.2 floats and booleans, and the two limits."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: str | bytes | IO[str]) -> None:
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             return super().compose_node(parent, index)
         self._depth += 1
@@ -45,7 +45,7 @@ class StrictLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def compose_document(self):
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
         _check_expansion(node)
         return node
@@ -166,7 +166,7 @@ def _describe(error: yaml.YAMLError) -> str:
     return f"{where}{problem}"
 
 
-def loads(text: str, source: str = "<string>"):
+def loads(text: str, source: str = "<string>") -> Any:
     """Parse YAML text with the strict rules; raise `ConfigError` naming the line on bad input."""
     try:
         return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader derives from SafeLoader
@@ -188,7 +188,7 @@ def preview(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _pieces(value: Any, limit: int, depth: int):
+def _pieces(value: Any, limit: int, depth: int) -> Iterator[str]:
     if depth > MAX_DEPTH:
         yield "..."
     elif isinstance(value, dict):
@@ -217,6 +217,6 @@ def _scalar(value: Any, limit: int) -> str:
         return repr(value)[: limit + 1]
 
 
-def dumps(data) -> str:
+def dumps(data: Any) -> str:
     """Dump plain data as block-style YAML, keys in their given order."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, allow_unicode=True)
