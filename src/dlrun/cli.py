@@ -132,4 +132,4 @@ def _exit(code) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()  # never returns: it ends the process

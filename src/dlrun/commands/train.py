@@ -80,10 +80,11 @@ def _train_seeds(console, config_file, set_items, backend, resume_dir, force, re
             raise errors.UsageError(f"--seeds: received {count} with --resume {resume_dir}, which is not a seeds group; "
                                      "expected a folder made by `dlrun train --seeds` (or no --seeds)")
         with runs.starting("dlrun train --resume {path}", resume_dir):
-            group = seeds_group.resume(resume_dir, console, count, command=[*command, f"--resume={resume_dir}"])
-        if group is None:
+            resumed = seeds_group.resume(resume_dir, console, count, command=[*command, f"--resume={resume_dir}"])
+        if resumed is None:
             console.print(f"{terminal.text(resume_dir)}: already completed; nothing to do", highlight=False, soft_wrap=True)
             return
+        group = resumed
     if report:
         from dlrun.runs import report as report_module
 

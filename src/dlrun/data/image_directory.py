@@ -202,5 +202,7 @@ def _cached(elements, config, split: str, paths: list[str]):
 def _hold_out(train: pipeline.Pipeline, config, seed: int) -> tuple[pipeline.Pipeline, pipeline.Pipeline]:
     """Split a cached pipeline into training and validation parts (stratified, seeded), decoding once."""
     indices = np.arange(len(train))
-    (kept, _), (held, _) = dataset.hold_out(indices, train.targets, config.validation_split, seed, stratify=True)
-    return train.take(kept), train.take(held)
+    kept, held = dataset.hold_out(indices, train.targets, config.validation_split, seed, stratify=True)
+    if held is None:
+        raise ValueError(f"Received validation_split {config.validation_split}; expected a fraction > 0 to hold out")
+    return train.take(kept[0]), train.take(held[0])

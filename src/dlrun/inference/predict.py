@@ -12,6 +12,7 @@ import inspect
 import io
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -24,7 +25,7 @@ def predict_run(
     run_dir: str | Path,
     inputs: list[Path],
     console,
-    texts: list[str] = (),
+    texts: Sequence[str] = (),
     out: Path | None = None,
     top: int = 3,
     checkpoint: str = "final",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from dlrun import errors, runs, terminal
 from dlrun.config import yaml_strict
@@ -98,7 +98,7 @@ def _spread(item: dict, section: str) -> dict:
     return (item["row"].get("spread") or {}).get(section) or {}
 
 
-def show(run_dirs: list[str | Path], console: Console, plot: str | Path | None = None) -> dict:
+def show(run_dirs: Sequence[str | Path], console: Console, plot: str | Path | None = None) -> dict:
     """Print the config differences and the metrics of two or more runs; optionally write the overlay PNG."""
     if len(run_dirs) < 2:
         raise errors.UsageError(f"RUN_DIR: received {len(run_dirs)} run folder(s); expected two or more to compare")

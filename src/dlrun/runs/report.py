@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from dlrun import atomic, errors, runs
 from dlrun.config import yaml_strict
@@ -26,7 +27,7 @@ _EVALUATION_PLOTS = ("confusion_matrix_", "predicted_vs_true_", "residuals_")
 
 
 
-def write(run_dirs: list[str | Path], out: str | Path | None = None) -> Path:
+def write(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Write the report of `run_dirs` to `out` (default: RUN_DIR/report.html for one run) atomically."""
     paths = [Path(path) for path in run_dirs]
     if not paths:
