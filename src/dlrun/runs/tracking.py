@@ -86,7 +86,7 @@ class MlflowTracker:
         tracker = self
 
         class _EpochLogger(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch: int, logs: dict | None=None) -> None:
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
                 tracker.log_epoch(epoch + 1, logs or {})
 
         return _EpochLogger()

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dlrun.data import dataset
 
 
-def compile_model(model: Any, config: schema.Config, task: str, optimizer_config: Any | None=None, steps_per_execution: int = 1) -> dict:
+def compile_model(model: Any, config: schema.Config, task: str, optimizer_config: Any = None, steps_per_execution: int = 1) -> dict:
     """Compile `model` with the config's optimizer (or `optimizer_config`, e.g. a fine-tuning phase's), loss
     and metrics, running `steps_per_execution` batches per call (dlrun.training.batches); return `{"loss",
     "metrics"}` as resolved."""

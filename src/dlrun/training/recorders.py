@@ -41,10 +41,10 @@ class RunRecorder(keras.callbacks.Callback):
         self.phase: str | None = None  # recorded in history.json's phase column when set
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None=None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict | None=None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)) and self.non_finite is None:
             steps = getattr(self.model, "steps_per_execution", 1) or 1  # batches run in the call that just ended
@@ -52,7 +52,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.non_finite = f"loss became {float(loss)} at epoch {self._epoch + 1}, {where}"
             self.model.stop_training = True
 
-    def on_epoch_end(self, epoch: int, logs: dict | None=None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.non_finite is not None:
             return
         logs = {key: float(value) for key, value in (logs or {}).items()}
@@ -89,7 +89,7 @@ class CallbackStateRestorer(keras.callbacks.Callback):
         self.callbacks = callbacks
         self.run_history = run_history
 
-    def on_train_begin(self, logs: dict | None=None) -> None:
+    def on_train_begin(self, logs: dict | None = None) -> None:
         for callback in self.callbacks:
             monitor = getattr(callback, "monitor", None)
             values = [value for value in self.run_history.get(monitor, []) if value is not None]
@@ -115,7 +115,7 @@ class RichProgress(keras.callbacks.Callback):
         self.epoch_started = 0.0
         self.last_refresh = 0.0
 
-    def on_train_begin(self, logs: dict | None=None) -> None:
+    def on_train_begin(self, logs: dict | None = None) -> None:
         progress = rich_progress.Progress(
             rich_progress.TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             rich_progress.BarColumn(),
@@ -130,13 +130,13 @@ class RichProgress(keras.callbacks.Callback):
         progress.start()
         self.progress, self.task = progress, progress.add_task("train", total=self.params.get("steps"), epoch=0, epochs=self.epochs)
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None=None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_started = time.perf_counter()
         # reset, not add_task: add_task re-renders the display at once, on every epoch
         if self.progress is not None and self.task is not None:
             self.progress.reset(self.task, total=self.params.get("steps"), epoch=epoch + 1, epochs=self.epochs)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None=None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         # Cheap on the hot path: never touches `logs` (that would wait for the step to finish) and
         # updates the bar at most ten times a second.
         now = time.monotonic()
@@ -144,7 +144,7 @@ class RichProgress(keras.callbacks.Callback):
             self.last_refresh = now
             self.progress.update(self.task, completed=batch + 1)
 
-    def on_epoch_end(self, epoch: int, logs: dict | None=None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_started
         logs = dict(logs or {})
         keys = sorted(logs, key=lambda key: (key.startswith("val_"), key.removeprefix("val_") != "loss"))
@@ -156,7 +156,7 @@ class RichProgress(keras.callbacks.Callback):
             soft_wrap=True,
         )
 
-    def on_train_end(self, logs: dict | None=None) -> None:
+    def on_train_end(self, logs: dict | None = None) -> None:
         if self.progress is not None:
             self.progress.stop()
 
@@ -175,10 +175,10 @@ class TorchEpochSeeder(keras.callbacks.Callback):
         self.seed = seed
         self._epoch: int | None = None
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None=None) -> None:
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_begin(self, batch: int, logs: dict | None=None) -> None:
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._epoch is None:
             return
         import numpy as np
