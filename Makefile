@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench docs docs-site mutation clean
+.PHONY: demo test test-fast lint bench docs docs-site mutation clean
 
 demo: $(VENV)/.installed-runtime  ## set up (the runtime dependencies only), then train the embedded default (digits convnet, offline)
 	$(BIN)/dlrun train configs/quickstart.yaml
@@ -13,6 +13,10 @@ test: $(VENV)/.installed-dev  ## set up (with the dev extra), then run the whole
 
 test-fast: $(VENV)/.installed-dev  ## the suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(VENV)/.installed-dev  ## ruff's pyflakes and isort rules (as tests/test_architecture.py runs them), then mypy over src/dlrun ([tool.mypy] in pyproject.toml)
+	$(BIN)/ruff check --select F,I --ignore F841 src tests benchmarks
+	$(BIN)/python -m mypy
 
 bench: $(VENV)/.installed-dev  ## the benchmark suite, quick mode (see BENCHMARKS.md)
 	$(BIN)/python benchmarks/run_all.py --quick
@@ -44,4 +48,4 @@ $(VENV)/.installed-dev: $(VENV)/.installed-runtime
 	touch $@
 
 clean:
-	rm -rf $(VENV) build site src/*.egg-info .pytest_cache mutants
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache .mypy_cache mutants
