@@ -52,6 +52,7 @@ class TrainingFailed(DlrunError):
     """Training stopped on an error; the run folder records it as failed."""
 
     exit_code = 1
+    traceback: str | None = None  # a worker's own traceback (it failed unexpectedly), recorded in run.json
 
 
 class TrialPruned(DlrunError):

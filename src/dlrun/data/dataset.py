@@ -77,6 +77,11 @@ class Dataset:
             return arrays.targets
         return None if arrays is None else np.asarray(arrays[1])
 
+    def size(self, name: str) -> int:
+        """How many samples split `name` holds (0 when the dataset has no such split)."""
+        labels = self.labels(name)
+        return 0 if labels is None else len(labels)
+
     def pooled(self) -> "Dataset":
         """This dataset with its validation split folded into train (what K-fold splits); test kept."""
         parts = [part for part in (self.train, self.validation) if part is not None]
@@ -125,7 +130,7 @@ class Dataset:
 
     def summary(self) -> dict:
         """Sizes and shapes, for run.json and the console."""
-        sizes = {name: (len(labels) if (labels := self.labels(name)) is not None else 0) for name in ("train", "validation", "test")}
+        sizes = {name: self.size(name) for name in ("train", "validation", "test")}
         extra = {"warnings": list(self.warnings)} if self.warnings else {}
         return {
             "task": self.task,

@@ -45,12 +45,12 @@ def report(model: Any, loaded: dataset.Dataset, split: str, batch_size: int, plo
     """
     tag = tag or split
     values = model.evaluate(**_batches(loaded, split, batch_size), verbose=0, return_dict=True)
-    targets = _labels(loaded, split)
+    targets = split_labels(loaded, split)
     payload: dict[str, Any] = {
         "split": split,
         "samples": int(len(targets)),
         "metrics": {key: float(value) for key, value in values.items()},
-        "baseline": baseline.for_task(loaded.task, _labels(loaded, "train"), targets),
+        "baseline": baseline.for_task(loaded.task, split_labels(loaded, "train"), targets),
     }
     outputs = np.asarray(model.predict(**_batches(loaded, split, batch_size), verbose=0))
     if loaded.task == "regression":
@@ -133,7 +133,8 @@ def summary_line(payload: dict) -> str:
     return f"{payload['split']} ({payload['samples']} samples): {_format(payload['metrics'])}   baseline: {_format(reference)}"
 
 
-def _labels(loaded: dataset.Dataset, split: str) -> np.ndarray:
+def split_labels(loaded: dataset.Dataset, split: str) -> np.ndarray:
+    """The targets of `split`, which `loaded` must hold (ValueError otherwise)."""
     labels = loaded.labels(split)
     if labels is None:
         raise ValueError(f"Received a dataset without a {split} split; expected one to evaluate on.")
@@ -143,7 +144,7 @@ def _labels(loaded: dataset.Dataset, split: str) -> np.ndarray:
 def _class_names(loaded: dataset.Dataset) -> list[str]:
     if loaded.class_names:
         return list(loaded.class_names)
-    count = loaded.num_classes or (2 if loaded.task == "binary" else int(class_ids(_labels(loaded, "train")).max()) + 1)
+    count = loaded.num_classes or (2 if loaded.task == "binary" else int(class_ids(split_labels(loaded, "train")).max()) + 1)
     return [str(index) for index in range(count)]
 
 

@@ -21,14 +21,20 @@ Nothing heavy is imported here: the pool's workers import TensorFlow themselves,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import queue as queue_module
 import signal
 import time
+from typing import TYPE_CHECKING, Any, Iterable
 
 from dlrun import errors
 from dlrun.trials import outcomes
+
+if TYPE_CHECKING:
+    import concurrent.futures
+    import multiprocessing.queues
 
 EXECUTORS = ("sequential", "pool", "ray", "vectorized")
 RAY_INSTALL = "pip install 'dlrun[ray]'"
@@ -114,7 +120,7 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def run(tasks, worker, on_event, placement: Placement = Placement()) -> None:
+def run(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent, placement: Placement = Placement()) -> None:
     """Run `worker(payload, emit)` for every `(key, payload)` in `tasks` (see the module docstring), where
     `placement` says. `placement.pool`: a `Pool` the caller started early (and closes); otherwise the
     pool executor makes its own."""
@@ -139,10 +145,10 @@ def run(tasks, worker, on_event, placement: Placement = Placement()) -> None:
 # --- sequential: in this process, one task after the other ----------------------------------------
 
 
-def _sequential(tasks, worker, on_event) -> None:
+def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent) -> None:
     for key, payload in tasks:
         try:
-            result = worker(payload, lambda event, key=key: on_event(key, event))
+            result = worker(payload, functools.partial(on_event, key))
         except (KeyboardInterrupt, errors.Interrupted):
             raise KeyboardInterrupt from None
         except Exception as error:  # reported as this task's outcome; the others still run
@@ -153,10 +159,10 @@ def _sequential(tasks, worker, on_event) -> None:
 
 # --- pool: N reused spawned processes (concurrent.futures) -----------------------------------------
 
-_events = None  # in a pool worker: the queue events go back through
+_events: Any = None  # in a pool worker: the multiprocessing queue events go back through
 
 
-def _initialize_worker(events, threads: int) -> None:
+def _initialize_worker(events: multiprocessing.queues.Queue, threads: int) -> None:
     """Runs once in each pool process: limit TensorFlow's threads before it starts, import it once."""
     global _events
     _events = events
@@ -175,7 +181,7 @@ def _initialize_worker(events, threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _call_in_worker(worker, key, payload):
+def _call_in_worker(worker: outcomes.Worker, key: Any, payload: Any) -> Any:
     """In a pool process: run one task, its events going back through the queue."""
     return worker(payload, lambda event: _events.put((key, event)))
 
@@ -184,7 +190,7 @@ class Pool:
     """N spawned worker processes, started at once (each imports TensorFlow while the caller is still
     preparing) and reused for every task of `run`."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int) -> None:
         import concurrent.futures
         import multiprocessing
 
@@ -200,7 +206,7 @@ class Pool:
         for _ in range(workers):
             self.executor.submit(os.getpid)  # each submission with no idle worker starts a process now
 
-    def run(self, tasks, worker, on_event) -> None:
+    def run(self, tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent) -> None:
         """Run every task on the workers, taking the next from `tasks` as one frees (none waits in a queue);
         on any exception (Ctrl-C included) stop them all and re-raise."""
         import concurrent.futures
@@ -264,7 +270,7 @@ class Pool:
             time.sleep(0.01)
         self.executor.shutdown(wait=True)  # the pool notices its processes are gone and winds down
 
-    def stop(self, futures=()) -> None:
+    def stop(self, futures: Iterable[concurrent.futures.Future] = ()) -> None:
         """Stop every worker now: cancel what has not started, SIGTERM the running ones, SIGKILL stragglers."""
         if self.closed:
             return
@@ -282,7 +288,7 @@ class Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _pool(tasks, worker, on_event, workers: int, pool: Pool | None) -> None:
+def _pool(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent, workers: int, pool: Pool | None) -> None:
     if pool is not None:  # started earlier by the caller, who closes it
         pool.run(tasks, worker, on_event)
         return
@@ -291,7 +297,7 @@ def _pool(tasks, worker, on_event, workers: int, pool: Pool | None) -> None:
     own.close()
 
 
-def _drain(events, on_event, pids: set, timeout: float) -> None:
+def _drain(events: multiprocessing.queues.Queue, on_event: outcomes.OnEvent, pids: set, timeout: float) -> None:
     while True:
         try:
             key, event = events.get(timeout=timeout) if timeout else events.get_nowait()

@@ -22,11 +22,19 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.runs import history
 from dlrun.training import evaluation
 from dlrun.trials import executors, kfold_fits, kfold_plan, outcomes
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlrun.config import schema
+    from dlrun.data import dataset
 
 FILE_NAME = "kfold.json"
 FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
@@ -34,8 +42,8 @@ LIVE_WRITE_SECONDS = 1.0  # how often run.json's heartbeat is rewritten from the
 
 
 def kfold(
-    config,
-    console,
+    config: schema.Config,
+    console: Console,
     k: int = 4,
     repeats: int = 1,
     shuffle: bool = True,
@@ -61,7 +69,7 @@ def kfold(
     return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement))
 
 
-def _with_workers(placement: executors.Placement, body):
+def _with_workers(placement: executors.Placement, body: Callable[[executors.Placement], runs.Run]) -> runs.Run:
     """Call `body(placement)`; for the pool executor, its workers start first (importing TensorFlow
     while this process does the same) and are closed, or stopped on an error, afterwards."""
     if placement.executor != "pool":
@@ -76,7 +84,8 @@ def _with_workers(placement: executors.Placement, body):
     return outcome
 
 
-def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
+def _start(config: schema.Config, console: Console, options: dict, monitor: str | None, command: list[str] | None,
+           placement: executors.Placement) -> runs.Run:
     in_process = placement.executor in ("sequential", "vectorized")  # the folds train in this process
     starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
@@ -98,7 +107,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     monitor = _monitor(config, loaded.task, monitor)
     pool = loaded.pooled()
     k, repeats = options["k"], options["repeats"]
-    plan = kfold_plan.plan_folds(pool.labels("train"), loaded.task, k, repeats, options["shuffle"], config.seed)
+    plan = kfold_plan.plan_folds(evaluation.split_labels(pool, "train"), loaded.task, k, repeats, options["shuffle"], config.seed)
 
     run = runs.create(config.output.runs_root, config.name)  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
@@ -107,7 +116,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         **options,
         "stratified": loaded.task != "regression",
         "monitor": monitor,
-        "samples": len(pool.labels("train")),
+        "samples": pool.size("train"),
         "pooled_splits": [name for name in ("train", "validation") if loaded.split(name) is not None],
         "folds": plan,
     }
@@ -125,7 +134,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
         f"run folder: [bold]{terminal.text(run.path)}[/bold]\n"
         f"data: {state['samples']} samples ({' + '.join(state['pooled_splits'])}) in {k} {stratified}folds"
         f"{f' x {repeats} repeats' if repeats > 1 else ''}; "
-        f"{len(loaded.labels('test')) if loaded.test is not None else 0} test samples; "
+        f"{loaded.size('test')} test samples; "
         f"each fold trains {config.train.epochs} epochs as `dlrun train` would",
         highlight=False,
         soft_wrap=True,
@@ -135,7 +144,7 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     return _execute(run, state, config, pool, console, placement)
 
 
-def resume(run_dir, console, command: list[str] | None = None,
+def resume(run_dir: str | Path, console: Console, command: list[str] | None = None,
            placement: executors.Placement = executors.Placement(), backend_name: str | None = None) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
@@ -171,9 +180,9 @@ def resume(run_dir, console, command: list[str] | None = None,
     return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
 
 
-def _check_same_data(run: runs.Run, state: dict, pool) -> None:
+def _check_same_data(run: runs.Run, state: dict, pool: dataset.Dataset) -> None:
     """Refuse to continue a K-fold run on other data than it was planned on (its folds' indices would be wrong)."""
-    samples = len(pool.labels("train"))
+    samples = pool.size("train")
     if samples != state["samples"]:
         raise errors.DataError(
             f"data: received {samples} samples; expected the {state['samples']} this K-fold run was planned on"
@@ -181,7 +190,7 @@ def _check_same_data(run: runs.Run, state: dict, pool) -> None:
     run.check_same_data(pool.fingerprint())
 
 
-def _monitor(config, task: str, monitor: str | None) -> str:
+def _monitor(config: schema.Config, task: str, monitor: str | None) -> str:
     names = ["loss", *config_module.metric_names(config, task)]
     allowed = [f"val_{name}" for name in names]
     if monitor is None:
@@ -191,7 +200,7 @@ def _monitor(config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run, state, config, pool, console, placement: executors.Placement) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
@@ -210,7 +219,7 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
     return run
 
 
-def _run_folds(run, state, config, pool, console, placement: executors.Placement) -> None:
+def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement) -> None:
     """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
@@ -236,7 +245,7 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
     epochs_done = sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed")
     failed: list[str] = []
 
-    def on_event(index, event):
+    def on_event(index: int, event: outcomes.Event) -> None:
         nonlocal epochs_done
         fold, label = folds[index], _label(folds[index], state)
         if event["type"] == "resumed":
@@ -290,7 +299,7 @@ def _label(fold: dict, state: dict) -> str:
     return f"{prefix}fold {fold['fold']}/{state['k']}"
 
 
-def _conclude(run, state, config, pool, console, placement: executors.Placement) -> dict:
+def _conclude(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement) -> dict:
     """Mean curves, smoothing, the recommendation and the plots; then the final refit when asked."""
     fold_histories = [history.load(run.path / "folds" / str(fold["index"]) / history.FILE_NAME) for fold in state["folds"]]
     mean = kfold_plan.mean_history(fold_histories)
@@ -331,7 +340,7 @@ def _conclude(run, state, config, pool, console, placement: executors.Placement)
     return outcome
 
 
-def _final(run, state, config, pool, epochs: int, console, placement: executors.Placement) -> dict:
+def _final(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, epochs: int, console: Console, placement: executors.Placement) -> dict:
     """Retrain on every pooled sample for `epochs`, evaluate on test next to the baseline, save the model.
 
     With a process pool the refit is one more task for a worker, which has Keras loaded already (this
@@ -351,7 +360,7 @@ def _final(run, state, config, pool, epochs: int, console, placement: executors.
     epochs_before = sum(fold["epochs"] for fold in state["folds"])
     outcome: dict = {}
 
-    def on_event(_key, event):
+    def on_event(_key: Any, event: outcomes.Event) -> None:
         if event["type"] == "resumed":
             progress.say(f"resuming the final refit after epoch {event['after_epoch']} (state from {event['source']})")
         elif event["type"] == "epoch":

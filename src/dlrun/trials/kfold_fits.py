@@ -10,11 +10,16 @@ import io
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dlrun import config as config_module
 from dlrun.config import schema
 from dlrun.runs import history
 from dlrun.training import checkpoints
+
+if TYPE_CHECKING:
+    from dlrun.data import dataset
+    from dlrun.trials import outcomes
 
 
 def fold_config(config: schema.Config, index: int, keep_early_stopping: bool = False) -> schema.Config:
@@ -62,7 +67,7 @@ class FitTask:
     epochs: int | None = None  # the refit's epoch count (a fold trains train.epochs)
     run: str | None = None  # the refit: the run folder, for metrics plots and model.keras
     data_seed: int = 0  # the seed the data was loaded with (the run's seed; a fold's config seed differs)
-    dataset: object | None = None
+    dataset: dataset.Dataset | None = None
     # stream: the worker shares no file system with `folder` (Ray): it trains in a scratch folder and sends
     # each epoch's history and checkpoint back in its events, for the driver to write; it continues from
     # `resume_checkpoint` (the file's bytes, base64) and `resume_history` when the driver had them.
@@ -71,7 +76,7 @@ class FitTask:
     resume_history: dict | None = None
 
 
-def train_part(task: FitTask, emit) -> dict:
+def train_part(task: FitTask, emit: outcomes.Emit) -> dict:
     """Train one fold or the final refit, here or in a worker, through the one training function.
 
     The fit continues from its folder's last checkpoint when there is one (a resumed run). Each epoch
@@ -97,7 +102,7 @@ def train_part(task: FitTask, emit) -> dict:
         return _train(task, folder, with_files)
 
 
-def _train(task: FitTask, folder: Path, emit) -> dict:
+def _train(task: FitTask, folder: Path, emit: outcomes.Emit) -> dict:
     from rich import console as rich_console
 
     from dlrun.training import trainer
@@ -115,8 +120,8 @@ def _train(task: FitTask, folder: Path, emit) -> dict:
                           on_epoch=lambda epoch, logs: emit({"type": "epoch", "epoch": epoch, "logs": logs}))
     result = {
         "history": fitted.history,
-        "train_samples": len(data.labels("train")),
-        "validation_samples": 0 if data.validation is None else len(data.labels("validation")),
+        "train_samples": data.size("train"),
+        "validation_samples": data.size("validation"),
         "seconds": round(fitted.seconds, 3),
     }
     if training.plan.feature_cache is not None:  # recorded in kfold.json: `dlrun runs clean` keeps the entry
@@ -155,10 +160,10 @@ def write_streamed(folder: Path, event: dict) -> None:
         checkpoints.write(folder, base64.b64decode(event["checkpoint"]))
 
 
-_POOLED: dict = {}  # in a worker process: the pooled dataset per data config, loaded once
+_POOLED: dict[str, dataset.Dataset] = {}  # in a worker process: the pooled dataset per data config, loaded once
 
 
-def _pooled_in_this_process(config, seed: int):
+def _pooled_in_this_process(config: schema.Config, seed: int) -> dataset.Dataset:
     from dlrun import data
 
     key = json.dumps([config.data.model_dump(mode="json"), seed], sort_keys=True)

@@ -41,7 +41,7 @@ def plan_folds(targets: np.ndarray, task: str, k: int, repeats: int, shuffle: bo
             f"--k: received {k}; expected at most {int(np.bincount(labels).max())} "
             "(stratified folds need that many samples in at least one class)"
         )
-    plan = []
+    plan: list[dict] = []
     for repeat in range(repeats):
         options = {"n_splits": k, "shuffle": shuffle, "random_state": seed + repeat if shuffle else None}
         splitter = model_selection.StratifiedKFold(**options) if stratified else model_selection.KFold(**options)
@@ -72,7 +72,7 @@ def mean_history(fold_histories: list[dict]) -> dict:
     """The per-epoch mean over folds of every logged value, over the epochs every fold reached."""
     epochs = min(len(fold_history["epoch"]) for fold_history in fold_histories)
     keys = [key for key in fold_histories[0] if key != "epoch" and all(key in other for other in fold_histories)]
-    mean = {"epoch": list(range(1, epochs + 1))}
+    mean: dict[str, list] = {"epoch": list(range(1, epochs + 1))}
     for key in keys:
         columns = np.array([[np.nan if value is None else value for value in other[key][:epochs]] for other in fold_histories], dtype="float64")
         with np.errstate(all="ignore"):

@@ -3,13 +3,18 @@ trial, and one printed line as each ends."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rich import progress as rich_progress
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class TrialProgress:
     """`fold 2/4  epoch 37/80  ━━━━━━  val_mae 2.4100  0:00:05` per running trial (transient bars)."""
 
-    def __init__(self, console):
+    def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = rich_progress.Progress(
             rich_progress.TextColumn("[bold]{task.fields[label]}"),
@@ -26,10 +31,10 @@ class TrialProgress:
         self.progress.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         self.progress.stop()
 
-    def epoch(self, key, label: str, epoch: int, epochs: int, latest: str = "") -> None:
+    def epoch(self, key: Any, label: str, epoch: int, epochs: int, latest: str = "") -> None:
         """Trial `key` finished `epoch` of `epochs`."""
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task("trial", total=epochs, label=label, latest="")
@@ -39,7 +44,7 @@ class TrialProgress:
         """Print `line` above the bars."""
         self.progress.console.print(line, highlight=False, soft_wrap=True)
 
-    def finish(self, key, line: str) -> None:
+    def finish(self, key: Any, line: str) -> None:
         """Trial `key` ended: drop its bar and print `line` above the others."""
         task = self.tasks.pop(key, None)
         if task is not None:

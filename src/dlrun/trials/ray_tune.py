@@ -15,13 +15,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import TYPE_CHECKING, Any
 
 from dlrun.trials import outcomes
+
+if TYPE_CHECKING:
+    pass
 
 EVENT = "dlrun_event"  # the reported metric carrying one JSON-encoded event
 
 
-def run(tasks: list[tuple], worker, on_event, address: str | None = None, cpus_per_trial: float = 1.0) -> None:
+def run(tasks: list[tuple], worker: outcomes.Worker, on_event: outcomes.OnEvent, address: str | None = None, cpus_per_trial: float = 1.0) -> None:
     """Run `worker(payload, emit)` for each `(key, payload)` as a Ray Tune trial (see dlrun.trials.executors)."""
     import ray
     from ray import tune
@@ -46,7 +50,8 @@ def run(tasks: list[tuple], worker, on_event, address: str | None = None, cpus_p
                                           failure_config=tune.FailureConfig(max_failures=0)),
             )
             grid = tuner.fit()
-            for result in grid:
+            # ResultGrid iterates through __len__ and __getitem__ (the old sequence protocol), which mypy does not model
+            for result in grid:  # type: ignore[attr-defined]
                 key = result.config["key"]
                 if result.error is not None and key not in outcomes:
                     outcomes.add(key)
@@ -58,10 +63,12 @@ def run(tasks: list[tuple], worker, on_event, address: str | None = None, cpus_p
         raise KeyboardInterrupt
 
 
-def _trainable(config, worker=None, payloads=None):
+def _trainable(config: dict, worker: outcomes.Worker | None = None, payloads: dict | None = None) -> None:
     """In a Ray worker: run the task, reporting each event; the outcome is the last report."""
     from ray import tune
 
+    if worker is None or payloads is None:  # tune.with_parameters passes both
+        raise ValueError("Received a trial without its worker and payloads; expected tune.with_parameters to pass them")
     _limit_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     payload = payloads[config["key"]]
     result = worker(payload, lambda event: tune.report({EVENT: json.dumps(event)}))
@@ -88,22 +95,22 @@ def _failure(error: BaseException) -> dict:
     return outcomes.failure(cause if isinstance(cause, BaseException) else error)
 
 
-def _relay_class():
+def _relay_class() -> type:
     from ray import tune
 
     class Relay(tune.Callback):
         """In the driver: every reported event goes to `on_event` as it arrives."""
 
-        def __init__(self, on_event, outcomes: set):
+        def __init__(self, on_event: outcomes.OnEvent | None, outcomes: set) -> None:
             self.on_event = on_event
             self.outcomes = outcomes
 
-        def __getstate__(self):
+        def __getstate__(self) -> dict:
             # Tune pickles its callbacks with the experiment state; `on_event` holds the live run
             # (locks, consoles) and only means something in this driver process.
             return {"on_event": None, "outcomes": set()}
 
-        def on_trial_result(self, iteration, trials, trial, result, **info):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             if EVENT not in result or self.on_event is None:
                 return
             event = json.loads(result[EVENT])
@@ -115,5 +122,5 @@ def _relay_class():
     return Relay
 
 
-def _relay(on_event, outcomes):
+def _relay(on_event: outcomes.OnEvent, outcomes: set) -> Any:
     return _relay_class()(on_event, outcomes)

@@ -15,9 +15,13 @@ import json
 import math
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import config as config_module, errors
 from dlrun.config import overrides, search as search_config
+
+if TYPE_CHECKING:
+    import optuna
 
 SQLITE_FILE = "study.db"
 JOURNAL_FILE = "study.journal"
@@ -35,7 +39,7 @@ def storage_url(storage: str | None, folder: Path) -> str:
     return storage
 
 
-def open_storage(url: str):
+def open_storage(url: str) -> optuna.storages.BaseStorage:
     """The Optuna storage at `url` (see `storage_url`)."""
     import optuna
 
@@ -95,24 +99,23 @@ def _encoded(values: list) -> list:
     return [value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value) for value in values]
 
 
-def suggest(trial, search: search_config.SearchConfig) -> dict:
+def suggest(trial: optuna.Trial, search: search_config.SearchConfig) -> dict:
     """Draw the trial's values from the space (through Optuna's `suggest_*`); return {key: config value}."""
     values = {}
-    for key, dimension in search.space.items():
-        kind = dimension.kind()
-        if kind == "choice":
+    for key, dimension in search.space.items():  # exactly one of choice, int and float is set (Dimension checks)
+        if dimension.choice is not None:
             options = _encoded(dimension.choice)
             values[key] = dimension.choice[options.index(trial.suggest_categorical(key, options))]
-        elif kind == "int":
+        elif dimension.int is not None:
             low, high = dimension.int
             values[key] = trial.suggest_int(key, low, high, step=int(dimension.step or 1), log=dimension.log)
-        else:
-            low, high = dimension.float
-            values[key] = trial.suggest_float(key, low, high, step=dimension.step, log=dimension.log)
+        elif dimension.float is not None:
+            bottom, top = dimension.float
+            values[key] = trial.suggest_float(key, bottom, top, step=dimension.step, log=dimension.log)
     return values
 
 
-def sampler(search: search_config.SearchConfig, asked: int = 0):
+def sampler(search: search_config.SearchConfig, asked: int = 0) -> optuna.samplers.BaseSampler:
     """The Optuna sampler the section names, seeded by `search.seed` and `asked`, the number of trials the
     study holds: a new one before each ask makes every draw a function of the study alone, so a resumed or
     joined sweep draws what one uninterrupted process would have drawn."""
@@ -121,11 +124,11 @@ def sampler(search: search_config.SearchConfig, asked: int = 0):
     seed = None if search.seed is None else (search.seed + asked) % 2**32
     if search.sampler == "grid":
         class Grid(optuna.samplers.GridSampler):
-            def after_trial(self, *arguments) -> None:
+            def after_trial(self, *arguments: Any) -> None:
                 pass  # its `study.stop()` works only inside `study.optimize`; the sweep counts its trials itself
 
         # always the section's seed: it also orders the grid's points, which must stay the same for every process
-        return Grid({key: _encoded(dimension.choice) for key, dimension in search.space.items()}, seed=search.seed)
+        return Grid({key: _encoded(dimension.choice or []) for key, dimension in search.space.items()}, seed=search.seed)
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if search.sampler == "cmaes":
@@ -133,7 +136,7 @@ def sampler(search: search_config.SearchConfig, asked: int = 0):
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def pruner(search: search_config.SearchConfig):
+def pruner(search: search_config.SearchConfig) -> optuna.pruners.BasePruner:
     """The Optuna pruner the section names (its steps are epochs)."""
     import optuna
 
@@ -147,13 +150,15 @@ def pruner(search: search_config.SearchConfig):
     return optuna.pruners.NopPruner()
 
 
-def open_study(url: str, name: str, search: search_config.SearchConfig, create: bool = False):
+def open_study(url: str, name: str, search: search_config.SearchConfig, create: bool = False) -> optuna.Study:
     """The study `name` in the storage at `url` (a new one with `create`), with the section's sampler and pruner."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlrun prints each trial itself
     storage = open_storage(url)
     if create:
+        if search.direction == "auto":
+            raise ValueError("Received search.direction auto; expected the section resolved (config.search.resolve)")
         return optuna.create_study(storage=storage, study_name=name, direction=search.direction,
                                    sampler=sampler(search), pruner=pruner(search))
     try:
@@ -185,7 +190,7 @@ class Reporter:
     """In a trial's worker: reports `metric` to the study every epoch and raises `errors.TrialPruned`
     when the pruner says the trial is hopeless."""
 
-    def __init__(self, url: str, study_name: str, trial_id: int, search: search_config.SearchConfig):
+    def __init__(self, url: str, study_name: str, trial_id: int, search: search_config.SearchConfig) -> None:
         import optuna
 
         self.study = open_study(url, study_name, search)

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import schema
 from dlrun.trials import outcomes, spread
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FILE_NAME = "seeds.json"
 KIND = "seeds"
@@ -46,14 +50,14 @@ def is_group(run_dir: str | Path) -> bool:
         return False
 
 
-def train(config: schema.Config, console, count: int, command: list[str] | None = None) -> runs.Run:
+def train(config: schema.Config, console: Console, count: int, command: list[str] | None = None) -> runs.Run:
     """Train `config` `count` times (see the module docstring); return the completed group's run."""
     check_count(count)
     for index in range(count):  # every seed's config is valid before the folder exists
         child_config(config, index, Path(config.output.runs_root) / "seeds" / CHILDREN_FOLDER)
     run = runs.create(config.output.runs_root, f"{config.name}-seeds")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-    state = {"format": FORMAT, "count": count,
+    state: dict = {"format": FORMAT, "count": count,
              "children": [{"index": index, "seed": config.seed + index, "status": "pending"} for index in range(count)]}
     run.write_json(FILE_NAME, state)
     run.start(command, config.seed, runs.versions(), extra={"kind": KIND, "seeds": [child["seed"] for child in state["children"]]})
@@ -62,7 +66,7 @@ def train(config: schema.Config, console, count: int, command: list[str] | None 
     return _execute(run, state, config, console)
 
 
-def resume(group_dir: str | Path, console, count: int | None = None, command: list[str] | None = None) -> runs.Run | None:
+def resume(group_dir: str | Path, console: Console, count: int | None = None, command: list[str] | None = None) -> runs.Run | None:
     """Continue a seeds group that stopped; None (and nothing done) when it had completed."""
     run = runs.Run.open_to_continue(group_dir)
     try:
@@ -82,7 +86,7 @@ def resume(group_dir: str | Path, console, count: int | None = None, command: li
     return _execute(run, state, config, console)
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, console) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console) -> runs.Run:
     children_root = run.path / CHILDREN_FOLDER
     failed = []
 
@@ -117,7 +121,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, console) -> runs
     return _finish(run, state, failed, console)
 
 
-def _train_child(run: runs.Run, child: dict, config: schema.Config, children_root: Path, console, started) -> Path:
+def _train_child(run: runs.Run, child: dict, config: schema.Config, children_root: Path, console: Console,
+                 started: Callable[[dict, runs.Run], None]) -> Path:
     """Train one seed, or continue its run folder (a group continued with --resume); return its folder."""
     from dlrun.training import resume, trainer
 
@@ -134,7 +139,7 @@ def _train_child(run: runs.Run, child: dict, config: schema.Config, children_roo
     return trainer.train(resolved, console, command=command, resume_run=previous, on_start=on_start).path
 
 
-def _finish(run: runs.Run, state: dict, failed: list[str], console) -> runs.Run:
+def _finish(run: runs.Run, state: dict, failed: list[str], console: Console) -> runs.Run:
     completed = [child for child in state["children"] if child["status"] == "completed"]
     state["aggregate"] = spread.aggregate([child["metrics"] for child in completed])
     state["status"] = "failed" if failed else "completed"

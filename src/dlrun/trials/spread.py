@@ -8,6 +8,7 @@ the population std (numpy's default, as `dlrun kfold` reports over folds).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dlrun.runs import history, table as runs_table
 
@@ -52,5 +53,5 @@ def lines(spread: dict[str, dict[str, dict]]) -> list[str]:
             for section in SECTIONS for name, values in spread.get(section, {}).items()]
 
 
-def _is_number(value) -> bool:
+def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

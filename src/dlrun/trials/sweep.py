@@ -21,10 +21,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import search as search_config, yaml_strict
 from dlrun.trials import executors, search as search_engine, sweep_results, sweep_study
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlrun.config import schema
 
 FILE_NAME = sweep_results.FILE_NAME
 FORMAT = sweep_results.FORMAT
@@ -89,7 +95,7 @@ def parse_ranges(items: list[str]) -> dict[str, dict]:
     return ranges
 
 
-def plan(base, options: Options) -> search_config.SearchConfig:
+def plan(base: schema.Config, options: Options) -> search_config.SearchConfig:
     """The resolved search: the config's `search:` section with the command line's options applied."""
     grid, ranges = parse_grid(list(options.grid)), parse_ranges(list(options.ranges))
     if ranges and options.random is None:
@@ -108,7 +114,7 @@ def plan(base, options: Options) -> search_config.SearchConfig:
         raise errors.UsageError(f"--trials: received {options.trials}; expected a number of trials >= 1")
     section = base.search.model_dump(mode="json") if base.search is not None else {}
     if grid or ranges:
-        space = {key: {"choice": values} for key, values in grid.items()}
+        space: dict[str, dict[str, Any]] = {key: {"choice": values} for key, values in grid.items()}
         for key, bounds in ranges.items():
             kind = "int" if all(isinstance(bound, int) for bound in (bounds["low"], bounds["high"])) else "float"
             space[key] = {kind: [bounds["low"], bounds["high"]], **({"log": True} if bounds["log"] else {})}
@@ -120,11 +126,13 @@ def plan(base, options: Options) -> search_config.SearchConfig:
         section.update(metric=options.metric, direction="auto")
     section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner") if getattr(options, name) is not None})
     search = config_module.validate({**config_module.to_data(base), "search": section}).search
+    if search is None:  # the section was given just above
+        raise ValueError("Received a config without its search section; expected the one just given")
     _check_metric(search.metric, base, "--metric" if options.metric is not None else "search.metric")
     return search
 
 
-def _check_metric(metric: str, config, option: str) -> None:
+def _check_metric(metric: str, config: schema.Config, option: str) -> None:
     """The objective must be something every trial records (when the dataset's task is known)."""
     task = getattr(config.data, "task", None)
     if task is None:
@@ -139,7 +147,7 @@ def _without_search(data: dict) -> dict:
     return {key: value for key, value in data.items() if key != "search"}
 
 
-def sweep(config_file, set_values: list[str], options: Options, console, placement: executors.Placement,
+def sweep(config_file: str | Path, set_values: list[str], options: Options, console: Console, placement: executors.Placement,
           command: list[str] | None = None) -> runs.Run:
     """Plan, check and run a sweep (see the module docstring); return the sweep's run."""
     base = config_module.load(config_file, set_values)
@@ -179,7 +187,7 @@ def _load_state(folder: Path) -> dict:
     return state
 
 
-def resume(sweep_dir, console, placement: executors.Placement, command: list[str] | None = None, max_failures: int | None = None) -> runs.Run:
+def resume(sweep_dir: str | Path, console: Console, placement: executors.Placement, command: list[str] | None = None, max_failures: int | None = None) -> runs.Run:
     """Continue an interrupted or failed sweep (see the module docstring)."""
     run = runs.Run.open_to_continue(sweep_dir)
     state = _load_state(run.path)
@@ -199,7 +207,7 @@ def resume(sweep_dir, console, placement: executors.Placement, command: list[str
     return sweep_study.drive(run, state, study, _without_search(config_module.to_data(base)), console, placement, owner=True, resuming=True)
 
 
-def join(target: str, console, placement: executors.Placement) -> runs.Run:
+def join(target: str, console: Console, placement: executors.Placement) -> runs.Run:
     """Add this process's workers to a running sweep (its folder, or its storage URL when it holds one study)."""
     if "://" in str(target):
         names = search_engine.study_names(str(target))

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import atomic, terminal
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.table import Table
+
+    from dlrun import runs
 
 FILE_NAME = "sweep.json"
 FORMAT = 3  # sweep.json's layout; 3: trials are an Optuna study's, numbered as Optuna numbers them
@@ -19,7 +27,7 @@ PLOTS_FOLDER = "plots"
 _STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 
-def trials(study) -> list[dict]:
+def trials(study: optuna.Study) -> list[dict]:
     """The study's trials as `sweep.json` lists them (see the module docstring)."""
     found = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number):
@@ -33,7 +41,7 @@ def trials(study) -> list[dict]:
     return found
 
 
-def write(run, state: dict, study) -> None:
+def write(run: runs.Run, state: dict, study: optuna.Study) -> None:
     """Rewrite `sweep.json` in the sweep folder `run` with `state` and the study's trials."""
     state["trials"] = trials(study)
     state["ranking"] = [trial["number"] for trial in rank(state)]
@@ -46,7 +54,7 @@ def rank(state: dict) -> list[dict]:
     return sorted(scored, key=lambda trial: trial["best"]["value"], reverse=state["search"]["direction"] == "maximize")
 
 
-def table(state: dict):
+def table(state: dict) -> Table:
     """A Rich table of the trials: the completed ones ranked best first, then pruned, failed and unfinished ones."""
     from rich import table as rich_table
 
@@ -72,7 +80,7 @@ def table(state: dict):
     return result
 
 
-def value_text(value) -> str:
+def value_text(value: Any) -> str:
     """A config value as the table shows it: floats to 4 significant digits, the rest as JSON."""
     return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
 
@@ -86,7 +94,7 @@ def describe(trial: dict) -> str:
     return trial["status"]
 
 
-def plot(study, folder, parameters: int) -> list[str]:
+def plot(study: optuna.Study, folder: Path, parameters: int) -> list[str]:
     """Optuna's matplotlib plots of the study as PNGs in `folder/plots` (each written atomically); returns
     the names written. Parameter importances need 2+ parameters and 3+ completed trials."""
     import optuna
@@ -95,7 +103,7 @@ def plot(study, folder, parameters: int) -> list[str]:
     completed = [trial for trial in study.get_trials(deepcopy=False) if trial.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         return []
-    plots = {"optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
+    plots: dict[str, Callable[..., Any]] = {"optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
              "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
              "intermediate_values": optuna.visualization.matplotlib.plot_intermediate_values}
     if parameters >= 2 and len(completed) >= 3:

@@ -18,10 +18,17 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import overrides, search as search_config
 from dlrun.trials import executors, outcomes, search as search_engine, sweep_results
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
+
+    from dlrun.trials import progress as trial_progress
 
 TRIALS_FOLDER = "trials"
 ASK_LOCK = ".study.lock"  # flock'ed while a process counts the study's trials and asks for one more
@@ -39,7 +46,7 @@ def shown(values: dict) -> str:
     return ", ".join(f"{key.rsplit('.', 1)[-1]}={sweep_results.value_text(value)}" for key, value in values.items())
 
 
-def drive(run, state: dict, study, base_data: dict, console, placement: executors.Placement, owner: bool,
+def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, console: Console, placement: executors.Placement, owner: bool,
           resuming: bool = False) -> runs.Run:
     """Ask, train and tell trials until the study holds `state['trials_total']`; the owner then waits for the
     trials joined workers are training, ranks them, and finishes the sweep's run (see the module docstring)."""
@@ -51,14 +58,14 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
     if owner:
         state["executor"] = placement.record()
     total, metric = state["trials_total"], search.metric
-    handles: dict[int, object] = {}  # number -> optuna.trial.Trial, to set attributes while it runs
+    handles: dict[int, optuna.Trial] = {}  # number -> optuna.trial.Trial, to set attributes while it runs
     epochs: dict[int, int] = {}  # number -> epochs trained so far
     planned: dict[int, int] = {}  # number -> the epochs its config trains
     in_a_row: list[str] = []  # the errors of the trials that failed since the last one that did not
     failed: list[str] = []
     mine: list[int] = []
 
-    def task(trial, values: dict, previous_run: str | None):
+    def task(trial: optuna.Trial, values: dict, previous_run: str | None) -> tuple[int, dict]:
         data = overrides.apply(base_data, set_items(values))
         data["name"] = f"{base_data['name']}-t{trial.number:03d}"
         data.setdefault("output", {})["runs_root"] = str(run.path / TRIALS_FOLDER)
@@ -68,7 +75,7 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         study_address = {"url": state["storage"], "name": state["study"], "trial_id": trial._trial_id, "search": state["search"]}
         return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address}
 
-    def tasks():
+    def tasks() -> Iterator[tuple[int, dict]]:
         if resuming:
             for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 if not _alive(frozen):  # its process died: continue it from its run's last checkpoint
@@ -107,7 +114,7 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         failed.append(in_a_row[-1])
         save()
 
-    def on_event(number, event):
+    def on_event(number: int, event: outcomes.Event) -> None:
         label = f"trial {number}/{total}"
         if event["type"] == "started":
             handles[number].set_user_attr("run", event["run"])  # so --resume continues this run folder, not a new one
@@ -117,7 +124,7 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         elif event["type"] == "epoch":
             epochs[number] = event["epoch"]
             value = event["logs"].get(metric)
-            progress.epoch(number, label, event["epoch"], planned.get(number, event["epoch"]), f"{metric} {value:.4f}" if value is not None else "")
+            progress.epoch(number, label, event["epoch"], planned[number] if number in planned else event["epoch"], f"{metric} {value:.4f}" if value is not None else "")
             if owner:
                 run.heartbeat(at_most_every=1.0, trial=number)
         elif event["type"] == "done":
@@ -162,7 +169,7 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         return run
     return _finish(run, state, study, console, in_a_row, failed)
 @contextlib.contextmanager
-def _ask_lock(folder: Path):
+def _ask_lock(folder: Path) -> Iterator[None]:
     """Only one process at a time counts the study's trials and asks for one more: never more than `trials`."""
     handle = os.open(folder / ASK_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -172,7 +179,7 @@ def _ask_lock(folder: Path):
         os.close(handle)
 
 
-def _held(folder) -> bool:
+def _held(folder: str | Path) -> bool:
     """Whether a live process holds the run folder's lock (it is training that trial now)."""
     try:
         handle = os.open(Path(folder) / runs.folder.LOCK_FILE, os.O_RDONLY)
@@ -187,7 +194,7 @@ def _held(folder) -> bool:
         os.close(handle)
 
 
-def _alive(frozen) -> bool:
+def _alive(frozen: optuna.trial.FrozenTrial) -> bool:
     """Whether a RUNNING trial is still being trained by some process (else it is left for `--resume`)."""
     if frozen.user_attrs.get("run"):
         return _held(frozen.user_attrs["run"])
@@ -199,7 +206,7 @@ def _alive(frozen) -> bool:
 
 
 @contextlib.contextmanager
-def _joined(run):
+def _joined(run: runs.Run) -> Iterator[None]:
     """A joined worker's lifecycle: the sweep's run.json is its owner's; Ctrl-C or SIGTERM leaves this
     worker's trials running in the study, for the owner (or a later --resume) to continue."""
     from dlrun import signals
@@ -216,7 +223,7 @@ def _worker() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _wait_for_joined(study, progress) -> None:
+def _wait_for_joined(study: optuna.Study, progress: trial_progress.TrialProgress) -> None:
     """Wait while joined workers (other processes or hosts) still train trials of the study."""
     import optuna
 
@@ -232,7 +239,7 @@ def _wait_for_joined(study, progress) -> None:
         time.sleep(_WAIT_SECONDS)
 
 
-def _finish(run, state: dict, study, console, in_a_row: list[str], failed: list[str]) -> runs.Run:
+def _finish(run: runs.Run, state: dict, study: optuna.Study, console: Console, in_a_row: list[str], failed: list[str]) -> runs.Run:
     """Rank the trials, write sweep.json and the plots, print the table, and record how the sweep ended."""
     sweep_results.write(run, state, study)
     try:

@@ -4,14 +4,18 @@ its metric to the study every epoch and stops when the pruner says so (`run_tria
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from dlrun import config as config_module, errors, runs
 from dlrun.config import search as search_config
 from dlrun.runs import history
 from dlrun.trials import search as search_engine
 
+if TYPE_CHECKING:
+    from dlrun.trials import outcomes
 
-def run_trial(payload: dict, emit) -> dict:
+
+def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
     """Train one trial through the one training function; its epochs go out through `emit`.
 
     `payload`: the trial's `config`, its run folder `run` when it continues one (a resumed sweep: the
@@ -39,7 +43,7 @@ def run_trial(payload: dict, emit) -> dict:
     quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
     started = {}
 
-    def on_start(run) -> None:
+    def on_start(run: runs.Run) -> None:
         started["run"] = run
         if previous is not None:
             reporter.history(history.load(run.path / history.FILE_NAME))  # epochs trained before a kill, once

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from typing import Any
 
 from dlrun import config as config_module, errors
 from dlrun.trials import executors, kfold_fits, outcomes
@@ -37,7 +38,7 @@ from dlrun.trials import executors, kfold_fits, outcomes
 VALIDATION_BATCH = 32
 
 
-def run(tasks: list[tuple], on_event, say) -> None:
+def run(tasks: list[tuple], on_event: outcomes.OnEvent, say) -> None:
     """Train the folds `tasks` ((key, kfold_fits.FitTask) pairs, in this process) together; events and
     outcomes reach `on_event(key, event)` as from `executors.run`. `say(line)` prints a console line."""
     reason = config_reason([task.config for _key, task in tasks])
@@ -82,7 +83,7 @@ def config_reason(configs: list[dict]) -> str | None:
 class _Copy:
     """One fold trained as a copy: its task, its Training, its recorder, where it starts and whether it lives."""
 
-    def __init__(self, key, task, training):
+    def __init__(self, key: Any, task, training) -> None:
         self.key, self.task, self.training = key, task, training
         self.folder = Path(task.folder)
         self.first_epoch = 0
@@ -93,7 +94,7 @@ class _Copy:
         self.validation = data.split("validation")
 
 
-def _build(tasks) -> tuple[list[_Copy], list[tuple], str | None]:
+def _build(tasks: outcomes.Tasks) -> tuple[list[_Copy], list[tuple], str | None]:
     """Each fold's Training as the sequential executor builds it, the (key, error) of folds whose Training
     could not be built, and why the folds cannot train together (or None)."""
     from rich import console as rich_console
@@ -136,7 +137,7 @@ def _model_reason(training) -> str | None:
     return None
 
 
-def _train_together(copies: list[_Copy], on_event) -> None:
+def _train_together(copies: list[_Copy], on_event: outcomes.OnEvent) -> None:
     """Restore each copy, then train every epoch of every living copy in one compiled call per epoch."""
     import jax
     import numpy as np
@@ -196,7 +197,7 @@ def _train_together(copies: list[_Copy], on_event) -> None:
         state = (*state[:3], reset_metrics)
 
 
-def _end_epoch(copy, index, epoch, host_state, logs, losses, steps_active, on_event, started):
+def _end_epoch(copy, index: int, epoch: int, host_state, logs: dict | None, losses, steps_active, on_event: outcomes.OnEvent, started: float) -> None:
     """One copy's epoch end, as the sequential executor has it: the NaN stop, the recorder, and at the
     last epoch the outcome."""
     import math
@@ -220,7 +221,7 @@ def _end_epoch(copy, index, epoch, host_state, logs, losses, steps_active, on_ev
         _done(copy, on_event, started)
 
 
-def _done(copy, on_event, started: float) -> None:
+def _done(copy, on_event: outcomes.OnEvent, started: float) -> None:
     """The copy trained its last epoch: its outcome, as `kfold_fits.train_part` returns it."""
     copy.alive = False
     on_event(copy.key, {"type": "done", "result": {
@@ -266,7 +267,7 @@ def _padded(parts: list[tuple], batch_size: int):
     return inputs, targets, weights, masks, counts
 
 
-def _state_of(model) -> tuple:
+def _state_of(model: Any) -> tuple:
     return tuple([variable.value for variable in variables] for variables in
                  (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables))
 
@@ -278,14 +279,14 @@ def _stack(states: list[tuple]):
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
-def _programs(model):
+def _programs(model: Any):
     """The compiled epoch programs over stacked copies, built from `model`'s stateless Keras pieces:
     `train_epoch(state, batches) -> (state, per-step losses, metrics results)` and `validate(state, batches)
     -> metrics results` (each result a (copies,) array)."""
     import jax
     import jax.numpy as jnp
 
-    def update_metrics(metrics_variables, loss, inputs, targets, predictions, mask, count):
+    def update_metrics(metrics_variables, loss, inputs: Any, targets: Any, predictions, mask, count):
         # Keras' `_update_metrics_variables` and `compute_metrics`, counting the real samples only (they
         # count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no sample weights).
         from keras.src import backend as keras_backend
@@ -309,7 +310,7 @@ def _programs(model):
     def kept(active, new, old):
         return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
 
-    def train_step(state, batch):
+    def train_step(state: dict, batch: int):
         trainable, non_trainable, optimizer_variables, metrics_variables = state
         inputs, targets, weights, mask, count, active = batch
         gradient = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
@@ -320,7 +321,7 @@ def _programs(model):
         new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
         return kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
 
-    def test_step(state, batch):
+    def test_step(state: dict, batch: int):
         trainable, non_trainable, metrics_variables = state
         inputs, targets, weights, mask, count = batch
         _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
@@ -329,12 +330,12 @@ def _programs(model):
         return (trainable, non_trainable, kept(count > 0, new_metrics, metrics_variables)), None
 
     @jax.jit
-    def train_epoch(state, batches):
+    def train_epoch(state: dict, batches):
         state, losses = jax.lax.scan(lambda carry, batch: jax.vmap(train_step)(carry, batch), state, batches)
         return state, losses, jax.vmap(results)(state[3])
 
     @jax.jit
-    def validate(state, batches):
+    def validate(state: dict, batches):
         state, _ = jax.lax.scan(lambda carry, batch: jax.vmap(test_step)(carry, batch), state, batches)
         return jax.vmap(results)(state[2])
 
