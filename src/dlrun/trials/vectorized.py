@@ -28,21 +28,27 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import config as config_module, errors
 from dlrun.trials import executors, kfold_fits, outcomes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from dlrun.training import trainer
 
 # What Keras' `fit` uses for validation arrays when it is given a generator and no batch_size (the
 # trainer's case): the array adapter's default. The same batches give the same float sums.
 VALIDATION_BATCH = 32
 
 
-def run(tasks: list[tuple], on_event: outcomes.OnEvent, say) -> None:
+def run(tasks: list[tuple], on_event: outcomes.OnEvent, say: Callable[[str], None]) -> None:
     """Train the folds `tasks` ((key, kfold_fits.FitTask) pairs, in this process) together; events and
     outcomes reach `on_event(key, event)` as from `executors.run`. `say(line)` prints a console line."""
     reason = config_reason([task.config for _key, task in tasks])
-    copies, failures = [], []
+    copies: list[_Copy] = []
+    failures: list[tuple] = []
     if reason is None:
         copies, failures, reason = _build(tasks)
     if reason is not None:
@@ -83,12 +89,12 @@ def config_reason(configs: list[dict]) -> str | None:
 class _Copy:
     """One fold trained as a copy: its task, its Training, its recorder, where it starts and whether it lives."""
 
-    def __init__(self, key: Any, task, training) -> None:
+    def __init__(self, key: Any, task: kfold_fits.FitTask, training: trainer.Training) -> None:
         self.key, self.task, self.training = key, task, training
         self.folder = Path(task.folder)
         self.first_epoch = 0
         self.alive = True
-        self.recorder = None
+        self.recorder: Any = None  # its recorders.RunRecorder (a Keras callback), once training starts
         data = training.plan.data
         self.train_x, self.train_y = data.split("train")
         self.validation = data.split("validation")
@@ -101,7 +107,8 @@ def _build(tasks: outcomes.Tasks) -> tuple[list[_Copy], list[tuple], str | None]
 
     from dlrun.training import trainer
 
-    copies, failures = [], []
+    copies: list[_Copy] = []
+    failures: list[tuple] = []
     for key, task in tasks:
         config = config_module.validate(task.config)
         data = task.dataset.fold(task.validation_indices)
@@ -120,7 +127,7 @@ def _build(tasks: outcomes.Tasks) -> tuple[list[_Copy], list[tuple], str | None]
     return copies, failures, None
 
 
-def _model_reason(training) -> str | None:
+def _model_reason(training: trainer.Training) -> str | None:
     """Why this fold's model or data cannot train as a copy, or None when it can."""
     import numpy as np
 
@@ -153,9 +160,10 @@ def _train_together(copies: list[_Copy], on_event: outcomes.OnEvent) -> None:
             copy.first_epoch, source = training.restore(copy.folder)
             on_event(copy.key, {"type": "resumed", "after_epoch": copy.first_epoch, "source": f"{copy.folder.name}/{source}"})
         copy.folder.mkdir(parents=True, exist_ok=True)
-        copy.recorder = recorders.RunRecorder(
-            copy.folder, training.history, training.config.output.resume_checkpoints,
-            lambda epoch, logs, key=copy.key: on_event(key, {"type": "epoch", "epoch": epoch, "logs": logs}))
+        def on_epoch(epoch: int, logs: dict, key: Any = copy.key) -> None:
+            on_event(key, {"type": "epoch", "epoch": epoch, "logs": logs})
+
+        copy.recorder = recorders.RunRecorder(copy.folder, training.history, training.config.output.resume_checkpoints, on_epoch)
         copy.recorder.set_model(training.model)
         if copy.first_epoch >= training.plan.total_epochs:  # killed after its last checkpoint, before its outcome
             _done(copy, on_event, started)
@@ -197,7 +205,7 @@ def _train_together(copies: list[_Copy], on_event: outcomes.OnEvent) -> None:
         state = (*state[:3], reset_metrics)
 
 
-def _end_epoch(copy, index: int, epoch: int, host_state, logs: dict | None, losses, steps_active, on_event: outcomes.OnEvent, started: float) -> None:
+def _end_epoch(copy: _Copy, index: int, epoch: int, host_state: Any, logs: dict, losses: Any, steps_active: Any, on_event: outcomes.OnEvent, started: float) -> None:
     """One copy's epoch end, as the sequential executor has it: the NaN stop, the recorder, and at the
     last epoch the outcome."""
     import math
@@ -221,7 +229,7 @@ def _end_epoch(copy, index: int, epoch: int, host_state, logs: dict | None, loss
         _done(copy, on_event, started)
 
 
-def _done(copy, on_event: outcomes.OnEvent, started: float) -> None:
+def _done(copy: _Copy, on_event: outcomes.OnEvent, started: float) -> None:
     """The copy trained its last epoch: its outcome, as `kfold_fits.train_part` returns it."""
     copy.alive = False
     on_event(copy.key, {"type": "done", "result": {
@@ -230,7 +238,7 @@ def _done(copy, on_event: outcomes.OnEvent, started: float) -> None:
         "seconds": round(time.perf_counter() - started, 3)}})
 
 
-def _epoch_order(copy, batch_size: int, epoch: int) -> list:
+def _epoch_order(copy: _Copy, batch_size: int, epoch: int) -> list:
     """The sample indices of each of the copy's batches in `epoch`, in the seeded order its fit would use."""
     import numpy as np
 
@@ -241,7 +249,7 @@ def _epoch_order(copy, batch_size: int, epoch: int) -> list:
     return [index for index, _ in batches.seeded(indices, indices, batch_size, copy.training.config.seed, epoch, epoch + 1, shuffle)]
 
 
-def _padded(parts: list[tuple], batch_size: int):
+def _padded(parts: list[tuple], batch_size: int) -> tuple[np.ndarray, ...]:
     """Stacked (steps, copies, batch, ...) inputs, targets, weights, masks and real counts (steps, copies)
     for each copy's (inputs, targets, order): `order` a list of per-batch indices, or one index array cut
     into consecutive batches. Padded rows repeat sample 0 with weight 0."""
@@ -272,21 +280,22 @@ def _state_of(model: Any) -> tuple:
                  (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables))
 
 
-def _stack(states: list[tuple]):
+def _stack(states: list[tuple]) -> Any:
     import jax
     import jax.numpy as jnp
 
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
 
 
-def _programs(model: Any):
+def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The compiled epoch programs over stacked copies, built from `model`'s stateless Keras pieces:
     `train_epoch(state, batches) -> (state, per-step losses, metrics results)` and `validate(state, batches)
     -> metrics results` (each result a (copies,) array)."""
     import jax
     import jax.numpy as jnp
 
-    def update_metrics(metrics_variables, loss, inputs: Any, targets: Any, predictions, mask, count):
+    def update_metrics(metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any,
+                       count: Any) -> list[Any]:
         # Keras' `_update_metrics_variables` and `compute_metrics`, counting the real samples only (they
         # count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no sample weights).
         from keras.src import backend as keras_backend
@@ -300,17 +309,17 @@ def _programs(model: Any):
         return [scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
                 for reference, value in zip(model.metrics_variables, metrics_variables)]
 
-    def results(metrics_variables):
+    def results(metrics_variables: list[Any]) -> dict[str, Any]:
         # `get_metrics_result` (what `fit` logs) for these metrics variables.
         from keras.src import backend as keras_backend
 
         with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
             return model.get_metrics_result()
 
-    def kept(active, new, old):
+    def kept(active: Any, new: Any, old: Any) -> Any:
         return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
 
-    def train_step(state: dict, batch: int):
+    def train_step(state: tuple, batch: tuple) -> tuple[Any, Any]:
         trainable, non_trainable, optimizer_variables, metrics_variables = state
         inputs, targets, weights, mask, count, active = batch
         gradient = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
@@ -321,7 +330,7 @@ def _programs(model: Any):
         new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
         return kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
 
-    def test_step(state: dict, batch: int):
+    def test_step(state: tuple, batch: tuple) -> tuple[Any, None]:
         trainable, non_trainable, metrics_variables = state
         inputs, targets, weights, mask, count = batch
         _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
@@ -330,12 +339,12 @@ def _programs(model: Any):
         return (trainable, non_trainable, kept(count > 0, new_metrics, metrics_variables)), None
 
     @jax.jit
-    def train_epoch(state: dict, batches):
+    def train_epoch(state: tuple, batches: tuple) -> tuple[Any, Any, Any]:
         state, losses = jax.lax.scan(lambda carry, batch: jax.vmap(train_step)(carry, batch), state, batches)
         return state, losses, jax.vmap(results)(state[3])
 
     @jax.jit
-    def validate(state: dict, batches):
+    def validate(state: tuple, batches: tuple) -> Any:
         state, _ = jax.lax.scan(lambda carry, batch: jax.vmap(test_step)(carry, batch), state, batches)
         return jax.vmap(results)(state[2])
 
