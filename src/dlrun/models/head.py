@@ -15,7 +15,7 @@ def resolve(head_config: architectures.Head, task: str, num_classes: int | None)
     default_units = num_classes if task == "multiclass" else 1
     units = head_config.units or default_units
     if units is None:
-        raise ValueError("a multiclass head needs the class count (num_classes) or head.units")
+        raise ValueError("Received num_classes None for a multiclass head; expected the class count (or head.units)")
     activation = head_config.activation or AUTO_ACTIVATIONS[task]
     return units, activation
 
