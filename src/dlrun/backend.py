@@ -30,7 +30,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from dlrun import errors, signals
 
@@ -82,7 +82,7 @@ def loaded() -> str | None:
         return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
-def tensorflow_only(config) -> list[tuple[str, str]]:
+def tensorflow_only(config: Config) -> list[tuple[str, str]]:
     """The config's settings only the TensorFlow backend can run, as (key path, value) pairs."""
     found = []
     if config.train.distribute != "none":
@@ -90,7 +90,7 @@ def tensorflow_only(config) -> list[tuple[str, str]]:
     return found
 
 
-def problems(config) -> list[str]:
+def problems(config: Config) -> list[str]:
     """Config lines that contradict an explicit backend (checked with the config, before any import)."""
     found = []
     if config.train.loop == "custom" and config.train.distribute != "none":
@@ -109,10 +109,13 @@ def problems(config) -> list[str]:
     return found
 
 
+# dlrun.config.schema.Config: the config layer sits above this module, which therefore never imports it, even for types
+Config = Any
+
 _THIS_PROCESS = object()  # choose()'s default: read the fact from this process
 
 
-def choose(config, available=_THIS_PROCESS, already=_THIS_PROCESS, environment=_THIS_PROCESS) -> Choice:
+def choose(config: Config, available: Any = _THIS_PROCESS, already: Any = _THIS_PROCESS, environment: Any = _THIS_PROCESS) -> Choice:
     """The backend `config` runs on and why; raises ConfigError when it cannot run here.
 
     `available` (the installed backends), `already` (the backend Keras was imported with, or None) and
@@ -148,7 +151,7 @@ def choose(config, available=_THIS_PROCESS, already=_THIS_PROCESS, environment=_
                            f"(a new process would use {preferred.name})")
 
 
-def _auto(config, available: list[str], environment: str | None) -> Choice:
+def _auto(config: Config, available: list[str], environment: str | None) -> Choice:
     needs_tensorflow = tensorflow_only(config)
     if needs_tensorflow:
         key, value = needs_tensorflow[0]
@@ -185,7 +188,7 @@ def _fallback(available: list[str], reason: str) -> Choice:
     return Choice(available[0], f"auto: TensorFlow is not installed; {available[0]} is")
 
 
-def activate(config) -> Choice:
+def activate(config: Config) -> Choice:
     """Choose the backend for `config`, import Keras on it (quietly) and return the choice (with the
     JAX compilation cache it uses, if any)."""
     choice = choose(config)
@@ -320,7 +323,7 @@ def require_tensorflow(feature: str) -> None:
 
 
 @contextlib.contextmanager
-def distribution_scope(config):
+def distribution_scope(config: Config) -> Iterator[Any]:
     """Build and compile the model inside this: `train.distribute: mirrored` opens a
     `tf.distribute.MirroredStrategy` over `train.devices` (all local GPUs, or the CPU, when empty)."""
     if config.train.distribute == "none":
@@ -364,7 +367,7 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
+def _native_stderr_silenced() -> Iterator[None]:
     try:
         sys.stderr.flush()
         saved = os.dup(2)

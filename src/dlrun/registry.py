@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from dlrun import errors
 
 
-def describe(entry) -> str:
+def describe(entry: Any) -> str:
     """The one-line description of a registry entry: a string, or the first docstring line."""
     if isinstance(entry, str):
         return entry
@@ -16,7 +19,7 @@ def describe(entry) -> str:
     return docstring.splitlines()[0] if docstring else ""
 
 
-def lookup(registry: dict, identifier: str, kind: str, option: str | None = None):
+def lookup(registry: dict[str, T], identifier: str, kind: str, option: str | None = None) -> T:
     """`registry[identifier]`, or `ConfigError("Could not interpret <kind> identifier: ...")` (a ValueError,
     as Keras' own look-ups raise). `option` names the key it came from, or the command-line option (`--format`),
     which makes it a `UsageError`."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import Any
 
 from rich import console as rich_console, markup
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 (but tab and newline), DEL and C1: escape sequences
 
 
-def text(value) -> str:
+def text(value: Any) -> str:
     """`value` as text for a Rich markup string: control characters removed, markup escaped."""
     return markup.escape(_CONTROL.sub("", str(value)))
 

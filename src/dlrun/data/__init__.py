@@ -35,7 +35,7 @@ DATASETS = {
 }
 
 
-def load(data_config, seed: int) -> dataset.Dataset:
+def load(data_config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Load the dataset a `data` section names, and check it is fit to train on."""
     if data_config.name not in DATASETS and data_config.name in plugins.available("datasets"):
         loader = plugins.load("datasets", data_config.name, DATASETS).worker

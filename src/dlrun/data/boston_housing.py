@@ -9,7 +9,7 @@ FILE = keras_files.KerasFile("boston_housing.npz", file_hash="f553886a1f8d56431e
 FEATURES = 13
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Boston housing median prices in k$ (Keras' boston_housing.npz), 13 features normalised inside the model."""
     (path,) = keras_files.locate([FILE], config.path)
     arrays = keras_files.load_npz(path, FILE, trusted=False, keys=("x", "y"))  # plain numbers: never pickle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from dlrun.data import pipeline
 
 MAX_CLASSES = 100_000  # a class label at or above this is a mistake, refused before anything is sized by it
 
+# A data section of the config (dlrun.config.datasets): config sits beside data in the layers, so data never
+# imports it, not even for types.
+DataSection = Any
 Arrays = tuple[np.ndarray, np.ndarray]  # (inputs, targets)
 Split = Arrays | pipeline.Pipeline  # arrays, or a tf.data pipeline (image folders)
 
@@ -63,7 +67,7 @@ class Dataset:
         arguments = {"x": arrays[0], "y": arrays[1], "batch_size": batch_size}
         return arguments if shuffle is None else {**arguments, "shuffle": shuffle}
 
-    def validation_data(self, batch_size: int):
+    def validation_data(self, batch_size: int) -> Any:
         """What `model.fit(validation_data=...)` takes for the validation split, or None."""
         arguments = self.fit_arguments("validation", batch_size)
         if arguments is None:

@@ -7,7 +7,7 @@ import numpy as np
 from dlrun.data import dataset
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """8x8 handwritten digits from scikit-learn (1,797 images, 10 classes), bundled and offline."""
     from sklearn import datasets
 

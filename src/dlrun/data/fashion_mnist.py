@@ -16,7 +16,7 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")  # Debian's package dataset-fashion-mnist
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Fashion-MNIST clothing images (Keras' four IDX files), 28x28x1, 10 classes, scaled to [0, 1] inside the model."""
     hint = str(DEBIAN_FOLDER) if DEBIAN_FOLDER.is_dir() else "/path/to/fashion-mnist"
     paths = keras_files.locate(FILES, config.path, hint=hint)

@@ -9,6 +9,7 @@ use the same layout (two classes: binary).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from dlrun import errors
 from dlrun.data import dataset
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Images and integer labels from an HDF5 train file (and test file), e.g. the SIGNS hand signs."""
     train_x, train_y, class_names = _read(config, "train", config.train_path, config.train_x_key, config.train_y_key)
     test = None
@@ -74,7 +75,7 @@ def load(config, seed: int) -> dataset.Dataset:
     )
 
 
-def _read(config, split: str, path: str, x_key: str, y_key: str):
+def _read(config: dataset.DataSection, split: str, path: str, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """(images, labels as int64 of shape (N,), class names or None) from one file, checked."""
     import h5py
 
@@ -134,11 +135,11 @@ def _labels(path: str, key: str, labels: np.ndarray) -> np.ndarray:
     return labels.astype("int64")
 
 
-def _class_name(value) -> str:
+def _class_name(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _key_setting(config, split: str, key: str) -> str:
+def _key_setting(config: dataset.DataSection, split: str, key: str) -> str:
     if key == config.classes_key:
         return "classes_key"
     return f"{split}_x_key" if key == getattr(config, f"{split}_x_key") else f"{split}_y_key"

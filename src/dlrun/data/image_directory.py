@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ CHANNELS = {"rgb": 3, "grayscale": 1, "rgba": 4}
 _LISTED = 10  # problem files named in one message before "and N more"
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Images in class folders (train/ validation/ test/, or one folder plus validation_split), cached."""
     root = Path(config.path).expanduser()
     if not root.is_dir():
@@ -65,7 +66,7 @@ def load(config, seed: int) -> dataset.Dataset:
     )
 
 
-def _check_layout(folders: dict[str, Path], config) -> list[str]:
+def _check_layout(folders: dict[str, Path], config: dataset.DataSection) -> list[str]:
     """The class names, after checking every split has the same class folders, each with images."""
     found = {name: _class_folders(folder) for name, folder in folders.items()}
     class_names = found["train"]
@@ -124,7 +125,7 @@ def _problem(what: str, paths: list[str], expected: str) -> str:
     )
 
 
-def _read(folder: Path, split: str, class_names: list[str], config, seed: int, warnings: list[str]) -> pipeline.Pipeline:
+def _read(folder: Path, split: str, class_names: list[str], config: dataset.DataSection, seed: int, warnings: list[str]) -> pipeline.Pipeline:
     """One split folder as a cached pipeline of (image 0..255, class index), after checking every file."""
     tf = backend.import_tensorflow()
     keras = backend.import_keras()
@@ -174,7 +175,7 @@ def _undecodable(paths: list[str], channels: int) -> list[str]:
     """The files TensorFlow's decoder (the one image_dataset_from_directory uses) cannot read."""
     tf = backend.import_tensorflow()
 
-    def probe(path):
+    def probe(path: Any) -> tuple[Any, Any]:
         image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
         return path, tf.shape(image)  # returning the shape keeps the decode from being pruned
 
@@ -183,7 +184,7 @@ def _undecodable(paths: list[str], channels: int) -> list[str]:
     return [path for path in paths if path not in good]
 
 
-def _cached(elements, config, split: str, paths: list[str]):
+def _cached(elements: Any, config: dataset.DataSection, split: str, paths: list[str]) -> Any:
     """`elements.cache(...)` in memory, in a file keyed by the files and settings, or not at all."""
     if config.cache == "none":
         return elements
@@ -199,7 +200,7 @@ def _cached(elements, config, split: str, paths: list[str]):
     return elements.cache(str(cache_dir / f"{split}-{key.hexdigest()[:16]}"))
 
 
-def _hold_out(train: pipeline.Pipeline, config, seed: int) -> tuple[pipeline.Pipeline, pipeline.Pipeline]:
+def _hold_out(train: pipeline.Pipeline, config: dataset.DataSection, seed: int) -> tuple[pipeline.Pipeline, pipeline.Pipeline]:
     """Split a cached pipeline into training and validation parts (stratified, seeded), decoding once."""
     indices = np.arange(len(train))
     kept, held = dataset.hold_out(indices, train.targets, config.validation_split, seed, stratify=True)

@@ -11,7 +11,7 @@ FILE = keras_files.KerasFile("imdb.npz", file_hash="69664113be75683a8fe16e3ed0ab
 CLASS_NAMES = ["negative", "positive"]
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """IMDB movie-review sentiment (Keras' imdb.npz), word indices multi-hot encoded inside the model."""
     (path,) = keras_files.locate([FILE], config.path)
     arrays = keras_files.load_npz(path, FILE, config.trusted, ("x_train", "y_train", "x_test", "y_test"), _compact)
@@ -44,11 +44,11 @@ def load(config, seed: int) -> dataset.Dataset:
     )
 
 
-def _compact(key: str, array: np.ndarray):
+def _compact(key: str, array: np.ndarray) -> np.ndarray | sequences.Ragged:
     return sequences.from_objects(array) if key.startswith("x_") else array
 
 
-def word_index(config) -> dict[str, int]:
+def word_index(config: dataset.DataSection) -> dict[str, int]:
     """Keras' imdb word index (beside data.path, or in Keras' cache), for `dlrun predict` on text."""
     from pathlib import Path
 

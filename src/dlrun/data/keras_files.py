@@ -20,6 +20,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_npz(path: Path, file: KerasFile, trusted: bool, keys: tuple[str, ...], convert=None) -> dict:
+def load_npz(path: Path, file: KerasFile, trusted: bool, keys: tuple[str, ...], convert: Any = None) -> dict:
     """The arrays `keys` of the .npz at `path`; pickle only for Keras' own file or a trusted one.
 
     `convert(key, array)`, when given, is applied to each array as it is read, so a large object array

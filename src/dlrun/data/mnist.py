@@ -11,14 +11,14 @@ FILE = keras_files.KerasFile("mnist.npz", file_hash="731c5ac602752760c8e48fbffcf
 CLASS_NAMES = [str(digit) for digit in range(10)]
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """MNIST handwritten digits (Keras' mnist.npz), 28x28x1, scaled to [0, 1] inside the model."""
     (path,) = keras_files.locate([FILE], config.path)
     arrays = keras_files.load_npz(path, FILE, trusted=False, keys=("x_train", "y_train", "x_test", "y_test"))
     return images(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], config, seed, CLASS_NAMES, str(path))
 
 
-def images(train_images, train_labels, test_images, test_labels, config, seed, class_names, source) -> dataset.Dataset:
+def images(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray, config: dataset.DataSection, seed: int, class_names: list[str], source: str) -> dataset.Dataset:
     """A Dataset of 8-bit grayscale images (MNIST layout), kept as uint8 and rescaled by the model.
 
     Scaling in the model (Rescaling 1/255) instead of here keeps the arrays at a quarter of the float32

@@ -19,7 +19,7 @@ REQUIRED_KEYS = ("x_train", "y_train")
 OPTIONAL_KEYS = ("x_validation", "y_validation", "x_test", "y_test")
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """A local .npz file (x_train, y_train, optional x_test, y_test); integer labels classify, floats regress."""
     arrays = _read(Path(config.path))
     x_train, y_train = _pair(arrays, "train", config.path)
@@ -46,7 +46,8 @@ def load(config, seed: int) -> dataset.Dataset:
                 f"data.validation_split: received {config.validation_split} but {config.path} holds x_validation "
                 "and y_validation; expected 0 or no validation_split (the file's validation arrays are the split)"
             )
-        train, validation = (x_train, y_train), given
+        train: dataset.Arrays = (x_train, y_train)
+        validation: dataset.Arrays | None = given
     else:
         train, validation = _hold_out(x_train, y_train, config, seed, stratify=num_classes is not None)
     return dataset.Dataset(
@@ -60,7 +61,7 @@ def load(config, seed: int) -> dataset.Dataset:
     )
 
 
-def _hold_out(x_train, y_train, config, seed: int, stratify: bool):
+def _hold_out(x_train: np.ndarray, y_train: np.ndarray, config: dataset.DataSection, seed: int, stratify: bool) -> tuple[dataset.Arrays, dataset.Arrays | None]:
     fraction = config.validation_split
     if stratify and fraction > 0:
         labels, counts = np.unique(y_train, return_counts=True)
@@ -93,7 +94,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         raise errors.DataError(f"data.path: {path} is not a readable .npz file ({error})") from None
 
 
-def _pair(arrays: dict, split: str, path) -> tuple[np.ndarray, np.ndarray]:
+def _pair(arrays: dict, split: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     keys = (f"x_{split}", f"y_{split}")
     missing = [key for key in keys if key not in arrays]
     if missing:
@@ -123,7 +124,7 @@ def _pair(arrays: dict, split: str, path) -> tuple[np.ndarray, np.ndarray]:
     return inputs.astype("float32"), targets
 
 
-def _task(y_train: np.ndarray, y_test: np.ndarray | None, path) -> tuple[str, int | None]:
+def _task(y_train: np.ndarray, y_test: np.ndarray | None, path: Path) -> tuple[str, int | None]:
     """Integer (or boolean) labels 0..K-1 classify; float targets regress."""
     labels = [y_train] if y_test is None else [y_train, y_test]
     if all(np.issubdtype(y.dtype, np.floating) for y in labels):

@@ -26,7 +26,7 @@ class Pipeline:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def batches(self, batch_size: int, shuffle: bool = False):
+    def batches(self, batch_size: int, shuffle: bool = False) -> Any:
         """The elements in batches of `batch_size`, reshuffled every epoch when `shuffle`, prefetched."""
         tf = backend.import_tensorflow()
 

@@ -18,7 +18,7 @@ CLASS_NAMES = [
 ]
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Reuters newswire topics (Keras' reuters.npz), 46 classes, word indices multi-hot encoded inside the model."""
     (path,) = keras_files.locate([FILE], config.path)
     arrays = keras_files.load_npz(path, FILE, config.trusted, ("x", "y"), _compact)
@@ -46,11 +46,11 @@ def load(config, seed: int) -> dataset.Dataset:
     )
 
 
-def _compact(key: str, array: np.ndarray):
+def _compact(key: str, array: np.ndarray) -> np.ndarray | sequences.Ragged:
     return sequences.from_objects(array) if key == "x" else array
 
 
-def word_index(config) -> dict[str, int]:
+def word_index(config: dataset.DataSection) -> dict[str, int]:
     """Keras' reuters word index (beside data.path, or in Keras' cache), for `dlrun predict` on text."""
     from pathlib import Path
 

@@ -105,7 +105,7 @@ def unique_padded(parts: list[Ragged], num_words: int, chunk_rows: int = 2048) -
     return padded_parts
 
 
-def _distinct_words(sequences: Ragged, num_words: int, chunk_rows: int):
+def _distinct_words(sequences: Ragged, num_words: int, chunk_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row of each distinct word, the word, distinct words per row), rows in order, words sorted."""
     row_chunks: list[np.ndarray] = []
     word_chunks: list[np.ndarray] = []
@@ -133,7 +133,7 @@ def keras_orders(sizes: list[int]) -> list[np.ndarray]:
     return orders
 
 
-def prepare(parts: list[tuple[Ragged, np.ndarray]], num_words: int | None, skip_top: int, maxlen: int | None):
+def prepare(parts: list[tuple[Ragged, np.ndarray]], num_words: int | None, skip_top: int, maxlen: int | None) -> tuple[list[tuple[Ragged, np.ndarray]], int]:
     """Keras' encoding of (sequences, labels) parts already in Keras' order; returns (parts, num_words).
 
     Consumes `parts` (each input is dropped once encoded, to keep memory low). num_words None means

@@ -47,7 +47,7 @@ def generate(count: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.
     return images.astype(np.uint8)[..., np.newaxis], labels.astype(np.int64), boxes
 
 
-def _two_places(rng, size: int, span: int) -> tuple[tuple[int, int], tuple[int, int]]:
+def _two_places(rng: np.random.Generator, size: int, span: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """Top-left corners for two span x span patches that do not touch."""
     while True:
         first, second = rng.integers(0, size - span + 1, size=(2, 2))

@@ -9,7 +9,7 @@ import numpy as np
 from dlrun.data import dataset
 
 
-def load(config, seed: int) -> dataset.Dataset:
+def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Generated Gaussian clusters (classification) or a noisy linear target (regression)."""
     rng = np.random.default_rng(seed)
     shape = tuple(config.input_shape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from dlrun import errors
 from dlrun.data import keras_files, sequences
@@ -29,7 +30,7 @@ def load(dataset_name: str, path: str | Path | None = None) -> dict[str, int]:
     return mapping
 
 
-def decode(sequence, word_index: dict[str, int]) -> str:
+def decode(sequence: Any, word_index: dict[str, int]) -> str:
     """The words of a sequence as dlrun and Keras encode it (ranks + 3; 1 start, 2 OOV, 0 padding dropped)."""
     words = {rank + sequences.INDEX_FROM: word for word, rank in word_index.items()}
     words[sequences.START_CHAR] = START

@@ -13,8 +13,12 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors, runs, terminal
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = {  # --format -> the default output name, inside RUN_DIR/export/
     "keras": "model.keras",
@@ -24,7 +28,7 @@ FORMATS = {  # --format -> the default output name, inside RUN_DIR/export/
 ONNX_PACKAGES = ("tf2onnx", "onnx")
 
 
-def export_run(run_dir: str | Path, export_format: str, console, out: Path | None = None, checkpoint: str = "final") -> Path:
+def export_run(run_dir: str | Path, export_format: str, console: Console, out: Path | None = None, checkpoint: str = "final") -> Path:
     """Export the run's model as `export_format` to `out` (default RUN_DIR/export/<name>); return the path."""
     from dlrun import registry
     from dlrun.training import evaluation
@@ -72,7 +76,7 @@ def export_run(run_dir: str | Path, export_format: str, console, out: Path | Non
     return target
 
 
-def _call_once(model) -> None:
+def _call_once(model: Any) -> None:
     """Call a freshly loaded model on one zero sample: Keras' ONNX export refuses a model never called."""
     import numpy as np
 
@@ -80,7 +84,7 @@ def _call_once(model) -> None:
     model(np.zeros((1, *shape), dtype=model.inputs[0].dtype), training=False)
 
 
-def _write(model, export_format: str, target: Path) -> None:
+def _write(model: Any, export_format: str, target: Path) -> None:
     """Write into a temporary folder beside `target`, then rename into place (never half an export)."""
     staging = None
     try:

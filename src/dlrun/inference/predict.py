@@ -12,11 +12,17 @@ import inspect
 import io
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from dlrun import atomic, errors, runs, terminal
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlrun.config import datasets
 
 OUT_SUFFIXES = (".csv", ".json")
 
@@ -24,7 +30,7 @@ OUT_SUFFIXES = (".csv", ".json")
 def predict_run(
     run_dir: str | Path,
     inputs: list[Path],
-    console,
+    console: Console,
     texts: Sequence[str] = (),
     out: Path | None = None,
     top: int = 3,
@@ -82,7 +88,7 @@ def _check_out(out: Path | None, force: bool) -> None:
     runs.check_writable(out.parent, "--out", out)
 
 
-def _predict(model, run, found, texts, word_index_file) -> tuple[list[str], np.ndarray]:
+def _predict(model: Any, run: runs.Run, found: list[tuple[str, Path]], texts: list[str], word_index_file: str | Path | None) -> tuple[list[str], np.ndarray]:
     """(sample names, model outputs) for every input, in the order given."""
     from dlrun.inference import input_files
 
@@ -110,7 +116,7 @@ def _read_text(path: Path) -> str:
         raise errors.DataError(f"{path}: cannot be read as UTF-8 text ({error})") from None
 
 
-def _predict_texts(model, run, texts: list[str], word_index_file) -> np.ndarray:
+def _predict_texts(model: Any, run: runs.Run, texts: list[str], word_index_file: str | Path | None) -> np.ndarray:
     """Encode `texts` as the run's text dataset did and predict them."""
     from dlrun import config as config_module
     from dlrun.data import text_encoding
@@ -139,7 +145,7 @@ def _predict_texts(model, run, texts: list[str], word_index_file) -> np.ndarray:
         return np.asarray(after.predict(text_encoding.multi_hot(sequences, int(multi_hot.num_tokens)), verbose=0))
 
 
-def _word_index(data_config, word_index_file) -> dict[str, int]:
+def _word_index(data_config: datasets.DataConfig, word_index_file: str | Path | None) -> dict[str, int]:
     """`{word: rank}` from --word-index, else from the run's dataset module (`word_index(data_config)`)."""
     if word_index_file is not None:
         try:
@@ -177,7 +183,7 @@ def _rows(names: list[str], outputs: np.ndarray, data_record: dict) -> list[dict
     return rows
 
 
-def _table(rows: list[dict], top: int):
+def _table(rows: list[dict], top: int) -> Table:
     from rich import table as rich_table
 
     table = rich_table.Table(show_edge=False, highlight=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import backend, registry
 
@@ -50,7 +50,7 @@ def reduce_lr_on_plateau(config: schema.ReduceLROnPlateauCallback, run_path: Pat
     )
 
 
-CALLBACKS = {
+CALLBACKS: dict[str, Callable[[Any, Path], Any]] = {
     "early_stopping": early_stopping,
     "checkpoint": checkpoint,
     "reduce_lr_on_plateau": reduce_lr_on_plateau,
