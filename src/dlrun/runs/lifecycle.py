@@ -18,7 +18,7 @@ import os
 import threading
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from dlrun import errors, signals
 from dlrun.runs.folder import RUN_FILE, Run
@@ -40,7 +40,7 @@ def create(runs_root: str | Path, name: str) -> Run:
 
 
 @contextlib.contextmanager
-def starting(continue_with: str, resume_path: str | Path | None = None):
+def starting(continue_with: str, resume_path: str | Path | None = None) -> Iterator[None]:
     """The start-up of a command that makes a run folder, and everything after it (see the module docstring).
 
     Inside the block SIGTERM acts as Ctrl-C. An interrupt that `recorded` does not handle raises
@@ -93,7 +93,7 @@ def _resumed_here(resume_path: str | Path | None) -> Run | None:
 
 
 @contextlib.contextmanager
-def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tuple[str, dict]] = lambda: ("", {})):
+def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tuple[str, dict]] = lambda: ("", {})) -> Iterator[None]:
     """Record in run.json how the block ends: the one lifecycle of `train`, `kfold` and `sweep`.
 
     Inside the block SIGTERM acts as Ctrl-C. An interrupt marks the run `interrupted` and raises
