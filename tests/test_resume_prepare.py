@@ -49,8 +49,8 @@ def test_a_changed_config_is_refused_with_every_difference_unless_forced(stopped
     other = tiny_config(tmp_path / "other.yaml", tmp_path / "runs", epochs=3)  # a config file counts as a change too
     with pytest.raises(errors.ConfigError, match="train.epochs: run has 2, now 3"):
         resume.prepare(stopped_run, other, [], False)
-    with pytest.raises(errors.ConfigError, match="backend: run has auto, now jax"):
-        resume.prepare(stopped_run, None, [], False, backend="jax")
+    with pytest.raises(errors.ConfigError, match="backend: run has auto, now jax"):  # --set: a change; --backend NAME asks
+        resume.prepare(stopped_run, None, ["backend=jax"], False)
 
 
 def test_another_optimizer_is_refused_even_forced(stopped_run):
