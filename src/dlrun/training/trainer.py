@@ -156,8 +156,17 @@ class Training:
         return evaluation.report(self.model, self.plan.data, "test", self.config.train.batch_size, plots_dir=plots_dir)
 
     def save(self, path: Path) -> Path:
-        """Write the saved model (base + head in features mode) to `path`, atomically."""
-        return atomic.write_with(path, self.saved_model.save)
+        """Write the saved model (base + head in features mode) to `path`, atomically.
+
+        In features mode the saved model's optimizer never stepped (the head trained on its own): it is
+        built first, so the file holds a (fresh) state for every variable and loading it compiled does not
+        warn that the saved optimizer has fewer variables than the model.
+        """
+        saved = self.saved_model
+        optimizer = getattr(saved, "optimizer", None)
+        if saved is not self.model and optimizer is not None and not optimizer.built:
+            optimizer.build(saved.trainable_variables)
+        return atomic.write_with(path, saved.save)
 
     def _enter_phase(self, epochs_completed: int) -> None:
         """Before restoring a checkpoint: set the model up as it was after `epochs_completed` epochs
