@@ -44,10 +44,13 @@ def kfold(
     command: list[str] | None = None,
     placement: executors.Placement = executors.Placement(),
     keep_early_stopping: bool = False,
+    watch=None,
 ) -> runs.Run:
     """Run K-fold validation as configured; return the completed run (see the module docstring).
 
-    `placement` (`executors.Placement.resolve`) says where the folds run.
+    `placement` (`executors.Placement.resolve`) says where the folds run. `watch(run, state, index, event)`,
+    when given, sees every fold event after it is recorded (index None: the run has started); a sweep's
+    K-fold trial reports between folds through it, and may stop the run by raising `errors.TrialPruned`.
     """
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
     from dlrun import backend
@@ -57,7 +60,7 @@ def kfold(
     os.environ["KERAS_BACKEND"] = backend.choose(config).name
     options = {"k": k, "repeats": repeats, "shuffle": shuffle, "final": final, "smoothing": smoothing,
                "keep_early_stopping": keep_early_stopping}
-    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement))
+    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement, watch))
 
 
 def _with_workers(placement: executors.Placement, body):
@@ -75,7 +78,7 @@ def _with_workers(placement: executors.Placement, body):
     return outcome
 
 
-def _start(config, console, options: dict, monitor, command, placement) -> runs.Run:
+def _start(config, console, options: dict, monitor, command, placement, watch=None) -> runs.Run:
     starting = "importing Keras..." if placement.executor == "sequential" else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
     from dlrun import backend
@@ -130,11 +133,11 @@ def _start(config, console, options: dict, monitor, command, placement) -> runs.
     )
     for line in kfold_fits.differences_said(config, options["keep_early_stopping"], options["final"]):
         console.print(f"note: {line}", highlight=False, soft_wrap=True)
-    return _execute(run, state, config, pool, console, placement)
+    return _execute(run, state, config, pool, console, placement, watch)
 
 
 def resume(run_dir, console, command: list[str] | None = None,
-           placement: executors.Placement = executors.Placement(), backend_name: str | None = None) -> runs.Run:
+           placement: executors.Placement = executors.Placement(), backend_name: str | None = None, watch=None) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
 
@@ -166,7 +169,7 @@ def resume(run_dir, console, command: list[str] | None = None,
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
-    return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
+    return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement, watch))
 
 
 def _check_same_data(run: runs.Run, state: dict, pool) -> None:
@@ -189,7 +192,7 @@ def _monitor(config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run, state, config, pool, console, placement: executors.Placement) -> runs.Run:
+def _execute(run, state, config, pool, console, placement: executors.Placement, watch=None) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
@@ -197,7 +200,9 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
         return f"after {done} completed fold(s)", {"folds_completed": done}
 
     with runs.recorded(run, "K-fold", f"dlrun kfold --resume {run.path}", stopped):
-        _run_folds(run, state, config, pool, console, placement)
+        if watch is not None:
+            watch(run, state, None, {"type": "started"})
+        _run_folds(run, state, config, pool, console, placement, watch)
         outcome = _conclude(run, state, config, pool, console, placement)
     run.finish("completed", **outcome)
     if not config.output.keep_checkpoints:  # every fold's and the refit's, once `completed` is written
@@ -208,7 +213,7 @@ def _execute(run, state, config, pool, console, placement: executors.Placement) 
     return run
 
 
-def _run_folds(run, state, config, pool, console, placement: executors.Placement) -> None:
+def _run_folds(run, state, config, pool, console, placement: executors.Placement, watch=None) -> None:
     """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
@@ -266,6 +271,8 @@ def _run_folds(run, state, config, pool, console, placement: executors.Placement
             run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)
             failed.append(f"{label}: {event['error']}")
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
+        if watch is not None:
+            watch(run, state, index, event)
 
     with trial_progress.TrialProgress(console) as progress:
         executors.run(tasks, kfold_fits.train_part, on_event, placement)

@@ -172,13 +172,22 @@ def study_names(url: str) -> list[str]:
 def objective(run_history: dict, metric: str, direction: str) -> tuple[int, float] | None:
     """A trial's score: (epoch, value) of `metric`'s best epoch, or None when it was never recorded.
 
-    The one place a trial is scored (a cross-validated objective will score its folds here).
+    The one place a trial is scored (a cross-validated trial: `fold_objective`, over its folds).
     """
     values = [(epoch, value) for epoch, value in zip(run_history["epoch"], run_history.get(metric, []))
               if value is not None and math.isfinite(value)]
     if not values:
         return None
     return (min if direction == "minimize" else max)(values, key=lambda pair: pair[1])
+
+
+def fold_objective(fold_histories: list[dict], metric: str, direction: str) -> float | None:
+    """A cross-validated trial's score: the mean over its folds of each fold's `objective` (its best value of
+    `metric`); None when a fold never recorded it. Over the folds done so far, it is what the pruner judges."""
+    scores = [objective(fold_history, metric, direction) for fold_history in fold_histories]
+    if not scores or any(score is None for score in scores):
+        return None
+    return statistics.fmean(score[1] for score in scores)
 
 
 class Reporter:
@@ -209,16 +218,25 @@ class Reporter:
         if self.trial.should_prune():
             raise errors.TrialPruned(epoch, self.reason(epoch, value))
 
-    def reason(self, epoch: int, value: float) -> str:
-        """Why the pruner stopped the trial, in words."""
+    def fold(self, index: int, partial_mean: float) -> None:
+        """After fold `index` of a cross-validated trial: report the mean over its folds so far (step = fold
+        index), then stop the trial between folds if the pruner says so."""
+        self.trial.report(partial_mean, index)
+        if self.trial.should_prune():
+            raise errors.TrialPruned(index, self.reason(index, partial_mean, step="fold"))
+
+    def reason(self, epoch: int, value: float, step: str = "epoch") -> str:
+        """Why the pruner stopped the trial, in words (`step`: epoch, or fold for a cross-validated trial)."""
         import optuna
 
         metric = self.search.metric
+        if step == "fold":
+            metric = f"mean best {metric} over folds 1-{epoch}" if epoch > 1 else f"best {metric} of fold 1"
         if self.search.pruner == "median":
             finished = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
             others = [trial.intermediate_values[epoch] for trial in finished if epoch in trial.intermediate_values]
             if others:
-                return (f"{metric} {value:.4g} at epoch {epoch} worse than the median {statistics.median(others):.4g} "
-                        f"of {len(others)} earlier trial(s) at that epoch")
-        return (f"{metric} {value:.4g} at epoch {epoch} not among the best trials at that epoch "
+                return (f"{metric} {value:.4g} at {step} {epoch} worse than the median {statistics.median(others):.4g} "
+                        f"of {len(others)} earlier trial(s) at that {step}")
+        return (f"{metric} {value:.4g} at {step} {epoch} not among the best trials at that {step} "
                 f"({self.search.pruner} pruner: successive halving)")

@@ -43,6 +43,8 @@ class Options:
     metric: str | None = None
     storage: str | None = None
     max_failures: int = 3
+    kfold: int | None = None  # K: cross-validated trials (overrides search.kfold)
+    final: bool = False  # refit the best cross-validated trial on the whole training split, evaluate on test
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -106,6 +108,8 @@ def plan(base, options: Options) -> search_config.SearchConfig:
             raise errors.UsageError(f"{option}: received {value!r}; expected one of {', '.join(allowed)}")
     if options.trials is not None and options.trials < 1:
         raise errors.UsageError(f"--trials: received {options.trials}; expected a number of trials >= 1")
+    if options.kfold is not None and options.kfold < 2:
+        raise errors.UsageError(f"--kfold: received {options.kfold}; expected a number of folds >= 2")
     section = base.search.model_dump(mode="json") if base.search is not None else {}
     if grid or ranges:
         space = {key: {"choice": values} for key, values in grid.items()}
@@ -118,9 +122,16 @@ def plan(base, options: Options) -> search_config.SearchConfig:
                                  "(or --random N with --range, or a search: section in the config)")
     if options.metric is not None:
         section.update(metric=options.metric, direction="auto")
-    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner") if getattr(options, name) is not None})
+    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold") if getattr(options, name) is not None})
     search = config_module.validate({**config_module.to_data(base), "search": section}).search
-    _check_metric(search.metric, base, "--metric" if options.metric is not None else "search.metric")
+    option = "--metric" if options.metric is not None else "search.metric"
+    _check_metric(search.metric, base, option)
+    if search.kfold is not None and not search.metric.startswith("val_"):
+        error = errors.UsageError if option.startswith("--") else errors.ConfigError
+        raise error(f"{option}: received {search.metric!r} with K-fold trials; expected a validation metric (val_...), "
+                    "which every fold records")
+    if options.final and search.kfold is None:
+        raise errors.UsageError("--final: received without K-fold trials; expected --kfold K (or search.kfold) to refit the best one")
     return search
 
 
@@ -159,12 +170,17 @@ def sweep(config_file, set_values: list[str], options: Options, console, placeme
     total = search_engine.trial_count(search)
     state = {"format": sweep_results.FORMAT, "config": str(config_file), "set": list(set_values),
              "search": search.model_dump(mode="json"), "trials_total": total, "storage": url, "study": run.path.name,
-             "max_failures": options.max_failures, "status": "running", "trials": []}
+             "max_failures": options.max_failures, "final": options.final, "status": "running", "trials": []}
     sweep_results.write(run, state, study)
     run.start(command, base.seed, runs.versions(), extra={"kind": "sweep", "trials": total})
     console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]\nsweep: {total} trials of {config_file} "
                   f"(sampler {search.sampler}, pruner {search.pruner}), ranked by {search.metric}",
                   highlight=False, soft_wrap=True)
+    if search.kfold is not None:  # the K-fold rule, said once
+        from dlrun.trials import sweep_kfold
+
+        for line in sweep_kfold.said(base, search.kfold, search.metric):
+            console.print(f"note: {line}", highlight=False, soft_wrap=True)
     return sweep_study.drive(run, state, study, base_data, console, placement, owner=True)
 
 

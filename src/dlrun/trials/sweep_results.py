@@ -2,8 +2,10 @@
 
 Each trial in `sweep.json` has its Optuna `number`, its `overrides` (the config values tried), `status`
 (`running`, `completed`, `pruned` or `failed`), its child `run` folder, `best` ({epoch, value} of the
-metric over its epochs), `epochs` trained, and for a pruned trial `pruned` ({epoch, reason}), for a
-failed one `error`. The study is the record; `sweep.json` is rewritten from it, atomically.
+metric over its epochs; a cross-validated trial's: {the recommended epoch count, the mean over its
+folds of each fold's best value}), `epochs` trained, and for a pruned trial `pruned` ({epoch, reason};
+a cross-validated one: {fold, reason}), for a failed one `error`. With `--final`, `final` holds the best
+trial's refit: its test metrics next to the baseline's. The study is the record; `sweep.json` is rewritten from it, atomically.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def table(state: dict):
     keys = list(state["search"]["space"])
     short = [key.rsplit(".", 1)[-1] for key in keys]
     headers = short if len(set(short)) == len(short) else keys  # the last part of each key, when that is unambiguous
-    for column in ("rank", "trial", *headers, f"best {metric}", "epoch", "status"):
+    scored = (f"best {metric}", "epoch") if not state["search"].get("kfold") else (f"mean best {metric}", "recommended epochs")
+    for column in ("rank", "trial", *headers, *scored, "status"):
         result.add_column(column, justify="left" if column == "status" else "right")
     ranked = rank(state)
     others = [trial for trial in state["trials"] if trial not in ranked]
@@ -80,10 +83,15 @@ def value_text(value) -> str:
 def describe(trial: dict) -> str:
     """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`."""
     if trial["status"] == "pruned" and trial.get("pruned"):
-        return f"pruned at epoch {trial['pruned']['epoch']}"
+        return f"pruned {'after' if 'fold' in trial['pruned'] else 'at'} {pruned_at(trial['pruned'])}"
     if trial["status"] == "failed" and trial.get("run"):  # it trained: where it stopped (a NaN's epoch)
         return f"failed at epoch {trial.get('epochs', 0) + 1}"
     return trial["status"]
+
+
+def pruned_at(pruned: dict) -> str:
+    """`epoch 3`, or `fold 2` for a cross-validated trial (pruned between folds)."""
+    return f"fold {pruned['fold']}" if "fold" in pruned else f"epoch {pruned['epoch']}"
 
 
 def plot(study, folder, parameters: int) -> list[str]:

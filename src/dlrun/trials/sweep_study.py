@@ -66,7 +66,8 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         planned[trial.number] = config["train"]["epochs"]
         command = ["dlrun", "train", f"(sweep {run.path.name}, trial {trial.number})", *(f"--set={item}" for item in set_items(values))]
         study_address = {"url": state["storage"], "name": state["study"], "trial_id": trial._trial_id, "search": state["search"]}
-        return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address}
+        return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address,
+                              "kfold": search.kfold}
 
     def tasks():
         if resuming:
@@ -114,15 +115,19 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
             save()
             if event["after_epoch"] is not None:
                 progress.say(f"resuming trial {number} after epoch {event['after_epoch']} ({event['run']})")
+        elif event["type"] == "note":
+            progress.say(f"trial {number}: {event['text']}")
         elif event["type"] == "epoch":
             epochs[number] = event["epoch"]
             value = event["logs"].get(metric)
+            if "fold" in event:  # a cross-validated trial
+                label = f"{label} fold {event['fold']}/{search.kfold}"
             progress.epoch(number, label, event["epoch"], planned.get(number, event["epoch"]), f"{metric} {value:.4f}" if value is not None else "")
             if owner:
                 run.heartbeat(at_most_every=1.0, trial=number)
         elif event["type"] == "done":
             result, handle = event["result"], handles[number]
-            best = search_engine.objective(result["history"], metric, search.direction)
+            best = _score(result, metric, search.direction)
             values = handle.user_attrs.get("overrides", {})
             handle.set_user_attr("run", result["run"])
             handle.set_user_attr("epochs", len(result["history"]["epoch"]))
@@ -130,14 +135,15 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
             if result["state"] == "pruned":
                 handle.set_user_attr("pruned", result["pruned"])
                 study.tell(number, state=optuna.trial.TrialState.PRUNED)
-                outcome = f"[magenta]pruned[/magenta] after epoch {result['pruned']['epoch']}: {result['pruned']['reason']}"
+                outcome = f"[magenta]pruned[/magenta] after {sweep_results.pruned_at(result['pruned'])}: {result['pruned']['reason']}"
             elif best is None:
                 progress.finish(number, f"[red]{label} failed[/red]: no {metric} recorded")
                 fail(number, f"no {metric} recorded")
                 return
             else:
                 study.tell(number, best[1])
-                outcome = f"best {metric} {best[1]:.4f} at epoch {best[0]}"
+                outcome = (f"best {metric} {best[1]:.4f} at epoch {best[0]}" if not search.kfold else
+                           f"mean best {metric} over {search.kfold} folds {best[1]:.4f}; recommended epochs {best[0]}")
             in_a_row.clear()
             save()
             progress.finish(number, f"{label} ({shown(values)}): {outcome}")
@@ -161,6 +167,25 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
                       f"ranks them in {terminal.text(run.path)}", highlight=False, soft_wrap=True)
         return run
     return _finish(run, state, study, console, in_a_row, failed)
+def _refit(run, state: dict, study, best: dict, console) -> dict:
+    """`--final`: the best cross-validated trial refit and evaluated on test, recorded in sweep.json (a
+    failure is the sweep's: `--resume` refits again)."""
+    from dlrun.trials import sweep_kfold
+
+    with runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}"):
+        state["final_test"] = {"trial": best["number"], **sweep_kfold.refit(best["run"], console)}
+    sweep_results.write(run, state, study)
+    return state["final_test"]
+
+
+def _score(result: dict, metric: str, direction: str) -> tuple[int, float] | None:
+    """A finished trial's (epoch, value): a cross-validated trial's mean fold score at its recommended epoch
+    count, or the best epoch of a trial's own history."""
+    if "best" in result:
+        return None if result["best"] is None else (result["best"]["epoch"], result["best"]["value"])
+    return search_engine.objective(result["history"], metric, direction)
+
+
 @contextlib.contextmanager
 def _ask_lock(folder: Path):
     """Only one process at a time counts the study's trials and asks for one more: never more than `trials`."""
@@ -260,6 +285,8 @@ def _finish(run, state: dict, study, console, in_a_row: list[str], failed: list[
         message = f"{problem}; continue with: dlrun sweep --resume {run.path}"
         run.finish("failed", error=message, **summary)
         raise errors.TrainingFailed(message)
+    if state.get("final") and ranked:
+        summary["final"] = _refit(run, state, study, ranked[0], console)
     if failed:
         console.print(f"[yellow]warning[/yellow]: {len(failed)} trial(s) failed ({terminal.text('; '.join(failed))})",
                       highlight=False, soft_wrap=True)
