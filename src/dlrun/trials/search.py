@@ -172,7 +172,7 @@ def study_names(url: str) -> list[str]:
 def objective(run_history: dict, metric: str, direction: str) -> tuple[int, float] | None:
     """A trial's score: (epoch, value) of `metric`'s best epoch, or None when it was never recorded.
 
-    The one place a trial is scored (a cross-validated trial: `fold_objective`, over its folds).
+    The one place a trial is scored (a trial trained over folds or seeds: `mean_objective`, over them).
     """
     values = [(epoch, value) for epoch, value in zip(run_history["epoch"], run_history.get(metric, []))
               if value is not None and math.isfinite(value)]
@@ -181,10 +181,11 @@ def objective(run_history: dict, metric: str, direction: str) -> tuple[int, floa
     return (min if direction == "minimize" else max)(values, key=lambda pair: pair[1])
 
 
-def fold_objective(fold_histories: list[dict], metric: str, direction: str) -> float | None:
-    """A cross-validated trial's score: the mean over its folds of each fold's `objective` (its best value of
-    `metric`); None when a fold never recorded it. Over the folds done so far, it is what the pruner judges."""
-    scores = [objective(fold_history, metric, direction) for fold_history in fold_histories]
+def mean_objective(histories: list[dict], metric: str, direction: str) -> float | None:
+    """The score of a trial trained in parts (a cross-validated trial's folds, or its seeds): the mean over
+    its parts of each part's `objective` (its best value of `metric`); None when a part never recorded it.
+    Over the parts done so far, it is what the pruner judges."""
+    scores = [objective(part_history, metric, direction) for part_history in histories]
     if not scores or any(score is None for score in scores):
         return None
     return statistics.fmean(score[1] for score in scores)
@@ -218,20 +219,20 @@ class Reporter:
         if self.trial.should_prune():
             raise errors.TrialPruned(epoch, self.reason(epoch, value))
 
-    def fold(self, index: int, partial_mean: float) -> None:
-        """After fold `index` of a cross-validated trial: report the mean over its folds so far (step = fold
-        index), then stop the trial between folds if the pruner says so."""
+    def part(self, index: int, partial_mean: float, step: str) -> None:
+        """After part `index` (from 1) of a trial trained in parts (`step`: fold or seed): report the mean over
+        its parts so far (the step is the part's index), then stop the trial between parts if the pruner says so."""
         self.trial.report(partial_mean, index)
         if self.trial.should_prune():
-            raise errors.TrialPruned(index, self.reason(index, partial_mean, step="fold"))
+            raise errors.TrialPruned(index, self.reason(index, partial_mean, step=step))
 
     def reason(self, epoch: int, value: float, step: str = "epoch") -> str:
-        """Why the pruner stopped the trial, in words (`step`: epoch, or fold for a cross-validated trial)."""
+        """Why the pruner stopped the trial, in words (`step`: epoch, or fold or seed between parts)."""
         import optuna
 
         metric = self.search.metric
-        if step == "fold":
-            metric = f"mean best {metric} over folds 1-{epoch}" if epoch > 1 else f"best {metric} of fold 1"
+        if step != "epoch":
+            metric = f"mean best {metric} over {step}s 1-{epoch}" if epoch > 1 else f"best {metric} of {step} 1"
         if self.search.pruner == "median":
             finished = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
             others = [trial.intermediate_values[epoch] for trial in finished if epoch in trial.intermediate_values]

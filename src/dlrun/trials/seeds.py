@@ -46,8 +46,12 @@ def is_group(run_dir: str | Path) -> bool:
         return False
 
 
-def train(config: schema.Config, console, count: int, command: list[str] | None = None) -> runs.Run:
-    """Train `config` `count` times (see the module docstring); return the completed group's run."""
+def train(config: schema.Config, console, count: int, command: list[str] | None = None, watch=None) -> runs.Run:
+    """Train `config` `count` times (see the module docstring); return the completed group's run.
+
+    `watch(run, state, child)`, when given, is called once the group has started (child None) and after each
+    seed completes; a sweep trial trained over seeds reports through it, and may stop the group by raising
+    `errors.TrialPruned`."""
     check_count(count)
     for index in range(count):  # every seed's config is valid before the folder exists
         child_config(config, index, Path(config.output.runs_root) / "seeds" / CHILDREN_FOLDER)
@@ -59,10 +63,11 @@ def train(config: schema.Config, console, count: int, command: list[str] | None 
     run.start(command, config.seed, runs.versions(), extra={"kind": KIND, "seeds": [child["seed"] for child in state["children"]]})
     console.print(f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {count} runs of {terminal.text(config.name)}, "
                   f"seeds {config.seed}..{config.seed + count - 1}", highlight=False, soft_wrap=True)
-    return _execute(run, state, config, console)
+    return _execute(run, state, config, console, watch)
 
 
-def resume(group_dir: str | Path, console, count: int | None = None, command: list[str] | None = None) -> runs.Run | None:
+def resume(group_dir: str | Path, console, count: int | None = None, command: list[str] | None = None,
+           watch=None) -> runs.Run | None:
     """Continue a seeds group that stopped; None (and nothing done) when it had completed."""
     run = runs.Run.open_to_continue(group_dir)
     try:
@@ -79,10 +84,10 @@ def resume(group_dir: str | Path, console, count: int | None = None, command: li
     run.resume(command, epochs_completed=0)
     console.print(f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {done} of {state['count']} seeds already completed",
                   highlight=False, soft_wrap=True)
-    return _execute(run, state, config, console)
+    return _execute(run, state, config, console, watch)
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, console) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, console, watch=None) -> runs.Run:
     children_root = run.path / CHILDREN_FOLDER
     failed = []
 
@@ -95,6 +100,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, console) -> runs
         run.write_json(FILE_NAME, state)
 
     with runs.recorded(run, "seeds", f"dlrun train --resume {run.path}", stopped):
+        if watch is not None:
+            watch(run, state, None)
         for child in state["children"]:
             if child["status"] == "completed":
                 continue
@@ -114,6 +121,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, console) -> runs
             child.update(status="completed", run=str(child_path), metrics=spread.run_metrics(child_path))
             child.pop("error", None)
             run.write_json(FILE_NAME, state)
+            if watch is not None:
+                watch(run, state, child)
     return _finish(run, state, failed, console)
 
 

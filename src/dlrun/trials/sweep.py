@@ -24,7 +24,7 @@ from pathlib import Path
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import search as search_config, yaml_strict
-from dlrun.trials import executors, search as search_engine, sweep_results, sweep_study
+from dlrun.trials import executors, search as search_engine, sweep_results, sweep_seeds, sweep_study
 
 FILE_NAME = sweep_results.FILE_NAME
 FORMAT = sweep_results.FORMAT
@@ -45,6 +45,7 @@ class Options:
     max_failures: int = 3
     kfold: int | None = None  # K: cross-validated trials (overrides search.kfold)
     final: bool = False  # refit the best cross-validated trial on the whole training split, evaluate on test
+    seeds: int | None = None  # N: each trial point trained N times (overrides search.seeds)
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -110,6 +111,8 @@ def plan(base, options: Options) -> search_config.SearchConfig:
         raise errors.UsageError(f"--trials: received {options.trials}; expected a number of trials >= 1")
     if options.kfold is not None and options.kfold < 2:
         raise errors.UsageError(f"--kfold: received {options.kfold}; expected a number of folds >= 2")
+    if options.seeds is not None and options.seeds < 1:
+        raise errors.UsageError(f"--seeds: received {options.seeds}; expected a number of seeds >= 1")
     section = base.search.model_dump(mode="json") if base.search is not None else {}
     if grid or ranges:
         space = {key: {"choice": values} for key, values in grid.items()}
@@ -122,7 +125,7 @@ def plan(base, options: Options) -> search_config.SearchConfig:
                                  "(or --random N with --range, or a search: section in the config)")
     if options.metric is not None:
         section.update(metric=options.metric, direction="auto")
-    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold") if getattr(options, name) is not None})
+    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold", "seeds") if getattr(options, name) is not None})
     search = config_module.validate({**config_module.to_data(base), "search": section}).search
     option = "--metric" if options.metric is not None else "search.metric"
     _check_metric(search.metric, base, option)
@@ -130,6 +133,7 @@ def plan(base, options: Options) -> search_config.SearchConfig:
         error = errors.UsageError if option.startswith("--") else errors.ConfigError
         raise error(f"{option}: received {search.metric!r} with K-fold trials; expected a validation metric (val_...), "
                     "which every fold records")
+    sweep_seeds.check(search, flags=options.seeds is not None or options.kfold is not None)
     if options.final and search.kfold is None:
         raise errors.UsageError("--final: received without K-fold trials; expected --kfold K (or search.kfold) to refit the best one")
     return search

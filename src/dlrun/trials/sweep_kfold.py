@@ -2,7 +2,7 @@
 
 A cross-validated trial is a `dlrun kfold` run of the trial's config (`dlrun.trials.kfold`: the same fold
 plan, fold seeds `seed + i - 1`, run folder and resume), without the refit. It is scored by the mean over
-its folds of each fold's best value of the metric (`dlrun.trials.search.fold_objective`), and the pruner
+its folds of each fold's best value of the metric (`dlrun.trials.search.mean_objective`), and the pruner
 judges the mean over the folds done so far after each fold (its step is the fold index), so a hopeless
 trial stops between folds. The recommended epoch count of a trial is its K-fold run's (the best epoch of
 the smoothed mean curve). `refit` trains the best trial's config on the whole training split for that
@@ -55,9 +55,9 @@ def run_trial(payload: dict, emit) -> dict:
         elif event["type"] == "epoch":
             emit({"type": "epoch", "epoch": event["epoch"], "logs": event["logs"], "fold": index})
         elif event["type"] == "done":
-            partial = search_engine.fold_objective(_fold_histories(run.path, state), search.metric, search.direction)
+            partial = search_engine.mean_objective(_fold_histories(run.path, state), search.metric, search.direction)
             if partial is not None:
-                reporter.fold(index, partial)  # raises TrialPruned: kfold records its run as pruned
+                reporter.part(index, partial, "fold")  # raises TrialPruned: kfold records its run as pruned
 
     previous = Path(payload["run"]) if payload.get("run") else None
     try:
@@ -76,7 +76,7 @@ def run_trial(payload: dict, emit) -> dict:
         folder = started["run"].path
         state = json.loads((folder / kfold.FILE_NAME).read_text(encoding="utf-8"))
         mean = kfold_plan.mean_history(_fold_histories(folder, state))
-        partial = search_engine.fold_objective(_fold_histories(folder, state), search.metric, search.direction)
+        partial = search_engine.mean_objective(_fold_histories(folder, state), search.metric, search.direction)
         best = {"epoch": kfold_plan.recommend(mean, search.metric, state["smoothing"])["recommended_epochs"], "value": partial}
         return {"state": "pruned", "run": str(folder), "history": mean, "best": best,
                 "pruned": {"fold": pruned.epoch, "reason": pruned.reason}}
@@ -90,7 +90,7 @@ def _fold_histories(folder: Path, state: dict) -> list[dict]:
 
 def _result(folder: Path, search: search_config.SearchConfig) -> dict:
     state = json.loads((folder / kfold.FILE_NAME).read_text(encoding="utf-8"))
-    score = search_engine.fold_objective(_fold_histories(folder, state), search.metric, search.direction)
+    score = search_engine.mean_objective(_fold_histories(folder, state), search.metric, search.direction)
     return {"state": "completed", "run": str(folder), "history": history.load(folder / history.FILE_NAME),
             "best": None if score is None else {"epoch": state["recommended_epochs"], "value": score}}
 

@@ -14,6 +14,7 @@ import json
 import warnings
 
 from dlrun import atomic, terminal
+from dlrun.runs import table as runs_table
 
 FILE_NAME = "sweep.json"
 FORMAT = 3  # sweep.json's layout; 3: trials are an Optuna study's, numbered as Optuna numbers them
@@ -28,7 +29,7 @@ def trials(study) -> list[dict]:
         attrs = trial.user_attrs
         entry = {"number": trial.number, "overrides": attrs.get("overrides", trial.params),
                  "status": _STATES.get(trial.state.name, trial.state.name.lower())}
-        for key in ("run", "best", "epochs", "pruned", "error"):
+        for key in ("run", "best", "spread", "epochs", "pruned", "error"):
             if attrs.get(key) is not None:
                 entry[key] = attrs[key]
         found.append(entry)
@@ -57,7 +58,11 @@ def table(state: dict):
     keys = list(state["search"]["space"])
     short = [key.rsplit(".", 1)[-1] for key in keys]
     headers = short if len(set(short)) == len(short) else keys  # the last part of each key, when that is unambiguous
-    scored = (f"best {metric}", "epoch") if not state["search"].get("kfold") else (f"mean best {metric}", "recommended epochs")
+    scored = (f"best {metric}", "epoch")
+    if state["search"].get("kfold"):
+        scored = (f"mean best {metric}", "recommended epochs")
+    elif state["search"].get("seeds", 1) > 1:
+        scored = (f"best {metric} over {state['search']['seeds']} seeds", "epoch")
     for column in ("rank", "trial", *headers, *scored, "status"):
         result.add_column(column, justify="left" if column == "status" else "right")
     ranked = rank(state)
@@ -68,11 +73,17 @@ def table(state: dict):
             str(position) if trial in ranked else "-",
             str(trial["number"]),
             *(terminal.text(value_text(trial["overrides"].get(key))) for key in keys),
-            f"{best['value']:.4f}" if best else "-",
-            str(best.get("epoch", "-")),
+            _spread_value(trial, metric) or (f"{best['value']:.4f}" if best else "-"),
+            str(best["epoch"]) if best.get("epoch") is not None else "-",
             terminal.text(describe(trial)),
         )
     return result
+
+
+def _spread_value(trial: dict, metric: str) -> str | None:
+    """A trial over seeds: `0.4100 +- 0.0200 (n=2)`, the mean and std of the metric's best value over its seeds."""
+    found = ((trial.get("spread") or {}).get("validation") or {}).get(metric)
+    return None if found is None else runs_table.spread_text(found)
 
 
 def value_text(value) -> str:
@@ -83,15 +94,16 @@ def value_text(value) -> str:
 def describe(trial: dict) -> str:
     """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`."""
     if trial["status"] == "pruned" and trial.get("pruned"):
-        return f"pruned {'after' if 'fold' in trial['pruned'] else 'at'} {pruned_at(trial['pruned'])}"
+        return f"pruned {'at' if 'epoch' in trial['pruned'] else 'after'} {pruned_at(trial['pruned'])}"
     if trial["status"] == "failed" and trial.get("run"):  # it trained: where it stopped (a NaN's epoch)
         return f"failed at epoch {trial.get('epochs', 0) + 1}"
     return trial["status"]
 
 
 def pruned_at(pruned: dict) -> str:
-    """`epoch 3`, or `fold 2` for a cross-validated trial (pruned between folds)."""
-    return f"fold {pruned['fold']}" if "fold" in pruned else f"epoch {pruned['epoch']}"
+    """`epoch 3`; `fold 2` or `seed 2` for a trial pruned between its folds or seeds."""
+    step = next((key for key in ("fold", "seed") if key in pruned), "epoch")
+    return f"{step} {pruned[step]}"
 
 
 def plot(study, folder, parameters: int) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import overrides, search as search_config
-from dlrun.trials import executors, outcomes, search as search_engine, sweep_results
+from dlrun.trials import executors, outcomes, search as search_engine, spread, sweep_results
 
 TRIALS_FOLDER = "trials"
 ASK_LOCK = ".study.lock"  # flock'ed while a process counts the study's trials and asks for one more
@@ -67,7 +67,7 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
         command = ["dlrun", "train", f"(sweep {run.path.name}, trial {trial.number})", *(f"--set={item}" for item in set_items(values))]
         study_address = {"url": state["storage"], "name": state["study"], "trial_id": trial._trial_id, "search": state["search"]}
         return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address,
-                              "kfold": search.kfold}
+                              "kfold": search.kfold, "seeds": search.seeds}
 
     def tasks():
         if resuming:
@@ -132,6 +132,8 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
             handle.set_user_attr("run", result["run"])
             handle.set_user_attr("epochs", len(result["history"]["epoch"]))
             handle.set_user_attr("best", {"epoch": best[0], "value": best[1]} if best else None)
+            if "spread" in result:  # a trial over seeds: mean +- std of every metric over them
+                handle.set_user_attr("spread", result["spread"])
             if result["state"] == "pruned":
                 handle.set_user_attr("pruned", result["pruned"])
                 study.tell(number, state=optuna.trial.TrialState.PRUNED)
@@ -144,6 +146,8 @@ def drive(run, state: dict, study, base_data: dict, console, placement: executor
                 study.tell(number, best[1])
                 outcome = (f"best {metric} {best[1]:.4f} at epoch {best[0]}" if not search.kfold else
                            f"mean best {metric} over {search.kfold} folds {best[1]:.4f}; recommended epochs {best[0]}")
+                if "spread" in result:
+                    outcome = "; ".join(spread.lines(result["spread"]))
             in_a_row.clear()
             save()
             progress.finish(number, f"{label} ({shown(values)}): {outcome}")
