@@ -215,3 +215,14 @@ def test_a_kfold_trial_killed_mid_fold_continues_that_fold_from_its_checkpoint(t
         assert history.load(trial_run / "folds" / index / "history.json")["epoch"] == list(range(1, epochs + 1))
     # (not compared with an uninterrupted `dlrun kfold` here: a K-fold resume with dropout is not bit-exact on
     # main either, see test_kfold's test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint)
+
+
+def test_kfold_trials_validate_on_their_folds_so_a_config_without_a_validation_split_may_rank_by_val_metrics(tmp_path):
+    from dlrun import config, errors
+    from dlrun.trials import sweep
+
+    base = config.load(write(tmp_path), ["data.validation_split=0.0", "train.callbacks=[]"])
+    search = sweep.plan(base, sweep.Options(kfold=3))
+    assert search.kfold == 3 and search.metric == "val_mae"
+    with pytest.raises(errors.ConfigError, match="search.metric: received 'val_mae'; expected one of loss, mae"):
+        sweep.plan(base, sweep.Options())  # one training run: no validation data, no val_mae

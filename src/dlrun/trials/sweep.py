@@ -128,7 +128,7 @@ def plan(base, options: Options) -> search_config.SearchConfig:
     section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold", "seeds") if getattr(options, name) is not None})
     search = config_module.validate({**config_module.to_data(base), "search": section}).search
     option = "--metric" if options.metric is not None else "search.metric"
-    _check_metric(search.metric, base, option)
+    _check_metric(search.metric, base, option, validating=True if search.kfold is not None else None)
     if search.kfold is not None and not search.metric.startswith("val_"):
         error = errors.UsageError if option.startswith("--") else errors.ConfigError
         raise error(f"{option}: received {search.metric!r} with K-fold trials; expected a validation metric (val_...), "
@@ -139,12 +139,13 @@ def plan(base, options: Options) -> search_config.SearchConfig:
     return search
 
 
-def _check_metric(metric: str, config, option: str) -> None:
-    """The objective must be something every trial records (when the dataset's task is known)."""
+def _check_metric(metric: str, config, option: str, validating: bool | None = None) -> None:
+    """The objective must be something every trial records (when the dataset's task is known); K-fold
+    trials (`validating`) always have validation data: their folds."""
     task = getattr(config.data, "task", None)
     if task is None:
         return
-    allowed = config_module.monitor_names(config, task)
+    allowed = config_module.monitor_names(config, task, validating)
     if metric not in allowed:
         error = errors.UsageError if option.startswith("--") else errors.ConfigError  # a flag's value, or the config's
         raise error(f"{option}: received {metric!r}; expected one of {', '.join(allowed)}")
