@@ -92,6 +92,7 @@ def main() -> None:
         at_10: dict | None = None
         at_end: dict | None = None  # the first sample once every trial has finished (before the plots are drawn)
         last: dict = {}
+        milestones: dict[int, dict] = {}  # the first sample at 10, 25, 50, 75% ... of the trials: the trend
         workers_last: dict[int, float] = {}  # each process's latest reading: the pool closes as the last trial ends
         count = 0
         while process.poll() is None:
@@ -105,6 +106,9 @@ def main() -> None:
                 at_10 = sample
             if at_end is None and count >= options.trials:
                 at_end = sample
+            for mark in (10, options.trials // 4, options.trials // 2, 3 * options.trials // 4):
+                if mark not in milestones and count >= mark:
+                    milestones[mark] = sample
             time.sleep(0.1)
         seconds = time.perf_counter() - started
         if process.returncode != 0:
@@ -118,10 +122,14 @@ def main() -> None:
                "sampled_at_trials": [at_10["trials"], at_end["trials"]],
                "main_peak_at_exit_mib": round(last["main"], 1),  # with the sweep's plots (matplotlib) drawn
                "peak_rss_mib": {name: [round(start, 1), round(end, 1)] for name, start, end in rows if start and end},
-               "growth": growth, "max_growth": max(growth.values())}
+               "growth": growth, "max_growth": max(growth.values()),
+               "trend_mib": {mark: {"main": round(sample["main"], 1), **{f"child {pid}": round(value, 1)
+                                    for pid, value in sample["children"].items() if value}} for mark, sample in sorted(milestones.items())}}
     print(f"saved {common.save('sweep_memory', outcome)}")
     print(f"{options.trials} trials on {options.workers} workers in {seconds:.0f} s; peak RSS after trial "
           f"{at_10['trials']} -> after trial {at_end['trials']}:")
+    for mark, sample in sorted(milestones.items()):
+        print(f"  after trial {mark}: " + ", ".join(f"{name} {value:.1f}" for name, value in outcome["trend_mib"][mark].items()))
     for name, start, end in rows:
         if start and end:
             print(f"  {name}: {start:.1f} MiB -> {end:.1f} MiB ({end / start - 1:+.2%})")
