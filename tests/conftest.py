@@ -262,6 +262,14 @@ def toy_worker(payload, emit):
     return {"value": payload["value"], "pid": os.getpid()}
 
 
+def layer_name_worker(payload, emit):
+    """A pool worker that builds one Keras layer and returns its automatic name ("dense", or "dense_1" when
+    the process's Keras still counts the layers of an earlier task)."""
+    import keras
+
+    return {"name": keras.layers.Dense(2).name, "pid": os.getpid()}
+
+
 def no_child_process_within(seconds: float) -> bool:
     """Whether every child process has ended within `seconds` (idle workers exit on their own after a run)."""
     import multiprocessing

@@ -10,7 +10,15 @@ import pytest
 from dlrun import errors
 from dlrun.runs import history
 from dlrun.trials import executors, kfold_fits, outcomes
-from tests.conftest import invoke, no_child_process_within, run_cli, run_folders, toy_worker, write_kfold_config
+from tests.conftest import (
+    invoke,
+    layer_name_worker,
+    no_child_process_within,
+    run_cli,
+    run_folders,
+    toy_worker,
+    write_kfold_config,
+)
 
 # --- option checks (no training): exit 2, a clear message, no run folder -------------------------
 
@@ -62,6 +70,18 @@ def test_pool_runs_every_task_reports_failures_and_reuses_its_workers():
     epochs = [(key, event["epoch"]) for key, event in events if event["type"] == "epoch"]
     assert sorted(epochs) == [(key, epoch) for key in range(1, 6) for epoch in (1, 2)]
     assert no_child_process_within(30)
+
+
+@pytest.mark.slow
+def test_a_pool_worker_forgets_each_tasks_keras_models(tmp_path):
+    """The leak class of keras-tuner#395: a reused worker clears Keras' global state after each task, so
+    the second task on the same process names its layer "dense" again, not "dense_1"."""
+    events = []
+    tasks = [(index, {}) for index in (1, 2, 3)]
+    executors.run(tasks, layer_name_worker, lambda key, event: events.append(event), executors.Placement("pool", workers=1))
+    results = [event["result"] for event in events if event["type"] == "done"]
+    assert len({result["pid"] for result in results}) == 1  # one process ran all three
+    assert [result["name"] for result in results] == ["dense"] * 3
 
 
 @pytest.mark.parametrize("placement", [executors.Placement(), executors.Placement("pool", workers=2)], ids=["sequential", "pool"])

@@ -20,6 +20,9 @@ def sweep(
     metric: str = typer.Option(None, "--metric", help="The objective: its best value over each trial's epochs (overrides search.metric; default val_loss).", show_default=False),
     storage: str = typer.Option(None, "--storage", help="Where the study is kept: sqlite (study.db in the sweep folder), journal (study.journal there), or a SQLAlchemy URL such as postgresql+psycopg2://USER@HOST/DB", show_default=False),
     max_failures: int = typer.Option(3, "--max-failures", metavar="N", help="Stop after N trials failed in a row."),
+    kfold: int = typer.Option(None, "--kfold", metavar="K", help="Score each trial by its mean over K folds, as dlrun kfold trains them (overrides search.kfold).", show_default=False),
+    seeds: int = typer.Option(None, "--seeds", metavar="N", help="Train each trial point N times (seeds seed..seed+N-1) and score it by the mean (overrides search.seeds).", show_default=False),
+    final: bool = typer.Option(False, "--final", help="With K-fold trials: refit the best trial on the whole training split and evaluate it on test."),
     set_items: list[str] = options.SET_OPTION,
     resume: Path = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a stopped sweep: finished trials are kept, a killed one continues from its checkpoint.", show_default=False),
     join: str = typer.Option(None, "--join", metavar="SWEEP_DIR_OR_URL", help="Add this process's workers to a running sweep (its folder, or its storage URL).", show_default=False),
@@ -37,7 +40,7 @@ def sweep(
         raise errors.UsageError("--executor: received 'vectorized' with dlrun sweep; expected sequential, pool or ray "
                                  "(vectorized trains the folds of dlrun kfold only, for now)")
     console = terminal.console()
-    planning = [config_file, set_items, grid, ranges, random, trials, sampler, pruner, metric, storage]
+    planning = [config_file, set_items, grid, ranges, random, trials, sampler, pruner, metric, storage, kfold, seeds, final or None]
     if resume is not None or join is not None:
         option = "--resume" if resume is not None else "--join"
         if (resume is not None and join is not None) or any(item not in (None, []) for item in planning):
@@ -52,11 +55,12 @@ def sweep(
         return
     if config_file is None:
         raise errors.UsageError("CONFIG: received nothing; expected a YAML config file (or --resume SWEEP_DIR, or --join SWEEP_DIR)")
-    chosen = sweep_module.Options(tuple(grid), tuple(ranges), random, trials, sampler, pruner, metric, storage, max_failures)
+    chosen = sweep_module.Options(tuple(grid), tuple(ranges), random, trials, sampler, pruner, metric, storage, max_failures, kfold, final, seeds)
     command = ["dlrun", "sweep", str(config_file), *(f"--grid={item}" for item in grid),
                *([f"--random={random}"] if random is not None else []), *(f"--range={item}" for item in ranges),
                *(f"--{name}={value}" for name, value in (("trials", trials), ("sampler", sampler), ("pruner", pruner),
-                                                          ("metric", metric), ("storage", storage)) if value is not None),
+                                                          ("metric", metric), ("storage", storage), ("kfold", kfold), ("seeds", seeds)) if value is not None),
+               *(["--final"] if final else []),
                f"--max-failures={max_failures}", *(f"--set={item}" for item in set_items), *placement.words()]
     with runs.starting("dlrun sweep --resume {path}"):
         sweep_module.sweep(config_file, set_items, chosen, console, placement, command=command)

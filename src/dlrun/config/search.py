@@ -90,6 +90,8 @@ class SearchConfig(fields.Section):
     startup_trials: fields.NonNegativeInt = 5  # median: trials that finish before any is pruned
     warmup_epochs: fields.NonNegativeInt = 1  # epochs every trial trains before the pruner judges it (never pruned before)
     seed: Annotated[builtins.int, Field(ge=0, le=2**32 - 1)] | None = None  # the sampler's seed; default: the config's seed
+    kfold: Annotated[builtins.int, Field(ge=2)] | None = None  # K: score each trial by the mean over K folds (as `dlrun kfold`)
+    seeds: fields.PositiveInt = 1  # N: train each trial point N times (seeds seed..seed+N-1), scored by the mean
     space: dict[str, Dimension] = {}  # KEY.PATH: {choice: [...]} | {int: [LOW, HIGH]} | {float: [LOW, HIGH], log: true}
 
     def grid_size(self) -> builtins.int | None:

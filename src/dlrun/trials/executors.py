@@ -182,8 +182,21 @@ def _initialize_worker(events: multiprocessing.queues.Queue, threads: int) -> No
 
 
 def _call_in_worker(worker: outcomes.Worker, key: Any, payload: Any) -> Any:
-    """In a pool process: run one task, its events going back through the queue."""
-    return worker(payload, lambda event: _events.put((key, event)))
+    """In a pool process: run one task, its events going back through the queue; then drop what Keras
+    keeps of it (its global state grows with every model built: the leak class of keras-tuner#395)."""
+    try:
+        return worker(payload, lambda event: _events.put((key, event)))
+    finally:
+        _forget_models()
+
+
+def _forget_models() -> None:
+    import gc
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()
+    gc.collect()
 
 
 class Pool:

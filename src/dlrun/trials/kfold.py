@@ -53,10 +53,13 @@ def kfold(
     command: list[str] | None = None,
     placement: executors.Placement = executors.Placement(),
     keep_early_stopping: bool = False,
+    watch: Callable[..., None] | None = None,
 ) -> runs.Run:
     """Run K-fold validation as configured; return the completed run (see the module docstring).
 
-    `placement` (`executors.Placement.resolve`) says where the folds run.
+    `placement` (`executors.Placement.resolve`) says where the folds run. `watch(run, state, index, event)`,
+    when given, sees every fold event after it is recorded (index None: the run has started); a sweep's
+    K-fold trial reports between folds through it, and may stop the run by raising `errors.TrialPruned`.
     """
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
     from dlrun import backend
@@ -66,7 +69,7 @@ def kfold(
     os.environ["KERAS_BACKEND"] = backend.choose(config).name
     options = {"k": k, "repeats": repeats, "shuffle": shuffle, "final": final, "smoothing": smoothing,
                "keep_early_stopping": keep_early_stopping}
-    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement))
+    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement, watch))
 
 
 def _with_workers(placement: executors.Placement, body: Callable[[executors.Placement], runs.Run]) -> runs.Run:
@@ -85,7 +88,7 @@ def _with_workers(placement: executors.Placement, body: Callable[[executors.Plac
 
 
 def _start(config: schema.Config, console: Console, options: dict, monitor: str | None, command: list[str] | None,
-           placement: executors.Placement) -> runs.Run:
+           placement: executors.Placement, watch: Callable[..., None] | None = None) -> runs.Run:
     in_process = placement.executor in ("sequential", "vectorized")  # the folds train in this process
     starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
@@ -141,11 +144,12 @@ def _start(config: schema.Config, console: Console, options: dict, monitor: str 
     )
     for line in kfold_fits.differences_said(config, options["keep_early_stopping"], options["final"]):
         console.print(f"note: {line}", highlight=False, soft_wrap=True)
-    return _execute(run, state, config, pool, console, placement)
+    return _execute(run, state, config, pool, console, placement, watch)
 
 
 def resume(run_dir: str | Path, console: Console, command: list[str] | None = None,
-           placement: executors.Placement = executors.Placement(), backend_name: str | None = None) -> runs.Run:
+           placement: executors.Placement = executors.Placement(), backend_name: str | None = None,
+           watch: Callable[..., None] | None = None) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
 
@@ -177,7 +181,7 @@ def resume(run_dir: str | Path, console: Console, command: list[str] | None = No
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
     console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]; {done} of {len(state['folds'])} folds already completed",
                   highlight=False, soft_wrap=True)
-    return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement))
+    return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement, watch))
 
 
 def _check_same_data(run: runs.Run, state: dict, pool: dataset.Dataset) -> None:
@@ -200,7 +204,8 @@ def _monitor(config: schema.Config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement,
+             watch: Callable[..., None] | None = None) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
@@ -208,7 +213,9 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Da
         return f"after {done} completed fold(s)", {"folds_completed": done}
 
     with runs.recorded(run, "K-fold", f"dlrun kfold --resume {run.path}", stopped):
-        _run_folds(run, state, config, pool, console, placement)
+        if watch is not None:
+            watch(run, state, None, {"type": "started"})
+        _run_folds(run, state, config, pool, console, placement, watch)
         outcome = _conclude(run, state, config, pool, console, placement)
     run.finish("completed", **outcome)
     if not config.output.keep_checkpoints:  # every fold's and the refit's, once `completed` is written
@@ -219,7 +226,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Da
     return run
 
 
-def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement) -> None:
+def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement,
+               watch: Callable[..., None] | None = None) -> None:
     """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
@@ -277,6 +285,8 @@ def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.
             run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)
             failed.append(f"{label}: {event['error']}")
             progress.finish(index, f"[red]{label} failed[/red]: {event['error']}")
+        if watch is not None:
+            watch(run, state, index, event)
 
     with trial_progress.TrialProgress(console) as progress:
         if placement.executor == "vectorized":

@@ -38,7 +38,7 @@ class TrialProgress:
         """Trial `key` finished `epoch` of `epochs`."""
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task("trial", total=epochs, label=label, latest="")
-        self.progress.update(self.tasks[key], completed=epoch, total=epochs, latest=latest)
+        self.progress.update(self.tasks[key], completed=epoch, total=epochs, latest=latest, label=label)
 
     def say(self, line: str) -> None:
         """Print `line` above the bars."""

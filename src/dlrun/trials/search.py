@@ -177,13 +177,24 @@ def study_names(url: str) -> list[str]:
 def objective(run_history: dict, metric: str, direction: str) -> tuple[int, float] | None:
     """A trial's score: (epoch, value) of `metric`'s best epoch, or None when it was never recorded.
 
-    The one place a trial is scored (a cross-validated objective will score its folds here).
+    The one place a trial is scored (a trial trained over folds or seeds: `mean_objective`, over them).
     """
     values = [(epoch, value) for epoch, value in zip(run_history["epoch"], run_history.get(metric, []))
               if value is not None and math.isfinite(value)]
     if not values:
         return None
     return (min if direction == "minimize" else max)(values, key=lambda pair: pair[1])
+
+
+def mean_objective(histories: list[dict], metric: str, direction: str) -> float | None:
+    """The score of a trial trained in parts (a cross-validated trial's folds, or its seeds): the mean over
+    its parts of each part's `objective` (its best value of `metric`); None when a part never recorded it.
+    Over the parts done so far, it is what the pruner judges."""
+    scores = [objective(part_history, metric, direction) for part_history in histories]
+    found = [score for score in scores if score is not None]
+    if not scores or len(found) < len(scores):
+        return None
+    return statistics.fmean(score[1] for score in found)
 
 
 class Reporter:
@@ -214,16 +225,25 @@ class Reporter:
         if self.trial.should_prune():
             raise errors.TrialPruned(epoch, self.reason(epoch, value))
 
-    def reason(self, epoch: int, value: float) -> str:
-        """Why the pruner stopped the trial, in words."""
+    def part(self, index: int, partial_mean: float, step: str) -> None:
+        """After part `index` (from 1) of a trial trained in parts (`step`: fold or seed): report the mean over
+        its parts so far (the step is the part's index), then stop the trial between parts if the pruner says so."""
+        self.trial.report(partial_mean, index)
+        if self.trial.should_prune():
+            raise errors.TrialPruned(index, self.reason(index, partial_mean, step=step))
+
+    def reason(self, epoch: int, value: float, step: str = "epoch") -> str:
+        """Why the pruner stopped the trial, in words (`step`: epoch, or fold or seed between parts)."""
         import optuna
 
         metric = self.search.metric
+        if step != "epoch":
+            metric = f"mean best {metric} over {step}s 1-{epoch}" if epoch > 1 else f"best {metric} of {step} 1"
         if self.search.pruner == "median":
             finished = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
             others = [trial.intermediate_values[epoch] for trial in finished if epoch in trial.intermediate_values]
             if others:
-                return (f"{metric} {value:.4g} at epoch {epoch} worse than the median {statistics.median(others):.4g} "
-                        f"of {len(others)} earlier trial(s) at that epoch")
-        return (f"{metric} {value:.4g} at epoch {epoch} not among the best trials at that epoch "
+                return (f"{metric} {value:.4g} at {step} {epoch} worse than the median {statistics.median(others):.4g} "
+                        f"of {len(others)} earlier trial(s) at that {step}")
+        return (f"{metric} {value:.4g} at {step} {epoch} not among the best trials at that {step} "
                 f"({self.search.pruner} pruner: successive halving)")

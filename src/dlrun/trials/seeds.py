@@ -50,8 +50,13 @@ def is_group(run_dir: str | Path) -> bool:
         return False
 
 
-def train(config: schema.Config, console: Console, count: int, command: list[str] | None = None) -> runs.Run:
-    """Train `config` `count` times (see the module docstring); return the completed group's run."""
+def train(config: schema.Config, console: Console, count: int, command: list[str] | None = None,
+          watch: Callable[..., None] | None = None) -> runs.Run:
+    """Train `config` `count` times (see the module docstring); return the completed group's run.
+
+    `watch(run, state, child)`, when given, is called once the group has started (child None) and after each
+    seed completes; a sweep trial trained over seeds reports through it, and may stop the group by raising
+    `errors.TrialPruned`."""
     check_count(count)
     for index in range(count):  # every seed's config is valid before the folder exists
         child_config(config, index, Path(config.output.runs_root) / "seeds" / CHILDREN_FOLDER)
@@ -63,10 +68,11 @@ def train(config: schema.Config, console: Console, count: int, command: list[str
     run.start(command, config.seed, runs.versions(), extra={"kind": KIND, "seeds": [child["seed"] for child in state["children"]]})
     console.print(f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {count} runs of {terminal.text(config.name)}, "
                   f"seeds {config.seed}..{config.seed + count - 1}", highlight=False, soft_wrap=True)
-    return _execute(run, state, config, console)
+    return _execute(run, state, config, console, watch)
 
 
-def resume(group_dir: str | Path, console: Console, count: int | None = None, command: list[str] | None = None) -> runs.Run | None:
+def resume(group_dir: str | Path, console: Console, count: int | None = None, command: list[str] | None = None,
+           watch: Callable[..., None] | None = None) -> runs.Run | None:
     """Continue a seeds group that stopped; None (and nothing done) when it had completed."""
     run = runs.Run.open_to_continue(group_dir)
     try:
@@ -83,10 +89,11 @@ def resume(group_dir: str | Path, console: Console, count: int | None = None, co
     run.resume(command, epochs_completed=0)
     console.print(f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {done} of {state['count']} seeds already completed",
                   highlight=False, soft_wrap=True)
-    return _execute(run, state, config, console)
+    return _execute(run, state, config, console, watch)
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console,
+             watch: Callable[..., None] | None = None) -> runs.Run:
     children_root = run.path / CHILDREN_FOLDER
     failed = []
 
@@ -99,6 +106,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console
         run.write_json(FILE_NAME, state)
 
     with runs.recorded(run, "seeds", f"dlrun train --resume {run.path}", stopped):
+        if watch is not None:
+            watch(run, state, None)
         for child in state["children"]:
             if child["status"] == "completed":
                 continue
@@ -118,6 +127,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console
             child.update(status="completed", run=str(child_path), metrics=spread.run_metrics(child_path))
             child.pop("error", None)
             run.write_json(FILE_NAME, state)
+            if watch is not None:
+                watch(run, state, child)
     return _finish(run, state, failed, console)
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import search as search_config, yaml_strict
-from dlrun.trials import executors, search as search_engine, sweep_results, sweep_study
+from dlrun.trials import executors, search as search_engine, sweep_results, sweep_seeds, sweep_study
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,6 +49,9 @@ class Options:
     metric: str | None = None
     storage: str | None = None
     max_failures: int = 3
+    kfold: int | None = None  # K: cross-validated trials (overrides search.kfold)
+    final: bool = False  # refit the best cross-validated trial on the whole training split, evaluate on test
+    seeds: int | None = None  # N: each trial point trained N times (overrides search.seeds)
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -112,6 +115,10 @@ def plan(base: schema.Config, options: Options) -> search_config.SearchConfig:
             raise errors.UsageError(f"{option}: received {value!r}; expected one of {', '.join(allowed)}")
     if options.trials is not None and options.trials < 1:
         raise errors.UsageError(f"--trials: received {options.trials}; expected a number of trials >= 1")
+    if options.kfold is not None and options.kfold < 2:
+        raise errors.UsageError(f"--kfold: received {options.kfold}; expected a number of folds >= 2")
+    if options.seeds is not None and options.seeds < 1:
+        raise errors.UsageError(f"--seeds: received {options.seeds}; expected a number of seeds >= 1")
     section = base.search.model_dump(mode="json") if base.search is not None else {}
     if grid or ranges:
         space: dict[str, dict[str, Any]] = {key: {"choice": values} for key, values in grid.items()}
@@ -124,20 +131,29 @@ def plan(base: schema.Config, options: Options) -> search_config.SearchConfig:
                                  "(or --random N with --range, or a search: section in the config)")
     if options.metric is not None:
         section.update(metric=options.metric, direction="auto")
-    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner") if getattr(options, name) is not None})
+    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold", "seeds") if getattr(options, name) is not None})
     search = config_module.validate({**config_module.to_data(base), "search": section}).search
     if search is None:  # the section was given just above
         raise ValueError("Received a config without its search section; expected the one just given")
-    _check_metric(search.metric, base, "--metric" if options.metric is not None else "search.metric")
+    option = "--metric" if options.metric is not None else "search.metric"
+    _check_metric(search.metric, base, option, validating=True if search.kfold is not None else None)
+    if search.kfold is not None and not search.metric.startswith("val_"):
+        error = errors.UsageError if option.startswith("--") else errors.ConfigError
+        raise error(f"{option}: received {search.metric!r} with K-fold trials; expected a validation metric (val_...), "
+                    "which every fold records")
+    sweep_seeds.check(search, flags=options.seeds is not None or options.kfold is not None)
+    if options.final and search.kfold is None:
+        raise errors.UsageError("--final: received without K-fold trials; expected --kfold K (or search.kfold) to refit the best one")
     return search
 
 
-def _check_metric(metric: str, config: schema.Config, option: str) -> None:
-    """The objective must be something every trial records (when the dataset's task is known)."""
+def _check_metric(metric: str, config: schema.Config, option: str, validating: bool | None = None) -> None:
+    """The objective must be something every trial records (when the dataset's task is known); K-fold
+    trials (`validating`) always have validation data: their folds."""
     task = getattr(config.data, "task", None)
     if task is None:
         return
-    allowed = config_module.monitor_names(config, task)
+    allowed = config_module.monitor_names(config, task, validating)
     if metric not in allowed:
         error = errors.UsageError if option.startswith("--") else errors.ConfigError  # a flag's value, or the config's
         raise error(f"{option}: received {metric!r}; expected one of {', '.join(allowed)}")
@@ -167,12 +183,17 @@ def sweep(config_file: str | Path, set_values: list[str], options: Options, cons
     total = search_engine.trial_count(search)
     state = {"format": sweep_results.FORMAT, "config": str(config_file), "set": list(set_values),
              "search": search.model_dump(mode="json"), "trials_total": total, "storage": url, "study": run.path.name,
-             "max_failures": options.max_failures, "status": "running", "trials": []}
+             "max_failures": options.max_failures, "final": options.final, "status": "running", "trials": []}
     sweep_results.write(run, state, study)
     run.start(command, base.seed, runs.versions(), extra={"kind": "sweep", "trials": total})
     console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]\nsweep: {total} trials of {config_file} "
                   f"(sampler {search.sampler}, pruner {search.pruner}), ranked by {search.metric}",
                   highlight=False, soft_wrap=True)
+    if search.kfold is not None:  # the K-fold rule, said once
+        from dlrun.trials import sweep_kfold
+
+        for line in sweep_kfold.said(base, search.kfold, search.metric):
+            console.print(f"note: {line}", highlight=False, soft_wrap=True)
     return sweep_study.drive(run, state, study, base_data, console, placement, owner=True)
 
 

@@ -2,8 +2,10 @@
 
 Each trial in `sweep.json` has its Optuna `number`, its `overrides` (the config values tried), `status`
 (`running`, `completed`, `pruned` or `failed`), its child `run` folder, `best` ({epoch, value} of the
-metric over its epochs), `epochs` trained, and for a pruned trial `pruned` ({epoch, reason}), for a
-failed one `error`. The study is the record; `sweep.json` is rewritten from it, atomically.
+metric over its epochs; a cross-validated trial's: {the recommended epoch count, the mean over its
+folds of each fold's best value}), `epochs` trained, and for a pruned trial `pruned` ({epoch, reason};
+a cross-validated one: {fold, reason}), for a failed one `error`. With `--final`, `final` holds the best
+trial's refit: its test metrics next to the baseline's. The study is the record; `sweep.json` is rewritten from it, atomically.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from dlrun import atomic, terminal
+from dlrun.runs import table as runs_table
 
 if TYPE_CHECKING:
     import optuna
@@ -34,7 +37,7 @@ def trials(study: optuna.Study) -> list[dict]:
         attrs = trial.user_attrs
         entry = {"number": trial.number, "overrides": attrs.get("overrides", trial.params),
                  "status": _STATES.get(trial.state.name, trial.state.name.lower())}
-        for key in ("run", "best", "epochs", "pruned", "error"):
+        for key in ("run", "best", "spread", "epochs", "pruned", "error"):
             if attrs.get(key) is not None:
                 entry[key] = attrs[key]
         found.append(entry)
@@ -63,7 +66,12 @@ def table(state: dict) -> Table:
     keys = list(state["search"]["space"])
     short = [key.rsplit(".", 1)[-1] for key in keys]
     headers = short if len(set(short)) == len(short) else keys  # the last part of each key, when that is unambiguous
-    for column in ("rank", "trial", *headers, f"best {metric}", "epoch", "status"):
+    scored = (f"best {metric}", "epoch")
+    if state["search"].get("kfold"):
+        scored = (f"mean best {metric}", "recommended epochs")
+    elif state["search"].get("seeds", 1) > 1:
+        scored = (f"best {metric} over {state['search']['seeds']} seeds", "epoch")
+    for column in ("rank", "trial", *headers, *scored, "status"):
         result.add_column(column, justify="left" if column == "status" else "right")
     ranked = rank(state)
     others = [trial for trial in state["trials"] if trial not in ranked]
@@ -73,11 +81,17 @@ def table(state: dict) -> Table:
             str(position) if trial in ranked else "-",
             str(trial["number"]),
             *(terminal.text(value_text(trial["overrides"].get(key))) for key in keys),
-            f"{best['value']:.4f}" if best else "-",
-            str(best.get("epoch", "-")),
+            _spread_value(trial, metric) or (f"{best['value']:.4f}" if best else "-"),
+            str(best["epoch"]) if best.get("epoch") is not None else "-",
             terminal.text(describe(trial)),
         )
     return result
+
+
+def _spread_value(trial: dict, metric: str) -> str | None:
+    """A trial over seeds: `0.4100 +- 0.0200 (n=2)`, the mean and std of the metric's best value over its seeds."""
+    found = ((trial.get("spread") or {}).get("validation") or {}).get(metric)
+    return None if found is None else runs_table.spread_text(found)
 
 
 def value_text(value: Any) -> str:
@@ -88,10 +102,16 @@ def value_text(value: Any) -> str:
 def describe(trial: dict) -> str:
     """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`."""
     if trial["status"] == "pruned" and trial.get("pruned"):
-        return f"pruned at epoch {trial['pruned']['epoch']}"
+        return f"pruned {'at' if 'epoch' in trial['pruned'] else 'after'} {pruned_at(trial['pruned'])}"
     if trial["status"] == "failed" and trial.get("run"):  # it trained: where it stopped (a NaN's epoch)
         return f"failed at epoch {trial.get('epochs', 0) + 1}"
     return trial["status"]
+
+
+def pruned_at(pruned: dict) -> str:
+    """`epoch 3`; `fold 2` or `seed 2` for a trial pruned between its folds or seeds."""
+    step = next((key for key in ("fold", "seed") if key in pruned), "epoch")
+    return f"{step} {pruned[step]}"
 
 
 def plot(study: optuna.Study, folder: Path, parameters: int) -> list[str]:

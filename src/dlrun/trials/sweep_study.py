@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import overrides, search as search_config
-from dlrun.trials import executors, outcomes, search as search_engine, sweep_results
+from dlrun.trials import executors, outcomes, search as search_engine, spread, sweep_results
 
 if TYPE_CHECKING:
     import optuna
@@ -73,7 +73,8 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
         planned[trial.number] = config["train"]["epochs"]
         command = ["dlrun", "train", f"(sweep {run.path.name}, trial {trial.number})", *(f"--set={item}" for item in set_items(values))]
         study_address = {"url": state["storage"], "name": state["study"], "trial_id": trial._trial_id, "search": state["search"]}
-        return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address}
+        return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address,
+                              "kfold": search.kfold, "seeds": search.seeds}
 
     def tasks() -> Iterator[tuple[int, dict]]:
         if resuming:
@@ -121,30 +122,39 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
             save()
             if event["after_epoch"] is not None:
                 progress.say(f"resuming trial {number} after epoch {event['after_epoch']} ({event['run']})")
+        elif event["type"] == "note":
+            progress.say(f"trial {number}: {event['text']}")
         elif event["type"] == "epoch":
             epochs[number] = event["epoch"]
             value = event["logs"].get(metric)
+            if "fold" in event:  # a cross-validated trial
+                label = f"{label} fold {event['fold']}/{search.kfold}"
             progress.epoch(number, label, event["epoch"], planned[number] if number in planned else event["epoch"], f"{metric} {value:.4f}" if value is not None else "")
             if owner:
                 run.heartbeat(at_most_every=1.0, trial=number)
         elif event["type"] == "done":
             result, handle = event["result"], handles[number]
-            best = search_engine.objective(result["history"], metric, search.direction)
+            best = _score(result, metric, search.direction)
             values = handle.user_attrs.get("overrides", {})
             handle.set_user_attr("run", result["run"])
             handle.set_user_attr("epochs", len(result["history"]["epoch"]))
             handle.set_user_attr("best", {"epoch": best[0], "value": best[1]} if best else None)
+            if "spread" in result:  # a trial over seeds: mean +- std of every metric over them
+                handle.set_user_attr("spread", result["spread"])
             if result["state"] == "pruned":
                 handle.set_user_attr("pruned", result["pruned"])
                 study.tell(number, state=optuna.trial.TrialState.PRUNED)
-                outcome = f"[magenta]pruned[/magenta] after epoch {result['pruned']['epoch']}: {result['pruned']['reason']}"
+                outcome = f"[magenta]pruned[/magenta] after {sweep_results.pruned_at(result['pruned'])}: {result['pruned']['reason']}"
             elif best is None:
                 progress.finish(number, f"[red]{label} failed[/red]: no {metric} recorded")
                 fail(number, f"no {metric} recorded")
                 return
             else:
                 study.tell(number, best[1])
-                outcome = f"best {metric} {best[1]:.4f} at epoch {best[0]}"
+                outcome = (f"best {metric} {best[1]:.4f} at epoch {best[0]}" if not search.kfold else
+                           f"mean best {metric} over {search.kfold} folds {best[1]:.4f}; recommended epochs {best[0]}")
+                if "spread" in result:
+                    outcome = "; ".join(spread.lines(result["spread"]))
             in_a_row.clear()
             save()
             progress.finish(number, f"{label} ({shown(values)}): {outcome}")
@@ -168,6 +178,25 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
                       f"ranks them in {terminal.text(run.path)}", highlight=False, soft_wrap=True)
         return run
     return _finish(run, state, study, console, in_a_row, failed)
+def _refit(run: runs.Run, state: dict, study: optuna.Study, best: dict, console: Console) -> dict:
+    """`--final`: the best cross-validated trial refit and evaluated on test, recorded in sweep.json (a
+    failure is the sweep's: `--resume` refits again)."""
+    from dlrun.trials import sweep_kfold
+
+    with runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}"):
+        state["final_test"] = {"trial": best["number"], **sweep_kfold.refit(best["run"], console)}
+    sweep_results.write(run, state, study)
+    return state["final_test"]
+
+
+def _score(result: dict, metric: str, direction: str) -> tuple[int, float] | None:
+    """A finished trial's (epoch, value): a cross-validated trial's mean fold score at its recommended epoch
+    count, or the best epoch of a trial's own history."""
+    if "best" in result:
+        return None if result["best"] is None else (result["best"]["epoch"], result["best"]["value"])
+    return search_engine.objective(result["history"], metric, direction)
+
+
 @contextlib.contextmanager
 def _ask_lock(folder: Path) -> Iterator[None]:
     """Only one process at a time counts the study's trials and asks for one more: never more than `trials`."""
@@ -267,6 +296,8 @@ def _finish(run: runs.Run, state: dict, study: optuna.Study, console: Console, i
         message = f"{problem}; continue with: dlrun sweep --resume {run.path}"
         run.finish("failed", error=message, **summary)
         raise errors.TrainingFailed(message)
+    if state.get("final") and ranked:
+        summary["final"] = _refit(run, state, study, ranked[0], console)
     if failed:
         console.print(f"[yellow]warning[/yellow]: {len(failed)} trial(s) failed ({terminal.text('; '.join(failed))})",
                       highlight=False, soft_wrap=True)

@@ -20,9 +20,18 @@ def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
 
     `payload`: the trial's `config`, its run folder `run` when it continues one (a resumed sweep: the
     trainer's own resume, from that run's last checkpoint), the `command` recorded in its run.json, and
-    `study` (`url`, `name`, `trial_id`, `search`) to report to. Returns {"state": "completed" or
+    `study` (`url`, `name`, `trial_id`, `search`) to report to; with `kfold` (K), a cross-validated trial
+    (`dlrun.trials.sweep_kfold.run_trial`); with `seeds` (N > 1), N runs (`dlrun.trials.sweep_seeds.run_trial`). Returns {"state": "completed" or
     "pruned", "run", "history", "pruned": {"epoch", "reason"} when pruned}; a failure raises.
     """
+    if payload.get("kfold"):  # a cross-validated trial: a K-fold run, scored over its folds
+        from dlrun.trials import sweep_kfold
+
+        return sweep_kfold.run_trial(payload, emit)
+    if payload.get("seeds", 1) > 1:  # a trial point trained over seeds: a seeds group, scored by the mean
+        from dlrun.trials import sweep_seeds
+
+        return sweep_seeds.run_trial(payload, emit)
     from rich import console as rich_console
 
     from dlrun import backend

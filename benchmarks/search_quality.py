@@ -1,0 +1,94 @@
+"""Search quality per time: the exhaustive grid vs TPE + ASHA over the same discrete space, whole `dlrun sweep` processes.
+
+Issue 15's fixed space over `configs/quickstart.yaml` (digits convnet), `train.epochs: 20`, no callbacks
+(early stopping off; no checkpoint file either): learning rate {1e-4, 3e-4, 1e-3, 3e-3, 1e-2} x batch size
+{16, 32, 64} x dense units {32, 64} = 30 points. The grid trains all 30 (sampler grid, pruner none); TPE +
+ASHA gets a 30-trial budget over the same choices (sampler tpe, pruner asha), once per sampler seed. For
+each: the best val_loss (the best epoch of the best trial), the wall time, the share of trials pruned.
+The acceptance: TPE + ASHA's best within 1% of the grid's in <= 0.5x its wall time (median over seeds).
+
+`--quick`: 6 epochs and the space lr {1e-3, 3e-3, 1e-2} x batch {32, 64} x units {32, 64} (12 points,
+a 12-trial budget): the same comparison at a size a shared 2-core machine runs in a few minutes.
+
+    python benchmarks/search_quality.py [--quick] [--seeds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import common
+
+FULL = {"epochs": 20, "learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "batch_size": [16, 32, 64], "dense_units": [[32], [64]]}
+QUICK = {"epochs": 6, "learning_rate": [1e-3, 3e-3, 1e-2], "batch_size": [32, 64], "dense_units": [[32], [64]]}
+
+CONFIG = """\
+extends: {base}
+train:
+  epochs: {epochs}
+  callbacks: []
+output: {{runs_root: {root}, plots: false, save_model: false}}
+search:
+  metric: val_loss
+  sampler: {sampler}
+  pruner: {pruner}
+  trials: {trials}
+  seed: {seed}
+  space:
+    compile.optimizer.learning_rate: {{choice: {learning_rate}}}
+    train.batch_size: {{choice: {batch_size}}}
+    model.dense_units: {{choice: {dense_units}}}
+"""
+
+
+def sweep(space: dict, sampler: str, pruner: str, seed: int, folder: Path) -> dict:
+    """One whole `dlrun sweep` process; its wall time, best val_loss and the share of trials pruned."""
+    points = len(space["learning_rate"]) * len(space["batch_size"]) * len(space["dense_units"])
+    config = folder / f"{sampler}-{seed}.yaml"
+    root = folder / f"{sampler}-{seed}"
+    config.write_text(CONFIG.format(base=json.dumps(str(common.ROOT / "configs" / "quickstart.yaml")), root=json.dumps(str(root)),
+                                    sampler=sampler, pruner=pruner, trials=points, seed=seed,
+                                    **{key: json.dumps(value) for key, value in space.items()}))
+    seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "sweep", str(config)])
+    (run,) = [path for path in root.iterdir() if path.is_dir()]
+    state = json.loads((run / "sweep.json").read_text())
+    best = next(trial for trial in state["trials"] if trial["number"] == state["ranking"][0])
+    trials = state["trials"]
+    return {"sampler": sampler, "pruner": pruner, "seed": seed, "seconds": round(seconds, 1), "trials": len(trials),
+            "best_val_loss": best["best"]["value"], "best_overrides": best["overrides"],
+            "pruned_share": sum(trial["status"] == "pruned" for trial in trials) / len(trials),
+            "distinct_points": len({json.dumps(trial["overrides"], sort_keys=True) for trial in trials})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="6 epochs, 12 points (see the module docstring)")
+    parser.add_argument("--seeds", type=int, default=3, help="TPE + ASHA sampler seeds (the median is reported)")
+    options = parser.parse_args()
+    space = QUICK if options.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="dlrun-search-quality-") as scratch:
+        folder = Path(scratch)
+        grid = sweep(space, "grid", "none", 0, folder)
+        print(json.dumps(grid), flush=True)
+        tpe = []
+        for seed in range(options.seeds):
+            tpe.append(sweep(space, "tpe", "asha", seed, folder))
+            print(json.dumps(tpe[-1]), flush=True)
+    median = {key: statistics.median(result[key] for result in tpe) for key in ("seconds", "best_val_loss", "pruned_share")}
+    outcome = {"quick": options.quick, "space": space, "grid": grid, "tpe_asha": tpe, "tpe_asha_median": median,
+               "time_ratio": round(median["seconds"] / grid["seconds"], 3),
+               "best_gap": round(median["best_val_loss"] / grid["best_val_loss"] - 1, 4)}
+    print(f"saved {common.save('search_quality', outcome)}")
+    print(f"grid: best val_loss {grid['best_val_loss']:.4f} in {grid['seconds']:.0f} s ({grid['trials']} trials)")
+    for result in tpe:
+        print(f"tpe+asha seed {result['seed']}: best val_loss {result['best_val_loss']:.4f} in {result['seconds']:.0f} s, "
+              f"{result['pruned_share']:.0%} pruned, {result['distinct_points']} distinct points")
+    print(f"median tpe+asha / grid: time {outcome['time_ratio']:.2f}x, best val_loss {outcome['best_gap']:+.2%}")
+
+
+if __name__ == "__main__":
+    main()
