@@ -14,8 +14,8 @@ test: $(VENV)/.installed-dev  ## set up (with the dev extra), then run the whole
 test-fast: $(VENV)/.installed-dev  ## the suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(VENV)/.installed-dev  ## ruff's pyflakes and isort rules (as tests/test_architecture.py runs them), then mypy over src/dlrun ([tool.mypy] in pyproject.toml)
-	$(BIN)/ruff check --select F,I --ignore F841 src tests benchmarks
+lint: $(VENV)/.installed-dev  ## ruff with pyproject's rules (as tests/test_architecture.py runs it), then mypy over src/dlrun ([tool.mypy] in pyproject.toml)
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python -m mypy
 
 bench: $(VENV)/.installed-dev  ## the benchmark suite, quick mode (see BENCHMARKS.md)

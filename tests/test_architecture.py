@@ -118,8 +118,8 @@ def test_every_module_and_package_says_what_it_holds():
     assert missing == []
 
 
-def test_imports_are_sorted_and_none_is_unused():
-    """ruff's pyflakes (F) and isort (I) rules, as configured in pyproject.toml."""
+def test_ruff_finds_nothing():
+    """`ruff check` with the rules pyproject.toml selects (pycodestyle errors, pyflakes, import order, pyupgrade)."""
     import shutil
     import subprocess
     import sys
@@ -127,7 +127,7 @@ def test_imports_are_sorted_and_none_is_unused():
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (it comes with the dev extra: pip install -e '.[dev]')")
-    found = subprocess.run([ruff, "check", "--select", "F,I", "--ignore", "F841", "src", "tests", "benchmarks"],
+    found = subprocess.run([ruff, "check", "src", "tests", "benchmarks", "tools"],
                            cwd=ROOT, capture_output=True, text=True)
     assert found.returncode == 0, found.stdout + found.stderr
 

@@ -157,7 +157,7 @@ def test_reorder_moves_whole_sequences():
 def test_multi_hot_inside_the_model_equals_the_books_vectorize_sequences(tmp_path):
     from dlrun import backend
 
-    keras = backend.import_keras()
+    backend.import_keras()  # Keras on the suite's backend before the model is built
     loaded = data.load(data_config(name="imdb", path=str(write_imdb(tmp_path / "imdb.npz")), trusted=True, num_words=40, validation_count=0), 0)
     from dlrun.models import multi_hot
 

@@ -12,7 +12,7 @@ from dlrun import cli
 from dlrun.runs import compare as comparison, table as runs_table
 from tests.conftest import invoke
 
-NOW = datetime.datetime(2026, 1, 2, 12, 0, 0, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 1, 2, 12, 0, 0, tzinfo=datetime.UTC)
 
 
 def make_run(root, folder, record, history=None, metrics=None, config=None):

@@ -6,11 +6,11 @@ import json
 import os
 import re
 import tempfile
+from pathlib import Path
+from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-from pathlib import Path
-from typing import Any
 
 
 def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> Path:

@@ -79,7 +79,7 @@ class Plugin:
         return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def available(kind: str) -> dict[str, tuple[Entry, ...]]:
     """The installed plug-ins of `kind` by name (several entries when distributions clash), none imported."""
     from importlib import metadata
@@ -107,7 +107,7 @@ def load(kind: str, name: str, built_in: typing.Collection[str] = ()) -> Plugin:
     return _load(entries[0], tuple(built_in))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(entry: Entry, built_in: tuple[str, ...]) -> Plugin:
     kind = KINDS[entry.kind]
     if entry.name in built_in:

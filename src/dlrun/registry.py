@@ -6,9 +6,9 @@ import difflib
 import inspect
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
 from dlrun import errors
+
+T = TypeVar("T")
 
 
 def describe(entry: Any) -> str:

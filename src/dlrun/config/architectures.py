@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import Field
@@ -101,7 +101,7 @@ class PretrainedModel(Section):
     base: str = "vgg16"  # a keras.applications name (lower case) or the path of a dlrun run's model.keras
     weights: str | None = "imagenet"  # application bases: imagenet, null (random) or a local .h5/.weights.h5 file
     include_top: Flag = False  # keep the base's own top (an application's 1000-class classifier)
-    base_options: dict[str, Union[bool, int, float, str, None]] = {}  # more application arguments, e.g. {alpha: 0.35}
+    base_options: dict[str, bool | int | float | str | None] = {}  # more application arguments, e.g. {alpha: 0.35}
     base_layer: str | None = None  # run-model bases: the layer whose output is the features; null: the one before the last
     mode: Literal["features", "end_to_end"] = "features"  # features: run the frozen base once, cache, train the head only
     cache_dir: str | None = None  # features mode: where base outputs are kept; null: feature_cache/ beside output.runs_root
@@ -131,4 +131,4 @@ class PretrainedModel(Section):
         return value
 
 
-ModelConfig = Annotated[Union[MLPModel, ConvnetModel, PretrainedModel], Field(discriminator="architecture")]
+ModelConfig = Annotated[MLPModel | ConvnetModel | PretrainedModel, Field(discriminator="architecture")]

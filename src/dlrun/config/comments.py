@@ -39,7 +39,7 @@ def for_model(model: type) -> dict[str, str]:
     return _module_comments(model.__module__).get(model.__name__, {})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_comments(module_name: str) -> dict[str, dict[str, str]]:
     try:
         return _comments_in(inspect.getsource(sys.modules[module_name]))

@@ -17,8 +17,9 @@ import copy
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dlrun import errors
 from dlrun.config import overrides, schema, yaml_strict

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -198,9 +198,6 @@ class HDF5Data(Section):
 
 
 DataConfig = Annotated[
-    Union[
-        DigitsData, SyntheticData, ImdbData, ReutersData, BostonHousingData, MnistData, FashionMnistData,
-        ImageDirectoryData, NpzData, HDF5Data,
-    ],
+    DigitsData | SyntheticData | ImdbData | ReutersData | BostonHousingData | MnistData | FashionMnistData | ImageDirectoryData | NpzData | HDF5Data,
     Field(discriminator="name"),
 ]

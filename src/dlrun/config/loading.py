@@ -10,8 +10,9 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pydantic
 import pydantic_core

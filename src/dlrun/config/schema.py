@@ -72,7 +72,7 @@ class SGDOptimizer(fields.Section):
 
 
 OptimizerConfig = Annotated[
-    Union[RMSpropOptimizer, AdamOptimizer, SGDOptimizer], Field(discriminator="name")
+    RMSpropOptimizer | AdamOptimizer | SGDOptimizer, Field(discriminator="name")
 ]
 LossName = Literal[
     "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
@@ -128,7 +128,7 @@ class ReduceLROnPlateauCallback(fields.Section):
 
 
 CallbackConfig = Annotated[
-    Union[EarlyStoppingCallback, CheckpointCallback, ReduceLROnPlateauCallback],
+    EarlyStoppingCallback | CheckpointCallback | ReduceLROnPlateauCallback,
     Field(discriminator="name"),
 ]
 
@@ -142,7 +142,7 @@ class TrainConfig(fields.Section):
     loop: Literal["fit", "custom"] = "fit"  # custom: dlrun.training.loop's explicit gradient loop (any backend), same callbacks
     # Batches per call of the compiled train step (loop: fit); numbers are bit-identical for every value.
     # auto: up to 32 for in-memory data and models under 1M parameters on TensorFlow/JAX, else 1 (dlrun.training.batches)
-    steps_per_execution: Union[Literal["auto"], fields.PositiveInt] = "auto"
+    steps_per_execution: Literal["auto"] | fields.PositiveInt = "auto"
     tensorboard: fields.Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
     distribute: Literal["none", "mirrored"] = "none"  # mirrored: tf.distribute.MirroredStrategy; batch_size is the global batch
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
@@ -227,7 +227,7 @@ def discriminator_tags(union: Any) -> list[str]:
     return [typing.get_args(member.model_fields[key].annotation)[0] for member in typing.get_args(members_union)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def with_plugins(datasets: tuple[type, ...] = (), architectures: tuple[type, ...] = ()) -> type[Config]:
     """`Config`, with these plug-in sections added to the `data` and `model` unions (`Config` itself when none)."""
     if not datasets and not architectures:

@@ -86,7 +86,7 @@ class Dataset:
         labels = self.labels(name)
         return 0 if labels is None else len(labels)
 
-    def pooled(self) -> "Dataset":
+    def pooled(self) -> Dataset:
         """This dataset with its validation split folded into train (what K-fold splits); test kept."""
         parts = [part for part in (self.train, self.validation) if part is not None]
         if len(parts) == 1:
@@ -98,7 +98,7 @@ class Dataset:
         targets = np.concatenate([part[1] for part in arrays])
         return dataclasses.replace(self, train=(inputs, targets), validation=None)
 
-    def fold(self, validation_indices: np.ndarray | list[int]) -> "Dataset":
+    def fold(self, validation_indices: np.ndarray | list[int]) -> Dataset:
         """One fold of the training split: the samples at `validation_indices` validate, the rest train;
         no test split (a fold is scored on its validation part only)."""
         validation = np.asarray(validation_indices, dtype="int64")

@@ -36,7 +36,7 @@ class Pipeline:
             elements = elements.shuffle(len(self), seed=self.seed, reshuffle_each_iteration=True)
         return elements.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def take(self, chosen: np.ndarray) -> "Pipeline":
+    def take(self, chosen: np.ndarray) -> Pipeline:
         """The elements at indices `chosen`, in their original order (a filter over the cached elements,
         so nothing is decoded again)."""
         tf = backend.import_tensorflow()
@@ -48,7 +48,7 @@ class Pipeline:
         elements = elements.apply(tf.data.experimental.assert_cardinality(int(mask.sum())))
         return Pipeline(elements, self.targets[mask], self.element_shape, self.seed)
 
-    def concatenate(self, other: "Pipeline") -> "Pipeline":
+    def concatenate(self, other: Pipeline) -> Pipeline:
         """This pipeline's elements followed by `other`'s (K-fold pools train and validation this way)."""
         tf = backend.import_tensorflow()
 

@@ -32,11 +32,11 @@ class Ragged:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def take(self, keep: np.ndarray) -> "Ragged":
+    def take(self, keep: np.ndarray) -> Ragged:
         """The sequences where the boolean mask `keep` is true, in order."""
         return Ragged(self.tokens[np.repeat(keep, self.lengths)], self.lengths[keep])
 
-    def reorder(self, order: np.ndarray) -> "Ragged":
+    def reorder(self, order: np.ndarray) -> Ragged:
         """The sequences in the order of the indices `order`."""
         starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         lengths = self.lengths[order]

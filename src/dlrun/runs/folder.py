@@ -31,7 +31,7 @@ STATUSES = ("running", "completed", "failed", "interrupted", "pruned")
 
 
 def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _iso(moment: datetime.datetime) -> str:
@@ -51,7 +51,7 @@ class Run:
         self._heartbeat_written = -math.inf  # time.monotonic() of the last heartbeat written
 
     @classmethod
-    def create(cls, runs_root: str | Path, name: str) -> "Run":
+    def create(cls, runs_root: str | Path, name: str) -> Run:
         """Make a new, empty run folder; two runs started in the same second get distinct folders."""
         started = utc_now()
         path = unique_folder(runs_root, f"{started.strftime('%Y%m%dT%H%M%SZ')}_{name}", "output.runs_root")
@@ -60,7 +60,7 @@ class Run:
         return run
 
     @classmethod
-    def open_to_continue(cls, path: str | Path) -> "Run":
+    def open_to_continue(cls, path: str | Path) -> Run:
         """An existing run folder this process is going to write (a --resume): locked against every other
         process (`lock`), refused when it holds a symbolic link, its stale temp files removed."""
         run = cls.open(path)
@@ -102,7 +102,7 @@ class Run:
             os.close(handle)
 
     @classmethod
-    def open(cls, path: str | Path) -> "Run":
+    def open(cls, path: str | Path) -> Run:
         """An existing run folder (it must hold a readable run.json)."""
         path = Path(path)
         try:

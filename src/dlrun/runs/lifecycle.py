@@ -17,8 +17,8 @@ import contextlib
 import os
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from dlrun import errors, signals
 from dlrun.runs.folder import RUN_FILE, Run

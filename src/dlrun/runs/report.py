@@ -9,8 +9,8 @@ never imported; matplotlib only to draw a plot the run folder lacks.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from dlrun import atomic, errors, runs
 from dlrun.config import yaml_strict

@@ -8,7 +8,8 @@ permutation is `stateless_shuffle(seed=(seed, epoch))`, so resuming reproduces t
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors
 

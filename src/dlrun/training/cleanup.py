@@ -24,8 +24,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from dlrun import atomic, errors, runs
 from dlrun.runs import folder as runs_folder

@@ -20,7 +20,8 @@ Imports nothing heavy at module level.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dlrun import backend
 

@@ -8,7 +8,8 @@ fine-tuning adds a second phase with part of the base unfrozen and a lower learn
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dlrun import backend, models
 from dlrun.config import architectures

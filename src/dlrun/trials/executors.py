@@ -27,7 +27,8 @@ import os
 import queue as queue_module
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors
 from dlrun.trials import outcomes
@@ -82,15 +83,15 @@ class Placement:
     workers: int = 1
     address: str | None = None  # ray: auto or ray://HOST:PORT; None: a local Ray
     cpus_per_trial: float = 1.0  # ray: CPUs reserved per trial
-    pool: "Pool | None" = None
+    pool: Pool | None = None
 
     @classmethod
     def resolve(cls, executor: str | None = None, workers: int = 1, address: str | None = None,
-                cpus_per_trial: float = 1.0) -> "Placement":
+                cpus_per_trial: float = 1.0) -> Placement:
         """The placement the command-line options ask for (see `resolve`)."""
         return cls(resolve(executor, workers, address, cpus_per_trial), workers, address, cpus_per_trial)
 
-    def with_pool(self, pool: "Pool") -> "Placement":
+    def with_pool(self, pool: Pool) -> Placement:
         return dataclasses.replace(self, pool=pool)
 
     def record(self) -> dict:

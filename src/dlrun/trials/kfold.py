@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.runs import history
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 FILE_NAME = "kfold.json"
 FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
+Watch = Callable[..., None] | None  # watch(run, state, fold index or None, event): a sweep following its K-fold trial
 LIVE_WRITE_SECONDS = 1.0  # how often run.json's heartbeat is rewritten from the folds' epochs, at most
 
 
@@ -53,13 +55,12 @@ def kfold(
     command: list[str] | None = None,
     placement: executors.Placement = executors.Placement(),
     keep_early_stopping: bool = False,
-    watch: Callable[..., None] | None = None,
+    watch: Watch = None,
 ) -> runs.Run:
     """Run K-fold validation as configured; return the completed run (see the module docstring).
 
-    `placement` (`executors.Placement.resolve`) says where the folds run. `watch(run, state, index, event)`,
-    when given, sees every fold event after it is recorded (index None: the run has started); a sweep's
-    K-fold trial reports between folds through it, and may stop the run by raising `errors.TrialPruned`.
+    `placement` (`executors.Placement.resolve`) says where the folds run. `watch` (see `Watch`) sees every fold
+    event once recorded; a sweep's K-fold trial reports through it, and may stop the run (`errors.TrialPruned`).
     """
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
     from dlrun import backend
@@ -88,7 +89,7 @@ def _with_workers(placement: executors.Placement, body: Callable[[executors.Plac
 
 
 def _start(config: schema.Config, console: Console, options: dict, monitor: str | None, command: list[str] | None,
-           placement: executors.Placement, watch: Callable[..., None] | None = None) -> runs.Run:
+           placement: executors.Placement, watch: Watch = None) -> runs.Run:
     in_process = placement.executor in ("sequential", "vectorized")  # the folds train in this process
     starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
@@ -148,8 +149,7 @@ def _start(config: schema.Config, console: Console, options: dict, monitor: str 
 
 
 def resume(run_dir: str | Path, console: Console, command: list[str] | None = None,
-           placement: executors.Placement = executors.Placement(), backend_name: str | None = None,
-           watch: Callable[..., None] | None = None) -> runs.Run:
+           placement: executors.Placement = executors.Placement(), backend_name: str | None = None, watch: Watch = None) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
 
@@ -204,8 +204,8 @@ def _monitor(config: schema.Config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement,
-             watch: Callable[..., None] | None = None) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console,
+             placement: executors.Placement, watch: Watch = None) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
@@ -226,8 +226,8 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Da
     return run
 
 
-def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement,
-               watch: Callable[..., None] | None = None) -> None:
+def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console,
+               placement: executors.Placement, watch: Watch = None) -> None:
     """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.

@@ -4,7 +4,8 @@ end of a run of trials; the types of the executors' tasks, workers and events.""
 from __future__ import annotations
 
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors
 

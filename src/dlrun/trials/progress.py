@@ -27,7 +27,7 @@ class TrialProgress:
         )
         self.tasks: dict = {}
 
-    def __enter__(self) -> "TrialProgress":
+    def __enter__(self) -> TrialProgress:
         self.progress.start()
         return self
 

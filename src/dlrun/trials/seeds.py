@@ -12,8 +12,9 @@ completed seeds, continues a seed that stopped part-way from its last checkpoint
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import schema

@@ -17,8 +17,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from dlrun import config as config_module, errors, runs, terminal
 from dlrun.config import overrides, search as search_config

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from dlrun import config as config_module, errors
 from dlrun.trials import executors, kfold_fits, outcomes

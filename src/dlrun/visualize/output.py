@@ -19,7 +19,7 @@ def new_folder(root: str | Path, kind: str) -> Path:
     """Create and return a new, empty `<root>/<kind>/<timestamp>[-N]/` folder."""
     from dlrun import runs
 
-    stem = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     return runs.unique_folder(Path(root) / kind, stem, "--out")
 
 
