@@ -110,7 +110,8 @@ def test_kfold_trials_rank_by_mean_fold_score_prune_between_folds_and_final_refi
     assert hopeless["pruned"]["reason"].startswith("best val_mae of fold 1 ")
     assert "at fold 1 worse than the median" in hopeless["pruned"]["reason"]
     hopeless_run = Path(hopeless["run"])
-    assert json.loads((hopeless_run / "run.json").read_text())["status"] == "pruned"
+    record = json.loads((hopeless_run / "run.json").read_text())
+    assert record["status"] == "pruned" and record["pruned"] == hopeless["pruned"]  # {"fold": 1, ...}, never "epoch"
     folds = json.loads((hopeless_run / "kfold.json").read_text())["folds"]
     assert [fold["status"] for fold in folds] == ["completed", "pending", "pending"]
     assert not (hopeless_run / "folds" / "2").exists()

@@ -56,13 +56,18 @@ class TrainingFailed(DlrunError):
 
 
 class TrialPruned(DlrunError):
-    """A sweep's pruner stopped the trial as hopeless after `epoch`; its run folder records it as pruned."""
+    """A sweep's pruner stopped the trial as hopeless after `step` `number` (epoch 3; or fold 2, seed 2 for a
+    trial trained in parts); its run folder records it as pruned, `{step: number, "reason": ...}`."""
 
     exit_code = 1
 
-    def __init__(self, epoch: int, reason: str):
-        self.epoch, self.reason = epoch, reason
-        super().__init__(f"pruned after epoch {epoch}: {reason}")
+    def __init__(self, number: int, reason: str, step: str = "epoch"):
+        self.number, self.reason, self.step = number, reason, step
+        super().__init__(f"pruned after {step} {number}: {reason}")
+
+    def record(self) -> dict:
+        """What run.json and sweep.json say of it: `{"epoch": 3, "reason": ...}` (or "fold", "seed")."""
+        return {self.step: self.number, "reason": self.reason}
 
 
 class Interrupted(DlrunError):

@@ -114,7 +114,7 @@ def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tupl
             f"(continue with: {continue_with})"
         ) from None
     except errors.TrialPruned as pruned:  # an honest outcome of its own, not a failure
-        run.finish("pruned", pruned={"epoch": pruned.epoch, "reason": pruned.reason})
+        run.finish("pruned", pruned=pruned.record())
         raise
     except errors.DlrunError as error:
         found = getattr(error, "traceback", None)  # a worker's own traceback, when it failed unexpectedly

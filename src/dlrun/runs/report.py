@@ -154,6 +154,14 @@ def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> st
     return "\n".join(part for part in parts if part)
 
 
+def _pruned_text(pruned: object) -> str:
+    """`after epoch 3: <why>` (or `after fold 2`, `after seed 2` for a trial trained in parts); empty when not pruned."""
+    if not isinstance(pruned, dict):
+        return ""
+    step = next((key for key in ("fold", "seed") if key in pruned), "epoch")
+    return f"after {step} {pruned.get(step)}: {pruned.get('reason')}"
+
+
 def _config(config_text: str | None) -> str:
     if config_text is None:
         return '<p class="note">No config.yaml in this run folder.</p>'
@@ -167,8 +175,7 @@ def _status_table(record: dict) -> str:
     fields = [
         ("name", report_html.escape(record.get("name", ""))),
         ("status", report_html.status(record.get("status"))),
-        ("pruned", report_html.escape(f"after epoch {record['pruned'].get('epoch')}: {record['pruned'].get('reason')}"
-                                      if isinstance(record.get("pruned"), dict) else "")),
+        ("pruned", report_html.escape(_pruned_text(record.get("pruned")))),
         ("kind", report_html.escape(record.get("kind", "train"))),
         ("started", report_html.escape(record.get("started_at", ""))),
         ("ended", report_html.escape(record.get("ended_at", ""))),

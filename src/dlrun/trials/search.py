@@ -230,7 +230,7 @@ class Reporter:
         its parts so far (the step is the part's index), then stop the trial between parts if the pruner says so."""
         self.trial.report(partial_mean, index)
         if self.trial.should_prune():
-            raise errors.TrialPruned(index, self.reason(index, partial_mean, step=step))
+            raise errors.TrialPruned(index, self.reason(index, partial_mean, step=step), step=step)
 
     def reason(self, epoch: int, value: float, step: str = "epoch") -> str:
         """Why the pruner stopped the trial, in words (`step`: epoch, or fold or seed between parts)."""

@@ -83,7 +83,7 @@ def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
         partial = search_engine.mean_objective(_fold_histories(folder, state), search.metric, search.direction)
         best = {"epoch": kfold_plan.recommend(mean, search.metric, state["smoothing"])["recommended_epochs"], "value": partial}
         return {"state": "pruned", "run": str(folder), "history": mean, "best": best,
-                "pruned": {"fold": pruned.epoch, "reason": pruned.reason}}
+                "pruned": pruned.record()}
 
 
 def _fold_histories(folder: Path, state: dict) -> list[dict]:

@@ -56,7 +56,7 @@ def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
     except errors.Interrupted:
         raise KeyboardInterrupt from None
     except errors.TrialPruned as pruned:
-        return {**_result(started["run"].path, search), "state": "pruned", "pruned": {"seed": pruned.epoch, "reason": pruned.reason}}
+        return {**_result(started["run"].path, search), "state": "pruned", "pruned": pruned.record()}
 
 
 def _histories(state: dict) -> list[dict]:

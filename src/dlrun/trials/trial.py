@@ -69,5 +69,5 @@ def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
     except errors.TrialPruned as pruned:
         child = started["run"]
         return {"state": "pruned", "run": str(child.path), "history": history.load(child.path / history.FILE_NAME),
-                "pruned": {"epoch": pruned.epoch, "reason": pruned.reason}}
+                "pruned": pruned.record()}
     return {"state": "completed", "run": str(child.path), "history": history.load(child.path / history.FILE_NAME)}
