@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dlrun.runs import report
+from dlrun.runs import report, report_metrics
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_png, write_completed_run
 
 HOSTILE = "<script>console.error('xss-name')</script>"
@@ -36,9 +36,9 @@ def test_one_run_goes_to_run_dir_report_html(tmp_path):
 
 
 def test_baselines_in_plain_words():
-    assert report.baseline_words({"majority_class": 1, "majority_class_accuracy": 0.6}, ["0", "1"]) == [
+    assert report_metrics.baseline_words({"majority_class": 1, "majority_class_accuracy": 0.6}, ["0", "1"]) == [
         "majority class: always predicting class 1, the most common class in the training data."]
-    assert report.baseline_words({"mean_prediction": 22.5, "mean_predictor_mae": 6.5}) == [
+    assert report_metrics.baseline_words({"mean_prediction": 22.5, "mean_predictor_mae": 6.5}) == [
         "mean predictor: always predicting 22.5000, the mean target of the training data."]
 
 

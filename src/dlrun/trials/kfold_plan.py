@@ -9,6 +9,10 @@ from dlrun import errors
 from dlrun.runs import history
 from dlrun.training import evaluation
 
+FILE_NAME = "kfold.json"
+FORMAT = 2  # kfold.json's layout; 1: before folds trained through the one training function
+LIVE_WRITE_SECONDS = 1.0  # how often run.json's heartbeat is rewritten from the folds' epochs, at most
+
 
 def check_options(k: int, repeats: int, shuffle: bool, smoothing: float) -> None:
     """Refuse impossible options before anything is loaded or written."""

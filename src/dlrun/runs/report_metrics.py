@@ -1,0 +1,130 @@
+"""The report's result sections (`dlrun.runs.report`): each metric next to the naive baselines it is judged
+against, the baselines in plain words, classification details (confusion matrix, per-class scores,
+residuals), a K-fold run's folds and recommendation, and a seeds group's spread. HTML strings, every
+text escaped (`dlrun.runs.report_html`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlrun.runs import history, report_html, table as runs_table
+
+_BASELINES = {  # metric -> the baseline keys (in metrics.json's "baseline") it is judged against
+    "accuracy": ("majority_class_accuracy", "random_guess_accuracy"),
+    "mae": ("mean_predictor_mae",),
+    "mse": ("mean_predictor_mse",),
+}
+
+
+def baseline_words(baseline: dict, labels: list | None = None) -> list[str]:
+    """What each naive baseline is, in plain words (`always predicting class 1 ("dog"), the most common...`)."""
+    words = []
+    if "majority_class" in baseline:
+        majority = baseline["majority_class"]
+        name = f' ("{labels[majority]}")' if labels and isinstance(majority, int) and 0 <= majority < len(labels) \
+            and str(labels[majority]) != str(majority) else ""
+        words.append(f"majority class: always predicting class {majority}{name}, the most common class in the training data.")
+    if "random_guess_accuracy" in baseline:
+        words.append("random guess: guessing each class as often as it appears in the training data.")
+    if "mean_prediction" in baseline:
+        words.append(f"mean predictor: always predicting {report_html.number(baseline['mean_prediction'])}, the mean target of "
+                     "the training data.")
+    return words
+
+
+def samples(payload: dict) -> str:
+    parts = [f"split {payload['split']}" if payload.get("split") else "",
+             f"{payload['samples']} samples" if payload.get("samples") is not None else "",
+             f"checkpoint {payload['checkpoint']}" if payload.get("checkpoint") else ""]
+    text = ", ".join(part for part in parts if part)
+    return f'<p class="note">{report_html.escape(text)}</p>' if text else ""
+
+
+def metrics_table(payload: dict) -> str:
+    """Each metric next to the naive baselines it is judged against, with which one is better."""
+    baseline = payload.get("baseline") or {}
+    rows = []
+    for metric, value in (payload.get("metrics") or {}).items():
+        keys = [key for key in _BASELINES.get(metric, ()) if key in baseline]
+        reference = "; ".join(f"{key.removesuffix('_' + metric).replace('_', ' ')} {report_html.number(baseline[key])}" for key in keys)
+        verdict = ""
+        if keys and isinstance(value, (int, float)):
+            values = [baseline[key] for key in keys]
+            lower = history.lower_is_better(metric)
+            strongest = min(values) if lower else max(values)
+            better = value < strongest if lower else value > strongest
+            verdict = '<span class="better">beats the baseline</span>' if better else '<span class="worse">does not beat the baseline</span>'
+        rows.append([report_html.escape(metric), f'<td class="number">{report_html.escape(report_html.number(value))}', report_html.escape(reference), verdict])
+    table = report_html.table(["metric", "model", "baseline", ""], rows)
+    labels = (payload.get("confusion_matrix") or {}).get("labels") if isinstance(payload.get("confusion_matrix"), dict) else None
+    words = baseline_words(baseline, labels if isinstance(labels, list) else None)
+    if words:
+        table += '<p class="note">The baselines: ' + " ".join(report_html.escape(line) for line in words) + "</p>"
+    return table
+
+
+def classification_details(metrics: dict) -> str:
+    parts = []
+    matrix = metrics.get("confusion_matrix")
+    if isinstance(matrix, dict) and matrix.get("matrix"):
+        labels = [str(label) for label in matrix.get("labels") or range(len(matrix["matrix"]))]
+        rows = [[f"<th>{report_html.escape(label)}</th>", *(f'<td class="number">{report_html.escape(count)}' for count in counts)]
+                for label, counts in zip(labels, matrix["matrix"])]
+        parts.append("<details><summary>Confusion matrix (rows: true class, columns: predicted)</summary>"
+                     + report_html.table(["true \\ predicted", *map(report_html.escape, labels)], rows) + "</details>")
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        rows = [[report_html.escape(name), *(f'<td class="number">{report_html.escape(report_html.number(scores.get(key)))}' for key in ("precision", "recall", "f1", "support"))]
+                for name, scores in per_class.items() if isinstance(scores, dict)]
+        parts.append("<details><summary>Per-class precision, recall, F1</summary>"
+                     + report_html.table(["class", "precision", "recall", "F1", "support"], rows) + "</details>")
+    residuals = metrics.get("residuals")
+    if isinstance(residuals, dict):
+        parts.append(f'<p class="note">residuals: {report_html.escape(", ".join(f"{key} {report_html.number(value)}" for key, value in residuals.items()))}</p>')
+    return "\n".join(parts)
+
+
+def kfold(kfold: dict) -> str:
+    options = ", ".join(f"{key} {kfold[key]}" for key in ("k", "repeats", "shuffle", "stratified", "monitor", "smoothing", "samples")
+                        if key in kfold)
+    parts = ["<h3>K-fold validation</h3>", f'<p class="note">{report_html.escape(options)}</p>']
+    monitor = kfold.get("monitor")
+    rows = []
+    for fold in kfold.get("folds") or []:
+        best = (fold.get("best") or {}).get(monitor) or {}
+        rows.append([
+            report_html.escape(fold.get("index", "")), report_html.escape(fold.get("repeat", "")), report_html.escape(fold.get("fold", "")), report_html.status(fold.get("status")),
+            report_html.escape(fold.get("train_samples", "")), report_html.escape(fold.get("validation_samples", "")),
+            f'<td class="number">{report_html.escape(report_html.number((fold.get("last") or {}).get(monitor)))}',
+            report_html.escape(f"{report_html.number(best.get('value'))} @{best.get('epoch')}" if best else ""),
+            report_html.escape(runs_table.format_duration(fold.get("seconds"))),
+        ])
+    if rows:
+        parts.append(report_html.table(["fold", "repeat", "k", "status", "train", "validation", f"last {monitor}", f"best {monitor}", "time"], rows))
+    summary = kfold.get("summary") or {}
+    if summary:
+        summary_rows = [[report_html.escape(metric), report_html.escape(f"{report_html.number(values.get('last_mean'))} ± {report_html.number(values.get('last_std'))}"),
+                         report_html.escape(f"{report_html.number(values.get('best_mean'))} ± {report_html.number(values.get('best_std'))}")]
+                        for metric, values in summary.items() if isinstance(values, dict)]
+        parts.append("<p>Over the folds (mean ± std):</p>" + report_html.table(["metric", "last epoch", "best epoch"], summary_rows))
+    if kfold.get("recommended_epochs") is not None:
+        parts.append(f"<p>Recommended epochs: <strong>{report_html.escape(kfold['recommended_epochs'])}</strong></p>")
+    final = kfold.get("final_test")
+    if isinstance(final, dict) and final.get("metrics"):
+        parts.append("<p>Final fit on all folds' data, on the test split:</p>" + metrics_table(final))
+    return "\n".join(parts)
+
+
+def seeds(group: dict) -> str:
+    """A seeds group: each seed's run and test metrics, then mean +- std, min and max over them."""
+    rows = [[report_html.escape(child.get("seed", "")), report_html.status(child.get("status")), report_html.escape(Path(child.get("run") or "").name),
+             report_html.escape(", ".join(f"{name} {report_html.number(value)}" for name, value in ((child.get("metrics") or {}).get("test") or {}).items()))]
+            for child in group.get("children") or []]
+    parts = ["<h3>Seeds</h3>", report_html.table(["seed", "status", "run", "test"], rows)]
+    spread_rows = [[report_html.escape(f"{'test' if section == 'test' else 'best'} {name}"), report_html.escape(runs_table.spread_text(values)),
+                    f'<td class="number">{report_html.number(values.get("min"))}', f'<td class="number">{report_html.number(values.get("max"))}']
+                   for section, metrics in (group.get("aggregate") or {}).items() for name, values in metrics.items()]
+    if spread_rows:
+        parts.append("<p>Over the seeds (mean +- population std):</p>" + report_html.table(["metric", "mean +- std", "min", "max"], spread_rows))
+    return "\n".join(parts)
