@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 # Every function in these must be annotated: an unannotated parameter is Any, which mypy checks nothing against.
-ANNOTATED_PACKAGES = {"dlrun.training.*", "dlrun.runs.*", "dlrun.config.*", "dlrun.trials.*", "dlrun.data.*", "dlrun.inference.*"}
+ANNOTATED_PACKAGES = {"dlrun.training.*", "dlrun.runs.*", "dlrun.config.*", "dlrun.trials.*", "dlrun.data.*", "dlrun.inference.*", "dlrun.visualize.*"}
 
 
 def test_mypy_finds_no_type_errors():

@@ -13,19 +13,22 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import NoReturn
 
 DEFERRED = (signal.SIGINT, signal.SIGTERM)
 _noted: list[int] | None = None  # the signals noted by the outermost `deferred` block, while one is open
 
 
 @contextlib.contextmanager
-def terminate_as_interrupt():
+def terminate_as_interrupt() -> Iterator[None]:
     """Inside the block, SIGTERM raises KeyboardInterrupt (as SIGINT does)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def _raise(signum, frame):
+    def _raise(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     previous = signal.signal(signal.SIGTERM, _raise)
@@ -36,7 +39,7 @@ def terminate_as_interrupt():
 
 
 @contextlib.contextmanager
-def deferred(raise_on_exit: bool = True):
+def deferred(raise_on_exit: bool = True) -> Iterator[list[int]]:
     """Inside the block SIGINT and SIGTERM only note that they came (a signal ignored before stays
     ignored); the previous handlers are restored on leaving it, and then, if one came, KeyboardInterrupt
     is raised (with `raise_on_exit=False`, the noted signals are yielded instead, for the caller to act
@@ -49,7 +52,7 @@ def deferred(raise_on_exit: bool = True):
         return
     noted: list[int] = []
 
-    def _note(signum, frame):
+    def _note(signum: int, frame: FrameType | None) -> None:
         noted.append(signum)
 
     previous = {}

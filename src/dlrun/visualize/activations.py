@@ -7,7 +7,9 @@ The raw activations go beside each PNG as `.npy` ([height, width, channels]).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,11 +17,14 @@ from dlrun import errors
 from dlrun.data import image_files as images
 from dlrun.visualize import layers, output
 
+if TYPE_CHECKING:
+    from dlrun.visualize.subjects import Subject
+
 DEFAULT_LAYERS = 8  # the first 8 conv/pool layers: all four conv blocks of a small convnet like configs/cats_dogs.yaml
 PER_ROW = 16
 
 
-def choose(model, count: int | None, names: list[str]) -> list:
+def choose(model: Any, count: int | None, names: list[str]) -> list:
     """The layers to show: the named ones (in the order given), else the first `count` conv/pool layers."""
     if names:
         return [layers.named(model, name, "activations") for name in names]
@@ -33,7 +38,7 @@ def choose(model, count: int | None, names: list[str]) -> list:
     return chosen
 
 
-def compute(model, chosen: list, inputs) -> dict[str, np.ndarray]:
+def compute(model: Any, chosen: list, inputs: Any) -> dict[str, np.ndarray]:
     """{layer name: activations [batch, height, width, channels]} for a batch of model inputs."""
     with layers.capturing(chosen, stop_after=True) as captured:
         layers.forward(model, inputs)
@@ -50,7 +55,7 @@ def normalised_channels(activation: np.ndarray) -> np.ndarray:
     return np.where(dead, np.nan, scaled)
 
 
-def run(subject, image_paths: list[Path], count: int | None, names: list[str], out_root: Path | None, echo) -> Path:
+def run(subject: Subject, image_paths: list[Path], count: int | None, names: list[str], out_root: Path | None, echo: Callable[[str], None]) -> Path:
     """Write `<image>/<NN>_<layer>.png` and `.npy` for each image and each chosen layer."""
     chosen = choose(subject.model, count, names)
     paths = images.find(image_paths)

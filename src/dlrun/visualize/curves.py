@@ -7,6 +7,7 @@ per run, each run's best validation epoch marked with a dot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from dlrun import errors, runs
@@ -32,7 +33,7 @@ def read(run_dirs: list[Path]) -> dict[str, dict]:
     return found
 
 
-def run(run_dirs: list[Path], out_root: Path | None, echo) -> Path:
+def run(run_dirs: list[Path], out_root: Path | None, echo: Callable[[str], None]) -> Path:
     """Write the curves of one run (or several, overlaid) into a new folder; return it."""
     histories = read(run_dirs)
     if out_root is None:

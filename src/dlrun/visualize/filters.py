@@ -9,12 +9,17 @@ image i maximises filter i, and images in a batch do not interact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlrun import backend, errors
 from dlrun.visualize import layers, output
+
+if TYPE_CHECKING:
+    from dlrun.visualize.subjects import Subject
 
 DEFAULT_FILTERS = 64
 DEFAULT_STEPS = 30
@@ -22,8 +27,8 @@ STEP_SIZE = 0.02  # per step, as a share of the raw pixel range
 DEFAULT_SIZE = 150  # the pattern size for models that take any input size (150 x 150, as in the dogs-vs-cats configs)
 
 
-def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int], steps: int,
-           pixel_range: float, seed: int = 0, preprocess=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ascend(model: Any, layer: Any, filter_indices: list[int], shape: tuple[int, int, int], steps: int,
+           pixel_range: float, seed: int = 0, preprocess: Callable[[Any], Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient ascent for each filter: `(patterns [count, h, w, c], mean activation before, after)`.
 
     Patterns are in the model's input space (after `preprocess`, which maps the starting raw image).
@@ -39,7 +44,7 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
     step = STEP_SIZE * pixel_range
     selector = ops.convert_to_tensor(np.eye(_channels(layer), dtype="float32")[filter_indices])  # [count, channels]
 
-    def objective(image):
+    def objective(image: Any) -> Any:
         with layers.capturing([layer], stop_after=True) as captured:
             layers.forward(model, image)
         activation = captured[layer.name]  # [count, h, w, channels]
@@ -54,7 +59,7 @@ def ascend(model, layer, filter_indices: list[int], shape: tuple[int, int, int],
     return ops.convert_to_numpy(image), before, after
 
 
-def _channels(layer) -> int:
+def _channels(layer: Any) -> int:
     return int(layer.output.shape[-1])
 
 
@@ -71,7 +76,7 @@ def displayable(patterns: np.ndarray, bgr: bool = False) -> np.ndarray:
     return shown[..., 0] if shown.shape[-1] == 1 else shown[..., :3]
 
 
-def run(subject, layer_name: str, count: int, steps: int, out_root: Path | None, echo) -> Path:
+def run(subject: Subject, layer_name: str, count: int, steps: int, out_root: Path | None, echo: Callable[[str], None]) -> Path:
     """Write `<layer>_filters.png` (a grid of patterns) and `<layer>_filters.npy` (the raw patterns)."""
     if count < 1:
         raise errors.UsageError(f"--filters: received {count}; expected at least 1")

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlrun import atomic, backend, errors
 from dlrun.data import image_files as images
 from dlrun.visualize import layers, output
+
+if TYPE_CHECKING:
+    from dlrun.visualize.subjects import Subject
 
 SQUASHING = ("softmax", "sigmoid")
 
@@ -45,7 +50,7 @@ class Head:
             return np.concatenate([1 - positive, positive], axis=1) if self.units == 1 else positive
         return logits
 
-    def score(self, logits, classes: np.ndarray):
+    def score(self, logits: Any, classes: np.ndarray) -> Any:
         """The logit of each image's class (a tensor [batch]); for one sigmoid unit, class 0 is -logit."""
         ops = backend.import_keras().ops
 
@@ -56,7 +61,7 @@ class Head:
         return ops.take_along_axis(logits, ops.convert_to_tensor(classes.reshape(-1, 1), dtype="int32"), axis=1)[:, 0]
 
 
-def expose_logits(model) -> Head:
+def expose_logits(model: Any) -> Head:
     """Switch the output layer's softmax/sigmoid off (the model now outputs logits); describe the head."""
     keras = backend.import_keras()
 
@@ -80,7 +85,7 @@ def check_class_index(head: Head, class_index: int | None, class_names: list[str
     )
 
 
-def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
+def heatmaps(model: Any, layer: Any, inputs: Any, head: Head, class_index: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grad-CAM maps for a batch: `(maps [batch, h, w] in [0, 1], probabilities, classes)`.
 
     `class_index` None explains each image's top prediction; `model` must have gone through `expose_logits`.
@@ -100,7 +105,7 @@ def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
     else:
         classes = np.full(len(probabilities), class_index)
 
-    def score(offset):
+    def score(offset: Any) -> tuple[Any, Any]:
         """The classes' summed logits (images do not interact: per-image gradients) and the feature maps."""
         with layers.capturing([layer], offset=offset) as captured:
             logits = layers.forward(model, inputs)
@@ -118,8 +123,8 @@ def heatmaps(model, layer, inputs, head: Head, class_index: int | None = None):
     return maps.astype("float32"), probabilities, classes
 
 
-def run(subject, image_paths: list[Path], layer_name: str | None, class_index: int | None, top: int,
-        alpha: float, out_root: Path | None, echo) -> Path:
+def run(subject: Subject, image_paths: list[Path], layer_name: str | None, class_index: int | None, top: int,
+        alpha: float, out_root: Path | None, echo: Callable[[str], None]) -> Path:
     """Grad-CAM for each image: print the top predictions, write heatmap/overlay PNGs and .npy maps."""
     if not 0 <= alpha <= 1:
         raise errors.UsageError(f"--alpha: received {alpha}; expected a number from 0 to 1")

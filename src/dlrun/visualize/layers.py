@@ -9,13 +9,15 @@ backend, go through a zero `offset` added to it (`dlrun.training.gradients.value
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from dlrun import errors
 
 PATTERN_TYPES = ("Conv", "Pooling")  # class-name parts of the layers `activations` shows by default
 
 
-def flat(model) -> list:
+def flat(model: Any) -> list:
     """Every layer in forward order, with nested models replaced by their own layers."""
     found = []
     for layer in model.layers:
@@ -26,7 +28,7 @@ def flat(model) -> list:
     return found
 
 
-def output_rank(layer) -> int | None:
+def output_rank(layer: Any) -> int | None:
     """The rank of the layer's output (4 for image feature maps), or None when it has no single output."""
     try:
         return len(layer.output.shape)
@@ -34,17 +36,17 @@ def output_rank(layer) -> int | None:
         return None
 
 
-def four_d(model) -> list:
+def four_d(model: Any) -> list:
     """The layers whose output is 4-D (batch, height, width, channels), in forward order."""
     return [layer for layer in flat(model) if output_rank(layer) == 4]
 
 
-def conv_and_pool(model) -> list:
+def conv_and_pool(model: Any) -> list:
     """The 4-D convolution and pooling layers, in forward order."""
     return [layer for layer in four_d(model) if any(part in type(layer).__name__ for part in PATTERN_TYPES)]
 
 
-def require_four_d(model, purpose: str) -> list:
+def require_four_d(model: Any, purpose: str) -> list:
     """`four_d(model)`, or a DataError when the model has no 4-D layer."""
     candidates = four_d(model)
     if not candidates:
@@ -56,7 +58,7 @@ def require_four_d(model, purpose: str) -> list:
     return candidates
 
 
-def named(model, name: str, purpose: str):
+def named(model: Any, name: str, purpose: str) -> Any:
     """The 4-D layer called `name` (searched inside nested models too); a DataError lists the valid names."""
     candidates = require_four_d(model, purpose)
     for layer in candidates:
@@ -77,7 +79,7 @@ class _StopForward(Exception):
 
 
 @contextlib.contextmanager
-def capturing(chosen: list, offset=None, stop_after: bool = False):
+def capturing(chosen: list, offset: Any = None, stop_after: bool = False) -> Iterator[dict]:
     """While active, calling the model fills the yielded dict {layer name: output tensor}.
 
     With `offset` (one chosen layer; a tensor shaped like its output), the layer outputs, and the
@@ -87,10 +89,10 @@ def capturing(chosen: list, offset=None, stop_after: bool = False):
     """
     captured: dict = {}
 
-    def wrap(layer):
+    def wrap(layer: Any) -> Callable[..., Any]:
         original = layer.call
 
-        def call(*args, **kwargs):
+        def call(*args: Any, **kwargs: Any) -> Any:
             output = original(*args, **kwargs)
             if offset is not None:
                 output = output + offset
@@ -110,7 +112,7 @@ def capturing(chosen: list, offset=None, stop_after: bool = False):
             del layer.call  # the class's own `call` shows through again
 
 
-def forward(model, inputs):
+def forward(model: Any, inputs: Any) -> Any:
     """`model(inputs)` in inference mode; None when a `capturing(stop_after=True)` ended it early."""
     try:
         return model(inputs, training=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,14 +50,14 @@ def save_image(path: Path, pixels: np.ndarray) -> Path:
     return atomic.write_bytes(path, buffer.getvalue())
 
 
-def save_figure(figure, path: Path) -> Path:
+def save_figure(figure: Any, path: Path) -> Path:
     """Write a matplotlib figure as a PNG, atomically."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return atomic.write_bytes(path, buffer.getvalue())
 
 
-def mosaic_figure(tiles: np.ndarray, title: str, columns: int, cmap: str = "viridis"):
+def mosaic_figure(tiles: np.ndarray, title: str, columns: int, cmap: str = "viridis") -> Any:
     """A figure showing `tiles` [count, height, width] (or [count, height, width, 3]) in a grid.
 
     NaN tiles (dead channels) and the gaps between tiles are drawn blank (white), not as noise.

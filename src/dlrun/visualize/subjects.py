@@ -72,7 +72,7 @@ class Subject:
     def channels(self) -> int:
         return int(self.model.inputs[0].shape[-1])
 
-    def inputs(self, raw: np.ndarray):
+    def inputs(self, raw: np.ndarray) -> Any:
         """What the model is fed for raw pixels [batch, height, width, channels]."""
         return raw if self.preprocess is None else self.preprocess(np.array(raw, copy=True))
 
