@@ -27,6 +27,11 @@ CASES = {
         ["configs/fashion_mnist.yaml", "--set", f"data.path={FASHION}", "--set", "train.epochs=1"],
         ["benchmarks/reference/fashion_mnist_convnet.py", FASHION, "1"], "accuracy", "test_accuracy",
     ),
+    # Issue 17's bimodal fit time showed only over several epochs (the 1-epoch case hid it): every pair counts.
+    "fashion_mnist_5_epochs": (
+        ["configs/fashion_mnist.yaml", "--set", f"data.path={FASHION}"],
+        ["benchmarks/reference/fashion_mnist_convnet.py", FASHION, "5"], "accuracy", "test_accuracy",
+    ),
     "boston_mlp": (
         ["configs/boston.yaml", "--set", f"data.path={BOSTON}"],
         ["benchmarks/reference/boston_mlp.py", str(BOSTON)], "mae", "test_mae",
@@ -81,6 +86,7 @@ def measure(name: str, pairs: int) -> dict:
         "pairs": rows,
         "wall_ratio_median": statistics.median(row["dlrun_wall"] / row["plain_wall"] for row in rows),
         "fit_ratio_median": statistics.median(row["dlrun_fit"] / row["plain_fit"] for row in rows),
+        "wall_ratio_max": max(row["dlrun_wall"] / row["plain_wall"] for row in rows),  # the worst pair, not only the median
         "dlrun_wall": common.summary([row["dlrun_wall"] for row in rows]),
         "plain_wall": common.summary([row["plain_wall"] for row in rows]),
         "dlrun_fit": common.summary([row["dlrun_fit"] for row in rows]),
@@ -100,7 +106,7 @@ def main() -> None:
     for name in options.case or list(CASES):
         results[name] = result = measure(name, options.pairs)
         print(f"{name}: fit ratio {result['fit_ratio_median']:.3f}, wall ratio {result['wall_ratio_median']:.3f} "
-              f"(median of {options.pairs} pairs); test metric dlrun {result['dlrun_metric']:.4f} "
+              f"(median of {options.pairs} pairs; worst pair {result['wall_ratio_max']:.3f}); test metric dlrun {result['dlrun_metric']:.4f} "
               f"vs plain {result['plain_metric']:.4f}")
     print(f"saved {common.save('runner_overhead', results)}")
 
