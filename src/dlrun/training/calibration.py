@@ -4,7 +4,7 @@
 starts `dlrun.training.step_timing` once per candidate backend, each in a fresh process (Keras binds its
 backend at import), with a timeout. Each worker reports how long Keras took to import, the model to build,
 the first fit (compilation) and one training step once compiled. The choice is the backend whose estimate
-of the whole run is the smallest: import + first fit + per-step time x the run's steps (epochs x batches
+of the whole run is the smallest: import + build + first fit + per-step time x the run's steps (epochs x batches
 per epoch), so a short run weighs start-up and a long one the step time.
 
 The result is cached in one JSON file per key (`cache_folder()`), the key being the machine (platform,
@@ -65,8 +65,9 @@ class Measurement:
     error: str | None = None
 
     def estimate(self, steps: int) -> float:
-        """Seconds to start Keras on this backend and fit `steps` training steps (validation not counted)."""
-        return self.import_seconds + self.first_step_seconds + self.step_ms * steps / 1000
+        """Seconds to start Keras on this backend, build the model and fit `steps` training steps
+        (validation not counted)."""
+        return self.import_seconds + self.build_seconds + self.first_step_seconds + self.step_ms * steps / 1000
 
     def record(self) -> dict:
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
