@@ -130,6 +130,14 @@ def test_the_choice_weighs_start_up_against_steps(fake):
     assert fake(tensorflow=0.5, jax=0.6) == []  # both from the cache
 
 
+def test_a_compilation_cache_counts_its_warm_build_and_first_fit():
+    cold = calibration.Measurement("jax", import_seconds=2.0, build_seconds=6.0, first_step_seconds=9.0, step_ms=1.0)
+    warm = calibration.Measurement("jax", import_seconds=2.0, build_seconds=6.0, first_step_seconds=9.0, step_ms=1.0,
+                                   warm_build_seconds=1.0, warm_first_step_seconds=0.5)
+    assert cold.estimate(1000) == pytest.approx(18.0)
+    assert warm.estimate(1000) == pytest.approx(4.5)
+
+
 def test_off_keeps_the_fixed_rule_and_says_so(fake, monkeypatch):
     fake(tensorflow=0.1, jax=9.0)
     monkeypatch.setenv("DLRUN_CALIBRATE", "off")

@@ -44,13 +44,21 @@ def calibrate(
     result = calibration.measure(loaded, chosen, console)
     table = Table("backend", "import s", "build s", "first fit s", "ms/step", "estimated run s", box=None)
     ranked = result.ranked(loaded.train.epochs, loaded.train.batch_size)
+    warm = []
     for measurement, estimate in ranked:
-        table.add_row(measurement.backend, f"{measurement.import_seconds:.2f}", f"{measurement.build_seconds:.2f}",
-                      f"{measurement.first_step_seconds:.2f}", f"{measurement.step_ms:.3g}", f"{estimate:.1f}")
+        build, first = f"{measurement.build_seconds:.2f}", f"{measurement.first_step_seconds:.2f}"
+        if measurement.warm_build_seconds is not None and measurement.warm_first_step_seconds is not None:
+            warm.append(f"{measurement.backend}: build {build} s, first fit {first} s on the run that compiled")
+            build, first = f"{measurement.warm_build_seconds:.2f}*", f"{measurement.warm_first_step_seconds:.2f}*"
+        table.add_row(measurement.backend, f"{measurement.import_seconds:.2f}", build, first, f"{measurement.step_ms:.3g}",
+                      f"{estimate:.1f}")
     for measurement in result.measurements:
         if measurement.error:
             table.add_row(measurement.backend, "-", "-", "-", "-", terminal.text(measurement.error))
     console.print(table)
+    if warm:
+        console.print(f"* with the compilation cache this calibration filled, as every later run ({'; '.join(warm)})",
+                      highlight=False, soft_wrap=True)
     choice = result.choice(loaded)
     if choice is None:
         raise errors.TrainingFailed(f"calibration timed no backend ({', '.join(chosen)}); backend: auto keeps its fixed rule")

@@ -5,7 +5,8 @@ starts `dlrun.training.step_timing` once per candidate backend, each in a fresh 
 backend at import), with a timeout. Each worker reports how long Keras took to import, the model to build,
 the first fit (compilation) and one training step once compiled. The choice is the backend whose estimate
 of the whole run is the smallest: import + build + first fit + per-step time x the run's steps (epochs x batches
-per epoch), so a short run weighs start-up and a long one the step time.
+per epoch), so a short run weighs start-up and a long one the step time. On JAX, whose compilation cache
+the calibration itself fills, build and first fit are those of a run with that cache warm.
 
 The result is cached in one JSON file per key (`cache_folder()`), the key being the machine (platform,
 CPU model and count), the installed versions of Keras, TensorFlow, JAX and PyTorch, and a signature of
@@ -62,12 +63,17 @@ class Measurement:
     first_step_seconds: float = 0.0  # the first fit of a few batches: compilation, mostly
     step_ms: float = 0.0  # one training step once compiled, the fastest of a few timed fits
     train_samples: int = 0
+    # JAX with its compilation cache: the build and first fit of a run after the first (programs loaded, not compiled)
+    warm_build_seconds: float | None = None
+    warm_first_step_seconds: float | None = None
     error: str | None = None
 
     def estimate(self, steps: int) -> float:
         """Seconds to start Keras on this backend, build the model and fit `steps` training steps
-        (validation not counted)."""
-        return self.import_seconds + self.build_seconds + self.first_step_seconds + self.step_ms * steps / 1000
+        (validation not counted), for a run after the calibration (warm where a compilation cache is)."""
+        build = self.build_seconds if self.warm_build_seconds is None else self.warm_build_seconds
+        first = self.first_step_seconds if self.warm_first_step_seconds is None else self.warm_first_step_seconds
+        return self.import_seconds + build + first + self.step_ms * steps / 1000
 
     def record(self) -> dict:
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
