@@ -160,6 +160,19 @@ def test_an_explicit_backend_or_a_custom_loop_never_calibrates(fake, changes, re
     assert fake(tensorflow=0.1, jax=9.0) == []
 
 
+def test_a_later_run_in_the_same_process_keeps_the_stored_reason_and_never_measures(fake, monkeypatch):
+    fake(tensorflow=2.0, jax=0.5)
+    console, _ = _console()
+    first = calibration.choose(_config(), console)  # e.g. seed 1 of dlrun train --seeds
+    monkeypatch.setattr(backend, "loaded", lambda: "jax")  # seed 2: Keras is imported now, on jax
+    later = calibration.choose(_config(seed=43), console)
+    assert later.name == "jax" and later.reason == first.reason and later.calibration["cached"] is True
+    monkeypatch.setattr(backend, "loaded", lambda: "tensorflow")  # loaded on another backend: it stays there
+    elsewhere = calibration.choose(_config(seed=44), console)
+    assert elsewhere.name == "tensorflow" and "already imported" in elsewhere.reason
+    assert len(fake(tensorflow=2.0, jax=0.5)) == 2  # measured once, for the first
+
+
 def test_one_installed_backend_needs_no_calibration(fake, monkeypatch):
     fake(tensorflow=0.1)
     monkeypatch.setattr(backend, "installed", lambda: ["tensorflow"])

@@ -46,6 +46,7 @@ SWITCH_VARIABLE = "DLRUN_CALIBRATE"  # off: the fixed rule; anything else (or un
 CACHE_VARIABLE = "DLRUN_CACHE_DIR"  # dlrun's cache folder; default $XDG_CACHE_HOME/dlrun (~/.cache/dlrun)
 TIMEOUT_VARIABLE = "DLRUN_CALIBRATE_TIMEOUT"  # seconds per backend
 TIMEOUT_SECONDS = 120.0  # a loaded 2-core machine imports TensorFlow in ~10 s; a step of a big model takes long
+ALREADY_LOADED = "Keras is already imported in this process"
 FORMAT = 1  # of the cache files: a new format never reads an old file
 VERSIONED = {"keras": ("keras",), "tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",),
              "jaxlib": ("jaxlib",), "torch": ("torch",)}
@@ -144,7 +145,7 @@ def not_applicable(config: schema.Config, command: bool = False) -> str | None:
     reasons = [] if command else [
         (config.backend != "auto", f"backend: {config.backend} is set in the config"),
         (os.environ.get("KERAS_BACKEND") in backend.installed(), f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND')} is set"),
-        (backend.loaded() is not None, "Keras is already imported in this process"),
+        (backend.loaded() is not None, ALREADY_LOADED),
     ]
     reasons += [
         (bool(backend.tensorflow_only(config)), "a setting needs TensorFlow"),
@@ -275,7 +276,13 @@ def choose(config: schema.Config, console: Console) -> backend.Choice:
     """The backend `dlrun train` runs `config` on: measured for `auto` where calibration applies (from
     the cache, or measured now with one line on `console` saying what it cost), else `backend.choose`'s."""
     fixed = backend.choose(config)
-    if not_applicable(config) is not None:
+    why_not = not_applicable(config)
+    if why_not == ALREADY_LOADED and not switched_off() and not_applicable(config, command=True) is None:
+        # a later run in the same process (dlrun train --seeds): the stored calibration still says why
+        stored = cached(config, candidates(config))
+        measured = stored.choice(config) if stored is not None else None
+        return measured if measured is not None and measured.name == backend.loaded() else fixed
+    if why_not is not None:
         return fixed
     if switched_off():
         return dataclasses.replace(fixed, reason=f"{fixed.reason} ({SWITCH_VARIABLE}=off: the fixed rule, not calibrated)")
