@@ -9,6 +9,13 @@ test MAE of each side, the load average before and after, and which backend `aut
 dense config and for the convnet configs.
 
     python benchmarks/backends.py [--rounds 3] [--no-tensorflow]
+
+`--calibration` instead checks `dlrun calibrate` against whole-process times: for the Boston config and
+the quickstart convnet, it runs `dlrun calibrate` (into an empty cache), then `dlrun train` on each of
+TensorFlow and JAX in alternation (JAX with a compilation cache warmed by one untimed run, as every run
+after a user's first), and prints what calibration picked next to the measured min/median/max walls.
+
+    python benchmarks/backends.py --calibration [--rounds 3]
 """
 
 from __future__ import annotations
@@ -57,11 +64,45 @@ def auto_choices() -> dict:
     return json.loads(result.stdout)
 
 
+def calibration_check(rounds: int) -> None:
+    """`dlrun calibrate`'s pick vs the whole-process wall times of `dlrun train` per backend."""
+    results = {"load_average_before": os.getloadavg()}
+    for config in (CONFIG, "configs/quickstart.yaml"):
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as jax_cache:
+            env = {"KERAS_BACKEND": "", "DLRUN_CACHE_DIR": cache, "DLRUN_JAX_CACHE": jax_cache, "DLRUN_CALIBRATE": "on"}
+            seconds, result = common.run([common.PYTHON, "-m", "dlrun", "calibrate", config], env=env)
+            print(result.stdout, flush=True)
+            (stored,) = Path(cache, "calibration").glob("*.json")
+            picked = [line for line in result.stdout.splitlines() if line.startswith("backend: auto picks")]
+            walls: dict = {"tensorflow": [], "jax": []}
+            with tempfile.TemporaryDirectory() as root:  # fills the JAX compilation cache, as a user's first run does
+                common.run([common.PYTHON, "-m", "dlrun", "train", config, "--backend", "jax", "--set", f"output.runs_root={root}"], env=env)
+            for index in range(rounds):
+                for name in walls:
+                    with tempfile.TemporaryDirectory() as root:
+                        wall, _ = common.run([common.PYTHON, "-m", "dlrun", "train", config, "--backend", name,
+                                              "--set", f"output.runs_root={root}"], env=env)
+                    walls[name].append(wall)
+                print(f"  {config} round {index + 1}/{rounds}: " + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in walls.items()),
+                      flush=True)
+            results[config] = {"calibrate_seconds": seconds, "picked": picked, "times": json.loads(stored.read_text())["times"],
+                               "wall": {name: common.summary(values) for name, values in walls.items()}}
+            for name, values in results[config]["wall"].items():
+                print(f"{config} {name}: wall min {values['min']:.2f} s, median {values['median']:.2f} s, max {values['max']:.2f} s")
+    results["load_average_after"] = os.getloadavg()
+    print(f"load average before {results['load_average_before'][0]:.2f}, after {results['load_average_after'][0]:.2f}")
+    print(f"saved {common.save('calibration', results)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-tensorflow", action="store_true", help="skip dlrun on TensorFlow (C)")
+    parser.add_argument("--calibration", action="store_true", help="check dlrun calibrate's picks against measured walls")
     options = parser.parse_args()
+    if options.calibration:
+        calibration_check(options.rounds)
+        return
     load_before = os.getloadavg()
     rows = []
     for index in range(options.rounds):

@@ -20,7 +20,10 @@ PYTHON = sys.executable
 def run(argv: list[str], env: dict | None = None, cwd: Path = ROOT) -> tuple[float, subprocess.CompletedProcess]:
     """Run a command to completion; return (wall seconds, completed process). Fails loudly on error."""
     started = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})})
+    # backend: auto keeps its fixed rule unless a benchmark asks for calibration: a first run's lazy
+    # calibration (and a backend chosen by this machine's load at that moment) would move every number.
+    settled = {"DLRUN_CALIBRATE": os.environ.get("DLRUN_CALIBRATE", "off")}
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, env={**os.environ, **settled, **(env or {})})
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"benchmark command failed ({result.returncode}): {' '.join(argv)}\n{result.stderr[-3000:]}")

@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ["KERAS_BACKEND"] = "tensorflow"
 # JAX runs in the tests keep compiled programs in a cache of their own, not the user's ~/.cache/dlrun/jax.
 os.environ.setdefault("DLRUN_JAX_CACHE", tempfile.mkdtemp(prefix="dlrun-test-jax-cache-"))
+# `backend: auto` keeps its fixed rule in the suite (no lazy calibration: the same backend on every machine,
+# and no minute spent timing backends); tests/test_calibration.py switches it on where it tests it. Any
+# calibration a test stores goes to a cache folder of the suite's own, never the user's.
+os.environ["DLRUN_CALIBRATE"] = "off"
+os.environ.setdefault("DLRUN_CACHE_DIR", tempfile.mkdtemp(prefix="dlrun-test-cache-"))
 CONFIGS = ROOT / "configs"
 
 

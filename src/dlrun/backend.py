@@ -4,8 +4,10 @@ This is the one module that knows which backend runs. Keras reads `KERAS_BACKEND
 import, so `activate(config)` sets it before anything imports Keras, and refuses when Keras was already
 imported on another backend in this process (a new process is the only way to switch).
 
-`auto` (the default) picks, among the installed backends, the one the benchmarks (BENCHMARKS.md,
-"Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models, whose
+`auto` (the default) is measured on this machine for this model where it can be (`dlrun calibrate`,
+`dlrun.training.calibration`, which hands `activate` its choice); otherwise (`DLRUN_CALIBRATE=off`, or
+calibration does not apply) it picks, among the installed backends, the one the benchmarks
+(BENCHMARKS.md, "Keras backends") measured fastest for this kind of model: JAX for dense (`mlp`) models, whose
 compiled training steps fit faster on CPU and which never import TensorFlow there (the Boston MLP beat
 plain TensorFlow Keras end to end, most of all once JAX's compilation cache is warm); TensorFlow for
 convnets and pretrained bases, which trained several times slower per epoch on JAX on CPU (an earlier
@@ -54,10 +56,12 @@ class Choice:
     name: str
     reason: str
     compilation_cache: str | None = None  # JAX's persistent compilation cache folder, when one is used
+    calibration: dict | None = None  # the measured times `auto` chose by (dlrun.training.calibration)
 
     def record(self) -> dict:
         cache = {"compilation_cache": self.compilation_cache} if self.compilation_cache else {}
-        return {"name": self.name, "reason": self.reason, **cache}
+        return {"name": self.name, "reason": self.reason, **cache,
+                **({"calibration": self.calibration} if self.calibration else {})}
 
 
 def installed() -> list[str]:
@@ -189,10 +193,10 @@ def _fallback(available: list[str], reason: str) -> Choice:
     return Choice(available[0], f"auto: TensorFlow is not installed; {available[0]} is")
 
 
-def activate(config: Config) -> Choice:
-    """Choose the backend for `config`, import Keras on it (quietly) and return the choice (with the
-    JAX compilation cache it uses, if any)."""
-    choice = choose(config)
+def activate(config: Config, choice: Choice | None = None) -> Choice:
+    """Choose the backend for `config` (or take `choice`, made already: a calibrated `auto`), import
+    Keras on it (quietly) and return the choice (with the JAX compilation cache it uses, if any)."""
+    choice = choose(config) if choice is None else choice
     os.environ["KERAS_BACKEND"] = choice.name
     import_keras()
     if choice.name == "jax":

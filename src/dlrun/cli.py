@@ -10,6 +10,7 @@ import typer
 
 from dlrun import __version__, errors
 from dlrun.commands import (
+    calibrate,
     config as config_commands,
     eval as eval_command,
     export,
@@ -82,6 +83,7 @@ app.command("export", cls=help_text.Command)(_reports_errors(export.export))
 app.command("init", cls=help_text.Command)(_reports_errors(init.init))
 app.command("report", cls=help_text.Command)(_reports_errors(report.report))
 app.command("sweep", cls=help_text.Command)(_reports_errors(sweep.sweep))
+app.command("calibrate", cls=help_text.Command)(_reports_errors(calibrate.calibrate))
 runs_app.command("list", cls=help_text.Command)(_reports_errors(runs.list_runs))
 runs_app.command("compare", cls=help_text.Command)(_reports_errors(runs.compare))
 runs_app.command("clean", cls=help_text.Command)(_reports_errors(runs.clean))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
 from dlrun.runs import history, plots
-from dlrun.training import batches, callbacks, checkpoints, evaluation, losses, plan as training_plan
+from dlrun.training import batches, calibration, callbacks, checkpoints, evaluation, losses, plan as training_plan
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -240,8 +240,9 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
     # Ctrl-C or SIGTERM before the run folder exists leaves nothing; once it is made (or a --resume has
     # marked it running again), the run is marked interrupted: never a folder left `running` or bare.
     with runs.starting("dlrun train --resume {path}", resume_run.path if resume_run is not None else None):
+        measured = calibration.choose(config, console)  # backend: auto, timed on each backend (or cached)
         console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
-        choice = backend.activate(config)
+        choice = backend.activate(config, measured)
         console.print(_backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
         # The run folder stores the backend `auto` resolved to: its config.yaml trains on it anywhere.
         config = config.model_copy(update={"backend": choice.name})
