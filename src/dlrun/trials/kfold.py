@@ -34,6 +34,7 @@ from dlrun.trials import executors, kfold_conclusion, kfold_fits, kfold_plan, ou
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from dlrun import backend
     from dlrun.config import schema
     from dlrun.data import dataset
 
@@ -63,14 +64,16 @@ def kfold(
     event once recorded; a sweep's K-fold trial reports through it, and may stop the run (`errors.TrialPruned`).
     """
     kfold_plan.check_options(k, repeats, shuffle, smoothing)
-    from dlrun import backend
+    from dlrun.training import calibration
 
-    # Decide the backend before any worker starts: workers inherit $KERAS_BACKEND, so every fold runs on
-    # the backend this process uses (and the numbers equal a sequential run's).
-    os.environ["KERAS_BACKEND"] = backend.choose(config).name
+    # Decide the backend before any worker starts, as dlrun train decides it (`backend: auto` calibrated):
+    # workers inherit $KERAS_BACKEND, so every fold runs on the backend this process uses (and the numbers
+    # equal a sequential run's).
+    choice = calibration.choose(config, console)
+    os.environ["KERAS_BACKEND"] = choice.name
     options = {"k": k, "repeats": repeats, "shuffle": shuffle, "final": final, "smoothing": smoothing,
                "keep_early_stopping": keep_early_stopping}
-    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement, watch))
+    return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement, choice, watch))
 
 
 def _with_workers(placement: executors.Placement, body: Callable[[executors.Placement], runs.Run]) -> runs.Run:
@@ -89,7 +92,7 @@ def _with_workers(placement: executors.Placement, body: Callable[[executors.Plac
 
 
 def _start(config: schema.Config, console: Console, options: dict, monitor: str | None, command: list[str] | None,
-           placement: executors.Placement, watch: Watch = None) -> runs.Run:
+           placement: executors.Placement, choice: backend.Choice, watch: Watch = None) -> runs.Run:
     in_process = placement.executor in ("sequential", "vectorized")  # the folds train in this process
     starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
@@ -100,11 +103,9 @@ def _start(config: schema.Config, console: Console, options: dict, monitor: str 
         raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
                                  "'none' (folds are independent trials: spread them over processes, not replicas)")
     if in_process:
-        choice = backend.activate(config)
-    else:
-        # The folds train in worker processes: this one needs Keras only for the final refit, so it
-        # does not spend a core importing it while the workers import theirs.
-        choice = backend.choose(config)
+        choice = backend.activate(config, choice)
+    # else the folds train in worker processes: this one needs Keras only for the final refit, so it
+    # does not spend a core importing it while the workers import theirs.
     console.print(backend.said(choice, config.backend), highlight=False, soft_wrap=True)  # as dlrun train says
     config = config.model_copy(update={"backend": choice.name})  # stored resolved, as dlrun train stores it
     loaded = trainer.load(config, console, validating=True)  # every fold validates

@@ -175,6 +175,14 @@ def sweep(config_file: str | Path, set_values: list[str], options: Options, cons
     if options.storage not in (None, "sqlite", "journal"):
         search_engine.open_storage(search_engine.storage_url(options.storage, Path(".")))  # reachable before the folder exists
 
+    from dlrun import backend
+    from dlrun.training import calibration
+
+    # `backend: auto` resolved once, as dlrun train resolves it (calibrated for the base config's model), and
+    # stored: every trial, worker and joined host trains on that backend, and the sweep's config.yaml says which.
+    choice = calibration.choose(base, console)
+    base_data["backend"] = choice.name
+    console.print(backend.said(choice, base.backend), highlight=False, soft_wrap=True)
     run = runs.create(base.output.runs_root, f"{base.name}-sweep")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config_module.validate({**base_data, "search": search.model_dump(mode="json")})))
     url = search_engine.storage_url(options.storage, run.path)
@@ -185,7 +193,7 @@ def sweep(config_file: str | Path, set_values: list[str], options: Options, cons
              "search": search.model_dump(mode="json"), "trials_total": total, "storage": url, "study": run.path.name,
              "max_failures": options.max_failures, "final": options.final, "status": "running", "trials": []}
     sweep_results.write(run, state, study)
-    run.start(command, base.seed, runs.versions(), extra={"kind": "sweep", "trials": total})
+    run.start(command, base.seed, runs.versions(), extra={"kind": "sweep", "trials": total, "backend": choice.record()})
     console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]\nsweep: {total} trials of {config_file} "
                   f"(sampler {search.sampler}, pruner {search.pruner}), ranked by {search.metric}",
                   highlight=False, soft_wrap=True)
