@@ -7,6 +7,7 @@ and one trains in a fresh process from a stored calibration to check run.json.
 
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -326,3 +327,34 @@ def test_calibrate_really_times_a_tiny_model_on_two_backends(tmp_path):
     for item in times.values():
         assert item["error"] is None
         assert item["step_ms"] > 0 and item["import_seconds"] > 0 and item["train_samples"] > 0
+
+
+def test_kfold_and_sweep_resolve_auto_through_calibration_once_before_any_fold_or_trial(fake, monkeypatch, tmp_path):
+    """One meaning of `backend: auto`: kfold and sweep measure it as train does (the fake times make jax
+    the fastest where the fixed rule says tensorflow for a convnet), and a sweep stores the choice."""
+    import yaml
+
+    from dlrun.trials import executors, kfold, sweep, sweep_study
+
+    fake(tensorflow=9.0, jax=1.0)
+    convnet = _config(data={"name": "synthetic", "task": "multiclass", "num_samples": 60, "num_classes": 3,
+                            "input_shape": [8, 8, 1]},
+                      model={"architecture": "convnet", "filters": [4], "dense_units": [4]},
+                      output={"runs_root": str(tmp_path / "runs")})
+    assert backend.choose(convnet).name == "tensorflow"  # the fixed rule would differ
+    seen = {}
+    monkeypatch.setattr(kfold, "_with_workers", lambda placement, body: seen.setdefault("kfold", os.environ["KERAS_BACKEND"]))
+    kfold.kfold(convnet, _console()[0], k=2)
+    assert seen["kfold"] == "jax"
+    monkeypatch.delenv("KERAS_BACKEND")  # kfold sets it for its workers; a sweep starts in a fresh process
+
+    config_file = tmp_path / "convnet.yaml"
+    config_file.write_text(config_module.to_yaml(convnet), encoding="utf-8")
+    monkeypatch.setattr(sweep_study, "drive", lambda run, *rest, **options: run)  # stop before any trial
+    console, output = _console()
+    run = sweep.sweep(config_file, [], sweep.Options(grid=("train.batch_size=8,16",)), console, executors.Placement())
+    assert yaml.safe_load((run.path / "config.yaml").read_text(encoding="utf-8"))["backend"] == "jax"
+    recorded = json.loads((run.path / "run.json").read_text(encoding="utf-8"))["backend"]
+    assert recorded["name"] == "jax" and "calibration" in recorded, recorded
+    assert "backend: jax" in output.getvalue()
+    assert fake() == ["tensorflow", "jax"]  # measured once (kfold), then read from the cache by the sweep
