@@ -155,7 +155,7 @@ class _Data:
 @pytest.mark.parametrize(
     "batch_size, sizes, message",
     [
-        (15, (64, 16, 20), "train.batch_size: received 15 with 2 data-parallel devices; expected a multiple of 2"),
+        (15, (64, 16, 20), "train.batch_size: received 15 with 2 data-parallel devices; expected a multiple of 2 (each device gets an equal part of each batch)"),
         (16, (64, 16, 21), "train.batch_size: received 16 with 2 data-parallel devices and a test split of 21 samples, "
                            "whose last batch of 5 does not split evenly; expected a batch size that leaves a last batch "
                            "divisible by 2 (or none)"),
