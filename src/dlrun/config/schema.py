@@ -144,12 +144,10 @@ class TrainConfig(fields.Section):
     # auto: up to 32 for in-memory data and models under 1M parameters on TensorFlow/JAX, else 1 (dlrun.training.batches)
     steps_per_execution: Literal["auto"] | fields.PositiveInt = "auto"
     tensorboard: fields.Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
-    # Keras' dtype policy: mixed_* compute in 16 bits, keep float32 variables and a float32 output layer;
-    # mixed_float16 adds loss scaling (Keras' LossScaleOptimizer). Both pay off on GPUs/TPUs, not CPUs.
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    # mirrored: tf.distribute.MirroredStrategy (TensorFlow); data_parallel: keras.distribution.DataParallel (JAX),
-    # over all local devices, and across processes/hosts with KERAS_DISTRIBUTION_* set; batch_size is the global batch
-    distribute: Literal["none", "mirrored", "data_parallel"] = "none"
+    # Keras' dtype policy (dlrun.training.precision): mixed_* pay off on GPUs/TPUs, not CPUs
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # mixed_*: 16-bit compute, float32 variables and output; mixed_float16 scales the loss
+    # data_parallel runs across processes (hosts) too, with KERAS_DISTRIBUTION_* set (dlrun.training.distribution)
+    distribute: Literal["none", "mirrored", "data_parallel"] = "none"  # mirrored: tf.distribute.MirroredStrategy (TensorFlow); data_parallel: keras.distribution.DataParallel (JAX); batch_size is the global batch
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
 
