@@ -134,6 +134,12 @@ def test_list_backends():
          "train.loop: received 'custom' with train.distribute: mirrored; expected train.loop: fit"),
         (["--set", "train.devices=[/cpu:0]"], 'train.devices: received ["/cpu:0"]; expected [] when distribute is none'),
         (["--backend", "theano"], 'backend: received "theano"; expected one of auto, tensorflow, jax, torch'),
+        (["--backend", "torch", "--set", "train.distribute=data_parallel"],
+         "train.distribute: received 'data_parallel' with backend 'torch'; expected backend: jax (or auto), since only JAX runs"),
+        (["--set", "train.distribute=data_parallel", "--set", "train.devices=[/gpu:0]"],
+         'train.devices: received ["/gpu:0"]; expected [] when distribute is data_parallel'),
+        (["--set", "train.distribute=data_parallel", "--set", "train.loop=custom"],
+         "train.loop: received 'custom' with train.distribute: data_parallel; expected train.loop: fit"),
     ],
 )
 def test_bad_backend_settings_exit_2_without_a_run_folder(tmp_path, items, message):

@@ -20,7 +20,7 @@ import pytest
 
 from dlrun import backend, config as config_module, errors
 from dlrun.training import batches, distribution
-from tests.conftest import RESUME_SCRIPT, assert_resumed_after_epoch_2, invoke, run_folders, subprocess_env
+from tests.conftest import RESUME_SCRIPT, assert_resumed_after_epoch_2, run_folders, subprocess_env
 from tests.test_backends import HAS_JAX, needs_jax
 
 # 100 samples: 64 train, 16 validation, 20 test; batch 16: every batch (the test split's last one of 4
@@ -118,25 +118,6 @@ def test_data_parallel_without_jax_or_on_another_loaded_backend_is_refused():
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(), available=["tensorflow", "jax"], already="tensorflow", environment=None)
     assert "train.distribute: received 'data_parallel', which needs JAX; Keras was already imported in this process with the 'tensorflow' backend" in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    "items, message",
-    [
-        (["--backend", "torch", "--set", "train.distribute=data_parallel"],
-         "train.distribute: received 'data_parallel' with backend 'torch'; expected backend: jax (or auto), since only JAX runs"),
-        (["--set", "train.distribute=data_parallel", "--set", "train.devices=[/gpu:0]"],
-         'train.devices: received ["/gpu:0"]; expected [] when distribute is data_parallel'),
-        (["--set", "train.distribute=data_parallel", "--set", "train.loop=custom"],
-         "train.loop: received 'custom' with train.distribute: data_parallel; expected train.loop: fit"),
-    ],
-)
-def test_bad_data_parallel_settings_exit_2_without_a_run_folder(tmp_path, items, message):
-    path, root = _write(tmp_path, "bad", "none")
-    result = invoke("train", path, *items)
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert not root.exists()
 
 
 class _Data:
