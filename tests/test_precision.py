@@ -86,3 +86,13 @@ def test_mixed_bfloat16_trains_on_jax_and_is_recorded(tmp_path):
     assert record["jit_compile"] is True  # Keras compiles with XLA on JAX
     losses = record["history"]["loss"]
     assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_vectorized_folds_fall_back_for_a_mixed_policy(monkeypatch):
+    from dlrun import backend
+    from dlrun.trials import vectorized
+
+    monkeypatch.setattr(backend, "loaded", lambda: "jax")
+    config = {"data": {"name": "synthetic", "num_samples": 40}, "model": "mlp", "train": {"precision": "mixed_bfloat16"}}
+    assert vectorized.config_reason([config]) == "train.precision: mixed_bfloat16"
+    assert vectorized.config_reason([{**config, "train": {}}]) is None
