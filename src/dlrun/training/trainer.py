@@ -305,11 +305,11 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
             summary["fit_seconds"] = round(fitted.seconds, 3)
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
             run.finish("completed", **summary)
-            distribution.remove_scratch(config, training.share)
             if not config.output.keep_checkpoints:  # after `completed` is written: a crash before keeps them for --resume
                 from dlrun.training import cleanup
 
                 cleanup.remove_resume_checkpoints(run.path)
+            distribution.remove_scratch(config, training.share)
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
