@@ -1,8 +1,9 @@
-"""`train.precision`: Keras' dtype policy applied before the model is built, a float32 output layer, loss
-scaling for mixed_float16, and the policy and Keras' resolved `jit_compile` recorded in run.json.
+"""`train.precision`: Keras' dtype policy applied while the model is built (and only then), a float32
+output layer, loss scaling for mixed_float16, and the policy and Keras' resolved `jit_compile` recorded
+in run.json.
 
 In-process tests run on the suite's TensorFlow backend (the dtype policy is global to a process: a
-fixture puts float32 back); mixed_bfloat16 training on JAX runs in a fresh process.
+fixture puts float32 back should a test fail midway); mixed_bfloat16 training on JAX runs in a fresh process.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def test_mixed_float16_computes_in_float16_keeps_a_float32_output_and_scales_the
     assert hidden.compute_dtype == "float16" and hidden.kernel.dtype == "float32"
     if not precision.accelerated():  # this machine: a CPU only
         assert "warning: train.precision: mixed_float16 on a machine without a GPU" in console.file.getvalue()
-    # The policy is global: a float32 run after a mixed one in the same process is float32 throughout.
+    # Keras' policy is global to the process: it is mixed only while the model is built, then what it was.
+    assert keras_policy.config.dtype_policy().name == "float32"
+    assert keras_policy.layers.Dense(2).compute_dtype == "float32"
     after = _training("float32", Console(file=io.StringIO()))
     assert precision.record(after.model)["policy"] == "float32"
     assert {layer.compute_dtype for layer in after.model.layers} == {"float32"}

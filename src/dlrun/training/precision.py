@@ -4,12 +4,15 @@
 dlrun's output layer (`dlrun.models.head.output_layer`) is always float32, so the softmax or sigmoid and
 the loss see float32 values. Keras itself wraps the optimizer in a `LossScaleOptimizer` when the model's
 policy is `mixed_float16` (float16's narrow range would flush small gradients to zero); bfloat16 has
-float32's range and needs none. The policy is global to the process: every `Training` sets it, so a
-float32 run after a mixed one in the same process is float32 again.
+float32's range and needs none. Keras' policy is global to the process: `Training` sets it only while it
+builds and compiles the model, so nothing built afterwards (another run's model in the same process, a
+loaded model) inherits it.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dlrun import backend
@@ -26,10 +29,13 @@ POLICIES = {
 }
 
 
-def apply(config: schema.Config, console: Console | None = None) -> None:
-    """Set Keras' dtype policy to `train.precision` (before the model is built); warn on a machine
-    where float16 compute brings no speed."""
+@contextlib.contextmanager
+def policy(config: schema.Config, console: Console | None = None) -> Iterator[None]:
+    """Build the model inside this: Keras' global dtype policy is `train.precision` within, and what it was
+    before afterwards (each layer keeps the policy it was built with). Warns on a machine where float16
+    compute brings no speed."""
     keras = backend.import_keras()
+    before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.precision)
     if config.train.precision == "mixed_float16" and console is not None and not accelerated():
         console.print(
@@ -39,6 +45,10 @@ def apply(config: schema.Config, console: Console | None = None) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def accelerated() -> bool:

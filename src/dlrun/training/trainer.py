@@ -62,8 +62,8 @@ class Training:
         self.config, self.dataset, self.console = config, dataset, console
         self.share = distribution.activate(config)  # data_parallel: joins the other processes before JAX computes
         backend.seed_everything(config.seed)
-        precision.apply(config, console)
-        with distribution.scope(config):  # train.distribute: mirrored: the model and its variables are mirrored
+        # train.distribute: mirrored: the model and its variables are mirrored; train.precision: its dtype policy
+        with distribution.scope(config), precision.policy(config, console):
             self.plan = training_plan.plan(config, dataset, console)
             distribution.check_batches(config, self.plan.data, self.share)
             self.steps_per_execution = batches.steps_per_execution(
