@@ -17,6 +17,7 @@ import pytest
 
 from dlrun import backend, config as config_module, errors
 from dlrun.config import schema
+from dlrun.training import distribution
 from tests.conftest import (
     RESUME_SCRIPT,
     ROOT,
@@ -106,7 +107,7 @@ def test_an_explicit_backend_that_is_not_installed_names_the_install_command():
 def test_tf_distribute_code_is_refused_off_tensorflow(monkeypatch):
     monkeypatch.setattr(backend, "loaded", lambda: "jax")
     with pytest.raises(errors.ConfigError) as caught:
-        backend.require_tensorflow("train.distribute: mirrored")
+        distribution.require_tensorflow("train.distribute: mirrored")
     assert "backend: received 'jax'; expected tensorflow for train.distribute: mirrored (only TensorFlow runs it)" in str(caught.value)
 
 
@@ -133,6 +134,12 @@ def test_list_backends():
          "train.loop: received 'custom' with train.distribute: mirrored; expected train.loop: fit"),
         (["--set", "train.devices=[/cpu:0]"], 'train.devices: received ["/cpu:0"]; expected [] when distribute is none'),
         (["--backend", "theano"], 'backend: received "theano"; expected one of auto, tensorflow, jax, torch'),
+        (["--backend", "torch", "--set", "train.distribute=data_parallel"],
+         "train.distribute: received 'data_parallel' with backend 'torch'; expected backend: jax (or auto), since only JAX runs"),
+        (["--set", "train.distribute=data_parallel", "--set", "train.devices=[/gpu:0]"],
+         'train.devices: received ["/gpu:0"]; expected [] when distribute is data_parallel'),
+        (["--set", "train.distribute=data_parallel", "--set", "train.loop=custom"],
+         "train.loop: received 'custom' with train.distribute: data_parallel; expected train.loop: fit"),
     ],
 )
 def test_bad_backend_settings_exit_2_without_a_run_folder(tmp_path, items, message):
@@ -316,12 +323,12 @@ MIRRORED = textwrap.dedent("""\
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from dlrun import backend, config, models
-    from dlrun.training import trainer
+    from dlrun.training import distribution, trainer
     from rich.console import Console
     loaded = config.load(sys.argv[1])
     backend.activate(loaded)
     from dlrun import data
-    with backend.distribution_scope(loaded) as strategy:
+    with distribution.scope(loaded) as strategy:
         model = models.build(loaded.model, data.load(loaded.data, loaded.seed))
     kinds = sorted({type(weight.value).__name__ for weight in model.weights})
     run = trainer.train(loaded, Console(file=open("/dev/null", "w")))

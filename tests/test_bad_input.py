@@ -74,13 +74,16 @@ CASES = {
     "--set into a scalar": (VALID, ["train.epochs.value=3"], "--set 'train.epochs.value=3': train.epochs: received 1 at that path"),
     "--set bad value": (VALID, ["train.epochs=-1"], "train.epochs: received -1; expected a number >= 1"),
     "--set broken yaml": (VALID, ["train.epochs=[1"], "--set 'train.epochs=[1'"),
+    "unknown precision": (VALID, ["train.precision=float16"], 'train.precision: received "float16"; expected one of float32, mixed_float16'),
+    "data_parallel on tensorflow": (VALID + "backend: tensorflow\n", ["train.distribute=data_parallel"],
+                                    "train.distribute: received 'data_parallel' with backend 'tensorflow'; expected backend: jax"),
 }
 
 
 # The whole message of each case, as `config validate` and `train` print it (one line each: exact, so a
 # changed key path, value or expectation fails).
 FULL = {
-    '--set bad path': "invalid config config.yaml: train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, loop, steps_per_execution, tensorboard, distribute, devices, callbacks (did you mean 'epochs'?) (from --set train.epoch=3)",
+    '--set bad path': "invalid config config.yaml: train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, loop, steps_per_execution, tensorboard, precision, distribute, devices, callbacks (did you mean 'epochs'?) (from --set train.epoch=3)",
     '--set bad value': 'invalid config config.yaml: train.epochs: received -1; expected a number >= 1 (from --set train.epochs=-1)',
     '--set broken yaml': "invalid config --set 'train.epochs=[1': YAML error at line 1, column 3: while parsing a flow sequence started on line 1, expected ',' or ']', but got '<stream end>'",
     '--set into a scalar': "invalid config: --set 'train.epochs.value=3': train.epochs: received 1 at that path; expected a mapping (or a list and an index within it) to set a key in",
@@ -125,7 +128,9 @@ FULL = {
     'unknown output key': "invalid config config.yaml: output.root: received unknown key 'root'; expected one of the keys runs_root, save_model, plots, resume_checkpoints, keep_checkpoints (did you mean 'runs_root'?)",
     'unknown top-level key': "invalid config config.yaml: trian: received unknown key 'trian'; expected one of the keys name, seed, backend, data, model, compile, train, output, search (did you mean 'train'?)",
     'unknown top-level key suggestion': "invalid config config.yaml: trian: received unknown key 'trian'; expected one of the keys name, seed, backend, data, model, compile, train, output, search (did you mean 'train'?)",
-    'unknown train key': "invalid config config.yaml: train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, loop, steps_per_execution, tensorboard, distribute, devices, callbacks (did you mean 'epochs'?)",
+    'unknown precision': 'invalid config config.yaml: train.precision: received "float16"; expected one of float32, mixed_float16, mixed_bfloat16 (did you mean \'float32\'?) (from --set train.precision=float16)',
+    'data_parallel on tensorflow': "invalid config config.yaml: train.distribute: received 'data_parallel' with backend 'tensorflow'; expected backend: jax (or auto), since only JAX runs train.distribute: data_parallel (from --set train.distribute=data_parallel)",
+    'unknown train key': "invalid config config.yaml: train.epoch: received unknown key 'epoch'; expected one of the keys epochs, batch_size, shuffle, loop, steps_per_execution, tensorboard, precision, distribute, devices, callbacks (did you mean 'epochs'?)",
     'yaml 1.1 boolean trap': 'invalid config config.yaml: train.shuffle: received "no"; expected true or false',
     'yaml syntax error': "invalid config config.yaml: YAML error at line 2, column 6: while parsing a flow mapping started on line 1, expected ',' or '}', but got ':'",
     'zero batch size': 'invalid config config.yaml: train.batch_size: received 0; expected a number >= 1',

@@ -106,6 +106,8 @@ ALSO_SAME = {
     "train.callbacks.min_delta": "an early_stopping parameter (see KFOLD_RULE)",
     "train.callbacks.restore_best_weights": "an early_stopping parameter (see KFOLD_RULE)",
     "train.devices": "only with train.distribute, which K-fold refuses (see KFOLD_RULE)",
+    "train.precision": "folds build through the same `Training`, which sets the dtype policy before the model "
+                       "(tests/test_precision.py); the vectorized executor falls back for a mixed policy",
     "name": "names the run folder, not the training",
     "output.runs_root": "where the K-fold run folder goes, as for a train run",
     "output.save_model": "the final refit's model.keras (folds keep no model)",

@@ -12,7 +12,7 @@ compiled training steps fit faster on CPU and which never import TensorFlow ther
 plain TensorFlow Keras end to end, most of all once JAX's compilation cache is warm); TensorFlow for
 convnets and pretrained bases, which trained several times slower per epoch on JAX on CPU (an earlier
 measurement, cited in that section), and for the one thing only TensorFlow can do (`train.distribute:
-mirrored`); TensorFlow also for `train.loop: custom`, which runs on every backend (its gradients, like
+mirrored`); JAX for the one thing only JAX runs (`train.distribute: data_parallel`); TensorFlow also for `train.loop: custom`, which runs on every backend (its gradients, like
 Grad-CAM's and filter patterns', come from `dlrun.training.gradients`) but is paced by its per-batch
 Python loop rather than by XLA, so it fit the Boston MLP no faster on JAX (docs/backends.md's table
 has the times).
@@ -39,8 +39,9 @@ from dlrun import errors, signals
 
 # The registry: backend name -> what it is for (the schema's `backend` names, less `auto`, equal these keys).
 BACKENDS = {
-    "tensorflow": "TensorFlow: every dlrun feature (the mirrored strategy only here)",
-    "jax": "JAX (pip install 'dlrun[jax]'): the fastest for dense models on CPU; all but train.distribute",
+    "tensorflow": "TensorFlow: every dlrun feature but train.distribute: data_parallel (mirrored only here)",
+    "jax": "JAX (pip install 'dlrun[jax]'): the fastest for dense models on CPU; all but train.distribute: mirrored "
+           "(data_parallel only here)",
     "torch": "PyTorch (pip install 'dlrun[torch]', the CPU wheel first for CPU only): all but train.distribute",
 }
 INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'",
@@ -87,12 +88,14 @@ def loaded() -> str | None:
         return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
-def tensorflow_only(config: Config) -> list[tuple[str, str]]:
-    """The config's settings only the TensorFlow backend can run, as (key path, value) pairs."""
-    found = []
-    if config.train.distribute != "none":
-        found.append(("train.distribute", config.train.distribute))
-    return found
+# train.distribute value -> the one backend that runs it
+DISTRIBUTE_BACKENDS = {"mirrored": "tensorflow", "data_parallel": "jax"}
+
+
+def required(config: Config) -> tuple[str, str, str] | None:
+    """(key path, value, backend) for the config's setting that only one backend runs, or None."""
+    needed = DISTRIBUTE_BACKENDS.get(config.train.distribute)
+    return None if needed is None else ("train.distribute", config.train.distribute, needed)
 
 
 def problems(config: Config) -> list[str]:
@@ -105,13 +108,15 @@ def problems(config: Config) -> list[str]:
     if config.backend == "torch" and steps != "auto" and steps > 1:
         found.append(f"train.steps_per_execution: received {steps} with backend 'torch'; expected auto or 1 "
                      "(Keras on PyTorch runs one step per call)")
-    if config.backend not in ("auto", "tensorflow"):
-        found.extend(
-            f"{key}: received {value!r} with backend {config.backend!r}; expected backend: tensorflow "
-            f"(or auto), since only TensorFlow runs {key}: {value}"
-            for key, value in tensorflow_only(config)
-        )
+    needs = required(config)
+    if needs is not None and config.backend not in ("auto", needs[2]):
+        key, value, name = needs
+        found.append(f"{key}: received {value!r} with backend {config.backend!r}; expected backend: {name} "
+                     f"(or auto), since only {_NAMES[name]} runs {key}: {value}")
     return found
+
+
+_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
 # dlrun.config.schema.Config: the config layer sits above this module, which therefore never imports it, even for types
@@ -148,19 +153,25 @@ def choose(config: Config, available: Any = _THIS_PROCESS, already: Any = _THIS_
     preferred = _auto(config, available, environment)
     if already in (None, preferred.name):
         return preferred
-    if tensorflow_only(config):
-        key, value = tensorflow_only(config)[0]
-        raise errors.ConfigError(f"{key}: received {value!r}, which needs TensorFlow; Keras was already imported in "
-                                 f"this process with the {already!r} backend: run dlrun in a new process")
+    needs = required(config)
+    if needs is not None:
+        key, value, name = needs
+        raise errors.ConfigError(f"{key}: received {value!r}, which needs {_NAMES[name]}; Keras was already imported "
+                                 f"in this process with the {already!r} backend: run dlrun in a new process")
     return Choice(already, f"auto: Keras was already imported in this process with the {already} backend "
                            f"(a new process would use {preferred.name})")
 
 
 def _auto(config: Config, available: list[str], environment: str | None) -> Choice:
-    needs_tensorflow = tensorflow_only(config)
-    if needs_tensorflow:
-        key, value = needs_tensorflow[0]
-        return _fallback(available, f"auto: {key}: {value} needs TensorFlow")
+    needs = required(config)
+    if needs is not None:
+        key, value, name = needs
+        if name == "tensorflow":
+            return _fallback(available, f"auto: {key}: {value} needs TensorFlow")
+        if name not in available:
+            raise errors.ConfigError(f"{key}: received {value!r}, which needs {_NAMES[name]}, not installed here; "
+                                     f"expected {_NAMES[name]} installed ({INSTALL[name]})")
+        return Choice(name, f"auto: {key}: {value} needs {_NAMES[name]}")
     if environment in available:
         return Choice(environment, f"auto: KERAS_BACKEND={environment} is set in the environment")
     if config.train.loop == "custom":
@@ -315,41 +326,6 @@ def _jax_compilation_cache() -> str | None:
 def feeds_tf_data() -> bool:
     """Whether in-memory arrays reach `fit` through `tf.data` (the TensorFlow backend) or as NumPy batches."""
     return (loaded() or os.environ.get("KERAS_BACKEND") or "tensorflow") == "tensorflow"
-
-
-def require_tensorflow(feature: str) -> None:
-    """A ConfigError unless Keras runs on TensorFlow here (for `tf.distribute` code)."""
-    active = loaded()
-    if active not in (None, "tensorflow"):
-        raise errors.ConfigError(
-            f"backend: received {active!r}; expected tensorflow for {feature} (only TensorFlow runs it): "
-            f"set backend: tensorflow, or unset KERAS_BACKEND"
-        )
-
-
-@contextlib.contextmanager
-def distribution_scope(config: Config) -> Iterator[Any]:
-    """Build and compile the model inside this: `train.distribute: mirrored` opens a
-    `tf.distribute.MirroredStrategy` over `train.devices` (all local GPUs, or the CPU, when empty)."""
-    if config.train.distribute == "none":
-        yield None
-        return
-    require_tensorflow(f"train.distribute: {config.train.distribute}")
-    import tensorflow as tf
-
-    try:
-        strategy = tf.distribute.MirroredStrategy(devices=list(config.train.devices) or None)
-    except (ValueError, RuntimeError) as error:
-        raise errors.ConfigError(f"train.devices: received {list(config.train.devices)}; expected devices this "
-                                 f"machine has ({error})") from None
-    replicas = strategy.num_replicas_in_sync
-    if config.train.batch_size % replicas:
-        # Keras 3.15 builds a distributed model from its first batch reduced across replicas, which
-        # fails on unequal shares (keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build).
-        raise errors.ConfigError(f"train.batch_size: received {config.train.batch_size} with {replicas} mirrored "
-                                 f"replicas; expected a multiple of {replicas} (the global batch is split evenly)")
-    with strategy.scope():
-        yield strategy
 
 
 def seed_everything(seed: int) -> None:

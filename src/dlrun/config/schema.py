@@ -144,7 +144,10 @@ class TrainConfig(fields.Section):
     # auto: up to 32 for in-memory data and models under 1M parameters on TensorFlow/JAX, else 1 (dlrun.training.batches)
     steps_per_execution: Literal["auto"] | fields.PositiveInt = "auto"
     tensorboard: fields.Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
-    distribute: Literal["none", "mirrored"] = "none"  # mirrored: tf.distribute.MirroredStrategy; batch_size is the global batch
+    # Keras' dtype policy (dlrun.training.precision): mixed_* pay off on GPUs/TPUs, not CPUs
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # mixed_*: 16-bit compute, float32 variables and output; mixed_float16 scales the loss
+    # data_parallel runs across processes (hosts) too, with KERAS_DISTRIBUTION_* set (dlrun.training.distribution)
+    distribute: Literal["none", "mirrored", "data_parallel"] = "none"  # mirrored: tf.distribute.MirroredStrategy (TensorFlow); data_parallel: keras.distribution.DataParallel (JAX); batch_size is the global batch
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
 
@@ -163,8 +166,9 @@ class TrainConfig(fields.Section):
     @pydantic.field_validator("devices")
     @classmethod
     def _devices_need_mirrored(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
-        if value and info.data.get("distribute") == "none":
-            raise ValueError("[] when distribute is none (devices name the replicas of distribute: mirrored)")
+        if value and info.data.get("distribute") != "mirrored":
+            raise ValueError(f"[] when distribute is {info.data.get('distribute')} (devices name the replicas of "
+                             "distribute: mirrored; data_parallel uses every device JAX sees)")
         return value
 
 

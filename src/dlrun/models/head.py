@@ -21,9 +21,13 @@ def resolve(head_config: architectures.Head, task: str, num_classes: int | None)
 
 
 def output_layer(keras: Any, head_config: architectures.Head, task: str, num_classes: int | None, **initializers: Any) -> Any:
-    """The Dense output layer, named `output`; `initializers`: kernel_/bias_initializer (Keras' defaults)."""
+    """The Dense output layer, named `output`; `initializers`: kernel_/bias_initializer (Keras' defaults).
+
+    Always float32, whatever `train.precision` (the Keras mixed-precision guide's advice): the activation
+    and the loss then see float32 values, where float16 would round probabilities and overflow logits.
+    """
     units, activation = resolve(head_config, task, num_classes)
-    return keras.layers.Dense(units, activation=activation, name="output", **initializers)
+    return keras.layers.Dense(units, activation=activation, name="output", dtype="float32", **initializers)
 
 
 def regularizer(keras, l1: float, l2: float):

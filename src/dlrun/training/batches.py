@@ -16,6 +16,7 @@ from dlrun import errors
 if TYPE_CHECKING:
     from dlrun.config import schema
     from dlrun.data import dataset
+    from dlrun.training import distribution
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
@@ -68,12 +69,14 @@ def steps_per_execution(train: schema.TrainConfig, dataset: dataset.Dataset, par
     return chosen, f"auto: {chosen} (a divisor of {steps} steps per epoch) for a model under {AUTO_PARAMETERS:,} parameters on in-memory data"
 
 
-def fit_arguments(dataset: dataset.Dataset, train: schema.TrainConfig, seed: int, first_epoch: int, epochs: int) -> dict:
+def fit_arguments(dataset: dataset.Dataset, train: schema.TrainConfig, seed: int, first_epoch: int, epochs: int,
+                  share: distribution.Share | None = None) -> dict:
     """`model.fit` arguments for `dataset`'s training split (`train`: the config's train section).
 
     Arrays go through seeded per-epoch batches (`seeded`), so a resumed fit sees exactly the batches a
     straight one would have, and one pipeline serves every epoch (Keras' own `fit(x, y)` rebuilds its
     shuffled iterator each epoch, which dominates short epochs). A pipeline split shuffles itself.
+    `share`: this process's slice of each global batch, in a data-parallel run of several processes.
     """
     import numpy as np
 
@@ -83,26 +86,28 @@ def fit_arguments(dataset: dataset.Dataset, train: schema.TrainConfig, seed: int
     if isinstance(arguments.get("x"), np.ndarray) and isinstance(arguments.get("y"), np.ndarray):
         inputs, targets = arguments["x"], arguments["y"]
         return {
-            "x": seeded(inputs, targets, train.batch_size, seed, first_epoch, epochs, shuffle=train.shuffle),
+            "x": seeded(inputs, targets, train.batch_size, seed, first_epoch, epochs, shuffle=train.shuffle, share=share),
             "steps_per_epoch": steps_per_epoch(len(inputs), train.batch_size),
             "shuffle": False,
         }
     return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
 
 
-def seeded(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True) -> Any:
+def seeded(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True,
+           share: distribution.Share | None = None) -> Any:
     """(inputs, targets) batches for epochs `first_epoch` .. `epochs - 1`, in order: a `tf.data.Dataset`
     on the TensorFlow backend, a generator of NumPy batches on the others (faster there: their `fit`
     would only convert tf.data batches back to NumPy one by one, and plain NumPy needs no TensorFlow
     import). The orders differ between the two, but each is a function of (seed, epoch) only.
 
     Use with `model.fit(batches, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=...,
-    shuffle=False)`.
+    shuffle=False)`. `share` (NumPy batches only): each process of a data-parallel run yields its slice
+    of every global batch, all drawn from the same (seed, epoch) order.
     """
     from dlrun import backend
 
     if not backend.feeds_tf_data():
-        return _numpy_batches(inputs, targets, batch_size, seed, first_epoch, epochs, shuffle)
+        return _numpy_batches(inputs, targets, batch_size, seed, first_epoch, epochs, shuffle, share)
     import tensorflow as tf
 
     count = len(inputs)
@@ -124,7 +129,8 @@ def seeded(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: i
     )
 
 
-def _numpy_batches(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool) -> Iterator[tuple[Any, Any]]:
+def _numpy_batches(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool,
+                   share: distribution.Share | None) -> Iterator[tuple[Any, Any]]:
     import numpy as np
 
     count = len(inputs)
@@ -132,4 +138,6 @@ def _numpy_batches(inputs: Any, targets: Any, batch_size: int, seed: int, first_
         order = np.random.default_rng([seed, epoch]).permutation(count) if shuffle else np.arange(count)
         for start in range(0, count, batch_size):
             index = order[start : start + batch_size]
+            if share is not None:
+                index = index[share.rows(len(index))]
             yield inputs[index], targets[index]

@@ -148,7 +148,7 @@ def not_applicable(config: schema.Config, command: bool = False) -> str | None:
         (backend.loaded() is not None, ALREADY_LOADED),
     ]
     reasons += [
-        (bool(backend.tensorflow_only(config)), "a setting needs TensorFlow"),
+        (backend.required(config) is not None, "a setting only one backend runs (train.distribute)"),
         (config.train.loop == "custom", "train.loop: custom is paced by its Python loop, not by the backend"),
         (config.model.architecture == "pretrained", "a pretrained base costs more to time than calibrating saves"),
     ]

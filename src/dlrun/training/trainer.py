@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Any
 from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
 from dlrun.runs import history, plots
-from dlrun.training import batches, calibration, callbacks, checkpoints, evaluation, losses, plan as training_plan
+from dlrun.training import (
+    batches,
+    calibration,
+    callbacks,
+    checkpoints,
+    distribution,
+    evaluation,
+    losses,
+    plan as training_plan,
+    precision,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -51,9 +61,12 @@ class Training:
 
     def __init__(self, config: schema.Config, dataset: dataset.Dataset, console: Console) -> None:
         self.config, self.dataset, self.console = config, dataset, console
+        self.share = distribution.activate(config)  # data_parallel: joins the other processes before JAX computes
         backend.seed_everything(config.seed)
-        with backend.distribution_scope(config):  # train.distribute: the model and its variables are mirrored
+        # train.distribute: mirrored: the model and its variables are mirrored; train.precision: its dtype policy
+        with distribution.scope(config), precision.policy(config, console):
             self.plan = training_plan.plan(config, dataset, console)
+            distribution.check_batches(config, self.plan.data, self.share)
             self.steps_per_execution = batches.steps_per_execution(
                 config.train, self.plan.data, int(self.plan.model.count_params()), backend.loaded())
             self.compiler = _Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
@@ -137,8 +150,8 @@ class Training:
                 )
             data = self.plan.data
             fit(
-                **_batches(data, config, done, end),
-                validation_data=data.validation_data(config.train.batch_size),
+                **batches.fit_arguments(data, config.train, config.seed, done, end, self.share),
+                **distribution.validation(data, config.train.batch_size, self.share),
                 initial_epoch=done,
                 epochs=end,
                 callbacks=fit_callbacks,
@@ -146,6 +159,7 @@ class Training:
             )
             if recorder.non_finite or model.stop_training:
                 break  # NaN, or early stopping: later phases do not start
+        distribution.gather(model, self.share)  # several processes: each holds the whole model again
         if recorder.non_finite:
             raise recorder.stopped()
         return Fitted(self.history, time.perf_counter() - started, first_epoch)
@@ -177,10 +191,6 @@ class Training:
                 if phase.prepare:
                     phase.prepare()
                 self.compiler.compile(phase)
-
-
-def _batches(data: dataset.Dataset, config: schema.Config, first_epoch: int, epochs: int) -> dict:
-    return batches.fit_arguments(data, config.train, config.seed, first_epoch, epochs)
 
 
 class _Compiler:
@@ -248,13 +258,14 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
         config = config.model_copy(update={"backend": choice.name})
         loaded = load(config, console)
         training = Training(config, loaded, console)
+        config = distribution.runs_root(config, training.share, resume_run is not None, console)  # process 0's only
         if resume_run is None:
             run = runs.create(config.output.runs_root, config.name)
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
             extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
                      "parameters": int(training.saved_model.count_params()),
                      "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record(),
-                     "steps_per_execution": _steps_record(training)}
+                     "steps_per_execution": _steps_record(training), **_numerics(training)}
             if training.plan.feature_cache is not None:  # the cache entry it trains on: `dlrun runs clean` keeps it
                 extra["feature_cache"] = str(Path(training.plan.feature_cache).resolve())
             run.start(command, config.seed, runs.versions(), extra=extra)
@@ -275,7 +286,7 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
             earlier = run.record.get("backend") or {}
             if earlier.get("name") != choice.name:  # asked for with --backend: the run says it switched
                 run.update(backend={**choice.record(), "switched_from": earlier.get("name"), "after_epoch": first_epoch})
-            run.update(steps_per_execution=_steps_record(training))
+            run.update(steps_per_execution=_steps_record(training), **_numerics(training))
 
         with runs.recorded(run, "training", f"dlrun train --resume {run.path}", stopped):
             if said is not None:
@@ -300,6 +311,7 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
                 from dlrun.training import cleanup
 
                 cleanup.remove_resume_checkpoints(run.path)
+            distribution.remove_scratch(config, training.share)
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
@@ -331,6 +343,13 @@ def _finish_files(run: folder.Run, config: schema.Config, training: Training, co
         training.save(run.file("model.keras"))
     console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
     return summary
+
+
+def _numerics(training: Training) -> dict:
+    """run.json's precision, Keras' resolved jit_compile (XLA) and, for data_parallel, the devices."""
+    spread = distribution.record(training.config, training.share)
+    return {"precision": precision.record(training.model), "jit_compile": bool(training.model.jit_compile),
+            **({"distribution": spread} if spread else {})}
 
 
 def _steps_record(training: Training) -> dict:

@@ -84,6 +84,8 @@ def config_reason(configs: list[dict]) -> str | None:
         return "train.tensorboard: true"
     if train.distribute != "none":
         return f"train.distribute: {train.distribute}"
+    if train.precision != "float32":  # its stacked stateless steps assume float32 variables and no loss scaling
+        return f"train.precision: {train.precision}"
     return None
 
 
