@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlrun.trials import vectorized
+from dlrun.trials import stacked, vectorized
 from tests.conftest import ROOT, checkpoint_epochs, invoke, run_folders, sigkill_when, subprocess_env
 
 # 62 samples: 13 test, 49 pooled in 3 folds of 17/16/16, so the folds train on 32/33/33 samples: with
@@ -40,21 +40,21 @@ from typer.testing import CliRunner
 from tests.conftest import record_trained_epochs
 os.environ["KERAS_BACKEND"] = "jax"  # tests.conftest pins TensorFlow for the suite's own process
 from dlrun import cli
-from dlrun.trials import vectorized
+from dlrun.trials import stacked
 
 if os.environ.get("INJECT_NAN"):
-    stack = vectorized._stack
+    stack = stacked._stack
 
     def poisoned(states):
         trainable, *rest = stack(states)
         return ([trainable[0].at[1].set(float("nan")), *trainable[1:]], *rest)
 
-    vectorized._stack = poisoned
+    stacked._stack = poisoned
 if os.environ.get("BREAK_PROGRAM"):
     def broken(model):
         raise RuntimeError("the program broke")
 
-    vectorized._programs = broken
+    stacked._programs = broken
 with pytest.MonkeyPatch.context() as patch:
     seen = record_trained_epochs(patch)
     result = CliRunner().invoke(cli.app, sys.argv[1:])
@@ -102,14 +102,12 @@ def _assert_close(found: dict, expected: dict) -> None:
 # --- where it applies, said before anything trains --------------------------------------------------------
 
 
-def test_vectorized_takes_no_workers_and_is_refused_by_sweep(tmp_path):
+@pytest.mark.parametrize("executor", ["vectorized", "auto"])
+def test_vectorized_and_auto_take_no_workers(tmp_path, executor):
     path = _write(tmp_path, "refused")
-    result = invoke("kfold", path, "--executor", "vectorized", "--workers", "2")
+    result = invoke("kfold", path, "--executor", executor, "--workers", "2")
     assert result.exit_code == 2
-    assert "--workers: received 2 with --executor vectorized; expected 1 (or --executor pool)" in result.output
-    result = invoke("sweep", path, "--grid", "train.batch_size=8,16", "--executor", "vectorized")
-    assert result.exit_code == 2
-    assert "--executor: received 'vectorized' with dlrun sweep; expected sequential, pool or ray" in result.output
+    assert f"--workers: received 2 with --executor {executor}; expected 1 (or --executor pool)" in result.output
     assert not (tmp_path / "refused").exists()
 
 
@@ -150,14 +148,14 @@ def _training(phases: int = 1, split=None, outputs: int = 1, layers=("Dense",)):
      "a BatchNormalization layer mixes a batch's samples, padded batches would change it"),
 ], ids=["applies", "phases", "streamed", "multi-input", "outputs", "batch-norm"])
 def test_what_the_model_and_data_must_not_have(training, reason):
-    assert vectorized._model_reason(training) == reason
+    assert stacked.model_reason(training) == reason
 
 
 def test_padded_batches_weigh_real_samples_only():
     inputs = np.arange(10, dtype="float32").reshape(5, 2)
     targets = np.arange(5, dtype="float32")
     parts = [(inputs, targets, [np.array([4, 0]), np.array([2])]), (inputs, targets, [np.array([1, 3])])]
-    padded_inputs, padded_targets, weights, masks, counts = vectorized._padded(parts, batch_size=2)
+    padded_inputs, padded_targets, weights, masks, counts = stacked._padded(parts, batch_size=2)
     assert padded_inputs.shape == (2, 2, 2, 2) and padded_targets.shape == (2, 2, 2)
     np.testing.assert_array_equal(padded_targets[:, 0], [[4, 0], [2, 0]])
     np.testing.assert_array_equal(padded_targets[0, 1], [1, 3])
@@ -167,7 +165,7 @@ def test_padded_batches_weigh_real_samples_only():
     np.testing.assert_array_equal(masks, [[[1, 1], [1, 1]], [[1, 0], [0, 0]]])
     np.testing.assert_array_equal(counts, [[2, 2], [1, 0]])  # copy 2 has no second step
     # validation parts: one index array cut into consecutive batches
-    _inputs, cut_targets, _weights, _masks, cut_counts = vectorized._padded([(inputs, targets, np.arange(5))], batch_size=2)
+    _inputs, cut_targets, _weights, _masks, cut_counts = stacked._padded([(inputs, targets, np.arange(5))], batch_size=2)
     np.testing.assert_array_equal(cut_counts[:, 0], [2, 2, 1])
     np.testing.assert_array_equal(cut_targets[:, 0], [[0, 1], [2, 3], [4, 0]])
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +216,19 @@ def load(config: schema.Config, console: Console, validating: bool | None = None
     return loaded
 
 
+@dataclasses.dataclass
+class FitRequest:
+    """The fit a staged `dlrun train` run waits for (`staged`): `fit()` is what `train` does with it."""
+    training: Training
+    folder: Path
+    first_epoch: int
+    on_epoch: OnEpoch
+    extra_callbacks: list | None = None
+
+    def fit(self) -> Fitted:
+        return self.training.fit(self.folder, self.first_epoch, on_epoch=self.on_epoch, extra_callbacks=self.extra_callbacks)
+
+
 def train(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
           tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
           on_epoch: OnEpoch | None = None) -> runs.Run:
@@ -226,6 +239,32 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
     `on_start(run)` and `on_epoch(epochs_completed, logs)` let a sweep follow its trials.
     Raises DlrunError subclasses on failure.
     """
+    stages = staged(config, console, command, resume_run, tracker, on_start, on_epoch)
+    request = next(stages)
+    try:
+        fitted: Fitted | BaseException = request.fit()
+    except BaseException as error:  # recorded in run.json by the stages, then raised again
+        fitted = error
+    return conclude(stages, fitted)
+
+
+def conclude(stages: Generator[FitRequest, Fitted, runs.Run], fitted: Fitted | BaseException) -> runs.Run:
+    """Hand a staged run its fit's outcome (`Fitted`, or what the fit raised: run.json records it); return the run."""
+    try:
+        if isinstance(fitted, BaseException):
+            stages.throw(fitted)
+        else:
+            stages.send(fitted)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError("Received training stages that went on after their fit; expected one fit per run")
+
+
+def staged(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
+           tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
+           on_epoch: OnEpoch | None = None) -> Generator[FitRequest, Fitted, runs.Run]:
+    """`train` in stages, so several runs can fit together (`dlrun.trials.sweep_vectorized`): `next()` makes the
+    run folder and yields its `FitRequest` inside the run's lifecycle; `conclude` hands back the outcome."""
     first_epoch = 0
 
     def heartbeat(epochs_completed: int, logs: dict) -> None:
@@ -289,8 +328,8 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
                 highlight=False,
                 soft_wrap=True,
             )
-            fitted = training.fit(run.path, first_epoch, on_epoch=heartbeat,
-                                  extra_callbacks=[tracker.callback()] if tracker is not None else None)
+            fitted = yield FitRequest(training, run.path, first_epoch, heartbeat,
+                                      [tracker.callback()] if tracker is not None else None)
             summary = _finish_files(run, config, training, console)
             summary["fit_seconds"] = round(fitted.seconds, 3)
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
