@@ -211,6 +211,24 @@ def test_a_config_it_cannot_run_falls_back_with_one_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("extra", "line", "chosen"), [
+    ("", "executor: vectorized (the folds as one JAX program)", {"chosen": "vectorized"}),
+    (", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]",
+     "executor: sequential (vectorized does not apply: train.callbacks: reduce_lr_on_plateau)",
+     {"chosen": "sequential", "reason": "train.callbacks: reduce_lr_on_plateau"}),
+], ids=["vectorized", "sequential"])
+def test_auto_says_and_records_what_it_chose(tmp_path, extra, line, chosen):
+    outcome = _kfold_on_jax(_write(tmp_path, "auto", extra=extra), "--k", "3", "--no-final", "--executor", "auto")
+    assert outcome["exit"] == 0, outcome["output"]
+    assert outcome["output"].count(line) == 1 and outcome["output"].count("executor:") == 1
+    (folder,) = run_folders(tmp_path / "auto")
+    state = json.loads((folder / "kfold.json").read_text())
+    assert state["executor"] == {"executor": "auto", "workers": 1, "cpus_per_trial": 1.0, **chosen}
+    assert "--executor=auto" in json.loads((folder / "run.json").read_text())["command"]
+    assert [fold["status"] for fold in state["folds"]] == ["completed"] * 3
+
+
+@pytest.mark.slow
 def test_a_copy_that_goes_nan_fails_alone(tmp_path):
     path = _write(tmp_path, "nan")
     outcome = _kfold_on_jax(path, "--k", "3", "--no-final", "--executor", "vectorized", env={"INJECT_NAN": "1"})
