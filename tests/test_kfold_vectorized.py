@@ -9,14 +9,12 @@ the epochs each fold trained."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from dlrun.trials import stacked, vectorized
-from tests.conftest import ROOT, checkpoint_epochs, invoke, run_folders, sigkill_when, subprocess_env
+from tests.conftest import checkpoint_epochs, invoke, run_folders, script_result, sigkill_when
 
 # 62 samples: 13 test, 49 pooled in 3 folds of 17/16/16, so the folds train on 32/33/33 samples: with
 # batches of 16 one copy has 2 steps per epoch where the others have 3 (the last of 1 sample), and the
@@ -69,13 +67,7 @@ def _write(tmp_path, name: str, task: str = "regression", epochs: int = 3, extra
 
 
 def _kfold_on_jax(*args, env: dict | None = None) -> dict:
-    environment = subprocess_env(**(env or {}))
-    environment["PYTHONPATH"] = f"{ROOT}:{environment['PYTHONPATH']}"
-    done = subprocess.run([sys.executable, "-c", SCRIPT, "kfold", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=environment)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stdout + done.stderr
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return script_result(SCRIPT, "kfold", *args, env=env)
 
 
 def _histories(folder) -> list[dict]:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from dlrun.config import search as search_config
 from dlrun.trials import executors, sweep_vectorized
-from tests.conftest import ROOT, checkpoint_epochs, invoke, run_folders, sigkill_when, subprocess_env
+from tests.conftest import ROOT, checkpoint_epochs, invoke, run_folders, script_result, sigkill_when
 
 # 40 samples: 8 test, 32 pooled, 20% of those for validation: with batches of 8, 4 steps per epoch, the
 # last of 2 samples. Dropout on: each copy draws its own masks from its seed.
@@ -64,13 +62,7 @@ def _write(tmp_path, name: str, epochs: int = 3, backend: str = "jax"):
 
 
 def _sweep_on_jax(*args, env: dict | None = None) -> dict:
-    environment = subprocess_env(**(env or {}))
-    environment["PYTHONPATH"] = f"{ROOT}:{environment['PYTHONPATH']}"
-    done = subprocess.run([sys.executable, "-c", SCRIPT, "sweep", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=environment)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stdout + done.stderr
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return script_result(SCRIPT, "sweep", *args, env=env)
 
 
 def _trials(sweep_folder) -> dict[tuple, dict]:
