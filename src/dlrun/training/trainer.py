@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
-from dlrun.runs import history, plots
-from dlrun.training import batches, callbacks, checkpoints, evaluation, losses, plan as training_plan
+from dlrun.runs import history
+from dlrun.training import batches, callbacks, checkpoints, evaluation, losses, outputs, plan as training_plan
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from dlrun.data import dataset
-    from dlrun.runs import folder, tracking
+    from dlrun.runs import tracking
 
 OnEpoch = Callable[[int, dict], None]  # on_epoch(epochs_completed, logs), after the epoch's files are written
 
@@ -273,7 +273,7 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
             on_epoch(epochs_completed, logs)
 
     def stopped() -> tuple[str, dict]:
-        _write_plots(run, config, training.history)  # the curves so far
+        outputs.write_plots(run, config, training.history)  # the curves so far
         return "", {}
 
     # Ctrl-C or SIGTERM before the run folder exists leaves nothing; once it is made (or a --resume has
@@ -330,7 +330,7 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
             )
             fitted = yield FitRequest(training, run.path, first_epoch, heartbeat,
                                       [tracker.callback()] if tracker is not None else None)
-            summary = _finish_files(run, config, training, console)
+            summary = outputs.finish_files(run, config, training, console)
             summary["fit_seconds"] = round(fitted.seconds, 3)
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
             run.finish("completed", **summary)
@@ -341,34 +341,6 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
-
-
-def _finish_files(run: folder.Run, config: schema.Config, training: Training, console: Console) -> dict:
-    """metrics.json, plots and model.keras; returns the run.json summary."""
-    summary: dict = {}
-    run_history = training.history
-    best = history.best_epoch(run_history, "val_loss")
-    if best is not None:
-        summary["best_epoch"] = {"monitor": "val_loss", "epoch": best[0], "value": best[1]}
-        last = run_history["epoch"][-1]
-        verdict = (
-            f"val_loss stopped improving after epoch {best[0]}: overfitting starts there"
-            if best[0] < last
-            else "val_loss still improving at the last epoch: no overfitting seen yet"
-        )
-        console.print(f"{history.describe_best(run_history)}\n{verdict}", highlight=False, soft_wrap=True)
-    payload = training.evaluate(run.path / "plots" if config.output.plots else None)
-    if payload is not None:
-        if best is not None:
-            payload["best_epoch"] = summary["best_epoch"]
-        run.write_json("metrics.json", payload)
-        summary["test_metrics"] = payload["metrics"]
-        console.print(evaluation.summary_line(payload), highlight=False, soft_wrap=True)
-    _write_plots(run, config, run_history)
-    if config.output.save_model:
-        training.save(run.file("model.keras"))
-    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
-    return summary
 
 
 def _steps_record(training: Training) -> dict:
@@ -388,11 +360,6 @@ def _learning_rates(config: schema.Config) -> tuple:
     """The learning rates a config sets: its optimizer's, and a fine-tuning phase's."""
     fine_tune = getattr(config.model, "fine_tune", None)
     return config.compile.optimizer.learning_rate, getattr(fine_tune, "learning_rate", None)
-
-
-def _write_plots(run: folder.Run, config: schema.Config, run_history: dict) -> None:
-    if config.output.plots and run_history["epoch"]:
-        plots.learning_curves(run_history, run.path / "plots")
 
 
 def _sizes(loaded: dataset.Dataset) -> str:
