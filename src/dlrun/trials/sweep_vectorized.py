@@ -63,9 +63,17 @@ def run(tasks: Iterator[tuple[int, dict]], on_event: outcomes.OnEvent, say: Call
             else executors.vectorized_said(reason, "trials", auto) or "")
 
     reason = search_reason(search)
+    pending = [] if reason is not None else list(itertools.islice(tasks, 1))
+    if pending:  # the first trial's config says the backend and the loop before more trials are asked
+        from dlrun import backend
+        from dlrun.trials import vectorized
+
+        backend.activate(config_module.validate(pending[0][1]["config"]))
+        reason = vectorized.config_reason([pending[0][1]["config"]])
     announced = reason is not None
     if announced:
         announce(reason)
+    tasks = itertools.chain(pending, tasks)
     while reason is None:
         batch = list(itertools.islice(tasks, size))
         if not batch:
