@@ -263,7 +263,8 @@ def test_a_killed_vectorized_kfold_resumes_each_fold_from_its_checkpoint(tmp_pat
     # so copies resume at different epochs and the ones ahead must wait, unchanged.
     (folder / "folds" / "3" / "checkpoints" / "last.npz").unlink(missing_ok=True)
     after = {fold: _resumes_after(folder / "folds" / str(fold)) for fold in (1, 2, 3)}
-    assert all(4 <= after[fold] < epochs for fold in after), after
+    # the kill can land between two folds' epoch ends: fold 3 may then be two epochs behind (3)
+    assert all(3 <= after[fold] < epochs for fold in after), after
     outcome = _kfold_on_jax("--resume", folder, "--executor", "vectorized")
     assert outcome["exit"] == 0, outcome["output"]
     for fold, epoch in after.items():
