@@ -326,6 +326,18 @@ def subprocess_env(**extra) -> dict:
     return {**env, "PYTHONPATH": str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", ""), **extra}
 
 
+def script_result(script: str, *args, env: dict | None = None) -> dict:
+    """Run `python -c script ARGS` in a fresh process (tests importable, e.g. on another backend than the
+    suite's); return the JSON it printed last on a line starting `RESULT `."""
+    environment = subprocess_env(**(env or {}))
+    environment["PYTHONPATH"] = f"{ROOT}{os.pathsep}{environment['PYTHONPATH']}"
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT, env=environment)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stdout + done.stderr
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
 def train_in_fresh_process(tmp_path: Path, name: str, *arguments: str, probe: str | None = None, env: dict | None = None) -> dict:
     """Train TINY_REGRESSION in a fresh process; return run.json plus the history (as `history`)."""
     root = tmp_path / name

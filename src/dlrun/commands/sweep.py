@@ -30,22 +30,20 @@ def sweep(
     executor: str = options.EXECUTOR_OPTION,
     address: str = options.ADDRESS_OPTION,
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
+    batch: int = typer.Option(None, "--batch", metavar="N", help="With --executor vectorized or auto: trials asked and trained together as one JAX program (default 32).", show_default=False),
 ):
     """Search a config's values with Optuna (the config's search: section, or --grid / --random), train each trial, and rank them."""
     from dlrun import errors, runs, terminal
     from dlrun.trials import executors, sweep as sweep_module
 
-    placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial)
-    if placement.executor == "vectorized":
-        raise errors.UsageError("--executor: received 'vectorized' with dlrun sweep; expected sequential, pool or ray "
-                                 "(vectorized trains the folds of dlrun kfold only, for now)")
+    placement = executors.Placement.resolve(executor, workers, address, cpus_per_trial, batch)
     console = terminal.console()
     planning = [config_file, set_items, grid, ranges, random, trials, sampler, pruner, metric, storage, kfold, seeds, final or None]
     if resume is not None or join is not None:
         option = "--resume" if resume is not None else "--join"
         if (resume is not None and join is not None) or any(item not in (None, []) for item in planning):
             raise errors.UsageError(f"{option}: received a CONFIG or a search option too; expected only the sweep "
-                                     "(and --max-failures, --workers, --executor)")
+                                     "(and --max-failures, --workers, --executor, --batch)")
         if resume is not None:
             command = ["dlrun", "sweep", f"--resume={resume}", f"--max-failures={max_failures}", *placement.words()]
             with runs.starting("dlrun sweep --resume {path}", resume):  # a Ctrl-C at any moment: exit 130, an honest status

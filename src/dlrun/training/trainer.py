@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlrun import atomic, backend, config as config_module, errors, runs, signals, terminal
 from dlrun.config import schema
-from dlrun.runs import history, plots
+from dlrun.runs import history
 from dlrun.training import (
     batches,
     calibration,
@@ -29,6 +29,7 @@ from dlrun.training import (
     distribution,
     evaluation,
     losses,
+    outputs,
     plan as training_plan,
     precision,
 )
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dlrun.data import dataset
-    from dlrun.runs import folder, tracking
+    from dlrun.runs import tracking
 
 OnEpoch = Callable[[int, dict], None]  # on_epoch(epochs_completed, logs), after the epoch's files are written
 
@@ -226,6 +227,19 @@ def load(config: schema.Config, console: Console, validating: bool | None = None
     return loaded
 
 
+@dataclasses.dataclass
+class FitRequest:
+    """The fit a staged `dlrun train` run waits for (`staged`): `fit()` is what `train` does with it."""
+    training: Training
+    folder: Path
+    first_epoch: int
+    on_epoch: OnEpoch
+    extra_callbacks: list | None = None
+
+    def fit(self) -> Fitted:
+        return self.training.fit(self.folder, self.first_epoch, on_epoch=self.on_epoch, extra_callbacks=self.extra_callbacks)
+
+
 def train(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
           tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
           on_epoch: OnEpoch | None = None) -> runs.Run:
@@ -236,6 +250,32 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
     `on_start(run)` and `on_epoch(epochs_completed, logs)` let a sweep follow its trials.
     Raises DlrunError subclasses on failure.
     """
+    stages = staged(config, console, command, resume_run, tracker, on_start, on_epoch)
+    request = next(stages)
+    try:
+        fitted: Fitted | BaseException = request.fit()
+    except BaseException as error:  # recorded in run.json by the stages, then raised again
+        fitted = error
+    return conclude(stages, fitted)
+
+
+def conclude(stages: Generator[FitRequest, Fitted, runs.Run], fitted: Fitted | BaseException) -> runs.Run:
+    """Hand a staged run its fit's outcome (`Fitted`, or what the fit raised: run.json records it); return the run."""
+    try:
+        if isinstance(fitted, BaseException):
+            stages.throw(fitted)
+        else:
+            stages.send(fitted)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError("Received training stages that went on after their fit; expected one fit per run")
+
+
+def staged(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
+           tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
+           on_epoch: OnEpoch | None = None) -> Generator[FitRequest, Fitted, runs.Run]:
+    """`train` in stages, so several runs can fit together (`dlrun.trials.sweep_vectorized`): `next()` makes the
+    run folder and yields its `FitRequest` inside the run's lifecycle; `conclude` hands back the outcome."""
     first_epoch = 0
 
     def heartbeat(epochs_completed: int, logs: dict) -> None:
@@ -244,7 +284,7 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
             on_epoch(epochs_completed, logs)
 
     def stopped() -> tuple[str, dict]:
-        _write_plots(run, config, training.history)  # the curves so far
+        outputs.write_plots(run, config, training.history)  # the curves so far
         return "", {}
 
     # Ctrl-C or SIGTERM before the run folder exists leaves nothing; once it is made (or a --resume has
@@ -301,9 +341,9 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
                 highlight=False,
                 soft_wrap=True,
             )
-            fitted = training.fit(run.path, first_epoch, on_epoch=heartbeat,
-                                  extra_callbacks=[tracker.callback()] if tracker is not None else None)
-            summary = _finish_files(run, config, training, console)
+            fitted = yield FitRequest(training, run.path, first_epoch, heartbeat,
+                                      [tracker.callback()] if tracker is not None else None)
+            summary = outputs.finish_files(run, config, training, console)
             summary["fit_seconds"] = round(fitted.seconds, 3)
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
             run.finish("completed", **summary)
@@ -315,34 +355,6 @@ def train(config: schema.Config, console: Console, command: list[str] | None = N
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
-
-
-def _finish_files(run: folder.Run, config: schema.Config, training: Training, console: Console) -> dict:
-    """metrics.json, plots and model.keras; returns the run.json summary."""
-    summary: dict = {}
-    run_history = training.history
-    best = history.best_epoch(run_history, "val_loss")
-    if best is not None:
-        summary["best_epoch"] = {"monitor": "val_loss", "epoch": best[0], "value": best[1]}
-        last = run_history["epoch"][-1]
-        verdict = (
-            f"val_loss stopped improving after epoch {best[0]}: overfitting starts there"
-            if best[0] < last
-            else "val_loss still improving at the last epoch: no overfitting seen yet"
-        )
-        console.print(f"{history.describe_best(run_history)}\n{verdict}", highlight=False, soft_wrap=True)
-    payload = training.evaluate(run.path / "plots" if config.output.plots else None)
-    if payload is not None:
-        if best is not None:
-            payload["best_epoch"] = summary["best_epoch"]
-        run.write_json("metrics.json", payload)
-        summary["test_metrics"] = payload["metrics"]
-        console.print(evaluation.summary_line(payload), highlight=False, soft_wrap=True)
-    _write_plots(run, config, run_history)
-    if config.output.save_model:
-        training.save(run.file("model.keras"))
-    console.print(f"[green]completed[/green]: {terminal.text(run.path)}", highlight=False, soft_wrap=True)
-    return summary
 
 
 def _numerics(training: Training) -> dict:
@@ -369,11 +381,6 @@ def _learning_rates(config: schema.Config) -> tuple:
     """The learning rates a config sets: its optimizer's, and a fine-tuning phase's."""
     fine_tune = getattr(config.model, "fine_tune", None)
     return config.compile.optimizer.learning_rate, getattr(fine_tune, "learning_rate", None)
-
-
-def _write_plots(run: folder.Run, config: schema.Config, run_history: dict) -> None:
-    if config.output.plots and run_history["epoch"]:
-        plots.learning_curves(run_history, run.path / "plots")
 
 
 def _sizes(loaded: dataset.Dataset) -> str:

@@ -1,5 +1,6 @@
-"""Executors for independent trials (K-fold folds, sweep trials): sequential, a process pool, or Ray Tune
-(and for K-fold only, `vectorized`: the folds as one JAX program, `dlrun.trials.vectorized`).
+"""Executors for independent trials (K-fold folds, sweep trials): sequential, a process pool, or Ray Tune;
+and on JAX `vectorized`, the folds or a batch of trials as one JAX program (`dlrun.trials.vectorized`,
+`dlrun.trials.sweep_vectorized`), or `auto`: vectorized where it applies, else sequential (`vectorized_said`).
 
 Every executor runs `worker(payload, emit)` once per task. `worker` is a module-level function (the
 pool and Ray import it by name in other processes); `emit(event)` sends a small dict back to the
@@ -37,16 +38,22 @@ if TYPE_CHECKING:
     import concurrent.futures
     import multiprocessing.queues
 
-EXECUTORS = ("sequential", "pool", "ray", "vectorized")
+EXECUTORS = ("sequential", "pool", "ray", "vectorized", "auto")
+IN_PROCESS = ("sequential", "vectorized", "auto")  # the executors that train in this process
 RAY_INSTALL = "pip install 'dlrun[ray]'"
 _GRACE_SECONDS = 10.0  # how long stopped workers get to record their state before SIGKILL
 
 
-def resolve(executor: str | None, workers: int, address: str | None = None, cpus_per_trial: float = 1.0) -> str:
+def resolve(executor: str | None, workers: int, address: str | None = None, cpus_per_trial: float = 1.0,
+            batch: int | None = None) -> str:
     """The executor the options ask for (`pool` when only --workers > 1 is given); refuse impossible ones.
 
     Checks everything before any run folder is made, including that Ray is importable for `ray`.
     """
+    if batch is not None and batch < 1:
+        raise errors.UsageError(f"--batch: received {batch}; expected a number of trials >= 1")
+    if batch is not None and executor not in ("vectorized", "auto"):
+        raise errors.UsageError(f"--batch: received {batch} with --executor {executor or 'sequential'}; expected --executor vectorized or auto")
     if workers < 1:
         raise errors.UsageError(f"--workers: received {workers}; expected a number of worker processes >= 1")
     if cpus_per_trial <= 0:
@@ -55,7 +62,7 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
         executor = "pool" if workers > 1 else "sequential"
     if executor not in EXECUTORS:
         raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
-    if executor in ("sequential", "vectorized") and workers > 1:
+    if executor in IN_PROCESS and workers > 1:
         raise errors.UsageError(
             f"--workers: received {workers} with --executor {executor}; expected 1 (or --executor pool)"
         )
@@ -79,17 +86,18 @@ class Placement:
     """Where independent trials run, checked (`resolve`): the executor and its options, and a pool the
     caller started early (`with_pool`)."""
 
-    executor: str = "sequential"  # sequential | pool | ray | vectorized
+    executor: str = "sequential"  # sequential | pool | ray | vectorized | auto
     workers: int = 1
     address: str | None = None  # ray: auto or ray://HOST:PORT; None: a local Ray
     cpus_per_trial: float = 1.0  # ray: CPUs reserved per trial
     pool: Pool | None = None
+    batch: int | None = None  # a vectorized sweep: trials asked and trained together (None: BATCH)
 
     @classmethod
     def resolve(cls, executor: str | None = None, workers: int = 1, address: str | None = None,
-                cpus_per_trial: float = 1.0) -> Placement:
+                cpus_per_trial: float = 1.0, batch: int | None = None) -> Placement:
         """The placement the command-line options ask for (see `resolve`)."""
-        return cls(resolve(executor, workers, address, cpus_per_trial), workers, address, cpus_per_trial)
+        return cls(resolve(executor, workers, address, cpus_per_trial, batch), workers, address, cpus_per_trial, batch=batch)
 
     def with_pool(self, pool: Pool) -> Placement:
         return dataclasses.replace(self, pool=pool)
@@ -103,6 +111,7 @@ class Placement:
         words = [f"--workers={self.workers}"] if self.workers != 1 else []
         words += [f"--executor={self.executor}"] if self.executor != "sequential" else []
         words += [f"--address={self.address}"] if self.address else []
+        words += [f"--batch={self.batch}"] if self.batch is not None else []
         return words + ([f"--cpus-per-trial={self.cpus_per_trial:g}"] if self.cpus_per_trial != 1 else [])
 
     def describe(self) -> str:
@@ -114,6 +123,18 @@ class Placement:
         if self.executor == "vectorized":
             return "vectorized: the folds as one JAX program in this process"
         return "this process"
+
+
+BATCH = 32  # a vectorized sweep's trials per program when --batch is not given
+
+
+def vectorized_said(reason: str | None, noun: str, auto: bool) -> str | None:
+    """The one console line of a vectorized or `auto` executor (None: nothing to say, vectorized as asked):
+    `noun` is what trains together ("folds", "trials"); `reason` why vectorized does not apply (or None)."""
+    if auto:
+        return (f"executor: vectorized (the {noun} as one JAX program)" if reason is None
+                else f"executor: sequential (vectorized does not apply: {reason})")
+    return None if reason is None else f"vectorized: not applicable ({reason}), running {noun} one by one"
 
 
 def threads_per_worker(workers: int) -> int:
@@ -139,7 +160,7 @@ def run(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEve
         batches = [tasks] if isinstance(tasks, list) else iter(lambda: list(itertools.islice(tasks, max(1, workers))), [])
         for batch in batches:
             ray_tune.run(batch, worker, on_event, address=placement.address, cpus_per_trial=placement.cpus_per_trial)
-    else:  # vectorized runs K-fold folds only (dlrun.trials.kfold calls it itself)
+    else:  # vectorized and auto: dlrun.trials.kfold and sweep_study call their own executor
         raise errors.UsageError(f"--executor: received {executor!r}; expected one of sequential, pool, ray")
 
 

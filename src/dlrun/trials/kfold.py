@@ -93,7 +93,7 @@ def _with_workers(placement: executors.Placement, body: Callable[[executors.Plac
 
 def _start(config: schema.Config, console: Console, options: dict, monitor: str | None, command: list[str] | None,
            placement: executors.Placement, choice: backend.Choice, watch: Watch = None) -> runs.Run:
-    in_process = placement.executor in ("sequential", "vectorized")  # the folds train in this process
+    in_process = placement.executor in executors.IN_PROCESS  # the folds train in this process
     starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
     from dlrun import backend
@@ -240,9 +240,9 @@ def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.
     if not todo:
         return
     state["executor"] = placement.record()
-    if placement.executor != "sequential":
+    if placement.executor not in ("sequential", "auto"):  # auto says what it chose, once it knows
         console.print(f"executor: {placement.describe()}", highlight=False, soft_wrap=True)
-    local = placement.executor in ("sequential", "vectorized")  # in this process the pooled data is handed over as it is
+    local = placement.executor in executors.IN_PROCESS  # in this process the pooled data is handed over as it is
     keep = state.get("keep_early_stopping", False)
     tasks = [(fold["index"], kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config, fold["index"], keep)),
                                      folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
@@ -290,10 +290,10 @@ def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.
             watch(run, state, index, event)
 
     with trial_progress.TrialProgress(console) as progress:
-        if placement.executor == "vectorized":
+        if placement.executor in ("vectorized", "auto"):
             from dlrun.trials import vectorized
 
-            vectorized.run(tasks, on_event, progress.say)
+            vectorized.run(tasks, on_event, progress.say, auto=placement.executor == "auto", record=state["executor"])
         else:
             executors.run(tasks, kfold_fits.train_part, on_event, placement)
     if failed:

@@ -171,7 +171,12 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
     lifecycle = runs.recorded(run, "sweep", f"dlrun sweep --resume {run.path}", stopped) if owner else _joined(run)
     with lifecycle:
         with trial_progress.TrialProgress(console) as progress:
-            executors.run(tasks(), trial_module.run_trial, on_event, placement)
+            if placement.executor in ("vectorized", "auto"):  # a batch of trials at a time as one JAX program
+                from dlrun.trials import sweep_vectorized
+
+                sweep_vectorized.run(tasks(), on_event, progress.say, placement, search, record=state.get("executor"))
+            else:
+                executors.run(tasks(), trial_module.run_trial, on_event, placement)
             if owner:
                 _wait_for_joined(study, progress)
     if not owner:

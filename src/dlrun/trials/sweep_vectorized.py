@@ -1,0 +1,195 @@
+"""The vectorized sweep (`dlrun sweep --executor vectorized`, or `auto` where it applies): a batch of trials
+that differ only in values that change no shape (`compile.optimizer.learning_rate`, `seed`) trained as one
+JAX program (`dlrun.trials.stacked`).
+
+The study is asked `--batch` trials at once (default `executors.BATCH`). Each trial is a normal `dlrun
+train` run made by the one training function in stages (`dlrun.trials.trial.TrialRun`): its run folder,
+config, data, seeded model and compiled optimizer, as `run_trial` makes them; only the fit is shared. The
+learning rate is an optimizer variable in Keras 3, so it stacks with the others; a seed gives each copy
+its initial weights, dropout seed state and batch order. Each trial keeps its own history, run folder,
+progress line and resume checkpoint, reports every epoch to the study (a pruned trial's state stays
+frozen while the others go on, and its run is marked pruned), and a trial whose loss becomes NaN fails
+alone. What cannot train together (other searched keys, which change shapes or are Python floats in
+Keras' layers, such as a dropout rate, units, batch size or optimizer name; K-fold or seeds trials; what
+`vectorized.config_reason` and `stacked.model_reason` refuse) trains one trial after the other, after one
+console line saying why.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dlrun import config as config_module, errors
+from dlrun.trials import executors, outcomes
+
+if TYPE_CHECKING:
+    from dlrun.config import search as search_config
+    from dlrun.trials import stacked, trial as trial_module
+
+# The searched keys whose values change no shape and no Python value in Keras' layers: they stack.
+STACKED_KEYS = ("compile.optimizer.learning_rate", "seed")
+# What a trial's config may differ in from the others of its batch (besides STACKED_KEYS).
+_OWN_KEYS = ("name",)
+
+
+def search_reason(search: search_config.SearchConfig) -> str | None:
+    """Why the sweep's trials cannot train together, or None when they can (known before any trial)."""
+    others = [key for key in search.space if key not in STACKED_KEYS]
+    if others:
+        return f"search.space: {', '.join(others)}; only {' and '.join(STACKED_KEYS)} train together"
+    if search.kfold is not None:
+        return f"search.kfold: {search.kfold} (cross-validated trials)"
+    if search.seeds is not None and search.seeds > 1:
+        return f"search.seeds: {search.seeds} (trials over seeds)"
+    return None
+
+
+def run(tasks: Iterator[tuple[int, dict]], on_event: outcomes.OnEvent, say: Callable[[str], None],
+        placement: executors.Placement, search: search_config.SearchConfig, record: dict | None = None) -> None:
+    """Train the sweep's trials `tasks` ((number, run_trial payload) pairs, asked from the study as they are
+    pulled) a batch at a time; events and outcomes reach `on_event(number, event)` as from `executors.run`.
+    `say(line)` prints a console line; `record` (sweep.json's `executor`) gets the choice."""
+    from dlrun.trials import trial as trial_module
+
+    record = {} if record is None else record
+    auto, size = placement.executor == "auto", placement.batch or executors.BATCH
+
+    def announce(reason: str | None) -> None:
+        record.update({"chosen": "vectorized", "batch": size} if reason is None else {"chosen": "sequential", "reason": reason})
+        say(f"executor: vectorized (the trials, up to {size} at a time, as one JAX program)" if reason is None
+            else executors.vectorized_said(reason, "trials", auto) or "")
+
+    reason = search_reason(search)
+    pending = [] if reason is not None else list(itertools.islice(tasks, 1))
+    if pending:  # the first trial's config says the backend and the loop before more trials are asked
+        from dlrun import backend
+        from dlrun.trials import vectorized
+
+        backend.activate(config_module.validate(pending[0][1]["config"]))
+        reason = vectorized.config_reason([pending[0][1]["config"]])
+    announced = reason is not None
+    if announced:
+        announce(reason)
+    tasks = itertools.chain(pending, tasks)
+    while reason is None:
+        batch = list(itertools.islice(tasks, size))
+        if not batch:
+            return
+        trials = _started(batch, on_event)
+        reason = _batch_reason([trial for trial in trials if trial[2] is not None])
+        if not announced:
+            announce(reason)
+            announced = True
+        elif reason is not None:  # a later batch
+            say(f"vectorized: not applicable ({reason}), running trials one by one")
+        if reason is not None:  # these trials, then every later one, one after the other
+            for number, trial, request in trials:
+                if request is not None:
+                    _ended(number, trial, request.fit, on_event)
+            break
+        _together(trials, on_event)
+    executors.run(tasks, trial_module.run_trial, on_event)
+
+
+def _started(batch: list[tuple[int, dict]], on_event: outcomes.OnEvent) -> list[tuple[int, Any, Any]]:
+    """Each trial's TrialRun and FitRequest (its run folder made, as `run_trial` makes it); a trial that
+    cannot start gets its failure outcome and a None request."""
+    from dlrun.trials import trial as trial_module
+
+    started: list[tuple[int, Any, Any]] = []
+    for number, payload in batch:
+        try:
+            trial = trial_module.TrialRun(payload, functools.partial(on_event, number))
+            started.append((number, trial, trial.start()))
+        except (KeyboardInterrupt, errors.Interrupted):
+            _interrupt([(number, trial, request) for number, trial, request in started if request is not None])
+            raise KeyboardInterrupt from None
+        except Exception as error:  # this trial's outcome, as the sequential executor reports it
+            on_event(number, outcomes.failure(error))
+            started.append((number, None, None))
+    return started
+
+
+def _batch_reason(trials: list[tuple[int, Any, Any]]) -> str | None:
+    """Why these started trials cannot train together, or None."""
+    from dlrun.trials import stacked, vectorized
+
+    if not trials:
+        return None
+    configs = [config_module.to_data(request.training.config) for _number, _trial, request in trials]
+    reason = vectorized.config_reason(configs)
+    if reason is not None:
+        return reason
+    plain = [_without(config) for config in configs]
+    for (number, _trial, _request), config in zip(trials, plain):
+        if config != plain[0]:
+            key = next(key for key in sorted(set(config) | set(plain[0])) if config.get(key) != plain[0].get(key))
+            return f"trial {number} differs from trial {trials[0][0]} in {key}"
+    for _number, _trial, request in trials:
+        found = stacked.model_reason(request.training)
+        if found is not None:
+            return found
+    return None
+
+
+def _without(config: dict) -> dict:
+    """A config's dotted items, less the keys a trial may have of its own."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk(f"{prefix}{key}.", item)
+        else:
+            flat[prefix.rstrip(".")] = value
+
+    walk("", config)
+    return {key: value for key, value in flat.items() if key not in STACKED_KEYS + _OWN_KEYS}
+
+
+def _together(trials: list[tuple[int, Any, Any]], on_event: outcomes.OnEvent) -> None:
+    """Fit the started trials as one program; each trial's run ends as its copy ends."""
+    from dlrun.trials import stacked
+
+    live = [(number, trial, request) for number, trial, request in trials if request is not None]
+    copies = [_copy(number, trial, request, on_event) for number, trial, request in live]
+    try:
+        stacked.train_together(copies)
+    except KeyboardInterrupt:
+        _interrupt([item for item, copy in zip(live, copies) if copy.alive])
+        raise
+
+
+def _copy(number: int, trial: trial_module.TrialRun, request: Any, on_event: outcomes.OnEvent) -> stacked.Copy:
+    from dlrun.training import trainer
+    from dlrun.trials import stacked
+
+    def end(error: BaseException | None, seconds: float) -> None:
+        _ended(number, trial, error if error is not None else trainer.Fitted(request.training.history, seconds, request.first_epoch),
+               on_event)
+
+    return stacked.Copy(request.training, request.folder, request.first_epoch, request.on_epoch, end)
+
+
+def _ended(number: int, trial: trial_module.TrialRun, fit: Any, on_event: outcomes.OnEvent) -> None:
+    """End a trial's run with its fit (a callable, its Fitted or what stopped it) and send its outcome."""
+    try:
+        result = trial.end(fit)
+    except (KeyboardInterrupt, errors.Interrupted):
+        raise KeyboardInterrupt from None
+    except Exception as error:  # this trial's outcome; the others go on
+        on_event(number, outcomes.failure(error))
+        return
+    on_event(number, {"type": "done", "result": result})
+
+
+def _interrupt(trials: list[tuple[int, Any, Any]]) -> None:
+    """Ctrl-C: each started trial's run is marked interrupted (its checkpoint kept for --resume)."""
+    for _number, trial, _request in trials:
+        try:
+            trial.end(KeyboardInterrupt())
+        except BaseException:  # noqa: BLE001 - the interrupt it was handed, raised again once recorded
+            pass

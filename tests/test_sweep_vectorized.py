@@ -1,0 +1,213 @@
+"""`dlrun sweep --executor vectorized` (and `auto`): a batch of trials that differ only in learning rate and
+seed trains as one JAX program, each trial with the numbers, files and outcome the sequential executor gives
+it (to 1e-5); a NaN trial fails alone, a pruned one stops alone, a killed sweep resumes to the same numbers,
+and what cannot train together falls back with one line.
+
+The suite runs on TensorFlow, so the JAX sweeps run in fresh processes (`_sweep_on_jax`, as in
+tests/test_kfold_vectorized.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from dlrun.config import search as search_config
+from dlrun.trials import executors, sweep_vectorized
+from tests.conftest import ROOT, checkpoint_epochs, invoke, run_folders, script_result, sigkill_when
+
+# 40 samples: 8 test, 32 pooled, 20% of those for validation: with batches of 8, 4 steps per epoch, the
+# last of 2 samples. Dropout on: each copy draws its own masks from its seed.
+CONFIG = """\
+name: vsw
+seed: 3
+backend: {backend}
+data: {{name: synthetic, task: multiclass, num_samples: 40, input_shape: [4], noise: 0.3}}
+model: {{architecture: mlp, units: [6], dropout: 0.25}}
+compile: {{optimizer: {{name: adam, learning_rate: 0.01}}}}
+train: {{epochs: {epochs}, batch_size: 8}}
+output: {{runs_root: {root}, plots: false, save_model: false}}
+"""
+GRID = ["--grid", "compile.optimizer.learning_rate=0.01,0.05", "--grid", "seed=1,2", "--pruner", "none"]
+
+# Runs `dlrun ARGS` in this fresh process on JAX. PRUNE_TRIAL: the pruner stops the trial of learning rate
+# 0.01 and seed 1 after epoch 2.
+SCRIPT = """\
+import json, os, sys
+from typer.testing import CliRunner
+os.environ["KERAS_BACKEND"] = "jax"  # tests.conftest pins TensorFlow for the suite's own process
+from dlrun import cli, errors
+from dlrun.trials import search
+
+if os.environ.get("PRUNE_TRIAL"):
+    original = search.Reporter.epoch
+
+    def epoch(self, number, logs):
+        if self.trial.user_attrs["overrides"] == {"compile.optimizer.learning_rate": 0.01, "seed": 1} and number == 2:
+            raise errors.TrialPruned(number, "injected")
+        return original(self, number, logs)
+
+    search.Reporter.epoch = epoch
+result = CliRunner().invoke(cli.app, sys.argv[1:])
+print("RESULT " + json.dumps({"exit": result.exit_code, "output": result.output}))
+"""
+
+
+def _write(tmp_path, name: str, epochs: int = 3, backend: str = "jax"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(CONFIG.format(epochs=epochs, backend=backend, root=json.dumps(str(tmp_path / name))))
+    return path
+
+
+def _sweep_on_jax(*args, env: dict | None = None) -> dict:
+    return script_result(SCRIPT, "sweep", *args, env=env)
+
+
+def _trials(sweep_folder) -> dict[tuple, dict]:
+    """Each trial by (learning rate, seed): its sweep.json entry, run.json and history."""
+    state = json.loads((sweep_folder / "sweep.json").read_text())
+    found = {}
+    for trial in state["trials"]:
+        key = (trial["overrides"]["compile.optimizer.learning_rate"], trial["overrides"]["seed"])
+        run = trial["run"]
+        history = json.loads((ROOT / run / "history.json").read_text()) if (ROOT / run / "history.json").exists() else None
+        found[key] = {**trial, "record": json.loads((ROOT / run / "run.json").read_text()), "history": history}
+    return found
+
+
+def _assert_close(found: dict, expected: dict) -> None:
+    assert found.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(np.array(found[key], dtype=float), np.array(expected[key], dtype=float), rtol=1e-5, err_msg=key)
+
+
+# --- what can train together, known before anything trains -------------------------------------------------
+
+
+@pytest.mark.parametrize(("section", "reason"), [
+    ({"space": {"compile.optimizer.learning_rate": {"float": [1e-4, 1e-2], "log": True}, "seed": {"choice": [1, 2]}}}, None),
+    ({"space": {"model.dropout": {"choice": [0.1, 0.2]}, "seed": {"choice": [1, 2]}}},
+     "search.space: model.dropout; only compile.optimizer.learning_rate and seed train together"),
+    ({"space": {"train.batch_size": {"choice": [8, 16]}}},
+     "search.space: train.batch_size; only compile.optimizer.learning_rate and seed train together"),
+    ({"space": {"seed": {"choice": [1, 2]}}, "kfold": 3, "metric": "val_loss"}, "search.kfold: 3 (cross-validated trials)"),
+    ({"space": {"seed": {"choice": [1, 2]}}, "seeds": 2}, "search.seeds: 2 (trials over seeds)"),
+], ids=["learning-rate-and-seed", "dropout", "batch-size", "kfold", "seeds"])
+def test_which_searched_keys_train_together(section, reason):
+    assert sweep_vectorized.search_reason(search_config.SearchConfig.model_validate(section)) == reason
+
+
+def test_the_executor_line_says_what_was_chosen_and_why():
+    assert executors.vectorized_said(None, "folds", auto=True) == "executor: vectorized (the folds as one JAX program)"
+    assert executors.vectorized_said("train.loop: custom", "folds", auto=True) == \
+        "executor: sequential (vectorized does not apply: train.loop: custom)"
+    assert executors.vectorized_said(None, "folds", auto=False) is None  # kfold's own line says it
+    assert executors.vectorized_said("train.loop: custom", "trials", auto=False) == \
+        "vectorized: not applicable (train.loop: custom), running trials one by one"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--executor", "vectorized", "--batch", "0"], "--batch: received 0; expected a number of trials >= 1"),
+    (["--batch", "4"], "--batch: received 4 with --executor sequential; expected --executor vectorized or auto"),
+    (["--executor", "pool", "--workers", "2", "--batch", "4"], "--batch: received 4 with --executor pool; expected"),
+    (["--executor", "auto", "--workers", "2"], "--workers: received 2 with --executor auto; expected 1 (or --executor pool)"),
+], ids=["batch<1", "batch-without-vectorized", "batch-with-pool", "auto-with-workers"])
+def test_bad_batch_options_exit_2_without_a_sweep_folder(tmp_path, options, message):
+    result = invoke("sweep", _write(tmp_path, "bad"), *GRID, *options)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "bad").exists()
+
+
+# --- real sweeps ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_auto_on_tensorflow_trains_one_by_one_and_says_why(tmp_path):
+    result = invoke("sweep", _write(tmp_path, "tf", epochs=1, backend="tensorflow"), "--grid", "seed=1,2", "--executor", "auto")
+    assert result.exit_code == 0, result.output
+    line = "executor: sequential (vectorized does not apply: backend: tensorflow; it needs jax)"
+    assert result.output.count(line) == 1
+    (folder,) = run_folders(tmp_path / "tf")
+    state = json.loads((folder / "sweep.json").read_text())
+    assert state["executor"] == {"executor": "auto", "workers": 1, "cpus_per_trial": 1.0, "chosen": "sequential",
+                                 "reason": "backend: tensorflow; it needs jax"}
+    assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_every_trial_has_its_sequential_numbers_to_1e_5(tmp_path):
+    outcomes = {}
+    for executor in ("sequential", "auto"):
+        outcome = _sweep_on_jax(_write(tmp_path, executor), *GRID, "--executor", executor)
+        assert outcome["exit"] == 0, outcome["output"]
+        outcomes[executor] = outcome
+    assert outcomes["auto"]["output"].count("executor: vectorized (the trials, up to 32 at a time, as one JAX program)") == 1
+    (sequential,), (together,) = run_folders(tmp_path / "sequential"), run_folders(tmp_path / "auto")
+    state = json.loads((together / "sweep.json").read_text())
+    assert state["executor"]["chosen"] == "vectorized" and state["executor"]["batch"] == 32
+    expected, found = _trials(sequential), _trials(together)
+    assert sorted(found) == [(0.01, 1), (0.01, 2), (0.05, 1), (0.05, 2)]
+    for key, trial in found.items():
+        assert trial["status"] == "completed" and trial["record"]["status"] == "completed"
+        assert len(trial["history"]["epoch"]) == 3
+        _assert_close(trial["history"], expected[key]["history"])
+        np.testing.assert_allclose(trial["best"]["value"], expected[key]["best"]["value"], rtol=1e-5)
+        _assert_close(trial["record"]["test_metrics"], expected[key]["record"]["test_metrics"])  # evaluated as it trains
+    # the seeds made different trials (not one copy four times)
+    assert found[(0.01, 1)]["history"]["loss"] != found[(0.01, 2)]["history"]["loss"]
+
+
+@pytest.mark.slow
+def test_a_trial_that_goes_nan_fails_alone_and_a_pruned_one_stops_alone(tmp_path):
+    grid = ["--grid", "compile.optimizer.learning_rate=0.01,1e30", "--grid", "seed=1,2", "--pruner", "none"]
+    expected_outcome = _sweep_on_jax(_write(tmp_path, "sequential"), *grid, "--executor", "sequential", env={"PRUNE_TRIAL": "1"})
+    outcome = _sweep_on_jax(_write(tmp_path, "nan"), *grid, "--executor", "vectorized", "--batch", "4", env={"PRUNE_TRIAL": "1"})
+    assert outcome["exit"] == expected_outcome["exit"] == 0, outcome["output"]  # a sweep ranks the trials that completed
+    (folder,), (sequential,) = run_folders(tmp_path / "nan"), run_folders(tmp_path / "sequential")
+    found, expected = _trials(folder), _trials(sequential)
+    pruned = [(0.01, 1)]
+    for key, trial in found.items():
+        if key[0] == 1e30:  # its loss became NaN (or infinite) in epoch 1: failed, as sequentially, nothing kept
+            assert trial["status"] == expected[key]["status"] == "failed" and trial["record"]["status"] == "failed"
+            # the batch named alone (sequential fits may name a block of train.steps_per_execution batches)
+            assert re.fullmatch(r"training stopped: loss became (nan|inf|-inf) at epoch 1, batch \d+; "
+                                r"no epoch completed: no state was kept", trial["error"]), trial["error"]
+            assert not (ROOT / trial["run"] / "history.json").exists() or not trial["history"]["epoch"]
+        elif key in pruned:  # stopped after epoch 2: its state stays as it was then
+            assert trial["status"] == "pruned" and trial["record"]["status"] == "pruned"
+            assert trial["record"]["pruned"] == {"epoch": 2, "reason": "injected"}
+            assert len(trial["history"]["epoch"]) == 2 and checkpoint_epochs(ROOT / trial["run"]) == 2
+            _assert_close(trial["history"], expected[key]["history"])
+        else:  # the other trains on, with the numbers it has alone
+            assert trial["status"] == "completed" and len(trial["history"]["epoch"]) == 3
+            _assert_close(trial["history"], expected[key]["history"])
+
+
+@pytest.mark.slow
+def test_a_killed_vectorized_sweep_resumes_to_the_same_numbers(tmp_path):
+    epochs = 40  # a few ms each: the kill lands well inside the run
+    killed, straight = _write(tmp_path, "killed", epochs=epochs), _write(tmp_path, "straight", epochs=epochs)
+    options = [*GRID, "--executor", "vectorized", "--batch", "4"]
+
+    def a_trial_has_epoch_5():
+        sweeps = run_folders(tmp_path / "killed")
+        trials = run_folders(sweeps[0] / "trials") if sweeps else []
+        return any((checkpoint_epochs(trial) or 0) >= 5 for trial in trials)
+
+    sigkill_when(["sweep", killed, *options], a_trial_has_epoch_5)
+    (folder,) = run_folders(tmp_path / "killed")
+    after = {trial.name: checkpoint_epochs(trial) for trial in run_folders(folder / "trials")}
+    assert len(after) == 4 and all(1 <= (epoch or 0) < epochs for epoch in after.values()), after  # a copy may be one ahead
+    outcome = _sweep_on_jax("--resume", folder, "--executor", "vectorized", "--batch", "4")
+    assert outcome["exit"] == 0, outcome["output"]
+    assert outcome["output"].count("resuming trial") == 4
+    straight_outcome = _sweep_on_jax(straight, *options)
+    assert straight_outcome["exit"] == 0, straight_outcome["output"]
+    found, expected = _trials(folder), _trials(run_folders(tmp_path / "straight")[0])
+    assert sorted(found) == sorted(expected)
+    for key, trial in found.items():
+        assert trial["status"] == "completed" and len(trial["history"]["epoch"]) == epochs
+        _assert_close(trial["history"], expected[key]["history"])
