@@ -86,13 +86,14 @@ def test_a_pool_worker_forgets_each_tasks_keras_models(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_pool_worker_leaves_no_traced_graph_of_an_earlier_task_behind():
-    """What a task left in its worker, seen by the next task on the same process: TensorFlow keeps every
-    custom gradient traced into a train function (Keras all-reduces the gradients through one), and with
-    it the whole traced graph, unless the worker forgets them after each task (BENCHMARKS.md, memory)."""
+@pytest.mark.parametrize("placement", [executors.Placement(), executors.Placement("pool", workers=1)], ids=["sequential", "pool"])
+def test_a_task_leaves_no_traced_graph_behind_for_the_next_one(placement):
+    """What a task left in its process, seen by the next task on the same process (a pool worker, or this
+    one): TensorFlow keeps every custom gradient traced into a train function (Keras all-reduces the
+    gradients through one), and with it the whole traced graph, unless the executor forgets them after
+    each task (BENCHMARKS.md, memory over 100 sweep trials)."""
     events = []
-    executors.run([(index, {}) for index in range(4)], fit_worker, lambda key, event: events.append(event),
-                  executors.Placement("pool", workers=1))
+    executors.run([(index, {}) for index in range(4)], fit_worker, lambda key, event: events.append(event), placement)
     left = [event["result"] for event in events if event["type"] == "done"]
     assert len(left) == 4 and len({result["pid"] for result in left}) == 1  # one process ran them all
     assert [result["models"] for result in left] == [0, 0, 0, 0]

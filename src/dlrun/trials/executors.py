@@ -148,6 +148,7 @@ def run(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEve
 
 def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent) -> None:
     for key, payload in tasks:
+        registered = set(_gradient_registry())
         try:
             result = worker(payload, functools.partial(on_event, key))
         except (KeyboardInterrupt, errors.Interrupted):
@@ -155,6 +156,8 @@ def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcom
         except Exception as error:  # reported as this task's outcome; the others still run
             on_event(key, outcomes.failure(error))
             continue
+        finally:  # this process runs task after task as a pool worker does: the same leak, the same cure
+            _forget_models(registered)
         on_event(key, {"type": "done", "result": result})
 
 
