@@ -32,7 +32,7 @@ SUITE = {
     "steps_per_execution.py": ([], ["--rounds", "1"]),
     "kfold_vectorized.py": ([], ["--rounds", "1"]),
     "sweep_memory.py": ([], ["--trials", "40"]),
-    "search_quality.py": ([], ["--quick"]),  # the full run (30 points, 20 epochs) takes about an hour
+    "search_quality.py": ([], ["--quick"]),  # the full run (30 points, 20 epochs): 20-30 minutes on the shared build machine
 }
 SLOW = {"kfold_workers.py", "kfold_vectorized.py", "sweep_memory.py", "search_quality.py"}  # left out by --skip-slow
 
