@@ -242,3 +242,10 @@ def test_runs_and_runs_compare_show_the_spread_of_a_sweep_s_best_trial_over_seed
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.replace("│", " ").split())
     assert "(trial 1)" in flat and "2.4667" in flat and "0.2494" in flat
+
+
+def test_a_damaged_sweep_json_shows_less_and_never_a_traceback(tmp_path):
+    sweep = write_sweep(tmp_path / "sweep")
+    (sweep / "sweep.json").write_text(json.dumps({"search": [], "ranking": 3, "trials": [{"number": [1], "best": 2}, "x", {}]}))
+    page = report.render([sweep])
+    assert "<h3>Sweep</h3>" in page and "2 of 2 trials: none finished." in page  # "x" is no trial

@@ -135,7 +135,7 @@ def sweep(state: dict, record: dict) -> str:
     completed ones ranked best first (mean +- std over seeds for a trial trained over seeds), then the pruned
     ones (at which epoch, fold or seed, and why) and the failed ones (with their error); never a pruned or
     failed trial among the ranked. With `--final`, the best trial's refit on test next to the baseline."""
-    search = state.get("search") if isinstance(state.get("search"), dict) else {}
+    search = _mapping(state.get("search"))
     metric, trials = search.get("metric", ""), [trial for trial in state.get("trials") or [] if isinstance(trial, dict)]
     counts = {status: sum(trial.get("status") == status for trial in trials) for status in ("completed", "pruned", "failed", "running")}
     said = [f"sampler {search.get('sampler')}", f"pruner {search.get('pruner')}", f"metric {metric} ({search.get('direction')})"]
@@ -145,8 +145,9 @@ def sweep(state: dict, record: dict) -> str:
     parts = ["<h3>Sweep</h3>", f'<p class="note">{report_html.escape(", ".join(said))}</p>',
              f"<p>{report_html.escape(len(trials))} of {report_html.escape(state.get('trials_total', len(trials)))} trials: "
              f"{report_html.escape(ended or 'none finished')}.</p>"]
-    by_number = {trial.get("number"): trial for trial in trials}
-    ranked = [by_number[number] for number in state.get("ranking") or [] if number in by_number
+    by_number = {trial["number"]: trial for trial in trials if isinstance(trial.get("number"), int)}
+    ranking = state.get("ranking") if isinstance(state.get("ranking"), list) else []
+    ranked = [by_number[number] for number in ranking if isinstance(number, int) and number in by_number
               and by_number[number].get("status") == "completed"]
     keys = list(search.get("space") or {})
     spread = any(trial.get("spread") for trial in trials)
@@ -155,8 +156,7 @@ def sweep(state: dict, record: dict) -> str:
     headers += [f"test (mean {report_html.escape('+-')} std)"] if spread else []
     rows = []
     for position, trial in [*enumerate(ranked, start=1), *(("-", trial) for trial in trials if trial not in ranked)]:
-        best = trial.get("best") if isinstance(trial.get("best"), dict) else {}
-        values = trial.get("overrides") if isinstance(trial.get("overrides"), dict) else {}
+        best, values = _mapping(trial.get("best")), _mapping(trial.get("overrides"))
         row = [report_html.escape(position), report_html.escape(trial.get("number", "")),
                *(report_html.escape(report_html.cell(values.get(key, ""))) for key in keys),
                f'<td class="number">{report_html.escape(_trial_score(trial, metric))}', report_html.escape(best.get("epoch", "") or "")]
@@ -178,8 +178,13 @@ def _trial_score(trial: dict, metric: str) -> str:
     found = ((trial.get("spread") or {}).get("validation") or {}).get(metric)
     if isinstance(found, dict):
         return runs_table.spread_text(found)
-    best = trial.get("best") if isinstance(trial.get("best"), dict) else {}
+    best = _mapping(trial.get("best"))
     return report_html.number(best.get("value")) if best.get("value") is not None else ""
+
+
+def _mapping(value: object) -> dict:
+    """`value` when it is a JSON object, else an empty one (a damaged sweep.json shows less, never a traceback)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _trial_outcome(trial: dict) -> str:

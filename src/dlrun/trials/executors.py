@@ -195,7 +195,7 @@ def _call_in_worker(worker: outcomes.Worker, key: Any, payload: Any) -> Any:
         _forget_models(registered)
 
 
-def _forget_models(registered: set[str] = frozenset()) -> None:
+def _forget_models(registered: set[str] | frozenset[str] = frozenset()) -> None:
     """Clear Keras' session, and forget the custom gradients TensorFlow registered since `registered`.
 
     TensorFlow registers each `tf.custom_gradient` traced in a graph under a new name (`CustomGradient-N`)
