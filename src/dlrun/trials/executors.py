@@ -209,7 +209,11 @@ def _forget_models(registered: set[str] | frozenset[str] = frozenset()) -> None:
     import sys
 
     if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()
+        clear_session = sys.modules["keras"].backend.clear_session
+        try:
+            clear_session(free_memory=False)  # one garbage collection below is enough (each costs ~0.3 s here)
+        except TypeError:  # a Keras without the option
+            clear_session()
     registry = _gradient_registry()
     for name in [name for name in registry if name.startswith("CustomGradient-") and name not in registered]:
         del registry[name]
