@@ -146,7 +146,7 @@ def sweep(state: dict, record: dict) -> str:
              f"<p>{report_html.escape(len(trials))} of {report_html.escape(state.get('trials_total', len(trials)))} trials: "
              f"{report_html.escape(ended or 'none finished')}.</p>"]
     by_number = {trial["number"]: trial for trial in trials if isinstance(trial.get("number"), int)}
-    ranking = state.get("ranking") if isinstance(state.get("ranking"), list) else []
+    ranking = state["ranking"] if isinstance(state.get("ranking"), list) else []
     ranked = [by_number[number] for number in ranking if isinstance(number, int) and number in by_number
               and by_number[number].get("status") == "completed"]
     keys = list(search.get("space") or {})
