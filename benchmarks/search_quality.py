@@ -7,10 +7,13 @@ ASHA gets a 30-trial budget over the same choices (sampler tpe, pruner asha), on
 each: the best val_loss (the best epoch of the best trial), the wall time, the share of trials pruned.
 The acceptance: TPE + ASHA's best within 1% of the grid's in <= 0.5x its wall time (median over seeds).
 
+`--warmup-epochs N` (default 1): the TPE + ASHA sweeps' `search.warmup_epochs`; ASHA's first rung is epoch N + 1
+(Optuna's SuccessiveHalvingPruner, min_resource N + 1, reduction factor 4: rungs at N + 1, 4(N + 1), ...).
+
 `--quick`: 6 epochs and the space lr {1e-3, 3e-3, 1e-2} x batch {32, 64} x units {32, 64} (12 points,
 a 12-trial budget): the same comparison at a size a shared 2-core machine runs in a few minutes.
 
-    python benchmarks/search_quality.py [--quick] [--seeds 3]
+    python benchmarks/search_quality.py [--quick] [--seeds 3] [--warmup-epochs 1]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ search:
   metric: val_loss
   sampler: {sampler}
   pruner: {pruner}
+  warmup_epochs: {warmup_epochs}
   trials: {trials}
   seed: {seed}
   space:
@@ -45,13 +49,14 @@ search:
 """
 
 
-def sweep(space: dict, sampler: str, pruner: str, seed: int, folder: Path) -> dict:
-    """One whole `dlrun sweep` process; its wall time, best val_loss and the share of trials pruned."""
+def sweep(space: dict, sampler: str, pruner: str, seed: int, folder: Path, warmup_epochs: int = 1, watch: dict | None = None) -> dict:
+    """One whole `dlrun sweep` process; its wall time, best val_loss, the share of trials pruned, and how the
+    trials of the point `watch` (the grid's best) ended."""
     points = len(space["learning_rate"]) * len(space["batch_size"]) * len(space["dense_units"])
     config = folder / f"{sampler}-{seed}.yaml"
     root = folder / f"{sampler}-{seed}"
     config.write_text(CONFIG.format(base=json.dumps(str(common.ROOT / "configs" / "quickstart.yaml")), root=json.dumps(str(root)),
-                                    sampler=sampler, pruner=pruner, trials=points, seed=seed,
+                                    sampler=sampler, pruner=pruner, trials=points, seed=seed, warmup_epochs=warmup_epochs,
                                     **{key: json.dumps(value) for key, value in space.items()}))
     seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "sweep", str(config)])
     (run,) = [path for path in root.iterdir() if path.is_dir()]
@@ -61,32 +66,37 @@ def sweep(space: dict, sampler: str, pruner: str, seed: int, folder: Path) -> di
     return {"sampler": sampler, "pruner": pruner, "seed": seed, "seconds": round(seconds, 1), "trials": len(trials),
             "best_val_loss": best["best"]["value"], "best_overrides": best["overrides"],
             "pruned_share": sum(trial["status"] == "pruned" for trial in trials) / len(trials),
-            "distinct_points": len({json.dumps(trial["overrides"], sort_keys=True) for trial in trials})}
+            "distinct_points": len({json.dumps(trial["overrides"], sort_keys=True) for trial in trials}),
+            "watched_point": [trial["status"] + (f" at epoch {trial['pruned'].get('epoch')}" if trial.get("pruned") else "")
+                              for trial in trials if watch is not None and trial["overrides"] == watch]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="6 epochs, 12 points (see the module docstring)")
     parser.add_argument("--seeds", type=int, default=3, help="TPE + ASHA sampler seeds (the median is reported)")
+    parser.add_argument("--warmup-epochs", type=int, default=1,
+                        help="search.warmup_epochs of the TPE + ASHA sweeps: ASHA's first rung is the epoch after (default 1)")
     options = parser.parse_args()
     space = QUICK if options.quick else FULL
     with tempfile.TemporaryDirectory(prefix="dlrun-search-quality-") as scratch:
         folder = Path(scratch)
-        grid = sweep(space, "grid", "none", 0, folder)
+        grid = sweep(space, "grid", "none", 0, folder, watch={})
         print(json.dumps(grid), flush=True)
         tpe = []
         for seed in range(options.seeds):
-            tpe.append(sweep(space, "tpe", "asha", seed, folder))
+            tpe.append(sweep(space, "tpe", "asha", seed, folder, options.warmup_epochs, watch=grid["best_overrides"]))
             print(json.dumps(tpe[-1]), flush=True)
     median = {key: statistics.median(result[key] for result in tpe) for key in ("seconds", "best_val_loss", "pruned_share")}
-    outcome = {"quick": options.quick, "space": space, "grid": grid, "tpe_asha": tpe, "tpe_asha_median": median,
+    outcome = {"quick": options.quick, "warmup_epochs": options.warmup_epochs, "space": space, "grid": grid, "tpe_asha": tpe, "tpe_asha_median": median,
                "time_ratio": round(median["seconds"] / grid["seconds"], 3),
                "best_gap": round(median["best_val_loss"] / grid["best_val_loss"] - 1, 4)}
     print(f"saved {common.save('search_quality', outcome)}")
     print(f"grid: best val_loss {grid['best_val_loss']:.4f} in {grid['seconds']:.0f} s ({grid['trials']} trials)")
     for result in tpe:
         print(f"tpe+asha seed {result['seed']}: best val_loss {result['best_val_loss']:.4f} in {result['seconds']:.0f} s, "
-              f"{result['pruned_share']:.0%} pruned, {result['distinct_points']} distinct points")
+              f"{result['pruned_share']:.0%} pruned, {result['distinct_points']} distinct points; the grid's best point: "
+              f"{', '.join(result['watched_point']) or 'never tried'}")
     print(f"median tpe+asha / grid: time {outcome['time_ratio']:.2f}x, best val_loss {outcome['best_gap']:+.2%}")
 
 

@@ -4,6 +4,7 @@ never from one another."""
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import os
@@ -273,6 +274,26 @@ def layer_name_worker(payload, emit):
     import keras
 
     return {"name": keras.layers.Dense(2).name, "pid": os.getpid()}
+
+
+def fit_worker(payload, emit):
+    """A pool worker that fits a tiny Keras model for one epoch (TensorFlow traces its train function) and
+    returns how many custom gradients TensorFlow's registry held when the task started, and the process's
+    Keras models and traced graphs then alive: what earlier tasks left behind."""
+    import gc
+
+    import keras
+    import numpy as np
+
+    from dlrun.trials import executors
+
+    alive = collections.Counter(type(thing).__name__ for thing in gc.get_objects())
+    left = {"custom_gradients": sum(name.startswith("CustomGradient-") for name in executors._gradient_registry()),
+            "graphs": alive["FuncGraph"], "models": alive["Sequential"], "pid": os.getpid()}
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    return left
 
 
 def no_child_process_within(seconds: float) -> bool:

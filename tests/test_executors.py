@@ -11,6 +11,7 @@ from dlrun import errors
 from dlrun.runs import history
 from dlrun.trials import executors, kfold_fits, outcomes
 from tests.conftest import (
+    fit_worker,
     invoke,
     layer_name_worker,
     no_child_process_within,
@@ -82,6 +83,22 @@ def test_a_pool_worker_forgets_each_tasks_keras_models(tmp_path):
     results = [event["result"] for event in events if event["type"] == "done"]
     assert len({result["pid"] for result in results}) == 1  # one process ran all three
     assert [result["name"] for result in results] == ["dense"] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", [executors.Placement(), executors.Placement("pool", workers=1)], ids=["sequential", "pool"])
+def test_a_task_leaves_no_traced_graph_behind_for_the_next_one(placement):
+    """What a task left in its process, seen by the next task on the same process (a pool worker, or this
+    one): TensorFlow keeps every custom gradient traced into a train function (Keras all-reduces the
+    gradients through one), and with it the whole traced graph, unless the executor forgets them after
+    each task (BENCHMARKS.md, memory over 100 sweep trials)."""
+    events = []
+    executors.run([(index, {}) for index in range(4)], fit_worker, lambda key, event: events.append(event), placement)
+    left = [event["result"] for event in events if event["type"] == "done"]
+    assert len(left) == 4 and len({result["pid"] for result in left}) == 1  # one process ran them all
+    assert [result["models"] for result in left] == [0, 0, 0, 0]
+    assert [result["custom_gradients"] for result in left[1:]] == [left[0]["custom_gradients"]] * 3
+    assert [result["graphs"] for result in left[1:]] == [left[1]["graphs"]] * 3  # the first fit's own traces may stay
 
 
 @pytest.mark.parametrize("placement", [executors.Placement(), executors.Placement("pool", workers=2)], ids=["sequential", "pool"])

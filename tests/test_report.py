@@ -181,3 +181,71 @@ def test_visualisations_in_the_run_folder_are_shown(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "MAX_VISUALIZATION_IMAGES", 2)
     page = report.render([run])
     assert page.count("<img src=") == 3 + 2 and "1 more images under" in page
+
+
+# --- a sweep's section (a sweep folder written by hand) ------------------------------------------------
+
+
+def write_sweep(path: Path, seeds: int = 2) -> Path:
+    """A finished sweep over seeds: trial 1 best, trial 0 second, trial 2 pruned with a better value than
+    both at its last epoch (never ranked), trial 3 failed; trials 0 and 1 are seeds groups (tests.test_seeds)."""
+    from tests.test_seeds import write_group
+
+    path.mkdir(parents=True)
+    spread = {number: {"validation": {"val_mae": {"mean": mean, "std": std, "min": mean - std, "max": mean + std, "n": seeds}},
+                       "test": {"mae": {"mean": mean + 0.5, "std": std * 2, "min": 0.0, "max": 9.0, "n": seeds}}}
+              for number, mean, std in ((0, 2.5, 0.2), (1, 2.25, 0.125))}
+    trials = [
+        {"number": 0, "overrides": {"compile.optimizer.learning_rate": 0.01}, "status": "completed",
+         "run": str(write_group(path / "trials" / "t000")), "best": {"epoch": None, "value": 2.5}, "spread": spread[0]},
+        {"number": 1, "overrides": {"compile.optimizer.learning_rate": 0.001}, "status": "completed",
+         "run": str(write_group(path / "trials" / "t001")), "best": {"epoch": None, "value": 2.25}, "spread": spread[1]},
+        {"number": 2, "overrides": {"compile.optimizer.learning_rate": 0.1}, "status": "pruned", "run": str(path / "trials" / "t002"),
+         "best": {"epoch": None, "value": 1.0}, "pruned": {"seed": 1, "reason": "best val_mae of seed 1 worse than the median"}},
+        {"number": 3, "overrides": {"compile.optimizer.learning_rate": 0.5}, "status": "failed", "run": str(path / "trials" / "t003"),
+         "epochs": 1, "error": "NaN loss at epoch 2"},
+    ]
+    search = {"metric": "val_mae", "direction": "minimize", "sampler": "tpe", "pruner": "median", "seeds": seeds,
+              "space": {"compile.optimizer.learning_rate": {"choice": [0.001, 0.01, 0.1, 0.5]}}}
+    (path / "sweep.json").write_text(json.dumps({"format": 3, "search": search, "trials_total": 5, "trials": trials,
+                                                 "ranking": [1, 0], "status": "completed"}))
+    (path / "run.json").write_text(json.dumps({"name": "boston-sweep", "kind": "sweep", "status": "completed", "metric": "val_mae",
+                                               "started_at": "2026-01-02T11:00:00Z", "duration_s": 60.0,
+                                               "best_trial": {"number": 1, "epoch": None, "value": 2.25}}))
+    (path / "config.yaml").write_text("name: boston\nseed: 5\n")
+    return path
+
+
+def test_a_sweep_s_section_ranks_completed_trials_with_their_spread_and_says_how_the_others_ended(tmp_path):
+    sweep = write_sweep(tmp_path / "20260102T110000Z_boston-sweep")
+    page = report.render([sweep])
+    assert "<h3>Sweep</h3>" in page
+    assert "4 of 5 trials: 2 completed, 1 pruned, 1 failed." in page
+    assert "sampler tpe, pruner median, metric val_mae (minimize), 2 seeds per trial" in page
+    rows = page.split("<h3>Sweep</h3>", 1)[1].split("</table>", 1)[0].split("<tr>")[2:]  # after the header row
+    assert [row.split("</td>")[1].removeprefix("<td>") for row in rows] == ["1", "0", "2", "3"]  # trial numbers, best first
+    assert [row.split("</td>")[0].removeprefix("<td>") for row in rows] == ["1", "2", "-", "-"]  # a pruned trial is never ranked
+    assert "2.2500 +- 0.1250 (n=2)" in rows[0] and "mae 2.7500 +- 0.2500 (n=2)" in rows[0]  # the score and test, mean +- std
+    assert "2.5000 +- 0.2000 (n=2)" in rows[1]
+    assert "pruned after seed 1: best val_mae of seed 1 worse than the median" in rows[2]
+    assert "failed at epoch 2: NaN loss at epoch 2" in rows[3]
+
+
+def test_runs_and_runs_compare_show_the_spread_of_a_sweep_s_best_trial_over_seeds(tmp_path):
+    sweep = write_sweep(tmp_path / "runs" / "20260102T110000Z_boston-sweep")
+    single = write_completed_run(tmp_path / "runs" / "20260101T100000Z_digits")
+    group_test = "2.4667 +- 0.2494 (n=3)"  # tests.test_seeds.write_group's test mae over its 3 seeds
+    result = invoke("runs", "compare", sweep, single)
+    assert result.exit_code == 0, result.output
+    assert group_test in result.output
+    result = invoke("runs", tmp_path / "runs", "--wide")
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "(trial 1)" in flat and "2.4667" in flat and "0.2494" in flat
+
+
+def test_a_damaged_sweep_json_shows_less_and_never_a_traceback(tmp_path):
+    sweep = write_sweep(tmp_path / "sweep")
+    (sweep / "sweep.json").write_text(json.dumps({"search": [], "ranking": 3, "trials": [{"number": [1], "best": 2}, "x", {}]}))
+    page = report.render([sweep])
+    assert "<h3>Sweep</h3>" in page and "2 of 2 trials: none finished." in page  # "x" is no trial

@@ -300,3 +300,22 @@ def test_two_processes_joined_to_one_postgresql_study_run_each_trial_once(tmp_pa
     _assert_each_trial_once(folder, trials)
     assert json.loads((folder / "sweep.json").read_text())["storage"] == postgres_url
     assert not (folder / "study.db").exists()
+
+
+def test_a_worker_s_reporters_share_one_storage_per_sweep(tmp_path):
+    """A pool worker reports trial after trial: its reporters reuse the sweep's storage (each new RDBStorage
+    left SQLAlchemy objects behind); a reporter of another sweep replaces it, so at most one is kept."""
+    from dlrun.config import search as search_config
+    from dlrun.trials import search
+
+    section = search_config.SearchConfig.model_validate({"metric": "val_loss", "direction": "minimize", "space": {"seed": {"choice": [1, 2]}}})
+    urls = [search.storage_url(None, tmp_path / name) for name in ("a", "b")]
+    for url, folder in zip(urls, ("a", "b")):
+        (tmp_path / folder).mkdir()
+        study = search.open_study(url, "s", section, create=True)
+        study.ask(), study.ask()
+    first, second = (search.Reporter(urls[0], "s", trial_id, section) for trial_id in (1, 2))
+    assert first.study._storage._backend is second.study._storage._backend  # optuna wraps the storage in a cache
+    other = search.Reporter(urls[1], "s", 1, section)
+    assert other.study._storage._backend is not first.study._storage._backend
+    assert list(search._kept_storage) == [urls[1]]

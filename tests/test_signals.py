@@ -172,10 +172,10 @@ def test_kfold_interrupted_while_importing_keras_exits_130_and_makes_no_folder(t
 
     real = backend.activate
 
-    def importing(config):
+    def importing(config, choice=None):
         with signals.deferred():
             _ctrl_c()
-            return real(config)
+            return real(config, choice)
 
     monkeypatch.setattr(backend, "activate", importing)
     result = _kfold(tmp_path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlrun.runs import table as runs_table
 from tests.conftest import invoke, run_folders
 
 CONFIG = """\
@@ -71,3 +72,9 @@ def test_two_points_over_two_seeds_score_the_mean_and_show_the_spread_of_their_c
         assert f"test mae {tests.mean():.4f} +- {tests.std():.4f} (n=2)" in result.output
     assert state["ranking"] == [trial["number"] for trial in sorted(state["trials"], key=lambda trial: trial["best"]["value"])]
     assert "best val_mae over 2 seeds" in result.output
+    result = invoke("report", folder)  # the sweep's section of the report: the same mean +- std per trial
+    assert result.exit_code == 0, result.output
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "<h3>Sweep</h3>" in page and "2 of 2 trials: 2 completed." in page
+    for trial in state["trials"]:
+        assert runs_table.spread_text(trial["spread"]["validation"]["val_mae"]) in page

@@ -1,7 +1,7 @@
 """The HTML run report (`dlrun report`): one self-contained static page for a run, or several side by side.
 
 Everything comes from the run folders' own files (run.json, config.yaml, history.json, metrics.json,
-eval_*.json, kfold.json, plots/*.png, visualize/**/*.png). Images are embedded as data: URIs, so the
+eval_*.json, kfold.json, seeds.json, sweep.json, plots/*.png, visualize/**/*.png). Images are embedded as data: URIs, so the
 page needs no network and no file beside it. Every text taken from a run is HTML-escaped. TensorFlow is
 never imported; matplotlib only to draw a plot the run folder lacks.
 """
@@ -79,6 +79,7 @@ def _load(path: Path) -> dict:
         "evaluations": {file.stem: runs_table.read_object(file) for file in sorted(path.glob("eval_*.json"))},
         "kfold": runs_table.read_object(path / "kfold.json"),
         "seeds": runs_table.read_object(path / "seeds.json"),
+        "sweep": runs_table.read_object(path / "sweep.json"),
         "row": runs_table.summarize(path, runs.utc_now()),
     }
 
@@ -144,6 +145,8 @@ def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> st
         parts.append(report_metrics.kfold(item["kfold"]))
     if item["seeds"]:
         parts.append(report_metrics.seeds(item["seeds"]))
+    if item["sweep"]:
+        parts.append(report_metrics.sweep(item["sweep"], record))
     parts.append(_plots(item, scratch))
     parts.append(_visualizations(path))
     return "\n".join(part for part in parts if part)

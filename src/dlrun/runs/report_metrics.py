@@ -1,7 +1,7 @@
 """The report's result sections (`dlrun.runs.report`): each metric next to the naive baselines it is judged
 against, the baselines in plain words, classification details (confusion matrix, per-class scores,
-residuals), a K-fold run's folds and recommendation, and a seeds group's spread. HTML strings, every
-text escaped (`dlrun.runs.report_html`).
+residuals), a K-fold run's folds and recommendation, a seeds group's spread, and a sweep's trials (ranked,
+pruned and failed ones said so, mean +- std over seeds). HTML strings, every text escaped (`dlrun.runs.report_html`).
 """
 
 from __future__ import annotations
@@ -128,3 +128,72 @@ def seeds(group: dict) -> str:
     if spread_rows:
         parts.append("<p>Over the seeds (mean +- population std):</p>" + report_html.table(["metric", "mean +- std", "min", "max"], spread_rows))
     return "\n".join(parts)
+
+
+def sweep(state: dict, record: dict) -> str:
+    """A sweep (its sweep.json `state` and run.json `record`): how many trials ended how, then every trial, the
+    completed ones ranked best first (mean +- std over seeds for a trial trained over seeds), then the pruned
+    ones (at which epoch, fold or seed, and why) and the failed ones (with their error); never a pruned or
+    failed trial among the ranked. With `--final`, the best trial's refit on test next to the baseline."""
+    search = _mapping(state.get("search"))
+    metric, trials = search.get("metric", ""), [trial for trial in state.get("trials") or [] if isinstance(trial, dict)]
+    counts = {status: sum(trial.get("status") == status for trial in trials) for status in ("completed", "pruned", "failed", "running")}
+    said = [f"sampler {search.get('sampler')}", f"pruner {search.get('pruner')}", f"metric {metric} ({search.get('direction')})"]
+    said += [f"{search['seeds']} seeds per trial"] if (search.get("seeds") or 1) > 1 else []
+    said += [f"{search['kfold']}-fold cross-validated trials"] if search.get("kfold") else []
+    ended = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+    parts = ["<h3>Sweep</h3>", f'<p class="note">{report_html.escape(", ".join(said))}</p>',
+             f"<p>{report_html.escape(len(trials))} of {report_html.escape(state.get('trials_total', len(trials)))} trials: "
+             f"{report_html.escape(ended or 'none finished')}.</p>"]
+    by_number = {trial["number"]: trial for trial in trials if isinstance(trial.get("number"), int)}
+    ranking = state["ranking"] if isinstance(state.get("ranking"), list) else []
+    ranked = [by_number[number] for number in ranking if isinstance(number, int) and number in by_number
+              and by_number[number].get("status") == "completed"]
+    keys = list(search.get("space") or {})
+    spread = any(trial.get("spread") for trial in trials)
+    score = f"mean best {metric} over folds" if search.get("kfold") else f"best {metric}"
+    headers = ["rank", "trial", *(report_html.escape(key) for key in keys), report_html.escape(score), "epoch"]
+    headers += [f"test (mean {report_html.escape('+-')} std)"] if spread else []
+    rows = []
+    for position, trial in [*enumerate(ranked, start=1), *(("-", trial) for trial in trials if trial not in ranked)]:
+        best, values = _mapping(trial.get("best")), _mapping(trial.get("overrides"))
+        row = [report_html.escape(position), report_html.escape(trial.get("number", "")),
+               *(report_html.escape(report_html.cell(values.get(key, ""))) for key in keys),
+               f'<td class="number">{report_html.escape(_trial_score(trial, metric))}', report_html.escape(best.get("epoch", "") or "")]
+        if spread:
+            tests = ((trial.get("spread") or {}).get("test") or {}).items()
+            row.append(report_html.escape("; ".join(f"{name} {runs_table.spread_text(values)}" for name, values in tests)))
+        rows.append([*row, report_html.status(trial.get("status")), report_html.escape(_trial_outcome(trial)),
+                     report_html.escape(Path(trial.get("run") or "").name)])
+    parts.append(report_html.table([*headers, "status", "how it ended", "run"], rows))
+    final = record.get("final")
+    if isinstance(final, dict) and final.get("metrics"):
+        parts.append(f"<p>The best trial refit on the whole training split for {report_html.escape(final.get('epochs', ''))} epochs "
+                     "(--final), on the test split:</p>" + metrics_table(final))
+    return "\n".join(parts)
+
+
+def _trial_score(trial: dict, metric: str) -> str:
+    """The trial's score: `0.4100 +- 0.0200 (n=2)` over seeds, else its best value; empty when it has none."""
+    found = ((trial.get("spread") or {}).get("validation") or {}).get(metric)
+    if isinstance(found, dict):
+        return runs_table.spread_text(found)
+    best = _mapping(trial.get("best"))
+    return report_html.number(best.get("value")) if best.get("value") is not None else ""
+
+
+def _mapping(value: object) -> dict:
+    """`value` when it is a JSON object, else an empty one (a damaged sweep.json shows less, never a traceback)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _trial_outcome(trial: dict) -> str:
+    """`pruned at epoch 3: <why>`, `pruned after fold 2: <why>`, `failed at epoch 2: <error>`, or nothing."""
+    pruned, status = trial.get("pruned"), trial.get("status")
+    if status == "pruned" and isinstance(pruned, dict):
+        step = next((key for key in ("fold", "seed") if key in pruned), "epoch")
+        return f"pruned {'at' if step == 'epoch' else 'after'} {step} {pruned.get(step)}: {pruned.get('reason', '')}"
+    if status == "failed":
+        where = f" at epoch {(trial.get('epochs') or 0) + 1}" if trial.get("run") else ""
+        return f"failed{where}: {trial.get('error', '')}"
+    return ""

@@ -109,7 +109,7 @@ def _kfold_best(path: Path, row: dict) -> None:
 
 def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> None:
     """A sweep's best trial (run.json's `best_trial`, or the best finished so far in sweep.json); its epochs,
-    test score and baseline come from the trial's own run folder. Trials are numbered by `number` (Optuna's,
+    test score and baseline come from the trial's own run folder (a trial over seeds: its spread too). Trials are numbered by `number` (Optuna's,
     sweep.json format 3) or `index` (earlier formats)."""
     state = read_object(path / "sweep.json") or {}
     search = state["search"] if isinstance(state.get("search"), dict) else {}
@@ -135,6 +135,8 @@ def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> 
         except (errors.RunError, AttributeError, TypeError, ValueError, KeyError):  # the trial's folder is gone or damaged
             return
         row.update(test=trial_row["test"], baseline=trial_row["baseline"], epochs=trial_row["epochs"])
+        if trial_row.get("spread"):  # a sweep over seeds: its best point's mean +- std over them, not one seed's numbers
+            row["spread"] = trial_row["spread"]
 
 
 def _trial_number(trial: dict) -> int | None:
@@ -207,6 +209,8 @@ def cells(row: dict) -> dict[str, str]:
         metric = spread["metric"]
         validation, test_spread = (spread.get("validation") or {}).get(f"val_{metric}"), (spread.get("test") or {}).get(metric)
         best_text = f"val_{metric} {spread_text(validation)}" if validation else ""
+        if validation and best and best.get("trial") is not None:  # a sweep over seeds: its best trial's spread
+            best_text += f" (trial {best['trial']})"
     return {
         "run": str(row["run"]),
         "status": str(row["status"]),

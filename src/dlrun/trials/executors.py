@@ -169,6 +169,7 @@ def run(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEve
 
 def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent) -> None:
     for key, payload in tasks:
+        registered = set(_gradient_registry())
         try:
             result = worker(payload, functools.partial(on_event, key))
         except (KeyboardInterrupt, errors.Interrupted):
@@ -176,6 +177,8 @@ def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcom
         except Exception as error:  # reported as this task's outcome; the others still run
             on_event(key, outcomes.failure(error))
             continue
+        finally:  # this process runs task after task as a pool worker does: the same leak, the same cure
+            _forget_models(registered)
         on_event(key, {"type": "done", "result": result})
 
 
@@ -204,21 +207,47 @@ def _initialize_worker(events: multiprocessing.queues.Queue, threads: int) -> No
 
 
 def _call_in_worker(worker: outcomes.Worker, key: Any, payload: Any) -> Any:
-    """In a pool process: run one task, its events going back through the queue; then drop what Keras
-    keeps of it (its global state grows with every model built: the leak class of keras-tuner#395)."""
+    """In a pool process: run one task, its events going back through the queue; then drop what Keras and
+    TensorFlow keep of it (their global state grows with every model trained: the leak class of keras-tuner#395)."""
+    registered = set(_gradient_registry())
     try:
         return worker(payload, lambda event: _events.put((key, event)))
     finally:
-        _forget_models()
+        _forget_models(registered)
 
 
-def _forget_models() -> None:
+def _forget_models(registered: set[str] | frozenset[str] = frozenset()) -> None:
+    """Clear Keras' session, and forget the custom gradients TensorFlow registered since `registered`.
+
+    TensorFlow registers each `tf.custom_gradient` traced in a graph under a new name (`CustomGradient-N`)
+    in its process-wide gradient registry and never removes it; the entry holds the traced graph. Keras'
+    optimizer all-reduces the gradients through one (`tf.distribute`'s `all_reduce`) in every trace of a
+    train function, so without this each trial left its whole train graph behind (about 1.4 MiB a tiny
+    trial, BENCHMARKS.md "Memory over 100 sweep trials"). Once the session is cleared nothing can
+    differentiate through those graphs again.
+    """
     import gc
     import sys
 
     if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()
+        clear_session = sys.modules["keras"].backend.clear_session
+        try:
+            clear_session(free_memory=False)  # one garbage collection below is enough (each costs ~0.3 s here)
+        except TypeError:  # a Keras without the option
+            clear_session()
+    registry = _gradient_registry()
+    for name in [name for name in registry if name.startswith("CustomGradient-") and name not in registered]:
+        del registry[name]
     gc.collect()
+
+
+def _gradient_registry() -> dict:
+    """TensorFlow's gradient registry (name -> entry) where TensorFlow 2.x keeps it; empty without TensorFlow."""
+    import sys
+
+    module = sys.modules.get("tensorflow.python.framework.ops")
+    registry = getattr(getattr(module, "_gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else {}
 
 
 class Pool:

@@ -150,12 +150,23 @@ def pruner(search: search_config.SearchConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(url: str, name: str, search: search_config.SearchConfig, create: bool = False) -> optuna.Study:
-    """The study `name` in the storage at `url` (a new one with `create`), with the section's sampler and pruner."""
+_kept_storage: dict[str, Any] = {}  # {url: storage}: the last storage opened with keep=True in this process
+
+
+def open_study(url: str, name: str, search: search_config.SearchConfig, create: bool = False, keep: bool = False) -> optuna.Study:
+    """The study `name` in the storage at `url` (a new one with `create`), with the section's sampler and pruner.
+    `keep`: reuse the storage last opened so for the same `url` in this process (a pool worker reports trial
+    after trial of one sweep; each new RDBStorage left a few hundred SQLAlchemy objects behind); one at most."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # dlrun prints each trial itself
-    storage = open_storage(url)
+    if keep:
+        if url not in _kept_storage:
+            _kept_storage.clear()
+            _kept_storage[url] = open_storage(url)
+        storage = _kept_storage[url]
+    else:
+        storage = open_storage(url)
     if create:
         if search.direction == "auto":
             raise ValueError("Received search.direction auto; expected the section resolved (config.search.resolve)")
@@ -204,7 +215,7 @@ class Reporter:
     def __init__(self, url: str, study_name: str, trial_id: int, search: search_config.SearchConfig) -> None:
         import optuna
 
-        self.study = open_study(url, study_name, search)
+        self.study = open_study(url, study_name, search, keep=True)
         self.trial = optuna.trial.Trial(self.study, trial_id)
         self.search = search
 
