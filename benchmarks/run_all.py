@@ -33,8 +33,10 @@ SUITE = {
     "kfold_vectorized.py": ([], ["--rounds", "1"]),
     "sweep_memory.py": ([], ["--trials", "40"]),
     "search_quality.py": ([], ["--quick"]),  # the full run (30 points, 20 epochs): 20-30 minutes on the shared build machine
+    "sweep_vectorized.py": ([], ["--rounds", "1", "--epochs", "5"]),
+    "gpu.py": (["--pairs", "2"], ["--quick"]),  # meant for a GPU machine with JAX; --quick checks it on a CPU
 }
-SLOW = {"kfold_workers.py", "kfold_vectorized.py", "sweep_memory.py", "search_quality.py"}  # left out by --skip-slow
+SLOW = {"kfold_workers.py", "kfold_vectorized.py", "sweep_memory.py", "search_quality.py", "sweep_vectorized.py", "gpu.py"}  # left out by --skip-slow
 
 
 def main() -> None:
