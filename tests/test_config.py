@@ -169,3 +169,17 @@ def test_metric_names_come_from_the_task_given_or_the_data_s_own(write_config):
 def test_load_with_a_backend_replaces_the_config_s(write_config):
     path = write_config("data: digits\nmodel: mlp\nbackend: tensorflow\n")
     assert config.load(path).backend == "tensorflow" and config.load(path, backend="jax").backend == "jax"
+
+
+def test_a_key_of_digits_that_int_refuses_is_a_key_not_an_index(write_config):
+    """str.isdigit is true of "¹", which int() refuses: such a key, in the file or in --set, is named in the error
+    like any unknown key (found by test_bad_input's fuzzing; it was a ValueError traceback)."""
+    expected = f"train.¹: received unknown key '¹'; expected one of the keys {', '.join(schema.TrainConfig.model_fields)}"
+    path = write_config("data: digits\nmodel: mlp\ntrain: {¹: 1}\n")
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(path)
+    assert caught.value.problems == [expected]
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(path, ["train.¹=2"])
+    assert caught.value.problems == [f"{expected} (from --set train.¹=2)"]
+    assert overrides.apply(MINIMAL, ["train.¹=2"])["train"] == {"¹": 2}
