@@ -271,6 +271,9 @@ def _annotation_at(loc: tuple, model: type[schema.Config]) -> Any:
 
 def _allowed_keys(loc: tuple, root: type[schema.Config]) -> list[str]:
     model = _unwrap(_annotation_at(loc, root))
+    if typing.get_origin(model) in (typing.Union, types.UnionType):  # an optional section (`search`): its keys
+        models = [member for member in map(_unwrap, typing.get_args(model)) if _is_model(member)]
+        model = models[0] if len(models) == 1 else None
     return list(model.model_fields) if _is_model(model) else []
 
 
