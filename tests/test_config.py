@@ -1,7 +1,7 @@
 import pytest
 
 from dlrun import config, data as data_registry, errors
-from dlrun.config import overrides, schema, search
+from dlrun.config import loading, overrides, schema, search
 from tests.conftest import CONFIGS
 
 MINIMAL = {"data": {"name": "digits"}, "model": {"architecture": "mlp"}}
@@ -199,8 +199,16 @@ def test_a_key_of_digits_that_int_refuses_is_a_key_not_an_index(write_config):
     ({**MINIMAL, "compile": {"metrics": "x"}}, 'compile.metrics: received "x"; expected one of auto, or a list'),
     ({**MINIMAL, "search": {"zzz": 1}},  # an optional section lists its keys (it said "no such key")
      f"search.zzz: received unknown key 'zzz'; expected one of the keys {', '.join(search.SearchConfig.model_fields)}"),
+    ({**MINIMAL, "compile": {"metrics": {"a": 1}}}, "compile.metrics: received a mapping; expected one of auto, or a list"),
+    ({**MINIMAL, "compile": {"metrics": ["accuracy", 5]}},  # the union member that got further says more
+     "compile.metrics.1: received 5; expected one of accuracy, auc, precision, recall, mae, mse"),
+    ({**MINIMAL, "search": {"space": {"train.epochs": {"int": [1, 3], "zzz": 1}}}},
+     f"search.space.train.epochs.zzz: received unknown key 'zzz'; expected one of the keys "
+     f"{', '.join(search.Dimension.model_fields)}"),
+    ({**MINIMAL, "search": {"space": {"train.epochs": {"int": {"a": 1}}}}},
+     "search.space.train.epochs.int: received a mapping; expected a list"),
 ], ids=["tag missing", "mapping", "empty mapping", "too short", "too long", "literal", "literal not text", "union",
-        "optional section"])
+        "optional section", "union of a mapping", "deeper union member", "search space entry", "range"])
 def test_problems_in_full(data, expected):
     assert problems_of(data) == [expected]
 
@@ -238,3 +246,7 @@ def test_to_data_keeps_search_only_in_a_sweep_s_config():
     assert "search" not in config.to_data(config.validate(MINIMAL))
     sweep = config.to_data(config.validate({**MINIMAL, "search": {"space": {"train.epochs": {"int": [1, 3]}}}}))
     assert sweep["search"]["space"] == {"train.epochs": {"int": [1, 3]}} and sweep["search"]["metric"] == "val_loss"
+
+
+def test_an_error_kind_without_its_own_wording_keeps_pydantic_s_message_lowercased():
+    assert loading._expected("url_parsing", {}, "Input should be a valid URL") == "input should be a valid URL"

@@ -192,6 +192,7 @@ _EXPECTED = {
     "bool_parsing": "true or false",
     "string_type": "a string",
     "list_type": "a list",
+    "tuple_type": "a list",  # YAML has no tuples: a range such as search.space.KEY.int is written [low, high]
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
