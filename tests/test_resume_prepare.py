@@ -151,6 +151,9 @@ def test_resume_keeps_the_run_s_backend_and_takes_another_only_when_asked(stoppe
     assert resume.prepare(stopped_run, original, [], False)[1].backend == "tensorflow"  # what auto chose: no change
     assert resume.prepare(stopped_run, None, [], False, backend="jax")[1].backend == "jax"  # --backend: asked, no change
     assert resume.prepare(stopped_run, None, ["backend=jax"], True)[1].backend == "jax"  # --set: a change, forced
+    runs.Run.open(stopped_run).update(backend={"name": "jax", "reason": "edited"})  # run.json and config.yaml disagree
+    assert resume.prepare(stopped_run, None, [], False)[1].backend == "jax"  # run.json's record wins
+    assert resume.prepare(stopped_run, None, [], False, backend="tensorflow")[1].backend == "tensorflow"  # the ask wins
 
 
 def test_resume_of_a_run_whose_backend_is_not_installed_is_refused_unless_another_is_asked(stopped_run, backends):
