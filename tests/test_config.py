@@ -1,7 +1,7 @@
 import pytest
 
 from dlrun import config, data as data_registry, errors
-from dlrun.config import overrides, schema
+from dlrun.config import loading, overrides, schema, search
 from tests.conftest import CONFIGS
 
 MINIMAL = {"data": {"name": "digits"}, "model": {"architecture": "mlp"}}
@@ -169,3 +169,84 @@ def test_metric_names_come_from_the_task_given_or_the_data_s_own(write_config):
 def test_load_with_a_backend_replaces_the_config_s(write_config):
     path = write_config("data: digits\nmodel: mlp\nbackend: tensorflow\n")
     assert config.load(path).backend == "tensorflow" and config.load(path, backend="jax").backend == "jax"
+
+
+def test_a_key_of_digits_that_int_refuses_is_a_key_not_an_index(write_config):
+    """str.isdigit is true of "¹", which int() refuses: such a key, in the file or in --set, is named in the error
+    like any unknown key (found by test_bad_input's fuzzing; it was a ValueError traceback)."""
+    expected = f"train.¹: received unknown key '¹'; expected one of the keys {', '.join(schema.TrainConfig.model_fields)}"
+    path = write_config("data: digits\nmodel: mlp\ntrain: {¹: 1}\n")
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(path)
+    assert caught.value.problems == [expected]
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(path, ["train.¹=2"])
+    assert caught.value.problems == [f"{expected} (from --set train.¹=2)"]
+    assert overrides.apply(MINIMAL, ["train.¹=2"])["train"] == {"¹": 2}
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"data": {"path": "x.npz"}, "model": "mlp"},  # no name: the tag that picks the section is missing
+     f"data.name: received nothing; expected one of {', '.join(data_registry.DATASETS)}"),
+    ({**MINIMAL, "train": {"epochs": {"a": 1}}}, "train.epochs: received a mapping; expected an integer"),
+    ({**MINIMAL, "train": {"epochs": {}}}, "train.epochs: received an empty mapping; expected an integer"),
+    ({**MINIMAL, "model": {"architecture": "convnet", "filters": []}}, "model.filters: received []; expected at least 1 item(s)"),
+    ({"data": {"name": "image_directory", "path": "d", "image_size": [1, 2, 3]}, "model": "mlp"},
+     "data.image_size: received [1, 2, 3]; expected at most 2 item(s)"),
+    ({**MINIMAL, "train": {"loop": 5}}, "train.loop: received 5; expected one of fit, custom"),
+    ({**MINIMAL, "train": {"loop": ["custom"]}},  # no did-you-mean for a value that is not text
+     'train.loop: received ["custom"]; expected one of fit, custom'),
+    ({**MINIMAL, "compile": {"metrics": "x"}}, 'compile.metrics: received "x"; expected one of auto, or a list'),
+    ({**MINIMAL, "search": {"zzz": 1}},  # an optional section lists its keys (it said "no such key")
+     f"search.zzz: received unknown key 'zzz'; expected one of the keys {', '.join(search.SearchConfig.model_fields)}"),
+    ({**MINIMAL, "compile": {"metrics": {"a": 1}}}, "compile.metrics: received a mapping; expected one of auto, or a list"),
+    ({**MINIMAL, "compile": {"metrics": ["accuracy", 5]}},  # the union member that got further says more
+     "compile.metrics.1: received 5; expected one of accuracy, auc, precision, recall, mae, mse"),
+    ({**MINIMAL, "search": {"space": {"train.epochs": {"int": [1, 3], "zzz": 1}}}},
+     f"search.space.train.epochs.zzz: received unknown key 'zzz'; expected one of the keys "
+     f"{', '.join(search.Dimension.model_fields)}"),
+    ({**MINIMAL, "search": {"space": {"train.epochs": {"int": {"a": 1}}}}},
+     "search.space.train.epochs.int: received a mapping; expected a list"),
+], ids=["tag missing", "mapping", "empty mapping", "too short", "too long", "literal", "literal not text", "union",
+        "optional section", "union of a mapping", "deeper union member", "search space entry", "range"])
+def test_problems_in_full(data, expected):
+    assert problems_of(data) == [expected]
+
+
+def test_a_dataset_s_own_validation_split_allows_val_monitors():
+    imdb = {"data": {"name": "imdb"}, "model": "mlp", "train": {"callbacks": ["early_stopping"]}}  # monitors val_loss
+    config.validate(imdb)  # imdb holds out validation_count reviews (it has no validation_split)
+    assert problems_of({**imdb, "data": {"name": "imdb", "validation_count": 0}}) == [
+        "train.callbacks.0.monitor: received 'val_loss'; expected a value this run computes: loss, accuracy (did you mean 'loss'?)"]
+
+
+def test_consistency_with_the_task_and_validation_known_once_the_data_is_read():
+    npz = config.validate({"data": {"name": "npz", "path": "x.npz"}, "model": "mlp",
+                           "train": {"callbacks": [{"name": "early_stopping", "monitor": "val_mae"}]}})  # task unknown yet
+    assert config.consistency_problems(npz, "regression") == []  # validation_split 0.2: val_mae is computed
+    assert config.consistency_problems(npz, "regression", validating=False) == [
+        "train.callbacks.0.monitor: received 'val_mae'; expected a value this run computes: loss, mae (did you mean 'mae'?)"]
+    assert config.consistency_problems(npz, "binary") == [
+        "train.callbacks.0.monitor: received 'val_mae'; expected a value this run computes: loss, accuracy, val_loss, "
+        "val_accuracy"]
+
+
+def test_a_cross_section_problem_from_a_base_file_names_that_file(write_config):
+    base = write_config("data: digits\nmodel: mlp\ntrain: {callbacks: [{name: checkpoint, monitor: val_acuracy}]}\n",
+                        name="base.yaml")
+    child = write_config("extends: base.yaml\nname: child\n", name="child.yaml")
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(child)
+    assert caught.value.problems == [
+        "train.callbacks.0.monitor: received 'val_acuracy'; expected a value this run computes: loss, accuracy, val_loss, "
+        f"val_accuracy (did you mean 'val_accuracy'?) (from {base})"]
+
+
+def test_to_data_keeps_search_only_in_a_sweep_s_config():
+    assert "search" not in config.to_data(config.validate(MINIMAL))
+    sweep = config.to_data(config.validate({**MINIMAL, "search": {"space": {"train.epochs": {"int": [1, 3]}}}}))
+    assert sweep["search"]["space"] == {"train.epochs": {"int": [1, 3]}} and sweep["search"]["metric"] == "val_loss"
+
+
+def test_an_error_kind_without_its_own_wording_keeps_pydantic_s_message_lowercased():
+    assert loading._expected("url_parsing", {}, "Input should be a valid URL") == "input should be a valid URL"

@@ -82,6 +82,40 @@ def test_resume_keeps_the_earlier_outcome_and_finish_adds_up_every_segment(tmp_p
     assert _record(run)["ended_at"] == "2026-01-02T03:04:32.000Z"
 
 
+def test_resume_names_this_process_and_host_as_the_run_s_writer(tmp_path, monkeypatch):
+    """A run last written by another process on another host: once resumed, run.json names this process and
+    host (what `dlrun runs` reads to tell a live run from a crashed one) and a heartbeat of the resume's moment."""
+    import socket
+
+    advance = _clock(monkeypatch)
+    earlier = {"status": "interrupted", "name": "exp", "started_at": "2026-01-02T03:04:05.000Z", "pid": 4242,
+               "host": {"name": "elsewhere"}, "host_name": "elsewhere", "heartbeat_at": "2026-01-02T03:04:06.000Z",
+               "ended_at": "2026-01-02T03:04:07.000Z", "duration_s": 2.0}
+    (tmp_path / "run.json").write_text(json.dumps(earlier))
+    run = runs.Run.open(tmp_path)
+    assert runs.process_state(run.record) == "unknown"
+    advance(10)
+    run.resume(["dlrun", "train", "--resume", str(tmp_path)], epochs_completed=2)
+    assert _record(run) == {
+        "status": "running", "name": "exp", "started_at": "2026-01-02T03:04:05.000Z", "pid": os.getpid(),
+        "host": {"name": "elsewhere"}, "host_name": socket.gethostname(), "heartbeat_at": "2026-01-02T03:04:15.000Z",
+        "epochs_completed": 2, "resumes": [{
+            "at": "2026-01-02T03:04:15.000Z", "after_epoch": 2, "command": ["dlrun", "train", "--resume", str(tmp_path)],
+            "previous": {"status": "interrupted", "ended_at": "2026-01-02T03:04:07.000Z", "duration_s": 2.0,
+                         "heartbeat_at": "2026-01-02T03:04:06.000Z"},
+        }],
+    }
+    assert runs.process_state(_record(run)) == "alive"
+
+
+def test_duration_is_kept_to_the_millisecond(tmp_path, monkeypatch):
+    advance = _clock(monkeypatch)
+    run = runs.Run.create(tmp_path, "exp")
+    advance(1.23456)
+    run.finish("completed")
+    assert _record(run)["duration_s"] == 1.235
+
+
 def test_a_lock_held_by_another_open_file_is_refused_naming_its_process(tmp_path):
     run = runs.Run.create(tmp_path, "exp")  # locked by this Run
     assert (run.path / ".lock").read_text() == f"{os.getpid()}\n"
@@ -103,6 +137,28 @@ def test_a_lock_held_by_another_open_file_is_refused_naming_its_process(tmp_path
         os.close(other)
     runs.Run(run.path, {}).lock()  # free again
     assert (run.path / ".lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_the_lock_file_is_an_ordinary_file_and_a_damaged_one_is_still_a_clean_refusal(tmp_path):
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        run = runs.Run.create(tmp_path, "exp")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((run.path / ".lock").stat().st_mode) == 0o644  # as every other file of the run
+    run.unlock()
+    other = os.open(run.path / ".lock", os.O_RDWR)
+    try:
+        os.pwrite(other, b"\xff\xfe4242\n", 0)  # not written by dlrun: not text
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(errors.RunError) as raised:
+            runs.Run(run.path, {}).lock()
+        assert str(raised.value) == (f"{run.path}: is being used by process \ufffd\ufffd4242; expected a run no other "
+                                     "dlrun process is writing (wait for it to end)")
+    finally:
+        os.close(other)
 
 
 def test_a_lock_file_that_is_a_link_is_refused(tmp_path):
@@ -170,6 +226,9 @@ def test_check_writable_and_unique_folder_name_the_setting(tmp_path):
     with pytest.raises(errors.RunError) as raised:
         runs.unique_folder(tmp_path / "file" / "root", "stem", "output.runs_root")
     assert str(raised.value) == f"output.runs_root: cannot create '{tmp_path / 'file' / 'root'}' (Not a directory)"
+    with pytest.raises(errors.RunError) as raised:
+        runs.unique_folder(tmp_path, "x" * 300, "output.runs_root")  # the root is fine, the name is not
+    assert str(raised.value) == f"output.runs_root: cannot write in '{tmp_path}' (File name too long)"
     error = runs.write_failed("--out", tmp_path / "f.csv", OSError(28, "No space left on device"))
     assert isinstance(error, errors.RunError)
     assert str(error) == f"--out: cannot write '{tmp_path / 'f.csv'}' (No space left on device)"
@@ -196,6 +255,10 @@ def test_versions_come_from_the_imported_modules_or_the_installed_packages(monke
     assert runs.versions() == {**base, "tensorflow": "2.9", "keras": "3.1", "numpy": "9.9", "torch": "unknown"}
     monkeypatch.setenv("KERAS_BACKEND", "jax")  # jax is in use, TensorFlow is not looked up
     assert runs.versions() == {**base, "keras": "3.1", "numpy": "9.9", "jax": "0.5", "torch": "unknown"}
+    monkeypatch.delenv("KERAS_BACKEND")  # unset: Keras' default backend, TensorFlow
+    monkeypatch.delitem(sys.modules, "numpy")  # not imported: the installed package's version
+    installed["numpy"] = "2.0"
+    assert runs.versions() == {**base, "tensorflow": "2.9", "keras": "3.1", "numpy": "2.0", "torch": "unknown"}
 
 
 def test_git_state_of_a_repository_and_of_none(tmp_path, monkeypatch):
@@ -211,6 +274,8 @@ def test_git_state_of_a_repository_and_of_none(tmp_path, monkeypatch):
     assert runs.git_state(repository) == {"commit": commit, "dirty": False}  # untracked files do not count
     (repository / "a.txt").write_text("2")
     assert runs.git_state(repository) == {"commit": commit, "dirty": True}
+    monkeypatch.chdir(repository)
+    assert runs.git_state() == {"commit": commit, "dirty": True}  # by default, the working directory's
     assert runs.git_state(tmp_path / "absent") is None
     (tmp_path / "plain").mkdir()
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
@@ -244,7 +309,8 @@ def test_process_state_reads_host_name_first_and_never_signals_the_process(monke
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert runs.process_state({"pid": child.pid, "host_name": here, "host": {"name": "elsewhere"}}) == "alive"
-        assert child.poll() is None  # probed with signal 0, not sent a real signal
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=0.5)  # probed with signal 0, not sent a real signal (SIGHUP would end it)
         assert runs.process_state({"pid": child.pid, "host_name": "elsewhere", "host": {"name": here}}) == "unknown"
         assert runs.process_state({"pid": str(child.pid), "host_name": here}) == "unknown"
 
@@ -257,3 +323,12 @@ def test_process_state_reads_host_name_first_and_never_signals_the_process(monke
     finally:
         child.kill()
         child.wait()
+
+
+def test_unique_folder_gives_up_after_999_names(tmp_path):
+    for attempt in range(1, 1000):
+        (tmp_path / ("stem" if attempt == 1 else f"stem-{attempt}")).mkdir()
+    with pytest.raises(errors.RunError) as raised:
+        runs.unique_folder(tmp_path, "stem", "output.runs_root")
+    assert str(raised.value) == f"output.runs_root: too many folders named 'stem' in '{tmp_path}'"
+    assert len(os.listdir(tmp_path)) == 999  # no stem-1000

@@ -22,16 +22,22 @@ MODULES = [
     "dlrun.training.baseline",
 ]
 # mutmut's exit codes (mutmut/stats.py) that kill a mutant: a test failed (1, 3), the time limit (36, SIGXCPU
-# -24/24/152, 255), the process died (-11, -9). 0 is a survivor, 33 a mutant no selected test runs: both count
-# as not killed, so Y is every mutant of the module.
-KILLED = {1, 3, 36, -24, 24, 152, 255, -11, -9}
+# 24/152, 255), and any death of the test process by a signal (negative: -9, -11, SIGXCPU's -24, and signals
+# mutmut calls "suspicious", such as SIGHUP's -1 from a mutant that makes the code signal its own process): the
+# tests did not pass. 0 is a survivor, 33 a mutant no selected test runs: both count as not killed, so Y is
+# every mutant of the module.
+KILLED = {1, 3, 36, 24, 152, 255}
+
+
+def killed(code: int | None) -> bool:
+    return code in KILLED or (code is not None and code < 0)
 
 
 def results(module: str) -> tuple[int, int, list[str]]:
     meta = ROOT / "mutants" / "src" / (module.replace(".", "/") + ".py.meta")
     codes = json.loads(meta.read_text())["exit_code_by_key"]
-    survivors = sorted(name for name, code in codes.items() if code not in KILLED)
-    return sum(code in KILLED for code in codes.values()), len(codes), survivors
+    survivors = sorted(name for name, code in codes.items() if not killed(code))
+    return sum(killed(code) for code in codes.values()), len(codes), survivors
 
 
 def main(argv: list[str]) -> int:

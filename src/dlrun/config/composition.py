@@ -87,7 +87,9 @@ def annotate(problems: list[str], origins: dict[tuple, str], source: str | None)
         match = re.match(r"([^\s:]+): ", problem)
         found = DEFAULT
         if match and match.group(1) != "top":
-            found = origin(origins, tuple(int(part) if part.isdigit() else part for part in match.group(1).split(".")))
+            # an index is ASCII digits: str.isdigit is also true of "¹", which int() refuses
+            parts = match.group(1).split(".")
+            found = origin(origins, tuple(int(part) if part.isascii() and part.isdigit() else part for part in parts))
         annotated.append(problem if found in (DEFAULT, source) else f"{problem} (from {found})")
     return annotated
 

@@ -192,6 +192,7 @@ _EXPECTED = {
     "bool_parsing": "true or false",
     "string_type": "a string",
     "list_type": "a list",
+    "tuple_type": "a list",  # YAML has no tuples: a range such as search.space.KEY.int is written [low, high]
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
@@ -271,6 +272,9 @@ def _annotation_at(loc: tuple, model: type[schema.Config]) -> Any:
 
 def _allowed_keys(loc: tuple, root: type[schema.Config]) -> list[str]:
     model = _unwrap(_annotation_at(loc, root))
+    if typing.get_origin(model) in (typing.Union, types.UnionType):  # an optional section (`search`): its keys
+        models = [member for member in map(_unwrap, typing.get_args(model)) if _is_model(member)]
+        model = models[0] if len(models) == 1 else None
     return list(model.model_fields) if _is_model(model) else []
 
 

@@ -22,7 +22,8 @@ def parse(item: str) -> tuple[list[str | int], object]:
         value = yaml_strict.loads(raw_value, source=f"--set {item!r}")
     except errors.ConfigError as error:
         raise errors.ConfigError(error.problems, source=f"--set {item!r}") from None
-    return [int(part) if part.isdigit() else part for part in parts], value
+    # an index is ASCII digits: str.isdigit is also true of "¹", which int() refuses (a key, then)
+    return [int(part) if part.isascii() and part.isdigit() else part for part in parts], value
 
 
 KeyPath = list[str | int]  # keys and list indices, outermost first, as `parse` returns them
