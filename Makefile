@@ -14,9 +14,13 @@ test: $(VENV)/.installed-dev  ## set up (with the dev extra), then run the whole
 test-fast: $(VENV)/.installed-dev  ## the suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(VENV)/.installed-dev  ## ruff with pyproject's rules (as tests/test_architecture.py runs it), then mypy over src/dlrun ([tool.mypy] in pyproject.toml)
+lint: $(VENV)/.installed-dev  ## ruff's rules and formatter check (as tests/test_architecture.py runs them), then mypy over src/dlrun ([tool.mypy] in pyproject.toml)
 	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/python -m mypy
+
+format: $(VENV)/.installed-dev  ## rewrite the code in ruff's format (what make lint checks)
+	$(BIN)/ruff format src tests benchmarks tools
 
 bench: $(VENV)/.installed-dev  ## the benchmark suite, quick mode (see BENCHMARKS.md)
 	$(BIN)/python benchmarks/run_all.py --quick

@@ -43,8 +43,7 @@ def run_dlrun(backend: str, jax_cache: str = "off") -> tuple[float, dict]:
         )
         (folder,) = Path(root).iterdir()
         record = json.loads((folder / "run.json").read_text())
-    return seconds, {"fit_seconds": record["fit_seconds"], "test_mae": record["test_metrics"]["mae"],
-                     "backend": record["backend"]["name"]}
+    return seconds, {"fit_seconds": record["fit_seconds"], "test_mae": record["test_metrics"]["mae"], "backend": record["backend"]["name"]}
 
 
 def run_reference() -> tuple[float, dict]:
@@ -59,8 +58,14 @@ def auto_choices() -> dict:
         "print(json.dumps({path: backend.choose(config.load(path)).record() for path in sys.argv[1:]}))"
     )
     paths = [CONFIG, *(path for path in CONVNETS if (common.ROOT / path).exists())]
-    result = subprocess.run([common.PYTHON, "-c", probe, *paths], capture_output=True, text=True, cwd=common.ROOT,
-                            env={**os.environ, "KERAS_BACKEND": ""}, check=True)
+    result = subprocess.run(
+        [common.PYTHON, "-c", probe, *paths],
+        capture_output=True,
+        text=True,
+        cwd=common.ROOT,
+        env={**os.environ, "KERAS_BACKEND": ""},
+        check=True,
+    )
     return json.loads(result.stdout)
 
 
@@ -76,17 +81,26 @@ def calibration_check(rounds: int) -> None:
             picked = [line for line in result.stdout.splitlines() if line.startswith("backend: auto picks")]
             walls: dict = {"tensorflow": [], "jax": []}
             with tempfile.TemporaryDirectory() as root:  # fills the JAX compilation cache, as a user's first run does
-                common.run([common.PYTHON, "-m", "dlrun", "train", config, "--backend", "jax", "--set", f"output.runs_root={root}"], env=env)
+                common.run(
+                    [common.PYTHON, "-m", "dlrun", "train", config, "--backend", "jax", "--set", f"output.runs_root={root}"], env=env
+                )
             for index in range(rounds):
                 for name in walls:
                     with tempfile.TemporaryDirectory() as root:
-                        wall, _ = common.run([common.PYTHON, "-m", "dlrun", "train", config, "--backend", name,
-                                              "--set", f"output.runs_root={root}"], env=env)
+                        wall, _ = common.run(
+                            [common.PYTHON, "-m", "dlrun", "train", config, "--backend", name, "--set", f"output.runs_root={root}"], env=env
+                        )
                     walls[name].append(wall)
-                print(f"  {config} round {index + 1}/{rounds}: " + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in walls.items()),
-                      flush=True)
-            results[config] = {"calibrate_seconds": seconds, "picked": picked, "times": json.loads(stored.read_text())["times"],
-                               "wall": {name: common.summary(values) for name, values in walls.items()}}
+                print(
+                    f"  {config} round {index + 1}/{rounds}: " + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in walls.items()),
+                    flush=True,
+                )
+            results[config] = {
+                "calibrate_seconds": seconds,
+                "picked": picked,
+                "times": json.loads(stored.read_text())["times"],
+                "wall": {name: common.summary(values) for name, values in walls.items()},
+            }
             for name, values in results[config]["wall"].items():
                 print(f"{config} {name}: wall min {values['min']:.2f} s, median {values['median']:.2f} s, max {values['max']:.2f} s")
     results["load_average_after"] = os.getloadavg()
@@ -111,8 +125,13 @@ def main() -> None:
             row["jaxcold_wall"], cold_out = run_dlrun("jax", cache)
             row["jax_wall"], jax_out = run_dlrun("jax", cache)
         row["plain_wall"], plain_out = run_reference()
-        row.update(jaxcold_fit=cold_out["fit_seconds"], jax_fit=jax_out["fit_seconds"], jax_mae=jax_out["test_mae"],
-                   plain_fit=plain_out["fit_seconds"], plain_mae=plain_out["test_mae"])
+        row.update(
+            jaxcold_fit=cold_out["fit_seconds"],
+            jax_fit=jax_out["fit_seconds"],
+            jax_mae=jax_out["test_mae"],
+            plain_fit=plain_out["fit_seconds"],
+            plain_mae=plain_out["test_mae"],
+        )
         assert cold_out["test_mae"] == jax_out["test_mae"], "the compilation cache changed a number"
         if not options.no_tensorflow:
             row["tf_wall"], tf_out = run_dlrun("tensorflow")
@@ -120,8 +139,11 @@ def main() -> None:
         rows.append(row)
         print(f"  round {index + 1}/{options.rounds}: " + ", ".join(f"{key} {value:.3f}" for key, value in row.items()), flush=True)
     load_after = os.getloadavg()
-    walls = {side: common.summary([row[f"{side}_wall"] for row in rows])
-             for side in ("jaxcold", "jax", "plain", "tf") if f"{side}_wall" in rows[0]}
+    walls = {
+        side: common.summary([row[f"{side}_wall"] for row in rows])
+        for side in ("jaxcold", "jax", "plain", "tf")
+        if f"{side}_wall" in rows[0]
+    }
     results = {
         "rounds": rows,
         "wall": walls,
@@ -133,10 +155,12 @@ def main() -> None:
     }
     for side, values in walls.items():
         print(f"{side}: wall min {values['min']:.2f} s, median {values['median']:.2f} s, max {values['max']:.2f} s")
-    print(f"plain TensorFlow / dlrun on JAX (median of per-round ratios): warm cache "
-          f"{results['speedup_plain_over_jax_median']:.2f}x, cold cache {results['speedup_plain_over_jax_cold_median']:.2f}x; "
-          f"test MAE jax {rows[0]['jax_mae']:.3f}, plain {rows[0]['plain_mae']:.3f}"
-          + (f", dlrun tensorflow {rows[0]['tf_mae']:.3f}" if "tf_mae" in rows[0] else ""))
+    print(
+        f"plain TensorFlow / dlrun on JAX (median of per-round ratios): warm cache "
+        f"{results['speedup_plain_over_jax_median']:.2f}x, cold cache {results['speedup_plain_over_jax_cold_median']:.2f}x; "
+        f"test MAE jax {rows[0]['jax_mae']:.3f}, plain {rows[0]['plain_mae']:.3f}"
+        + (f", dlrun tensorflow {rows[0]['tf_mae']:.3f}" if "tf_mae" in rows[0] else "")
+    )
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print("auto picks: " + json.dumps(results["auto"], indent=1))
     print(f"saved {common.save('backends', results)}")

@@ -47,7 +47,9 @@ def machine() -> dict:
         pass
     versions = subprocess.run(
         [PYTHON, "-c", "import tensorflow, keras, numpy; print(tensorflow.__version__, keras.__version__, numpy.__version__)"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     ).stdout.split()
     return {
         "date": datetime.date.today().isoformat(),

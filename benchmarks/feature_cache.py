@@ -56,8 +56,11 @@ def main() -> None:
     parts = pretrained.parts(model_config, inputs.stem(keras, loaded), loaded.input_shape, "binary", 2)
 
     def compiled(model):
-        model.compile(optimizer=optimizers.get(config.schema.RMSpropOptimizer(name="rmsprop", learning_rate=2e-5)),
-                      loss="binary_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=optimizers.get(config.schema.RMSpropOptimizer(name="rmsprop", learning_rate=2e-5)),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
     started = time.perf_counter()

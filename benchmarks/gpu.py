@@ -53,7 +53,9 @@ sys.meta_path.insert(0, _NoTensorFlow())
 DLRUN = NO_TENSORFLOW + "from dlrun import cli\nsys.argv[0] = 'dlrun'\ncli.main()\n"
 
 # Plain Keras on JAX: argv = kind (convnet | mlp), npz file, epochs, batch size; prints one JSON line.
-PLAIN = NO_TENSORFLOW + """\
+PLAIN = (
+    NO_TENSORFLOW
+    + """\
 import json, time
 import keras, numpy as np
 kind, path, epochs, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -79,6 +81,7 @@ fit_seconds = time.perf_counter() - started
 test = model.evaluate(x_test, y_test, batch_size=batch, verbose=0, return_dict=True)
 print(json.dumps({"fit_seconds": fit_seconds, "metric": float(test[metric]), "device": str(keras.distribution.list_devices()[0])}))
 """
+)
 
 CONVNET = """\
 name: gpu_convnet
@@ -112,8 +115,13 @@ def write_data(folder: Path, size: dict) -> dict:
     labels = rng.integers(0, 10, count)
     images = (rng.random((count, 28, 28, 1)) * 0.5 + labels[:, None, None, None] / 20).astype("float32")
     images_path = folder / "images.npz"
-    np.savez(images_path, x_train=images[: size["images"]], y_train=labels[: size["images"]],
-             x_test=images[size["images"] :], y_test=labels[size["images"] :])
+    np.savez(
+        images_path,
+        x_train=images[: size["images"]],
+        y_train=labels[: size["images"]],
+        x_test=images[size["images"] :],
+        y_test=labels[size["images"] :],
+    )
     features = rng.normal(size=(506, 13)).astype("float32")
     targets = (features @ rng.normal(size=13) + 22 + rng.normal(scale=3, size=506)).astype("float32")
     table_path = folder / "boston_shaped.npz"
@@ -156,15 +164,30 @@ def runner(configs: dict, data: dict, size: dict, pairs: int) -> dict:
             plain_wall, stdout = run([sys.executable, "-c", PLAIN, kind, str(data[kind]), str(epochs), str(batch)])
             plain = json.loads(stdout.strip().splitlines()[-1])
             metric = "accuracy" if kind == "convnet" else "mae"
-            rows.append({"dlrun_wall": dlrun_wall, "plain_wall": plain_wall, "dlrun_fit": record["fit_seconds"],
-                         "plain_fit": plain["fit_seconds"], "dlrun_metric": record["test_metrics"][metric],
-                         "plain_metric": plain["metric"], "device": plain["device"], "jit_compile": record["jit_compile"]})
-            print(f"  runner {kind} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f} s vs {plain_wall:.2f} s, "
-                  f"fit {record['fit_seconds']:.2f} s vs {plain['fit_seconds']:.2f} s", flush=True)
+            rows.append(
+                {
+                    "dlrun_wall": dlrun_wall,
+                    "plain_wall": plain_wall,
+                    "dlrun_fit": record["fit_seconds"],
+                    "plain_fit": plain["fit_seconds"],
+                    "dlrun_metric": record["test_metrics"][metric],
+                    "plain_metric": plain["metric"],
+                    "device": plain["device"],
+                    "jit_compile": record["jit_compile"],
+                }
+            )
+            print(
+                f"  runner {kind} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f} s vs {plain_wall:.2f} s, "
+                f"fit {record['fit_seconds']:.2f} s vs {plain['fit_seconds']:.2f} s",
+                flush=True,
+            )
         results[kind] = {
             "pairs": rows,
-            **{f"{side}_{what}": summary([row[f"{side}_{what}"] for row in rows])
-               for side in ("dlrun", "plain") for what in ("wall", "fit")},
+            **{
+                f"{side}_{what}": summary([row[f"{side}_{what}"] for row in rows])
+                for side in ("dlrun", "plain")
+                for what in ("wall", "fit")
+            },
             "wall_ratio": summary([row["dlrun_wall"] / row["plain_wall"] for row in rows]),
             "fit_ratio": summary([row["dlrun_fit"] / row["plain_fit"] for row in rows]),
         }
@@ -177,14 +200,16 @@ def kfold(configs: dict, rounds: int) -> dict:
     executors: dict[str, str] = {}
     for index in range(rounds):
         for side in times:
-            seconds, folder, _ = dlrun("kfold", str(configs["kfold"]), "--k", "4", "--no-final", "--backend", "jax",
-                                       "--executor", side)
+            seconds, folder, _ = dlrun("kfold", str(configs["kfold"]), "--k", "4", "--no-final", "--backend", "jax", "--executor", side)
             state = json.loads((folder / "kfold.json").read_text())
             executors[side] = state.get("executor", {}).get("executor", "?")
             times[side].append(seconds)
             print(f"  kfold round {index + 1}/{rounds} {side}: {seconds:.2f} s (executor {executors[side]})", flush=True)
-    return {**{f"{side}_s": summary(values) for side, values in times.items()}, "executors": executors,
-            "vectorized_over_sequential": summary([v / s for v, s in zip(times["vectorized"], times["sequential"])])}
+    return {
+        **{f"{side}_s": summary(values) for side, values in times.items()},
+        "executors": executors,
+        "vectorized_over_sequential": summary([v / s for v, s in zip(times["vectorized"], times["sequential"])]),
+    }
 
 
 def precision(configs: dict, rounds: int) -> dict:
@@ -198,19 +223,29 @@ def precision(configs: dict, rounds: int) -> dict:
             assert record["precision"]["policy"] == policy, record["precision"]
             fits[policy].append(record["fit_seconds"])
             print(f"  precision round {index + 1}/{rounds} {policy}: fit {record['fit_seconds']:.2f} s", flush=True)
-    return {**{f"{policy}_fit_s": summary(values) for policy, values in fits.items()},
-            **{f"{policy}_over_float32": summary([value / base for value, base in zip(fits[policy], fits["float32"])])
-               for policy in policies[1:]}}
+    return {
+        **{f"{policy}_fit_s": summary(values) for policy, values in fits.items()},
+        **{
+            f"{policy}_over_float32": summary([value / base for value, base in zip(fits[policy], fits["float32"])])
+            for policy in policies[1:]
+        },
+    }
 
 
 def machine() -> dict:
     """The devices and versions, from a process that cannot import TensorFlow."""
-    probe = NO_TENSORFLOW + ("import json, jax, keras, numpy\nprint(json.dumps({'jax': jax.__version__, 'keras': keras.__version__, "
-                             "'numpy': numpy.__version__, 'devices': [str(d) for d in jax.devices()], "
-                             "'device_kind': jax.devices()[0].device_kind}))")
+    probe = NO_TENSORFLOW + (
+        "import json, jax, keras, numpy\nprint(json.dumps({'jax': jax.__version__, 'keras': keras.__version__, "
+        "'numpy': numpy.__version__, 'devices': [str(d) for d in jax.devices()], "
+        "'device_kind': jax.devices()[0].device_kind}))"
+    )
     _seconds, stdout = run([sys.executable, "-c", probe])
-    return {"date": datetime.date.today().isoformat(), "cores": os.cpu_count(), "python": platform.python_version(),
-            **json.loads(stdout.strip().splitlines()[-1])}
+    return {
+        "date": datetime.date.today().isoformat(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        **json.loads(stdout.strip().splitlines()[-1]),
+    }
 
 
 def _row(name: str, values: dict, unit: str = " s") -> str:
@@ -227,9 +262,13 @@ def tables(results: dict) -> str:
         lines += [_row("wall ratio dlrun / plain", result["wall_ratio"], ""), _row("fit ratio dlrun / plain", result["fit_ratio"], "")]
     if "kfold" in results:
         result = results["kfold"]
-        lines += ["\nK-fold, Boston MLP, K=4, --no-final (whole processes)\n", *header,
-                  _row("sequential", result["sequential_s"]), _row("vectorized", result["vectorized_s"]),
-                  _row("vectorized / sequential", result["vectorized_over_sequential"], "")]
+        lines += [
+            "\nK-fold, Boston MLP, K=4, --no-final (whole processes)\n",
+            *header,
+            _row("sequential", result["sequential_s"]),
+            _row("vectorized", result["vectorized_s"]),
+            _row("vectorized / sequential", result["vectorized_over_sequential"], ""),
+        ]
     if "precision" in results:
         result = results["precision"]
         lines += ["\ntrain.precision, convnet fit seconds\n", *header]

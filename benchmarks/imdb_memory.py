@@ -63,9 +63,16 @@ def child_dlrun(path: Path, epochs: int) -> dict:
     from dlrun.training import trainer
 
     with tempfile.TemporaryDirectory() as runs:
-        settings = [f"data.path={path}", "data.trusted=true", f"data.validation_count={held_out(path)}", f"train.epochs={epochs}", f"output.runs_root={runs}",
-                    "output.plots=false", "output.save_model=false",
-                    "backend=tensorflow"]  # the book's way runs on TensorFlow: compare on the same engine
+        settings = [
+            f"data.path={path}",
+            "data.trusted=true",
+            f"data.validation_count={held_out(path)}",
+            f"train.epochs={epochs}",
+            f"output.runs_root={runs}",
+            "output.plots=false",
+            "output.save_model=false",
+            "backend=tensorflow",
+        ]  # the book's way runs on TensorFlow: compare on the same engine
         run = trainer.train(config.load(ROOT / "configs" / "imdb.yaml", settings), Console(file=io.StringIO()))
         metrics = json.loads((run.path / "metrics.json").read_text())["metrics"]
     return {"test_accuracy": metrics["accuracy"]}
@@ -89,16 +96,19 @@ def child_book(path: Path, epochs: int) -> dict:
 
     x_train, x_test = vectorize_sequences(train_data), vectorize_sequences(test_data)
     y_train, y_test = np.asarray(train_labels).astype("float32"), np.asarray(test_labels).astype("float32")
-    model = keras.Sequential([
-        keras.Input((10000,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((10000,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"])
     count = held_out(path)
-    model.fit(x_train[count:], y_train[count:], epochs=epochs, batch_size=512,
-              validation_data=(x_train[:count], y_train[:count]), verbose=0)
+    model.fit(
+        x_train[count:], y_train[count:], epochs=epochs, batch_size=512, validation_data=(x_train[:count], y_train[:count]), verbose=0
+    )
     _, accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
     return {"test_accuracy": float(accuracy)}
 
@@ -107,7 +117,9 @@ def run_child(way: str, path: Path, epochs: int) -> dict:
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, __file__, "--child", way, "--file", str(path), "--epochs", str(epochs)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     if result.returncode != 0:
         raise SystemExit(f"{way} failed:\n{result.stderr[-3000:]}")
@@ -132,12 +144,17 @@ def main() -> None:
         path = Path(folder) / f"{arguments.reviews}_imdb.npz"
         started = time.perf_counter()
         generate(path, arguments.reviews)
-        print(f"generated {2 * arguments.reviews:,} reviews in {time.perf_counter() - started:.0f} s "
-              f"({path.stat().st_size / 2**20:.0f} MiB imdb.npz)", flush=True)
+        print(
+            f"generated {2 * arguments.reviews:,} reviews in {time.perf_counter() - started:.0f} s "
+            f"({path.stat().st_size / 2**20:.0f} MiB imdb.npz)",
+            flush=True,
+        )
         results = {way: run_child(way, path, arguments.epochs) for way in ("dlrun", "book")}
     for way, measured in results.items():
-        print(f"{way:6s} peak RSS {measured['peak_rss_mib']:8.1f} MiB   wall {measured['wall_seconds']:6.1f} s   "
-              f"test accuracy {measured['test_accuracy']:.4f} (random labels: ~0.5 expected)")
+        print(
+            f"{way:6s} peak RSS {measured['peak_rss_mib']:8.1f} MiB   wall {measured['wall_seconds']:6.1f} s   "
+            f"test accuracy {measured['test_accuracy']:.4f} (random labels: ~0.5 expected)"
+        )
     ratio = results["book"]["peak_rss_mib"] / results["dlrun"]["peak_rss_mib"]
     print(f"ratio book / dlrun: {ratio:.1f}x; dlrun under 1 GiB: {results['dlrun']['peak_rss_mib'] < 1024}")
 

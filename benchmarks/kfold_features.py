@@ -47,8 +47,21 @@ output: {{plots: false, save_model: false}}
 def run_kfold(config: Path, k: int, runs_root: Path, options: list[str]) -> dict:
     """One whole `dlrun kfold` process: its wall time, each fold's seconds per epoch, its numbers, the load."""
     load_before = os.getloadavg()[0]
-    wall, _ = common.run([common.PYTHON, "-m", "dlrun", "kfold", str(config), "--k", str(k), "--no-final",
-                          "--set", f"output.runs_root={runs_root}", *options])
+    wall, _ = common.run(
+        [
+            common.PYTHON,
+            "-m",
+            "dlrun",
+            "kfold",
+            str(config),
+            "--k",
+            str(k),
+            "--no-final",
+            "--set",
+            f"output.runs_root={runs_root}",
+            *options,
+        ]
+    )
     (folder,) = runs_root.iterdir()
     folds = json.loads((folder / "kfold.json").read_text())["folds"]
     return {
@@ -79,47 +92,60 @@ def main() -> None:
         config.write_text(CONFIG.format(samples=args.samples, size=args.size, epochs=args.epochs))
         for index in range(args.rounds):
             cache = folder / f"cache{index}"
-            sides = [("end_to_end", ["--set", "model.mode=end_to_end"]),
-                     ("features_cold", ["--set", f"model.cache_dir={cache}"]),
-                     ("features_warm", ["--set", f"model.cache_dir={cache}"]),
-                     ("features_long", ["--set", f"model.cache_dir={cache}", "--set", f"train.epochs={4 * args.epochs}"])]
+            sides = [
+                ("end_to_end", ["--set", "model.mode=end_to_end"]),
+                ("features_cold", ["--set", f"model.cache_dir={cache}"]),
+                ("features_warm", ["--set", f"model.cache_dir={cache}"]),
+                ("features_long", ["--set", f"model.cache_dir={cache}", "--set", f"train.epochs={4 * args.epochs}"]),
+            ]
             runs = {}
             for name, options in sides if index % 2 == 0 else sides[1:] + sides[:1]:
                 runs[name] = run_kfold(config, args.k, folder / f"runs_{index}_{name}", options)
-                print(f"round {index + 1} {name}: wall {runs[name]['wall_s']:.1f} s, fold s/epoch "
-                      f"{runs[name]['fold_epoch_s']}, load {runs[name]['load_average']}", flush=True)
+                print(
+                    f"round {index + 1} {name}: wall {runs[name]['wall_s']:.1f} s, fold s/epoch "
+                    f"{runs[name]['fold_epoch_s']}, load {runs[name]['load_average']}",
+                    flush=True,
+                )
             end_to_end = statistics.median(runs["end_to_end"]["fold_epoch_s"])
             features = statistics.median(runs["features_cold"]["fold_epoch_s"] + runs["features_warm"]["fold_epoch_s"])
             extraction = (runs["features_cold"]["wall_s"] - runs["features_warm"]["wall_s"]) / args.k
             fold_end_to_end = statistics.median(runs["end_to_end"]["fold_seconds"])
             fold_features = statistics.median(runs["features_cold"]["fold_seconds"])
-            steady = statistics.median((long - short) / (3 * args.epochs) for long, short
-                                       in zip(runs["features_long"]["fold_seconds"], runs["features_warm"]["fold_seconds"]))
-            rounds.append({
-                "runs": runs,
-                "epoch_ratio": round(end_to_end / features, 1),
-                "features_steady_epoch_s": round(steady, 4),
-                "steady_epoch_ratio": round(end_to_end / steady, 1),
-                "extraction_per_fold_s": round(extraction, 2),
-                "fold_ratio_with_extraction": round(fold_end_to_end / (fold_features + extraction), 2),
-                "same_fold_numbers": runs["end_to_end"]["last"] == runs["features_cold"]["last"] == runs["features_warm"]["last"],
-            })
-            print(f"round {index + 1}: epoch ratio {rounds[-1]['epoch_ratio']}x (steady {rounds[-1]['steady_epoch_ratio']}x), "
-                  f"extraction per fold {extraction:.2f} s, fold with extraction {rounds[-1]['fold_ratio_with_extraction']}x",
-                  flush=True)
+            steady = statistics.median(
+                (long - short) / (3 * args.epochs)
+                for long, short in zip(runs["features_long"]["fold_seconds"], runs["features_warm"]["fold_seconds"])
+            )
+            rounds.append(
+                {
+                    "runs": runs,
+                    "epoch_ratio": round(end_to_end / features, 1),
+                    "features_steady_epoch_s": round(steady, 4),
+                    "steady_epoch_ratio": round(end_to_end / steady, 1),
+                    "extraction_per_fold_s": round(extraction, 2),
+                    "fold_ratio_with_extraction": round(fold_end_to_end / (fold_features + extraction), 2),
+                    "same_fold_numbers": runs["end_to_end"]["last"] == runs["features_cold"]["last"] == runs["features_warm"]["last"],
+                }
+            )
+            print(
+                f"round {index + 1}: epoch ratio {rounds[-1]['epoch_ratio']}x (steady {rounds[-1]['steady_epoch_ratio']}x), "
+                f"extraction per fold {extraction:.2f} s, fold with extraction {rounds[-1]['fold_ratio_with_extraction']}x",
+                flush=True,
+            )
 
     def values(side: str, key: str = "fold_epoch_s") -> list[float]:
         return [value for item in rounds for value in item["runs"][side][key]]
 
     payload = {
         "case": f"K={args.k} x {args.epochs} epochs, {args.samples} synthetic {args.size}x{args.size}x3 images, VGG16 "
-                "weights null, head Dense 256-Dropout 0.5-Dense 1, rmsprop 2e-5, batch 32, --no-final, TensorFlow",
+        "weights null, head Dense 256-Dropout 0.5-Dense 1, rmsprop 2e-5, batch 32, --no-final, TensorFlow",
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "fold_epoch_s": {side: common.summary(values(side)) for side in ("end_to_end", "features_cold", "features_warm")},
         "features_steady_epoch_s": common.summary([item["features_steady_epoch_s"] for item in rounds]),
-        "wall_s": {side: common.summary([item["runs"][side]["wall_s"] for item in rounds])
-                   for side in ("end_to_end", "features_cold", "features_warm", "features_long")},
+        "wall_s": {
+            side: common.summary([item["runs"][side]["wall_s"] for item in rounds])
+            for side in ("end_to_end", "features_cold", "features_warm", "features_long")
+        },
         "extraction_per_fold_s": common.summary([item["extraction_per_fold_s"] for item in rounds]),
         "epoch_ratio": common.summary([item["epoch_ratio"] for item in rounds]),
         "steady_epoch_ratio": common.summary([item["steady_epoch_ratio"] for item in rounds]),

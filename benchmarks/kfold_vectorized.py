@@ -45,8 +45,23 @@ def run_kfold(config: Path, options: list[str], repeats: int) -> tuple[float, li
     the recommended epochs). Training seconds: the sum of the folds' own times one by one; the largest of
     them for the other sides (vectorized folds share one clock; the pool's run two at a time)."""
     with tempfile.TemporaryDirectory() as root:
-        seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "kfold", str(config), "--k", "4", "--repeats", str(repeats),
-                                 "--no-final", "--set", f"output.runs_root={root}", *options])
+        seconds, _ = common.run(
+            [
+                common.PYTHON,
+                "-m",
+                "dlrun",
+                "kfold",
+                str(config),
+                "--k",
+                "4",
+                "--repeats",
+                str(repeats),
+                "--no-final",
+                "--set",
+                f"output.runs_root={root}",
+                *options,
+            ]
+        )
         (folder,) = Path(root).iterdir()
         state = json.loads((folder / "kfold.json").read_text())
         histories = [json.loads((folder / "folds" / str(fold["index"]) / "history.json").read_text()) for fold in state["folds"]]
@@ -91,12 +106,16 @@ def main() -> None:
                 elif side == "vectorized":
                     first.append(largest_difference(histories, reference, slice(0, 3)))
                     last.append(largest_difference(histories, reference, slice(-1, None)))
-                    final_mae.append(largest_difference([{"val_mae": history["val_mae"]} for history in histories],
-                                                        [{"val_mae": history["val_mae"]} for history in reference], slice(-1, None)))
+                    final_mae.append(
+                        largest_difference(
+                            [{"val_mae": history["val_mae"]} for history in histories],
+                            [{"val_mae": history["val_mae"]} for history in reference],
+                            slice(-1, None),
+                        )
+                    )
                     recommended.append({"sequential": reference_epochs, "vectorized": epochs})
                     if first[-1] > 1e-5:
-                        raise SystemExit(f"vectorized differs from sequential by {first[-1]:.2g} (relative) > 1e-5 "
-                                         "in the first 3 epochs")
+                        raise SystemExit(f"vectorized differs from sequential by {first[-1]:.2g} (relative) > 1e-5 in the first 3 epochs")
                 times[side].append(seconds)
                 fold_seconds[side].append(training)
                 print(f"{side}: {seconds:.1f} s (training {training:.1f} s)", flush=True)
@@ -104,12 +123,14 @@ def main() -> None:
         "machine": common.machine(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "case": f"K=4 x {arguments.repeats} repeat(s) x 80 epochs, batch 16, 404 x 13 synthetic regression, "
-                "Dense 64-64-1, --no-final, JAX",
+        "case": f"K=4 x {arguments.repeats} repeat(s) x 80 epochs, batch 16, 404 x 13 synthetic regression, Dense 64-64-1, --no-final, JAX",
         **{f"{side}_s": common.summary(values) for side, values in times.items()},
         **{f"{side}_training_s": common.summary(values) for side, values in fold_seconds.items()},
-        **{f"{side}_over_sequential": common.summary([value / base for value, base in zip(times[side], times["sequential"])])
-           for side in sides if side != "sequential"},
+        **{
+            f"{side}_over_sequential": common.summary([value / base for value, base in zip(times[side], times["sequential"])])
+            for side in sides
+            if side != "sequential"
+        },
         "vectorized_largest_relative_difference_epochs_1_3": max(first),
         "vectorized_largest_relative_difference_last_epoch": max(last),
         "final_val_mae_largest_relative_difference": max(final_mae),

@@ -32,8 +32,9 @@ output: {plots: false, save_model: false}
 
 def run_kfold(config: Path, options: list[str]) -> tuple[float, list]:
     with tempfile.TemporaryDirectory() as root:
-        seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "kfold", str(config), "--k", "4", "--no-final",
-                                 "--set", f"output.runs_root={root}", *options])
+        seconds, _ = common.run(
+            [common.PYTHON, "-m", "dlrun", "kfold", str(config), "--k", "4", "--no-final", "--set", f"output.runs_root={root}", *options]
+        )
         (folder,) = Path(root).iterdir()
         state = json.loads((folder / "kfold.json").read_text())
     assert state["samples"] == 404, state["samples"]

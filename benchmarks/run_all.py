@@ -36,7 +36,14 @@ SUITE = {
     "sweep_vectorized.py": ([], ["--rounds", "1", "--epochs", "5"]),
     "gpu.py": (["--pairs", "2"], ["--quick"]),  # meant for a GPU machine with JAX; --quick checks it on a CPU
 }
-SLOW = {"kfold_workers.py", "kfold_vectorized.py", "sweep_memory.py", "search_quality.py", "sweep_vectorized.py", "gpu.py"}  # left out by --skip-slow
+SLOW = {
+    "kfold_workers.py",
+    "kfold_vectorized.py",
+    "sweep_memory.py",
+    "search_quality.py",
+    "sweep_vectorized.py",
+    "gpu.py",
+}  # left out by --skip-slow
 
 
 def main() -> None:

@@ -25,16 +25,22 @@ CASES = {
     "quickstart": (["configs/quickstart.yaml"], ["benchmarks/reference/quickstart.py"], "accuracy", "test_accuracy"),
     "fashion_mnist_1_epoch": (
         ["configs/fashion_mnist.yaml", "--set", f"data.path={FASHION}", "--set", "train.epochs=1"],
-        ["benchmarks/reference/fashion_mnist_convnet.py", FASHION, "1"], "accuracy", "test_accuracy",
+        ["benchmarks/reference/fashion_mnist_convnet.py", FASHION, "1"],
+        "accuracy",
+        "test_accuracy",
     ),
     # Issue 17's bimodal fit time showed only over several epochs (the 1-epoch case hid it): every pair counts.
     "fashion_mnist_5_epochs": (
         ["configs/fashion_mnist.yaml", "--set", f"data.path={FASHION}"],
-        ["benchmarks/reference/fashion_mnist_convnet.py", FASHION, "5"], "accuracy", "test_accuracy",
+        ["benchmarks/reference/fashion_mnist_convnet.py", FASHION, "5"],
+        "accuracy",
+        "test_accuracy",
     ),
     "boston_mlp": (
         ["configs/boston.yaml", "--set", f"data.path={BOSTON}"],
-        ["benchmarks/reference/boston_mlp.py", str(BOSTON)], "mae", "test_mae",
+        ["benchmarks/reference/boston_mlp.py", str(BOSTON)],
+        "mae",
+        "test_mae",
     ),
 }
 
@@ -75,13 +81,21 @@ def measure(name: str, pairs: int) -> dict:
     for index in range(pairs):
         dlrun_wall, dlrun_out = run_dlrun(config_args)
         plain_wall, plain_out = run_reference(script)
-        rows.append({
-            "dlrun_wall": dlrun_wall, "plain_wall": plain_wall,
-            "dlrun_fit": dlrun_out["fit_seconds"], "plain_fit": plain_out["fit_seconds"],
-            "dlrun_metric": dlrun_out["metrics"][metric], "plain_metric": plain_out[reference_metric],
-        })
-        print(f"  {name} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f}s vs {plain_wall:.2f}s, "
-              f"fit {dlrun_out['fit_seconds']:.2f}s vs {plain_out['fit_seconds']:.2f}s", flush=True)
+        rows.append(
+            {
+                "dlrun_wall": dlrun_wall,
+                "plain_wall": plain_wall,
+                "dlrun_fit": dlrun_out["fit_seconds"],
+                "plain_fit": plain_out["fit_seconds"],
+                "dlrun_metric": dlrun_out["metrics"][metric],
+                "plain_metric": plain_out[reference_metric],
+            }
+        )
+        print(
+            f"  {name} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f}s vs {plain_wall:.2f}s, "
+            f"fit {dlrun_out['fit_seconds']:.2f}s vs {plain_out['fit_seconds']:.2f}s",
+            flush=True,
+        )
     return {
         "pairs": rows,
         "wall_ratio_median": statistics.median(row["dlrun_wall"] / row["plain_wall"] for row in rows),
@@ -105,9 +119,11 @@ def main() -> None:
     boston_shaped_file()
     for name in options.case or list(CASES):
         results[name] = result = measure(name, options.pairs)
-        print(f"{name}: fit ratio {result['fit_ratio_median']:.3f}, wall ratio {result['wall_ratio_median']:.3f} "
-              f"(median of {options.pairs} pairs; worst pair {result['wall_ratio_max']:.3f}); test metric dlrun {result['dlrun_metric']:.4f} "
-              f"vs plain {result['plain_metric']:.4f}")
+        print(
+            f"{name}: fit ratio {result['fit_ratio_median']:.3f}, wall ratio {result['wall_ratio_median']:.3f} "
+            f"(median of {options.pairs} pairs; worst pair {result['wall_ratio_max']:.3f}); test metric dlrun {result['dlrun_metric']:.4f} "
+            f"vs plain {result['plain_metric']:.4f}"
+        )
     print(f"saved {common.save('runner_overhead', results)}")
 
 

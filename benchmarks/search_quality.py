@@ -55,28 +55,51 @@ def sweep(space: dict, sampler: str, pruner: str, seed: int, folder: Path, warmu
     points = len(space["learning_rate"]) * len(space["batch_size"]) * len(space["dense_units"])
     config = folder / f"{sampler}-{seed}.yaml"
     root = folder / f"{sampler}-{seed}"
-    config.write_text(CONFIG.format(base=json.dumps(str(common.ROOT / "configs" / "quickstart.yaml")), root=json.dumps(str(root)),
-                                    sampler=sampler, pruner=pruner, trials=points, seed=seed, warmup_epochs=warmup_epochs,
-                                    **{key: json.dumps(value) for key, value in space.items()}))
+    config.write_text(
+        CONFIG.format(
+            base=json.dumps(str(common.ROOT / "configs" / "quickstart.yaml")),
+            root=json.dumps(str(root)),
+            sampler=sampler,
+            pruner=pruner,
+            trials=points,
+            seed=seed,
+            warmup_epochs=warmup_epochs,
+            **{key: json.dumps(value) for key, value in space.items()},
+        )
+    )
     seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "sweep", str(config)])
     (run,) = [path for path in root.iterdir() if path.is_dir()]
     state = json.loads((run / "sweep.json").read_text())
     best = next(trial for trial in state["trials"] if trial["number"] == state["ranking"][0])
     trials = state["trials"]
-    return {"sampler": sampler, "pruner": pruner, "seed": seed, "seconds": round(seconds, 1), "trials": len(trials),
-            "best_val_loss": best["best"]["value"], "best_overrides": best["overrides"],
-            "pruned_share": sum(trial["status"] == "pruned" for trial in trials) / len(trials),
-            "distinct_points": len({json.dumps(trial["overrides"], sort_keys=True) for trial in trials}),
-            "watched_point": [trial["status"] + (f" at epoch {trial['pruned'].get('epoch')}" if trial.get("pruned") else "")
-                              for trial in trials if watch is not None and trial["overrides"] == watch]}
+    return {
+        "sampler": sampler,
+        "pruner": pruner,
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "trials": len(trials),
+        "best_val_loss": best["best"]["value"],
+        "best_overrides": best["overrides"],
+        "pruned_share": sum(trial["status"] == "pruned" for trial in trials) / len(trials),
+        "distinct_points": len({json.dumps(trial["overrides"], sort_keys=True) for trial in trials}),
+        "watched_point": [
+            trial["status"] + (f" at epoch {trial['pruned'].get('epoch')}" if trial.get("pruned") else "")
+            for trial in trials
+            if watch is not None and trial["overrides"] == watch
+        ],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="6 epochs, 12 points (see the module docstring)")
     parser.add_argument("--seeds", type=int, default=3, help="TPE + ASHA sampler seeds (the median is reported)")
-    parser.add_argument("--warmup-epochs", type=int, default=1,
-                        help="search.warmup_epochs of the TPE + ASHA sweeps: ASHA's first rung is the epoch after (default 1)")
+    parser.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=1,
+        help="search.warmup_epochs of the TPE + ASHA sweeps: ASHA's first rung is the epoch after (default 1)",
+    )
     options = parser.parse_args()
     space = QUICK if options.quick else FULL
     with tempfile.TemporaryDirectory(prefix="dlrun-search-quality-") as scratch:
@@ -88,15 +111,24 @@ def main() -> None:
             tpe.append(sweep(space, "tpe", "asha", seed, folder, options.warmup_epochs, watch=grid["best_overrides"]))
             print(json.dumps(tpe[-1]), flush=True)
     median = {key: statistics.median(result[key] for result in tpe) for key in ("seconds", "best_val_loss", "pruned_share")}
-    outcome = {"quick": options.quick, "warmup_epochs": options.warmup_epochs, "space": space, "grid": grid, "tpe_asha": tpe, "tpe_asha_median": median,
-               "time_ratio": round(median["seconds"] / grid["seconds"], 3),
-               "best_gap": round(median["best_val_loss"] / grid["best_val_loss"] - 1, 4)}
+    outcome = {
+        "quick": options.quick,
+        "warmup_epochs": options.warmup_epochs,
+        "space": space,
+        "grid": grid,
+        "tpe_asha": tpe,
+        "tpe_asha_median": median,
+        "time_ratio": round(median["seconds"] / grid["seconds"], 3),
+        "best_gap": round(median["best_val_loss"] / grid["best_val_loss"] - 1, 4),
+    }
     print(f"saved {common.save('search_quality', outcome)}")
     print(f"grid: best val_loss {grid['best_val_loss']:.4f} in {grid['seconds']:.0f} s ({grid['trials']} trials)")
     for result in tpe:
-        print(f"tpe+asha seed {result['seed']}: best val_loss {result['best_val_loss']:.4f} in {result['seconds']:.0f} s, "
-              f"{result['pruned_share']:.0%} pruned, {result['distinct_points']} distinct points; the grid's best point: "
-              f"{', '.join(result['watched_point']) or 'never tried'}")
+        print(
+            f"tpe+asha seed {result['seed']}: best val_loss {result['best_val_loss']:.4f} in {result['seconds']:.0f} s, "
+            f"{result['pruned_share']:.0%} pruned, {result['distinct_points']} distinct points; the grid's best point: "
+            f"{', '.join(result['watched_point']) or 'never tried'}"
+        )
     print(f"median tpe+asha / grid: time {outcome['time_ratio']:.2f}x, best val_loss {outcome['best_gap']:+.2%}")
 
 

@@ -1,6 +1,6 @@
 """Start-up: wall time of the commands that must not import TensorFlow, vs `import tensorflow`.
 
-    python benchmarks/startup.py [--repeats 7]
+python benchmarks/startup.py [--repeats 7]
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ def main() -> None:
         if args[:2] == ["-m", "dlrun"]:
             _, probe = common.run([common.PYTHON, "-c", PROBE, *args[2:]], env=env)
             results[label]["imports_tensorflow"] = "TF_IMPORTED" in probe.stderr
-        print(f"{label:32s} median {results[label]['median']:.3f}s (min {results[label]['min']:.3f}, "
-              f"max {results[label]['max']:.3f})" + (f", imports TensorFlow: {results[label]['imports_tensorflow']}"
-                                                     if "imports_tensorflow" in results[label] else ""))
+        print(
+            f"{label:32s} median {results[label]['median']:.3f}s (min {results[label]['min']:.3f}, "
+            f"max {results[label]['max']:.3f})"
+            + (f", imports TensorFlow: {results[label]['imports_tensorflow']}" if "imports_tensorflow" in results[label] else "")
+        )
     print(f"saved {common.save('startup', results)}")
 
 

@@ -29,12 +29,28 @@ CASES = {
 
 def train(arguments: list[str], steps: str) -> dict:
     with tempfile.TemporaryDirectory() as root:
-        common.run([common.PYTHON, "-m", "dlrun", "train", *arguments, "--set", f"train.steps_per_execution={steps}",
-                    "--set", f"output.runs_root={root}", "--set", "output.plots=false"])
+        common.run(
+            [
+                common.PYTHON,
+                "-m",
+                "dlrun",
+                "train",
+                *arguments,
+                "--set",
+                f"train.steps_per_execution={steps}",
+                "--set",
+                f"output.runs_root={root}",
+                "--set",
+                "output.plots=false",
+            ]
+        )
         (folder,) = Path(root).iterdir()
         record = json.loads((folder / "run.json").read_text())
-        return {"fit": record["fit_seconds"], "steps": record["steps_per_execution"]["steps"],
-                "history": (folder / "history.json").read_text()}
+        return {
+            "fit": record["fit_seconds"],
+            "steps": record["steps_per_execution"]["steps"],
+            "history": (folder / "history.json").read_text(),
+        }
 
 
 def measure(name: str, rounds: int) -> dict:
@@ -44,12 +60,20 @@ def measure(name: str, rounds: int) -> dict:
         if auto["history"] != one["history"]:
             raise SystemExit(f"{name}: history.json differs between steps_per_execution auto and 1")
         rows.append({"auto_fit": auto["fit"], "one_fit": one["fit"], "auto_steps": auto["steps"]})
-        print(f"  {name} round {index + 1}/{rounds}: fit {auto['fit']:.2f}s (auto, {auto['steps']} steps per call) "
-              f"vs {one['fit']:.2f}s (1); histories identical", flush=True)
+        print(
+            f"  {name} round {index + 1}/{rounds}: fit {auto['fit']:.2f}s (auto, {auto['steps']} steps per call) "
+            f"vs {one['fit']:.2f}s (1); histories identical",
+            flush=True,
+        )
     ratios = [row["auto_fit"] / row["one_fit"] for row in rows]
-    return {"rounds": rows, "ratio": common.summary(ratios), "ratio_median": statistics.median(ratios),
-            "auto_fit": common.summary([row["auto_fit"] for row in rows]),
-            "one_fit": common.summary([row["one_fit"] for row in rows]), "auto_steps": rows[0]["auto_steps"]}
+    return {
+        "rounds": rows,
+        "ratio": common.summary(ratios),
+        "ratio_median": statistics.median(ratios),
+        "auto_fit": common.summary([row["auto_fit"] for row in rows]),
+        "one_fit": common.summary([row["one_fit"] for row in rows]),
+        "auto_steps": rows[0]["auto_steps"],
+    }
 
 
 def main() -> None:
@@ -63,8 +87,10 @@ def main() -> None:
     results = {"machine": common.machine(), "load_before": os.getloadavg()}
     for name in options.case or list(CASES):
         results[name] = result = measure(name, options.rounds)
-        print(f"{name}: fit auto/1 ratio median {result['ratio_median']:.3f} (min {result['ratio']['min']:.3f}, "
-              f"max {result['ratio']['max']:.3f}; {options.rounds} rounds; auto = {result['auto_steps']} steps per call)")
+        print(
+            f"{name}: fit auto/1 ratio median {result['ratio_median']:.3f} (min {result['ratio']['min']:.3f}, "
+            f"max {result['ratio']['max']:.3f}; {options.rounds} rounds; auto = {result['auto_steps']} steps per call)"
+        )
     results["load_after"] = os.getloadavg()
     print(f"load average (1, 5, 15 min) before {results['load_before']}, after {results['load_after']}")
     print(f"saved {common.save('steps_per_execution', results)}")

@@ -84,11 +84,23 @@ def main() -> None:
         root.mkdir()
         config = Path(scratch) / "memory.yaml"
         config.write_text(CONFIG.format(root=json.dumps(str(root))))
-        argv = [common.PYTHON, "-m", "dlrun", "sweep", str(config), "--random", str(options.trials),
-                "--range", "compile.optimizer.learning_rate=1e-3:1e-1:log", "--pruner", "none", "--workers", str(options.workers)]
+        argv = [
+            common.PYTHON,
+            "-m",
+            "dlrun",
+            "sweep",
+            str(config),
+            "--random",
+            str(options.trials),
+            "--range",
+            "compile.optimizer.learning_rate=1e-3:1e-1:log",
+            "--pruner",
+            "none",
+            "--workers",
+            str(options.workers),
+        ]
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=common.ROOT,
-                                   env={**os.environ})
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=common.ROOT, env={**os.environ})
         at_10: dict | None = None
         at_end: dict | None = None  # the first sample once every trial has finished (before the plots are drawn)
         last: dict = {}
@@ -97,8 +109,11 @@ def main() -> None:
         count = 0
         while process.poll() is None:
             count = finished(root)
-            sample = {"trials": count, "main": peak_rss_mib(process.pid),
-                      "children": {child: peak_rss_mib(child) for child in descendants(process.pid)}}
+            sample = {
+                "trials": count,
+                "main": peak_rss_mib(process.pid),
+                "children": {child: peak_rss_mib(child) for child in descendants(process.pid)},
+            }
             if sample["main"] is not None:
                 last = sample
             workers_last.update({pid: value for pid, value in sample["children"].items() if value is not None})
@@ -118,23 +133,37 @@ def main() -> None:
     workers = sorted(pid for pid in at_10["children"] if pid in workers_last)
     rows = [("main", at_10["main"], at_end["main"])] + [(f"child {pid}", at_10["children"][pid], workers_last[pid]) for pid in workers]
     growth = {name: round(end / start - 1, 4) for name, start, end in rows if start and end}
-    outcome = {"trials": options.trials, "workers": options.workers, "seconds": round(seconds, 1),
-               "sampled_at_trials": [at_10["trials"], at_end["trials"]],
-               "main_peak_at_exit_mib": round(last["main"], 1),  # with the sweep's plots (matplotlib) drawn
-               "peak_rss_mib": {name: [round(start, 1), round(end, 1)] for name, start, end in rows if start and end},
-               "growth": growth, "max_growth": max(growth.values()),
-               "trend_mib": {mark: {"main": round(sample["main"], 1), **{f"child {pid}": round(value, 1)
-                                    for pid, value in sample["children"].items() if value}} for mark, sample in sorted(milestones.items())}}
+    outcome = {
+        "trials": options.trials,
+        "workers": options.workers,
+        "seconds": round(seconds, 1),
+        "sampled_at_trials": [at_10["trials"], at_end["trials"]],
+        "main_peak_at_exit_mib": round(last["main"], 1),  # with the sweep's plots (matplotlib) drawn
+        "peak_rss_mib": {name: [round(start, 1), round(end, 1)] for name, start, end in rows if start and end},
+        "growth": growth,
+        "max_growth": max(growth.values()),
+        "trend_mib": {
+            mark: {
+                "main": round(sample["main"], 1),
+                **{f"child {pid}": round(value, 1) for pid, value in sample["children"].items() if value},
+            }
+            for mark, sample in sorted(milestones.items())
+        },
+    }
     print(f"saved {common.save('sweep_memory', outcome)}")
-    print(f"{options.trials} trials on {options.workers} workers in {seconds:.0f} s; peak RSS after trial "
-          f"{at_10['trials']} -> after trial {at_end['trials']}:")
+    print(
+        f"{options.trials} trials on {options.workers} workers in {seconds:.0f} s; peak RSS after trial "
+        f"{at_10['trials']} -> after trial {at_end['trials']}:"
+    )
     for mark, sample in sorted(milestones.items()):
         print(f"  after trial {mark}: " + ", ".join(f"{name} {value:.1f}" for name, value in outcome["trend_mib"][mark].items()))
     for name, start, end in rows:
         if start and end:
             print(f"  {name}: {start:.1f} MiB -> {end:.1f} MiB ({end / start - 1:+.2%})")
-    print(f"largest growth {outcome['max_growth']:+.2%} (acceptance <= +5%); the main process's peak at exit, "
-          f"after drawing the sweep's plots: {last['main']:.1f} MiB")
+    print(
+        f"largest growth {outcome['max_growth']:+.2%} (acceptance <= +5%); the main process's peak at exit, "
+        f"after drawing the sweep's plots: {last['main']:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -30,22 +30,28 @@ compile: {{optimizer: {{name: adam, learning_rate: 0.001}}}}
 train: {{epochs: {epochs}, batch_size: 32}}
 output: {{plots: false, save_model: false}}
 """
-GRID = ["--grid", "compile.optimizer.learning_rate=0.0003,0.0005,0.001,0.002,0.003,0.005,0.01,0.02",
-        "--grid", "seed=1,2,3,4", "--pruner", "none"]
+GRID = [
+    "--grid",
+    "compile.optimizer.learning_rate=0.0003,0.0005,0.001,0.002,0.003,0.005,0.01,0.02",
+    "--grid",
+    "seed=1,2,3,4",
+    "--pruner",
+    "none",
+]
 SIDES = {"sequential": ["--executor", "sequential"], "vectorized": ["--executor", "vectorized", "--batch", "32"]}
 
 
 def run_sweep(config: Path, options: list[str]) -> tuple[float, list[tuple], dict]:
     """One whole `dlrun sweep` process: (wall seconds, the ranking as (learning rate, seed, best val_loss), its executor record)."""
     with tempfile.TemporaryDirectory() as root:
-        seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "sweep", str(config), *GRID, "--set", f"output.runs_root={root}",
-                                 *options])
+        seconds, _ = common.run([common.PYTHON, "-m", "dlrun", "sweep", str(config), *GRID, "--set", f"output.runs_root={root}", *options])
         (folder,) = Path(root).iterdir()
         state = json.loads((folder / "sweep.json").read_text())
     ranked = sorted((trial for trial in state["trials"] if trial["status"] == "completed"), key=lambda trial: trial["best"]["value"])
     assert len(ranked) == 32, [trial["status"] for trial in state["trials"]]
-    ranking = [(trial["overrides"]["compile.optimizer.learning_rate"], trial["overrides"]["seed"], trial["best"]["value"])
-               for trial in ranked]
+    ranking = [
+        (trial["overrides"]["compile.optimizer.learning_rate"], trial["overrides"]["seed"], trial["best"]["value"]) for trial in ranked
+    ]
     return seconds, ranking, state.get("executor", {})
 
 
@@ -71,8 +77,9 @@ def main() -> None:
                         raise SystemExit(f"the vectorized side did not vectorize: {executor}")
                     same_top5.append([item[:2] for item in ranking[:5]] == [item[:2] for item in reference[:5]])
                     best = {item[:2]: item[2] for item in reference}
-                    differences.append(max(abs(value - best[key]) / abs(best[key]) for *key_parts, value in ranking
-                                           for key in [tuple(key_parts)]))
+                    differences.append(
+                        max(abs(value - best[key]) / abs(best[key]) for *key_parts, value in ranking for key in [tuple(key_parts)])
+                    )
                 times[side].append(seconds)
                 print(f"{side}: {seconds:.1f} s; top 5 {[item[:2] for item in ranking[:5]]}", flush=True)
     payload = {

@@ -285,11 +285,15 @@ def fit_worker(payload, emit):
     import keras
     import numpy as np
 
-    from dlrun.trials import executors
+    from dlrun.trials import forget
 
     alive = collections.Counter(type(thing).__name__ for thing in gc.get_objects())
-    left = {"custom_gradients": sum(name.startswith("CustomGradient-") for name in executors._gradient_registry()),
-            "graphs": alive["FuncGraph"], "models": alive["Sequential"], "pid": os.getpid()}
+    left = {
+        "custom_gradients": sum(name.startswith("CustomGradient-") for name in forget.gradient_registry()),
+        "graphs": alive["FuncGraph"],
+        "models": alive["Sequential"],
+        "pid": os.getpid(),
+    }
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
@@ -352,8 +356,9 @@ def script_result(script: str, *args, env: dict | None = None) -> dict:
     suite's); return the JSON it printed last on a line starting `RESULT `."""
     environment = subprocess_env(**(env or {}))
     environment["PYTHONPATH"] = f"{ROOT}{os.pathsep}{environment['PYTHONPATH']}"
-    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=environment)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=ROOT, env=environment
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, done.stdout + done.stderr
     return json.loads(lines[-1].removeprefix("RESULT "))
@@ -457,18 +462,40 @@ def review_tokens(rows: int = 48, length: int = 400, tokens: int = 10_000):
 def write_completed_run(path: Path, name: str = "digits", config: str = "name: digits\nseed: 1\n", plots: bool = False) -> Path:
     """A completed run folder written by hand: run.json, config.yaml, history.json, metrics.json."""
     path.mkdir(parents=True)
-    record = {"name": name, "status": "completed", "started_at": "2026-01-02T10:00:00Z", "ended_at": "2026-01-02T10:01:15Z",
-              "duration_s": 75.4, "metrics": ["accuracy"], "command": ["dlrun", "train", name],
-              "best_epoch": {"monitor": "val_loss", "epoch": 2, "value": 0.6}}
+    record = {
+        "name": name,
+        "status": "completed",
+        "started_at": "2026-01-02T10:00:00Z",
+        "ended_at": "2026-01-02T10:01:15Z",
+        "duration_s": 75.4,
+        "metrics": ["accuracy"],
+        "command": ["dlrun", "train", name],
+        "best_epoch": {"monitor": "val_loss", "epoch": 2, "value": 0.6},
+    }
     (path / "run.json").write_text(json.dumps(record))
     (path / "config.yaml").write_text(config)
-    (path / "history.json").write_text(json.dumps({
-        "epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
-        "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.85, 0.8]}))
-    (path / "metrics.json").write_text(json.dumps({
-        "split": "test", "samples": 20, "metrics": {"accuracy": 0.83, "loss": 0.65},
-        "baseline": {"majority_class": 0, "majority_class_accuracy": 0.55, "random_guess_accuracy": 0.5},
-        "confusion_matrix": {"labels": ["cat", "dog"], "matrix": [[9, 2], [1, 8]]}}))
+    (path / "history.json").write_text(
+        json.dumps(
+            {
+                "epoch": [1, 2, 3],
+                "loss": [1.0, 0.5, 0.4],
+                "val_loss": [0.9, 0.6, 0.7],
+                "accuracy": [0.5, 0.8, 0.9],
+                "val_accuracy": [0.6, 0.85, 0.8],
+            }
+        )
+    )
+    (path / "metrics.json").write_text(
+        json.dumps(
+            {
+                "split": "test",
+                "samples": 20,
+                "metrics": {"accuracy": 0.83, "loss": 0.65},
+                "baseline": {"majority_class": 0, "majority_class_accuracy": 0.55, "random_guess_accuracy": 0.5},
+                "confusion_matrix": {"labels": ["cat", "dog"], "matrix": [[9, 2], [1, 8]]},
+            }
+        )
+    )
     if plots:
         (path / "plots").mkdir()
         for name_ in ("loss", "accuracy", "confusion_matrix_test"):
@@ -484,8 +511,12 @@ def tiny_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def record_trained_epochs(patch) -> list[tuple[str, int]]:
@@ -556,7 +587,12 @@ def disk_full_while_writing(patch, name: str, on_write: int = 1) -> list[Path]:
 # --- in CI, a dependency .ci/run installs must not be skipped silently ------------------------------
 # .ci/run names in $DLRUN_REQUIRE what it installs (the Debian Chromium and Fashion-MNIST packages, the
 # torch CPU wheel); a test skipped for lack of one of them then fails the session instead of passing it.
-REQUIRED_DEPENDENCIES = {"chromium": "chromium", "fashion-mnist": "fashion-mnist", "torch": "torch", "postgresql": "postgresql"}  # name -> word in the skip reason
+REQUIRED_DEPENDENCIES = {
+    "chromium": "chromium",
+    "fashion-mnist": "fashion-mnist",
+    "torch": "torch",
+    "postgresql": "postgresql",
+}  # name -> word in the skip reason
 _required = set(os.environ.get("DLRUN_REQUIRE", "").split())
 _missing_required: list[str] = []
 
@@ -577,13 +613,25 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # --- a real headless browser (tests/test_report.py, tests/test_docs.py) -------------------------------------
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_executable() -> str | None:
-    candidates = [os.environ.get("DLRUN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                  shutil.which("chromium-browser"), shutil.which("google-chrome")]
+    candidates = [
+        os.environ.get("DLRUN_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ]
     return next((path for path in candidates if path and Path(path).is_file()), None)
 
 

@@ -4,6 +4,9 @@ included), a small top level, short modules, and docs/architecture.md generated 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,7 +97,7 @@ def test_no_import_cycles_not_even_through_function_level_imports():
         state[node] = "open"
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(trail[trail.index(target):] + [target]))
+                cycles.append(" -> ".join(trail[trail.index(target) :] + [target]))
             elif target not in state:
                 visit(target, [*trail, target])
         state[node] = "done"
@@ -108,8 +111,11 @@ def test_no_import_cycles_not_even_through_function_level_imports():
 def test_the_top_level_is_small_and_modules_are_short():
     top = sorted(path.name for path in SOURCE.glob("*.py"))
     assert len(top) <= TOP_LEVEL_MODULES_AT_MOST, top
-    long = {str(path.relative_to(SOURCE)): count for path in SOURCE.rglob("*.py")
-            if (count := len(path.read_text(encoding="utf-8").splitlines())) > LINES_AT_MOST}
+    long = {
+        str(path.relative_to(SOURCE)): count
+        for path in SOURCE.rglob("*.py")
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > LINES_AT_MOST
+    }
     assert long == {}
 
 
@@ -118,17 +124,22 @@ def test_every_module_and_package_says_what_it_holds():
     assert missing == []
 
 
-def test_ruff_finds_nothing():
-    """`ruff check` with the rules pyproject.toml selects (pycodestyle errors, pyflakes, import order, pyupgrade)."""
-    import shutil
-    import subprocess
-    import sys
-
+def _ruff(*arguments: str) -> subprocess.CompletedProcess:
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     if not Path(ruff).exists():
         pytest.skip("ruff is not installed (it comes with the dev extra: pip install -e '.[dev]')")
-    found = subprocess.run([ruff, "check", "src", "tests", "benchmarks", "tools"],
-                           cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([ruff, *arguments, "src", "tests", "benchmarks", "tools"], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_ruff_finds_nothing():
+    """`ruff check` with the rules pyproject.toml selects (pycodestyle errors, pyflakes, import order, pyupgrade)."""
+    found = _ruff("check")
+    assert found.returncode == 0, found.stdout + found.stderr
+
+
+def test_the_code_is_in_ruff_format():
+    """`ruff format --check` at pyproject.toml's line length: `make format` rewrites what this finds."""
+    found = _ruff("format", "--check")
     assert found.returncode == 0, found.stdout + found.stderr
 
 

@@ -28,9 +28,11 @@ def test_durable_writes_flush_to_disk_and_the_others_do_not(tmp_path, monkeypatc
     flushed = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda handle: (flushed.append(handle), real_fsync(handle)))
-    write = {"bytes": lambda path, **options: atomic.write_bytes(path, b"x", **options),
-             "text": lambda path, **options: atomic.write_text(path, "x", **options),
-             "json": lambda path, **options: atomic.write_json(path, {"x": 1}, **options)}[writer]
+    write = {
+        "bytes": lambda path, **options: atomic.write_bytes(path, b"x", **options),
+        "text": lambda path, **options: atomic.write_text(path, "x", **options),
+        "json": lambda path, **options: atomic.write_json(path, {"x": 1}, **options),
+    }[writer]
     write(tmp_path / "default")
     assert len(flushed) == 1
     write(tmp_path / "quick", durable=False)
@@ -66,8 +68,11 @@ def test_write_with_renames_the_writer_s_file_into_place_and_leaves_no_temp(tmp_
 
 def test_remove_stale_temps_removes_only_the_temp_files_of_atomic_writes(tmp_path):
     (tmp_path / "checkpoints").mkdir()
-    stale = [tmp_path / ".history.json.ab_cd123.tmp", tmp_path / "checkpoints" / ".last.k3j9x0q1.tmp.npz",
-             atomic.temp_path_beside(tmp_path / "model.keras")]
+    stale = [
+        tmp_path / ".history.json.ab_cd123.tmp",
+        tmp_path / "checkpoints" / ".last.k3j9x0q1.tmp.npz",
+        atomic.temp_path_beside(tmp_path / "model.keras"),
+    ]
     for path in stale[:2]:
         path.write_text("half")
     kept = [tmp_path / "history.json", tmp_path / ".lock", tmp_path / ".hidden.tmp", tmp_path / "checkpoints" / "last.npz"]

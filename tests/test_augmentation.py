@@ -9,8 +9,15 @@ from dlrun import config, models
 from dlrun.data import dataset
 from dlrun.models import augmentation
 
-NOTES = {"rotation_range": 40, "width_shift_range": 0.2, "height_shift_range": 0.2, "shear_range": 0.2,
-         "zoom_range": 0.2, "horizontal_flip": True, "fill_mode": "nearest"}
+NOTES = {
+    "rotation_range": 40,
+    "width_shift_range": 0.2,
+    "height_shift_range": 0.2,
+    "shear_range": 0.2,
+    "zoom_range": 0.2,
+    "horizontal_flip": True,
+    "fill_mode": "nearest",
+}
 
 
 def section(**options):
@@ -44,7 +51,8 @@ def test_no_options_no_layers(keras):
     assert not section().active
     assert augmentation.layers(keras, section(), seed=1) == []
     assert [layer.mode for layer in augmentation.layers(keras, section(horizontal_flip=True, vertical_flip=True), 1)] == [
-        "horizontal_and_vertical"]
+        "horizontal_and_vertical"
+    ]
 
 
 def test_changes_images_in_training_and_is_the_identity_at_inference(keras):
@@ -64,8 +72,14 @@ def test_same_seed_same_transforms(keras):
 
 
 def test_layers_sit_in_the_stem_before_rescaling(keras):
-    loaded = dataset.Dataset(task="binary", train=(np.zeros((2, 24, 24, 3), "float32"), np.zeros(2)), num_classes=2,
-                             rescale=1 / 255, augmentation=section(rotation_range=10, horizontal_flip=True), augmentation_seed=3)
+    loaded = dataset.Dataset(
+        task="binary",
+        train=(np.zeros((2, 24, 24, 3), "float32"), np.zeros(2)),
+        num_classes=2,
+        rescale=1 / 255,
+        augmentation=section(rotation_range=10, horizontal_flip=True),
+        augmentation_seed=3,
+    )
     model = models.build(config.validate({"data": "digits", "model": {"architecture": "convnet", "filters": [4]}}).model, loaded)
     assert [layer.name for layer in model.layers][:3] == ["augment_rotation", "augment_flip", "rescale"]
     inputs = images()

@@ -35,8 +35,11 @@ needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed (pip in
 
 
 def _config(**changes) -> schema.Config:
-    data = {"data": {"name": "synthetic", "task": "regression", "num_samples": 60, "input_shape": [4]},
-            "model": {"architecture": "mlp", "units": [4]}, **changes}
+    data = {
+        "data": {"name": "synthetic", "task": "regression", "num_samples": 60, "input_shape": [4]},
+        "model": {"architecture": "mlp", "units": [4]},
+        **changes,
+    }
     return config_module.validate(data)
 
 
@@ -78,8 +81,7 @@ def test_auto_keeps_mirrored_and_the_custom_loop_on_tensorflow():
 def test_auto_uses_the_backend_keras_was_already_imported_with():
     choice = backend.choose(_config(), available=["tensorflow", "jax"], already="tensorflow", environment="")
     assert choice.name == "tensorflow"
-    assert choice.reason == ("auto: Keras was already imported in this process with the tensorflow backend "
-                             "(a new process would use jax)")
+    assert choice.reason == ("auto: Keras was already imported in this process with the tensorflow backend (a new process would use jax)")
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(train={"distribute": "mirrored"}), available=["tensorflow", "jax"], already="jax")
     assert "train.distribute: received 'mirrored', which needs TensorFlow; Keras was already imported" in str(caught.value)
@@ -88,7 +90,9 @@ def test_auto_uses_the_backend_keras_was_already_imported_with():
 def test_auto_follows_keras_backend_in_the_environment_unless_tensorflow_is_needed():
     choice = backend.choose(_config(), available=["tensorflow", "jax", "torch"], already=None, environment="torch")
     assert choice == backend.Choice("torch", "auto: KERAS_BACKEND=torch is set in the environment")
-    mirrored = backend.choose(_config(train={"distribute": "mirrored"}), available=["tensorflow", "torch"], already=None, environment="torch")
+    mirrored = backend.choose(
+        _config(train={"distribute": "mirrored"}), available=["tensorflow", "torch"], already=None, environment="torch"
+    )
     assert mirrored.name == "tensorflow"
 
 
@@ -101,7 +105,10 @@ def test_an_explicit_backend_cannot_switch_a_loaded_keras():
 def test_an_explicit_backend_that_is_not_installed_names_the_install_command():
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(backend="torch"), available=["tensorflow"], already=None)
-    assert "backend: received 'torch', which is not installed; expected one of tensorflow (or install it: pip install 'dlrun[torch]'" in str(caught.value)
+    assert (
+        "backend: received 'torch', which is not installed; expected one of tensorflow (or install it: pip install 'dlrun[torch]'"
+        in str(caught.value)
+    )
 
 
 def test_tf_distribute_code_is_refused_off_tensorflow(monkeypatch):
@@ -128,18 +135,28 @@ def test_list_backends():
 @pytest.mark.parametrize(
     "items, message",
     [
-        (["--backend", "jax", "--set", "train.distribute=mirrored"],
-         "train.distribute: received 'mirrored' with backend 'jax'; expected backend: tensorflow (or auto)"),
-        (["--set", "train.loop=custom", "--set", "train.distribute=mirrored"],
-         "train.loop: received 'custom' with train.distribute: mirrored; expected train.loop: fit"),
+        (
+            ["--backend", "jax", "--set", "train.distribute=mirrored"],
+            "train.distribute: received 'mirrored' with backend 'jax'; expected backend: tensorflow (or auto)",
+        ),
+        (
+            ["--set", "train.loop=custom", "--set", "train.distribute=mirrored"],
+            "train.loop: received 'custom' with train.distribute: mirrored; expected train.loop: fit",
+        ),
         (["--set", "train.devices=[/cpu:0]"], 'train.devices: received ["/cpu:0"]; expected [] when distribute is none'),
         (["--backend", "theano"], 'backend: received "theano"; expected one of auto, tensorflow, jax, torch'),
-        (["--backend", "torch", "--set", "train.distribute=data_parallel"],
-         "train.distribute: received 'data_parallel' with backend 'torch'; expected backend: jax (or auto), since only JAX runs"),
-        (["--set", "train.distribute=data_parallel", "--set", "train.devices=[/gpu:0]"],
-         'train.devices: received ["/gpu:0"]; expected [] when distribute is data_parallel'),
-        (["--set", "train.distribute=data_parallel", "--set", "train.loop=custom"],
-         "train.loop: received 'custom' with train.distribute: data_parallel; expected train.loop: fit"),
+        (
+            ["--backend", "torch", "--set", "train.distribute=data_parallel"],
+            "train.distribute: received 'data_parallel' with backend 'torch'; expected backend: jax (or auto), since only JAX runs",
+        ),
+        (
+            ["--set", "train.distribute=data_parallel", "--set", "train.devices=[/gpu:0]"],
+            'train.devices: received ["/gpu:0"]; expected [] when distribute is data_parallel',
+        ),
+        (
+            ["--set", "train.distribute=data_parallel", "--set", "train.loop=custom"],
+            "train.loop: received 'custom' with train.distribute: data_parallel; expected train.loop: fit",
+        ),
     ],
 )
 def test_bad_backend_settings_exit_2_without_a_run_folder(tmp_path, items, message):
@@ -156,8 +173,10 @@ def test_bad_backend_settings_exit_2_without_a_run_folder(tmp_path, items, messa
 def test_kfold_refuses_distribute(tmp_path):
     root = tmp_path / "runs"
     path = tmp_path / "config.yaml"
-    path.write_text(f"data: {{name: synthetic, num_samples: 40}}\nmodel: mlp\ntrain: {{distribute: mirrored}}\n"
-                    f"output: {{runs_root: {json.dumps(str(root))}}}\n")
+    path.write_text(
+        f"data: {{name: synthetic, num_samples: 40}}\nmodel: mlp\ntrain: {{distribute: mirrored}}\n"
+        f"output: {{runs_root: {json.dumps(str(root))}}}\n"
+    )
     result = invoke("kfold", path, "--k", "2")
     assert result.exit_code == 2
     assert "train.distribute: received 'mirrored' with dlrun kfold; expected 'none'" in result.stderr
@@ -211,10 +230,17 @@ def test_jax_compilation_cache_is_filled_reused_and_changes_no_number(tmp_path):
 def test_tensorboard_on_jax_imports_tensorflow_quietly(tmp_path):
     # TensorBoard writes through TensorFlow on every backend; its import must not print native log lines.
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "train: {epochs: 1, batch_size: 16, tensorboard: true}\n")
+    path.write_text(
+        TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "train: {epochs: 1, batch_size: 16, tensorboard: true}\n"
+    )
     path.write_text(path.read_text().replace("train: {epochs: 3, batch_size: 16}\n", ""))
-    result = subprocess.run([sys.executable, "-m", "dlrun", "train", str(path), "--backend", "jax"],
-                            capture_output=True, text=True, timeout=300, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "dlrun", "train", str(path), "--backend", "jax"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stderr == ""
     (folder,) = run_folders(tmp_path / "runs")
@@ -226,7 +252,9 @@ def test_tensorboard_on_jax_imports_tensorflow_quietly(tmp_path):
 def test_resume_on_jax_matches_a_straight_run(tmp_path):
     path = tmp_path / "resume.yaml"
     path.write_text(TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))))
-    result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env()
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["backend"] == "jax"
@@ -305,8 +333,13 @@ def test_multi_hot_on_jax_matches_and_stays_small_at_imdb_scale(tmp_path):
     keras = backend.import_keras()
     tokens = review_tokens()
     np.save(tmp_path / "tokens.npy", tokens)
-    result = subprocess.run([sys.executable, "-c", JAX_MULTI_HOT, str(tmp_path / "tokens.npy"), str(tmp_path / "out.npy")],
-                            capture_output=True, text=True, timeout=120, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_MULTI_HOT, str(tmp_path / "tokens.npy"), str(tmp_path / "out.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = np.array(keras.layers.CategoryEncoding(10_000, output_mode="multi_hot")(tokens))
     expected[:, 0] = 0  # the padding column

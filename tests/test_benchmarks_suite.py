@@ -31,8 +31,13 @@ def test_skip_slow_leaves_the_slow_scripts_out():
     slow = [script for script in run_all.SUITE if script in run_all.SLOW]  # in the suite's order
     only = [word for script in slow for word in ("--only", script)]
     # its own process group: were a slow script started after all, it is stopped with the suite
-    process = subprocess.Popen([sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--skip-slow", *only],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(BENCHMARKS / "run_all.py"), "--quick", "--skip-slow", *only],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=30)
     finally:

@@ -38,8 +38,13 @@ FAKE_WORKER = textwrap.dedent("""\
 
 
 def _config(**changes):
-    data = {"name": "tiny", "data": {"name": "synthetic", "task": "regression", "num_samples": 60, "input_shape": [4]},
-            "model": {"architecture": "mlp", "units": [4]}, "train": {"epochs": 5, "batch_size": 16}, **changes}
+    data = {
+        "name": "tiny",
+        "data": {"name": "synthetic", "task": "regression", "num_samples": 60, "input_shape": [4]},
+        "model": {"architecture": "mlp", "units": [4]},
+        "train": {"epochs": 5, "batch_size": 16},
+        **changes,
+    }
     return config_module.validate(data)
 
 
@@ -120,8 +125,10 @@ def test_the_choice_weighs_start_up_against_steps(fake):
     fake(tensorflow=0.5, jax=0.6)
     path = calibration.cache_path(_config(), ["tensorflow", "jax"])[1]
     path.parent.mkdir(parents=True)
-    times = [{"backend": "tensorflow", "import_seconds": 6.0, "first_step_seconds": 1.0, "step_ms": 0.5, "train_samples": 1600},
-             {"backend": "jax", "import_seconds": 2.0, "first_step_seconds": 1.0, "step_ms": 1.0, "train_samples": 1600}]
+    times = [
+        {"backend": "tensorflow", "import_seconds": 6.0, "first_step_seconds": 1.0, "step_ms": 0.5, "train_samples": 1600},
+        {"backend": "jax", "import_seconds": 2.0, "first_step_seconds": 1.0, "step_ms": 1.0, "train_samples": 1600},
+    ]
     path.write_text(json.dumps({"times": times, "seconds": 3.0, "measured_at": "2026-01-01T00:00:00+00:00"}))
     console, _ = _console()
     assert calibration.choose(_config(train={"epochs": 5, "batch_size": 16}), console).name == "jax"  # 500 steps
@@ -133,8 +140,15 @@ def test_the_choice_weighs_start_up_against_steps(fake):
 
 def test_a_compilation_cache_counts_its_warm_build_and_first_fit():
     cold = calibration.Measurement("jax", import_seconds=2.0, build_seconds=6.0, first_step_seconds=9.0, step_ms=1.0)
-    warm = calibration.Measurement("jax", import_seconds=2.0, build_seconds=6.0, first_step_seconds=9.0, step_ms=1.0,
-                                   warm_build_seconds=1.0, warm_first_step_seconds=0.5)
+    warm = calibration.Measurement(
+        "jax",
+        import_seconds=2.0,
+        build_seconds=6.0,
+        first_step_seconds=9.0,
+        step_ms=1.0,
+        warm_build_seconds=1.0,
+        warm_first_step_seconds=0.5,
+    )
     assert cold.estimate(1000) == pytest.approx(18.0)
     assert warm.estimate(1000) == pytest.approx(4.5)
 
@@ -149,10 +163,13 @@ def test_off_keeps_the_fixed_rule_and_says_so(fake, monkeypatch):
     assert fake(tensorflow=0.1, jax=9.0) == []
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"backend": "tensorflow"}, "set in the config"),
-    ({"train": {"epochs": 2, "loop": "custom"}}, "custom"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"backend": "tensorflow"}, "set in the config"),
+        ({"train": {"epochs": 2, "loop": "custom"}}, "custom"),
+    ],
+)
 def test_an_explicit_backend_or_a_custom_loop_never_calibrates(fake, changes, reason):
     fake(tensorflow=0.1, jax=9.0)
     config = _config(**changes)
@@ -242,11 +259,14 @@ def test_calibrate_measures_even_a_config_that_pins_its_backend(fake, tmp_path):
     assert sorted(fake(tensorflow=2.0, jax=0.5)) == ["jax", "tensorflow"]
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--set", "model.units=[-1]"], "model.units"),
-    (["--set", "train.batch_size=zero"], "train.batch_size"),
-    (["--backends", "jax,caffe"], "--backends: received 'jax,caffe'"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--set", "model.units=[-1]"], "model.units"),
+        (["--set", "train.batch_size=zero"], "train.batch_size"),
+        (["--backends", "jax,caffe"], "--backends: received 'jax,caffe'"),
+    ],
+)
 def test_calibrate_refuses_a_bad_config_or_option_with_exit_2_and_stores_nothing(fake, tmp_path, arguments, message):
     fake(tensorflow=2.0, jax=0.5)
     path = tiny_config(tmp_path / "tiny.yaml", tmp_path / "runs", task="regression")
@@ -268,8 +288,14 @@ def test_calibrate_says_when_there_is_nothing_to_calibrate(fake, tmp_path):
 
 
 def test_the_worker_reports_a_bad_config_on_one_line():
-    result = subprocess.run([sys.executable, "-m", "dlrun.training.step_timing"], input='{"model": 3}', capture_output=True,
-                            text=True, env=subprocess_env(), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "dlrun.training.step_timing"],
+        input='{"model": 3}',
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("ConfigError: ")
@@ -288,18 +314,31 @@ def test_a_run_records_the_calibrated_choice_and_times_in_run_json(tmp_path):
     cache = tmp_path / "cache"
     env = subprocess_env(DLRUN_CALIBRATE="on", DLRUN_CACHE_DIR=str(cache))
     favoured = "jax" if "jax" in backends else backends[-1]
-    times = [{"backend": name, "import_seconds": 1.0, "first_step_seconds": 0.5, "step_ms": 0.25 if name == favoured else 3.0,
-              "train_samples": 38} for name in backends]
+    times = [
+        {
+            "backend": name,
+            "import_seconds": 1.0,
+            "first_step_seconds": 0.5,
+            "step_ms": 0.25 if name == favoured else 3.0,
+            "train_samples": 38,
+        }
+        for name in backends
+    ]
     # the key as the fresh process computes it: the same machine, versions and model
-    probe = ("import json, sys\nfrom dlrun import config\nfrom dlrun.training import calibration\n"
-             "c = config.load(sys.argv[1])\nprint(calibration.cache_path(c, calibration.candidates(c))[1])")
-    path = subprocess.run([sys.executable, "-c", probe, str(config_path)], capture_output=True, text=True, env=env, check=True).stdout.strip()
+    probe = (
+        "import json, sys\nfrom dlrun import config\nfrom dlrun.training import calibration\n"
+        "c = config.load(sys.argv[1])\nprint(calibration.cache_path(c, calibration.candidates(c))[1])"
+    )
+    path = subprocess.run(
+        [sys.executable, "-c", probe, str(config_path)], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
     (cache / "calibration").mkdir(parents=True)
     with open(path, "w") as stored:
         json.dump({"times": times, "seconds": 4.2, "measured_at": "2026-01-01T00:00:00+00:00"}, stored)
     # run_cli would put back the suite's KERAS_BACKEND pin, under which auto never calibrates
-    result = subprocess.run([sys.executable, "-m", "dlrun", "train", str(config_path)], capture_output=True, text=True,
-                            env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "dlrun", "train", str(config_path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert f"backend: {favoured} (calibrated: {favoured} 0.25 ms/step" in result.stdout
     assert "calibrated backend: auto in" not in result.stdout  # a hit: nothing measured
@@ -317,8 +356,9 @@ def test_calibrate_really_times_a_tiny_model_on_two_backends(tmp_path):
     if not {"tensorflow", "jax"} <= set(installed):
         pytest.skip(f"needs TensorFlow and JAX; installed: {installed}")
     path = tiny_config(tmp_path / "tiny.yaml", tmp_path / "runs", task="regression")
-    result = run_cli("calibrate", path, "--backends", "tensorflow,jax",
-                     env=subprocess_env(DLRUN_CACHE_DIR=str(tmp_path / "cache"), DLRUN_CALIBRATE="on"))
+    result = run_cli(
+        "calibrate", path, "--backends", "tensorflow,jax", env=subprocess_env(DLRUN_CACHE_DIR=str(tmp_path / "cache"), DLRUN_CALIBRATE="on")
+    )
     assert result.returncode == 0, result.stderr
     assert "backend: auto picks " in result.stdout
     (stored,) = (tmp_path / "cache" / "calibration").glob("*.json")
@@ -337,10 +377,11 @@ def test_kfold_and_sweep_resolve_auto_through_calibration_once_before_any_fold_o
     from dlrun.trials import executors, kfold, sweep, sweep_study
 
     fake(tensorflow=9.0, jax=1.0)
-    convnet = _config(data={"name": "synthetic", "task": "multiclass", "num_samples": 60, "num_classes": 3,
-                            "input_shape": [8, 8, 1]},
-                      model={"architecture": "convnet", "filters": [4], "dense_units": [4]},
-                      output={"runs_root": str(tmp_path / "runs")})
+    convnet = _config(
+        data={"name": "synthetic", "task": "multiclass", "num_samples": 60, "num_classes": 3, "input_shape": [8, 8, 1]},
+        model={"architecture": "convnet", "filters": [4], "dense_units": [4]},
+        output={"runs_root": str(tmp_path / "runs")},
+    )
     assert backend.choose(convnet).name == "tensorflow"  # the fixed rule would differ
     seen = {}
     monkeypatch.setattr(kfold, "_with_workers", lambda placement, body: seen.setdefault("kfold", os.environ["KERAS_BACKEND"]))

@@ -9,20 +9,25 @@ import sys
 
 from tests.conftest import ROOT
 
-SKIPPING = '''
+SKIPPING = """
 import pytest
 
 def test_needs_a_browser():
     pytest.skip("no Chromium here (install the Debian package `chromium`)")
-'''
+"""
 
 
 def _pytest(tmp_path, required: str) -> subprocess.CompletedProcess:
     (tmp_path / "test_skipping.py").write_text(SKIPPING, encoding="utf-8")
     environment = {**os.environ, "DLRUN_REQUIRE": required, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider",
-                           str(tmp_path / "test_skipping.py")], capture_output=True, text=True, cwd=tmp_path, env=environment,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", str(tmp_path / "test_skipping.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=120,
+    )
 
 
 def test_a_skip_for_a_required_dependency_fails_the_run(tmp_path):

@@ -72,13 +72,30 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "sklearn", "mlflow", "optuna")
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["list"], ["config", "validate", str(CONFIGS / "quickstart.yaml")],
-     ["config", "show", str(CONFIGS / "quickstart.yaml")], ["train", "--help"], ["visualize", "--help"],
-     ["visualize", "curves", "--help"], ["visualize", "activations", "--help"], ["visualize", "filters", "--help"],
-     ["visualize", "gradcam", "--help"],
-     ["eval", "--help"], ["kfold", "--help"], ["runs", "--help"], ["runs", "compare", "--help"], ["runs", "--status", "done"],
-     ["predict", "--help"], ["export", "--help"], ["init", "--help"], ["config", "schema"], ["config", "docs"],
-     ["report", "--help"], ["sweep", "--help"]],
+    [
+        ["--help"],
+        ["list"],
+        ["config", "validate", str(CONFIGS / "quickstart.yaml")],
+        ["config", "show", str(CONFIGS / "quickstart.yaml")],
+        ["train", "--help"],
+        ["visualize", "--help"],
+        ["visualize", "curves", "--help"],
+        ["visualize", "activations", "--help"],
+        ["visualize", "filters", "--help"],
+        ["visualize", "gradcam", "--help"],
+        ["eval", "--help"],
+        ["kfold", "--help"],
+        ["runs", "--help"],
+        ["runs", "compare", "--help"],
+        ["runs", "--status", "done"],
+        ["predict", "--help"],
+        ["export", "--help"],
+        ["init", "--help"],
+        ["config", "schema"],
+        ["config", "docs"],
+        ["report", "--help"],
+        ["sweep", "--help"],
+    ],
     ids=" ".join,
 )
 def test_no_heavy_import_on_the_fast_paths(argv):
@@ -158,8 +175,9 @@ def test_the_fast_exit_keeps_the_exit_code_the_output_and_the_exit_handlers(tmp_
 
 def test_the_fast_exit_waits_for_running_threads(tmp_path):
     # A non-daemon thread still working: Python's normal exit, which waits for it, must happen.
-    probe = FAST_EXIT.replace('print("written before exit", end="")',
-                              'import threading, time\n'
-                              'threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", end=""))).start()')
+    probe = FAST_EXIT.replace(
+        'print("written before exit", end="")',
+        'import threading, time\nthreading.Thread(target=lambda: (time.sleep(0.5), print("thread done", end=""))).start()',
+    )
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "marker"), "none"], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "thread done")

@@ -36,12 +36,15 @@ def chain(tmp_path, monkeypatch):
     """bases/base.yaml, extended by experiments/small.yaml (another folder: `../bases/base.yaml`); cwd tmp_path."""
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "bases" / "base.yaml", BASE)
-    return write(Path("experiments") / "small.yaml", """\
+    return write(
+        Path("experiments") / "small.yaml",
+        """\
         extends: ../bases/base.yaml
         model: {units: [4]}
         train: {epochs: 3, callbacks: [{name: early_stopping, patience: 7}]}
         output: {runs_root: runs, plots: false}
-        """)
+        """,
+    )
 
 
 def origins_printed(output: str) -> dict[str, tuple[str, str]]:
@@ -59,15 +62,23 @@ def test_origin_names_the_source_of_every_value_of_a_two_file_chain_and_set(chai
     printed = origins_printed(result.output)
     base, small = str(Path("bases/base.yaml")), str(Path("experiments/small.yaml"))
     expected = {
-        "name": ("\"base\"", base), "seed": ("3", base),
-        "data.name": ("\"synthetic\"", base), "data.task": ("\"regression\"", base),
-        "data.num_samples": ("60", base), "data.input_shape.0": ("4", base),
-        "model.architecture": ("\"mlp\"", base), "model.units.0": ("4", small),
+        "name": ('"base"', base),
+        "seed": ("3", base),
+        "data.name": ('"synthetic"', base),
+        "data.task": ('"regression"', base),
+        "data.num_samples": ("60", base),
+        "data.input_shape.0": ("4", base),
+        "model.architecture": ('"mlp"', base),
+        "model.units.0": ("4", small),
         "model.dropout": ("0.25", "--set model.dropout=0.25"),
-        "compile.optimizer.name": ("\"adam\"", base), "compile.optimizer.learning_rate": ("0.01", base),
-        "train.epochs": ("3", small), "train.batch_size": ("8", "--set train.batch_size=8"),
-        "train.callbacks.0.name": ("\"early_stopping\"", small), "train.callbacks.0.patience": ("7", small),
-        "output.runs_root": ('"runs"', small), "output.plots": ("false", small),
+        "compile.optimizer.name": ('"adam"', base),
+        "compile.optimizer.learning_rate": ("0.01", base),
+        "train.epochs": ("3", small),
+        "train.batch_size": ("8", "--set train.batch_size=8"),
+        "train.callbacks.0.name": ('"early_stopping"', small),
+        "train.callbacks.0.patience": ("7", small),
+        "output.runs_root": ('"runs"', small),
+        "output.plots": ("false", small),
     }
     for key, value_and_source in expected.items():
         assert printed[key] == value_and_source, key
@@ -145,7 +156,9 @@ def test_a_cycle_exits_2_naming_both_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "a.yaml", with_root(tmp_path, "extends: b.yaml\n") + BASE)
     write(tmp_path / "b.yaml", "extends: a.yaml\n")
-    output = refused(tmp_path, "a.yaml", "invalid config b.yaml: extends: received 'a.yaml', which makes a cycle (a.yaml -> b.yaml -> a.yaml)")
+    output = refused(
+        tmp_path, "a.yaml", "invalid config b.yaml: extends: received 'a.yaml', which makes a cycle (a.yaml -> b.yaml -> a.yaml)"
+    )
     write(tmp_path / "self.yaml", "extends: self.yaml\n")
     assert "(self.yaml -> self.yaml)" in refused(tmp_path, "self.yaml", "cycle")
     assert output
@@ -163,13 +176,23 @@ def test_a_missing_base_exits_2_naming_the_file_and_key(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "base.yaml", BASE)
     write(tmp_path / "top.yaml", with_root(tmp_path, "extends: [base.yaml, nowhere/missing.yaml]\n"))
-    refused(tmp_path, "top.yaml", "invalid config top.yaml: extends.1: received 'nowhere/missing.yaml', but there is no such file "
-                                  f"({Path('nowhere/missing.yaml')})")
+    refused(
+        tmp_path,
+        "top.yaml",
+        f"invalid config top.yaml: extends.1: received 'nowhere/missing.yaml', but there is no such file ({Path('nowhere/missing.yaml')})",
+    )
 
 
-@pytest.mark.parametrize("value, shown", [("3", "extends: received 3"), ("{a: b.yaml}", "extends: received a mapping"),
-                                          ("[base.yaml, 7]", "extends.1: received 7"), ("''", "extends: received \"\""),
-                                          ("null", "extends: received null")])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("3", "extends: received 3"),
+        ("{a: b.yaml}", "extends: received a mapping"),
+        ("[base.yaml, 7]", "extends.1: received 7"),
+        ("''", 'extends: received ""'),
+        ("null", "extends: received null"),
+    ],
+)
 def test_extends_of_a_wrong_type_exits_2_naming_the_file_and_key(tmp_path, monkeypatch, value, shown):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "base.yaml", BASE)
@@ -192,9 +215,12 @@ def test_every_file_is_read_strictly_and_errors_name_the_file_of_the_bad_value(t
     write(tmp_path / "dup.yaml", "seed: 1\nseed: 2\n")
     write(tmp_path / "top.yaml", with_root(tmp_path, "extends: dup.yaml\n") + BASE)
     refused(tmp_path, "top.yaml", "invalid config dup.yaml: YAML error at line 2, column 1: duplicate key 'seed'")
-    write(tmp_path / "bomb.yaml", "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-                                  "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-                                  "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n")
+    write(
+        tmp_path / "bomb.yaml",
+        "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+    )
     write(tmp_path / "top.yaml", with_root(tmp_path, "extends: bomb.yaml\n") + BASE)
     refused(tmp_path, "top.yaml", "invalid config bomb.yaml: YAML error", "aliases expand to more than")
     write(tmp_path / "bad.yaml", BASE.replace("epochs: 2", "epochs: 0"))
@@ -214,8 +240,17 @@ def test_a_value_from_the_named_file_is_not_annotated(tmp_path, monkeypatch):
     assert "(from" not in output
 
 
-@pytest.mark.parametrize("command", [["train", "CONFIG"], ["kfold", "CONFIG"], ["sweep", "CONFIG", "--grid", "train.epochs=1,2"],
-                                     ["train", "CONFIG", "--seeds", "2"], ["config", "show", "CONFIG"], ["config", "validate", "CONFIG"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "CONFIG"],
+        ["kfold", "CONFIG"],
+        ["sweep", "CONFIG", "--grid", "train.epochs=1,2"],
+        ["train", "CONFIG", "--seeds", "2"],
+        ["config", "show", "CONFIG"],
+        ["config", "validate", "CONFIG"],
+    ],
+)
 def test_every_command_that_reads_a_config_composes_it(tmp_path, monkeypatch, command):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "a.yaml", with_root(tmp_path, "extends: b.yaml\n") + BASE)
@@ -272,8 +307,10 @@ def test_composition_imports_nothing_heavy():
     import subprocess
     import sys
 
-    probe = ("import sys; from dlrun import config; from dlrun.config import composition; "
-             "print(sorted(name for name in ('keras', 'tensorflow', 'matplotlib') if name in sys.modules))")
+    probe = (
+        "import sys; from dlrun import config; from dlrun.config import composition; "
+        "print(sorted(name for name in ('keras', 'tensorflow', 'matplotlib') if name in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
 

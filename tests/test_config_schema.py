@@ -72,8 +72,12 @@ def test_schema_rejects_what_the_models_reject(validator, data):
 
 
 def test_schema_accepts_the_shorthands_the_models_accept(validator):
-    data = {"data": "digits", "model": "mlp", "compile": {"optimizer": "adam"},
-            "train": {"callbacks": ["early_stopping", {"name": "checkpoint", "monitor": "val_accuracy"}]}}
+    data = {
+        "data": "digits",
+        "model": "mlp",
+        "compile": {"optimizer": "adam"},
+        "train": {"callbacks": ["early_stopping", {"name": "checkpoint", "monitor": "val_accuracy"}]},
+    }
     config.validate(data)
     assert _errors(validator, data) == []
 

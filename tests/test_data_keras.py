@@ -158,7 +158,9 @@ def test_multi_hot_inside_the_model_equals_the_books_vectorize_sequences(tmp_pat
     from dlrun import backend
 
     backend.import_keras()  # Keras on the suite's backend before the model is built
-    loaded = data.load(data_config(name="imdb", path=str(write_imdb(tmp_path / "imdb.npz")), trusted=True, num_words=40, validation_count=0), 0)
+    loaded = data.load(
+        data_config(name="imdb", path=str(write_imdb(tmp_path / "imdb.npz")), trusted=True, num_words=40, validation_count=0), 0
+    )
     from dlrun.models import multi_hot
 
     encoded = multi_hot.MultiHot(40)(loaded.train[0].astype("int32"))  # the stem's layer, as the int32 Input casts
@@ -278,11 +280,23 @@ def test_offline_fashion_mnist_names_the_folder(offline):
 @pytest.mark.parametrize(
     "section, expected",
     [
-        ({"name": "mnist", "path": "{tmp}/absent.npz"}, "data.path: received {tmp}/absent.npz, which does not exist; expected a copy of Keras' mnist.npz"),
+        (
+            {"name": "mnist", "path": "{tmp}/absent.npz"},
+            "data.path: received {tmp}/absent.npz, which does not exist; expected a copy of Keras' mnist.npz",
+        ),
         ({"name": "mnist", "path": "{tmp}/empty"}, "data.path: received the folder {tmp}/empty, which has no mnist.npz"),
-        ({"name": "fashion_mnist", "path": "{tmp}/x.gz"}, "data.path: received {tmp}/x.gz, which is not a folder; expected a folder holding train-images-idx3-ubyte.gz"),
-        ({"name": "boston_housing", "path": "{tmp}/not_npz.npz"}, "data.path: received {tmp}/not_npz.npz, which is not a readable .npz file"),
-        ({"name": "boston_housing", "path": "{tmp}/mnist.npz"}, "which holds the arrays x_train, y_train, x_test, y_test; expected Keras' boston_housing.npz with the arrays x, y"),
+        (
+            {"name": "fashion_mnist", "path": "{tmp}/x.gz"},
+            "data.path: received {tmp}/x.gz, which is not a folder; expected a folder holding train-images-idx3-ubyte.gz",
+        ),
+        (
+            {"name": "boston_housing", "path": "{tmp}/not_npz.npz"},
+            "data.path: received {tmp}/not_npz.npz, which is not a readable .npz file",
+        ),
+        (
+            {"name": "boston_housing", "path": "{tmp}/mnist.npz"},
+            "which holds the arrays x_train, y_train, x_test, y_test; expected Keras' boston_housing.npz with the arrays x, y",
+        ),
     ],
 )
 def test_bad_local_paths(tmp_path, section, expected):
@@ -359,16 +373,25 @@ def test_fashion_mnist_from_idx_files(tmp_path):
 @pytest.mark.parametrize(
     "corrupt, expected",
     [
-        (lambda folder: write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(40) % 10, magic=2051),
-         "train-labels-idx1-ubyte.gz starts with the magic number 2051; expected 2049 (an IDX file of labels)"),
-        (lambda folder: (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + (20).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100)),
-         "t10k-images-idx3-ubyte.gz declares shape (20, 28, 28) but holds 100 values"),
-        (lambda folder: (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip"),
-         "t10k-labels-idx1-ubyte.gz is not a readable gzip file"),
-        (lambda folder: write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(19) % 10),
-         "with test images uint8 (20, 28, 28) and 19 labels"),
-        (lambda folder: write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(20, 10)),
-         "test labels from 10 to 10; expected 0 to 9"),
+        (
+            lambda folder: write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(40) % 10, magic=2051),
+            "train-labels-idx1-ubyte.gz starts with the magic number 2051; expected 2049 (an IDX file of labels)",
+        ),
+        (
+            lambda folder: (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
+                gzip.compress(b"\x00\x00\x08\x03" + (20).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100)
+            ),
+            "t10k-images-idx3-ubyte.gz declares shape (20, 28, 28) but holds 100 values",
+        ),
+        (
+            lambda folder: (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip"),
+            "t10k-labels-idx1-ubyte.gz is not a readable gzip file",
+        ),
+        (
+            lambda folder: write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(19) % 10),
+            "with test images uint8 (20, 28, 28) and 19 labels",
+        ),
+        (lambda folder: write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(20, 10)), "test labels from 10 to 10; expected 0 to 9"),
     ],
 )
 def test_corrupt_idx_files(tmp_path, corrupt, expected):

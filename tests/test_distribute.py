@@ -64,12 +64,20 @@ def _write(tmp_path: Path, name: str, distribute: str) -> tuple[Path, Path]:
 def _train(tmp_path: Path, name: str, distribute: str, *arguments: str, env: dict | None = None) -> dict:
     path, root = _write(tmp_path, name, distribute)
     shapes = tmp_path / f"{name}.shapes.json"
-    result = subprocess.run([sys.executable, "-c", SHAPES_PROBE, "train", str(path), *arguments], capture_output=True,
-                            text=True, timeout=300, env=subprocess_env(SHAPES_FILE=str(shapes), **(env or {})))
+    result = subprocess.run(
+        [sys.executable, "-c", SHAPES_PROBE, "train", str(path), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(SHAPES_FILE=str(shapes), **(env or {})),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = run_folders(root)
-    return {"record": json.loads((folder / "run.json").read_text()), "shapes": json.loads(shapes.read_text()),
-            "history": json.loads((folder / "history.json").read_text())}
+    return {
+        "record": json.loads((folder / "run.json").read_text()),
+        "shapes": json.loads(shapes.read_text()),
+        "history": json.loads((folder / "history.json").read_text()),
+    }
 
 
 def _assert_same_numbers(history: dict, reference: dict) -> None:
@@ -102,8 +110,9 @@ def test_validation_rows_are_cut_batch_by_batch():
 
 
 def _config(**train) -> object:
-    return config_module.validate({"data": {"name": "synthetic", "num_samples": 40}, "model": "mlp",
-                                   "train": {"distribute": "data_parallel", **train}})
+    return config_module.validate(
+        {"data": {"name": "synthetic", "num_samples": 40}, "model": "mlp", "train": {"distribute": "data_parallel", **train}}
+    )
 
 
 def test_auto_picks_jax_for_data_parallel_whatever_keras_backend_says():
@@ -114,10 +123,16 @@ def test_auto_picks_jax_for_data_parallel_whatever_keras_backend_says():
 def test_data_parallel_without_jax_or_on_another_loaded_backend_is_refused():
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(), available=["tensorflow"], already=None, environment=None)
-    assert "train.distribute: received 'data_parallel', which needs JAX, not installed here; expected JAX installed (pip install 'dlrun[jax]')" in str(caught.value)
+    assert (
+        "train.distribute: received 'data_parallel', which needs JAX, not installed here; expected JAX installed (pip install 'dlrun[jax]')"
+        in str(caught.value)
+    )
     with pytest.raises(errors.ConfigError) as caught:
         backend.choose(_config(), available=["tensorflow", "jax"], already="tensorflow", environment=None)
-    assert "train.distribute: received 'data_parallel', which needs JAX; Keras was already imported in this process with the 'tensorflow' backend" in str(caught.value)
+    assert (
+        "train.distribute: received 'data_parallel', which needs JAX; Keras was already imported in this process with the 'tensorflow' backend"
+        in str(caught.value)
+    )
 
 
 class _Data:
@@ -136,10 +151,18 @@ class _Data:
 @pytest.mark.parametrize(
     "batch_size, sizes, message",
     [
-        (15, (64, 16, 20), "train.batch_size: received 15 with 2 data-parallel devices; expected a multiple of 2 (each device gets an equal part of each batch)"),
-        (16, (64, 16, 21), "train.batch_size: received 16 with 2 data-parallel devices and a test split of 21 samples, "
-                           "whose last batch of 5 does not split evenly; expected a batch size that leaves a last batch "
-                           "divisible by 2 (or none)"),
+        (
+            15,
+            (64, 16, 20),
+            "train.batch_size: received 15 with 2 data-parallel devices; expected a multiple of 2 (each device gets an equal part of each batch)",
+        ),
+        (
+            16,
+            (64, 16, 21),
+            "train.batch_size: received 16 with 2 data-parallel devices and a test split of 21 samples, "
+            "whose last batch of 5 does not split evenly; expected a batch size that leaves a last batch "
+            "divisible by 2 (or none)",
+        ),
     ],
 )
 def test_batches_that_do_not_split_evenly_are_a_config_error(monkeypatch, batch_size, sizes, message):
@@ -188,8 +211,14 @@ def test_data_parallel_on_two_devices_halves_each_batch_and_matches_one_device(t
     outcome = _train(tmp_path, "two", "data_parallel", env=TWO_DEVICES)
     record = outcome["record"]
     assert record["status"] == "completed" and record["backend"]["name"] == "jax"
-    assert record["distribution"] == {"kind": "data_parallel", "devices": 2, "local_devices": 2, "processes": 1,
-                                      "device_kind": "cpu", "per_device_batch": 8}
+    assert record["distribution"] == {
+        "kind": "data_parallel",
+        "devices": 2,
+        "local_devices": 2,
+        "processes": 1,
+        "device_kind": "cpu",
+        "per_device_batch": 8,
+    }
     train_batches = [shards for shape, shards in outcome["shapes"] if shape == [16, 6]]
     assert len(train_batches) >= 3 * 4  # 4 global batches of 16 per epoch (more: validation, test)
     assert all(shards == [[8, 6], [8, 6]] for shards in train_batches)  # each device: 8 of the 16 rows
@@ -211,10 +240,13 @@ def test_data_parallel_across_two_processes_one_run_folder_same_numbers(tmp_path
     path, root = _write(tmp_path, "hosts", "data_parallel")
     cluster = {distribution.JOB_ADDRESSES: f"127.0.0.1:{_free_port()}", distribution.NUM_PROCESSES: "2"}
     processes = [
-        subprocess.Popen([sys.executable, "-c", SHAPES_PROBE, "train", str(path)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True,
-                         env=subprocess_env(SHAPES_FILE=str(tmp_path / f"shapes{index}.json"),
-                                            **{distribution.PROCESS_ID: str(index)}, **cluster))
+        subprocess.Popen(
+            [sys.executable, "-c", SHAPES_PROBE, "train", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(SHAPES_FILE=str(tmp_path / f"shapes{index}.json"), **{distribution.PROCESS_ID: str(index)}, **cluster),
+        )
         for index in (0, 1)
     ]
     outputs = [process.communicate(timeout=300) for process in processes]
@@ -243,8 +275,9 @@ def test_data_parallel_across_two_processes_one_run_folder_same_numbers(tmp_path
 def test_a_data_parallel_mixed_precision_run_resumes_to_the_straight_runs_numbers(tmp_path):
     path, root = _write(tmp_path, "resumed", "data_parallel")
     path.write_text(path.read_text().replace("distribute: data_parallel", "distribute: data_parallel, precision: mixed_bfloat16"))
-    result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True,
-                            timeout=300, env=subprocess_env(**TWO_DEVICES))
+    result = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env(**TWO_DEVICES)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["backend"] == "jax"

@@ -69,6 +69,7 @@ def _repeated(items: list[str]) -> list[str]:
 
 # --- the README -------------------------------------------------------------------------------------------
 
+
 def test_the_readme_is_short_and_says_nothing_twice():
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= README_LINES_AT_MOST, "the README is the front door; topics go in docs/"
@@ -120,6 +121,7 @@ def test_the_duplicate_checks_catch_a_repeated_section():
 
 # --- what the pages cover -----------------------------------------------------------------------------------
 
+
 def _app():
     return typer.main.get_command(cli.app)
 
@@ -136,8 +138,11 @@ def test_the_cli_reference_names_every_command_argument_and_option():
     def walk(command, context):
         assert context.command_path in sections, context.command_path
         for parameter in command.get_params(context):
-            shown_as = [parameter.metavar or parameter.name.upper()] if parameter.param_type_name == "argument" else [
-                *parameter.opts, *parameter.secondary_opts]  # an argument as its help shows it: CONFIG, RUN_DIR...
+            shown_as = (
+                [parameter.metavar or parameter.name.upper()]
+                if parameter.param_type_name == "argument"
+                else [*parameter.opts, *parameter.secondary_opts]
+            )  # an argument as its help shows it: CONFIG, RUN_DIR...
             for name in [name.strip("[].") for name in shown_as]:
                 if name not in ("--help", "-h") and not parameter.hidden:
                     shown = re.search(rf"`[^`]*{re.escape(name)}\b", sections[context.command_path], flags=re.I)  # CONFIG_FILE
@@ -204,12 +209,19 @@ def test_every_config_section_and_name_is_explained_on_a_topic_page():
 
 # --- the site -----------------------------------------------------------------------------------------------
 
+
 def _mkdocs(project: Path, site: Path) -> subprocess.CompletedProcess:
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[dev]')")
     pytest.importorskip("material", reason="mkdocs-material is not installed (pip install -e '.[dev]')")
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(project / "mkdocs.yml"), "--site-dir", str(site)]
-    return subprocess.run(command, cwd=site.parent,  # not the project: paths in mkdocs.yml must not depend on where it runs
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    return subprocess.run(
+        command,
+        cwd=site.parent,  # not the project: paths in mkdocs.yml must not depend on where it runs
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +305,9 @@ def served(site):
     server.server_close()
 
 
-@pytest.mark.parametrize("page, screenshot, images_at_least", [("", "home.png", 1), ("evaluation/", "evaluation.png", 0), ("cli/", "cli.png", 0)])
+@pytest.mark.parametrize(
+    "page, screenshot, images_at_least", [("", "home.png", 1), ("evaluation/", "evaluation.png", 0), ("cli/", "cli.png", 0)]
+)
 def test_pages_render_in_chromium(browser, served, tmp_path, page, screenshot, images_at_least):
     tab = browser.new_page(viewport={"width": 1280, "height": 900})
     events: list[str] = []

@@ -25,8 +25,12 @@ def test_classification_analysis_confusion_matrix_and_per_class():
 
 
 def test_summary_line():
-    payload = {"split": "test", "samples": 3, "metrics": {"mae": 1.5, "loss": 2.0},
-               "baseline": {"mean_prediction": 0.1, "mean_predictor_mae": 3.0}}
+    payload = {
+        "split": "test",
+        "samples": 3,
+        "metrics": {"mae": 1.5, "loss": 2.0},
+        "baseline": {"mean_prediction": 0.1, "mean_predictor_mae": 3.0},
+    }
     assert evaluation.summary_line(payload) == "test (3 samples): loss 2.0000  mae 1.5000   baseline: mean_predictor_mae 3.0000"
 
 
@@ -67,7 +71,10 @@ def test_eval_best_checkpoint_on_validation(run_copy):
     [
         (["--split", "dev"], "--split: received 'dev'; expected one of test, validation, train"),
         (["--checkpoint", "last"], "--checkpoint: received 'last'; expected one of final, best"),
-        (["--data-path", "/data/x"], "--data-path: received '/data/x'; expected a dataset with a `path` option (dataset 'synthetic' has none)"),
+        (
+            ["--data-path", "/data/x"],
+            "--data-path: received '/data/x'; expected a dataset with a `path` option (dataset 'synthetic' has none)",
+        ),
     ],
     ids=["split", "checkpoint", "data-path"],
 )
@@ -88,8 +95,18 @@ def test_eval_missing_model_or_checkpoint_or_run(run_copy, tmp_path):
 
 def test_eval_of_a_split_the_dataset_lacks(tmp_path):
     root = tmp_path / "runs"
-    result = invoke("train", CONFIGS / "smoke" / "mlp_regression.yaml", "--set", f"output.runs_root={root}",
-                    "--set", "data.validation_split=0", "--set", "train.callbacks=[]", "--set", "train.epochs=1")
+    result = invoke(
+        "train",
+        CONFIGS / "smoke" / "mlp_regression.yaml",
+        "--set",
+        f"output.runs_root={root}",
+        "--set",
+        "data.validation_split=0",
+        "--set",
+        "train.callbacks=[]",
+        "--set",
+        "train.epochs=1",
+    )
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(root)
     result = invoke("eval", folder, "--split", "validation")

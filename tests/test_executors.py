@@ -115,7 +115,7 @@ def test_an_iterator_of_tasks_is_pulled_only_when_a_worker_is_free(placement):
 
     executors.run(tasks(), toy_worker, lambda key, event: events.append((key, event)), placement)
     assert sorted(key for key, event in events if event["type"] == "done") == [1, 2, 3, 4, 5]
-    assert max(outstanding) == placement.workers - 1 and outstanding[:placement.workers] == list(range(placement.workers))
+    assert max(outstanding) == placement.workers - 1 and outstanding[: placement.workers] == list(range(placement.workers))
 
 
 @pytest.mark.slow
@@ -149,8 +149,17 @@ def test_kfold_on_a_pool_of_two_gives_the_sequential_numbers(tmp_path):
     config_path = write_kfold_config(tmp_path)
     sequential = invoke("kfold", config_path, "--k", "3", "--no-final")
     assert sequential.exit_code == 0, sequential.output
-    pooled = invoke("kfold", config_path, "--k", "3", "--no-final", "--workers", "2",
-                    "--set", f"output.runs_root={json.dumps(str(tmp_path / 'pooled'))}")
+    pooled = invoke(
+        "kfold",
+        config_path,
+        "--k",
+        "3",
+        "--no-final",
+        "--workers",
+        "2",
+        "--set",
+        f"output.runs_root={json.dumps(str(tmp_path / 'pooled'))}",
+    )
     assert pooled.exit_code == 0, pooled.output
     assert "executor: a pool of 2 worker processes" in pooled.output
     assert all(f"fold {fold}/3: val_mae last" in pooled.output for fold in (1, 2, 3))
@@ -181,8 +190,16 @@ def test_a_pooled_kfold_refits_on_a_worker_quietly_with_the_sequential_numbers(t
     # numbers are those of the same refit in this process.
     assert (folder / "model.keras").is_file() and not list(folder.glob(".model.tmp*"))
     assert {path.name for path in (folder / "plots").glob("*_test.png")} == {"predicted_vs_true_test.png", "residuals_test.png"}
-    sequential = invoke("kfold", write_kfold_config(tmp_path), "--k", "2", "--set", "train.epochs=2",
-                        "--set", f"output.runs_root={json.dumps(str(tmp_path / 'sequential'))}")
+    sequential = invoke(
+        "kfold",
+        write_kfold_config(tmp_path),
+        "--k",
+        "2",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        f"output.runs_root={json.dumps(str(tmp_path / 'sequential'))}",
+    )
     assert sequential.exit_code == 0, sequential.output
     (other,) = run_folders(tmp_path / "sequential")
     pooled_state, sequential_state = (json.loads((path / "kfold.json").read_text()) for path in (folder, other))
@@ -225,9 +242,7 @@ def test_a_failing_fold_fails_the_run_keeps_the_others_and_resume_trains_it(tmp_
 
 
 def test_failure_event_keeps_dlrun_messages_plain():
-    assert outcomes.failure(errors.TrainingFailed("training stopped: loss became nan"))["error"] == (
-        "training stopped: loss became nan"
-    )
+    assert outcomes.failure(errors.TrainingFailed("training stopped: loss became nan"))["error"] == ("training stopped: loss became nan")
 
 
 @pytest.mark.slow
@@ -264,11 +279,16 @@ def test_ctrl_c_on_the_terminal_interrupts_a_pooled_kfold_and_leaves_no_worker(t
     config_path = write_kfold_config(tmp_path)
     # Ctrl-C reaches the whole foreground process group; a test's background child starts with SIGINT
     # ignored, so the probe restores Python's handler first.
-    probe = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-             "from dlrun import cli; sys.argv = ['dlrun', *sys.argv[1:]]; cli.main()")
+    probe = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from dlrun import cli; sys.argv = ['dlrun', *sys.argv[1:]]; cli.main()"
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", probe, "kfold", str(config_path), "--k", "3", "--workers", "2", "--set", "train.epochs=400"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 240
     while not list((tmp_path / "runs").glob("*/folds/*/history.json")) and time.monotonic() < deadline:

@@ -23,8 +23,9 @@ def _gpu_module():
 
 def test_the_blocker_stops_tensorflow():
     gpu = _gpu_module()
-    result = subprocess.run([sys.executable, "-c", gpu.NO_TENSORFLOW + "import tensorflow\n"], capture_output=True,
-                            text=True, timeout=60, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-c", gpu.NO_TENSORFLOW + "import tensorflow\n"], capture_output=True, text=True, timeout=60, env=subprocess_env()
+    )
     assert result.returncode == 1
     assert "ImportError: benchmarks/gpu.py: tensorflow is blocked (the GPU machine has no TensorFlow)" in result.stderr
 
@@ -38,14 +39,20 @@ def test_dlrun_and_plain_keras_train_the_mlp_without_tensorflow(tmp_path):
     config.write_text(gpu.MLP.format(path=json.dumps(str(data["mlp"])), epochs=2))
     root = tmp_path / "runs"
     env = subprocess_env(DLRUN_JAX_CACHE="off")
-    result = subprocess.run([sys.executable, "-c", gpu.DLRUN, "train", str(config), "--backend", "jax", "--set",
-                             f"output.runs_root={root}"], capture_output=True, text=True, timeout=300, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", gpu.DLRUN, "train", str(config), "--backend", "jax", "--set", f"output.runs_root={root}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = run_folders(root)
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "completed" and record["jit_compile"] is True
-    plain = subprocess.run([sys.executable, "-c", gpu.PLAIN, "mlp", str(data["mlp"]), "2", "16"], capture_output=True,
-                           text=True, timeout=300, env=env)
+    plain = subprocess.run(
+        [sys.executable, "-c", gpu.PLAIN, "mlp", str(data["mlp"]), "2", "16"], capture_output=True, text=True, timeout=300, env=env
+    )
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert json.loads(plain.stdout.strip().splitlines()[-1])["fit_seconds"] > 0
     row = {"min": 1.0, "median": 2.0, "max": 3.0, "n": 3}

@@ -26,8 +26,16 @@ def _peak_inside_rate(model, images, boxes) -> float:
 @pytest.mark.slow
 def test_heatmap_peaks_on_the_deciding_object(tmp_path):
     npz = shapes.write_npz(tmp_path / "shapes.npz", train=600, test=100, size=32, seed=0)
-    result = invoke("train", CONFIGS / "shapes.yaml", "--set", f"data.path={json.dumps(str(npz))}",
-                    "--set", f"output.runs_root={json.dumps(str(tmp_path / 'runs'))}", "--set", "train.epochs=12")
+    result = invoke(
+        "train",
+        CONFIGS / "shapes.yaml",
+        "--set",
+        f"data.path={json.dumps(str(npz))}",
+        "--set",
+        f"output.runs_root={json.dumps(str(tmp_path / 'runs'))}",
+        "--set",
+        "train.epochs=12",
+    )
     assert result.exit_code == 0, result.output
     (run,) = run_folders(tmp_path / "runs")
     held_out, labels, boxes = shapes.generate(200, size=32, seed=12345)  # images the model never saw

@@ -29,23 +29,33 @@ from tests.conftest import (
 )
 
 OTHER_BACKENDS = [
-    pytest.param(name, marks=pytest.mark.skipif(importlib.util.find_spec(name) is None,
-                                                 reason=f"{name} is not installed ({backend.INSTALL[name]}); its gradient tests skipped"))
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec(name) is None, reason=f"{name} is not installed ({backend.INSTALL[name]}); its gradient tests skipped"
+        ),
+    )
     for name in ("jax", "torch")
 ]
 
 
 def _python(name: str, script: str, *arguments: str) -> dict:
     """Run `script` on backend `name` in a fresh process; return the JSON of its last line."""
-    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=300,
-                            env=subprocess_env(KERAS_BACKEND=name))
+    result = subprocess.run(
+        [sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=300, env=subprocess_env(KERAS_BACKEND=name)
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _dlrun(name: str, *arguments) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dlrun", *map(str, arguments)], capture_output=True, text=True,
-                            timeout=300, env=subprocess_env(KERAS_BACKEND=name))
+    result = subprocess.run(
+        [sys.executable, "-m", "dlrun", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=subprocess_env(KERAS_BACKEND=name),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -97,7 +107,9 @@ def test_gradcam_and_filters_on_other_backends_match_tensorflow(name, small_run,
     np.testing.assert_allclose(maps[name], maps["tensorflow"], atol=1e-4)
     assert classes[name] == classes["tensorflow"]
 
-    result = _dlrun(name, "visualize", "filters", "--run", run, "--layer", "conv_1", "--filters", "3", "--steps", "2", "--out", tmp_path / name)
+    result = _dlrun(
+        name, "visualize", "filters", "--run", run, "--layer", "conv_1", "--filters", "3", "--steps", "2", "--out", tmp_path / name
+    )
     (folder,) = (tmp_path / name / "filters").iterdir()
     assert sorted(path.name for path in folder.iterdir()) == ["conv_1_filters.npy", "conv_1_filters.png"]
     assert np.load(folder / "conv_1_filters.npy").shape == (3, 24, 24, 1)
@@ -157,8 +169,19 @@ def test_custom_loop_cli_run_on_jax_gives_fits_history_with_callbacks(name, tmp_
     histories = {}
     for loop_name in ("fit", "custom"):
         root = tmp_path / loop_name
-        _dlrun(name, "train", CONFIGS / "smoke" / "mlp_multiclass.yaml", "--backend", name, "--set", f"train.loop={loop_name}",
-               "--set", "train.epochs=4", "--set", f"output.runs_root={root}")
+        _dlrun(
+            name,
+            "train",
+            CONFIGS / "smoke" / "mlp_multiclass.yaml",
+            "--backend",
+            name,
+            "--set",
+            f"train.loop={loop_name}",
+            "--set",
+            "train.epochs=4",
+            "--set",
+            f"output.runs_root={root}",
+        )
         (folder,) = run_folders(root)
         record = json.loads((folder / "run.json").read_text())
         assert record["status"] == "completed" and record["backend"]["name"] == name

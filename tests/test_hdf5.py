@@ -95,28 +95,52 @@ CLASS_LIST = np.arange(3)
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda tmp: tmp / "absent.h5",
-         r"data.train_path: received '.*absent.h5' \(no such file\); expected an HDF5 file with the keys "
-         r"train_set_x, train_set_y, list_classes"),
-        (lambda tmp: (tmp / "text.h5").write_text("not hdf5") and tmp / "text.h5",
-         r"data.train_path: received '.*text.h5', which is not an HDF5 file; expected an HDF5 file"),
-        (lambda tmp: _broken(tmp, "nokey.h5", images=GOOD_X, train_set_y=GOOD_Y, list_classes=CLASS_LIST),
-         r"nokey.h5: received the keys images, list_classes, train_set_y; expected a dataset named 'train_set_x' "
-         r"\(set its name with data.train_x_key\)"),
-        (lambda tmp: _broken(tmp, "noclasses.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y),
-         r"noclasses.h5: received the keys train_set_x, train_set_y; expected a dataset named 'list_classes' "
-         r"\(set its name with data.classes_key\)"),
-        (lambda tmp: _broken(tmp, "short.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y[:5], list_classes=CLASS_LIST),
-         r"short.h5: received 6 images in 'train_set_x' but 5 labels in 'train_set_y'; expected one label per image"),
-        (lambda tmp: _broken(tmp, "one.h5", train_set_x=GOOD_X, train_set_y=np.full(6, 2), list_classes=CLASS_LIST),
-         r"one.h5: received a single class \(\[2\]\) in 'train_set_y'; expected labels of at least 2 classes"),
-        (lambda tmp: _broken(tmp, "high.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y + 1, list_classes=CLASS_LIST),
-         r"high.h5: received label 3 in 'train_set_y'; expected labels 0 to 2"),
-        (lambda tmp: _broken(tmp, "float.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y + 0.5, list_classes=CLASS_LIST),
-         r"float.h5: received 'train_set_y' of shape \[6\] and type float64; expected class labels 0, 1, 2, ..."),
+        (
+            lambda tmp: tmp / "absent.h5",
+            r"data.train_path: received '.*absent.h5' \(no such file\); expected an HDF5 file with the keys "
+            r"train_set_x, train_set_y, list_classes",
+        ),
+        (
+            lambda tmp: (tmp / "text.h5").write_text("not hdf5") and tmp / "text.h5",
+            r"data.train_path: received '.*text.h5', which is not an HDF5 file; expected an HDF5 file",
+        ),
+        (
+            lambda tmp: _broken(tmp, "nokey.h5", images=GOOD_X, train_set_y=GOOD_Y, list_classes=CLASS_LIST),
+            r"nokey.h5: received the keys images, list_classes, train_set_y; expected a dataset named 'train_set_x' "
+            r"\(set its name with data.train_x_key\)",
+        ),
+        (
+            lambda tmp: _broken(tmp, "noclasses.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y),
+            r"noclasses.h5: received the keys train_set_x, train_set_y; expected a dataset named 'list_classes' "
+            r"\(set its name with data.classes_key\)",
+        ),
+        (
+            lambda tmp: _broken(tmp, "short.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y[:5], list_classes=CLASS_LIST),
+            r"short.h5: received 6 images in 'train_set_x' but 5 labels in 'train_set_y'; expected one label per image",
+        ),
+        (
+            lambda tmp: _broken(tmp, "one.h5", train_set_x=GOOD_X, train_set_y=np.full(6, 2), list_classes=CLASS_LIST),
+            r"one.h5: received a single class \(\[2\]\) in 'train_set_y'; expected labels of at least 2 classes",
+        ),
+        (
+            lambda tmp: _broken(tmp, "high.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y + 1, list_classes=CLASS_LIST),
+            r"high.h5: received label 3 in 'train_set_y'; expected labels 0 to 2",
+        ),
+        (
+            lambda tmp: _broken(tmp, "float.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y + 0.5, list_classes=CLASS_LIST),
+            r"float.h5: received 'train_set_y' of shape \[6\] and type float64; expected class labels 0, 1, 2, ...",
+        ),
     ],
-    ids=["missing", "not-hdf5", "missing-key", "missing-classes", "length-mismatch", "single-class",
-         "label-out-of-range", "fractional-labels"],
+    ids=[
+        "missing",
+        "not-hdf5",
+        "missing-key",
+        "missing-classes",
+        "length-mismatch",
+        "single-class",
+        "label-out-of-range",
+        "fractional-labels",
+    ],
 )
 def test_bad_files_are_data_errors_through_the_cli_without_a_run_folder(tmp_path, write_config, make, message):
     path = make(tmp_path)
@@ -139,14 +163,20 @@ def test_bad_files_are_data_errors_through_the_cli_without_a_run_folder(tmp_path
 
 
 def test_a_validation_split_too_small_to_stratify_is_a_data_error(signs_files):
-    with pytest.raises(errors.DataError, match=r"data.validation_split: received 0.05; expected a share that a stratified split of 60 samples in 6 classes allows \(The test_size = 3"):
+    with pytest.raises(
+        errors.DataError,
+        match=r"data.validation_split: received 0.05; expected a share that a stratified split of 60 samples in 6 classes allows \(The test_size = 3",
+    ):
         data.load(_config(*signs_files, validation_split=0.05), seed=0)
 
 
 def test_test_file_with_other_image_shape_is_a_data_error(tmp_path):
     train = _broken(tmp_path, "train.h5", train_set_x=GOOD_X, train_set_y=GOOD_Y, list_classes=CLASS_LIST)
     test = _broken(tmp_path, "test.h5", test_set_x=np.zeros((3, 5, 5, 3), "uint8"), test_set_y=GOOD_Y[:3], list_classes=CLASS_LIST)
-    with pytest.raises(errors.DataError, match=r"test.h5: received images of shape \[5, 5, 3\] in 'test_set_x'; expected the training images' shape \[4, 4, 3\]"):
+    with pytest.raises(
+        errors.DataError,
+        match=r"test.h5: received images of shape \[5, 5, 3\] in 'test_set_x'; expected the training images' shape \[4, 4, 3\]",
+    ):
         data.load(_config(train, test), seed=0)
 
 
@@ -155,9 +185,16 @@ def test_signs_config_runs_end_to_end_with_the_custom_loop(signs_files, tmp_path
     """configs/signs.yaml as shipped, on generated files of the real layout, epochs cut to 3."""
     train_path, test_path = signs_files
     result = invoke(
-        "train", CONFIGS / "signs.yaml",
-        "--set", f"data.train_path={train_path}", "--set", f"data.test_path={test_path}",
-        "--set", "train.epochs=3", "--set", f"output.runs_root={tmp_path}",
+        "train",
+        CONFIGS / "signs.yaml",
+        "--set",
+        f"data.train_path={train_path}",
+        "--set",
+        f"data.test_path={test_path}",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        f"output.runs_root={tmp_path}",
     )
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path)

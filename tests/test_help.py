@@ -90,8 +90,9 @@ SHELL_ENV = {"SHELL": "/bin/bash", "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION
 
 
 def _dlrun(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "dlrun", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "dlrun", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
 def test_show_completion_prints_a_bash_script():
@@ -105,11 +106,14 @@ def test_install_completion_is_offered():
     assert "--install-completion" in invoke("--help").output
 
 
-@pytest.mark.parametrize(("words", "cword", "expected"), [
-    ("dlrun tr", "1", {"train"}),
-    ("dlrun runs co", "2", {"compare"}),
-    ("dlrun visualize g", "2", {"gradcam"}),
-])
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [
+        ("dlrun tr", "1", {"train"}),
+        ("dlrun runs co", "2", {"compare"}),
+        ("dlrun visualize g", "2", {"gradcam"}),
+    ],
+)
 def test_completion_offers_commands(words, cword, expected):
     result = _dlrun(env={"_DLRUN_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword})
     assert result.returncode == 0, result.stderr

@@ -28,8 +28,13 @@ def test_metric_names_put_loss_first():
 
 
 def test_best_epochs_name_each_validation_quantity_loss_first():
-    run_history = {"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
-                   "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.8, 0.85]}
+    run_history = {
+        "epoch": [1, 2, 3],
+        "loss": [1.0, 0.5, 0.4],
+        "val_loss": [0.9, 0.6, 0.7],
+        "accuracy": [0.5, 0.8, 0.9],
+        "val_accuracy": [0.6, 0.8, 0.85],
+    }
     assert history.best_epochs(run_history) == [("val_loss", 2, 0.6), ("val_accuracy", 3, 0.85)]
     assert history.describe_best(run_history) == "best val_loss at epoch 2 (0.6000); best val_accuracy at epoch 3 (0.8500)"
     assert history.describe_best({"epoch": [1], "loss": [1.0]}) == ""  # no validation values: nothing to name

@@ -43,8 +43,9 @@ def folder(tmp_path_factory) -> Path:
 
 
 def section(path, **options):
-    return config.validate({"data": {"name": "image_directory", "path": str(path), "image_size": [16, 16], **options},
-                            "model": "convnet"}).data
+    return config.validate(
+        {"data": {"name": "image_directory", "path": str(path), "image_size": [16, 16], **options}, "model": "convnet"}
+    ).data
 
 
 def load(path, seed=1, **options):
@@ -208,8 +209,18 @@ def test_disk_cache_needs_a_folder(keras, folder):
 @pytest.mark.parametrize("name", ["cats_dogs", "cats_dogs_augmented"])
 def test_cats_dogs_configs_train_end_to_end(keras, folder, tmp_path, name):
     # 48x48 is about the smallest input the four valid 3x3 conv + 2x2 pool blocks accept.
-    result = invoke("train", CONFIGS / f"{name}.yaml", "--set", f"data.path={folder}", "--set", "data.image_size=[48, 48]",
-                    "--set", "train.epochs=2", "--set", f"output.runs_root={tmp_path}")
+    result = invoke(
+        "train",
+        CONFIGS / f"{name}.yaml",
+        "--set",
+        f"data.path={folder}",
+        "--set",
+        "data.image_size=[48, 48]",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        f"output.runs_root={tmp_path}",
+    )
     assert result.exit_code == 0, result.output
     (run,) = run_folders(tmp_path)
     record = json.loads((run / "run.json").read_text())
@@ -229,8 +240,9 @@ def test_cats_dogs_configs_train_end_to_end(keras, folder, tmp_path, name):
     model = keras.saving.load_model(run / "model.keras")
     names = [layer.name for layer in model.layers]
     augmented = [name for name in names if name.startswith("augment_")]
-    assert augmented == (["augment_rotation", "augment_shift", "augment_shear", "augment_zoom", "augment_flip"]
-                         if name == "cats_dogs_augmented" else [])
+    assert augmented == (
+        ["augment_rotation", "augment_shift", "augment_shear", "augment_zoom", "augment_flip"] if name == "cats_dogs_augmented" else []
+    )
     assert ("dropout" in names) == (name == "cats_dogs_augmented")
 
 
@@ -247,8 +259,20 @@ def test_cats_dogs_model_has_the_books_parameter_count(keras, folder):
 def test_kfold_on_an_image_folder_splits_the_file_list_stratified_end_to_end(keras, folder, tmp_path):
     """`dlrun kfold configs/cats_dogs.yaml --k 3`: train/ and validation/ pooled (21 files), each fold
     reading its files through the pipeline `dlrun train` uses; the refit scored on test/."""
-    result = invoke("kfold", CONFIGS / "cats_dogs.yaml", "--k", "3", "--set", f"data.path={folder}",
-                    "--set", "data.image_size=[48, 48]", "--set", "train.epochs=2", "--set", f"output.runs_root={tmp_path}")
+    result = invoke(
+        "kfold",
+        CONFIGS / "cats_dogs.yaml",
+        "--k",
+        "3",
+        "--set",
+        f"data.path={folder}",
+        "--set",
+        "data.image_size=[48, 48]",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        f"output.runs_root={tmp_path}",
+    )
     assert result.exit_code == 0, result.output
     assert "21 samples (train + validation) in 3 stratified folds; 6 test samples" in result.output
     (run,) = run_folders(tmp_path)

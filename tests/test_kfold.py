@@ -245,10 +245,13 @@ def test_interrupt_keeps_completed_folds_and_resume_finishes_with_the_same_numbe
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("error", "message"), [
-    (errors.TrainingFailed("training stopped: loss became nan at epoch 2"), "final: training stopped: loss became nan at epoch 2"),
-    (RuntimeError("out of memory"), "final: RuntimeError: out of memory"),
-])
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (errors.TrainingFailed("training stopped: loss became nan at epoch 2"), "final: training stopped: loss became nan at epoch 2"),
+        (RuntimeError("out of memory"), "final: RuntimeError: out of memory"),
+    ],
+)
 def test_a_failing_final_refit_fails_the_run_and_keeps_the_folds(tmp_path, monkeypatch, error, message):
     original = kfold_fits.train_part
 
@@ -320,9 +323,11 @@ def test_sigkill_in_fold_3_then_resume_continues_it_from_its_checkpoint(tmp_path
     assert f"resuming fold 3 after epoch {killed_after} (fold 3/4; state from 3/checkpoints/last.npz)" in result.output
     resumed = json.loads((folder / "kfold.json").read_text())
     # fold 3 went on from its checkpoint: only the epochs after it trained; fold 4 and the refit in full
-    assert epochs_seen == [*(("3", epoch) for epoch in range(killed_after + 1, epochs + 1)),
-                           *(("4", epoch) for epoch in range(1, epochs + 1)),
-                           *(("final", epoch) for epoch in range(1, resumed["recommended_epochs"] + 1))]
+    assert epochs_seen == [
+        *(("3", epoch) for epoch in range(killed_after + 1, epochs + 1)),
+        *(("4", epoch) for epoch in range(1, epochs + 1)),
+        *(("final", epoch) for epoch in range(1, resumed["recommended_epochs"] + 1)),
+    ]
     record = json.loads((folder / "run.json").read_text())
     assert record["status"] == "completed" and record["folds_completed"] == 4
     (entry,) = record["resumes"]
@@ -346,11 +351,20 @@ def _fit_task(tmp_path, epochs: int, stream: bool) -> kfold_fits.FitTask:
     """Fold 1 (the first 10 samples validate) of a tiny synthetic regression, as K-fold hands it to a worker."""
     from dlrun import config as config_module
 
-    data = {"name": "streamed", "seed": 3, "data": {"name": "synthetic", "task": "regression", "num_samples": 40, "input_shape": [3]},
-            "model": {"architecture": "mlp", "units": [4]}, "train": {"epochs": epochs, "batch_size": 8}}
+    data = {
+        "name": "streamed",
+        "seed": 3,
+        "data": {"name": "synthetic", "task": "regression", "num_samples": 40, "input_shape": [3]},
+        "model": {"architecture": "mlp", "units": [4]},
+        "train": {"epochs": epochs, "batch_size": 8},
+    }
     folder = tmp_path / ("streamed" if stream else "direct") / "folds" / "1"
-    task = kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config_module.validate(data), 1)),
-                              folder=str(folder), validation_indices=list(range(10)), data_seed=3)
+    task = kfold_fits.FitTask(
+        config=config_module.to_data(kfold_fits.fold_config(config_module.validate(data), 1)),
+        folder=str(folder),
+        validation_indices=list(range(10)),
+        data_seed=3,
+    )
     return kfold_fits.streamed_task(task) if stream else task
 
 

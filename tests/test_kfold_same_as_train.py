@@ -71,49 +71,72 @@ def _fold_trained_by_train(tmp_path, folder, index: int, settings: list[str], ru
 CASES = {
     "optimizer and model": [
         "compile.optimizer={name: adam, learning_rate: 0.01, beta_1: 0.8, beta_2: 0.99, epsilon: 1.0e-6, amsgrad: true}",
-        "compile.loss=mae", "compile.metrics=[mse]",
-        "model.units=[5, 3]", "model.activation=tanh", "model.dropout=0.25", "model.l1=0.001", "model.l2=0.01",
-        "model.kernel_initializer=he_normal", "model.bias_initializer=ones", "model.head={units: 1, activation: tanh}",
+        "compile.loss=mae",
+        "compile.metrics=[mse]",
+        "model.units=[5, 3]",
+        "model.activation=tanh",
+        "model.dropout=0.25",
+        "model.l1=0.001",
+        "model.l2=0.01",
+        "model.kernel_initializer=he_normal",
+        "model.bias_initializer=ones",
+        "model.head={units: 1, activation: tanh}",
         "train.epochs=4",
     ],
     "loop and batches": [
-        "train.loop=custom", "train.batch_size=7", "train.shuffle=false",
+        "train.loop=custom",
+        "train.batch_size=7",
+        "train.shuffle=false",
         "compile.optimizer={name: sgd, learning_rate: 0.02, momentum: 0.5, nesterov: true}",
     ],
     "callbacks": [
         "train.callbacks=[{name: reduce_lr_on_plateau, monitor: val_loss, factor: 0.5, patience: 0, "
         "min_learning_rate: 0.0001, mode: min}, {name: checkpoint, monitor: val_mae, mode: min}]",
-        "compile.optimizer={name: rmsprop, learning_rate: 0.2, rho: 0.8}", "train.epochs=8",
+        "compile.optimizer={name: rmsprop, learning_rate: 0.2, rho: 0.8}",
+        "train.epochs=8",
         "output.resume_checkpoints=false",
     ],
 }
 CHECKED = {item.split("=")[0] for settings in CASES.values() for item in settings} | {
-    "compile.optimizer.name", "compile.optimizer.learning_rate", "compile.optimizer.beta_1", "compile.optimizer.beta_2",
-    "compile.optimizer.epsilon", "compile.optimizer.amsgrad", "compile.optimizer.momentum", "compile.optimizer.nesterov",
-    "compile.optimizer.rho", "model.head.units", "model.head.activation", "train.callbacks.name", "train.callbacks.monitor", "train.callbacks.factor",
-    "train.callbacks.patience", "train.callbacks.min_learning_rate", "train.callbacks.mode",
+    "compile.optimizer.name",
+    "compile.optimizer.learning_rate",
+    "compile.optimizer.beta_1",
+    "compile.optimizer.beta_2",
+    "compile.optimizer.epsilon",
+    "compile.optimizer.amsgrad",
+    "compile.optimizer.momentum",
+    "compile.optimizer.nesterov",
+    "compile.optimizer.rho",
+    "model.head.units",
+    "model.head.activation",
+    "train.callbacks.name",
+    "train.callbacks.monitor",
+    "train.callbacks.factor",
+    "train.callbacks.patience",
+    "train.callbacks.min_learning_rate",
+    "train.callbacks.mode",
 }
 # Keys not compared end to end here, each with why it still means the same in a fold.
 ALSO_SAME = {
     "data.": "the data is loaded once, by the loader `dlrun train` uses, before K-fold splits it",
     "model.": "other architectures build through the same `models.plan` (tests/test_image_directory.py and "
-              "tests/test_pretrained.py run K-fold on convnets and pretrained bases)",
+    "tests/test_pretrained.py run K-fold on convnets and pretrained bases)",
     "backend": "the process (or pool) runs on the backend `dlrun train` would choose",
     "search.": "only `dlrun sweep` reads the search section; train and kfold ignore it",
     "train.tensorboard": "the same callback, writing into the fold's folder",
     "train.steps_per_execution": "folds compile through the same `Training`; no value changes a number (tests/test_train.py::"
-                                 "test_steps_per_execution_auto_groups_batches_and_changes_no_number)",
+    "test_steps_per_execution_auto_groups_batches_and_changes_no_number)",
     "train.callbacks.min_delta": "an early_stopping parameter (see KFOLD_RULE)",
     "train.callbacks.restore_best_weights": "an early_stopping parameter (see KFOLD_RULE)",
     "train.devices": "only with train.distribute, which K-fold refuses (see KFOLD_RULE)",
     "train.precision": "folds build through the same `Training`, which sets the dtype policy before the model "
-                       "(tests/test_precision.py); the vectorized executor falls back for a mixed policy",
+    "(tests/test_precision.py); the vectorized executor falls back for a mixed policy",
     "name": "names the run folder, not the training",
     "output.runs_root": "where the K-fold run folder goes, as for a train run",
     "output.save_model": "the final refit's model.keras (folds keep no model)",
     "output.plots": "the K-fold run's plots and the refit's test plots",
     "output.keep_checkpoints": "false removes every fold's and the refit's resume checkpoints once the K-fold run "
-                               "completes (tests/test_runs_clean.py); it changes no number",
+    "completes (tests/test_runs_clean.py); it changes no number",
 }
 # The K-fold rule, in one place (kfold_fits.fold_config), said on the console.
 KFOLD_RULE = {
@@ -149,8 +172,11 @@ def _leaf_paths(model: type[pydantic.BaseModel], prefix: str = "") -> set[str]:
 def test_every_schema_key_is_checked_said_the_same_or_under_the_kfold_rule():
     """A key added to the schema fails here until someone says how it behaves in a fold."""
     unexplained = sorted(
-        path for path in _leaf_paths(schema.Config)
-        if path not in CHECKED and path not in KFOLD_RULE and path not in ALSO_SAME
+        path
+        for path in _leaf_paths(schema.Config)
+        if path not in CHECKED
+        and path not in KFOLD_RULE
+        and path not in ALSO_SAME
         and not any(path.startswith(prefix) for prefix in ALSO_SAME if prefix.endswith("."))
     )
     assert unexplained == []
@@ -158,12 +184,23 @@ def test_every_schema_key_is_checked_said_the_same_or_under_the_kfold_rule():
 
 def test_fold_config_changes_only_the_seed_and_early_stopping():
     data = {
-        "name": "same", "seed": 11, "data": {"name": "synthetic", "task": "regression"},
+        "name": "same",
+        "seed": 11,
+        "data": {"name": "synthetic", "task": "regression"},
         "model": {"architecture": "mlp", "units": [3], "dropout": 0.5, "l2": 0.1},
         "compile": {"optimizer": {"name": "adam", "learning_rate": 0.003}, "metrics": ["mae"]},
-        "train": {"epochs": 7, "batch_size": 5, "shuffle": False, "loop": "custom", "tensorboard": True,
-                  "callbacks": [{"name": "reduce_lr_on_plateau", "patience": 1}, {"name": "early_stopping"},
-                                {"name": "checkpoint", "monitor": "val_mae"}]},
+        "train": {
+            "epochs": 7,
+            "batch_size": 5,
+            "shuffle": False,
+            "loop": "custom",
+            "tensorboard": True,
+            "callbacks": [
+                {"name": "reduce_lr_on_plateau", "patience": 1},
+                {"name": "early_stopping"},
+                {"name": "checkpoint", "monitor": "val_mae"},
+            ],
+        },
         "output": {"save_model": False, "resume_checkpoints": False},
     }
     config = config_module.validate(data)
@@ -177,7 +214,8 @@ def test_fold_config_changes_only_the_seed_and_early_stopping():
     refit = config_module.to_data(kfold_fits.refit_config(config))
     assert [callback["name"] for callback in refit["train"]["callbacks"]] == []  # all three watch a val_ value
     assert {key: value for key, value in refit.items() if key != "train"} == {
-        key: value for key, value in config_module.to_data(config).items() if key != "train"}
+        key: value for key, value in config_module.to_data(config).items() if key != "train"
+    }
 
 
 @pytest.mark.slow
@@ -236,9 +274,18 @@ def test_the_custom_loop_really_trains_the_folds_and_matches_fit(tmp_path, monke
 
 def test_the_kfold_rule_is_said_on_the_console_when_it_applies():
     base = {"data": {"name": "synthetic", "task": "regression"}, "model": "mlp"}
-    config = config_module.validate({**base, "train": {"callbacks": [{"name": "early_stopping"},
-                                                                     {"name": "reduce_lr_on_plateau", "monitor": "loss"},
-                                                                     {"name": "checkpoint", "monitor": "val_loss"}]}})
+    config = config_module.validate(
+        {
+            **base,
+            "train": {
+                "callbacks": [
+                    {"name": "early_stopping"},
+                    {"name": "reduce_lr_on_plateau", "monitor": "loss"},
+                    {"name": "checkpoint", "monitor": "val_loss"},
+                ]
+            },
+        }
+    )
     assert kfold_fits.differences_said(config, keep_early_stopping=False) == [
         "folds train without early_stopping, so each runs its whole curve (keep it with --keep-early-stopping)",
         "the final refit has no validation data: it trains without early_stopping, checkpoint",

@@ -103,12 +103,15 @@ def test_vectorized_and_auto_take_no_workers(tmp_path, executor):
     assert not (tmp_path / "refused").exists()
 
 
-@pytest.mark.parametrize(("extra", "reason"), [
-    (", loop: custom", "train.loop: custom"),
-    (", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]", "train.callbacks: reduce_lr_on_plateau"),
-    (", tensorboard: true", "train.tensorboard: true"),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (", loop: custom", "train.loop: custom"),
+        (", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]", "train.callbacks: reduce_lr_on_plateau"),
+        (", tensorboard: true", "train.tensorboard: true"),
+        ("", None),
+    ],
+)
 def test_what_the_config_must_not_have(tmp_path, monkeypatch, extra, reason):
     from dlrun import backend, config as config_module
 
@@ -130,15 +133,21 @@ def _training(phases: int = 1, split=None, outputs: int = 1, layers=("Dense",)):
     return types.SimpleNamespace(plan=types.SimpleNamespace(phases=[None] * phases, data=data), model=model)
 
 
-@pytest.mark.parametrize(("training", "reason"), [
-    (_training(), None),
-    (_training(phases=2), "2 training phases (model.fine_tune)"),
-    (_training(split=object()), "a streamed or multi-input split; it needs in-memory arrays"),
-    (_training(split=({"a": np.zeros(4)}, np.zeros(4))), "a streamed or multi-input split; it needs in-memory arrays"),
-    (_training(outputs=2), "a model with 2 outputs; it needs one"),
-    (_training(layers=("Dense", "BatchNormalization")),
-     "a BatchNormalization layer mixes a batch's samples, padded batches would change it"),
-], ids=["applies", "phases", "streamed", "multi-input", "outputs", "batch-norm"])
+@pytest.mark.parametrize(
+    ("training", "reason"),
+    [
+        (_training(), None),
+        (_training(phases=2), "2 training phases (model.fine_tune)"),
+        (_training(split=object()), "a streamed or multi-input split; it needs in-memory arrays"),
+        (_training(split=({"a": np.zeros(4)}, np.zeros(4))), "a streamed or multi-input split; it needs in-memory arrays"),
+        (_training(outputs=2), "a model with 2 outputs; it needs one"),
+        (
+            _training(layers=("Dense", "BatchNormalization")),
+            "a BatchNormalization layer mixes a batch's samples, padded batches would change it",
+        ),
+    ],
+    ids=["applies", "phases", "streamed", "multi-input", "outputs", "batch-norm"],
+)
 def test_what_the_model_and_data_must_not_have(training, reason):
     assert stacked.model_reason(training) == reason
 
@@ -203,12 +212,18 @@ def test_a_config_it_cannot_run_falls_back_with_one_line(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("extra", "line", "chosen"), [
-    ("", "executor: vectorized (the folds as one JAX program)", {"chosen": "vectorized"}),
-    (", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]",
-     "executor: sequential (vectorized does not apply: train.callbacks: reduce_lr_on_plateau)",
-     {"chosen": "sequential", "reason": "train.callbacks: reduce_lr_on_plateau"}),
-], ids=["vectorized", "sequential"])
+@pytest.mark.parametrize(
+    ("extra", "line", "chosen"),
+    [
+        ("", "executor: vectorized (the folds as one JAX program)", {"chosen": "vectorized"}),
+        (
+            ", callbacks: [{name: reduce_lr_on_plateau, patience: 2}]",
+            "executor: sequential (vectorized does not apply: train.callbacks: reduce_lr_on_plateau)",
+            {"chosen": "sequential", "reason": "train.callbacks: reduce_lr_on_plateau"},
+        ),
+    ],
+    ids=["vectorized", "sequential"],
+)
 def test_auto_says_and_records_what_it_chose(tmp_path, extra, line, chosen):
     outcome = _kfold_on_jax(_write(tmp_path, "auto", extra=extra), "--k", "3", "--no-final", "--executor", "auto")
     assert outcome["exit"] == 0, outcome["output"]
@@ -229,8 +244,7 @@ def test_a_copy_that_goes_nan_fails_alone(tmp_path):
     (folder,) = run_folders(tmp_path / "nan")
     state = json.loads((folder / "kfold.json").read_text())
     assert [fold["status"] for fold in state["folds"]] == ["completed", "failed", "completed"]
-    assert state["folds"][1]["error"] == ("training stopped: loss became nan at epoch 1, batch 1; "
-                                          "no epoch completed: no state was kept")
+    assert state["folds"][1]["error"] == ("training stopped: loss became nan at epoch 1, batch 1; no epoch completed: no state was kept")
     assert [len(json.loads((folder / "folds" / fold / "history.json").read_text())["epoch"]) for fold in "13"] == [3, 3]
     assert checkpoint_epochs(folder / "folds" / "2") is None and not (folder / "folds" / "2" / "history.json").exists()
     assert sorted(set(map(tuple, outcome["seen"]))) == [(fold, epoch) for fold in ("1", "3") for epoch in (1, 2, 3)]
@@ -238,8 +252,7 @@ def test_a_copy_that_goes_nan_fails_alone(tmp_path):
 
 @pytest.mark.slow
 def test_when_the_one_program_fails_every_fold_in_it_fails_and_the_run_says_so(tmp_path):
-    outcome = _kfold_on_jax(_write(tmp_path, "broken"), "--k", "3", "--no-final", "--executor", "vectorized",
-                            env={"BREAK_PROGRAM": "1"})
+    outcome = _kfold_on_jax(_write(tmp_path, "broken"), "--k", "3", "--no-final", "--executor", "vectorized", env={"BREAK_PROGRAM": "1"})
     assert outcome["exit"] != 0 and "3 of 3 fold(s) failed" in outcome["output"]
     (folder,) = run_folders(tmp_path / "broken")
     state = json.loads((folder / "kfold.json").read_text())
@@ -270,7 +283,9 @@ def test_a_killed_vectorized_kfold_resumes_each_fold_from_its_checkpoint(tmp_pat
     for fold, epoch in after.items():
         assert f"resuming fold {fold} after epoch {epoch} (fold {fold}/3; state from {fold}/checkpoints/" in outcome["output"]
     # each fold trained only the epochs after its own checkpoint
-    assert sorted(map(tuple, outcome["seen"])) == sorted((str(fold), epoch) for fold in after for epoch in range(after[fold] + 1, epochs + 1))
+    assert sorted(map(tuple, outcome["seen"])) == sorted(
+        (str(fold), epoch) for fold in after for epoch in range(after[fold] + 1, epochs + 1)
+    )
     straight_outcome = _kfold_on_jax(straight, *arguments)
     assert straight_outcome["exit"] == 0, straight_outcome["output"]
     (uninterrupted,) = run_folders(tmp_path / "straight")

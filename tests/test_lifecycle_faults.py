@@ -43,8 +43,10 @@ def _stopped_run(tmp_path, kind: str):
 
 
 def _contents(folder):
-    return {str(path.relative_to(folder)): (path.read_bytes() if path.is_file() and not path.is_symlink() else None)
-            for path in folder.rglob("*")}
+    return {
+        str(path.relative_to(folder)): (path.read_bytes() if path.is_file() and not path.is_symlink() else None)
+        for path in folder.rglob("*")
+    }
 
 
 @pytest.mark.parametrize("kind", ["train", "kfold", "sweep"])
@@ -66,8 +68,9 @@ def test_a_run_folder_locked_by_another_process_is_refused_and_untouched(tmp_pat
 
 def test_two_resumes_of_one_run_the_second_is_refused_while_the_first_loads_keras(tmp_path):
     folder = _stopped_run(tmp_path, "train")
-    first = subprocess.Popen([sys.executable, "-m", "dlrun", "train", "--resume", str(folder)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "dlrun", "train", "--resume", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 120
         lock = folder / ".lock"
@@ -89,8 +92,10 @@ def test_two_resumes_of_one_run_the_second_is_refused_while_the_first_loads_kera
 def test_atomic_writes_replace_a_planted_symlink_and_never_write_through_it(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("precious")
-    for name, write in (("a.json", lambda path: atomic.write_json(path, {"a": 1})),
-                        ("m.keras", lambda path: atomic.write_with(path, lambda temp: temp.write_text("model")))):
+    for name, write in (
+        ("a.json", lambda path: atomic.write_json(path, {"a": 1})),
+        ("m.keras", lambda path: atomic.write_with(path, lambda temp: temp.write_text("model"))),
+    ):
         link = tmp_path / "run" / name
         link.parent.mkdir(exist_ok=True)
         link.symlink_to(outside)
@@ -119,8 +124,11 @@ def test_resume_refuses_a_run_folder_holding_a_symlink(tmp_path, planted, kind):
 
 LINKED_OUTPUTS = {  # a command that writes into RUN_DIR/<folder>, and the links planted there
     "visualize curves": ("visualize", ["visualize", "curves", "{run}"], ["visualize", "visualize/curves"]),
-    "visualize activations": ("visualize", ["visualize", "activations", "--run", "{run}", "--image", "{image}"],
-                              ["visualize", "visualize/activations"]),
+    "visualize activations": (
+        "visualize",
+        ["visualize", "activations", "--run", "{run}", "--image", "{image}"],
+        ["visualize", "visualize/activations"],
+    ),
     "export": ("export", ["export", "{run}", "--format", "keras"], ["export", "export/model.keras"]),
 }
 LINK_CASES = [(command, planted) for command, (_, _, links) in LINKED_OUTPUTS.items() for planted in links]
@@ -143,8 +151,10 @@ def test_outputs_never_follow_a_symlinked_folder_planted_in_the_run(tmp_path, sm
     args = [arg.format(run=run, image=images[0]) for arg in LINKED_OUTPUTS[command][1]]
     result = invoke(*args)
     assert result.exit_code == 2, result.output
-    assert result.stderr == f"error: {link}: is a symbolic link; expected a run folder holding only its own files and " \
-                            "folders (dlrun never writes through a link; remove it to continue)\n"
+    assert (
+        result.stderr == f"error: {link}: is a symbolic link; expected a run folder holding only its own files and "
+        "folders (dlrun never writes through a link; remove it to continue)\n"
+    )
     assert os.listdir(outside) == [] and link.is_symlink()
     elsewhere = tmp_path / ("elsewhere.keras" if command == "export" else "elsewhere")
     assert invoke(*args, "--out", elsewhere).exit_code == 0
@@ -207,8 +217,9 @@ KILLED_IN_FIRST_CHECKPOINT = textwrap.dedent("""\
 
 def test_kill_during_the_first_checkpoint_write_resumes_from_the_start(tmp_path):
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", epochs=3)
-    killed = subprocess.run([sys.executable, "-c", KILLED_IN_FIRST_CHECKPOINT, "train", str(path)],
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_FIRST_CHECKPOINT, "train", str(path)], capture_output=True, text=True, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     (folder,) = run_folders(tmp_path / "runs")
     assert not (folder / "checkpoints" / "last.npz").exists()

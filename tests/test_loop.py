@@ -31,12 +31,14 @@ def arrays():
 def _model(keras, seed=5):
     """Dropout and an L2 penalty, so both `training=True` and `model.losses` must be handled alike."""
     backend.seed_everything(seed)
-    model = keras.Sequential([
-        keras.Input((8,)),
-        keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01)),
-        keras.layers.Dropout(0.3),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01)),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -49,10 +51,14 @@ def _train(keras, arrays, custom: bool, shuffle=False, seed=5, callbacks=None, e
     if as_arrays:
         training = {"x": x, "y": y, "shuffle": shuffle}
     else:
-        training = {"x": batches.seeded(x, y, 16, seed, 0, epochs, shuffle=shuffle),
-                    "steps_per_epoch": batches.steps_per_epoch(len(x), 16), "shuffle": False}
-    result = fit(**training, batch_size=16, epochs=epochs, validation_data=(validation_x, validation_y),
-                 callbacks=callbacks or [], verbose=0)
+        training = {
+            "x": batches.seeded(x, y, 16, seed, 0, epochs, shuffle=shuffle),
+            "steps_per_epoch": batches.steps_per_epoch(len(x), 16),
+            "shuffle": False,
+        }
+    result = fit(
+        **training, batch_size=16, epochs=epochs, validation_data=(validation_x, validation_y), callbacks=callbacks or [], verbose=0
+    )
     return result.history, model
 
 
@@ -118,7 +124,9 @@ def test_stop_training_ends_both_loops_alike(keras, arrays, batch):
 
 
 def test_other_training_data_is_refused(keras):
-    with pytest.raises(errors.ConfigError, match=r"train.loop: received 'custom' with training data of type list; expected arrays or a tf.data.Dataset"):
+    with pytest.raises(
+        errors.ConfigError, match=r"train.loop: received 'custom' with training data of type list; expected arrays or a tf.data.Dataset"
+    ):
         loop.fit(_model(keras), x=[[1.0] * 8], epochs=1)
 
 
@@ -129,8 +137,7 @@ def test_cli_runs_give_the_same_history_json_with_either_loop(tmp_path, smoke):
     histories = {}
     for name in ("fit", "custom"):
         root = tmp_path / name
-        result = invoke("train", CONFIGS / "smoke" / f"{smoke}.yaml", "--set", f"train.loop={name}",
-                        "--set", f"output.runs_root={root}")
+        result = invoke("train", CONFIGS / "smoke" / f"{smoke}.yaml", "--set", f"train.loop={name}", "--set", f"output.runs_root={root}")
         assert result.exit_code == 0, result.output
         assert "epoch 2/2  loss " in result.output
         (folder,) = run_folders(root)

@@ -28,8 +28,7 @@ def test_mlp_layers_regularisation_and_head(keras):
 def test_books_mnist_convnet_shape(keras):
     """Conv32-Pool-Conv64-Pool-Conv64-Flatten-Dense64-Dense10 on 28x28x1, as in the notes."""
     model = build({"architecture": "convnet", "filters": [32, 64, 64], "pool_last": False, "dense_units": [64]}, (28, 28, 1))
-    assert [layer.name for layer in model.layers] == [
-        "conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "reduce", "dense_1", "output"]
+    assert [layer.name for layer in model.layers] == ["conv_1", "pool_1", "conv_2", "pool_2", "conv_3", "reduce", "dense_1", "output"]
     assert model.get_layer("reduce").output.shape[1] == 3 * 3 * 64
     assert model.count_params() == 93322  # the book's figure for this network
 
@@ -54,8 +53,12 @@ def test_too_many_pooling_blocks_is_a_config_error(keras):
 
 
 def test_normalization_is_adapted_on_the_given_training_inputs_only(keras):
-    loaded = dataset.Dataset(task="regression", train=(np.array([[0.0], [2.0]], "float32"), np.zeros(2)),
-                             test=(np.array([[100.0]], "float32"), np.zeros(1)), normalize=True)
+    loaded = dataset.Dataset(
+        task="regression",
+        train=(np.array([[0.0], [2.0]], "float32"), np.zeros(2)),
+        test=(np.array([[100.0]], "float32"), np.zeros(1)),
+        normalize=True,
+    )
     section = config.validate({"data": "digits", "model": {"architecture": "mlp", "units": [2]}}).model
     model = models.build(section, loaded)
     layer = model.get_layer("normalize")

@@ -20,8 +20,13 @@ def _write(path, **arrays):
 
 def test_multiclass_with_test_split_rescale_and_names(tmp_path):
     rng = np.random.default_rng(0)
-    path = _write(tmp_path / "d.npz", x_train=rng.integers(0, 256, (50, 4, 4, 1)).astype("uint8"),
-                  y_train=np.arange(50) % 3, x_test=np.zeros((6, 4, 4, 1), "uint8"), y_test=np.arange(6) % 3)
+    path = _write(
+        tmp_path / "d.npz",
+        x_train=rng.integers(0, 256, (50, 4, 4, 1)).astype("uint8"),
+        y_train=np.arange(50) % 3,
+        x_test=np.zeros((6, 4, 4, 1), "uint8"),
+        y_test=np.arange(6) % 3,
+    )
     loaded = data.load(_config(path, validation_split=0.2, rescale=0.5, class_names=["a", "b", "c"]).data, seed=1)
     assert loaded.task == "multiclass" and loaded.num_classes == 3 and loaded.class_names == ["a", "b", "c"]
     assert len(loaded.train[0]) == 40 and len(loaded.validation[0]) == 10 and len(loaded.test[0]) == 6
@@ -77,8 +82,10 @@ def test_class_names_must_match_the_labels(tmp_path):
     assert "data.class_names: received 2 name(s); expected 3" in _train_error(tmp_path, path, ", class_names: [a, b]")
 
 
-@pytest.mark.parametrize("bad, expected", [("path: 3", "data.path: received 3; expected a string"),
-                                           ("rescale: 0", "data.rescale: received 0; expected a number > 0")])
+@pytest.mark.parametrize(
+    "bad, expected",
+    [("path: 3", "data.path: received 3; expected a string"), ("rescale: 0", "data.rescale: received 0; expected a number > 0")],
+)
 def test_config_errors(write_config, bad, expected):
     result = invoke("config", "validate", write_config(f"data: {{name: npz, {bad}}}\nmodel: mlp\n"))
     assert result.exit_code == 2 and expected in result.stderr, result.stderr
@@ -102,14 +109,14 @@ def test_a_class_with_a_single_sample_cannot_be_split_stratified(tmp_path):
 
 
 def test_test_features_of_another_shape_are_refused_before_the_run_folder(tmp_path):
-    path = _write(tmp_path / "d.npz", x_train=np.ones((10, 6)), y_train=np.arange(10) % 2,
-                  x_test=np.ones((4, 7)), y_test=np.arange(4) % 2)
+    path = _write(tmp_path / "d.npz", x_train=np.ones((10, 6)), y_train=np.arange(10) % 2, x_test=np.ones((4, 7)), y_test=np.arange(4) % 2)
     message = _train_error(tmp_path, path)
     assert "x_test has samples of shape [7]; expected [6], the shape of x_train's samples" in message
 
 
 def test_a_test_label_absent_from_training_is_refused(tmp_path):
-    path = _write(tmp_path / "d.npz", x_train=np.ones((10, 6)), y_train=np.arange(10) % 2,
-                  x_test=np.ones((4, 6)), y_test=np.array([0, 1, 7, 1]))
+    path = _write(
+        tmp_path / "d.npz", x_train=np.ones((10, 6)), y_train=np.arange(10) % 2, x_test=np.ones((4, 6)), y_test=np.array([0, 1, 7, 1])
+    )
     message = _train_error(tmp_path, path)
     assert "y_test holds the label 7, which y_train never holds (its labels are 0..1)" in message

@@ -32,8 +32,9 @@ def test_list_configs_names_each_with_its_description():
     lines = result.output.splitlines()
     assert lines[0] == "configs:" and [line.split()[0] for line in lines[1:]] == SHIPPED
     described = {line.split()[0]: " ".join(line.split()[1:]) for line in lines[1:]}  # the name column's width varies
-    assert described["quickstart"] == ("The embedded default: a small convnet on scikit-learn's bundled 8x8 digits "
-                                       "(offline, ~15 s on 2 cores).")
+    assert described["quickstart"] == (
+        "The embedded default: a small convnet on scikit-learn's bundled 8x8 digits (offline, ~15 s on 2 cores)."
+    )
     assert described["signs"] == "The notes' TensorFlow-basics example"  # a long first sentence: its title
     assert "configs:" in invoke("list").output
 
@@ -55,8 +56,7 @@ def test_init_refuses_an_unknown_example_an_existing_file_and_half_a_starter(tmp
     monkeypatch.chdir(tmp_path)
     result = invoke("init", "quickstrat")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: NAME: received 'quickstrat', which is no example config; expected one of "
-                                    "boston, cats_dogs,")
+    assert result.stderr.startswith("error: NAME: received 'quickstrat', which is no example config; expected one of boston, cats_dogs,")
     assert "(did you mean 'quickstart'?)" in result.stderr and list(tmp_path.iterdir()) == []
     (tmp_path / "quickstart.yaml").write_text("mine\n", encoding="utf-8")
     result = invoke("init", "quickstart")
@@ -73,8 +73,9 @@ def test_init_refuses_an_unknown_example_an_existing_file_and_half_a_starter(tmp
 
 def _source_copy(target: Path) -> Path:
     """The files of this checkout that git tracks or would track (what a clone has), copied to `target`."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     for relative in filter(None, listed.split("\0")):
         if (ROOT / relative).is_file():
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -87,8 +88,12 @@ def test_the_wheel_installs_in_a_fresh_venv_and_trains_the_quickstart_from_an_em
     pytest.importorskip("build", reason="python -m build comes with the dev extra (pip install -e '.[dev]')")
     source = _source_copy(tmp_path / "source")
     # sdist first, then the wheel built from the unpacked sdist: both must be complete.
-    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
-                           capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("dlrun-*.whl")
     (sdist,) = (tmp_path / "dist").glob("dlrun-*.tar.gz")
@@ -102,12 +107,20 @@ def test_the_wheel_installs_in_a_fresh_venv_and_trains_the_quickstart_from_an_em
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    purelib = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     (purelib / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    installed = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
-                               capture_output=True, text=True, timeout=300, env=env)
+    installed = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert installed.returncode == 0, installed.stderr
     where = subprocess.run([python, "-c", "import dlrun; print(dlrun.__file__)"], capture_output=True, text=True, env=env)
     assert Path(where.stdout.strip()).is_relative_to(purelib), where
@@ -121,7 +134,9 @@ def test_the_wheel_installs_in_a_fresh_venv_and_trains_the_quickstart_from_an_em
     listed = dlrun("list", "configs")
     assert listed.returncode == 0 and "  quickstart  " in listed.stdout and "  smoke/mlp_multiclass  " in listed.stdout, listed
     assert dlrun("init", "quickstart").returncode == 0
-    assert (empty / "quickstart.yaml").read_text(encoding="utf-8") == (CONFIGS / "quickstart.yaml").read_text(encoding="utf-8").removeprefix(SCHEMA_LINE)
+    assert (empty / "quickstart.yaml").read_text(encoding="utf-8") == (CONFIGS / "quickstart.yaml").read_text(
+        encoding="utf-8"
+    ).removeprefix(SCHEMA_LINE)
     trained = dlrun("train", "quickstart.yaml", "--set", "train.epochs=2")
     assert trained.returncode == 0, trained.stderr[-3000:]
     (run,) = run_folders(empty / "runs")

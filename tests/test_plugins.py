@@ -49,8 +49,9 @@ def install(tmp_path, monkeypatch):
         info = site / f"{distribution.replace('-', '_')}-0.1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1.0\n", encoding="utf-8")
-        sections = [f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in points.items())
-                    for group, points in entry_points.items()]
+        sections = [
+            f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in points.items()) for group, points in entry_points.items()
+        ]
         (info / "entry_points.txt").write_text("\n".join(sections), encoding="utf-8")
         plugins.available.cache_clear()
         return site
@@ -75,8 +76,10 @@ def blobs(install):
 
 
 def test_the_documented_example_declares_both_groups():
-    assert example_entry_points() == {"dlrun.datasets": {"blobs": "dlrun_blobs.dataset"},
-                                      "dlrun.architectures": {"wide_mlp": "dlrun_blobs.wide_mlp"}}
+    assert example_entry_points() == {
+        "dlrun.datasets": {"blobs": "dlrun_blobs.dataset"},
+        "dlrun.architectures": {"wide_mlp": "dlrun_blobs.wide_mlp"},
+    }
 
 
 def test_a_plugin_section_validates_like_a_built_in_one(blobs):
@@ -91,8 +94,11 @@ def test_a_plugin_section_validates_like_a_built_in_one(blobs):
     "data, model, expected",
     [
         ({"name": "blobs", "centers": 1}, "wide_mlp", "data.centers: received 1; expected a number >= 2"),
-        ({"name": "blobs", "centres": 3}, "wide_mlp", "data.centres: received unknown key 'centres'; expected one of the keys "
-                                                      "name, samples, features, centers,"),
+        (
+            {"name": "blobs", "centres": 3},
+            "wide_mlp",
+            "data.centres: received unknown key 'centres'; expected one of the keys name, samples, features, centers,",
+        ),
         ("blobs", {"architecture": "wide_mlp", "units": "wide"}, 'model.units: received "wide"; expected an integer'),
         ("blobs", {"architecture": "wide_mlp", "activation": "relu6"}, 'model.activation: received "relu6"; expected one of relu,'),
         ("blob", "mlp", "data.name: received 'blob'; expected one of digits, synthetic,"),
@@ -107,7 +113,9 @@ def test_bad_values_in_a_plugin_section_name_the_key_path(blobs, data, model, ex
 def test_an_unknown_name_lists_the_plugins_too(blobs):
     with pytest.raises(errors.ConfigError, match=r"data.name: received 'blob'; expected one of .*hdf5, blobs \(did you mean 'blobs'\?\)"):
         config.validate({"data": "blob", "model": "mlp"})
-    with pytest.raises(errors.ConfigError, match=r"model.architecture: received 'wide'; expected one of mlp, convnet, pretrained, wide_mlp"):
+    with pytest.raises(
+        errors.ConfigError, match=r"model.architecture: received 'wide'; expected one of mlp, convnet, pretrained, wide_mlp"
+    ):
         config.validate({"data": "digits", "model": "wide"})
 
 
@@ -146,17 +154,26 @@ def test_a_config_naming_only_built_ins_reads_no_entry_point(install):
 
 
 BROKEN = {
-    "import error": ("import dlrun_no_such_module\n",
-                     "cannot be imported (ModuleNotFoundError: No module named 'dlrun_no_such_module')"),
-    "no Config": ("def load(config, seed):\n    pass\n",
-                  "received Config=None; expected a pydantic model class for its `data` section"),
-    "not a model": ("Config = dict\ndef load(config, seed):\n    pass\n", "received Config=<class 'dict'>; expected a pydantic model class"),
-    "loose Config": ("import typing, pydantic\nclass Config(pydantic.BaseModel):\n    name: typing.Literal['broken']\n"
-                     "def load(config, seed):\n    pass\n", "Config allows unknown keys; expected a strict section"),
-    "wrong name": ("import typing\nfrom dlrun.config import fields\nclass Config(fields.Section):\n    name: typing.Literal['other']\n"
-                   "def load(config, seed):\n    pass\n", "Config.name: received typing.Literal['other']; expected `name: Literal['broken']`"),
-    "no load": ("import typing\nfrom dlrun.config import fields\nclass Config(fields.Section):\n    name: typing.Literal['broken']\n",
-                "received load=None; expected a function load(config, seed) -> dlrun.data.dataset.Dataset"),
+    "import error": ("import dlrun_no_such_module\n", "cannot be imported (ModuleNotFoundError: No module named 'dlrun_no_such_module')"),
+    "no Config": ("def load(config, seed):\n    pass\n", "received Config=None; expected a pydantic model class for its `data` section"),
+    "not a model": (
+        "Config = dict\ndef load(config, seed):\n    pass\n",
+        "received Config=<class 'dict'>; expected a pydantic model class",
+    ),
+    "loose Config": (
+        "import typing, pydantic\nclass Config(pydantic.BaseModel):\n    name: typing.Literal['broken']\n"
+        "def load(config, seed):\n    pass\n",
+        "Config allows unknown keys; expected a strict section",
+    ),
+    "wrong name": (
+        "import typing\nfrom dlrun.config import fields\nclass Config(fields.Section):\n    name: typing.Literal['other']\n"
+        "def load(config, seed):\n    pass\n",
+        "Config.name: received typing.Literal['other']; expected `name: Literal['broken']`",
+    ),
+    "no load": (
+        "import typing\nfrom dlrun.config import fields\nclass Config(fields.Section):\n    name: typing.Literal['broken']\n",
+        "received load=None; expected a function load(config, seed) -> dlrun.data.dataset.Dataset",
+    ),
 }
 
 
@@ -181,17 +198,22 @@ def test_a_plugin_named_like_a_built_in_is_refused_and_never_replaces_it(install
     assert type(config.validate({"data": "digits", "model": "mlp"}).data).__module__ == "dlrun.config.datasets"
     result = invoke("list", "datasets")
     assert result.exit_code == 2
-    assert result.stderr == ("error: plug-in dataset 'digits' (distribution dlrun-blobs 0.1.0, entry point dlrun_blobs.dataset): "
-                             "the name of a built-in dataset; expected a new name (a plug-in cannot replace a built-in: "
-                             "rename its entry point)\n")
+    assert result.stderr == (
+        "error: plug-in dataset 'digits' (distribution dlrun-blobs 0.1.0, entry point dlrun_blobs.dataset): "
+        "the name of a built-in dataset; expected a new name (a plug-in cannot replace a built-in: "
+        "rename its entry point)\n"
+    )
     assert "  digits  " in result.output and "  hdf5  " in result.output  # the built-ins are still listed
 
 
 def test_two_distributions_with_one_name_are_an_error_naming_both(install):
     install({"dlrun.datasets": {"blobs": "dlrun_blobs.dataset"}}, example_modules())
     install({"dlrun.datasets": {"blobs": "dlrun_blobs.dataset"}}, {}, distribution="dlrun-other")
-    with pytest.raises(errors.PluginError, match=r"plug-in dataset 'blobs' is registered by 2 distributions \((dlrun-blobs 0\.1\.0, "
-                                                 r"dlrun-other 0\.1\.0|dlrun-other 0\.1\.0, dlrun-blobs 0\.1\.0)\); expected one"):
+    with pytest.raises(
+        errors.PluginError,
+        match=r"plug-in dataset 'blobs' is registered by 2 distributions \((dlrun-blobs 0\.1\.0, "
+        r"dlrun-other 0\.1\.0|dlrun-other 0\.1\.0, dlrun-blobs 0\.1\.0)\); expected one",
+    ):
         config.validate({"data": "blobs", "model": "mlp"})
 
 
@@ -223,15 +245,32 @@ def test_the_documented_plugin_package_installs_lists_validates_and_trains(tmp_p
         (package / relative).parent.mkdir(parents=True, exist_ok=True)
         (package / relative).write_text(text, encoding="utf-8")
     target = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                          "--target", str(target), str(package)], capture_output=True, text=True, timeout=300)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pip.returncode == 0, pip.stderr
     assert (target / "dlrun_blobs-0.1.0.dist-info" / "entry_points.txt").is_file()  # pip wrote the metadata, not the test
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT / "src")])}
 
     def dlrun(*args):
-        return subprocess.run([sys.executable, "-m", "dlrun", *map(str, args)], capture_output=True, text=True,
-                              timeout=300, env=env, cwd=package)
+        return subprocess.run(
+            [sys.executable, "-m", "dlrun", *map(str, args)], capture_output=True, text=True, timeout=300, env=env, cwd=package
+        )
 
     listed = dlrun("list", "architectures")
     assert listed.returncode == 0 and re.search(r"^  wide_mlp +dlrun-blobs 0\.1\.0 +One wide Dense layer", listed.stdout, re.MULTILINE)

@@ -29,9 +29,14 @@ def keras_policy(keras):
 
 
 def _training(precision: str, console: Console) -> trainer.Training:
-    config = config_module.validate({"data": {"name": "synthetic", "num_samples": 40, "input_shape": [4]},
-                                     "model": {"architecture": "mlp", "units": [4]}, "backend": "tensorflow",
-                                     "train": {"precision": precision}})
+    config = config_module.validate(
+        {
+            "data": {"name": "synthetic", "num_samples": 40, "input_shape": [4]},
+            "model": {"architecture": "mlp", "units": [4]},
+            "backend": "tensorflow",
+            "train": {"precision": precision},
+        }
+    )
     return trainer.Training(config, trainer.load(config, console), console)
 
 
@@ -40,9 +45,13 @@ def test_mixed_float16_computes_in_float16_keeps_a_float32_output_and_scales_the
 
     console = Console(file=io.StringIO(), width=400)
     training = _training("mixed_float16", console)
-    assert precision.record(training.model) == {"policy": "mixed_float16", "compute_dtype": "float16",
-                                                "variable_dtype": "float32", "output_dtype": "float32",
-                                                "loss_scaling": True}
+    assert precision.record(training.model) == {
+        "policy": "mixed_float16",
+        "compute_dtype": "float16",
+        "variable_dtype": "float32",
+        "output_dtype": "float32",
+        "loss_scaling": True,
+    }
     hidden = training.model.layers[-2]
     assert hidden.compute_dtype == "float16" and hidden.kernel.dtype == "float32"
     if not precision.accelerated():  # this machine: a CPU only
@@ -69,7 +78,9 @@ def test_mixed_bfloat16_needs_no_loss_scaling(keras_policy):
 def test_a_mixed_float16_run_records_its_policy_and_keras_jit_choice(tmp_path, keras_policy):
     root = tmp_path / "runs"
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_REGRESSION.format(root=json.dumps(str(root))).replace("batch_size: 16}", "batch_size: 16, precision: mixed_float16}"))
+    path.write_text(
+        TINY_REGRESSION.format(root=json.dumps(str(root))).replace("batch_size: 16}", "batch_size: 16, precision: mixed_float16}")
+    )
     result = invoke("train", path, "--backend", "tensorflow")
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(root)
@@ -84,8 +95,13 @@ def test_a_mixed_float16_run_records_its_policy_and_keras_jit_choice(tmp_path, k
 def test_mixed_bfloat16_trains_on_jax_and_is_recorded(tmp_path):
     record = train_in_fresh_process(tmp_path, "bfloat16", "--backend", "jax", "--set", "train.precision=mixed_bfloat16")
     assert record["status"] == "completed" and record["backend"]["name"] == "jax"
-    assert record["precision"] == {"policy": "mixed_bfloat16", "compute_dtype": "bfloat16", "variable_dtype": "float32",
-                                   "output_dtype": "float32", "loss_scaling": False}
+    assert record["precision"] == {
+        "policy": "mixed_bfloat16",
+        "compute_dtype": "bfloat16",
+        "variable_dtype": "float32",
+        "output_dtype": "float32",
+        "loss_scaling": False,
+    }
     assert record["jit_compile"] is True  # Keras compiles with XLA on JAX
     losses = record["history"]["loss"]
     assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]

@@ -75,8 +75,10 @@ def test_images_in_a_folder_are_read_raw_at_the_model_s_input_size(quickstart, t
     "make, message",
     [
         (lambda tmp: tmp / "missing.npy", "missing.npy: no such file or folder; expected an image, an .npy or .csv array"),
-        (lambda tmp: _save(tmp / "wrong.npy", np.zeros((3, 7))),
-         "wrong.npy: received an array of shape [3, 7]; expected shape [samples, 8, 8, 1] (or [samples, 64] flattened), one sample per row"),
+        (
+            lambda tmp: _save(tmp / "wrong.npy", np.zeros((3, 7))),
+            "wrong.npy: received an array of shape [3, 7]; expected shape [samples, 8, 8, 1] (or [samples, 64] flattened), one sample per row",
+        ),
         (lambda tmp: _write(tmp / "notes.md", "hi"), "notes.md: received a .md file; expected an image"),
     ],
     ids=["missing", "wrong-shape", "unknown-kind"],
@@ -152,7 +154,9 @@ def _text_run(tmp_path, keras_seed=1):
     run_dir = tmp_path / "text_run"
     run_dir.mkdir()
     model.save(run_dir / "model.keras")
-    (run_dir / "run.json").write_text(json.dumps({"status": "completed", "data": {"task": "binary", "class_names": ["negative", "positive"]}}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"status": "completed", "data": {"task": "binary", "class_names": ["negative", "positive"]}})
+    )
     (run_dir / "config.yaml").write_text("data: {name: synthetic, task: binary}\nmodel: mlp\n")
     (tmp_path / "word_index.json").write_text(json.dumps(WORD_INDEX))
     return run_dir, model
@@ -170,8 +174,17 @@ def test_text_is_encoded_through_the_word_index(tmp_path):
     run_dir, model = _text_run(tmp_path)
     (tmp_path / "review.txt").write_text("The plot was awful.")
     out = tmp_path / "p.json"
-    result = invoke("predict", run_dir, tmp_path / "review.txt", "--text", "the movie was great", "--word-index",
-                    tmp_path / "word_index.json", "--out", out)
+    result = invoke(
+        "predict",
+        run_dir,
+        tmp_path / "review.txt",
+        "--text",
+        "the movie was great",
+        "--word-index",
+        tmp_path / "word_index.json",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
     assert [row["input"] for row in rows] == [str(tmp_path / "review.txt"), "--text 1"]
@@ -208,7 +221,9 @@ def test_the_dataset_s_word_index_is_used_without_the_option(tmp_path, monkeypat
     monkeypatch.delattr(synthetic, "word_index")
     result = invoke("predict", run_dir, "--text", "the movie")
     assert result.exit_code == 2
-    assert "text input: dataset 'synthetic' has no word index; expected a run trained on a text dataset, or --word-index FILE" in result.stderr
+    assert (
+        "text input: dataset 'synthetic' has no word index; expected a run trained on a text dataset, or --word-index FILE" in result.stderr
+    )
 
 
 def test_regression_prints_and_writes_values(tmp_path):

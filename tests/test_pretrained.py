@@ -24,13 +24,14 @@ from tests.conftest import CONFIGS, VGG16_MODEL, invoke, run_folders, write_pret
 @pytest.mark.parametrize(
     "model, expected",
     [
-        ({"base": "vgg61"}, "model.base: received \"vgg61\"; expected a keras.applications name (convnextbase,"),
-        ({"base": "VGG16"}, "model.base: received \"VGG16\"; expected"),
+        ({"base": "vgg61"}, 'model.base: received "vgg61"; expected a keras.applications name (convnextbase,'),
+        ({"base": "VGG16"}, 'model.base: received "VGG16"; expected'),
         ({"base": "VGG16"}, "(did you mean 'vgg16'?)"),
-        ({"fine_tune": {"unfreeze": ["block5"]}},
-         "model.fine_tune: received a mapping; expected null in features mode (the base is not trained there); set mode: end_to_end"),
-        ({"mode": "end_to_end", "fine_tune": {}},
-         "model.fine_tune.top_layers: received 0; expected a number >= 1 when unfreeze is empty"),
+        (
+            {"fine_tune": {"unfreeze": ["block5"]}},
+            "model.fine_tune: received a mapping; expected null in features mode (the base is not trained there); set mode: end_to_end",
+        ),
+        ({"mode": "end_to_end", "fine_tune": {}}, "model.fine_tune.top_layers: received 0; expected a number >= 1 when unfreeze is empty"),
     ],
 )
 def test_config_mistakes_name_the_key(model, expected):
@@ -87,7 +88,9 @@ def test_rescaled_0_255_images_and_0_1_images_give_the_same_features(keras):
     assert from_raw.extractor.get_layer("application_input").scale == 1.0
     assert from_unit.extractor.get_layer("application_input").scale == 255.0
     expected_inputs = keras.applications.vgg16.preprocess_input(images.copy())
-    np.testing.assert_allclose(np.asarray(from_raw.base(expected_inputs)), from_raw.extractor.predict(images, verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(from_raw.base(expected_inputs)), from_raw.extractor.predict(images, verbose=0), rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(
         from_raw.extractor.predict(images, verbose=0), from_unit.extractor.predict(images / 255.0, verbose=0), rtol=1e-4, atol=1e-4
     )
@@ -120,12 +123,18 @@ def test_offline_imagenet_download_says_which_file_goes_where(tmp_path, monkeypa
 @pytest.mark.parametrize(
     "model, expected",
     [
-        ("{architecture: pretrained, base: vgg16, weights: absent.weights.h5}",
-         "model.weights: received 'absent.weights.h5'; expected imagenet, null or an existing .h5/.weights.h5 file (no such file)"),
-        (VGG16_MODEL + ", mode: end_to_end, fine_tune: {unfreeze: [block9]}}",
-         "model.fine_tune.unfreeze: received 'block9'; expected the start of a layer name of the base (block1_conv1,"),
-        ("{architecture: pretrained, base: runs/absent/model.keras}",
-         "model.base: received 'runs/absent/model.keras'; expected a keras.applications name or an existing run's model.keras (no such file)"),
+        (
+            "{architecture: pretrained, base: vgg16, weights: absent.weights.h5}",
+            "model.weights: received 'absent.weights.h5'; expected imagenet, null or an existing .h5/.weights.h5 file (no such file)",
+        ),
+        (
+            VGG16_MODEL + ", mode: end_to_end, fine_tune: {unfreeze: [block9]}}",
+            "model.fine_tune.unfreeze: received 'block9'; expected the start of a layer name of the base (block1_conv1,",
+        ),
+        (
+            "{architecture: pretrained, base: runs/absent/model.keras}",
+            "model.base: received 'runs/absent/model.keras'; expected a keras.applications name or an existing run's model.keras (no such file)",
+        ),
         ("{architecture: pretrained, base: vgg16, weights: null}", "model.base: received 'vgg16' (include_top false"),
     ],
 )
@@ -205,14 +214,29 @@ def test_fine_tuning_trains_exactly_the_unfrozen_block(keras):
 
     from dlrun.training import optimizers
 
-    section = {"architecture": "pretrained", "base": "vgg16", "weights": None, "dense_units": [4], "mode": "end_to_end",
-               "fine_tune": {"unfreeze": ["block5"], "epochs": 1, "learning_rate": 1e-3}}
-    loaded_config = config.validate({"data": {"name": "synthetic", "task": "binary", "input_shape": [32, 32, 3], "num_samples": 24},
-                                     "model": section, "compile": {"optimizer": {"name": "sgd", "learning_rate": 0.1}}, "train": {"epochs": 1}})
+    section = {
+        "architecture": "pretrained",
+        "base": "vgg16",
+        "weights": None,
+        "dense_units": [4],
+        "mode": "end_to_end",
+        "fine_tune": {"unfreeze": ["block5"], "epochs": 1, "learning_rate": 1e-3},
+    }
+    loaded_config = config.validate(
+        {
+            "data": {"name": "synthetic", "task": "binary", "input_shape": [32, 32, 3], "num_samples": 24},
+            "model": section,
+            "compile": {"optimizer": {"name": "sgd", "learning_rate": 0.1}},
+            "train": {"epochs": 1},
+        }
+    )
     images = np.random.default_rng(2).uniform(0, 1, size=(16, 32, 32, 3)).astype("float32")
     loaded = dataset.Dataset(task="binary", train=(images, np.arange(16) % 2), num_classes=2)
     plan = training_plan.plan(loaded_config, loaded, rich_console.Console(file=io.StringIO()))
-    assert [(phase.name, phase.epochs, phase.optimizer.learning_rate) for phase in plan.phases] == [("frozen", 1, 0.1), ("fine_tune", 1, 1e-3)]
+    assert [(phase.name, phase.epochs, phase.optimizer.learning_rate) for phase in plan.phases] == [
+        ("frozen", 1, 0.1),
+        ("fine_tune", 1, 1e-3),
+    ]
     base = plan.model.get_layer("vgg16")
 
     def fit(phase):
@@ -265,12 +289,17 @@ def test_a_previous_runs_model_is_a_base(tmp_path):
     saved = models.load_model(run / "model.keras", compile=False)  # its layers only (compiled, Keras restores an optimizer it warns about)
     assert saved.get_layer("base").output.shape == (None, 5 * 5 * 4)  # the previous convnet's flattened conv output
     assert saved.get_layer("head").get_layer("dense_1").units == 3
-    bad = invoke("train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs3", model.replace("reduce", "nope"), shape="[12, 12, 3]"))
+    bad = invoke(
+        "train", write_pretrained_config(tmp_path / "c.yaml", tmp_path / "runs3", model.replace("reduce", "nope"), shape="[12, 12, 3]")
+    )
     assert bad.exit_code == 2
     assert "model.base_layer: received 'nope'; expected a layer of" in bad.stderr
     wrong_shape = invoke("train", write_pretrained_config(tmp_path / "d.yaml", tmp_path / "runs3", model, shape="[16, 16, 3]"))
     assert wrong_shape.exit_code == 2
-    assert "model.base: received a model for inputs of shape [12, 12, 3]; expected one for this data's inputs of shape [16, 16, 3]" in wrong_shape.stderr
+    assert (
+        "model.base: received a model for inputs of shape [12, 12, 3]; expected one for this data's inputs of shape [16, 16, 3]"
+        in wrong_shape.stderr
+    )
     assert run_folders(tmp_path / "runs3") == []
 
 

@@ -13,8 +13,16 @@ def test_quickstart_reaches_097_and_leaves_every_file(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no TensorFlow log lines, no warnings
     (folder,) = run_folders(tmp_path)
-    for name in ("config.yaml", "run.json", "history.json", "metrics.json", "model.keras",
-                 "checkpoints/best.keras", "plots/loss.png", "plots/accuracy.png"):
+    for name in (
+        "config.yaml",
+        "run.json",
+        "history.json",
+        "metrics.json",
+        "model.keras",
+        "checkpoints/best.keras",
+        "plots/loss.png",
+        "plots/accuracy.png",
+    ):
         assert (folder / name).is_file(), name
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["metrics"]["accuracy"] >= 0.97

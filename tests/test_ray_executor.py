@@ -39,8 +39,17 @@ def test_kfold_as_ray_tune_trials_gives_the_sequential_numbers(local_ray, tmp_pa
     config_path = write_kfold_config(tmp_path)
     sequential = invoke("kfold", config_path, "--k", "3", "--no-final")
     assert sequential.exit_code == 0, sequential.output
-    on_ray = invoke("kfold", config_path, "--k", "3", "--no-final", "--executor", "ray",
-                    "--set", f"output.runs_root={json.dumps(str(tmp_path / 'ray'))}")
+    on_ray = invoke(
+        "kfold",
+        config_path,
+        "--k",
+        "3",
+        "--no-final",
+        "--executor",
+        "ray",
+        "--set",
+        f"output.runs_root={json.dumps(str(tmp_path / 'ray'))}",
+    )
     assert on_ray.exit_code == 0, on_ray.output
     assert "executor: Ray Tune" in on_ray.output and "fold 3/3: val_mae last" in on_ray.output
     (first,), (second,) = run_folders(tmp_path / "runs"), run_folders(tmp_path / "ray")
@@ -52,5 +61,6 @@ def test_kfold_as_ray_tune_trials_gives_the_sequential_numbers(local_ray, tmp_pa
         assert (first / "folds" / index / "history.json").read_text() == (second / "folds" / index / "history.json").read_text()
         # Ray workers train in a scratch folder; their checkpoints came back in the events and were written here
         assert (second / "folds" / index / "checkpoints" / "last.npz").read_bytes() == (
-            first / "folds" / index / "checkpoints" / "last.npz").read_bytes()
+            first / "folds" / index / "checkpoints" / "last.npz"
+        ).read_bytes()
     assert no_child_process_within(30)

@@ -21,32 +21,42 @@ def test_one_run_goes_to_run_dir_report_html(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"report: {run / 'report.html'}"
     page = (run / "report.html").read_text(encoding="utf-8")
-    for expected in ("Resolved config (config.yaml)", "<details>", "Status and timings", "1m 15s",
-                     "best <strong>val_loss</strong> at epoch <strong>2</strong> (0.6000); "
-                     "best <strong>val_accuracy</strong> at epoch <strong>2</strong> (0.8500).",
-                     "val_loss stopped improving after epoch 2: overfitting starts there.",
-                     "Test metrics and baselines", "majority class 0.5500; random guess 0.5000", "beats the baseline",
-                     "majority class: always predicting class 0 (&quot;cat&quot;), the most common class in the training data.",
-                     "random guess: guessing each class as often as it appears in the training data.",
-                     "Learning curves", "Confusion matrix and residuals"):
+    for expected in (
+        "Resolved config (config.yaml)",
+        "<details>",
+        "Status and timings",
+        "1m 15s",
+        "best <strong>val_loss</strong> at epoch <strong>2</strong> (0.6000); "
+        "best <strong>val_accuracy</strong> at epoch <strong>2</strong> (0.8500).",
+        "val_loss stopped improving after epoch 2: overfitting starts there.",
+        "Test metrics and baselines",
+        "majority class 0.5500; random guess 0.5000",
+        "beats the baseline",
+        "majority class: always predicting class 0 (&quot;cat&quot;), the most common class in the training data.",
+        "random guess: guessing each class as often as it appears in the training data.",
+        "Learning curves",
+        "Confusion matrix and residuals",
+    ):
         assert expected in page, expected
-    assert page.count("<img src=\"data:image/png;base64,") == 3  # the run's own PNGs, embedded
+    assert page.count('<img src="data:image/png;base64,') == 3  # the run's own PNGs, embedded
     assert "http://" not in page and "https://" not in page  # nothing from the network
     assert "baseline details" not in page and "majority_class 0" not in page  # no raw keys for the baselines
 
 
 def test_baselines_in_plain_words():
     assert report_metrics.baseline_words({"majority_class": 1, "majority_class_accuracy": 0.6}, ["0", "1"]) == [
-        "majority class: always predicting class 1, the most common class in the training data."]
+        "majority class: always predicting class 1, the most common class in the training data."
+    ]
     assert report_metrics.baseline_words({"mean_prediction": 22.5, "mean_predictor_mae": 6.5}) == [
-        "mean predictor: always predicting 22.5000, the mean target of the training data."]
+        "mean predictor: always predicting 22.5000, the mean target of the training data."
+    ]
 
 
 def test_missing_learning_curves_are_drawn(tmp_path):
     run = write_completed_run(tmp_path / "run", plots=False)
     page = report.render([run])
     # loss and accuracy curves (matplotlib, from history.json) and the confusion matrix (from metrics.json)
-    assert page.count("<img src=\"data:image/png;base64,") == 3
+    assert page.count('<img src="data:image/png;base64,') == 3
     assert "loss.png" in page and "accuracy.png" in page and "confusion_matrix_test.png" in page
     assert not (run / "plots").exists()  # drawn for the page only; the run folder is left as it was
 
@@ -75,11 +85,15 @@ def test_several_runs_compared_on_one_page(tmp_path):
 @pytest.mark.parametrize(
     "make_args, expected",
     [
-        (lambda tmp: [write_completed_run(tmp / "a"), write_completed_run(tmp / "b")],
-         "--out: received nothing; expected an output file when reporting 2 runs"),
+        (
+            lambda tmp: [write_completed_run(tmp / "a"), write_completed_run(tmp / "b")],
+            "--out: received nothing; expected an output file when reporting 2 runs",
+        ),
         (lambda tmp: [tmp], "not a dlrun run folder (no run.json)"),
-        (lambda tmp: [write_completed_run(tmp / "a"), "--out", tmp / "missing" / "r.html"],
-         "r.html'; expected a file in an existing folder"),
+        (
+            lambda tmp: [write_completed_run(tmp / "a"), "--out", tmp / "missing" / "r.html"],
+            "r.html'; expected a file in an existing folder",
+        ),
     ],
     ids=["several runs without --out", "not a run folder", "--out in a missing folder"],
 )
@@ -91,6 +105,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, make_args, expected):
 
 
 # --- in a real browser -----------------------------------------------------------------------------
+
 
 def open_page(browser, page_path: Path, screenshot: Path) -> tuple[object, list[str]]:
     """Load the report; return the page and every console message, page error or dialog it raised."""
@@ -114,13 +129,32 @@ def image_widths(page) -> list[int]:
 def trained_runs(tmp_path_factory) -> dict[str, Path]:
     """A quickstart-style run (digits convnet, 2 epochs, report written by `train --report`) and a K-fold run."""
     root = tmp_path_factory.mktemp("report_runs")
-    result = invoke("train", CONFIGS / "quickstart.yaml", "--report", "--set", f"output.runs_root={root / 'train'}",
-                    "--set", "train.epochs=2", "--set", "model.filters=[8, 8]", "--set", "model.dense_units=[16]")
+    result = invoke(
+        "train",
+        CONFIGS / "quickstart.yaml",
+        "--report",
+        "--set",
+        f"output.runs_root={root / 'train'}",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "model.filters=[8, 8]",
+        "--set",
+        "model.dense_units=[16]",
+    )
     assert result.exit_code == 0, result.output
     (quickstart,) = run_folders(root / "train")
     assert f"report: {quickstart / 'report.html'}" in result.stdout
-    result = invoke("kfold", CONFIGS / "smoke" / "mlp_regression.yaml", "--k", "2", "--set", "train.epochs=3",
-                    "--set", f"output.runs_root={root / 'kfold'}")
+    result = invoke(
+        "kfold",
+        CONFIGS / "smoke" / "mlp_regression.yaml",
+        "--k",
+        "2",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        f"output.runs_root={root / 'kfold'}",
+    )
     assert result.exit_code == 0, result.output
     (kfold,) = run_folders(root / "kfold")
     return {"quickstart": quickstart, "kfold": kfold}
@@ -133,8 +167,15 @@ def test_quickstart_report_in_chromium(browser, trained_runs, tmp_path):
     widths = image_widths(page)
     assert len(widths) == 3 and all(width > 0 for width in widths), widths  # loss, accuracy, confusion matrix
     text = page.inner_text("body")
-    for expected in ("Status and timings", "completed", "Learning curves", "Test metrics and baselines",
-                     "majority class", "random guess", "Best epoch"):
+    for expected in (
+        "Status and timings",
+        "completed",
+        "Learning curves",
+        "Test metrics and baselines",
+        "majority class",
+        "random guess",
+        "Best epoch",
+    ):
         assert expected in text, expected
     assert page.inner_text("details > summary >> nth=0") == "Resolved config (config.yaml)"
     assert "architecture: convnet" in page.text_content("details pre")
@@ -150,8 +191,15 @@ def test_kfold_report_in_chromium(browser, trained_runs, tmp_path):
     assert len(widths) >= 6 and all(width > 0 for width in widths), widths
     text = page.inner_text("body")
     kfold = json.loads((trained_runs["kfold"] / "kfold.json").read_text())
-    for expected in ("K-fold validation", f"Recommended epochs: {kfold['recommended_epochs']}", "Over the folds (mean ± std)",
-                     "mean predictor", "K-fold curves", "Learning curves", "residuals_test.png"):
+    for expected in (
+        "K-fold validation",
+        f"Recommended epochs: {kfold['recommended_epochs']}",
+        "Over the folds (mean ± std)",
+        "mean predictor",
+        "K-fold curves",
+        "Learning curves",
+        "residuals_test.png",
+    ):
         assert expected in text, expected
 
 
@@ -168,8 +216,11 @@ def test_comparison_and_hostile_text_in_chromium(browser, trained_runs, tmp_path
 
 def test_visualisations_in_the_run_folder_are_shown(tmp_path, monkeypatch):
     run = write_completed_run(tmp_path / "run", plots=True)
-    for relative in ("gradcam/20260102T120000Z/cat_overlay.png", "gradcam/20260102T120000Z/cat_heatmap.png",
-                     "activations/20260102T130000Z/cat/01_conv_1.png"):
+    for relative in (
+        "gradcam/20260102T120000Z/cat_overlay.png",
+        "gradcam/20260102T120000Z/cat_heatmap.png",
+        "activations/20260102T130000Z/cat/01_conv_1.png",
+    ):
         (run / "visualize" / relative).parent.mkdir(parents=True, exist_ok=True)
         (run / "visualize" / relative).write_bytes(tiny_png())
     (run / "visualize" / "gradcam" / "20260102T120000Z" / "cat_heatmap.npy").write_bytes(b"not an image")
@@ -192,26 +243,71 @@ def write_sweep(path: Path, seeds: int = 2) -> Path:
     from tests.test_seeds import write_group
 
     path.mkdir(parents=True)
-    spread = {number: {"validation": {"val_mae": {"mean": mean, "std": std, "min": mean - std, "max": mean + std, "n": seeds}},
-                       "test": {"mae": {"mean": mean + 0.5, "std": std * 2, "min": 0.0, "max": 9.0, "n": seeds}}}
-              for number, mean, std in ((0, 2.5, 0.2), (1, 2.25, 0.125))}
+    spread = {
+        number: {
+            "validation": {"val_mae": {"mean": mean, "std": std, "min": mean - std, "max": mean + std, "n": seeds}},
+            "test": {"mae": {"mean": mean + 0.5, "std": std * 2, "min": 0.0, "max": 9.0, "n": seeds}},
+        }
+        for number, mean, std in ((0, 2.5, 0.2), (1, 2.25, 0.125))
+    }
     trials = [
-        {"number": 0, "overrides": {"compile.optimizer.learning_rate": 0.01}, "status": "completed",
-         "run": str(write_group(path / "trials" / "t000")), "best": {"epoch": None, "value": 2.5}, "spread": spread[0]},
-        {"number": 1, "overrides": {"compile.optimizer.learning_rate": 0.001}, "status": "completed",
-         "run": str(write_group(path / "trials" / "t001")), "best": {"epoch": None, "value": 2.25}, "spread": spread[1]},
-        {"number": 2, "overrides": {"compile.optimizer.learning_rate": 0.1}, "status": "pruned", "run": str(path / "trials" / "t002"),
-         "best": {"epoch": None, "value": 1.0}, "pruned": {"seed": 1, "reason": "best val_mae of seed 1 worse than the median"}},
-        {"number": 3, "overrides": {"compile.optimizer.learning_rate": 0.5}, "status": "failed", "run": str(path / "trials" / "t003"),
-         "epochs": 1, "error": "NaN loss at epoch 2"},
+        {
+            "number": 0,
+            "overrides": {"compile.optimizer.learning_rate": 0.01},
+            "status": "completed",
+            "run": str(write_group(path / "trials" / "t000")),
+            "best": {"epoch": None, "value": 2.5},
+            "spread": spread[0],
+        },
+        {
+            "number": 1,
+            "overrides": {"compile.optimizer.learning_rate": 0.001},
+            "status": "completed",
+            "run": str(write_group(path / "trials" / "t001")),
+            "best": {"epoch": None, "value": 2.25},
+            "spread": spread[1],
+        },
+        {
+            "number": 2,
+            "overrides": {"compile.optimizer.learning_rate": 0.1},
+            "status": "pruned",
+            "run": str(path / "trials" / "t002"),
+            "best": {"epoch": None, "value": 1.0},
+            "pruned": {"seed": 1, "reason": "best val_mae of seed 1 worse than the median"},
+        },
+        {
+            "number": 3,
+            "overrides": {"compile.optimizer.learning_rate": 0.5},
+            "status": "failed",
+            "run": str(path / "trials" / "t003"),
+            "epochs": 1,
+            "error": "NaN loss at epoch 2",
+        },
     ]
-    search = {"metric": "val_mae", "direction": "minimize", "sampler": "tpe", "pruner": "median", "seeds": seeds,
-              "space": {"compile.optimizer.learning_rate": {"choice": [0.001, 0.01, 0.1, 0.5]}}}
-    (path / "sweep.json").write_text(json.dumps({"format": 3, "search": search, "trials_total": 5, "trials": trials,
-                                                 "ranking": [1, 0], "status": "completed"}))
-    (path / "run.json").write_text(json.dumps({"name": "boston-sweep", "kind": "sweep", "status": "completed", "metric": "val_mae",
-                                               "started_at": "2026-01-02T11:00:00Z", "duration_s": 60.0,
-                                               "best_trial": {"number": 1, "epoch": None, "value": 2.25}}))
+    search = {
+        "metric": "val_mae",
+        "direction": "minimize",
+        "sampler": "tpe",
+        "pruner": "median",
+        "seeds": seeds,
+        "space": {"compile.optimizer.learning_rate": {"choice": [0.001, 0.01, 0.1, 0.5]}},
+    }
+    (path / "sweep.json").write_text(
+        json.dumps({"format": 3, "search": search, "trials_total": 5, "trials": trials, "ranking": [1, 0], "status": "completed"})
+    )
+    (path / "run.json").write_text(
+        json.dumps(
+            {
+                "name": "boston-sweep",
+                "kind": "sweep",
+                "status": "completed",
+                "metric": "val_mae",
+                "started_at": "2026-01-02T11:00:00Z",
+                "duration_s": 60.0,
+                "best_trial": {"number": 1, "epoch": None, "value": 2.25},
+            }
+        )
+    )
     (path / "config.yaml").write_text("name: boston\nseed: 5\n")
     return path
 

@@ -136,13 +136,15 @@ def test_a_run_whose_backend_cannot_run_here_is_refused_saying_how_to_ask_for_an
     assert str(raised.value) == (
         f"{tmp_path}: trained on the jax backend, but the active backend is tensorflow (jax is not installed here); "
         "expected the run's own backend, since numbers differ between backends: install it (pip install 'dlrun[jax]'), "
-        "or ask for tensorflow: dlrun eval R --backend tensorflow")
+        "or ask for tensorflow: dlrun eval R --backend tensorflow"
+    )
     backends["installed"], backends["loaded"] = ["tensorflow", "jax", "torch"], "torch"
     with pytest.raises(errors.RunError) as raised:
         resume.on_run_backend(run, auto, None, None)  # no command to name: no "ask for"
     assert str(raised.value) == (
         f"{tmp_path}: trained on the jax backend, but the active backend is torch (Keras is already imported on torch in "
-        "this process); expected the run's own backend, since numbers differ between backends: run dlrun in a new process")
+        "this process); expected the run's own backend, since numbers differ between backends: run dlrun in a new process"
+    )
 
 
 def test_resume_keeps_the_run_s_backend_and_takes_another_only_when_asked(stopped_run, tmp_path, backends):
@@ -161,6 +163,7 @@ def test_resume_of_a_run_whose_backend_is_not_installed_is_refused_unless_anothe
     backends["installed"] = ["tensorflow"]
     with pytest.raises(errors.RunError) as raised:
         resume.prepare(stopped_run, None, [], False)
-    assert str(raised.value).endswith("install it (pip install 'dlrun[jax]'), or ask for tensorflow: "
-                                      f"dlrun train --resume {stopped_run} --backend tensorflow")
+    assert str(raised.value).endswith(
+        f"install it (pip install 'dlrun[jax]'), or ask for tensorflow: dlrun train --resume {stopped_run} --backend tensorflow"
+    )
     assert resume.prepare(stopped_run, None, [], False, backend="tensorflow")[1].backend == "tensorflow"

@@ -52,8 +52,9 @@ def test_a_run_made_under_auto_stores_the_resolved_backend_and_why(trained_run):
 
 def test_every_run_says_how_to_pin_its_backend():
     choice = backend.Choice("jax", "auto: a dense (mlp) model, fastest on JAX: 2.5x TensorFlow on CPU, BENCHMARKS.md")
-    assert backend.said(choice, "auto") == ("backend: jax (auto: a dense (mlp) model, fastest on JAX: 2.5x TensorFlow "
-                                            "on CPU, BENCHMARKS.md; pin with --set backend=jax)")
+    assert backend.said(choice, "auto") == (
+        "backend: jax (auto: a dense (mlp) model, fastest on JAX: 2.5x TensorFlow on CPU, BENCHMARKS.md; pin with --set backend=jax)"
+    )
     pinned = backend.Choice("jax", "backend: jax was asked for in the config")
     assert backend.said(pinned, "jax") == "backend: jax (backend: jax was asked for in the config)"
 
@@ -61,12 +62,14 @@ def test_every_run_says_how_to_pin_its_backend():
 def test_the_train_command_prints_the_pin_line(tmp_path, keras):
     root = tmp_path / "runs"
     config = tmp_path / "config.yaml"
-    config.write_text(f"data: {{name: synthetic, num_samples: 40}}\nmodel: mlp\ntrain: {{epochs: 1}}\n"
-                      f"output: {{runs_root: {json.dumps(str(root))}}}\n")
+    config.write_text(
+        f"data: {{name: synthetic, num_samples: 40}}\nmodel: mlp\ntrain: {{epochs: 1}}\noutput: {{runs_root: {json.dumps(str(root))}}}\n"
+    )
     result = invoke("train", config)
     assert result.exit_code == 0, result.output
-    assert ("backend: tensorflow (auto: KERAS_BACKEND=tensorflow is set in the environment; pin with --set "
-            "backend=tensorflow)") in result.output
+    assert (
+        "backend: tensorflow (auto: KERAS_BACKEND=tensorflow is set in the environment; pin with --set backend=tensorflow)"
+    ) in result.output
 
 
 @pytest.mark.parametrize("config_backend", ["jax", "auto"])  # auto: a run folder written before the backend was pinned
@@ -75,8 +78,10 @@ def test_eval_on_another_backend_is_refused_with_exit_2_and_writes_nothing(run_c
     before = _snapshot(run_copy)
     result = invoke("eval", run_copy)
     assert result.exit_code == 2, result.output
-    assert (f"error: {run_copy}: trained on the jax backend, but the active backend is tensorflow (Keras is already "
-            f"imported on tensorflow in this process); expected the run's own backend") in result.stderr
+    assert (
+        f"error: {run_copy}: trained on the jax backend, but the active backend is tensorflow (Keras is already "
+        f"imported on tensorflow in this process); expected the run's own backend"
+    ) in result.stderr
     assert f"or ask for tensorflow: dlrun eval {run_copy} --backend tensorflow" in result.stderr
     assert "Traceback" not in result.stderr
     assert _snapshot(run_copy) == before
@@ -127,20 +132,29 @@ def test_resume_with_the_original_auto_config_file_is_no_config_change(run_copy)
     record = json.loads((run_copy / "run.json").read_text())
     (run_copy / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
     root = yaml.safe_load((run_copy / "config.yaml").read_text())["output"]["runs_root"]
-    result = invoke("train", "--resume", run_copy, CONFIGS / "smoke" / "mlp_multiclass.yaml",  # says nothing: auto
-                    "--set", f"output.runs_root={root}")
+    result = invoke(
+        "train",
+        "--resume",
+        run_copy,
+        CONFIGS / "smoke" / "mlp_multiclass.yaml",  # says nothing: auto
+        "--set",
+        f"output.runs_root={root}",
+    )
     assert result.exit_code == 0, result.output
     assert "backend: tensorflow (the run's own: auto: KERAS_BACKEND=tensorflow is set in the environment)" in result.output
 
 
 def test_in_a_fresh_process_without_the_runs_backend_eval_says_it_is_not_installed(run_copy):
     _record_backend(run_copy, "jax")
-    result = subprocess.run([sys.executable, "-c", HIDE_JAX, "eval", str(run_copy)], capture_output=True, text=True,
-                            timeout=120, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-c", HIDE_JAX, "eval", str(run_copy)], capture_output=True, text=True, timeout=120, env=subprocess_env()
+    )
     assert result.returncode == 2, result.stderr
-    assert (f"trained on the jax backend, but the active backend is tensorflow (jax is not installed here); expected "
-            f"the run's own backend, since numbers differ between backends: install it (pip install 'dlrun[jax]'), "
-            f"or ask for tensorflow: dlrun eval {run_copy} --backend tensorflow") in result.stderr
+    assert (
+        f"trained on the jax backend, but the active backend is tensorflow (jax is not installed here); expected "
+        f"the run's own backend, since numbers differ between backends: install it (pip install 'dlrun[jax]'), "
+        f"or ask for tensorflow: dlrun eval {run_copy} --backend tensorflow"
+    ) in result.stderr
     assert not (run_copy / "eval_test.json").exists()
 
 
@@ -148,10 +162,21 @@ def _kfold_run(tmp_path, backend_name: str):
     """A hand-made interrupted K-fold run folder that says it trained on `backend_name`."""
     folder = tmp_path / "kf"
     folder.mkdir()
-    (folder / "config.yaml").write_text(f"name: kf\nbackend: {backend_name}\ndata: {{name: synthetic, num_samples: 40}}\n"
-                                        f"model: mlp\noutput: {{runs_root: {json.dumps(str(tmp_path))}}}\n")
-    (folder / "run.json").write_text(json.dumps({"name": "kf", "status": "interrupted", "kind": "kfold",
-                                                 "started_at": "2026-01-02T10:00:00Z", "backend": {"name": backend_name}}))
+    (folder / "config.yaml").write_text(
+        f"name: kf\nbackend: {backend_name}\ndata: {{name: synthetic, num_samples: 40}}\n"
+        f"model: mlp\noutput: {{runs_root: {json.dumps(str(tmp_path))}}}\n"
+    )
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "name": "kf",
+                "status": "interrupted",
+                "kind": "kfold",
+                "started_at": "2026-01-02T10:00:00Z",
+                "backend": {"name": backend_name},
+            }
+        )
+    )
     (folder / "kfold.json").write_text(json.dumps({"status": "running", "folds": []}))
     return folder
 
@@ -183,6 +208,8 @@ def test_a_sweep_trial_continues_only_on_the_backend_it_started_on(tmp_path, ker
             sweep_trial.run_trial({"config": config, "run": str(trial), "command": ["dlrun", "sweep"]}, lambda event: None)
     finally:
         runs.release_locks()  # the trial's folder lock, taken as a worker would
-    assert str(caught.value) == (f"{trial}: trained on the jax backend, but the active backend is tensorflow (Keras is "
-                                 f"already imported on tensorflow in this process); expected the run's own backend, "
-                                 f"since numbers differ between backends: run dlrun in a new process")
+    assert str(caught.value) == (
+        f"{trial}: trained on the jax backend, but the active backend is tensorflow (Keras is "
+        f"already imported on tensorflow in this process); expected the run's own backend, "
+        f"since numbers differ between backends: run dlrun in a new process"
+    )

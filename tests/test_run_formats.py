@@ -63,21 +63,24 @@ def test_a_v1_kfold_run_resumes_its_missing_folds_with_a_straight_runs_numbers(t
         assert resumed[key] == uninterrupted[key], key
     for index in (1, 2, 3):
         assert history.load(folder / "folds" / str(index) / "history.json") == history.load(
-            straight / "folds" / str(index) / "history.json")
+            straight / "folds" / str(index) / "history.json"
+        )
 
 
 def _npz_config(tmp_path, command_epochs: int = 3) -> Path:
     rng = np.random.default_rng(1)
-    np.savez(tmp_path / "data.npz", x_train=rng.normal(size=(40, 3)).astype("float32"),
-             y_train=rng.normal(size=40).astype("float32"))
+    np.savez(tmp_path / "data.npz", x_train=rng.normal(size=(40, 3)).astype("float32"), y_train=rng.normal(size=40).astype("float32"))
     path = tmp_path / "c.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: fp
         data: {{name: npz, path: {json.dumps(str(tmp_path / "data.npz"))}}}
         model: {{architecture: mlp, units: [4]}}
         train: {{epochs: {command_epochs}, batch_size: 8}}
         output: {{runs_root: {json.dumps(str(tmp_path / "runs"))}, plots: false}}
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return path
 
 

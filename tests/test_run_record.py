@@ -44,11 +44,20 @@ def test_start_records_how_the_run_was_made(tmp_path, monkeypatch):
     run.start(["dlrun", "train", "c.yaml"], seed=7, versions={"python": "3"}, extra={"kind": "kfold"})
     record = _record(run)
     assert record == {
-        "status": "running", "name": "exp", "started_at": "2026-01-02T03:04:05.000Z", "format": 2,
-        "command": ["dlrun", "train", "c.yaml"], "argv": sys.argv, "working_directory": os.getcwd(), "seed": 7,
-        "versions": {"python": "3"}, "git": {"commit": "abc", "dirty": False},
+        "status": "running",
+        "name": "exp",
+        "started_at": "2026-01-02T03:04:05.000Z",
+        "format": 2,
+        "command": ["dlrun", "train", "c.yaml"],
+        "argv": sys.argv,
+        "working_directory": os.getcwd(),
+        "seed": 7,
+        "versions": {"python": "3"},
+        "git": {"commit": "abc", "dirty": False},
         "host": {"name": record["host"]["name"], "platform": record["host"]["platform"], "cpus": os.cpu_count()},
-        "heartbeat_at": "2026-01-02T03:04:05.000Z", "pid": os.getpid(), "kind": "kfold",
+        "heartbeat_at": "2026-01-02T03:04:05.000Z",
+        "pid": os.getpid(),
+        "kind": "kfold",
     }
     run.start(None, seed=7, versions={})
     assert _record(run)["command"] == sys.argv
@@ -66,11 +75,20 @@ def test_resume_keeps_the_earlier_outcome_and_finish_adds_up_every_segment(tmp_p
     record = _record(run)
     assert record["status"] == "running" and record["epochs_completed"] == 3 and record["pid"] == os.getpid()
     assert "ended_at" not in record and "duration_s" not in record and "error" not in record and "traceback" not in record
-    assert record["resumes"] == [{
-        "at": "2026-01-02T03:04:15.000Z", "after_epoch": 3, "command": ["dlrun", "train", "--resume"],
-        "previous": {"status": "interrupted", "ended_at": "2026-01-02T03:04:09.000Z", "duration_s": 4.0,
-                     "heartbeat_at": "2026-01-02T03:04:05.000Z", "error": "Ctrl-C"},
-    }]
+    assert record["resumes"] == [
+        {
+            "at": "2026-01-02T03:04:15.000Z",
+            "after_epoch": 3,
+            "command": ["dlrun", "train", "--resume"],
+            "previous": {
+                "status": "interrupted",
+                "ended_at": "2026-01-02T03:04:09.000Z",
+                "duration_s": 4.0,
+                "heartbeat_at": "2026-01-02T03:04:05.000Z",
+                "error": "Ctrl-C",
+            },
+        }
+    ]
     advance(2)
     run.heartbeat(epochs_completed=4)  # then killed: this segment is counted up to its last heartbeat
     advance(10)
@@ -88,22 +106,44 @@ def test_resume_names_this_process_and_host_as_the_run_s_writer(tmp_path, monkey
     import socket
 
     advance = _clock(monkeypatch)
-    earlier = {"status": "interrupted", "name": "exp", "started_at": "2026-01-02T03:04:05.000Z", "pid": 4242,
-               "host": {"name": "elsewhere"}, "host_name": "elsewhere", "heartbeat_at": "2026-01-02T03:04:06.000Z",
-               "ended_at": "2026-01-02T03:04:07.000Z", "duration_s": 2.0}
+    earlier = {
+        "status": "interrupted",
+        "name": "exp",
+        "started_at": "2026-01-02T03:04:05.000Z",
+        "pid": 4242,
+        "host": {"name": "elsewhere"},
+        "host_name": "elsewhere",
+        "heartbeat_at": "2026-01-02T03:04:06.000Z",
+        "ended_at": "2026-01-02T03:04:07.000Z",
+        "duration_s": 2.0,
+    }
     (tmp_path / "run.json").write_text(json.dumps(earlier))
     run = runs.Run.open(tmp_path)
     assert runs.process_state(run.record) == "unknown"
     advance(10)
     run.resume(["dlrun", "train", "--resume", str(tmp_path)], epochs_completed=2)
     assert _record(run) == {
-        "status": "running", "name": "exp", "started_at": "2026-01-02T03:04:05.000Z", "pid": os.getpid(),
-        "host": {"name": "elsewhere"}, "host_name": socket.gethostname(), "heartbeat_at": "2026-01-02T03:04:15.000Z",
-        "epochs_completed": 2, "resumes": [{
-            "at": "2026-01-02T03:04:15.000Z", "after_epoch": 2, "command": ["dlrun", "train", "--resume", str(tmp_path)],
-            "previous": {"status": "interrupted", "ended_at": "2026-01-02T03:04:07.000Z", "duration_s": 2.0,
-                         "heartbeat_at": "2026-01-02T03:04:06.000Z"},
-        }],
+        "status": "running",
+        "name": "exp",
+        "started_at": "2026-01-02T03:04:05.000Z",
+        "pid": os.getpid(),
+        "host": {"name": "elsewhere"},
+        "host_name": socket.gethostname(),
+        "heartbeat_at": "2026-01-02T03:04:15.000Z",
+        "epochs_completed": 2,
+        "resumes": [
+            {
+                "at": "2026-01-02T03:04:15.000Z",
+                "after_epoch": 2,
+                "command": ["dlrun", "train", "--resume", str(tmp_path)],
+                "previous": {
+                    "status": "interrupted",
+                    "ended_at": "2026-01-02T03:04:07.000Z",
+                    "duration_s": 2.0,
+                    "heartbeat_at": "2026-01-02T03:04:06.000Z",
+                },
+            }
+        ],
     }
     assert runs.process_state(_record(run)) == "alive"
 
@@ -128,8 +168,9 @@ def test_a_lock_held_by_another_open_file_is_refused_naming_its_process(tmp_path
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: unlock really released it
         with pytest.raises(errors.RunError) as raised:
             runs.Run(run.path, {}).lock()
-        assert str(raised.value) == (f"{run.path}: is being used by process 4242; expected a run no other dlrun process is "
-                                     "writing (wait for it to end)")
+        assert str(raised.value) == (
+            f"{run.path}: is being used by process 4242; expected a run no other dlrun process is writing (wait for it to end)"
+        )
         os.ftruncate(other, 0)
         with pytest.raises(errors.RunError, match="is being used by process \\?;"):
             runs.Run(run.path, {}).lock()
@@ -155,8 +196,9 @@ def test_the_lock_file_is_an_ordinary_file_and_a_damaged_one_is_still_a_clean_re
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(errors.RunError) as raised:
             runs.Run(run.path, {}).lock()
-        assert str(raised.value) == (f"{run.path}: is being used by process \ufffd\ufffd4242; expected a run no other "
-                                     "dlrun process is writing (wait for it to end)")
+        assert str(raised.value) == (
+            f"{run.path}: is being used by process \ufffd\ufffd4242; expected a run no other dlrun process is writing (wait for it to end)"
+        )
     finally:
         os.close(other)
 
@@ -172,15 +214,18 @@ def test_a_lock_file_that_is_a_link_is_refused(tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "{path}: not a dlrun run folder (no run.json)"),
-    ("{", "{path}/run.json: unreadable (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
-    ("[]", "{path}/run.json: received a JSON array; expected an object (the run's record)"),
-    ('"x"', "{path}/run.json: received a JSON string; expected an object (the run's record)"),
-    ("true", "{path}/run.json: received a JSON boolean; expected an object (the run's record)"),
-    ("null", "{path}/run.json: received a JSON null; expected an object (the run's record)"),
-    ("3", "{path}/run.json: received a JSON number; expected an object (the run's record)"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "{path}: not a dlrun run folder (no run.json)"),
+        ("{", "{path}/run.json: unreadable (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[]", "{path}/run.json: received a JSON array; expected an object (the run's record)"),
+        ('"x"', "{path}/run.json: received a JSON string; expected an object (the run's record)"),
+        ("true", "{path}/run.json: received a JSON boolean; expected an object (the run's record)"),
+        ("null", "{path}/run.json: received a JSON null; expected an object (the run's record)"),
+        ("3", "{path}/run.json: received a JSON number; expected an object (the run's record)"),
+    ],
+)
 def test_open_says_what_is_wrong_with_a_folder_that_is_not_a_run(tmp_path, text, message):
     if text is not None:
         (tmp_path / "run.json").write_text(text)
@@ -205,8 +250,10 @@ def test_check_same_data(tmp_path):
     runs.Run(tmp_path, {}).check_same_data("anything")  # written before fingerprints were recorded
     with pytest.raises(errors.DataError) as raised:
         run.check_same_data("xyz")
-    assert str(raised.value) == (f"data: received other samples than {tmp_path} was trained on (fingerprint xyz, expected "
-                                 "abc); expected the same data to continue it (train a new run instead)")
+    assert str(raised.value) == (
+        f"data: received other samples than {tmp_path} was trained on (fingerprint xyz, expected "
+        "abc); expected the same data to continue it (train a new run instead)"
+    )
 
 
 def test_check_writable_and_unique_folder_name_the_setting(tmp_path):
@@ -214,8 +261,10 @@ def test_check_writable_and_unique_folder_name_the_setting(tmp_path):
     assert os.listdir(tmp_path) == []  # the probe is removed
     with pytest.raises(errors.RunError) as raised:
         runs.check_writable(tmp_path / "absent", "--out", tmp_path / "absent" / "f.csv")
-    assert str(raised.value) == (f"--out: received '{tmp_path / 'absent' / 'f.csv'}', but cannot create a file in "
-                                 f"'{tmp_path / 'absent'}' (No such file or directory); expected a path in a folder this user can write")
+    assert str(raised.value) == (
+        f"--out: received '{tmp_path / 'absent' / 'f.csv'}', but cannot create a file in "
+        f"'{tmp_path / 'absent'}' (No such file or directory); expected a path in a folder this user can write"
+    )
     with pytest.raises(errors.RunError, match="; expected a run folder$"):
         runs.check_writable(tmp_path / "absent", "RUN_DIR", tmp_path, expected="a run folder")
     first = runs.unique_folder(tmp_path / "new" / "root", "stem", "output.runs_root")

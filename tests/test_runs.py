@@ -145,8 +145,9 @@ def test_recorded_interrupt_marks_the_run_interrupted_and_says_how_to_continue(t
     with pytest.raises(errors.Interrupted) as raised:
         with runs.recorded(run, "x", f"dlrun x --resume {run.path}", _stopped):
             raise KeyboardInterrupt
-    assert str(raised.value) == (f"interrupted after 2 completed part(s); what was written so far is in {run.path} "
-                                 f"(continue with: dlrun x --resume {run.path})")
+    assert str(raised.value) == (
+        f"interrupted after 2 completed part(s); what was written so far is in {run.path} (continue with: dlrun x --resume {run.path})"
+    )
     assert raised.value.exit_code == 130
     record = _record(run)
     assert record["status"] == "interrupted" and record["error"] == "interrupted by the user (Ctrl-C or SIGTERM)"
@@ -268,8 +269,10 @@ def test_refuse_links_in_names_a_linked_output_folder_or_a_link_inside_it(tmp_pa
     (run / "export" / "nested" / "link.keras").symlink_to(tmp_path / "elsewhere.keras")  # dangling: still a link
     with pytest.raises(errors.RunError) as raised:
         runs.refuse_links_in(run, "export")
-    assert str(raised.value) == (f"{run / 'export' / 'nested' / 'link.keras'}: is a symbolic link; expected a run folder "
-                                 "holding only its own files and folders (dlrun never writes through a link; remove it to continue)")
+    assert str(raised.value) == (
+        f"{run / 'export' / 'nested' / 'link.keras'}: is a symbolic link; expected a run folder "
+        "holding only its own files and folders (dlrun never writes through a link; remove it to continue)"
+    )
     (run / "visualize").symlink_to(tmp_path, target_is_directory=True)
     with pytest.raises(errors.RunError, match=f"^{re.escape(str(run / 'visualize'))}: is a symbolic link"):
         runs.refuse_links_in(run, "visualize")

@@ -69,11 +69,16 @@ def _files(root):
 
 
 GOING = {
-    "runs/completed/checkpoints/last.npz", "runs/completed/checkpoints/previous.npz", "runs/kfold/folds/1/checkpoints/last.npz",
-    "runs/kfold/folds/final/checkpoints/last.npz", "runs/sweep/trials/trial/checkpoints/last.npz",
+    "runs/completed/checkpoints/last.npz",
+    "runs/completed/checkpoints/previous.npz",
+    "runs/kfold/folds/1/checkpoints/last.npz",
+    "runs/kfold/folds/final/checkpoints/last.npz",
+    "runs/sweep/trials/trial/checkpoints/last.npz",
     "runs/sweep/trials/trial/checkpoints/previous.npz",
     *(f"runs/{name}/{TEMP}" for name in ("completed", "interrupted", "failed", "running")),
-    "feature_cache/unused/train.npz", "feature_cache/unused/identity.json", "feature_cache/incomplete/train.npz",
+    "feature_cache/unused/train.npz",
+    "feature_cache/unused/identity.json",
+    "feature_cache/incomplete/train.npz",
 }
 
 
@@ -173,8 +178,16 @@ def test_a_cleaned_completed_run_still_refuses_resume_cleanly(trained_run, tmp_p
 @pytest.mark.slow
 def test_keep_checkpoints_false_deletes_them_when_the_run_completes(tmp_path):
     config = tiny_config(tmp_path / "c.yaml", tmp_path / "runs")
-    result = invoke("train", config, "--set", "output.keep_checkpoints=false",
-                    "--set", "train.callbacks=[{name: checkpoint, monitor: val_loss}]", "--set", "data.validation_split=0.2")
+    result = invoke(
+        "train",
+        config,
+        "--set",
+        "output.keep_checkpoints=false",
+        "--set",
+        "train.callbacks=[{name: checkpoint, monitor: val_loss}]",
+        "--set",
+        "data.validation_split=0.2",
+    )
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
@@ -198,10 +211,13 @@ def test_keep_checkpoints_false_in_kfold_deletes_every_folds_once_completed(tmp_
 
 def test_runs_clean_imports_nothing_heavy(root):
     """Cleaning is file work: no TensorFlow, Keras, matplotlib or scikit-learn import (it stays fast)."""
-    probe = ("import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
-             "try:\n    cli.main()\nexcept SystemExit as stop:\n    print('EXIT=' + str(stop.code), file=sys.stderr)\n"
-             "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras', 'matplotlib', 'sklearn') "
-             "if name in sys.modules), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", probe, "runs", "clean", str(root)], capture_output=True, text=True,
-                            timeout=60, env=subprocess_env())
+    probe = (
+        "import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\nexcept SystemExit as stop:\n    print('EXIT=' + str(stop.code), file=sys.stderr)\n"
+        "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras', 'matplotlib', 'sklearn') "
+        "if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "runs", "clean", str(root)], capture_output=True, text=True, timeout=60, env=subprocess_env()
+    )
     assert "HEAVY=\n" in result.stderr and "would remove 12 item(s)" in result.stdout, result.stderr

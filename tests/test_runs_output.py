@@ -19,17 +19,38 @@ LONG = "20260102T120000Z_cats_dogs_augmented"
 
 @pytest.fixture
 def root(tmp_path):
-    make_run(tmp_path, "20260102T100000Z_digits",
-             {"name": "digits", "status": "completed", "started_at": "2026-01-02T10:00:00Z", "duration_s": 75.4, "metrics": ["accuracy"]},
-             history={"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
-                      "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.85, 0.8]},
-             metrics={"metrics": {"loss": 0.65, "accuracy": 0.83}, "baseline": {"majority_class_accuracy": 0.1}})
-    make_run(tmp_path, LONG,
-             {"name": "cats_dogs_augmented", "status": "interrupted", "started_at": "2026-01-02T12:00:00Z", "duration_s": 7512.0,
-              "metrics": ["accuracy"]},
-             history={"epoch": list(range(1, 101)), "loss": [0.5] * 100, "val_loss": [0.4] * 100,
-                      "accuracy": [0.8] * 100, "val_accuracy": [0.8234] * 100},
-             metrics={"metrics": {"loss": 0.4, "accuracy": 0.8312}, "baseline": {"majority_class_accuracy": 0.5}})
+    make_run(
+        tmp_path,
+        "20260102T100000Z_digits",
+        {"name": "digits", "status": "completed", "started_at": "2026-01-02T10:00:00Z", "duration_s": 75.4, "metrics": ["accuracy"]},
+        history={
+            "epoch": [1, 2, 3],
+            "loss": [1.0, 0.5, 0.4],
+            "val_loss": [0.9, 0.6, 0.7],
+            "accuracy": [0.5, 0.8, 0.9],
+            "val_accuracy": [0.6, 0.85, 0.8],
+        },
+        metrics={"metrics": {"loss": 0.65, "accuracy": 0.83}, "baseline": {"majority_class_accuracy": 0.1}},
+    )
+    make_run(
+        tmp_path,
+        LONG,
+        {
+            "name": "cats_dogs_augmented",
+            "status": "interrupted",
+            "started_at": "2026-01-02T12:00:00Z",
+            "duration_s": 7512.0,
+            "metrics": ["accuracy"],
+        },
+        history={
+            "epoch": list(range(1, 101)),
+            "loss": [0.5] * 100,
+            "val_loss": [0.4] * 100,
+            "accuracy": [0.8] * 100,
+            "val_accuracy": [0.8234] * 100,
+        },
+        metrics={"metrics": {"loss": 0.4, "accuracy": 0.8312}, "baseline": {"majority_class_accuracy": 0.5}},
+    )
     _sweep(tmp_path)
     _kfold(tmp_path)
     return tmp_path
@@ -38,17 +59,44 @@ def root(tmp_path):
 def _sweep(root, best_in_record=True):
     sweep = root / "20260102T090000Z_digits-sweep"
     for index, best in ((1, 0.52), (2, 0.41)):
-        make_run(sweep / "trials", f"20260102T09000{index}Z_digits",
-                 {"name": "digits", "status": "completed", "started_at": f"2026-01-02T09:00:0{index}Z", "duration_s": 10.0,
-                  "metrics": ["accuracy"]},
-                 history={"epoch": [1, 2, 3, 4], "loss": [1, 1, 1, 1], "val_loss": [0.9, best, 0.7, 0.8],
-                          "accuracy": [0.5] * 4, "val_accuracy": [0.6] * 4},
-                 metrics={"metrics": {"loss": 0.5, "accuracy": 0.8 + index / 100}, "baseline": {"majority_class_accuracy": 0.1}})
-    trials = [{"index": index, "overrides": {"train.batch_size": size}, "status": "completed",
-               "run": str(sweep / "trials" / f"20260102T09000{index}Z_digits"), "best": {"epoch": 2, "value": best}}
-              for index, size, best in ((1, 16, 0.52), (2, 64, 0.41))]
-    record = {"name": "digits", "kind": "sweep", "status": "completed", "started_at": "2026-01-02T09:00:00Z", "duration_s": 30.0,
-              "metric": "val_loss", "trials": 2}
+        make_run(
+            sweep / "trials",
+            f"20260102T09000{index}Z_digits",
+            {
+                "name": "digits",
+                "status": "completed",
+                "started_at": f"2026-01-02T09:00:0{index}Z",
+                "duration_s": 10.0,
+                "metrics": ["accuracy"],
+            },
+            history={
+                "epoch": [1, 2, 3, 4],
+                "loss": [1, 1, 1, 1],
+                "val_loss": [0.9, best, 0.7, 0.8],
+                "accuracy": [0.5] * 4,
+                "val_accuracy": [0.6] * 4,
+            },
+            metrics={"metrics": {"loss": 0.5, "accuracy": 0.8 + index / 100}, "baseline": {"majority_class_accuracy": 0.1}},
+        )
+    trials = [
+        {
+            "index": index,
+            "overrides": {"train.batch_size": size},
+            "status": "completed",
+            "run": str(sweep / "trials" / f"20260102T09000{index}Z_digits"),
+            "best": {"epoch": 2, "value": best},
+        }
+        for index, size, best in ((1, 16, 0.52), (2, 64, 0.41))
+    ]
+    record = {
+        "name": "digits",
+        "kind": "sweep",
+        "status": "completed",
+        "started_at": "2026-01-02T09:00:00Z",
+        "duration_s": 30.0,
+        "metric": "val_loss",
+        "trials": 2,
+    }
     if best_in_record:
         record["best_trial"] = {"index": 2, "overrides": {"train.batch_size": 64}, "epoch": 2, "value": 0.41}
     (sweep / "run.json").write_text(json.dumps(record))
@@ -57,14 +105,30 @@ def _sweep(root, best_in_record=True):
 
 
 def _kfold(root):
-    mean = {"epoch": [1, 2, 3], "loss": [30.0, 12.0, 11.0], "val_loss": [20.0, 12.0, 13.0], "mae": [4.0, 3.0, 2.8],
-            "val_mae": [3.5, 2.9, 3.1]}
-    kfold = make_run(root, "20260102T080000Z_boston-kfold",
-                     {"name": "boston", "kind": "kfold", "status": "completed", "started_at": "2026-01-02T08:00:00Z", "duration_s": 50.0},
-                     history=mean, metrics={"metrics": {"loss": 11.0, "mae": 2.7}, "baseline": {"mean_predictor_mae": 6.5}})
-    (kfold / "kfold.json").write_text(json.dumps({
-        "monitor": "val_mae", "recommended_epochs": 2, "mean_best": {"epoch": 2, "value": 2.9},
-        "folds": [{"index": index, "status": "completed"} for index in range(4)]}))
+    mean = {
+        "epoch": [1, 2, 3],
+        "loss": [30.0, 12.0, 11.0],
+        "val_loss": [20.0, 12.0, 13.0],
+        "mae": [4.0, 3.0, 2.8],
+        "val_mae": [3.5, 2.9, 3.1],
+    }
+    kfold = make_run(
+        root,
+        "20260102T080000Z_boston-kfold",
+        {"name": "boston", "kind": "kfold", "status": "completed", "started_at": "2026-01-02T08:00:00Z", "duration_s": 50.0},
+        history=mean,
+        metrics={"metrics": {"loss": 11.0, "mae": 2.7}, "baseline": {"mean_predictor_mae": 6.5}},
+    )
+    (kfold / "kfold.json").write_text(
+        json.dumps(
+            {
+                "monitor": "val_mae",
+                "recommended_epochs": 2,
+                "mean_best": {"epoch": 2, "value": 2.9},
+                "folds": [{"index": index, "status": "completed"} for index in range(4)],
+            }
+        )
+    )
     return kfold
 
 
@@ -84,8 +148,12 @@ def test_at_80_columns_every_run_is_one_line_with_its_status_and_the_columns_tha
     lines = _run_lines(text)
     assert len(lines) == 4, text  # one line per run: no name wrapped onto a second line
     assert lines[0].split()[:2] == [LONG, "interrupted"]
-    assert [line.split()[0] for line in lines] == [LONG, "20260102T100000Z_digits", "20260102T090000Z_digits-sweep",
-                                                    "20260102T080000Z_boston-kfold"]
+    assert [line.split()[0] for line in lines] == [
+        LONG,
+        "20260102T100000Z_digits",
+        "20260102T090000Z_digits-sweep",
+        "20260102T080000Z_boston-kfold",
+    ]
     assert "…" not in text  # nothing cut: columns that do not fit are left out instead
     header = text.splitlines()[0].split()
     assert header[:2] == ["run", "status"] and "test" in header and "started" not in header
@@ -124,8 +192,12 @@ def test_json_is_a_list_of_objects_with_stable_keys(root):
     result = subprocess.run([sys.executable, "-m", "dlrun", "runs", str(root), "--json"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [row["run"] for row in rows] == [LONG, "20260102T100000Z_digits", "20260102T090000Z_digits-sweep",
-                                            "20260102T080000Z_boston-kfold"]
+    assert [row["run"] for row in rows] == [
+        LONG,
+        "20260102T100000Z_digits",
+        "20260102T090000Z_digits-sweep",
+        "20260102T080000Z_boston-kfold",
+    ]
     assert all(list(row) == list(runs_table.KEYS) for row in rows)
     digits = rows[1]
     assert digits["best"] == {"monitor": "val_accuracy", "epoch": 2, "value": 0.85}
@@ -136,9 +208,12 @@ def test_json_is_a_list_of_objects_with_stable_keys(root):
 
 
 def test_json_turns_non_finite_numbers_into_null(tmp_path):
-    make_run(tmp_path, "20260102T100000Z_nan", {"name": "nan", "status": "completed", "started_at": "2026-01-02T10:00:00Z",
-                                                 "metrics": ["accuracy"]},
-             history={"epoch": [1], "loss": [1.0], "val_loss": [1.0], "accuracy": [0.5], "val_accuracy": [0.5]})
+    make_run(
+        tmp_path,
+        "20260102T100000Z_nan",
+        {"name": "nan", "status": "completed", "started_at": "2026-01-02T10:00:00Z", "metrics": ["accuracy"]},
+        history={"epoch": [1], "loss": [1.0], "val_loss": [1.0], "accuracy": [0.5], "val_accuracy": [0.5]},
+    )
     (tmp_path / "20260102T100000Z_nan" / "metrics.json").write_text('{"metrics": {"accuracy": NaN}}')
     rows = json.loads(runs_table.to_json(runs_table.collect(tmp_path, NOW)))
     assert rows[0]["test"] == {"metric": "accuracy", "value": None}
@@ -146,8 +221,14 @@ def test_json_turns_non_finite_numbers_into_null(tmp_path):
 
 def test_in_a_pipe_at_80_columns_every_run_is_one_line(root):
     """`COLUMNS=80 dlrun runs | cat`: stdout is a pipe, not a terminal."""
-    result = subprocess.run(f"{sys.executable} -m dlrun runs {root} | cat", shell=True, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "COLUMNS": "80"})
+    result = subprocess.run(
+        f"{sys.executable} -m dlrun runs {root} | cat",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert result.returncode == 0, result.stderr
     lines = _run_lines(result.stdout)
     assert len(lines) == 4 and all(len(line) <= 80 for line in result.stdout.splitlines()), result.stdout

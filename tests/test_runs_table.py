@@ -30,26 +30,48 @@ def make_run(root, folder, record, history=None, metrics=None, config=None):
 @pytest.fixture
 def root(tmp_path):
     make_run(
-        tmp_path, "20260102T100000Z_digits",
+        tmp_path,
+        "20260102T100000Z_digits",
         {"name": "digits", "status": "completed", "started_at": "2026-01-02T10:00:00Z", "duration_s": 75.4, "metrics": ["accuracy"]},
-        history={"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7], "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.85, 0.8]},
+        history={
+            "epoch": [1, 2, 3],
+            "loss": [1.0, 0.5, 0.4],
+            "val_loss": [0.9, 0.6, 0.7],
+            "accuracy": [0.5, 0.8, 0.9],
+            "val_accuracy": [0.6, 0.85, 0.8],
+        },
         metrics={"metrics": {"loss": 0.65, "accuracy": 0.83}, "baseline": {"majority_class_accuracy": 0.1, "random_guess_accuracy": 0.1}},
         config="name: digits\nseed: 1\ntrain: {epochs: 3, batch_size: 32}\nmodel: {units: [64, 64]}\n",
     )
     make_run(
-        tmp_path, "20260102T110000Z_boston",
+        tmp_path,
+        "20260102T110000Z_boston",
         {"name": "boston", "status": "completed", "started_at": "2026-01-02T11:00:00Z", "duration_s": 12.0, "metrics": ["mae"]},
         history={"epoch": [1, 2], "loss": [30.0, 10.0], "val_loss": [20.0, 12.0], "mae": [4.0, 3.0], "val_mae": [3.5, 2.9]},
         metrics={"metrics": {"loss": 11.0, "mae": 2.7}, "baseline": {"mean_prediction": 22.0, "mean_predictor_mae": 6.5}},
         config="name: boston\nseed: 1\ntrain: {epochs: 2, batch_size: 16}\nmodel: {units: [64]}\n",
     )
     make_run(  # running, heartbeat 2 hours ago, epochs took 1 minute each: crashed
-        tmp_path, "20260102T090000Z_stuck",
-        {"name": "stuck", "status": "running", "started_at": "2026-01-02T09:00:00Z", "heartbeat_at": "2026-01-02T10:00:00Z", "epochs_completed": 60},
+        tmp_path,
+        "20260102T090000Z_stuck",
+        {
+            "name": "stuck",
+            "status": "running",
+            "started_at": "2026-01-02T09:00:00Z",
+            "heartbeat_at": "2026-01-02T10:00:00Z",
+            "epochs_completed": 60,
+        },
     )
     make_run(  # running, heartbeat a minute ago: alive
-        tmp_path, "20260102T115000Z_live",
-        {"name": "live", "status": "running", "started_at": "2026-01-02T11:50:00Z", "heartbeat_at": "2026-01-02T11:59:00Z", "epochs_completed": 9},
+        tmp_path,
+        "20260102T115000Z_live",
+        {
+            "name": "live",
+            "status": "running",
+            "started_at": "2026-01-02T11:50:00Z",
+            "heartbeat_at": "2026-01-02T11:59:00Z",
+            "epochs_completed": 9,
+        },
     )
     (tmp_path / "not_a_run").mkdir()
     return tmp_path
@@ -64,7 +86,10 @@ def render(root, **filters) -> str:
 def test_table_lists_runs_newest_first_with_metrics_and_baselines(root):
     lines = render(root).splitlines()
     assert [line.split()[0] for line in lines[1:]] == [
-        "20260102T115000Z_live", "20260102T110000Z_boston", "20260102T100000Z_digits", "20260102T090000Z_stuck",
+        "20260102T115000Z_live",
+        "20260102T110000Z_boston",
+        "20260102T100000Z_digits",
+        "20260102T090000Z_stuck",
     ]
     columns = ["run", "status", "started", "duration", "epochs", "best validation", "test", "baseline"]
     starts = [lines[0].index(column) for column in columns]
@@ -74,9 +99,26 @@ def test_table_lists_runs_newest_first_with_metrics_and_baselines(root):
         return [line[start:end].strip() for start, end in zip(starts, [*starts[1:], None])]
 
     assert cells(lines[1]) == ["20260102T115000Z_live", "running", "2026-01-02 11:50", "10m 00s", "9", "", "", ""]
-    assert cells(lines[2]) == ["20260102T110000Z_boston", "completed", "2026-01-02 11:00", "12.0s", "2", "val_mae 2.9 at 2", "mae 2.7", "mean 6.5"]
-    assert cells(lines[3]) == ["20260102T100000Z_digits", "completed", "2026-01-02 10:00", "1m 15s", "3", "val_accuracy 0.85 at 2",
-                               "accuracy 0.83", "majority 0.1"]
+    assert cells(lines[2]) == [
+        "20260102T110000Z_boston",
+        "completed",
+        "2026-01-02 11:00",
+        "12.0s",
+        "2",
+        "val_mae 2.9 at 2",
+        "mae 2.7",
+        "mean 6.5",
+    ]
+    assert cells(lines[3]) == [
+        "20260102T100000Z_digits",
+        "completed",
+        "2026-01-02 10:00",
+        "1m 15s",
+        "3",
+        "val_accuracy 0.85 at 2",
+        "accuracy 0.83",
+        "majority 0.1",
+    ]
     assert cells(lines[4])[:5] == ["20260102T090000Z_stuck", "crashed", "2026-01-02 09:00", "", "60"]
 
 
@@ -121,7 +163,10 @@ def test_compare_prints_differences_and_metrics_side_by_side(root, tmp_path):
     console = rich_console.Console(file=io.StringIO(), width=200, color_system=None)
     found = comparison.show([root / "20260102T100000Z_digits", root / "20260102T110000Z_boston"], console, plot=tmp_path / "c.png")
     assert found["differences"] == {
-        "name": ["digits", "boston"], "train.epochs": [3, 2], "train.batch_size": [32, 16], "model.units.1": [64, "-"],
+        "name": ["digits", "boston"],
+        "train.epochs": [3, 2],
+        "train.batch_size": [32, 16],
+        "model.units.1": [64, "-"],
     }
     assert found["metrics"]["best val_accuracy"] == ["0.8500 @2", "-"]
     assert found["metrics"]["best val_mae"] == ["-", "2.9000 @2"]
@@ -182,8 +227,10 @@ def test_a_damaged_run_file_shows_its_folder_as_damaged_and_hides_no_other(root,
     assert {path.name: path.read_bytes() for path in damaged.iterdir()} == before  # nothing written, nothing lost
 
 
-@pytest.mark.parametrize("text, message", [(None, "history.json: missing"), ("", "history.json: empty"),
-                                           ('{"epoch": [1], "loss": []}', "'loss' has 0 value(s) for 1 epochs")])
+@pytest.mark.parametrize(
+    "text, message",
+    [(None, "history.json: missing"), ("", "history.json: empty"), ('{"epoch": [1], "loss": []}', "'loss' has 0 value(s) for 1 epochs")],
+)
 def test_resume_with_a_damaged_history_is_a_clean_error_before_keras(tmp_path, text, message):
     from tests.conftest import write_completed_run
 

@@ -34,34 +34,71 @@ def write(tmp_path, search: str, epochs: int = 2, base: str = BASE) -> Path:
 @pytest.mark.parametrize(
     "search, message",
     [
-        ("search: {space: {train.batch_size: {uniform: [1, 2]}}}",
-         "search.space.train.batch_size.uniform: received unknown key 'uniform'; expected one of the keys log, step, choice, int, float"),
-        ("search: {space: {train.batch_size: {log: true}}}",
-         "search.space.train.batch_size: received a mapping; expected exactly one of choice, int, float (received none of them)"),
-        ("search: {space: {compile.optimizer.learning_rate: {float: [0.1, 0.001]}}}",
-         "search.space.compile.optimizer.learning_rate.float: received [0.1, 0.001]; expected [LOW, HIGH] with LOW <= HIGH"),
-        ("search: {space: {compile.optimizer.learning_rate: {float: [0, 0.1], log: true}}}",
-         "search.space.compile.optimizer.learning_rate.float: received [0, 0.1]; expected LOW > 0 with log: true"),
-        ("search: {space: {train.batchsize: {choice: [16, 32]}}}",
-         "search.space.train.batchsize: received 16, which the config refuses (train.batchsize: received unknown key 'batchsize'"),
-        ("search: {space: {train.batch_size: {choice: [16, 0]}}}",
-         "search.space.train.batch_size: received 0, which the config refuses (train.batch_size: received 0; expected a number >= 1)"),
-        ("search: {space: {train.epochs: {int: [0, 3]}}}",
-         "search.space.train.epochs: received 0, which the config refuses (train.epochs: received 0; expected a number >= 1)"),
-        ("search: {sampler: grid, space: {compile.optimizer.learning_rate: {float: [0.001, 0.1]}}}",
-         "search.space.compile.optimizer.learning_rate: received a float range with sampler grid; expected choice values"),
-        ("search: {sampler: cmaes, space: {train.batch_size: {choice: [16, 32]}}}",
-         "search.space.train.batch_size: received choice values with sampler cmaes; expected an int or float range"),
-        ("search: {sampler: annealing, space: {train.batch_size: {choice: [16]}}}",
-         'search.sampler: received "annealing"; expected one of tpe, random, grid, cmaes'),
-        ("search: {metric: val_acc, space: {train.batch_size: {choice: [16]}}}",
-         "search.metric: received 'val_acc'; expected one of loss, mae, val_loss, val_mae"),
-        ("search: {trials: 5, sampler: grid, space: {train.batch_size: {choice: [16, 32]}}}",
-         "search.trials: received 5 with a grid of 2 points; expected at most 2"),
+        (
+            "search: {space: {train.batch_size: {uniform: [1, 2]}}}",
+            "search.space.train.batch_size.uniform: received unknown key 'uniform'; expected one of the keys log, step, choice, int, float",
+        ),
+        (
+            "search: {space: {train.batch_size: {log: true}}}",
+            "search.space.train.batch_size: received a mapping; expected exactly one of choice, int, float (received none of them)",
+        ),
+        (
+            "search: {space: {compile.optimizer.learning_rate: {float: [0.1, 0.001]}}}",
+            "search.space.compile.optimizer.learning_rate.float: received [0.1, 0.001]; expected [LOW, HIGH] with LOW <= HIGH",
+        ),
+        (
+            "search: {space: {compile.optimizer.learning_rate: {float: [0, 0.1], log: true}}}",
+            "search.space.compile.optimizer.learning_rate.float: received [0, 0.1]; expected LOW > 0 with log: true",
+        ),
+        (
+            "search: {space: {train.batchsize: {choice: [16, 32]}}}",
+            "search.space.train.batchsize: received 16, which the config refuses (train.batchsize: received unknown key 'batchsize'",
+        ),
+        (
+            "search: {space: {train.batch_size: {choice: [16, 0]}}}",
+            "search.space.train.batch_size: received 0, which the config refuses (train.batch_size: received 0; expected a number >= 1)",
+        ),
+        (
+            "search: {space: {train.epochs: {int: [0, 3]}}}",
+            "search.space.train.epochs: received 0, which the config refuses (train.epochs: received 0; expected a number >= 1)",
+        ),
+        (
+            "search: {sampler: grid, space: {compile.optimizer.learning_rate: {float: [0.001, 0.1]}}}",
+            "search.space.compile.optimizer.learning_rate: received a float range with sampler grid; expected choice values",
+        ),
+        (
+            "search: {sampler: cmaes, space: {train.batch_size: {choice: [16, 32]}}}",
+            "search.space.train.batch_size: received choice values with sampler cmaes; expected an int or float range",
+        ),
+        (
+            "search: {sampler: annealing, space: {train.batch_size: {choice: [16]}}}",
+            'search.sampler: received "annealing"; expected one of tpe, random, grid, cmaes',
+        ),
+        (
+            "search: {metric: val_acc, space: {train.batch_size: {choice: [16]}}}",
+            "search.metric: received 'val_acc'; expected one of loss, mae, val_loss, val_mae",
+        ),
+        (
+            "search: {trials: 5, sampler: grid, space: {train.batch_size: {choice: [16, 32]}}}",
+            "search.trials: received 5 with a grid of 2 points; expected at most 2",
+        ),
         ("search: {space: {}}", "search.space: received no keys; expected at least one KEY.PATH"),
     ],
-    ids=["unknown-distribution", "no-distribution", "low>high", "log-from-0", "not-a-config-path", "refused-choice",
-         "refused-bound", "grid-with-range", "cmaes-with-choice", "sampler", "metric", "grid-too-small", "empty-space"],
+    ids=[
+        "unknown-distribution",
+        "no-distribution",
+        "low>high",
+        "log-from-0",
+        "not-a-config-path",
+        "refused-choice",
+        "refused-bound",
+        "grid-with-range",
+        "cmaes-with-choice",
+        "sampler",
+        "metric",
+        "grid-too-small",
+        "empty-space",
+    ],
 )
 def test_a_bad_search_section_exits_2_naming_the_key_before_any_folder(tmp_path, search, message):
     result = invoke("sweep", write(tmp_path, search))
@@ -74,10 +111,14 @@ def test_a_bad_search_section_exits_2_naming_the_key_before_any_folder(tmp_path,
 
 def test_a_bad_search_section_is_refused_before_keras_or_optuna_is_imported(tmp_path):
     config = write(tmp_path, "search: {space: {train.batch_size: {choice: [16, 0]}}}")
-    probe = ("import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
-             "try:\n    cli.main()\nexcept SystemExit as exit:\n    print('EXIT=' + str(exit.code), file=sys.stderr)\n"
-             "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras', 'optuna') if name in sys.modules), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", probe, "sweep", str(config)], capture_output=True, text=True, timeout=120, env=subprocess_env())
+    probe = (
+        "import sys\nfrom dlrun import cli\nsys.argv = ['dlrun', *sys.argv[1:]]\n"
+        "try:\n    cli.main()\nexcept SystemExit as exit:\n    print('EXIT=' + str(exit.code), file=sys.stderr)\n"
+        "print('HEAVY=' + ','.join(name for name in ('tensorflow', 'keras', 'optuna') if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "sweep", str(config)], capture_output=True, text=True, timeout=120, env=subprocess_env()
+    )
     assert "search.space.train.batch_size: received 0" in result.stderr
     assert "EXIT=2" in result.stderr and "HEAVY=\n" in result.stderr, result.stderr
 
@@ -90,7 +131,10 @@ def test_a_bad_search_section_is_refused_before_keras_or_optuna_is_imported(tmp_
         (["--pruner", "patient"], "--pruner: received 'patient'; expected one of median, asha, hyperband, none"),
         (["--max-failures", "0"], "--max-failures: received 0; expected a number of failed trials >= 1"),
         (["--storage", "nowhere"], "--storage: received 'nowhere'; expected sqlite (default: study.db in the sweep folder), journal"),
-        (["--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none"], "--storage: cannot open 'postgresql+psycopg2://nobody@127.0.0.1:1/none'"),
+        (
+            ["--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none"],
+            "--storage: cannot open 'postgresql+psycopg2://nobody@127.0.0.1:1/none'",
+        ),
     ],
     ids=["trials", "sampler", "pruner", "max-failures", "storage-word", "storage-unreachable"],
 )
@@ -117,7 +161,7 @@ def test_config_show_prints_the_resolved_search_and_train_ignores_it(tmp_path):
     path = write(tmp_path, "search:\n  metric: val_mae\n  space:\n    train.batch_size: {choice: [16, 32]}\n")
     result = invoke("config", "show", path)
     assert result.exit_code == 0, result.output
-    shown = result.output[result.output.index("search:"):]
+    shown = result.output[result.output.index("search:") :]
     assert "direction: minimize" in shown and "seed: 5" in shown and "sampler: tpe" in shown and "pruner: median" in shown
     assert "train.batch_size:\n      choice: [16, 32]" in shown
     reloaded = config.load(path)
@@ -155,7 +199,9 @@ search:
     assert record["status"] == "pruned"
     pruned_at = record["pruned"]["epoch"]
     assert 1 <= pruned_at < epochs and hopeless["pruned"]["epoch"] == pruned_at
-    assert record["pruned"]["reason"].startswith("val_loss ") and f"at epoch {pruned_at} worse than the median" in record["pruned"]["reason"]
+    assert (
+        record["pruned"]["reason"].startswith("val_loss ") and f"at epoch {pruned_at} worse than the median" in record["pruned"]["reason"]
+    )
     # counted, not inferred: the hopeless trial trained only up to the epoch it was pruned at
     assert [epoch for name, epoch in trained if name == Path(hopeless["run"]).name] == list(range(1, pruned_at + 1))
     assert [epoch for name, epoch in trained if name == Path(good["run"]).name] == list(range(1, epochs + 1))
@@ -228,15 +274,17 @@ def _joined_sweep(tmp_path, storage: list[str]) -> tuple[Path, list[dict]]:
     path = tmp_path / "joined.yaml"
     path.write_text(JOINED.format(root=json.dumps(str(tmp_path / "runs")), epochs=4))
     env = subprocess_env()
-    first = subprocess.Popen([sys.executable, "-m", "dlrun", "sweep", str(path), *storage], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "dlrun", "sweep", str(path), *storage], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 120
     while not (run_folders(tmp_path / "runs") and (run_folders(tmp_path / "runs")[0] / "sweep.json").exists()):
         assert time.monotonic() < deadline and first.poll() is None, f"the sweep never made its folder: {first.communicate()[0][-3000:]}"
         time.sleep(0.05)
     (folder,) = run_folders(tmp_path / "runs")
-    second = subprocess.run([sys.executable, "-m", "dlrun", "sweep", "--join", str(folder)], env=env,
-                            capture_output=True, text=True, timeout=600)
+    second = subprocess.run(
+        [sys.executable, "-m", "dlrun", "sweep", "--join", str(folder)], env=env, capture_output=True, text=True, timeout=600
+    )
     output, _ = first.communicate(timeout=600)
     assert first.returncode == 0, output[-3000:]
     assert second.returncode == 0, second.stderr[-3000:]
@@ -261,8 +309,6 @@ def test_two_processes_joined_to_one_sqlite_study_run_each_trial_once(tmp_path):
     _assert_each_trial_once(folder, trials)
 
 
-
-
 @pytest.fixture
 def postgres_url(tmp_path):
     """A PostgreSQL server started for the test (as the `postgres` user when running as root), its URL."""
@@ -285,8 +331,23 @@ def postgres_url(tmp_path):
         shutil.chown(root, "postgres")
     data, port = root / "data", 54329
     subprocess.run([*as_user, initdb, "-D", str(data), "-U", "dlrun", "--auth=trust"], check=True, capture_output=True, timeout=120)
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
-                    "-l", str(root / "server.log"), "-w", "start"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            *as_user,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"postgresql+psycopg2://dlrun@127.0.0.1:{port}/postgres"
     finally:
@@ -308,7 +369,9 @@ def test_a_worker_s_reporters_share_one_storage_per_sweep(tmp_path):
     from dlrun.config import search as search_config
     from dlrun.trials import search
 
-    section = search_config.SearchConfig.model_validate({"metric": "val_loss", "direction": "minimize", "space": {"seed": {"choice": [1, 2]}}})
+    section = search_config.SearchConfig.model_validate(
+        {"metric": "val_loss", "direction": "minimize", "space": {"seed": {"choice": [1, 2]}}}
+    )
     urls = [search.storage_url(None, tmp_path / name) for name in ("a", "b")]
     for url, folder in zip(urls, ("a", "b")):
         (tmp_path / folder).mkdir()

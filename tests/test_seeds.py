@@ -34,9 +34,11 @@ def write_tiny(tmp_path, seed=11, epochs=2, samples=80, name="tiny.yaml") -> Pat
 
 
 def test_aggregate_is_numpy_s_mean_std_min_max_per_metric():
-    results = [{"test": {"mae": 2.3, "loss": 9.0}, "validation": {"val_mae": 2.5}},
-               {"test": {"mae": 2.6, "loss": 11.0}, "validation": {"val_mae": 2.4}},
-               {"test": {"mae": 2.2}, "validation": {"val_mae": 2.9}}]
+    results = [
+        {"test": {"mae": 2.3, "loss": 9.0}, "validation": {"val_mae": 2.5}},
+        {"test": {"mae": 2.6, "loss": 11.0}, "validation": {"val_mae": 2.4}},
+        {"test": {"mae": 2.2}, "validation": {"val_mae": 2.9}},
+    ]
     found = spread.aggregate(results)
     mae = np.array([2.3, 2.6, 2.2])
     assert found["test"]["mae"] == pytest.approx({"mean": mae.mean(), "std": mae.std(), "min": 2.2, "max": 2.6, "n": 3})
@@ -55,11 +57,14 @@ def test_run_metrics_are_the_test_metrics_and_each_validation_value_s_best_epoch
 # --- refusals: exit 2, nothing written -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--seeds", "0"], "--seeds: received 0; expected a number of seeds >= 1"),
-    (["--seeds", "2", "--track", "mlflow"], "--track: received with --seeds"),
-    (["--seeds", "2", "--set", "seed=4294967295"], "invalid config for --seeds (seed 4294967296): seed: received 4294967296"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--seeds", "0"], "--seeds: received 0; expected a number of seeds >= 1"),
+        (["--seeds", "2", "--track", "mlflow"], "--track: received with --seeds"),
+        (["--seeds", "2", "--set", "seed=4294967295"], "invalid config for --seeds (seed 4294967296): seed: received 4294967296"),
+    ],
+)
 def test_bad_seeds_options_exit_2_and_write_nothing(tmp_path, arguments, message):
     result = invoke("train", write_tiny(tmp_path), *arguments)
     assert result.exit_code == 2, result.output
@@ -85,13 +90,30 @@ def test_resume_with_seeds_needs_a_seeds_group_and_only_the_group(tmp_path):
 def write_group(path: Path, status: str = "completed") -> Path:
     values = [2.2, 2.4, 2.8]
     path.mkdir(parents=True)
-    children = [{"index": index, "seed": 5 + index, "status": "completed", "run": str(path / "runs" / f"r{index}"),
-                 "metrics": {"test": {"mae": value}, "validation": {"val_mae": value + 0.1}}}
-                for index, value in enumerate(values)]
+    children = [
+        {
+            "index": index,
+            "seed": 5 + index,
+            "status": "completed",
+            "run": str(path / "runs" / f"r{index}"),
+            "metrics": {"test": {"mae": value}, "validation": {"val_mae": value + 0.1}},
+        }
+        for index, value in enumerate(values)
+    ]
     aggregate = spread.aggregate([child["metrics"] for child in children])
     (path / "seeds.json").write_text(json.dumps({"format": 1, "count": 3, "children": children, "aggregate": aggregate}))
-    (path / "run.json").write_text(json.dumps({"name": "boston-seeds", "kind": "seeds", "status": status, "metrics": ["mae"],
-                                               "started_at": "2026-01-02T10:00:00Z", "duration_s": 12.0}))
+    (path / "run.json").write_text(
+        json.dumps(
+            {
+                "name": "boston-seeds",
+                "kind": "seeds",
+                "status": status,
+                "metrics": ["mae"],
+                "started_at": "2026-01-02T10:00:00Z",
+                "duration_s": 12.0,
+            }
+        )
+    )
     (path / "config.yaml").write_text("name: boston\nseed: 5\n")
     return path
 
@@ -132,8 +154,9 @@ def test_seeds_3_trains_three_runs_with_consecutive_seeds_and_their_spread(tmp_p
     assert all(json.loads((child / "run.json").read_text())["status"] == "completed" for child in children)
     maes = [json.loads((child / "metrics.json").read_text())["metrics"]["mae"] for child in children]
     best_val = [min(history.load(child / "history.json")["val_mae"]) for child in children]
-    assert state["aggregate"]["test"]["mae"] == pytest.approx({"mean": np.mean(maes), "std": np.std(maes), "min": min(maes),
-                                                               "max": max(maes), "n": 3})
+    assert state["aggregate"]["test"]["mae"] == pytest.approx(
+        {"mean": np.mean(maes), "std": np.std(maes), "min": min(maes), "max": max(maes), "n": 3}
+    )
     assert state["aggregate"]["validation"]["val_mae"]["mean"] == pytest.approx(np.mean(best_val))
     assert record["aggregate"] == state["aggregate"]
     tail = result.output.strip().splitlines()[-4:]
@@ -186,8 +209,9 @@ def test_a_killed_group_resumed_trains_only_what_was_missing(tmp_path, monkeypat
     assert "1 of 3 seeds already completed" in result.output
     assert f"resuming after epoch {killed_after}" in result.output
     third = child(2)
-    assert trained == [(second.name, epoch) for epoch in range(killed_after + 1, epochs + 1)] + \
-                      [(third.name, epoch) for epoch in range(1, epochs + 1)]
+    assert trained == [(second.name, epoch) for epoch in range(killed_after + 1, epochs + 1)] + [
+        (third.name, epoch) for epoch in range(1, epochs + 1)
+    ]
     assert run_folders(group / "runs") == sorted([first, second, third])  # seed 2 went on in its own folder
     resumed = json.loads((group / "seeds.json").read_text())
     assert [entry["status"] for entry in resumed["children"]] == ["completed"] * 3

@@ -32,7 +32,10 @@ def test_signal_marks_the_run_interrupted_and_keeps_its_files(tmp_path, signum):
     config_path.write_text(LONG.format(root=json.dumps(str(root))))
     process = subprocess.Popen(
         [sys.executable, "-m", "dlrun", "train", str(config_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -62,8 +65,9 @@ def test_a_closed_output_pipe_does_not_kill_the_run(tmp_path):
     from tests.conftest import tiny_config
 
     config_path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs", epochs=20)
-    process = subprocess.Popen([sys.executable, "-m", "dlrun", "train", str(config_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlrun", "train", str(config_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     process.stdout.readline()
     process.stdout.close()  # as `| head -1` does
     process.wait(timeout=300)
@@ -93,8 +97,13 @@ def _signal_during_start_up(tmp_path, signum, delay: float, command: str = "trai
     config_path = tiny_config(tmp_path / "c.yaml", root, epochs=3000)
     arguments, first_line = START_UP[command]
     with open(tmp_path / "stderr.txt", "w+") as stderr:  # a file, not a pipe: a full pipe would stall it
-        process = subprocess.Popen([sys.executable, "-m", "dlrun", command, str(config_path), *arguments], stdout=subprocess.PIPE,
-                                   stderr=stderr, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dlrun", command, str(config_path), *arguments],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
             line = process.stdout.readline()
             assert first_line in line, line
@@ -111,15 +120,20 @@ def _signal_during_start_up(tmp_path, signum, delay: float, command: str = "trai
         return process.returncode, stderr.read(), run_folders(root)
 
 
-STARTUP_CASES = ([("train", signal.SIGINT, delay) for delay in (0.0, 0.5, 1.5, 3.0, 5.0)]
-                 + [("train", signal.SIGTERM, 0.0), ("train", signal.SIGTERM, 1.5)]
-                 + [("kfold", signal.SIGINT, 0.0), ("kfold", signal.SIGINT, 2.0), ("kfold", signal.SIGTERM, 0.5)]
-                 + [("sweep", signal.SIGINT, 0.0), ("sweep", signal.SIGINT, 2.0), ("sweep", signal.SIGTERM, 0.5)])
+STARTUP_CASES = (
+    [("train", signal.SIGINT, delay) for delay in (0.0, 0.5, 1.5, 3.0, 5.0)]
+    + [("train", signal.SIGTERM, 0.0), ("train", signal.SIGTERM, 1.5)]
+    + [("kfold", signal.SIGINT, 0.0), ("kfold", signal.SIGINT, 2.0), ("kfold", signal.SIGTERM, 0.5)]
+    + [("sweep", signal.SIGINT, 0.0), ("sweep", signal.SIGINT, 2.0), ("sweep", signal.SIGTERM, 0.5)]
+)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("command", "signum", "delay"), STARTUP_CASES,
-                         ids=[f"{command}-{signal.Signals(signum).name}-{delay}s" for command, signum, delay in STARTUP_CASES])
+@pytest.mark.parametrize(
+    ("command", "signum", "delay"),
+    STARTUP_CASES,
+    ids=[f"{command}-{signal.Signals(signum).name}-{delay}s" for command, signum, delay in STARTUP_CASES],
+)
 def test_a_signal_during_start_up_ends_the_command_with_130(tmp_path, command, signum, delay):
     """Ctrl-C (or SIGTERM) while "importing Keras..." is shown is never lost: it used to be raised
     inside the import, where JAX's GC callback (imported by TensorFlow) could swallow it ("Exception
@@ -185,7 +199,9 @@ def test_kfold_interrupted_while_importing_keras_exits_130_and_makes_no_folder(t
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_interrupted_right_after_its_run_folder_is_made_the_folder_is_marked_interrupted(tmp_path, monkeypatch, command, ctrl_c_raises_keyboard_interrupt):
+def test_interrupted_right_after_its_run_folder_is_made_the_folder_is_marked_interrupted(
+    tmp_path, monkeypatch, command, ctrl_c_raises_keyboard_interrupt
+):
     real = run_folder.unique_folder
     monkeypatch.setattr(run_folder, "unique_folder", lambda *args: (real(*args), _ctrl_c())[0])
     result = COMMANDS[command](tmp_path)
@@ -197,7 +213,9 @@ def test_interrupted_right_after_its_run_folder_is_made_the_folder_is_marked_int
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_interrupted_once_its_run_started_the_run_is_interrupted_and_can_be_continued(tmp_path, monkeypatch, command, ctrl_c_raises_keyboard_interrupt):
+def test_interrupted_once_its_run_started_the_run_is_interrupted_and_can_be_continued(
+    tmp_path, monkeypatch, command, ctrl_c_raises_keyboard_interrupt
+):
     real = run_folder.Run.start
     monkeypatch.setattr(run_folder.Run, "start", lambda self, *args, **kwargs: (real(self, *args, **kwargs), _ctrl_c())[0])
     result = COMMANDS[command](tmp_path)

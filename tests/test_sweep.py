@@ -51,7 +51,9 @@ def test_grid_is_every_combination_with_yaml_values(tmp_path):
 
     grid = sweep.parse_grid(["train.batch_size=16,64", "compile.optimizer.learning_rate=1e-3,1e-4"])
     assert grid == {"train.batch_size": [16, 64], "compile.optimizer.learning_rate": [0.001, 0.0001]}
-    search = sweep.plan(config.load(write(tmp_path)), sweep.Options(grid=("train.batch_size=16,64", "compile.optimizer.learning_rate=1e-3,1e-4")))
+    search = sweep.plan(
+        config.load(write(tmp_path)), sweep.Options(grid=("train.batch_size=16,64", "compile.optimizer.learning_rate=1e-3,1e-4"))
+    )
     assert search.sampler == "grid" and search_engine.trial_count(search) == 4
     trials = draw(search, 4)
     assert all(list(trial) == ["train.batch_size", "compile.optimizer.learning_rate"] for trial in trials)
@@ -63,8 +65,9 @@ def test_random_search_is_seeded_and_stays_in_its_ranges(tmp_path):
     from dlrun import config
 
     base = config.load(write(tmp_path))
-    options = sweep.Options(ranges=("compile.optimizer.learning_rate=1e-5:1e-2:log", "train.batch_size=8:64"),
-                            grid=("model.units=[4],[8, 8]",), random=20)
+    options = sweep.Options(
+        ranges=("compile.optimizer.learning_rate=1e-5:1e-2:log", "train.batch_size=8:64"), grid=("model.units=[4],[8, 8]",), random=20
+    )
     search = sweep.plan(base, options)
     assert search.sampler == "random" and search.trials == 20 and search.seed == 5  # the config's seed
     first = draw(search, 20)
@@ -86,19 +89,40 @@ def test_random_search_is_seeded_and_stays_in_its_ranges(tmp_path):
     [
         ([], "--grid: received nothing; expected at least one --grid KEY=V1,V2 (or --random N with --range, or a search: section"),
         (["--grid", "train.batch_size"], "--grid 'train.batch_size': received no KEY=V1,V2,...; expected"),
-        (["--grid", "train.batchsize=16,64"], "search.space.train.batchsize: received 16, which the config refuses (train.batchsize: received unknown key 'batchsize'"),
-        (["--grid", "train.batch_size=16,abc"], "search.space.train.batch_size: received \"abc\", which the config refuses (train.batch_size: received \"abc\"; expected an integer"),
+        (
+            ["--grid", "train.batchsize=16,64"],
+            "search.space.train.batchsize: received 16, which the config refuses (train.batchsize: received unknown key 'batchsize'",
+        ),
+        (
+            ["--grid", "train.batch_size=16,abc"],
+            'search.space.train.batch_size: received "abc", which the config refuses (train.batch_size: received "abc"; expected an integer',
+        ),
         (["--grid", "train.epochs=1", "--grid", "train.epochs=2"], "received train.epochs a second time"),
         (["--range", "train.epochs=1:3"], "--range: received ranges without --random N"),
         (["--random", "2", "--range", "train.epochs=5:1"], "received low 5 and high 1; expected low < high"),
         (["--random", "2", "--range", "compile.optimizer.learning_rate=0:1:log"], "received low 0 with log; expected low > 0"),
         (["--random", "2", "--range", "train.epochs=a:b"], "--range 'train.epochs=a:b': received 'a:b'; expected KEY=LOW:HIGH"),
         (["--random", "0", "--range", "train.epochs=1:3"], "--random: received 0; expected a number of trials >= 1"),
-        (["--grid", "train.epochs=1,2", "--metric", "val_acc"], "--metric: received 'val_acc'; expected one of loss, mae, val_loss, val_mae"),
+        (
+            ["--grid", "train.epochs=1,2", "--metric", "val_acc"],
+            "--metric: received 'val_acc'; expected one of loss, mae, val_loss, val_mae",
+        ),
         (["--grid", "train.epochs=1,2", "--workers", "0"], "--workers: received 0"),
     ],
-    ids=["no-grid", "no-equals", "unknown-key", "bad-value", "key-twice", "range-without-random", "low>high",
-         "log-from-0", "not-numbers", "random<1", "metric", "workers"],
+    ids=[
+        "no-grid",
+        "no-equals",
+        "unknown-key",
+        "bad-value",
+        "key-twice",
+        "range-without-random",
+        "low>high",
+        "log-from-0",
+        "not-numbers",
+        "random<1",
+        "metric",
+        "workers",
+    ],
 )
 def test_bad_sweep_inputs_exit_2_before_anything_trains(tmp_path, options, message):
     result = invoke("sweep", write(tmp_path), *options)
@@ -124,8 +148,7 @@ def test_ray_without_ray_installed_exits_2_with_the_install_command(tmp_path, mo
 
 @pytest.mark.slow
 def test_a_2x2_grid_makes_four_child_runs_a_ranked_table_and_plots(tmp_path):
-    result = invoke("sweep", write(tmp_path), "--grid", "train.batch_size=8,16",
-                    "--grid", "compile.optimizer.learning_rate=1e-3,1e-2")
+    result = invoke("sweep", write(tmp_path), "--grid", "train.batch_size=8,16", "--grid", "compile.optimizer.learning_rate=1e-3,1e-2")
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
     assert folder.name.endswith("_sw-sweep")
@@ -134,8 +157,9 @@ def test_a_2x2_grid_makes_four_child_runs_a_ranked_table_and_plots(tmp_path):
     assert state["search"]["sampler"] == "grid" and state["trials_total"] == 4 and (folder / "study.db").is_file()
     children = run_folders(folder / "trials")
     assert len(children) == 4
-    assert sorted((trial["overrides"]["train.batch_size"], trial["overrides"]["compile.optimizer.learning_rate"])
-                  for trial in state["trials"]) == [(8, 0.001), (8, 0.01), (16, 0.001), (16, 0.01)]  # every point once
+    assert sorted(
+        (trial["overrides"]["train.batch_size"], trial["overrides"]["compile.optimizer.learning_rate"]) for trial in state["trials"]
+    ) == [(8, 0.001), (8, 0.01), (16, 0.001), (16, 0.01)]  # every point once
     for trial in state["trials"]:
         child = folder / "trials" / trial["run"].rsplit("/", 1)[-1]
         assert child in children
@@ -156,9 +180,17 @@ def test_a_2x2_grid_makes_four_child_runs_a_ranked_table_and_plots(tmp_path):
     assert record["best_trial"]["number"] == state["ranking"][0]
     plots = sorted((folder / "plots").iterdir())
     assert [path.name for path in plots] == [
-        "intermediate_values.png", "optimization_history.png", "parallel_coordinate.png", "param_importances.png"]
+        "intermediate_values.png",
+        "optimization_history.png",
+        "parallel_coordinate.png",
+        "param_importances.png",
+    ]
     assert all(path.read_bytes().startswith(b"\x89PNG") for path in plots) and record["plots"] == [
-        "optimization_history.png", "parallel_coordinate.png", "intermediate_values.png", "param_importances.png"]
+        "optimization_history.png",
+        "parallel_coordinate.png",
+        "intermediate_values.png",
+        "param_importances.png",
+    ]
 
 
 @pytest.mark.slow
@@ -279,7 +311,9 @@ def test_sigkill_in_trial_3_then_resume_continues_its_run_and_ends_with_exactly_
     assert [trial["status"] for trial in resumed["trials"]] == ["completed"] * 5
     last = Path(resumed["trials"][4]["run"])
     # trial 3 went on in its own run folder from its checkpoint (only the epochs after it), then trial 4 trained
-    assert epochs_seen == [(child.name, epoch) for epoch in range(killed_after + 1, epochs + 1)] + [(last.name, epoch) for epoch in range(1, epochs + 1)]
+    assert epochs_seen == [(child.name, epoch) for epoch in range(killed_after + 1, epochs + 1)] + [
+        (last.name, epoch) for epoch in range(1, epochs + 1)
+    ]
     assert [trial["run"] for trial in resumed["trials"][:4]] == [*earlier, str(child)]
     assert len(run_folders(folder / "trials")) == 5  # no second folder for trial 3
     child_record = json.loads((child / "run.json").read_text())

@@ -41,11 +41,17 @@ def write(tmp_path, search: str = SEARCH, epochs: int = 3) -> Path:
         (["--kfold", "1"], SEARCH, "--kfold: received 1; expected a number of folds >= 2"),
         (["--kfold", "0"], SEARCH, "--kfold: received 0; expected a number of folds >= 2"),
         ([], SEARCH.replace("  sampler:", "  kfold: 1\n  sampler:"), "search.kfold: received 1; expected a number >= 2"),
-        ([], SEARCH.replace("  sampler:", "  kfold: four\n  sampler:"), "search.kfold: received \"four\"; expected an integer"),
-        (["--kfold", "3", "--metric", "loss"], SEARCH,
-         "--metric: received 'loss' with K-fold trials; expected a validation metric (val_...)"),
-        ([], SEARCH.replace("  sampler:", "  kfold: 3\n  sampler:").replace("val_mae", "mae"),
-         "search.metric: received 'mae' with K-fold trials; expected a validation metric (val_...)"),
+        ([], SEARCH.replace("  sampler:", "  kfold: four\n  sampler:"), 'search.kfold: received "four"; expected an integer'),
+        (
+            ["--kfold", "3", "--metric", "loss"],
+            SEARCH,
+            "--metric: received 'loss' with K-fold trials; expected a validation metric (val_...)",
+        ),
+        (
+            [],
+            SEARCH.replace("  sampler:", "  kfold: 3\n  sampler:").replace("val_mae", "mae"),
+            "search.metric: received 'mae' with K-fold trials; expected a validation metric (val_...)",
+        ),
         (["--final"], SEARCH, "--final: received without K-fold trials; expected --kfold K (or search.kfold)"),
     ],
     ids=["kfold-1", "kfold-0", "section-1", "section-word", "flag-metric", "section-metric", "final-alone"],
@@ -67,8 +73,11 @@ def test_resume_refuses_kfold_and_final(tmp_path):
 
 def _fold_histories(trial_run: Path) -> list[dict]:
     state = json.loads((trial_run / "kfold.json").read_text())
-    return [json.loads((trial_run / "folds" / str(fold["index"]) / "history.json").read_text())
-            for fold in state["folds"] if fold["status"] == "completed"]
+    return [
+        json.loads((trial_run / "folds" / str(fold["index"]) / "history.json").read_text())
+        for fold in state["folds"]
+        if fold["status"] == "completed"
+    ]
 
 
 @pytest.mark.slow
@@ -118,8 +127,12 @@ def test_kfold_trials_rank_by_mean_fold_score_prune_between_folds_and_final_refi
     assert "pruned after fold 1" in result.output
     assert len(trained) == 3 * 2 * k + 3 + ranked[0]["best"]["epoch"]  # 2 full trials, 1 fold of the pruned one, the refit
     study_steps = _intermediate_values(folder)
-    assert study_steps[0] == pytest.approx({index: float(np.mean([min(h["val_mae"]) for h in _fold_histories(Path(completed[0]["run"]))[:index]]))
-                                            for index in range(1, k + 1)})
+    assert study_steps[0] == pytest.approx(
+        {
+            index: float(np.mean([min(h["val_mae"]) for h in _fold_histories(Path(completed[0]["run"]))[:index]]))
+            for index in range(1, k + 1)
+        }
+    )
 
     # --final: the best trial refit on the whole training split, evaluated on test next to the baseline
     best_run = Path(ranked[0]["run"])
@@ -136,8 +149,17 @@ def test_kfold_trials_rank_by_mean_fold_score_prune_between_folds_and_final_refi
 
     # the same folds, seeds and curves as `dlrun kfold` of the trial's config
     first = Path(state["trials"][0]["run"])
-    alone = invoke("kfold", first / "config.yaml", "--k", str(k), "--no-final", "--monitor", "val_mae",
-                   "--set", f"output.runs_root={json.dumps(str(tmp_path / 'alone'))}")
+    alone = invoke(
+        "kfold",
+        first / "config.yaml",
+        "--k",
+        str(k),
+        "--no-final",
+        "--monitor",
+        "val_mae",
+        "--set",
+        f"output.runs_root={json.dumps(str(tmp_path / 'alone'))}",
+    )
     assert alone.exit_code == 0, alone.output
     (kfold_run,) = run_folders(tmp_path / "alone")
     planned = [json.loads((folder / "kfold.json").read_text())["folds"] for folder in (kfold_run, first)]
@@ -208,8 +230,9 @@ def test_a_kfold_trial_killed_mid_fold_continues_that_fold_from_its_checkpoint(t
     assert [trial["number"] for trial in state["trials"]] == [0, 1] and state["trials"][0]["run"] == str(trial_run)
     assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
     # fold 1 was kept, fold 2 went on after its checkpoint, then trial 1 trained both of its folds
-    assert trained == [("2", epoch) for epoch in range(killed_after + 1, epochs + 1)] + \
-        [(fold, epoch) for fold in ("1", "2") for epoch in range(1, epochs + 1)]
+    assert trained == [("2", epoch) for epoch in range(killed_after + 1, epochs + 1)] + [
+        (fold, epoch) for fold in ("1", "2") for epoch in range(1, epochs + 1)
+    ]
     assert len(run_folders(folder / "trials")) == 2
     assert json.loads((trial_run / "run.json").read_text())["status"] == "completed"
     for index in ("1", "2"):

@@ -86,34 +86,50 @@ def _assert_close(found: dict, expected: dict) -> None:
 # --- what can train together, known before anything trains -------------------------------------------------
 
 
-@pytest.mark.parametrize(("section", "reason"), [
-    ({"space": {"compile.optimizer.learning_rate": {"float": [1e-4, 1e-2], "log": True}, "seed": {"choice": [1, 2]}}}, None),
-    ({"space": {"model.dropout": {"choice": [0.1, 0.2]}, "seed": {"choice": [1, 2]}}},
-     "search.space: model.dropout; only compile.optimizer.learning_rate and seed train together"),
-    ({"space": {"train.batch_size": {"choice": [8, 16]}}},
-     "search.space: train.batch_size; only compile.optimizer.learning_rate and seed train together"),
-    ({"space": {"seed": {"choice": [1, 2]}}, "kfold": 3, "metric": "val_loss"}, "search.kfold: 3 (cross-validated trials)"),
-    ({"space": {"seed": {"choice": [1, 2]}}, "seeds": 2}, "search.seeds: 2 (trials over seeds)"),
-], ids=["learning-rate-and-seed", "dropout", "batch-size", "kfold", "seeds"])
+@pytest.mark.parametrize(
+    ("section", "reason"),
+    [
+        ({"space": {"compile.optimizer.learning_rate": {"float": [1e-4, 1e-2], "log": True}, "seed": {"choice": [1, 2]}}}, None),
+        (
+            {"space": {"model.dropout": {"choice": [0.1, 0.2]}, "seed": {"choice": [1, 2]}}},
+            "search.space: model.dropout; only compile.optimizer.learning_rate and seed train together",
+        ),
+        (
+            {"space": {"train.batch_size": {"choice": [8, 16]}}},
+            "search.space: train.batch_size; only compile.optimizer.learning_rate and seed train together",
+        ),
+        ({"space": {"seed": {"choice": [1, 2]}}, "kfold": 3, "metric": "val_loss"}, "search.kfold: 3 (cross-validated trials)"),
+        ({"space": {"seed": {"choice": [1, 2]}}, "seeds": 2}, "search.seeds: 2 (trials over seeds)"),
+    ],
+    ids=["learning-rate-and-seed", "dropout", "batch-size", "kfold", "seeds"],
+)
 def test_which_searched_keys_train_together(section, reason):
     assert sweep_vectorized.search_reason(search_config.SearchConfig.model_validate(section)) == reason
 
 
 def test_the_executor_line_says_what_was_chosen_and_why():
     assert executors.vectorized_said(None, "folds", auto=True) == "executor: vectorized (the folds as one JAX program)"
-    assert executors.vectorized_said("train.loop: custom", "folds", auto=True) == \
-        "executor: sequential (vectorized does not apply: train.loop: custom)"
+    assert (
+        executors.vectorized_said("train.loop: custom", "folds", auto=True)
+        == "executor: sequential (vectorized does not apply: train.loop: custom)"
+    )
     assert executors.vectorized_said(None, "folds", auto=False) is None  # kfold's own line says it
-    assert executors.vectorized_said("train.loop: custom", "trials", auto=False) == \
-        "vectorized: not applicable (train.loop: custom), running trials one by one"
+    assert (
+        executors.vectorized_said("train.loop: custom", "trials", auto=False)
+        == "vectorized: not applicable (train.loop: custom), running trials one by one"
+    )
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--executor", "vectorized", "--batch", "0"], "--batch: received 0; expected a number of trials >= 1"),
-    (["--batch", "4"], "--batch: received 4 with --executor sequential; expected --executor vectorized or auto"),
-    (["--executor", "pool", "--workers", "2", "--batch", "4"], "--batch: received 4 with --executor pool; expected"),
-    (["--executor", "auto", "--workers", "2"], "--workers: received 2 with --executor auto; expected 1 (or --executor pool)"),
-], ids=["batch<1", "batch-without-vectorized", "batch-with-pool", "auto-with-workers"])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--executor", "vectorized", "--batch", "0"], "--batch: received 0; expected a number of trials >= 1"),
+        (["--batch", "4"], "--batch: received 4 with --executor sequential; expected --executor vectorized or auto"),
+        (["--executor", "pool", "--workers", "2", "--batch", "4"], "--batch: received 4 with --executor pool; expected"),
+        (["--executor", "auto", "--workers", "2"], "--workers: received 2 with --executor auto; expected 1 (or --executor pool)"),
+    ],
+    ids=["batch<1", "batch-without-vectorized", "batch-with-pool", "auto-with-workers"],
+)
 def test_bad_batch_options_exit_2_without_a_sweep_folder(tmp_path, options, message):
     result = invoke("sweep", _write(tmp_path, "bad"), *GRID, *options)
     assert result.exit_code == 2
@@ -132,8 +148,13 @@ def test_auto_on_tensorflow_trains_one_by_one_and_says_why(tmp_path):
     assert result.output.count(line) == 1
     (folder,) = run_folders(tmp_path / "tf")
     state = json.loads((folder / "sweep.json").read_text())
-    assert state["executor"] == {"executor": "auto", "workers": 1, "cpus_per_trial": 1.0, "chosen": "sequential",
-                                 "reason": "backend: tensorflow; it needs jax"}
+    assert state["executor"] == {
+        "executor": "auto",
+        "workers": 1,
+        "cpus_per_trial": 1.0,
+        "chosen": "sequential",
+        "reason": "backend: tensorflow; it needs jax",
+    }
     assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
 
 
@@ -173,8 +194,11 @@ def test_a_trial_that_goes_nan_fails_alone_and_a_pruned_one_stops_alone(tmp_path
         if key[0] == 1e30:  # its loss became NaN (or infinite) in epoch 1: failed, as sequentially, nothing kept
             assert trial["status"] == expected[key]["status"] == "failed" and trial["record"]["status"] == "failed"
             # the batch named alone (sequential fits may name a block of train.steps_per_execution batches)
-            assert re.fullmatch(r"training stopped: loss became (nan|inf|-inf) at epoch 1, batch \d+; "
-                                r"no epoch completed: no state was kept", trial["error"]), trial["error"]
+            assert re.fullmatch(
+                r"training stopped: loss became (nan|inf|-inf) at epoch 1, batch \d+; "
+                r"no epoch completed: no state was kept",
+                trial["error"],
+            ), trial["error"]
             assert not (ROOT / trial["run"] / "history.json").exists() or not trial["history"]["epoch"]
         elif key in pruned:  # stopped after epoch 2: its state stays as it was then
             assert trial["status"] == "pruned" and trial["record"]["status"] == "pruned"

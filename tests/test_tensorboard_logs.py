@@ -44,6 +44,8 @@ def test_without_the_tensorboard_package_exit_2_and_no_run_folder(tmp_path, monk
     root = tmp_path / "runs"
     result = invoke("train", tiny_config(tmp_path / "tiny.yaml", root), "--set", "train.tensorboard=true")
     assert result.exit_code == 2, result.output
-    assert ("train.tensorboard: received true, but the tensorboard package is not installed; "
-            "expected it installed: pip install 'dlrun[tensorboard]'") in result.stderr
+    assert (
+        "train.tensorboard: received true, but the tensorboard package is not installed; "
+        "expected it installed: pip install 'dlrun[tensorboard]'"
+    ) in result.stderr
     assert not root.exists()

@@ -53,7 +53,9 @@ def test_runs_table_and_compare_print_run_files_as_text(tmp_path):
     for index, name in enumerate(HOSTILE):
         folder = tmp_path / f"2026010{index}T000000Z_{name.replace('/', '_')}"
         folder.mkdir()
-        (folder / "run.json").write_text(json.dumps({"name": name, "status": name, "started_at": "2026-01-01T00:00:00Z", "metrics": [name]}))
+        (folder / "run.json").write_text(
+            json.dumps({"name": name, "status": name, "started_at": "2026-01-01T00:00:00Z", "metrics": [name]})
+        )
         (folder / "config.yaml").write_text(f"name: {json.dumps(name)}\n")
     rows = runs_table.collect(tmp_path)
     assert_shown_as_text(render(runs_table.table(rows)))
@@ -66,7 +68,9 @@ def test_runs_table_and_compare_print_run_files_as_text(tmp_path):
 def test_markup_in_a_sweep_value_is_text(name):
     from dlrun.trials import sweep_results
 
-    state = {"search": {"metric": "loss", "direction": "minimize", "space": {"data.class_names": {"choice": [name]}}},
-             "trials": [{"number": 0, "overrides": {"data.class_names": name}, "status": name, "best": None}]}
+    state = {
+        "search": {"metric": "loss", "direction": "minimize", "space": {"data.class_names": {"choice": [name]}}},
+        "trials": [{"number": 0, "overrides": {"data.class_names": name}, "status": name, "best": None}],
+    }
     output = render(sweep_results.table(state))
     assert "\x1b]8;" not in output and "\x1b[31m" not in output

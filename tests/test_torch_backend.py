@@ -26,8 +26,7 @@ from tests.conftest import (
 )
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(
-    not HAS_TORCH, reason="PyTorch is not installed (pip install 'dlrun[torch]'); torch-backend tests skipped")
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed (pip install 'dlrun[torch]'); torch-backend tests skipped")
 DROPOUT = ("--set", "model.dropout=0.2")  # a seed generator in the model: its state must repeat and resume
 
 
@@ -49,7 +48,9 @@ def test_resume_on_torch_matches_a_straight_run(tmp_path):
     path = tmp_path / "resume.yaml"
     text = TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "backend: torch\n"
     path.write_text(text.replace("units: [8]}", "units: [8], dropout: 0.2}"))
-    result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT, str(path)], capture_output=True, text=True, timeout=300, env=subprocess_env()
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["backend"] == "torch"
@@ -57,9 +58,11 @@ def test_resume_on_torch_matches_a_straight_run(tmp_path):
 
 
 # dlrun's CLI, saying at exit whether this process imported TensorFlow
-TELLS_TENSORFLOW = ("import atexit, sys\n"
-                    "atexit.register(lambda: print('tensorflow imported:', 'tensorflow' in sys.modules))\n"
-                    "sys.argv[0] = 'dlrun'\nfrom dlrun import cli\ncli.main()\n")
+TELLS_TENSORFLOW = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('tensorflow imported:', 'tensorflow' in sys.modules))\n"
+    "sys.argv[0] = 'dlrun'\nfrom dlrun import cli\ncli.main()\n"
+)
 
 
 @needs_torch
@@ -69,7 +72,18 @@ def test_kfold_on_torch_workers_gives_the_sequential_numbers(tmp_path):
     path.write_text(TINY_REGRESSION.format(root=json.dumps(str(tmp_path / "runs"))) + "backend: torch\n")
     states = {}
     for name, extra in (("sequential", []), ("pool", ["--workers", "2"])):
-        command = [sys.executable, "-c", TELLS_TENSORFLOW, "kfold", str(path), "--k", "2", "--set", f"output.runs_root={tmp_path / name}", *extra]
+        command = [
+            sys.executable,
+            "-c",
+            TELLS_TENSORFLOW,
+            "kfold",
+            str(path),
+            "--k",
+            "2",
+            "--set",
+            f"output.runs_root={tmp_path / name}",
+            *extra,
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=subprocess_env())
         assert result.returncode == 0, result.stderr[-3000:]
         (folder,) = run_folders(tmp_path / name)
@@ -102,8 +116,13 @@ def test_multi_hot_on_torch_matches_without_keras_scatter(tmp_path):
     keras = backend.import_keras()
     tokens = review_tokens()
     np.save(tmp_path / "tokens.npy", tokens)
-    result = subprocess.run([sys.executable, "-c", TORCH_MULTI_HOT, str(tmp_path / "tokens.npy"), str(tmp_path / "out.npy")],
-                            capture_output=True, text=True, timeout=120, env=subprocess_env())
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_MULTI_HOT, str(tmp_path / "tokens.npy"), str(tmp_path / "out.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "(48, 1)"
     expected = np.array(keras.layers.CategoryEncoding(10_000, output_mode="multi_hot")(tokens))

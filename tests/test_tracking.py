@@ -50,8 +50,10 @@ def test_logs_to_sqlite_and_reads_back(tmp_path, monkeypatch):
     logged = client.get_run(record["mlflow"]["run_id"])
     assert logged.info.status == "FINISHED" and logged.info.run_name == run.name
     assert client.get_experiment(logged.info.experiment_id).name == "tiny"
-    expected_params = {key: tracking._param(value)
-                       for key, value in comparison.flatten(config_module.to_data(config_module.load(run / "config.yaml"))).items()}
+    expected_params = {
+        key: tracking._param(value)
+        for key, value in comparison.flatten(config_module.to_data(config_module.load(run / "config.yaml"))).items()
+    }
     assert logged.data.params == expected_params  # the run's own config: `backend: auto` resolved
     assert logged.data.params["backend"] == json.loads((run / "run.json").read_text())["backend"]["name"]
     assert logged.data.params["train.epochs"] == "3" and logged.data.params["data.name"] == "synthetic"

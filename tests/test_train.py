@@ -8,8 +8,20 @@ from dlrun import config
 from dlrun.runs import history
 from tests.conftest import CONFIGS, invoke, run_folders, tiny_config
 
-EXPECTED_FILES = [".lock", "checkpoints/best.keras", "checkpoints/last.npz", "checkpoints/previous.npz", "config.yaml", "history.json", "metrics.json", "model.keras",
-                  "plots/accuracy.png", "plots/confusion_matrix_test.png", "plots/loss.png", "run.json"]
+EXPECTED_FILES = [
+    ".lock",
+    "checkpoints/best.keras",
+    "checkpoints/last.npz",
+    "checkpoints/previous.npz",
+    "config.yaml",
+    "history.json",
+    "metrics.json",
+    "model.keras",
+    "plots/accuracy.png",
+    "plots/confusion_matrix_test.png",
+    "plots/loss.png",
+    "run.json",
+]
 
 
 def test_run_folder_holds_every_file(trained_run):
@@ -59,8 +71,7 @@ def test_stored_config_repeats_the_run_exactly(trained_run, tmp_path):
     """The resolved config a run stores can be fed back to `dlrun train`, and the same seed gives the same numbers."""
     stored = config.load(trained_run / "config.yaml")
     # the source config, with `backend: auto` (its default) resolved to the backend the run used
-    assert stored == config.load(CONFIGS / "smoke" / "mlp_multiclass.yaml", [f"output.runs_root={stored.output.runs_root}"],
-                                 "tensorflow")
+    assert stored == config.load(CONFIGS / "smoke" / "mlp_multiclass.yaml", [f"output.runs_root={stored.output.runs_root}"], "tensorflow")
     result = invoke("train", trained_run / "config.yaml", "--set", f"output.runs_root={tmp_path}")
     assert result.exit_code == 0, result.output
     (repeat,) = run_folders(tmp_path)
@@ -106,10 +117,13 @@ def test_convnet_on_flat_inputs_is_a_config_error_without_a_run_folder(tmp_path)
     assert run_folders(tmp_path / "runs") == []
 
 
-@pytest.mark.parametrize("steps, poisoned, where, ends", [
-    (1, 1, "batch 2", [1, 2]),  # one batch per call: stops in batch 2 itself
-    (2, 2, "in batches 3-4 (one call of 2 steps)", [2, 4]),  # train.steps_per_execution 2: the block it ran in
-])
+@pytest.mark.parametrize(
+    "steps, poisoned, where, ends",
+    [
+        (1, 1, "batch 2", [1, 2]),  # one batch per call: stops in batch 2 itself
+        (2, 2, "in batches 3-4 (one call of 2 steps)", [2, 4]),  # train.steps_per_execution 2: the block it ran in
+    ],
+)
 def test_non_finite_loss_marks_the_run_failed(tmp_path, monkeypatch, steps, poisoned, where, ends):
     """A NaN loss in epoch 2 (a weight made NaN before a batch, after a good epoch 1): training stops in the
     call that ran that batch, the run is failed with "loss became nan at epoch 2, <batch or block>", epoch
@@ -176,8 +190,9 @@ def test_steps_per_execution_auto_groups_batches_and_changes_no_number(tmp_path,
     for steps in ("auto", "1"):
         root = tmp_path / steps
         path = tiny_config(tmp_path / f"{steps}.yaml", root, epochs=3)
-        result = invoke("train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=1",
-                        "--set", "model.dropout=0.3")
+        result = invoke(
+            "train", path, "--set", f"train.steps_per_execution={steps}", "--set", "train.batch_size=1", "--set", "model.dropout=0.3"
+        )
         assert result.exit_code == 0, result.output
         (folders[steps],) = run_folders(root)
     record = json.loads((folders["auto"] / "run.json").read_text())
@@ -193,15 +208,24 @@ def test_steps_per_execution_auto_groups_batches_and_changes_no_number(tmp_path,
     assert not [warning for warning in recwarn if "ran out of data" in str(warning.message)]
 
 
-@pytest.mark.parametrize("settings, expected", [
-    (["train.loop=custom", "train.steps_per_execution=4"],
-     "train.steps_per_execution: received 4; expected auto or 1 with loop: custom"),
-    (["backend=torch", "train.steps_per_execution=4"],
-     "train.steps_per_execution: received 4 with backend 'torch'; expected auto or 1"),
-    (["train.steps_per_execution=0"], "train.steps_per_execution: received 0"),
-    (["train.steps_per_execution=7", "train.batch_size=4"],  # 40 training samples: 10 steps per epoch
-     "train.steps_per_execution: received 7; expected auto or a divisor of the 10 steps per epoch (1, 2, 5, 10)"),
-])
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        (
+            ["train.loop=custom", "train.steps_per_execution=4"],
+            "train.steps_per_execution: received 4; expected auto or 1 with loop: custom",
+        ),
+        (
+            ["backend=torch", "train.steps_per_execution=4"],
+            "train.steps_per_execution: received 4 with backend 'torch'; expected auto or 1",
+        ),
+        (["train.steps_per_execution=0"], "train.steps_per_execution: received 0"),
+        (
+            ["train.steps_per_execution=7", "train.batch_size=4"],  # 40 training samples: 10 steps per epoch
+            "train.steps_per_execution: received 7; expected auto or a divisor of the 10 steps per epoch (1, 2, 5, 10)",
+        ),
+    ],
+)
 def test_steps_per_execution_that_cannot_apply_is_a_config_error(tmp_path, settings, expected):
     path = tiny_config(tmp_path / "c.yaml", tmp_path / "runs")
     result = invoke("train", path, *(word for item in settings for word in ("--set", item)))

@@ -18,14 +18,26 @@ from tests.conftest import ROOT, invoke, run_folders
 
 SCHEMA = json.loads((ROOT / "schema" / "dlrun-config.schema.json").read_text())
 SECTIONS = {  # a key path -> the schema definition of what it holds in the base config below
-    ("data",): "NpzData", ("model",): "MLPModel", ("model", "head"): "Head", ("compile",): "CompileConfig",
-    ("compile", "optimizer"): "AdamOptimizer", ("train",): "TrainConfig", ("output",): "OutputConfig",
+    ("data",): "NpzData",
+    ("model",): "MLPModel",
+    ("model", "head"): "Head",
+    ("compile",): "CompileConfig",
+    ("compile", "optimizer"): "AdamOptimizer",
+    ("train",): "TrainConfig",
+    ("output",): "OutputConfig",
 }
 # Keys left alone, and why: the runs root and the data file would send the run elsewhere than this test's
 # folders; another dataset or architecture name would download data or weights; Keras cannot switch backends
 # inside the test process; the base config's `name` and `seed` are fuzzed, the others are sections.
-LEFT_ALONE = {("output", "runs_root"), ("data", "path"), ("data", "name"), ("model", "architecture"),
-              ("compile", "optimizer"), ("model", "head"), ("backend",)}
+LEFT_ALONE = {
+    ("output", "runs_root"),
+    ("data", "path"),
+    ("data", "name"),
+    ("model", "architecture"),
+    ("compile", "optimizer"),
+    ("model", "head"),
+    ("backend",),
+}
 BASE = """\
 name: fuzz
 seed: 3
@@ -41,8 +53,7 @@ def _properties(definition: str) -> dict:
     return SCHEMA["$defs"][definition]["properties"]
 
 
-PATHS = sorted({(*section, key) for section, definition in SECTIONS.items() for key in _properties(definition)}
-               | {("name",), ("seed",)})
+PATHS = sorted({(*section, key) for section, definition in SECTIONS.items() for key in _properties(definition)} | {("name",), ("seed",)})
 PATHS = [path for path in PATHS if path not in LEFT_ALONE]
 
 
@@ -75,10 +86,14 @@ def _valid(prop: dict):
     return st.one_of(choices) if choices else st.nothing()
 
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-                     st.text(max_size=12))
-_any = st.recursive(_scalars, lambda children: st.one_of(
-    st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)), max_leaves=5)
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12)
+)
+_any = st.recursive(
+    _scalars,
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)),
+    max_leaves=5,
+)
 
 
 @st.composite
@@ -97,8 +112,13 @@ def tiny_npz(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz_data")
     generator = np.random.default_rng(0)
     features = generator.normal(size=(40, 4)).astype("float32")
-    np.savez(folder / "tiny.npz", x_train=features, y_train=(features[:, 0] > 0).astype("int64"),
-             x_test=features[:8], y_test=(features[:8, 0] > 0).astype("int64"))
+    np.savez(
+        folder / "tiny.npz",
+        x_train=features,
+        y_train=(features[:, 0] > 0).astype("int64"),
+        x_test=features[:8],
+        y_test=(features[:8, 0] > 0).astype("int64"),
+    )
     return folder / "tiny.npz"
 
 

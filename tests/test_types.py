@@ -12,7 +12,15 @@ import pytest
 from tests.conftest import ROOT
 
 # Every function in these must be annotated: an unannotated parameter is Any, which mypy checks nothing against.
-ANNOTATED_PACKAGES = {"dlrun.training.*", "dlrun.runs.*", "dlrun.config.*", "dlrun.trials.*", "dlrun.data.*", "dlrun.inference.*", "dlrun.visualize.*"}
+ANNOTATED_PACKAGES = {
+    "dlrun.training.*",
+    "dlrun.runs.*",
+    "dlrun.config.*",
+    "dlrun.trials.*",
+    "dlrun.data.*",
+    "dlrun.inference.*",
+    "dlrun.visualize.*",
+}
 
 
 def test_mypy_finds_no_type_errors():
@@ -27,11 +35,9 @@ def test_the_promise_layers_must_be_annotated_and_missing_stubs_are_ignored_one_
     settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
     assert settings["files"] == ["src/dlrun"]
     assert settings["check_untyped_defs"] is True  # unannotated functions elsewhere are still checked
-    annotated = {module for override in settings["overrides"] if override.get("disallow_untyped_defs")
-                 for module in override["module"]}
+    annotated = {module for override in settings["overrides"] if override.get("disallow_untyped_defs") for module in override["module"]}
     assert ANNOTATED_PACKAGES <= annotated
     # never for every import at once: a typo'd or uninstalled module must stay an error
     assert "ignore_missing_imports" not in settings
-    ignored = {module for override in settings["overrides"] if override.get("ignore_missing_imports")
-               for module in override["module"]}
+    ignored = {module for override in settings["overrides"] if override.get("ignore_missing_imports") for module in override["module"]}
     assert not any(module.startswith("dlrun") for module in ignored)

@@ -102,7 +102,8 @@ def test_eval_on_a_read_only_run_folder_exits_2_and_writes_nothing(run_copy, mon
         result = invoke("eval", run_copy)
         after = _listing(run_copy)
     _assert_clean_error(
-        result, f"RUN_DIR: received '{run_copy}', but cannot create a file in '{run_copy}' (Permission denied); "
+        result,
+        f"RUN_DIR: received '{run_copy}', but cannot create a file in '{run_copy}' (Permission denied); "
         "expected a run folder this user can write (dlrun eval writes eval_test.json there)",
     )
     assert "importing Keras" not in result.output  # refused before the evaluation, not after it
@@ -115,7 +116,8 @@ def test_export_on_a_read_only_run_folder_exits_2_and_writes_nothing(run_copy, m
         result = invoke("export", run_copy, "--format", "keras")
         after = _listing(run_copy)
     _assert_clean_error(
-        result, f"--out: received '{run_copy / 'export' / 'model.keras'}', but cannot create a folder in '{run_copy}' "
+        result,
+        f"--out: received '{run_copy / 'export' / 'model.keras'}', but cannot create a folder in '{run_copy}' "
         "(Permission denied); expected a path in a folder this user can write",
     )
     assert "importing" not in result.output
@@ -132,10 +134,18 @@ def _targets(tmp_path: Path, name: str, monkeypatch):
     regular = tmp_path / "file.txt"
     regular.write_text("not a folder\n")
     return {
-        "read-only folder": (ro / name, lambda: read_only(ro, monkeypatch), ro,
-                             f"cannot create a file in '{ro}' (Permission denied); expected a path in a folder this user can write"),
-        "/proc": (PROC / name, contextlib.nullcontext, None,
-                  f"cannot create a file in '{PROC}' (No such file or directory); expected a path in a folder this user can write"),
+        "read-only folder": (
+            ro / name,
+            lambda: read_only(ro, monkeypatch),
+            ro,
+            f"cannot create a file in '{ro}' (Permission denied); expected a path in a folder this user can write",
+        ),
+        "/proc": (
+            PROC / name,
+            contextlib.nullcontext,
+            None,
+            f"cannot create a file in '{PROC}' (No such file or directory); expected a path in a folder this user can write",
+        ),
         "under a regular file": (regular / name, contextlib.nullcontext, None, "expected a "),
     }
 
@@ -189,6 +199,7 @@ def test_predict_out_write_failing_after_the_check_is_a_clean_error(run_copy, tm
     np.save(samples, np.zeros((2, 6), dtype="float32"))
     out = tmp_path / "out" / "p.csv"
     out.parent.mkdir()
+
     def failing(path, data, durable=True):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 

@@ -17,25 +17,31 @@ def _usage_error(result, expected: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["list", "dataset"], "KIND: received 'dataset'; expected one of datasets, architectures"),
-    (["train"], "CONFIG: received nothing; expected a config file (or --resume RUN_DIR)"),
-    (["kfold"], "CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)"),
-    (["kfold", QUICKSTART, "--resume", "runs/x"], "--resume: received a CONFIG or --set too"),
-    (["sweep", "--resume", "sweeps/x", "--grid", "train.epochs=1,2"], "--resume: received a CONFIG or a search option too"),
-    (["kfold", QUICKSTART, "--k", "1"], "--k: received 1; expected a number of folds >= 2"),
-    (["kfold", QUICKSTART, "--repeats", "2", "--no-shuffle"], "--repeats: received 2 with --no-shuffle"),
-    (["kfold", QUICKSTART, "--workers", "0"], "--workers: received 0; expected a number of worker processes >= 1"),
-    (["kfold", QUICKSTART, "--executor", "cloud"], "--executor: received 'cloud'; expected one of"),
-    (["eval", "runs/x", "--split", "dev"], "--split: received 'dev'; expected one of test, validation, train"),
-    (["runs", "--status", "done"], "--status: received 'done'; expected one of"),
-    (["train", QUICKSTART, "--track", "wandb"], "--track: received 'wandb'; expected one of"),
-    (["init", "x", "--dataset", "digit", "--architecture", "mlp"], "--dataset: received 'digit'; expected one of"),
-    (["init", "bad name", "--dataset", "digits", "--architecture", "mlp"], "NAME: received 'bad name'"),
-    (["visualize", "activations", "--image", "cat.png", "--run", "runs/x", "--model", "vgg16"],
-     "--run and --model: received both; expected one"),
-    (["config", "schema", "--out", "no/such/folder/schema.json"], "--out: received 'no/such/folder/schema.json'"),
-], ids=lambda value: " ".join(value) if isinstance(value, list) else None)
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["list", "dataset"], "KIND: received 'dataset'; expected one of datasets, architectures"),
+        (["train"], "CONFIG: received nothing; expected a config file (or --resume RUN_DIR)"),
+        (["kfold"], "CONFIG: received nothing; expected a YAML config file (or --resume RUN_DIR)"),
+        (["kfold", QUICKSTART, "--resume", "runs/x"], "--resume: received a CONFIG or --set too"),
+        (["sweep", "--resume", "sweeps/x", "--grid", "train.epochs=1,2"], "--resume: received a CONFIG or a search option too"),
+        (["kfold", QUICKSTART, "--k", "1"], "--k: received 1; expected a number of folds >= 2"),
+        (["kfold", QUICKSTART, "--repeats", "2", "--no-shuffle"], "--repeats: received 2 with --no-shuffle"),
+        (["kfold", QUICKSTART, "--workers", "0"], "--workers: received 0; expected a number of worker processes >= 1"),
+        (["kfold", QUICKSTART, "--executor", "cloud"], "--executor: received 'cloud'; expected one of"),
+        (["eval", "runs/x", "--split", "dev"], "--split: received 'dev'; expected one of test, validation, train"),
+        (["runs", "--status", "done"], "--status: received 'done'; expected one of"),
+        (["train", QUICKSTART, "--track", "wandb"], "--track: received 'wandb'; expected one of"),
+        (["init", "x", "--dataset", "digit", "--architecture", "mlp"], "--dataset: received 'digit'; expected one of"),
+        (["init", "bad name", "--dataset", "digits", "--architecture", "mlp"], "NAME: received 'bad name'"),
+        (
+            ["visualize", "activations", "--image", "cat.png", "--run", "runs/x", "--model", "vgg16"],
+            "--run and --model: received both; expected one",
+        ),
+        (["config", "schema", "--out", "no/such/folder/schema.json"], "--out: received 'no/such/folder/schema.json'"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
 def test_command_line_mistakes_are_usage_errors(argv, expected):
     _usage_error(invoke(*argv), expected)
 

@@ -16,13 +16,15 @@ from tests.conftest import invoke
 def _cam_model(keras, dense_weights, activation="softmax"):
     """conv -> ReLU -> global average pool -> dense, every weight set by hand."""
     rng = np.random.default_rng(0)
-    model = keras.Sequential([
-        keras.Input((6, 6, 2)),
-        keras.layers.Conv2D(3, 3, padding="same", name="conv"),
-        keras.layers.Activation("relu", name="relu"),
-        keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(dense_weights.shape[1], activation=activation, name="output"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            keras.layers.Conv2D(3, 3, padding="same", name="conv"),
+            keras.layers.Activation("relu", name="relu"),
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(dense_weights.shape[1], activation=activation, name="output"),
+        ]
+    )
     model.get_layer("conv").set_weights([rng.normal(size=(3, 3, 2, 3)), rng.normal(size=3) * 0.1])
     model.get_layer("output").set_weights([dense_weights, np.array([0.3, -0.2])[: dense_weights.shape[1]]])
     features = keras.Model(model.inputs, model.get_layer("relu").output)
@@ -182,8 +184,15 @@ def _fails(tmp_path, *args, expected):
 
 
 def test_missing_image(small_run, tmp_path):
-    _fails(tmp_path, "gradcam", "--run", small_run[0], "--image", tmp_path / "cat.jpg",
-           expected=f"--image: received '{tmp_path / 'cat.jpg'}'; expected an existing image file or folder (no such file)")
+    _fails(
+        tmp_path,
+        "gradcam",
+        "--run",
+        small_run[0],
+        "--image",
+        tmp_path / "cat.jpg",
+        expected=f"--image: received '{tmp_path / 'cat.jpg'}'; expected an existing image file or folder (no such file)",
+    )
 
 
 def test_unreadable_image(small_run, tmp_path):
@@ -193,14 +202,40 @@ def test_unreadable_image(small_run, tmp_path):
 
 
 def test_unknown_layer_lists_the_valid_ones(small_run, tmp_path):
-    _fails(tmp_path, "gradcam", "--run", small_run[0], "--image", small_run[1][0], "--layer", "conv_3",
-           expected="--layer: received 'conv_3'; expected one of the model's 4-D layers: rescale, conv_1, pool_1, conv_2 (did you mean 'conv_2'?)")
-    _fails(tmp_path, "filters", "--run", small_run[0], "--layer", "output", expected="--layer: received 'output' ('output' exists but its output is not 4-D)")
+    _fails(
+        tmp_path,
+        "gradcam",
+        "--run",
+        small_run[0],
+        "--image",
+        small_run[1][0],
+        "--layer",
+        "conv_3",
+        expected="--layer: received 'conv_3'; expected one of the model's 4-D layers: rescale, conv_1, pool_1, conv_2 (did you mean 'conv_2'?)",
+    )
+    _fails(
+        tmp_path,
+        "filters",
+        "--run",
+        small_run[0],
+        "--layer",
+        "output",
+        expected="--layer: received 'output' ('output' exists but its output is not 4-D)",
+    )
 
 
 def test_class_index_out_of_range(small_run, tmp_path):
-    _fails(tmp_path, "gradcam", "--run", small_run[0], "--image", small_run[1][0], "--class-index", "2",
-           expected="--class-index: received 2; expected 0..1, one of the model's 2 classes (square, disk)")
+    _fails(
+        tmp_path,
+        "gradcam",
+        "--run",
+        small_run[0],
+        "--image",
+        small_run[1][0],
+        "--class-index",
+        "2",
+        expected="--class-index: received 2; expected 0..1, one of the model's 2 classes (square, disk)",
+    )
 
 
 def test_model_without_a_4d_layer(trained_run, tmp_path):
@@ -221,7 +256,13 @@ def test_imagenet_weights_offline_say_which_file_to_put_where(tmp_path, monkeypa
 
     monkeypatch.setattr(subjects, "download", offline)
     image = shapes.write_images(tmp_path / "images", count=1, size=24)[0]
-    message = _fails(tmp_path, "gradcam", "--image", image, expected="--model vgg16 --weights imagenet: cannot download vgg16_weights_tf_dim_ordering_tf_kernels.h5")
+    message = _fails(
+        tmp_path,
+        "gradcam",
+        "--image",
+        image,
+        expected="--model vgg16 --weights imagenet: cannot download vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    )
     assert f"expected the file at {tmp_path / 'keras_home' / 'models' / 'vgg16_weights_tf_dim_ordering_tf_kernels.h5'}" in message
     assert "or pass --run RUN_DIR" in message
 
@@ -320,7 +361,15 @@ def test_the_best_epoch_line_in_a_plot_names_its_quantity(tmp_path, monkeypatch)
     from dlrun.runs import plots
 
     saved = _tick_labels_of_saved_figures(monkeypatch)
-    plots.learning_curves({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.6, 0.7],
-                           "accuracy": [0.5, 0.8, 0.9], "val_accuracy": [0.6, 0.8, 0.85]}, tmp_path)
+    plots.learning_curves(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [1.0, 0.5, 0.4],
+            "val_loss": [0.9, 0.6, 0.7],
+            "accuracy": [0.5, 0.8, 0.9],
+            "val_accuracy": [0.6, 0.8, 0.85],
+        },
+        tmp_path,
+    )
     legends = [[text.get_text() for text in fig.axes[0].get_legend().get_texts()] for fig in saved]
     assert "best val_loss at epoch 2" in legends[0] and "best val_accuracy at epoch 3" in legends[1]

@@ -113,7 +113,7 @@ EXACT = {
     "{a: 1, a: 2}": "line 1, column 8: duplicate key 'a' (first defined on line 1)",
     "a:\n  b: 1\n  b: 2\n": "line 3, column 3: duplicate key 'b' (first defined on line 2)",
     "x: !!python/object:os.system 1\n": "line 1, column 4: tag 'tag:yaml.org,2002:python/object:os.system' is not allowed "
-                                        "(configs are plain YAML data)",
+    "(configs are plain YAML data)",
     "a: [1\n": "line 2, column 1: while parsing a flow sequence started on line 1, expected ',' or ']', but got '<stream end>'",
     "[1, 2]: 3\n": "line 1, column 1: a list cannot be a key; expected a plain key such as `epochs`",
     "? [1]\n: 2\n": "line 1, column 3: a list cannot be a key; expected a plain key such as `epochs`",
@@ -140,8 +140,10 @@ def test_alias_expansion_is_counted_exactly_to_the_limit(monkeypatch):
     monkeypatch.setattr(yaml_strict, "MAX_VALUES", 8)
     with pytest.raises(errors.ConfigError) as raised:
         yaml_strict.loads(text)
-    assert raised.value.problems == ["YAML error at line 1, column 1: aliases expand to more than 8 values; expected a config "
-                                     "that spells out its values (an alias may repeat a small section, not multiply one)"]
+    assert raised.value.problems == [
+        "YAML error at line 1, column 1: aliases expand to more than 8 values; expected a config "
+        "that spells out its values (an alias may repeat a small section, not multiply one)"
+    ]
 
 
 def test_depth_is_counted_through_aliases_exactly_to_the_limit(monkeypatch):
@@ -163,11 +165,12 @@ def test_depth_is_counted_through_aliases_exactly_to_the_limit(monkeypatch):
 def test_preview_renders_json_cut_at_the_limit():
     import datetime
 
-    assert yaml_strict.preview({1: [1, 2, {"k": None}], "s": "x" * 70}) == \
-        '{"1": [1, 2, {"k": null}], "s": "xxxxxxxxxxxxxxxxxxxxxxxx...'
+    assert yaml_strict.preview({1: [1, 2, {"k": None}], "s": "x" * 70}) == '{"1": [1, 2, {"k": null}], "s": "xxxxxxxxxxxxxxxxxxxxxxxx...'
     assert yaml_strict.preview([[["deep"]]], limit=10) == '[[["dee...'
-    assert yaml_strict.preview({"when": datetime.date(2020, 1, 2), "n": math.nan, "set": {1}}) == \
-        '{"when": datetime.date(2020, 1, 2), "n": NaN, "set": {1}}'
+    assert (
+        yaml_strict.preview({"when": datetime.date(2020, 1, 2), "n": math.nan, "set": {1}})
+        == '{"when": datetime.date(2020, 1, 2), "n": NaN, "set": {1}}'
+    )
     assert yaml_strict.preview([1, [2, [3]]]) == "[1, [2, [3]]]"
 
 
@@ -182,8 +185,9 @@ def test_expansion_check_refuses_a_deep_tree_composed_elsewhere(monkeypatch):
     monkeypatch.setattr(yaml_strict, "MAX_DEPTH", 3)
     with pytest.raises(yaml.YAMLError) as raised:
         yaml_strict._check_expansion(yaml.compose("a: [[[1]]]\n", Loader=yaml.SafeLoader))
-    assert yaml_strict._describe(raised.value) == ("line 1, column 6: the value is nested more than 64 levels deep; "
-                                                  "expected a config of plain sections")
+    assert yaml_strict._describe(raised.value) == (
+        "line 1, column 6: the value is nested more than 64 levels deep; expected a config of plain sections"
+    )
 
 
 def test_a_list_that_reaches_the_value_limit_before_its_end_is_refused(monkeypatch):
@@ -196,8 +200,9 @@ def test_a_list_that_reaches_the_value_limit_before_its_end_is_refused(monkeypat
 def test_a_reader_error_without_a_position_is_described_whole():
     with pytest.raises(errors.ConfigError) as raised:
         yaml_strict.loads("a: \x07\n")
-    assert raised.value.problems == ["YAML error at unacceptable character #x0007: special characters are not allowed\n"
-                                     '  in "<unicode string>", position 3']
+    assert raised.value.problems == [
+        'YAML error at unacceptable character #x0007: special characters are not allowed\n  in "<unicode string>", position 3'
+    ]
 
 
 def test_preview_stops_below_the_depth_limit_and_keeps_a_value_of_exactly_the_limit():

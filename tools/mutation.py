@@ -17,8 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = [
-    "dlrun.config.loading", "dlrun.config.overrides", "dlrun.config.yaml_strict", "dlrun.atomic",
-    "dlrun.runs.history", "dlrun.runs.folder", "dlrun.runs.lifecycle", "dlrun.training.checkpoints", "dlrun.training.resume",
+    "dlrun.config.loading",
+    "dlrun.config.overrides",
+    "dlrun.config.yaml_strict",
+    "dlrun.atomic",
+    "dlrun.runs.history",
+    "dlrun.runs.folder",
+    "dlrun.runs.lifecycle",
+    "dlrun.training.checkpoints",
+    "dlrun.training.resume",
     "dlrun.training.baseline",
 ]
 # mutmut's exit codes (mutmut/stats.py) that kill a mutant: a test failed (1, 3), the time limit (36, SIGXCPU

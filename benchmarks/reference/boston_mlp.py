@@ -25,10 +25,15 @@ split = int(len(x) * 0.8)
 x_train, y_train, x_test, y_test = x[:split], y[:split], x[split:], y[split:]
 normalize = keras.layers.Normalization()
 normalize.adapt(x_train)
-model = keras.Sequential([
-    keras.Input((13,)), normalize,
-    keras.layers.Dense(64, activation="relu"), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(1),
-])
+model = keras.Sequential(
+    [
+        keras.Input((13,)),
+        normalize,
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(1),
+    ]
+)
 model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"])
 started = time.perf_counter()
 model.fit(x_train, y_train, epochs=80, batch_size=16, verbose=0)

@@ -28,12 +28,14 @@ weights = rng.normal(size=13)
 y = (x @ weights / math.sqrt(13) + 0.5 * rng.normal(size=506)).astype("float32")
 x_train, x_test, y_train, y_test = model_selection.train_test_split(x, y, test_size=0.2, random_state=SEED, shuffle=True)
 
-model = keras.Sequential([
-    keras.Input(shape=(13,)),
-    keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(64, activation="relu"),
-    keras.layers.Dense(1),
-])
+model = keras.Sequential(
+    [
+        keras.Input(shape=(13,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(1),
+    ]
+)
 model.compile(optimizer="rmsprop", loss="mse", metrics=["mae"])
 started = time.perf_counter()
 model.fit(x_train, y_train, epochs=80, batch_size=16, verbose=0)
@@ -41,5 +43,6 @@ fit_seconds = time.perf_counter() - started
 test_loss, test_mae = model.evaluate(x_test, y_test, batch_size=16, verbose=0)
 with tempfile.TemporaryDirectory() as folder:
     model.save(os.path.join(folder, "model.keras"))
-print(json.dumps({"fit_seconds": fit_seconds, "test_mae": float(test_mae), "train_samples": len(x_train),
-                  "backend": keras.backend.backend()}))
+print(
+    json.dumps({"fit_seconds": fit_seconds, "test_mae": float(test_mae), "train_samples": len(x_train), "backend": keras.backend.backend()})
+)

@@ -28,13 +28,19 @@ y_train = idx(f"{folder}/train-labels-idx1-ubyte.gz", 8).astype("int64")
 x_train = idx(f"{folder}/train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32") / 255
 y_test = idx(f"{folder}/t10k-labels-idx1-ubyte.gz", 8).astype("int64")
 x_test = idx(f"{folder}/t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32") / 255
-model = keras.Sequential([
-    keras.Input((28, 28, 1)),
-    keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(2),
-    keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(2),
-    keras.layers.Conv2D(64, 3, activation="relu"),
-    keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10, activation="softmax"),
-])
+model = keras.Sequential(
+    [
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(64, 3, activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(64, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ]
+)
 model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 started = time.perf_counter()
 model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)

@@ -41,12 +41,14 @@ from dlrun import errors, signals
 BACKENDS = {
     "tensorflow": "TensorFlow: every dlrun feature but train.distribute: data_parallel (mirrored only here)",
     "jax": "JAX (pip install 'dlrun[jax]'): the fastest for dense models on CPU; all but train.distribute: mirrored "
-           "(data_parallel only here)",
+    "(data_parallel only here)",
     "torch": "PyTorch (pip install 'dlrun[torch]', the CPU wheel first for CPU only): all but train.distribute",
 }
-INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'dlrun[jax]'",
-           "torch": "pip install 'dlrun[torch]' (for CPU only, first: pip install torch --index-url "
-                    "https://download.pytorch.org/whl/cpu)"}
+INSTALL = {
+    "tensorflow": "pip install tensorflow",
+    "jax": "pip install 'dlrun[jax]'",
+    "torch": "pip install 'dlrun[torch]' (for CPU only, first: pip install torch --index-url https://download.pytorch.org/whl/cpu)",
+}
 DENSE_ARCHITECTURES = ("mlp",)  # where JAX wins on CPU (BENCHMARKS.md)
 
 
@@ -61,8 +63,7 @@ class Choice:
 
     def record(self) -> dict:
         cache = {"compilation_cache": self.compilation_cache} if self.compilation_cache else {}
-        return {"name": self.name, "reason": self.reason, **cache,
-                **({"calibration": self.calibration} if self.calibration else {})}
+        return {"name": self.name, "reason": self.reason, **cache, **({"calibration": self.calibration} if self.calibration else {})}
 
 
 def installed() -> list[str]:
@@ -102,17 +103,23 @@ def problems(config: Config) -> list[str]:
     """Config lines that contradict an explicit backend (checked with the config, before any import)."""
     found = []
     if config.train.loop == "custom" and config.train.distribute != "none":
-        found.append(f"train.loop: received 'custom' with train.distribute: {config.train.distribute}; expected "
-                     f"train.loop: fit (only fit splits batches across replicas)")
+        found.append(
+            f"train.loop: received 'custom' with train.distribute: {config.train.distribute}; expected "
+            f"train.loop: fit (only fit splits batches across replicas)"
+        )
     steps = config.train.steps_per_execution
     if config.backend == "torch" and steps != "auto" and steps > 1:
-        found.append(f"train.steps_per_execution: received {steps} with backend 'torch'; expected auto or 1 "
-                     "(Keras on PyTorch runs one step per call)")
+        found.append(
+            f"train.steps_per_execution: received {steps} with backend 'torch'; expected auto or 1 "
+            "(Keras on PyTorch runs one step per call)"
+        )
     needs = required(config)
     if needs is not None and config.backend not in ("auto", needs[2]):
         key, value, name = needs
-        found.append(f"{key}: received {value!r} with backend {config.backend!r}; expected backend: {name} "
-                     f"(or auto), since only {_NAMES[name]} runs {key}: {value}")
+        found.append(
+            f"{key}: received {value!r} with backend {config.backend!r}; expected backend: {name} "
+            f"(or auto), since only {_NAMES[name]} runs {key}: {value}"
+        )
     return found
 
 
@@ -156,10 +163,13 @@ def choose(config: Config, available: Any = _THIS_PROCESS, already: Any = _THIS_
     needs = required(config)
     if needs is not None:
         key, value, name = needs
-        raise errors.ConfigError(f"{key}: received {value!r}, which needs {_NAMES[name]}; Keras was already imported "
-                                 f"in this process with the {already!r} backend: run dlrun in a new process")
-    return Choice(already, f"auto: Keras was already imported in this process with the {already} backend "
-                           f"(a new process would use {preferred.name})")
+        raise errors.ConfigError(
+            f"{key}: received {value!r}, which needs {_NAMES[name]}; Keras was already imported "
+            f"in this process with the {already!r} backend: run dlrun in a new process"
+        )
+    return Choice(
+        already, f"auto: Keras was already imported in this process with the {already} backend (a new process would use {preferred.name})"
+    )
 
 
 def _auto(config: Config, available: list[str], environment: str | None) -> Choice:
@@ -169,8 +179,10 @@ def _auto(config: Config, available: list[str], environment: str | None) -> Choi
         if name == "tensorflow":
             return _fallback(available, f"auto: {key}: {value} needs TensorFlow")
         if name not in available:
-            raise errors.ConfigError(f"{key}: received {value!r}, which needs {_NAMES[name]}, not installed here; "
-                                     f"expected {_NAMES[name]} installed ({INSTALL[name]})")
+            raise errors.ConfigError(
+                f"{key}: received {value!r}, which needs {_NAMES[name]}, not installed here; "
+                f"expected {_NAMES[name]} installed ({INSTALL[name]})"
+            )
         return Choice(name, f"auto: {key}: {value} needs {_NAMES[name]}")
     if environment in available:
         return Choice(environment, f"auto: KERAS_BACKEND={environment} is set in the environment")
@@ -181,11 +193,9 @@ def _auto(config: Config, available: list[str], environment: str | None) -> Choi
     architecture = config.model.architecture
     if architecture in DENSE_ARCHITECTURES:
         if "jax" in available:
-            return Choice("jax", f"auto: a dense ({architecture}) model, fastest on JAX: 2.5x TensorFlow on CPU, "
-                                 f"BENCHMARKS.md")
+            return Choice("jax", f"auto: a dense ({architecture}) model, fastest on JAX: 2.5x TensorFlow on CPU, BENCHMARKS.md")
         return _fallback(available, f"auto: a dense ({architecture}) model, fastest on JAX, which is not installed")
-    return _fallback(available, f"auto: a {architecture} model, fastest on TensorFlow: JAX ran the notes' "
-                                f"convnet 4x slower on CPU")
+    return _fallback(available, f"auto: a {architecture} model, fastest on TensorFlow: JAX ran the notes' convnet 4x slower on CPU")
 
 
 def said(choice: Choice, requested: str) -> str:
@@ -199,8 +209,9 @@ def _fallback(available: list[str], reason: str) -> Choice:
     if "tensorflow" in available:
         return Choice("tensorflow", reason)
     if not available:
-        raise errors.ConfigError(f"backend: received 'auto' with no Keras backend installed; expected one of: "
-                                 f"{'; '.join(INSTALL.values())}")
+        raise errors.ConfigError(
+            f"backend: received 'auto' with no Keras backend installed; expected one of: {'; '.join(INSTALL.values())}"
+        )
     return Choice(available[0], f"auto: TensorFlow is not installed; {available[0]} is")
 
 

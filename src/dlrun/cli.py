@@ -36,7 +36,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(cls=help_text.Group, help="Show or validate a config without training; print its JSON Schema or reference.", no_args_is_help=True)
+config_app = typer.Typer(
+    cls=help_text.Group, help="Show or validate a config without training; print its JSON Schema or reference.", no_args_is_help=True
+)
 app.add_typer(config_app, name="config")
 runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
 app.add_typer(runs_app, name="runs")

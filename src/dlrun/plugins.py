@@ -42,7 +42,11 @@ class Kind:
 KINDS = {
     "datasets": Kind("dlrun.datasets", "dataset", "data", "name", "load", "load(config, seed) -> dlrun.data.dataset.Dataset"),
     "architectures": Kind(
-        "dlrun.architectures", "architecture", "model", "architecture", "build",
+        "dlrun.architectures",
+        "architecture",
+        "model",
+        "architecture",
+        "build",
         "build(config, stem, input_shape, task, num_classes) -> a Keras model",
     ),
 }
@@ -111,8 +115,10 @@ def load(kind: str, name: str, built_in: typing.Collection[str] = ()) -> Plugin:
 def _load(entry: Entry, built_in: tuple[str, ...]) -> Plugin:
     kind = KINDS[entry.kind]
     if entry.name in built_in:
-        raise errors.PluginError(f"{entry.describe()}: the name of a built-in {kind.noun}; expected a new name "
-                                 f"(a plug-in cannot replace a built-in: rename its entry point)")
+        raise errors.PluginError(
+            f"{entry.describe()}: the name of a built-in {kind.noun}; expected a new name "
+            f"(a plug-in cannot replace a built-in: rename its entry point)"
+        )
     from importlib import metadata
 
     try:
@@ -135,11 +141,15 @@ def _section_problem(section: object, kind: Kind, name: str) -> str | None:
 
     wanted = f"{kind.key}: Literal[{name!r}]"
     if not (isinstance(section, type) and issubclass(section, pydantic.BaseModel)):
-        return (f"received Config={section!r}; expected a pydantic model class for its `{kind.section}` section "
-                f"(subclass dlrun.config.fields.Section) with `{wanted}`")
+        return (
+            f"received Config={section!r}; expected a pydantic model class for its `{kind.section}` section "
+            f"(subclass dlrun.config.fields.Section) with `{wanted}`"
+        )
     if section.model_config.get("extra") != "forbid":
-        return ("Config allows unknown keys; expected a strict section like the built-in ones (subclass "
-                "dlrun.config.fields.Section, or set model_config = pydantic.ConfigDict(extra='forbid'))")
+        return (
+            "Config allows unknown keys; expected a strict section like the built-in ones (subclass "
+            "dlrun.config.fields.Section, or set model_config = pydantic.ConfigDict(extra='forbid'))"
+        )
     field = section.model_fields.get(kind.key)
     annotation = field.annotation if field is not None else None
     if typing.get_origin(annotation) is not typing.Literal or typing.get_args(annotation) != (name,):

@@ -13,7 +13,10 @@ def calibrate(
     config_file: Path = options.CONFIG_ARGUMENT,
     set_items: list[str] = options.SET_OPTION,
     backends: str = typer.Option(
-        None, "--backends", metavar="NAME,NAME", show_default=False,
+        None,
+        "--backends",
+        metavar="NAME,NAME",
+        show_default=False,
         help="Time only these backends (default: every installed backend that can run the config).",
     ),
 ):
@@ -34,8 +37,10 @@ def calibrate(
         chosen = [name.strip() for name in backends.split(",") if name.strip()]
         wrong = [name for name in chosen if name not in runnable]
         if wrong or not chosen:
-            raise errors.UsageError(f"--backends: received {backends!r}; expected a comma-separated list of backends "
-                                    f"installed here that can run this config: {', '.join(runnable) or 'none'}")
+            raise errors.UsageError(
+                f"--backends: received {backends!r}; expected a comma-separated list of backends "
+                f"installed here that can run this config: {', '.join(runnable) or 'none'}"
+            )
     why_not = calibration.not_applicable(loaded.model_copy(update={"backend": "auto"}), command=True)
     if why_not is not None and backends is None:
         console.print(f"nothing to calibrate: {why_not}; backend: auto uses its fixed rule", highlight=False, soft_wrap=True)
@@ -50,15 +55,17 @@ def calibrate(
         if measurement.warm_build_seconds is not None and measurement.warm_first_step_seconds is not None:
             warm.append(f"{measurement.backend}: build {build} s, first fit {first} s on the run that compiled")
             build, first = f"{measurement.warm_build_seconds:.2f}*", f"{measurement.warm_first_step_seconds:.2f}*"
-        table.add_row(measurement.backend, f"{measurement.import_seconds:.2f}", build, first, f"{measurement.step_ms:.3g}",
-                      f"{estimate:.1f}")
+        table.add_row(
+            measurement.backend, f"{measurement.import_seconds:.2f}", build, first, f"{measurement.step_ms:.3g}", f"{estimate:.1f}"
+        )
     for measurement in result.measurements:
         if measurement.error:
             table.add_row(measurement.backend, "-", "-", "-", "-", terminal.text(measurement.error))
     console.print(table)
     if warm:
-        console.print(f"* with the compilation cache this calibration filled, as every later run ({'; '.join(warm)})",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"* with the compilation cache this calibration filled, as every later run ({'; '.join(warm)})", highlight=False, soft_wrap=True
+        )
     choice = result.choice(loaded)
     if choice is None:
         raise errors.TrainingFailed(f"calibration timed no backend ({', '.join(chosen)}); backend: auto keeps its fixed rule")

@@ -13,7 +13,10 @@ def evaluate(
     checkpoint: str = typer.Option("final", "--checkpoint", help="final (model.keras) or best (checkpoints/best.keras)."),
     data_path: str = typer.Option(None, "--data-path", help="Read the data from here instead of the stored data.path.", show_default=False),
     backend: str = typer.Option(
-        None, "--backend", metavar="NAME", show_default=False,
+        None,
+        "--backend",
+        metavar="NAME",
+        show_default=False,
         help="Evaluate on this Keras backend instead of the one the run trained on (tensorflow, jax, torch or auto).",
     ),
 ):

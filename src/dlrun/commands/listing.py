@@ -48,7 +48,9 @@ def list_registries(
         for row in rows:
             typer.echo("  " + "  ".join(cell.ljust(width if index == 0 else 0) for index, cell in enumerate(row)).rstrip())
     if broken:
-        raise errors.PluginError("\n".join(broken) if len(broken) == 1 else f"{len(broken)} plug-ins cannot be used:\n  " + "\n  ".join(broken))
+        raise errors.PluginError(
+            "\n".join(broken) if len(broken) == 1 else f"{len(broken)} plug-ins cannot be used:\n  " + "\n  ".join(broken)
+        )
 
 
 def _rows(kind: str, broken: list[str]) -> list[tuple[str, ...]]:

@@ -24,12 +24,19 @@ BACKEND_OPTION = typer.Option(
 # Where independent trials (K-fold folds, sweep trials) run: see dlrun.trials.executors.
 WORKERS_OPTION = typer.Option(1, "--workers", help="Run trials in a pool of N worker processes (each limits TensorFlow's threads).")
 EXECUTOR_OPTION = typer.Option(
-    None, "--executor", metavar="sequential|pool|ray|vectorized|auto",
+    None,
+    "--executor",
+    metavar="sequential|pool|ray|vectorized|auto",
     help="Where trials run: in this process, a local process pool (implied by --workers > 1), Ray Tune, "
     "(on JAX) vectorized: the folds or a batch of trials as one JAX program, or auto: vectorized where it applies, "
-    "else sequential.", show_default=False,
+    "else sequential.",
+    show_default=False,
 )
 ADDRESS_OPTION = typer.Option(
-    None, "--address", metavar="auto|ray://HOST:PORT", help="With --executor ray: the Ray cluster (default: a local one).", show_default=False,
+    None,
+    "--address",
+    metavar="auto|ray://HOST:PORT",
+    help="With --executor ray: the Ray cluster (default: a local one).",
+    show_default=False,
 )
 CPUS_PER_TRIAL_OPTION = typer.Option(1.0, "--cpus-per-trial", help="With --executor ray: CPUs Ray reserves for each trial.")

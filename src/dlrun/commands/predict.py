@@ -10,13 +10,18 @@ import typer
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder written by `dlrun train`.", show_default=False),
     inputs: list[Path] = typer.Argument(
-        None, metavar="INPUT...", help="Image files, .npy/.csv arrays (one sample per row), .txt files, or folders of them.", show_default=False
+        None,
+        metavar="INPUT...",
+        help="Image files, .npy/.csv arrays (one sample per row), .txt files, or folders of them.",
+        show_default=False,
     ),
     text: list[str] = typer.Option([], "--text", help="A text to classify (text datasets; repeatable).", show_default=False),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the predictions to this .csv or .json file.", show_default=False),
     top: int = typer.Option(3, "--top", help="How many classes to show per sample, most probable first."),
     checkpoint: str = typer.Option("final", "--checkpoint", help="final (model.keras) or best (checkpoints/best.keras)."),
-    word_index: Path = typer.Option(None, "--word-index", help="Keras' word index JSON for text (default: the dataset's).", show_default=False),
+    word_index: Path = typer.Option(
+        None, "--word-index", help="Keras' word index JSON for text (default: the dataset's).", show_default=False
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
 ):
     """Predict with a trained run's model; the model applies the preprocessing it was trained with."""
@@ -24,6 +29,13 @@ def predict(
     from dlrun.inference import predict as predict_module
 
     predict_module.predict_run(
-        run_dir, list(inputs or []), terminal.console(), texts=text, out=out, top=top,
-        checkpoint=checkpoint, word_index_file=word_index, force=force,
+        run_dir,
+        list(inputs or []),
+        terminal.console(),
+        texts=text,
+        out=out,
+        top=top,
+        checkpoint=checkpoint,
+        word_index_file=word_index,
+        force=force,
     )

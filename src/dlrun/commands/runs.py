@@ -8,8 +8,10 @@ import typer
 
 from dlrun.commands import help_text
 
-HELP = ("List the runs under a folder (`dlrun runs [ROOT]`), compare runs (`dlrun runs compare RUN_DIR...`), or free "
-        "disk space (`dlrun runs clean [RUNS_ROOT]`).")
+HELP = (
+    "List the runs under a folder (`dlrun runs [ROOT]`), compare runs (`dlrun runs compare RUN_DIR...`), or free "
+    "disk space (`dlrun runs clean [RUNS_ROOT]`)."
+)
 
 
 class ListByDefault(help_text.Group):
@@ -26,7 +28,9 @@ class ListByDefault(help_text.Group):
 def list_runs(
     root: Path = typer.Argument(Path("runs"), help="The folder that holds the run folders."),
     name: str = typer.Option(None, "--name", help="Only runs whose name contains this (or matches this glob).", show_default=False),
-    status: str = typer.Option(None, "--status", help="Only runs with this status (running, completed, failed, interrupted, pruned, crashed).", show_default=False),
+    status: str = typer.Option(
+        None, "--status", help="Only runs with this status (running, completed, failed, interrupted, pruned, crashed).", show_default=False
+    ),
     wide: bool = typer.Option(False, "--wide", help="Show every column, however wide the table gets (default: the columns that fit)."),
     as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list of objects, for scripts (see docs/cli-output.md)."),
 ):

@@ -18,12 +18,19 @@ def train(
     ),
     force: bool = typer.Option(False, "--force", help="With --resume: continue even if the config differs from the run's."),
     report: bool = typer.Option(False, "--report", help="Write RUN_DIR/report.html (see `dlrun report`) at the end."),
-    track: str = typer.Option(None, "--track", metavar="mlflow", help="Also log the run to MLflow (needs dlrun's mlflow extra).", show_default=False),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False),
+    track: str = typer.Option(
+        None, "--track", metavar="mlflow", help="Also log the run to MLflow (needs dlrun's mlflow extra).", show_default=False
+    ),
+    tracking_uri: str = typer.Option(
+        None, "--tracking-uri", metavar="URI", help="With --track mlflow: where to log (default sqlite:///mlflow.db).", show_default=False
+    ),
     seeds: int = typer.Option(
-        None, "--seeds", metavar="N", show_default=False,
+        None,
+        "--seeds",
+        metavar="N",
+        show_default=False,
         help="Train N times, with seeds seed, seed+1, ..., as runs of one group folder; report mean +- std. "
-             "With --resume GROUP_DIR: continue the group's unfinished seeds.",
+        "With --resume GROUP_DIR: continue the group's unfinished seeds.",
     ),
 ):
     """Train the model a config describes and write a run folder under output.runs_root."""
@@ -33,8 +40,14 @@ def train(
 
     console = terminal.console()
     tracking.check(track)
-    command = ["dlrun", "train", *([str(config_file)] if config_file else []), *(f"--set={item}" for item in set_items),
-               *([f"--backend={backend}"] if backend else []), *([f"--seeds={seeds}"] if seeds is not None else [])]
+    command = [
+        "dlrun",
+        "train",
+        *([str(config_file)] if config_file else []),
+        *(f"--set={item}" for item in set_items),
+        *([f"--backend={backend}"] if backend else []),
+        *([f"--seeds={seeds}"] if seeds is not None else []),
+    ]
     if seeds is not None or (resume_dir is not None and _is_group(resume_dir)):
         _train_seeds(console, config_file, set_items, backend, resume_dir, force, report, track, seeds, command)
         return
@@ -74,11 +87,15 @@ def _train_seeds(console, config_file, set_items, backend, resume_dir, force, re
             group = seeds_group.train(loaded, console, count, command=command)
     else:
         if config_file is not None or set_items or backend or force:
-            raise errors.UsageError(f"--resume {resume_dir}: received a CONFIG, --set, --backend or --force with a seeds group; "
-                                     "expected only the group folder (its stored config is used)")
+            raise errors.UsageError(
+                f"--resume {resume_dir}: received a CONFIG, --set, --backend or --force with a seeds group; "
+                "expected only the group folder (its stored config is used)"
+            )
         if not seeds_group.is_group(resume_dir):
-            raise errors.UsageError(f"--seeds: received {count} with --resume {resume_dir}, which is not a seeds group; "
-                                     "expected a folder made by `dlrun train --seeds` (or no --seeds)")
+            raise errors.UsageError(
+                f"--seeds: received {count} with --resume {resume_dir}, which is not a seeds group; "
+                "expected a folder made by `dlrun train --seeds` (or no --seeds)"
+            )
         with runs.starting("dlrun train --resume {path}", resume_dir):
             resumed = seeds_group.resume(resume_dir, console, count, command=[*command, f"--resume={resume_dir}"])
         if resumed is None:

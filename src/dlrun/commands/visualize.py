@@ -9,9 +9,7 @@ import typer
 from dlrun.commands import help_text
 
 RUN_OPTION = typer.Option(None, "--run", help="A dlrun run folder: its model.keras and class names.", show_default=False)
-MODEL_OPTION = typer.Option(
-    None, "--model", help="A keras.applications model instead of a run: vgg16.", show_default=False
-)
+MODEL_OPTION = typer.Option(None, "--model", help="A keras.applications model instead of a run: vgg16.", show_default=False)
 WEIGHTS_OPTION = typer.Option(
     "imagenet", "--weights", help="For --model: imagenet (Keras' cache, downloaded on first use), none, or a weights file."
 )
@@ -23,14 +21,18 @@ OUT_OPTION = typer.Option(
 
 def typer_app(reports_errors) -> typer.Typer:
     """The `visualize` sub-app, each command wrapped by `reports_errors` (DlrunError -> one line, exit code)."""
-    app = typer.Typer(cls=help_text.Group, help="Learning curves, intermediate activations, filter patterns and Grad-CAM heatmaps.", no_args_is_help=True)
+    app = typer.Typer(
+        cls=help_text.Group, help="Learning curves, intermediate activations, filter patterns and Grad-CAM heatmaps.", no_args_is_help=True
+    )
     for name, command in (("curves", curves), ("activations", activations), ("filters", filters), ("gradcam", gradcam)):
         app.command(name, cls=help_text.Command)(reports_errors(command))
     return app
 
 
 def curves(
-    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="One or more run folders (several: overlaid).", show_default=False),
+    run_dirs: list[Path] = typer.Argument(
+        ..., metavar="RUN_DIR...", help="One or more run folders (several: overlaid).", show_default=False
+    ),
     out: Path = OUT_OPTION,
 ):
     """Loss and metrics, train vs validation, from history.json (several runs overlaid); best epoch marked."""

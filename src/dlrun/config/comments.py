@@ -60,7 +60,10 @@ def _comments_in(source: str) -> dict[str, dict[str, str]]:
         for statement in node.body:
             if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
                 # the comment on the statement's last line (a key's value may span several lines)
-                line = next((number for number in range(statement.end_lineno or statement.lineno, statement.lineno - 1, -1) if number in comments), None)
+                line = next(
+                    (number for number in range(statement.end_lineno or statement.lineno, statement.lineno - 1, -1) if number in comments),
+                    None,
+                )
                 if line is not None:
                     found.setdefault(node.name, {})[statement.target.id] = comments[line]
     return found

@@ -144,8 +144,11 @@ def _read(path: Path, label: str, extended_by: str | None) -> dict:
     if data is None:
         raise errors.ConfigError(f"the file is empty{by}; expected a mapping with at least `data:` and `model:`", source=label)
     if not isinstance(data, dict):
-        raise errors.ConfigError(f"top level: received {yaml_strict.preview(data)}{by}; expected a mapping of sections "
-                                 f"({', '.join(schema.Config.model_fields)})", source=label)
+        raise errors.ConfigError(
+            f"top level: received {yaml_strict.preview(data)}{by}; expected a mapping of sections "
+            f"({', '.join(schema.Config.model_fields)})",
+            source=label,
+        )
     return data
 
 

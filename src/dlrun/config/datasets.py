@@ -144,8 +144,13 @@ class Augmentation(Section):
     @property
     def active(self) -> bool:
         return bool(
-            self.rotation_range or self.width_shift_range or self.height_shift_range or self.shear_range
-            or self.zoom_range or self.horizontal_flip or self.vertical_flip
+            self.rotation_range
+            or self.width_shift_range
+            or self.height_shift_range
+            or self.shear_range
+            or self.zoom_range
+            or self.horizontal_flip
+            or self.vertical_flip
         )
 
 
@@ -176,7 +181,9 @@ class NpzData(Section):
 
     name: Literal["npz"]
     path: str  # the .npz file (relative to the current directory)
-    validation_split: Fraction = 0.2  # share of x_train held out for validation (stratified for classes); not used when the file holds x_validation
+    validation_split: Fraction = (
+        0.2  # share of x_train held out for validation (stratified for classes); not used when the file holds x_validation
+    )
     rescale: PositiveFloat | None = None  # e.g. 0.00392156862745098 (1/255) for 8-bit images; applied inside the model
     class_names: Annotated[list[str], Field(min_length=2)] | None = None  # None: "0", "1", ... (one per label)
 
@@ -198,6 +205,15 @@ class HDF5Data(Section):
 
 
 DataConfig = Annotated[
-    DigitsData | SyntheticData | ImdbData | ReutersData | BostonHousingData | MnistData | FashionMnistData | ImageDirectoryData | NpzData | HDF5Data,
+    DigitsData
+    | SyntheticData
+    | ImdbData
+    | ReutersData
+    | BostonHousingData
+    | MnistData
+    | FashionMnistData
+    | ImageDirectoryData
+    | NpzData
+    | HDF5Data,
     Field(discriminator="name"),
 ]

@@ -70,8 +70,14 @@ def _members(prop: dict) -> list[str]:
     """The $defs a key's value may be (a section, or each member of a union), in order."""
     found = []
     values = prop.get("additionalProperties") if isinstance(prop.get("additionalProperties"), dict) else {}
-    for schema in [prop, prop.get("items", {}), values, *prop.get("anyOf", []), *prop.get("oneOf", []),
-                   *(prop.get("items", {}).get("anyOf", []))]:
+    for schema in [
+        prop,
+        prop.get("items", {}),
+        values,
+        *prop.get("anyOf", []),
+        *prop.get("oneOf", []),
+        *(prop.get("items", {}).get("anyOf", [])),
+    ]:
         if "$ref" in schema:
             found.append(schema["$ref"].rsplit("/", 1)[-1])
         found.extend(_members(schema) if ("oneOf" in schema or "anyOf" in schema) and schema is not prop else [])
@@ -118,9 +124,11 @@ def allowed(prop: dict) -> str:
     for schema in [prop, *prop.get("anyOf", []), *prop.get("oneOf", [])]:
         if "enum" in schema:
             pieces.append(", ".join(f"`{value}`" for value in schema["enum"]))
-        bounds = [f"{symbol} {schema[key]}" for key, symbol in
-                  (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
-                  if key in schema]
+        bounds = [
+            f"{symbol} {schema[key]}"
+            for key, symbol in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+            if key in schema
+        ]
         if bounds:
             pieces.append(" and ".join(bounds))
         if schema.get("type") == "array":

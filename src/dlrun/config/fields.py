@@ -17,12 +17,32 @@ Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]  # a share i
 
 Task = Literal["binary", "multiclass", "regression"]
 Activation = Literal[
-    "relu", "sigmoid", "softmax", "tanh", "elu", "selu", "gelu", "swish", "silu",
-    "softplus", "leaky_relu", "linear",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+    "elu",
+    "selu",
+    "gelu",
+    "swish",
+    "silu",
+    "softplus",
+    "leaky_relu",
+    "linear",
 ]
 Initializer = Literal[
-    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-    "random_normal", "random_uniform", "truncated_normal", "orthogonal", "zeros", "ones",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "orthogonal",
+    "zeros",
+    "ones",
 ]
 RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

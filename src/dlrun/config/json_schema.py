@@ -17,15 +17,19 @@ SCHEMA_ID = "https://dlrun.invalid/schema/dlrun-config.schema.json"  # a name, n
 
 # Keys whose value may also be the bare name of a member of their discriminated union (the
 # `mode="before"` `_shorthand` validators in schema.py): (model, key, whether the key holds a list).
-SHORTHANDS = (("Config", "data", False), ("Config", "model", False), ("CompileConfig", "optimizer", False),
-              ("TrainConfig", "callbacks", True))
+SHORTHANDS = (
+    ("Config", "data", False),
+    ("Config", "model", False),
+    ("CompileConfig", "optimizer", False),
+    ("TrainConfig", "callbacks", True),
+)
 
 
 # `extends:` is not a key of the models: composition reads it, and takes it out, before validation.
 EXTENDS = {
     "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
     "description": "start from these config files (one, or a list applied in order), relative to this file; "
-                   "this file's keys merge over theirs, lists replaced (docs/composition.md)",
+    "this file's keys merge over theirs, lists replaced (docs/composition.md)",
 }
 
 

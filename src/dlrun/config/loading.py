@@ -32,8 +32,9 @@ def load(path: str | Path, set_items: list[str] | tuple[str, ...] = (), backend:
     return load_composed(path, set_items, backend)[0]
 
 
-def load_composed(path: str | Path, set_items: list[str] | tuple[str, ...] = (),
-                  backend: str | None = None) -> tuple[schema.Config, composition.Composed]:
+def load_composed(
+    path: str | Path, set_items: list[str] | tuple[str, ...] = (), backend: str | None = None
+) -> tuple[schema.Config, composition.Composed]:
     """`load`, and the composed plain data with the source of every value (`dlrun config show --origin`)."""
     composed = composition.override(composition.compose(path), set_items, backend)
     return validate(composed.data, source=str(path), origins=composed), composed
@@ -281,9 +282,7 @@ def _allowed_keys(loc: tuple, root: type[schema.Config]) -> list[str]:
 def _tags_at(loc: tuple, key: str, root: type[schema.Config]) -> list[str]:
     members = [_unwrap(member) for member in typing.get_args(_unwrap(_annotation_at(loc, root)))]
     return [
-        typing.get_args(member.model_fields[key].annotation)[0]
-        for member in members
-        if _is_model(member) and key in member.model_fields
+        typing.get_args(member.model_fields[key].annotation)[0] for member in members if _is_model(member) and key in member.model_fields
     ]
 
 

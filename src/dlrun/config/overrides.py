@@ -15,8 +15,7 @@ def parse(item: str) -> tuple[list[str | int], object]:
     parts = key.strip().split(".")
     if not separator or not key.strip() or any(not part for part in parts):
         raise errors.ConfigError(
-            f"--set {item!r}: received no KEY=VALUE; expected a dotted key path, '=', a YAML value "
-            "(for example --set train.epochs=3)"
+            f"--set {item!r}: received no KEY=VALUE; expected a dotted key path, '=', a YAML value (for example --set train.epochs=3)"
         )
     try:
         value = yaml_strict.loads(raw_value, source=f"--set {item!r}")

@@ -71,12 +71,14 @@ class SGDOptimizer(fields.Section):
     nesterov: fields.Flag = False
 
 
-OptimizerConfig = Annotated[
-    RMSpropOptimizer | AdamOptimizer | SGDOptimizer, Field(discriminator="name")
-]
+OptimizerConfig = Annotated[RMSpropOptimizer | AdamOptimizer | SGDOptimizer, Field(discriminator="name")]
 LossName = Literal[
-    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-    "mse", "mae", "huber",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "mse",
+    "mae",
+    "huber",
 ]
 MetricName = Literal["accuracy", "auc", "precision", "recall", "mae", "mse"]
 
@@ -145,9 +147,13 @@ class TrainConfig(fields.Section):
     steps_per_execution: Literal["auto"] | fields.PositiveInt = "auto"
     tensorboard: fields.Flag = False  # write Keras' TensorBoard logs into RUN_DIR/tensorboard/
     # Keras' dtype policy (dlrun.training.precision): mixed_* pay off on GPUs/TPUs, not CPUs
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # mixed_*: 16-bit compute, float32 variables and output; mixed_float16 scales the loss
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = (
+        "float32"  # mixed_*: 16-bit compute, float32 variables and output; mixed_float16 scales the loss
+    )
     # data_parallel runs across processes (hosts) too, with KERAS_DISTRIBUTION_* set (dlrun.training.distribution)
-    distribute: Literal["none", "mirrored", "data_parallel"] = "none"  # mirrored: tf.distribute.MirroredStrategy (TensorFlow); data_parallel: keras.distribution.DataParallel (JAX); batch_size is the global batch
+    distribute: Literal["none", "mirrored", "data_parallel"] = (
+        "none"  # mirrored: tf.distribute.MirroredStrategy (TensorFlow); data_parallel: keras.distribution.DataParallel (JAX); batch_size is the global batch
+    )
     devices: list[str] = []  # mirrored: e.g. ["/gpu:0", "/gpu:1"]; empty: all local GPUs (the CPU when none)
     callbacks: list[CallbackConfig] = []  # each a name or {name: ..., params}
 
@@ -167,8 +173,10 @@ class TrainConfig(fields.Section):
     @classmethod
     def _devices_need_mirrored(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
         if value and info.data.get("distribute") != "mirrored":
-            raise ValueError(f"[] when distribute is {info.data.get('distribute')} (devices name the replicas of "
-                             "distribute: mirrored; data_parallel uses every device JAX sees)")
+            raise ValueError(
+                f"[] when distribute is {info.data.get('distribute')} (devices name the replicas of "
+                "distribute: mirrored; data_parallel uses every device JAX sees)"
+            )
         return value
 
 
@@ -190,7 +198,9 @@ class Config(fields.Section):
 
     name: str = "experiment"  # part of the run folder's name: letters, digits, '.', '_', '-'
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42  # seeds Python, NumPy and TensorFlow; ops run deterministically
-    backend: Literal["auto", "tensorflow", "jax", "torch"] = "auto"  # the Keras backend; auto: the fastest installed one for the model (dlrun.backend)
+    backend: Literal["auto", "tensorflow", "jax", "torch"] = (
+        "auto"  # the Keras backend; auto: the fastest installed one for the model (dlrun.backend)
+    )
     data: DataConfig
     model: ModelConfig
     compile: CompileConfig = CompileConfig()
@@ -218,9 +228,7 @@ class Config(fields.Section):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not RUN_NAME_PATTERN.match(value):
-            raise ValueError(
-                "a name of 1-64 letters, digits, '.', '_' or '-' that starts with a letter or digit"
-            )
+            raise ValueError("a name of 1-64 letters, digits, '.', '_' or '-' that starts with a letter or digit")
         return value
 
 

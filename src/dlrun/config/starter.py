@@ -58,7 +58,9 @@ def write(name: str, dataset: str, architecture: str, out: Path | None) -> Path:
     from dlrun.config import schema
 
     if not schema.RUN_NAME_PATTERN.match(name):
-        raise errors.UsageError(f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit")
+        raise errors.UsageError(
+            f"NAME: received {name!r}; expected 1-64 letters, digits, '.', '_' or '-' that start with a letter or digit"
+        )
     target = Path(out) if out is not None else Path(f"{name}.yaml")
     return write_new(target, render(name, dataset, architecture))
 

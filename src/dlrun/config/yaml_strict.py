@@ -64,7 +64,9 @@ def _check_expansion(root: yaml.Node) -> None:
         key = id(node)
         if key in open_nodes:
             raise yaml.composer.ComposerError(
-                None, None, "an alias refers to itself (the value would be infinite); expected plain data",
+                None,
+                None,
+                "an alias refers to itself (the value would be infinite); expected plain data",
                 node.start_mark,
             )
         if key in measured:
@@ -86,7 +88,8 @@ def _check_expansion(root: yaml.Node) -> None:
             measured[key] = values, levels
         if values > MAX_VALUES:
             raise yaml.composer.ComposerError(
-                None, None,
+                None,
+                None,
                 f"aliases expand to more than {MAX_VALUES} values; expected a config that spells out its "
                 "values (an alias may repeat a small section, not multiply one)",
                 node.start_mark,
@@ -106,9 +109,7 @@ def _without_resolver(resolvers: dict, tag: str) -> dict:
 StrictLoader.yaml_implicit_resolvers = _without_resolver(
     _without_resolver(StrictLoader.yaml_implicit_resolvers, "tag:yaml.org,2002:bool"), "tag:yaml.org,2002:float"
 )
-StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -132,7 +133,9 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
             hash(key)
         except TypeError:
             raise yaml.constructor.ConstructorError(
-                None, None, f"a {type(key).__name__} cannot be a key; expected a plain key such as `epochs`",
+                None,
+                None,
+                f"a {type(key).__name__} cannot be a key; expected a plain key such as `epochs`",
                 key_node.start_mark,
             ) from None
         if key in seen:

@@ -56,6 +56,4 @@ def _check_finite(loaded: dataset.Dataset) -> None:
                 bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
                 if bad:
                     first = np.argwhere(~np.isfinite(array))[0].tolist()
-                    raise errors.DataError(
-                        f"the {name} {label} contain {bad} NaN or infinite value(s), the first at index {first}"
-                    )
+                    raise errors.DataError(f"the {name} {label} contain {bad} NaN or infinite value(s), the first at index {first}")

@@ -50,8 +50,10 @@ def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
             )
         class_names = [str(label) for label in range(highest + 1)]
     num_classes = len(class_names)
-    for split, labels, path, key in (("train", train_y, config.train_path, config.train_y_key),
-                                     ("test", test[1] if test else None, config.test_path, config.test_y_key)):
+    for split, labels, path, key in (
+        ("train", train_y, config.train_path, config.train_y_key),
+        ("test", test[1] if test else None, config.test_path, config.test_y_key),
+    ):
         if labels is not None and len(labels) and labels.max() >= num_classes:
             raise errors.DataError(
                 f"{path}: received label {int(labels.max())} in '{key}'; expected labels 0 to {num_classes - 1} "
@@ -114,8 +116,7 @@ def _read(config: dataset.DataSection, split: str, path: str, x_key: str, y_key:
     labels = _labels(path, y_key, labels)
     if len(labels) != len(images):
         raise errors.DataError(
-            f"{path}: received {len(images)} images in '{x_key}' but {len(labels)} labels in '{y_key}'; "
-            "expected one label per image"
+            f"{path}: received {len(images)} images in '{x_key}' but {len(labels)} labels in '{y_key}'; expected one label per image"
         )
     return images, labels, (None if classes is None else [_class_name(value) for value in classes.reshape(-1)])
 

@@ -39,7 +39,9 @@ def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
         raise errors.DataError("data.cache_dir: received nothing; expected a folder for the cache files when data.cache is disk")
     folders = {name: root / name for name in SPLITS if (root / name).is_dir()}
     if folders and "train" not in folders:
-        raise errors.DataError(f"data.path: received {config.path!r} with {', '.join(f'{name}/' for name in folders)} but no train/; expected a train/ folder")
+        raise errors.DataError(
+            f"data.path: received {config.path!r} with {', '.join(f'{name}/' for name in folders)} but no train/; expected a train/ folder"
+        )
     if folders and "validation" in folders and config.validation_split:
         raise errors.DataError(
             f"data.validation_split: received {config.validation_split} but {root / 'validation'} exists; "
@@ -125,7 +127,9 @@ def _problem(what: str, paths: list[str], expected: str) -> str:
     )
 
 
-def _read(folder: Path, split: str, class_names: list[str], config: dataset.DataSection, seed: int, warnings: list[str]) -> pipeline.Pipeline:
+def _read(
+    folder: Path, split: str, class_names: list[str], config: dataset.DataSection, seed: int, warnings: list[str]
+) -> pipeline.Pipeline:
     """One split folder as a cached pipeline of (image 0..255, class index), after checking every file."""
     tf = backend.import_tensorflow()
     keras = backend.import_keras()
@@ -159,8 +163,10 @@ def _read(folder: Path, split: str, class_names: list[str], config: dataset.Data
         paths = [path for path in paths if path not in bad_set]
         skipped += bad
     if skipped:
-        warnings.append(f"{split}: skipped {len(skipped)} unreadable or non-image file(s): {', '.join(skipped[:_LISTED])}"
-                        + (f" and {len(skipped) - _LISTED} more" if len(skipped) > _LISTED else ""))
+        warnings.append(
+            f"{split}: skipped {len(skipped)} unreadable or non-image file(s): {', '.join(skipped[:_LISTED])}"
+            + (f" and {len(skipped) - _LISTED} more" if len(skipped) > _LISTED else "")
+        )
     targets = np.array([class_names.index(Path(path).relative_to(folder).parts[0]) for path in paths], dtype="int64")
     for name in class_names:
         if not np.any(targets == class_names.index(name)):

@@ -38,9 +38,7 @@ def load(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
 
     keras = backend.import_keras()
     if channels not in COLOR_MODES:
-        raise errors.DataError(
-            f"the model takes {channels} input channel(s); expected images with 1, 3 or 4 channels"
-        )
+        raise errors.DataError(f"the model takes {channels} input channel(s); expected images with 1, 3 or 4 channels")
     try:
         image = keras.utils.load_img(path, color_mode=COLOR_MODES[channels], target_size=tuple(size))
     except Exception as error:  # PIL raises several types for unreadable files

@@ -84,7 +84,9 @@ def _local(file: KerasFile, path: Path) -> Path:
             raise errors.DataError(f"data.path: received the folder {path}, which has no {file.name}; expected Keras' {file.name} in it")
         return candidate
     if not path.exists():
-        raise errors.DataError(f"data.path: received {path}, which does not exist; expected a copy of Keras' {file.name} (or a folder holding it)")
+        raise errors.DataError(
+            f"data.path: received {path}, which does not exist; expected a copy of Keras' {file.name} (or a folder holding it)"
+        )
     return path
 
 
@@ -122,7 +124,9 @@ def load_npz(path: Path, file: KerasFile, trusted: bool, keys: tuple[str, ...], 
     can be turned into something compact before the next one is unpickled.
     """
     if not zipfile.is_zipfile(path):
-        raise errors.DataError(f"data.path: received {path}, which is not a readable .npz file (not a zip archive); expected Keras' {file.name}")
+        raise errors.DataError(
+            f"data.path: received {path}, which is not a readable .npz file (not a zip archive); expected Keras' {file.name}"
+        )
     digest = sha256(path)
     allow_pickle = trusted or digest == file.file_hash
     try:
@@ -144,7 +148,9 @@ def load_npz(path: Path, file: KerasFile, trusted: bool, keys: tuple[str, ...], 
             f"reads pickle only from Keras' published file or a file you say you trust"
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise errors.DataError(f"data.path: received {path}, which is not a readable .npz file ({error}); expected Keras' {file.name}") from None
+        raise errors.DataError(
+            f"data.path: received {path}, which is not a readable .npz file ({error}); expected Keras' {file.name}"
+        ) from None
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -162,7 +168,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
             f"data.path: {path} starts with the magic number {found}; expected {magic} "
             f"(an IDX file of {'labels' if rank == 1 else 'images'})"
         )
-    shape = tuple(int.from_bytes(raw[4 + 4 * axis: 8 + 4 * axis], "big") for axis in range(rank))
+    shape = tuple(int.from_bytes(raw[4 + 4 * axis : 8 + 4 * axis], "big") for axis in range(rank))
     values = np.frombuffer(raw, dtype=np.uint8, offset=header)
     if values.size != int(np.prod(shape)):
         raise errors.DataError(f"data.path: {path} declares shape {shape} but holds {values.size} values; expected a complete IDX file")

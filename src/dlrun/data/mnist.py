@@ -18,7 +18,16 @@ def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     return images(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], config, seed, CLASS_NAMES, str(path))
 
 
-def images(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray, config: dataset.DataSection, seed: int, class_names: list[str], source: str) -> dataset.Dataset:
+def images(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    config: dataset.DataSection,
+    seed: int,
+    class_names: list[str],
+    source: str,
+) -> dataset.Dataset:
     """A Dataset of 8-bit grayscale images (MNIST layout), kept as uint8 and rescaled by the model.
 
     Scaling in the model (Rescaling 1/255) instead of here keeps the arrays at a quarter of the float32

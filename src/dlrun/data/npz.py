@@ -61,7 +61,9 @@ def load(config: dataset.DataSection, seed: int) -> dataset.Dataset:
     )
 
 
-def _hold_out(x_train: np.ndarray, y_train: np.ndarray, config: dataset.DataSection, seed: int, stratify: bool) -> tuple[dataset.Arrays, dataset.Arrays | None]:
+def _hold_out(
+    x_train: np.ndarray, y_train: np.ndarray, config: dataset.DataSection, seed: int, stratify: bool
+) -> tuple[dataset.Arrays, dataset.Arrays | None]:
     fraction = config.validation_split
     if stratify and fraction > 0:
         labels, counts = np.unique(y_train, return_counts=True)
@@ -116,8 +118,7 @@ def _pair(arrays: dict, split: str, path: Path) -> tuple[np.ndarray, np.ndarray]
         )
     if len(inputs) != len(targets):
         raise errors.DataError(
-            f"data.path: {path}: {keys[0]} has {len(inputs)} samples but {keys[1]} has {len(targets)}; "
-            "expected the same number"
+            f"data.path: {path}: {keys[0]} has {len(inputs)} samples but {keys[1]} has {len(targets)}; expected the same number"
         )
     if len(inputs) == 0:
         raise errors.DataError(f"data.path: {path}: {keys[0]} is empty; expected at least one sample")

@@ -47,7 +47,7 @@ class Ragged:
     def sequence(self, index: int) -> np.ndarray:
         """The tokens of sequence `index`."""
         start = int(self.lengths[:index].sum())
-        return self.tokens[start: start + int(self.lengths[index])]
+        return self.tokens[start : start + int(self.lengths[index])]
 
 
 def from_objects(sequences: np.ndarray) -> Ragged:
@@ -111,8 +111,8 @@ def _distinct_words(sequences: Ragged, num_words: int, chunk_rows: int) -> tuple
     word_chunks: list[np.ndarray] = []
     offset, token_offset = 0, 0
     while offset < len(sequences):
-        lengths = sequences.lengths[offset: offset + chunk_rows]
-        tokens = sequences.tokens[token_offset: token_offset + int(lengths.sum())]
+        lengths = sequences.lengths[offset : offset + chunk_rows]
+        tokens = sequences.tokens[token_offset : token_offset + int(lengths.sum())]
         keys = np.unique(np.repeat(np.arange(offset, offset + len(lengths), dtype=np.int64), lengths) * num_words + tokens)
         row_chunks.append((keys // num_words).astype(np.int32))
         word_chunks.append((keys % num_words).astype(np.int32))
@@ -133,7 +133,9 @@ def keras_orders(sizes: list[int]) -> list[np.ndarray]:
     return orders
 
 
-def prepare(parts: list[tuple[Ragged, np.ndarray]], num_words: int | None, skip_top: int, maxlen: int | None) -> tuple[list[tuple[Ragged, np.ndarray]], int]:
+def prepare(
+    parts: list[tuple[Ragged, np.ndarray]], num_words: int | None, skip_top: int, maxlen: int | None
+) -> tuple[list[tuple[Ragged, np.ndarray]], int]:
     """Keras' encoding of (sequences, labels) parts already in Keras' order; returns (parts, num_words).
 
     Consumes `parts` (each input is dropped once encoded, to keep memory low). num_words None means

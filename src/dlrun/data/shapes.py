@@ -42,8 +42,12 @@ def generate(count: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.
             patch = images[index, top : top + span, left : left + span]
             patch[mask] = brightness
         filled = np.argwhere(shape)
-        boxes[index] = [first[0] + filled[:, 0].min(), first[1] + filled[:, 1].min(),
-                        first[0] + filled[:, 0].max() + 1, first[1] + filled[:, 1].max() + 1]
+        boxes[index] = [
+            first[0] + filled[:, 0].min(),
+            first[1] + filled[:, 1].min(),
+            first[0] + filled[:, 0].max() + 1,
+            first[1] + filled[:, 1].max() + 1,
+        ]
     return images.astype(np.uint8)[..., np.newaxis], labels.astype(np.int64), boxes
 
 

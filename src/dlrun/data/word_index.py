@@ -24,9 +24,13 @@ def load(dataset_name: str, path: str | Path | None = None) -> dict[str, int]:
     try:
         mapping = json.loads(Path(located).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise errors.DataError(f"data.path: {located} cannot be read as JSON ({error}); expected Keras' {FILES[dataset_name].name}") from None
+        raise errors.DataError(
+            f"data.path: {located} cannot be read as JSON ({error}); expected Keras' {FILES[dataset_name].name}"
+        ) from None
     if not isinstance(mapping, dict) or not all(isinstance(rank, int) for rank in mapping.values()):
-        raise errors.DataError(f"data.path: {located} is not a mapping of words to integer ranks; expected Keras' {FILES[dataset_name].name}")
+        raise errors.DataError(
+            f"data.path: {located} is not a mapping of words to integer ranks; expected Keras' {FILES[dataset_name].name}"
+        )
     return mapping
 
 

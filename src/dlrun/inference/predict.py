@@ -48,7 +48,9 @@ def predict_run(
         raise errors.UsageError(f"--checkpoint: received {checkpoint!r}; expected one of {', '.join(evaluation.CHECKPOINTS)}")
     model_path = run.path / evaluation.CHECKPOINTS[checkpoint]
     if not model_path.is_file():
-        hint = "a run trained with a `checkpoint` callback" if checkpoint == "best" else "a completed run saved with output.save_model: true"
+        hint = (
+            "a run trained with a `checkpoint` callback" if checkpoint == "best" else "a completed run saved with output.save_model: true"
+        )
         raise errors.RunError(f"{model_path}: no such file; expected {hint}")
     if top < 1:
         raise errors.UsageError(f"--top: received {top}; expected a number >= 1")
@@ -89,7 +91,9 @@ def _check_out(out: Path | None, force: bool) -> None:
     runs.check_writable(out.parent, "--out", out)
 
 
-def _predict(model: Any, run: runs.Run, found: list[tuple[str, Path]], texts: list[str], word_index_file: str | Path | None) -> tuple[list[str], np.ndarray]:
+def _predict(
+    model: Any, run: runs.Run, found: list[tuple[str, Path]], texts: list[str], word_index_file: str | Path | None
+) -> tuple[list[str], np.ndarray]:
     """(sample names, model outputs) for every input, in the order given."""
     from dlrun.inference import input_files
 
@@ -154,7 +158,9 @@ def _word_index(data_config: datasets.DataConfig, word_index_file: str | Path | 
         except (OSError, UnicodeDecodeError, ValueError) as error:
             raise errors.DataError(f"--word-index: {word_index_file} cannot be read as JSON ({error})") from None
         if not isinstance(mapping, dict) or not all(isinstance(rank, int) for rank in mapping.values()):
-            raise errors.DataError(f"--word-index: {word_index_file} is not a mapping of words to integer ranks; expected Keras' word index JSON")
+            raise errors.DataError(
+                f"--word-index: {word_index_file} is not a mapping of words to integer ranks; expected Keras' word index JSON"
+            )
         return mapping
     from dlrun import data
 

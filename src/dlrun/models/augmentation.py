@@ -21,9 +21,7 @@ def layers(keras, config, seed: int) -> list:
         result.append(keras.layers.RandomRotation(config.rotation_range / 360, seed=seed, name="augment_rotation", **fill))
     if config.width_shift_range or config.height_shift_range:
         result.append(
-            keras.layers.RandomTranslation(
-                config.height_shift_range, config.width_shift_range, seed=seed + 1, name="augment_shift", **fill
-            )
+            keras.layers.RandomTranslation(config.height_shift_range, config.width_shift_range, seed=seed + 1, name="augment_shift", **fill)
         )
     if config.shear_range:
         # Keras 2's shear is an angle in degrees along x (x' = x - sin(angle) * y); RandomShear's factor
@@ -31,9 +29,7 @@ def layers(keras, config, seed: int) -> list:
         # (0, f) draws from [-f, f]; a plain f would too, but Keras 3.15 then stores (-f, f), which its
         # own loader rejects, so model.keras could not be read back.
         factor = math.sin(math.radians(config.shear_range))
-        result.append(
-            keras.layers.RandomShear(x_factor=(0.0, factor), y_factor=(0.0, 0.0), seed=seed + 2, name="augment_shear", **fill)
-        )
+        result.append(keras.layers.RandomShear(x_factor=(0.0, factor), y_factor=(0.0, 0.0), seed=seed + 2, name="augment_shear", **fill))
     if config.zoom_range:
         # Keras 2 zooms each axis independently by a factor in [1 - z, 1 + z].
         zoom = (-config.zoom_range, config.zoom_range)

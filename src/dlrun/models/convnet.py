@@ -38,9 +38,7 @@ def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_class
     if config.dropout:
         layers.append(keras.layers.Dropout(config.dropout, name="dropout"))
     for index, units in enumerate(config.dense_units, start=1):
-        layers.append(
-            keras.layers.Dense(units, activation=config.activation, kernel_regularizer=penalty, name=f"dense_{index}")
-        )
+        layers.append(keras.layers.Dense(units, activation=config.activation, kernel_regularizer=penalty, name=f"dense_{index}"))
     layers.append(head.output_layer(keras, config.head, task, num_classes))
     try:
         return keras.Sequential(layers, name="convnet")

@@ -29,8 +29,12 @@ def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_class
             layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
     layers.append(
         head.output_layer(
-            keras, config.head, task, num_classes,
-            kernel_initializer=config.kernel_initializer, bias_initializer=config.bias_initializer,
+            keras,
+            config.head,
+            task,
+            num_classes,
+            kernel_initializer=config.kernel_initializer,
+            bias_initializer=config.bias_initializer,
         )
     )
     return keras.Sequential(layers, name="mlp")

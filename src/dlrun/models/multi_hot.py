@@ -39,8 +39,9 @@ class MultiHot(keras.layers.Layer):
             # TensorFlow's own batched bincount: no index pairs at all (the least memory of the two ways)
             import tensorflow as tf
 
-            present = tf.math.bincount(tokens, minlength=self.num_tokens, maxlength=self.num_tokens,
-                                       binary_output=True, axis=-1, dtype=self.compute_dtype)
+            present = tf.math.bincount(
+                tokens, minlength=self.num_tokens, maxlength=self.num_tokens, binary_output=True, axis=-1, dtype=self.compute_dtype
+            )
             return present * not_padding
         if keras.backend.backend() == "torch":
             # Keras' torch `ops.scatter` adds one index at a time in a Python loop, far too slow for

@@ -99,8 +99,7 @@ def layers_to_unfreeze(base, fine_tune) -> list:
         matched = [layer for layer in layers if layer.name.startswith(prefix)]
         if not matched:
             raise errors.ConfigError(
-                f"model.fine_tune.unfreeze: received {prefix!r}; expected the start of a layer name of the base "
-                f"({', '.join(names)})"
+                f"model.fine_tune.unfreeze: received {prefix!r}; expected the start of a layer name of the base ({', '.join(names)})"
             )
         chosen.extend(matched)
     unique = {id(layer): layer for layer in chosen}
@@ -124,8 +123,7 @@ def _application_base(keras, config, input_shape):
     weights = config.weights
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise errors.ConfigError(
-            f"model.weights: received {weights!r}; expected imagenet, null or an existing .h5/.weights.h5 file "
-            "(no such file)"
+            f"model.weights: received {weights!r}; expected imagenet, null or an existing .h5/.weights.h5 file (no such file)"
         )
     local_file = weights not in (None, "imagenet")
     # a local file is loaded after the base is built (what keras.applications does itself), so that a file
@@ -186,8 +184,7 @@ def _run_base(keras, config, input_shape):
     path = Path(config.base)
     if not path.is_file():
         raise errors.ConfigError(
-            f"model.base: received {config.base!r}; expected a keras.applications name or an existing "
-            "run's model.keras (no such file)"
+            f"model.base: received {config.base!r}; expected a keras.applications name or an existing run's model.keras (no such file)"
         )
     from dlrun.models import saved
 
@@ -215,9 +212,7 @@ def _run_base(keras, config, input_shape):
     elif config.base_layer in names:
         layer = previous.get_layer(config.base_layer)
     else:
-        raise errors.ConfigError(
-            f"model.base_layer: received {config.base_layer!r}; expected a layer of {path} ({', '.join(names)})"
-        )
+        raise errors.ConfigError(f"model.base_layer: received {config.base_layer!r}; expected a layer of {path} ({', '.join(names)})")
     return keras.Model(previous.inputs, layer.output, name="base")
 
 
@@ -236,4 +231,3 @@ def _head(keras, config, feature_shape: tuple[int, ...], task: str, num_classes:
             layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
     layers.append(head.output_layer(keras, config.head, task, num_classes))
     return keras.Sequential(layers, name="head")
-

@@ -71,8 +71,14 @@ def metric_rows(loaded: list[dict]) -> dict[str, list[str]]:
     """Row label -> one cell per run: status, epochs, best validation per metric, test metrics, baselines.
     A seeds group's cells are its mean +- std over its runs (`runs_table.spread_text`)."""
     rows = {"status": [item["row"]["status"] for item in loaded], "epochs": [str(item["row"]["epochs"] or MISSING) for item in loaded]}
-    names = list(dict.fromkeys([*(name for item in loaded for name in history.metric_names(item["history"])),
-                                *(name.removeprefix("val_") for item in loaded for name in _spread(item, "validation"))]))
+    names = list(
+        dict.fromkeys(
+            [
+                *(name for item in loaded for name in history.metric_names(item["history"])),
+                *(name.removeprefix("val_") for item in loaded for name in _spread(item, "validation")),
+            ]
+        )
+    )
     for name in names:
         cells = []
         for item in loaded:
@@ -81,15 +87,25 @@ def metric_rows(loaded: list[dict]) -> dict[str, list[str]]:
             cells.append(runs_table.spread_text(group) if group else f"{best[1]:.4f} @{best[0]}" if best else MISSING)
         rows[f"best val_{name}"] = cells
     for section, prefix in (("metrics", "test "), ("baseline", "baseline ")):
-        keys = list(dict.fromkeys(key for item in loaded for key in [*item["metrics"].get(section, {}),
-                                                                     *(_spread(item, "test") if section == "metrics" else {})]))
+        keys = list(
+            dict.fromkeys(
+                key
+                for item in loaded
+                for key in [*item["metrics"].get(section, {}), *(_spread(item, "test") if section == "metrics" else {})]
+            )
+        )
         for key in keys:
             cells = []
             for item in loaded:
                 value = item["metrics"].get(section, {}).get(key)
                 group = _spread(item, "test").get(key) if section == "metrics" else None
-                cells.append(runs_table.spread_text(group) if group else
-                             f"{value:.4f}" if isinstance(value, float) else (MISSING if value is None else str(value)))
+                cells.append(
+                    runs_table.spread_text(group)
+                    if group
+                    else f"{value:.4f}"
+                    if isinstance(value, float)
+                    else (MISSING if value is None else str(value))
+                )
             rows[prefix + key] = cells
     return rows
 

@@ -88,8 +88,7 @@ class Run:
             holder = os.pread(handle, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(handle)
             raise errors.RunError(
-                f"{self.path}: is being used by process {holder}; expected a run no other dlrun process is "
-                "writing (wait for it to end)"
+                f"{self.path}: is being used by process {holder}; expected a run no other dlrun process is writing (wait for it to end)"
             ) from None
         os.ftruncate(handle, 0)
         os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
@@ -152,15 +151,21 @@ class Run:
 
     def resume(self, command: list[str] | None, epochs_completed: int) -> None:
         """Mark a stopped run as running again; earlier outcomes are kept in `resumes`."""
-        earlier = {key: self.record.get(key) for key in ("status", "ended_at", "duration_s", "heartbeat_at", "error")
-                   if key in self.record}
+        earlier = {key: self.record.get(key) for key in ("status", "ended_at", "duration_s", "heartbeat_at", "error") if key in self.record}
         for key in ("ended_at", "duration_s", "error", "traceback"):
             self.record.pop(key, None)
         now = _iso(utc_now())
-        resumes = self.record.get("resumes", []) + [{"at": now, "after_epoch": epochs_completed, "previous": earlier,
-                                                      "command": command or list(sys.argv)}]
-        self.update(status="running", heartbeat_at=now, pid=os.getpid(), host_name=socket.gethostname(),
-                    resumes=resumes, epochs_completed=epochs_completed)
+        resumes = self.record.get("resumes", []) + [
+            {"at": now, "after_epoch": epochs_completed, "previous": earlier, "command": command or list(sys.argv)}
+        ]
+        self.update(
+            status="running",
+            heartbeat_at=now,
+            pid=os.getpid(),
+            host_name=socket.gethostname(),
+            resumes=resumes,
+            epochs_completed=epochs_completed,
+        )
 
     def check_same_data(self, fingerprint: str) -> None:
         """Refuse to continue this run on data other than it started on (`Dataset.fingerprint`)."""
@@ -236,11 +241,15 @@ def refuse_links_in(folder: str | Path, name: str) -> None:
 
 
 def _linked(path: str | Path) -> errors.RunError:
-    return errors.RunError(f"{path}: is a symbolic link; expected a run folder holding only its own files and folders "
-                           "(dlrun never writes through a link; remove it to continue)")
+    return errors.RunError(
+        f"{path}: is a symbolic link; expected a run folder holding only its own files and folders "
+        "(dlrun never writes through a link; remove it to continue)"
+    )
 
 
-def check_writable(folder: str | Path, setting: str, received: str | Path, expected: str = "a path in a folder this user can write") -> None:
+def check_writable(
+    folder: str | Path, setting: str, received: str | Path, expected: str = "a path in a folder this user can write"
+) -> None:
     """Refuse, before any work, an output whose `folder` this process cannot create files in: probed by
     creating and removing a temp file there, so permissions, read-only mounts and /proc all count. The
     error names `setting`, the path `received` and what was `expected`."""
@@ -298,8 +307,13 @@ def process_state(record: dict) -> str:
     return "alive"
 
 
-_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",), "numpy": ("numpy",),
-                  "jax": ("jax",), "torch": ("torch",)}
+_DISTRIBUTIONS = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "numpy": ("numpy",),
+    "jax": ("jax",),
+    "torch": ("torch",),
+}
 
 
 def versions() -> dict:
@@ -329,14 +343,14 @@ def versions() -> dict:
 def git_state(directory: str | Path = ".") -> dict | None:
     """The commit (and whether the tree was dirty) of the project the run was started in, if any."""
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        commit = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if commit.returncode != 0:
             return None
         status = subprocess.run(
             ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):

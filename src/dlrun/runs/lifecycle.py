@@ -67,17 +67,20 @@ def _interrupted(run: Run | None, continue_with: str, resume_path: str | Path | 
     if run is None:
         if resume_path is None:
             return errors.Interrupted("interrupted while starting: no run folder was created, nothing was written")
-        return errors.Interrupted(f"interrupted while starting: {resume_path} was not changed "
-                                  f"(continue with: {continue_with.format(path=resume_path)})")
+        return errors.Interrupted(
+            f"interrupted while starting: {resume_path} was not changed (continue with: {continue_with.format(path=resume_path)})"
+        )
     status = run.record.get("status")
     if status not in UNFINISHED:
         return errors.Interrupted(f"interrupted after {run.path} ended {status}; it is kept as it is")
     run.finish_if_possible("interrupted", error=INTERRUPTED)
     if status == "created":
-        return errors.Interrupted(f"interrupted while starting: {run.path} was made but not started; it is marked "
-                                  "interrupted (start a new run)")
-    return errors.Interrupted(f"interrupted; what was written so far is in {run.path} "
-                              f"(continue with: {continue_with.format(path=run.path)})")
+        return errors.Interrupted(
+            f"interrupted while starting: {run.path} was made but not started; it is marked interrupted (start a new run)"
+        )
+    return errors.Interrupted(
+        f"interrupted; what was written so far is in {run.path} (continue with: {continue_with.format(path=run.path)})"
+    )
 
 
 def _resumed_here(resume_path: str | Path | None) -> Run | None:
@@ -110,8 +113,7 @@ def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tupl
         said, fields = stopped()
         run.finish("interrupted", error=INTERRUPTED, **fields)
         raise errors.Interrupted(
-            f"interrupted{' ' + said if said else ''}; what was written so far is in {run.path} "
-            f"(continue with: {continue_with})"
+            f"interrupted{' ' + said if said else ''}; what was written so far is in {run.path} (continue with: {continue_with})"
         ) from None
     except errors.TrialPruned as pruned:  # an honest outcome of its own, not a failure
         run.finish("pruned", pruned=pruned.record())
@@ -126,6 +128,4 @@ def recorded(run: Run, what: str, continue_with: str, stopped: Callable[[], tupl
         raise errors.TrainingFailed(message) from None
     except Exception as error:  # any other failure is recorded before it propagates
         run.finish_if_possible("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise errors.TrainingFailed(
-            f"{what} failed: {type(error).__name__}: {error} (see {run.path / RUN_FILE})"
-        ) from error
+        raise errors.TrainingFailed(f"{what} failed: {type(error).__name__}: {error} (see {run.path / RUN_FILE})") from error

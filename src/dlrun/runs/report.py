@@ -21,7 +21,6 @@ MAX_VISUALIZATION_IMAGES = 60  # per run: activations of a deep model can be hun
 _EVALUATION_PLOTS = ("confusion_matrix_", "predicted_vs_true_", "residuals_")
 
 
-
 def write(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Write the report of `run_dirs` to `out` (default: RUN_DIR/report.html for one run) atomically."""
     paths = [Path(path) for path in run_dirs]
@@ -100,17 +99,26 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
     for index, (item, label) in enumerate(zip(loaded, labels), start=1):
         row = item["row"]
         text = runs_table.cells(row)  # the same cells as `dlrun runs`
-        rows.append([
-            f'<a href="#run-{index}">{report_html.escape(label)}</a>',
-            report_html.status(row.get("status")),
-            *(report_html.escape(text[column]) for column in ("duration", "epochs", "best validation", "test", "baseline")),
-        ])
+        rows.append(
+            [
+                f'<a href="#run-{index}">{report_html.escape(label)}</a>',
+                report_html.status(row.get("status")),
+                *(report_html.escape(text[column]) for column in ("duration", "epochs", "best validation", "test", "baseline")),
+            ]
+        )
     parts = ["<h2>Runs</h2>", report_html.table(["run", "status", "duration", "epochs", "best validation", "test", "baseline"], rows)]
     differing = comparison.differences([item["config"] for item in loaded])
     parts.append("<h3>Config keys that differ</h3>")
     if differing:
-        parts.append(report_html.table(["key", *map(report_html.escape, labels)], [[report_html.escape(key), *(report_html.escape(report_html.cell(value)) for value in values)]
-                                                          for key, values in differing.items()]))
+        parts.append(
+            report_html.table(
+                ["key", *map(report_html.escape, labels)],
+                [
+                    [report_html.escape(key), *(report_html.escape(report_html.cell(value)) for value in values)]
+                    for key, values in differing.items()
+                ],
+            )
+        )
     else:
         parts.append('<p class="note">The configs are identical.</p>')
     histories = {label: item["history"] for item, label in zip(loaded, labels) if item["history"].get("epoch")}
@@ -125,7 +133,7 @@ def _overview(loaded: list[dict], labels: list[str], scratch: Path) -> str:
 
 def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> str:
     record, path = item["record"], item["path"]
-    heading = f"<h2 id=\"run-{index}\">{report_html.escape(label)}</h2>" if index else ""
+    heading = f'<h2 id="run-{index}">{report_html.escape(label)}</h2>' if index else ""
     parts = [heading, f'<p class="note">{report_html.escape(path)}</p>']
     parts.append(_config(item["config_text"]))
     parts.append("<h3>Status and timings</h3>" + _status_table(record))
@@ -140,7 +148,9 @@ def _run_section(item: dict, label: str, index: int | None, scratch: Path) -> st
         parts.append(report_metrics.classification_details(metrics))
     for name, payload in item["evaluations"].items():
         if payload:
-            parts.append(f"<h3>Evaluation: {report_html.escape(name)}</h3>{report_metrics.samples(payload)}" + report_metrics.metrics_table(payload))
+            parts.append(
+                f"<h3>Evaluation: {report_html.escape(name)}</h3>{report_metrics.samples(payload)}" + report_metrics.metrics_table(payload)
+            )
     if item["kfold"]:
         parts.append(report_metrics.kfold(item["kfold"]))
     if item["seeds"]:
@@ -189,8 +199,12 @@ def _status_table(record: dict) -> str:
         ("versions", report_html.escape(", ".join(f"{name} {version}" for name, version in versions.items()))),
         ("git", report_html.escape(f"{git.get('commit', '')}{' (dirty)' if git.get('dirty') else ''}")),
         ("command", report_html.escape(" ".join(map(str, record.get("command") or [])))),
-        ("resumed", report_html.escape("; ".join(f"at {entry.get('at')} after epoch {entry.get('after_epoch')}"
-                                  for entry in record.get("resumes") or []))),
+        (
+            "resumed",
+            report_html.escape(
+                "; ".join(f"at {entry.get('at')} after epoch {entry.get('after_epoch')}" for entry in record.get("resumes") or [])
+            ),
+        ),
     ]
     return report_html.table(["", ""], [[report_html.escape(name), value] for name, value in fields if value], header=False)
 
@@ -203,17 +217,28 @@ def _best_epoch(item: dict) -> str:
         found = [(recorded.get("monitor", "val_loss"), recorded["epoch"], recorded.get("value"))]
     lines = []
     if found:
-        lines.append("; ".join(f"best <strong>{report_html.escape(monitor)}</strong> at epoch <strong>{report_html.escape(epoch)}"
-                               f"</strong> ({report_html.escape(report_html.number(value))})" for monitor, epoch, value in found) + ".")
+        lines.append(
+            "; ".join(
+                f"best <strong>{report_html.escape(monitor)}</strong> at epoch <strong>{report_html.escape(epoch)}"
+                f"</strong> ({report_html.escape(report_html.number(value))})"
+                for monitor, epoch, value in found
+            )
+            + "."
+        )
         last = (item["history"].get("epoch") or [None])[-1]
         monitor, epoch, _ = next((entry for entry in found if entry[0] == "val_loss"), found[0])
-        verdict = (f"{monitor} stopped improving after epoch {epoch}: overfitting starts there" if last is not None and epoch < last
-                   else f"{monitor} still improving at the last epoch")
+        verdict = (
+            f"{monitor} stopped improving after epoch {epoch}: overfitting starts there"
+            if last is not None and epoch < last
+            else f"{monitor} still improving at the last epoch"
+        )
         lines.append(report_html.escape(verdict) + ".")
     kfold = item["kfold"] or {}
     if kfold.get("recommended_epochs") is not None:
-        lines.append(f"Recommended epochs (best epoch of the smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
-                     f"<strong>{report_html.escape(kfold['recommended_epochs'])}</strong>.")
+        lines.append(
+            f"Recommended epochs (best epoch of the smoothed mean {report_html.escape(kfold.get('monitor', ''))} over folds): "
+            f"<strong>{report_html.escape(kfold['recommended_epochs'])}</strong>."
+        )
     return "<h3>Best epoch</h3>" + "".join(f"<p>{line}</p>" for line in lines) if lines else ""
 
 
@@ -237,7 +262,9 @@ def _plots(item: dict, scratch: Path) -> str:
 
         scratch.mkdir(parents=True, exist_ok=True)
         labels = [str(label) for label in matrix.get("labels") or range(len(matrix["matrix"]))]
-        found[f"confusion_matrix_{split}.png"] = plots.confusion_matrix(matrix["matrix"], labels, scratch / f"confusion_matrix_{split}.png", split)
+        found[f"confusion_matrix_{split}.png"] = plots.confusion_matrix(
+            matrix["matrix"], labels, scratch / f"confusion_matrix_{split}.png", split
+        )
     groups: dict[str, list[Path]] = {"Learning curves": [], "K-fold curves": [], "Confusion matrix and residuals": [], "Other plots": []}
     for name, path in found.items():
         if name in curves:
@@ -249,14 +276,19 @@ def _plots(item: dict, scratch: Path) -> str:
         else:
             groups["Other plots"].append(path)
     groups["Learning curves"].sort(key=lambda path: curves.index(path.name))
-    return "\n".join(f"<h3>{title}</h3>" + "".join(report_html.figure(path, path.name) for path in paths)
-                     for title, paths in groups.items() if paths)
+    return "\n".join(
+        f"<h3>{title}</h3>" + "".join(report_html.figure(path, path.name) for path in paths) for title, paths in groups.items() if paths
+    )
 
 
 def _visualizations(run_path: Path) -> str:
     """Images under RUN_DIR/visualize/<kind>/<timestamp>/, one collapsible group per folder."""
     root = run_path / "visualize"
-    images = sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in report_html.IMAGE_TYPES) if root.is_dir() else []
+    images = (
+        sorted(path for path in root.rglob("*") if path.is_file() and path.suffix.lower() in report_html.IMAGE_TYPES)
+        if root.is_dir()
+        else []
+    )
     if not images:
         return ""
     shown, left_out = images[:MAX_VISUALIZATION_IMAGES], len(images) - MAX_VISUALIZATION_IMAGES
@@ -271,4 +303,3 @@ def _visualizations(run_path: Path) -> str:
     if left_out > 0:
         parts.append(f'<p class="note">{left_out} more images under {report_html.escape(root)} are not shown.</p>')
     return "\n".join(parts)
-

@@ -20,15 +20,15 @@ def escape(value: Any) -> str:
 def figure(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     kind = IMAGE_TYPES[path.suffix.lower()]
-    return (f'<figure><img src="data:{kind};base64,{data}" alt="{escape(caption)}">'
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return f'<figure><img src="data:{kind};base64,{data}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
 
 
 def table(headers: list[str], rows: list[list[str]], header: bool = True) -> str:
     """An HTML table; cells are escaped already. A cell starting with `<td` or `<th` is used as it is."""
     head = "<tr>" + "".join(f"<th>{cell}</th>" for cell in headers) + "</tr>" if header else ""
-    body = "".join("<tr>" + "".join(cell if cell.startswith(("<td", "<th")) else f"<td>{cell}</td>" for cell in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(cell if cell.startswith(("<td", "<th")) else f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows
+    )
     return f"<table>{head}{body}</table>"
 
 

@@ -24,9 +24,27 @@ STALE_FLOOR_S = 600  # ...but never sooner than this (saving, evaluating and the
 STALE_UNKNOWN_S = 3600  # the limit when no epoch has finished yet, so the epoch time is unknown
 STATUSES = (*runs.STATUSES, "crashed", "damaged")  # damaged: a run file of the wrong shape
 # The keys of a row (and of each object `dlrun runs --json` prints), documented in docs/cli-output.md.
-KEYS = ("run", "path", "name", "kind", "status", "started_at", "duration_s", "epochs", "best", "test", "baseline",
-        "tensorboard", "problem", "spread")
-_BASELINES = {"accuracy": ("majority_class_accuracy", "majority"), "mae": ("mean_predictor_mae", "mean"), "mse": ("mean_predictor_mse", "mean")}
+KEYS = (
+    "run",
+    "path",
+    "name",
+    "kind",
+    "status",
+    "started_at",
+    "duration_s",
+    "epochs",
+    "best",
+    "test",
+    "baseline",
+    "tensorboard",
+    "problem",
+    "spread",
+)
+_BASELINES = {
+    "accuracy": ("majority_class_accuracy", "majority"),
+    "mae": ("mean_predictor_mae", "mean"),
+    "mse": ("mean_predictor_mse", "mean"),
+}
 
 
 def parse_time(text: str | None) -> datetime.datetime | None:
@@ -103,8 +121,7 @@ def _kfold_best(path: Path, row: dict) -> None:
     found = state.get("mean_best")
     if isinstance(found, dict) and state.get("monitor"):
         done = [fold for fold in state.get("folds", []) if isinstance(fold, dict) and fold.get("status") == "completed"]
-        row["best"] = {"monitor": state["monitor"], "epoch": found.get("epoch"), "value": found.get("value"),
-                       "mean_of_folds": len(done)}
+        row["best"] = {"monitor": state["monitor"], "epoch": found.get("epoch"), "value": found.get("value"), "mean_of_folds": len(done)}
 
 
 def _sweep_best(path: Path, record: dict, row: dict, now: datetime.datetime) -> None:
@@ -172,8 +189,18 @@ def collect(root: str | Path, now: datetime.datetime | None = None) -> list[dict
                 rows.append(summarize(path, now))
             except (errors.RunError, AttributeError, TypeError, ValueError, KeyError) as error:  # one bad folder hides no other
                 problem = str(error) if isinstance(error, errors.RunError) else f"{path}: {type(error).__name__}: {error}"
-                rows.append({**dict.fromkeys(KEYS), "run": path.name, "path": str(path), "name": "", "kind": "",
-                             "started_at": "", "status": "damaged", "problem": problem})
+                rows.append(
+                    {
+                        **dict.fromkeys(KEYS),
+                        "run": path.name,
+                        "path": str(path),
+                        "name": "",
+                        "kind": "",
+                        "started_at": "",
+                        "status": "damaged",
+                        "problem": problem,
+                    }
+                )
     return sorted(rows, key=lambda row: (str(row["started_at"]), row["run"]), reverse=True)
 
 
@@ -218,8 +245,11 @@ def cells(row: dict) -> dict[str, str]:
         "duration": format_duration(row.get("duration_s")),
         "epochs": "" if row.get("epochs") is None else str(row["epochs"]),
         "best validation": best_text,
-        "test": (f"{metric} {spread_text(test_spread)}" if test_spread else "") if spread else
-                f"{test['metric']} {test['value']:.4g}" if test else "",
+        "test": (f"{metric} {spread_text(test_spread)}" if test_spread else "")
+        if spread
+        else f"{test['metric']} {test['value']:.4g}"
+        if test
+        else "",
         "baseline": f"{baseline['label']} {baseline['value']:.4g}" if baseline else "",
     }
 
@@ -233,11 +263,19 @@ def table(rows: list[dict], width: int | None = None) -> Table:
     """The Rich table of `rows`: one line per run; with `width`, only the columns that fit in it."""
     from rich import table as rich_table
 
-    styles = {"completed": "green", "failed": "red", "crashed": "red", "interrupted": "yellow", "running": "cyan",
-              "damaged": "red", "pruned": "magenta"}
+    styles = {
+        "completed": "green",
+        "failed": "red",
+        "crashed": "red",
+        "interrupted": "yellow",
+        "running": "cyan",
+        "damaged": "red",
+        "pruned": "magenta",
+    }
     texts = [cells(row) for row in rows]
     shown = list(COLUMNS)
     if width is not None:
+
         def needed(columns: list[str]) -> int:  # each column as wide as its widest cell, two spaces between columns
             return sum(max(len(column), *(len(text[column]) for text in texts)) for column in columns) + 2 * (len(columns) - 1)
 
@@ -257,7 +295,14 @@ def table(rows: list[dict], width: int | None = None) -> Table:
     return view
 
 
-def show(root: str | Path, console: Console, name: str | None = None, status: str | None = None, now: datetime.datetime | None = None, wide: bool = False) -> list[dict]:
+def show(
+    root: str | Path,
+    console: Console,
+    name: str | None = None,
+    status: str | None = None,
+    now: datetime.datetime | None = None,
+    wide: bool = False,
+) -> list[dict]:
     """Print the table of runs under `root` (filtered): the columns that fit the console, or all with `wide`."""
     check_status(status)
     rows = select(collect(root, now), name=name, status=status)
@@ -291,6 +336,7 @@ def spread_text(spread: dict) -> str:
 
 def to_json(rows: list[dict]) -> str:
     """`rows` as a JSON list of objects with the keys of `KEYS` (non-finite numbers as null), for scripts."""
+
     def finite(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None

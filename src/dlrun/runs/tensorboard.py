@@ -41,6 +41,8 @@ def problems(config: schema.Config) -> list[str]:
     import importlib.util
 
     if config.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        return ["train.tensorboard: received true, but the tensorboard package is not installed; "
-                "expected it installed: pip install 'dlrun[tensorboard]'"]
+        return [
+            "train.tensorboard: received true, but the tensorboard package is not installed; "
+            "expected it installed: pip install 'dlrun[tensorboard]'"
+        ]
     return []

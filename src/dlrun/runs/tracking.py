@@ -62,10 +62,9 @@ class MlflowTracker:
             created = self.client.create_run(experiment_id, run_name=run.path.name, tags=tags)
             self.run_id = created.info.run_id
             run.update(mlflow={"tracking_uri": self.tracking_uri, "run_id": self.run_id})
-            params = [mlflow.entities.Param(key, _param(value))
-                      for key, value in comparison.flatten(config_module.to_data(config)).items()]
+            params = [mlflow.entities.Param(key, _param(value)) for key, value in comparison.flatten(config_module.to_data(config)).items()]
             for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-                self.client.log_batch(self.run_id, params=params[start:start + 100])
+                self.client.log_batch(self.run_id, params=params[start : start + 100])
 
     def log_epoch(self, epoch: int, logs: dict) -> None:
         """Log one epoch's metrics at step `epoch` (1-based, as in history.json)."""
@@ -75,8 +74,7 @@ class MlflowTracker:
             import mlflow
 
             moment = _milliseconds()
-            metrics = [mlflow.entities.Metric(key, float(value), moment, epoch)
-                       for key, value in (logs or {}).items() if _is_number(value)]
+            metrics = [mlflow.entities.Metric(key, float(value), moment, epoch) for key, value in (logs or {}).items() if _is_number(value)]
             self.client.log_batch(self.run_id, metrics=metrics)
 
     def callback(self) -> Any:

@@ -42,8 +42,10 @@ def steps_per_execution(train: schema.TrainConfig, dataset: dataset.Dataset, par
     """
     requested = train.steps_per_execution
     if backend_name == "torch" and requested != "auto" and requested > 1:
-        raise errors.ConfigError(f"train.steps_per_execution: received {requested} on the torch backend; "
-                                 "expected auto or 1 (Keras on PyTorch runs one step per call)")
+        raise errors.ConfigError(
+            f"train.steps_per_execution: received {requested} on the torch backend; "
+            "expected auto or 1 (Keras on PyTorch runs one step per call)"
+        )
     arrays = dataset.split("train")
     steps = steps_per_epoch(len(arrays[0]), train.batch_size) if isinstance(arrays, tuple) else None
     if requested != "auto":
@@ -51,7 +53,8 @@ def steps_per_execution(train: schema.TrainConfig, dataset: dataset.Dataset, par
             divisors = [number for number in range(1, steps + 1) if steps % number == 0]
             raise errors.ConfigError(
                 f"train.steps_per_execution: received {requested}; expected auto or a divisor of the {steps} steps per "
-                f"epoch ({', '.join(map(str, divisors))}), so that no call runs into the next epoch's batches")
+                f"epoch ({', '.join(map(str, divisors))}), so that no call runs into the next epoch's batches"
+            )
         return requested, "set in the config"
     reasons = [
         (backend_name == "torch", "the torch backend"),
@@ -66,11 +69,15 @@ def steps_per_execution(train: schema.TrainConfig, dataset: dataset.Dataset, par
     if steps is None:  # never here (a reason above applied): it narrows the type
         return 1, "auto: 1 for a streamed (tf.data) training split"
     chosen = max(number for number in range(1, min(AUTO_STEPS, steps) + 1) if steps % number == 0)
-    return chosen, f"auto: {chosen} (a divisor of {steps} steps per epoch) for a model under {AUTO_PARAMETERS:,} parameters on in-memory data"
+    return (
+        chosen,
+        f"auto: {chosen} (a divisor of {steps} steps per epoch) for a model under {AUTO_PARAMETERS:,} parameters on in-memory data",
+    )
 
 
-def fit_arguments(dataset: dataset.Dataset, train: schema.TrainConfig, seed: int, first_epoch: int, epochs: int,
-                  share: distribution.Share | None = None) -> dict:
+def fit_arguments(
+    dataset: dataset.Dataset, train: schema.TrainConfig, seed: int, first_epoch: int, epochs: int, share: distribution.Share | None = None
+) -> dict:
     """`model.fit` arguments for `dataset`'s training split (`train`: the config's train section).
 
     Arrays go through seeded per-epoch batches (`seeded`), so a resumed fit sees exactly the batches a
@@ -93,8 +100,16 @@ def fit_arguments(dataset: dataset.Dataset, train: schema.TrainConfig, seed: int
     return arguments  # a pipeline shuffles itself (seeded) and says shuffle=False
 
 
-def seeded(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True,
-           share: distribution.Share | None = None) -> Any:
+def seeded(
+    inputs: Any,
+    targets: Any,
+    batch_size: int,
+    seed: int,
+    first_epoch: int,
+    epochs: int,
+    shuffle: bool = True,
+    share: distribution.Share | None = None,
+) -> Any:
     """(inputs, targets) batches for epochs `first_epoch` .. `epochs - 1`, in order: a `tf.data.Dataset`
     on the TensorFlow backend, a generator of NumPy batches on the others (faster there: their `fit`
     would only convert tf.data batches back to NumPy one by one, and plain NumPy needs no TensorFlow
@@ -123,14 +138,18 @@ def seeded(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: i
     return (
         tf.data.Dataset.range(first_epoch, epochs)
         .flat_map(epoch_order)
-        .map(lambda index: (tf.gather(inputs_tensor, index), tf.gather(targets_tensor, index)),
-             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(
+            lambda index: (tf.gather(inputs_tensor, index), tf.gather(targets_tensor, index)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         .prefetch(tf.data.AUTOTUNE)
     )
 
 
-def _numpy_batches(inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool,
-                   share: distribution.Share | None) -> Iterator[tuple[Any, Any]]:
+def _numpy_batches(
+    inputs: Any, targets: Any, batch_size: int, seed: int, first_epoch: int, epochs: int, shuffle: bool, share: distribution.Share | None
+) -> Iterator[tuple[Any, Any]]:
     import numpy as np
 
     count = len(inputs)

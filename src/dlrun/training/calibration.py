@@ -48,8 +48,13 @@ TIMEOUT_VARIABLE = "DLRUN_CALIBRATE_TIMEOUT"  # seconds per backend
 TIMEOUT_SECONDS = 120.0  # a loaded 2-core machine imports TensorFlow in ~10 s; a step of a big model takes long
 ALREADY_LOADED = "Keras is already imported in this process"
 FORMAT = 1  # of the cache files: a new format never reads an old file
-VERSIONED = {"keras": ("keras",), "tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",),
-             "jaxlib": ("jaxlib",), "torch": ("torch",)}
+VERSIONED = {
+    "keras": ("keras",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "jax": ("jax",),
+    "jaxlib": ("jaxlib",),
+    "torch": ("torch",),
+}
 # Config values that change neither the model nor its batches: left out of the model signature.
 UNTIMED = {"": ("name", "seed", "backend", "output", "search"), "train": ("epochs", "callbacks", "tensorboard", "shuffle")}
 
@@ -96,8 +101,9 @@ class Calibration:
 
     def ranked(self, epochs: int, batch_size: int) -> list[tuple[Measurement, float]]:
         """The timed backends, each with its estimate for the run, fastest first."""
-        estimates = [(measurement, measurement.estimate(epochs * _batches(measurement.train_samples, batch_size)))
-                     for measurement in self.timed()]
+        estimates = [
+            (measurement, measurement.estimate(epochs * _batches(measurement.train_samples, batch_size))) for measurement in self.timed()
+        ]
         return sorted(estimates, key=lambda pair: pair[1])
 
     def choice(self, config: schema.Config) -> backend.Choice | None:
@@ -106,17 +112,23 @@ class Calibration:
         if not ranked:
             return None
         steps = config.train.epochs * _batches(ranked[0][0].train_samples, config.train.batch_size)
-        times = " vs ".join(f"{measurement.backend} {measurement.step_ms:.3g} ms/step (~{estimate:.1f} s)"
-                            for measurement, estimate in ranked)
+        times = " vs ".join(
+            f"{measurement.backend} {measurement.step_ms:.3g} ms/step (~{estimate:.1f} s)" for measurement, estimate in ranked
+        )
         failed = "".join(f"; {measurement.backend} failed" for measurement in self.measurements if measurement.error)
         reason = f"calibrated: {times} for {steps:,} steps with start-up{failed}"
         return backend.Choice(ranked[0][0].backend, reason, calibration=self.record())
 
     def record(self) -> dict:
         """What run.json keeps under backend.calibration."""
-        return {"times": [measurement.record() for measurement in self.measurements], "measured_at": self.created,
-                "seconds": round(self.seconds, 1), "cached": self.cached, "key": self.key,
-                **({"file": str(self.path)} if self.path else {})}
+        return {
+            "times": [measurement.record() for measurement in self.measurements],
+            "measured_at": self.created,
+            "seconds": round(self.seconds, 1),
+            "cached": self.cached,
+            "key": self.key,
+            **({"file": str(self.path)} if self.path else {}),
+        }
 
 
 def _batches(samples: int, batch_size: int) -> int:
@@ -142,11 +154,15 @@ def candidates(config: schema.Config) -> list[str]:
 def not_applicable(config: schema.Config, command: bool = False) -> str | None:
     """Why calibration does not decide `config`'s backend, or None when it does. `command`: for
     `dlrun calibrate`, which measures whatever the config or the environment pins."""
-    reasons = [] if command else [
-        (config.backend != "auto", f"backend: {config.backend} is set in the config"),
-        (os.environ.get("KERAS_BACKEND") in backend.installed(), f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND')} is set"),
-        (backend.loaded() is not None, ALREADY_LOADED),
-    ]
+    reasons = (
+        []
+        if command
+        else [
+            (config.backend != "auto", f"backend: {config.backend} is set in the config"),
+            (os.environ.get("KERAS_BACKEND") in backend.installed(), f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND')} is set"),
+            (backend.loaded() is not None, ALREADY_LOADED),
+        ]
+    )
     reasons += [
         (backend.required(config) is not None, "a setting only one backend runs (train.distribute)"),
         (config.train.loop == "custom", "train.loop: custom is paced by its Python loop, not by the backend"),
@@ -206,8 +222,12 @@ def measure(config: schema.Config, backends: list[str], console: Console | None 
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     calibration = Calibration(key, measurements, time.perf_counter() - started, created)
     if not any(measurement.error and measurement.error.startswith("timed out") for measurement in measurements):
-        stored = {"times": [dataclasses.asdict(measurement) for measurement in measurements], "seconds": calibration.seconds,
-                  "measured_at": created, "facts": key_facts(config, backends)}
+        stored = {
+            "times": [dataclasses.asdict(measurement) for measurement in measurements],
+            "seconds": calibration.seconds,
+            "measured_at": created,
+            "facts": key_facts(config, backends),
+        }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic.write_json(path, stored)
@@ -220,8 +240,11 @@ def measure(config: schema.Config, backends: list[str], console: Console | None 
 def _time_backend(name: str, payload: str, console: Console | None) -> Measurement:
     """Run the step-timing worker on backend `name`; its Measurement, or one with the error."""
     timeout = _timeout()
-    environment = {**os.environ, "KERAS_BACKEND": name,
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
+    environment = {
+        **os.environ,
+        "KERAS_BACKEND": name,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])),
+    }
     try:
         result = subprocess.run(_worker_command(), input=payload, capture_output=True, text=True, timeout=timeout, env=environment)
     except subprocess.TimeoutExpired:
@@ -290,12 +313,14 @@ def choose(config: schema.Config, console: Console) -> backend.Choice:
     calibration = cached(config, backends)
     if calibration is None:
         calibration = measure(config, backends, console)
-        _say(console, f"calibrated backend: auto in {calibration.seconds:.1f} s on {', '.join(backends)} (once for this "
-                      f"model, machine and versions; {SWITCH_VARIABLE}=off skips it)")
+        _say(
+            console,
+            f"calibrated backend: auto in {calibration.seconds:.1f} s on {', '.join(backends)} (once for this "
+            f"model, machine and versions; {SWITCH_VARIABLE}=off skips it)",
+        )
     measured = calibration.choice(config)
     if measured is None:
-        return dataclasses.replace(fixed, reason=f"{fixed.reason} (calibration timed no backend)",
-                                   calibration=calibration.record())
+        return dataclasses.replace(fixed, reason=f"{fixed.reason} (calibration timed no backend)", calibration=calibration.record())
     return measured
 
 
@@ -308,8 +333,13 @@ def _machine() -> dict:
                 break
     except OSError:
         pass
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": model, "cpus": os.cpu_count(),
-            "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
 
 def _versions() -> dict:

@@ -33,9 +33,7 @@ def checkpoint(config: schema.CheckpointCallback, run_path: Path) -> Any:
 
     target = run_path / BEST_CHECKPOINT
     target.parent.mkdir(parents=True, exist_ok=True)
-    return keras.callbacks.ModelCheckpoint(
-        filepath=str(target), monitor=config.monitor, mode=config.mode, save_best_only=True
-    )
+    return keras.callbacks.ModelCheckpoint(filepath=str(target), monitor=config.monitor, mode=config.mode, save_best_only=True)
 
 
 def reduce_lr_on_plateau(config: schema.ReduceLROnPlateauCallback, run_path: Path) -> Any:

@@ -97,8 +97,10 @@ def _restore_from(path: Path, model: Any, before_assign: Callable[[int], None] |
         optimizer_variables = model.optimizer.variables if model.optimizer is not None else []
         stored_optimizer = sum(1 for key in stored.files if key.startswith("optimizer/"))
         if stored_optimizer != len(optimizer_variables):
-            raise ValueError(f"the checkpoint holds {stored_optimizer} optimizer variables, the configured optimizer "
-                             f"has {len(optimizer_variables)} (resumed with other optimizer settings?)")
+            raise ValueError(
+                f"the checkpoint holds {stored_optimizer} optimizer variables, the configured optimizer "
+                f"has {len(optimizer_variables)} (resumed with other optimizer settings?)"
+            )
         optimizer_arrays = [stored[f"optimizer/{index}"] for index in range(len(optimizer_variables))]
         epochs = int(stored["epochs_completed"])
     for variable, array in zip(model.variables, model_arrays):

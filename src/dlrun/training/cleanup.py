@@ -64,8 +64,10 @@ def plan(runs_root: str | Path, now: float | None = None) -> list[Item]:
     """Everything under `runs_root` (and its feature cache) that may be removed, nothing removed yet."""
     root = Path(runs_root)
     if not root.is_dir():
-        raise errors.RunError(f"RUNS_ROOT: received {str(runs_root)!r}, which is not a folder; expected the folder "
-                              "that holds the run folders (output.runs_root)")
+        raise errors.RunError(
+            f"RUNS_ROOT: received {str(runs_root)!r}, which is not a folder; expected the folder "
+            "that holds the run folders (output.runs_root)"
+        )
     now = time.time() if now is None else now
     items, used = [], set()
     for run_path in _run_folders(root):
@@ -73,11 +75,13 @@ def plan(runs_root: str | Path, now: float | None = None) -> list[Item]:
         used.update(_feature_cache_entries(run_path, record))
         if _locked(run_path):
             continue  # a live run: its temp files are writes in progress and it may need its checkpoints
-        items += [Item(path, _size(path), "temp file of a crashed write", run_path)
-                  for path in _own_files(run_path) if atomic.is_temp_name(path.name)]
+        items += [
+            Item(path, _size(path), "temp file of a crashed write", run_path)
+            for path in _own_files(run_path)
+            if atomic.is_temp_name(path.name)
+        ]
         if record.get("status") == "completed":
-            items += [Item(path, _size(path), "resume checkpoint of a completed run", run_path)
-                      for path in resume_checkpoints(run_path)]
+            items += [Item(path, _size(path), "resume checkpoint of a completed run", run_path) for path in resume_checkpoints(run_path)]
     cache_roots = {feature_cache.root(None, str(root))} | {entry.parent for entry in used}
     for cache_root in sorted(cache_roots):
         items += _unused_entries(cache_root, used, now)

@@ -50,8 +50,10 @@ class Share:
 
         if self.count == 1:
             return order
-        pieces = [order[start : start + batch_size][self.rows(len(order[start : start + batch_size]))]
-                  for start in range(0, len(order), batch_size)]
+        pieces = [
+            order[start : start + batch_size][self.rows(len(order[start : start + batch_size]))]
+            for start in range(0, len(order), batch_size)
+        ]
         return np.concatenate(pieces) if pieces else order
 
 
@@ -77,17 +79,21 @@ def activate(config: schema.Config) -> Share:
             keras.distribution.set_distribution(None)  # an earlier Training in this process may have set one
         return SINGLE
     if backend.loaded() != "jax":
-        raise errors.ConfigError(f"backend: received {backend.loaded()!r}; expected jax for train.distribute: "
-                                 "data_parallel (keras.distribution runs on JAX): set backend: jax, or unset KERAS_BACKEND")
+        raise errors.ConfigError(
+            f"backend: received {backend.loaded()!r}; expected jax for train.distribute: "
+            "data_parallel (keras.distribution runs on JAX): set backend: jax, or unset KERAS_BACKEND"
+        )
     import jax
 
     if os.environ.get(JOB_ADDRESSES) and not jax.distributed.is_initialized():
         try:
             keras.distribution.initialize()  # reads the three KERAS_DISTRIBUTION_* variables
         except (ValueError, RuntimeError) as error:
-            raise errors.ConfigError(f"{JOB_ADDRESSES}: received {os.environ[JOB_ADDRESSES]!r} ({NUM_PROCESSES}="
-                                     f"{os.environ.get(NUM_PROCESSES)}, {PROCESS_ID}={os.environ.get(PROCESS_ID)}); "
-                                     f"expected a coordinator every process reaches ({error})") from None
+            raise errors.ConfigError(
+                f"{JOB_ADDRESSES}: received {os.environ[JOB_ADDRESSES]!r} ({NUM_PROCESSES}="
+                f"{os.environ.get(NUM_PROCESSES)}, {PROCESS_ID}={os.environ.get(PROCESS_ID)}); "
+                f"expected a coordinator every process reaches ({error})"
+            ) from None
     # The data is already cut per process (Share): Keras' auto-sharding works on tf.data datasets only.
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
     return Share(jax.process_index(), jax.process_count())
@@ -107,14 +113,17 @@ def scope(config: schema.Config) -> Iterator[Any]:
     try:
         strategy = tf.distribute.MirroredStrategy(devices=list(config.train.devices) or None)
     except (ValueError, RuntimeError) as error:
-        raise errors.ConfigError(f"train.devices: received {list(config.train.devices)}; expected devices this "
-                                 f"machine has ({error})") from None
+        raise errors.ConfigError(
+            f"train.devices: received {list(config.train.devices)}; expected devices this machine has ({error})"
+        ) from None
     replicas = strategy.num_replicas_in_sync
     if config.train.batch_size % replicas:
         # Keras 3.15 builds a distributed model from its first batch reduced across replicas, which
         # fails on unequal shares (keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build).
-        raise errors.ConfigError(f"train.batch_size: received {config.train.batch_size} with {replicas} mirrored "
-                                 f"replicas; expected a multiple of {replicas} (the global batch is split evenly)")
+        raise errors.ConfigError(
+            f"train.batch_size: received {config.train.batch_size} with {replicas} mirrored "
+            f"replicas; expected a multiple of {replicas} (the global batch is split evenly)"
+        )
     with strategy.scope():
         yield strategy
 
@@ -128,19 +137,24 @@ def check_batches(config: schema.Config, data: dataset.Dataset, share: Share) ->
 
     devices, batch_size = jax.device_count(), config.train.batch_size
     if batch_size % devices:
-        raise errors.ConfigError(f"train.batch_size: received {batch_size} with {devices} data-parallel devices; "
-                                 f"expected a multiple of {devices} (each device gets an equal part of each batch)")
+        raise errors.ConfigError(
+            f"train.batch_size: received {batch_size} with {devices} data-parallel devices; "
+            f"expected a multiple of {devices} (each device gets an equal part of each batch)"
+        )
     for name in ("train", "validation", "test"):
         size = data.size(name)
         if size % batch_size % devices:
             raise errors.ConfigError(
                 f"train.batch_size: received {batch_size} with {devices} data-parallel devices and a {name} split of "
                 f"{size} samples, whose last batch of {size % batch_size} does not split evenly; expected a batch "
-                f"size that leaves a last batch divisible by {devices} (or none)")
+                f"size that leaves a last batch divisible by {devices} (or none)"
+            )
         if share.count > 1 and size and not isinstance(data.split(name), tuple):
-            raise errors.ConfigError(f"train.distribute: received 'data_parallel' across {share.count} processes "
-                                     f"with a streamed (tf.data) {name} split; expected in-memory data (NumPy arrays), "
-                                     "which each process cuts into its share of every batch")
+            raise errors.ConfigError(
+                f"train.distribute: received 'data_parallel' across {share.count} processes "
+                f"with a streamed (tf.data) {name} split; expected in-memory data (NumPy arrays), "
+                "which each process cuts into its share of every batch"
+            )
 
 
 def validation(data: dataset.Dataset, batch_size: int, share: Share) -> dict:
@@ -179,14 +193,20 @@ def runs_root(config: schema.Config, share: Share, resuming: bool, console: Cons
     """`config` as this process trains it: unchanged in process 0 (the only one with a run folder); in the
     others, with a temporary runs root (deleted by `remove_scratch` once the run completes)."""
     if resuming and share.count > 1:
-        raise errors.ConfigError("train.distribute: received 'data_parallel' across processes with --resume; expected "
-                                 "one process (the other processes keep no checkpoints): start a new run")
+        raise errors.ConfigError(
+            "train.distribute: received 'data_parallel' across processes with --resume; expected "
+            "one process (the other processes keep no checkpoints): start a new run"
+        )
     if not share.index:
         return config
     import tempfile
 
-    console.print(f"process {share.index} of {share.count}: process 0 writes the run folder; this one trains in a "
-                  "temporary folder, deleted at the end", highlight=False, soft_wrap=True)
+    console.print(
+        f"process {share.index} of {share.count}: process 0 writes the run folder; this one trains in a "
+        "temporary folder, deleted at the end",
+        highlight=False,
+        soft_wrap=True,
+    )
     scratch = tempfile.mkdtemp(prefix="dlrun-process-")
     return config.model_copy(update={"output": config.output.model_copy(update={"runs_root": scratch})})
 
@@ -206,6 +226,11 @@ def record(config: schema.Config, share: Share) -> dict | None:
         return None
     import jax
 
-    return {"kind": "data_parallel", "devices": jax.device_count(), "local_devices": jax.local_device_count(),
-            "processes": share.count, "device_kind": jax.devices()[0].device_kind,
-            "per_device_batch": config.train.batch_size // jax.device_count()}
+    return {
+        "kind": "data_parallel",
+        "devices": jax.device_count(),
+        "local_devices": jax.local_device_count(),
+        "processes": share.count,
+        "device_kind": jax.devices()[0].device_kind,
+        "per_device_batch": config.train.batch_size // jax.device_count(),
+    }

@@ -36,7 +36,9 @@ def compile_model(model: Any, config: schema.Config, task: str, optimizer_config
     return {"loss": loss, "metrics": metric_names}
 
 
-def report(model: Any, loaded: dataset.Dataset, split: str, batch_size: int, plots_dir: str | Path | None = None, tag: str | None = None) -> dict:
+def report(
+    model: Any, loaded: dataset.Dataset, split: str, batch_size: int, plots_dir: str | Path | None = None, tag: str | None = None
+) -> dict:
     """Evaluate on `split`: metrics, the baseline on the same split, and the prediction analysis.
 
     Classification adds the confusion matrix and per-class precision/recall/F1; regression adds
@@ -90,8 +92,10 @@ def _batches(loaded: dataset.Dataset, split: str, batch_size: int) -> dict:
         raise ValueError(f"Received a dataset without a {split} split; expected one to evaluate on.")
     inputs, targets = arguments.get("x"), arguments.get("y")
     if isinstance(inputs, np.ndarray) and isinstance(targets, np.ndarray):
-        return {"x": batches.seeded(inputs, targets, batch_size, seed=0, first_epoch=0, epochs=1, shuffle=False),
-                "steps": batches.steps_per_epoch(len(inputs), batch_size)}
+        return {
+            "x": batches.seeded(inputs, targets, batch_size, seed=0, first_epoch=0, epochs=1, shuffle=False),
+            "steps": batches.steps_per_epoch(len(inputs), batch_size),
+        }
     return {"x": inputs}
 
 
@@ -117,9 +121,7 @@ def classification_analysis(true: np.ndarray, predicted: np.ndarray, class_names
 
     labels = list(range(len(class_names)))
     matrix = sklearn_metrics.confusion_matrix(true, predicted, labels=labels)
-    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
-        true, predicted, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
     per_class = {
         name: {"precision": float(precision[index]), "recall": float(recall[index]), "f1": float(f1[index]), "support": int(support[index])}
         for index, name in enumerate(class_names)
@@ -157,7 +159,12 @@ CHECKPOINTS = {"final": "model.keras", "best": "checkpoints/best.keras"}
 
 
 def evaluate_run(
-    run_dir: str | Path, split: str, checkpoint: str, data_path: str | None, console: Console, command: list[str] | None = None,
+    run_dir: str | Path,
+    split: str,
+    checkpoint: str,
+    data_path: str | None,
+    console: Console,
+    command: list[str] | None = None,
     backend_name: str | None = None,
 ) -> dict:
     """`dlrun eval`: evaluate a stored run's model on one split; write `eval_<split>[_best].json` into the run.
@@ -176,8 +183,7 @@ def evaluate_run(
     model_path = run.path / CHECKPOINTS[checkpoint]
     if not model_path.is_file():
         hint = (
-            "a run trained with a `checkpoint` callback" if checkpoint == "best"
-            else "a completed run saved with output.save_model: true"
+            "a run trained with a `checkpoint` callback" if checkpoint == "best" else "a completed run saved with output.save_model: true"
         )
         raise errors.RunError(f"{model_path}: no such file; expected {hint}")
     config_path = run.path / runs.CONFIG_FILE
@@ -186,8 +192,7 @@ def evaluate_run(
     if data_path is not None:
         if "path" not in type(stored.data).model_fields:
             raise errors.UsageError(
-                f"--data-path: received {str(data_path)!r}; expected a dataset with a `path` option "
-                f"(dataset {stored.data.name!r} has none)"
+                f"--data-path: received {str(data_path)!r}; expected a dataset with a `path` option (dataset {stored.data.name!r} has none)"
             )
         set_items.append(f"data.path={json.dumps(str(data_path))}")
     config = config_module.load(config_path, set_items) if set_items else stored
@@ -238,5 +243,7 @@ def per_class_table(per_class: dict) -> Any:
 
     table = rich_table.Table("class", "precision", "recall", "f1", "support")
     for name, values in per_class.items():
-        table.add_row(terminal.text(name), f"{values['precision']:.4f}", f"{values['recall']:.4f}", f"{values['f1']:.4f}", str(values["support"]))
+        table.add_row(
+            terminal.text(name), f"{values['precision']:.4f}", f"{values['recall']:.4f}", f"{values['f1']:.4f}", str(values["support"])
+        )
     return table

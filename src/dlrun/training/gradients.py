@@ -190,11 +190,11 @@ class JaxSteps:
 
     def _variables(self) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
         model = self.model
-        return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables,
-                model.metrics_variables)
+        return (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables)
 
-    def _loss_and_updates(self, trainable: list[Any], non_trainable: list[Any], metrics_values: list[Any], inputs: Any, targets: Any,
-                          training: bool) -> tuple[Any, tuple[Any, list[Any], list[Any]]]:
+    def _loss_and_updates(
+        self, trainable: list[Any], non_trainable: list[Any], metrics_values: list[Any], inputs: Any, targets: Any, training: bool
+    ) -> tuple[Any, tuple[Any, list[Any], list[Any]]]:
         """The loss (compiled loss + `model.losses`) and, as aux, the predictions and updated states.
 
         `model.stateless_call` and `model.stateless_compute_loss` in one stateless scope: the forward
@@ -204,8 +204,11 @@ class JaxSteps:
         keras = backend.import_keras()
 
         model = self.model
-        mapping = [*zip(model.trainable_variables, trainable), *zip(model.non_trainable_variables, non_trainable),
-                   *zip(model.metrics_variables, metrics_values)]
+        mapping = [
+            *zip(model.trainable_variables, trainable),
+            *zip(model.non_trainable_variables, non_trainable),
+            *zip(model.metrics_variables, metrics_values),
+        ]
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
             predictions = model(inputs, training=training)
             loss = model.compute_loss(x=inputs, y=targets, y_pred=predictions, training=training)

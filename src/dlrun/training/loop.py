@@ -105,8 +105,13 @@ def fit(
     return model.history
 
 
-def evaluate(model: Any, data: Any, batch_size: int = 32, callback_list: Any = None,
-             steps: gradients.TensorFlowSteps | gradients.JaxSteps | gradients.TorchSteps | None = None) -> dict[str, float]:
+def evaluate(
+    model: Any,
+    data: Any,
+    batch_size: int = 32,
+    callback_list: Any = None,
+    steps: gradients.TensorFlowSteps | gradients.JaxSteps | gradients.TorchSteps | None = None,
+) -> dict[str, float]:
     """The compiled loss and metrics of `model` in inference mode, like `model.evaluate`.
 
     `data`: an `(inputs, targets)` pair of arrays, cut into consecutive batches of `batch_size`, or a

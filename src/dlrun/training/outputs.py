@@ -1,4 +1,5 @@
-"""What a `dlrun train` run writes when it ends (`dlrun.training.trainer`): metrics.json with the test
+"""What a `dlrun train` run writes about itself (`dlrun.training.trainer`): run.json's records of how it
+trains (precision, jit_compile, devices, steps per execution) and, when it ends, metrics.json with the test
 split's evaluation, the learning-curve plots and model.keras, and the summary run.json keeps of them."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlrun import terminal
 from dlrun.runs import history, plots
-from dlrun.training import evaluation
+from dlrun.training import distribution, evaluation, precision
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,3 +49,19 @@ def write_plots(run: folder.Run, config: schema.Config, run_history: dict) -> No
     """The learning curves so far, when the config draws plots."""
     if config.output.plots and run_history["epoch"]:
         plots.learning_curves(run_history, run.path / "plots")
+
+
+def numerics(training: Any) -> dict:
+    """run.json's precision, Keras' resolved jit_compile (XLA) and, for data_parallel, the devices."""
+    spread = distribution.record(training.config, training.share)
+    return {
+        "precision": precision.record(training.model),
+        "jit_compile": bool(training.model.jit_compile),
+        **({"distribution": spread} if spread else {}),
+    }
+
+
+def steps_record(training: Any) -> dict:
+    """run.json's steps_per_execution: the batches per compiled call and why."""
+    steps, reason = training.steps_per_execution
+    return {"steps": steps, "reason": reason}

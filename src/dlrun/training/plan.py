@@ -99,9 +99,7 @@ def _pretrained(config: schema.Config, loaded: dataset.Dataset, console: Console
     if fine_tune is not None:
         chosen = pretrained.layers_to_unfreeze(built.base, fine_tune)
         optimizer = config.compile.optimizer.model_copy(update={"learning_rate": fine_tune.learning_rate})
-        phases.append(
-            Phase("fine_tune", fine_tune.epochs, optimizer, prepare=lambda: pretrained.unfreeze(built.base, chosen))
-        )
+        phases.append(Phase("fine_tune", fine_tune.epochs, optimizer, prepare=lambda: pretrained.unfreeze(built.base, chosen)))
     return Plan(model=built.model, data=loaded, phases=phases)
 
 

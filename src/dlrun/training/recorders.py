@@ -31,8 +31,13 @@ class RunRecorder(keras.callbacks.Callback):
     a worker process back to the one that runs the trials).
     """
 
-    def __init__(self, folder: str | Path, initial_history: dict | None = None, checkpoint_every_epoch: bool = True,
-                 on_epoch: Callable[[int, dict], None] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        initial_history: dict | None = None,
+        checkpoint_every_epoch: bool = True,
+        on_epoch: Callable[[int, dict], None] | None = None,
+    ) -> None:
         super().__init__()
         self.folder = Path(folder)
         self.history = history.empty() if initial_history is None else initial_history
@@ -76,8 +81,11 @@ class RunRecorder(keras.callbacks.Callback):
         kept, latest = len(self.history["epoch"]), self.folder / checkpoints.LATEST
         return errors.TrainingFailed(
             f"training stopped: {self.non_finite}; "
-            + (f"the last good state is in {latest} (epoch {kept})" if kept and latest.exists()
-               else "no epoch completed: no state was kept")
+            + (
+                f"the last good state is in {latest} (epoch {kept})"
+                if kept and latest.exists()
+                else "no epoch completed: no state was kept"
+            )
         )
 
 

@@ -11,8 +11,9 @@ from dlrun.runs import history
 from dlrun.training import checkpoints
 
 
-def prepare(run_dir: Path, config_file: Path | None, set_items: list[str] | tuple[str, ...], force: bool,
-            backend: str | None = None) -> tuple[runs.Run | None, schema.Config]:
+def prepare(
+    run_dir: Path, config_file: Path | None, set_items: list[str] | tuple[str, ...], force: bool, backend: str | None = None
+) -> tuple[runs.Run | None, schema.Config]:
     """The run to continue and the config to continue it with; `(None, config)` when it already completed.
 
     The config is the run's stored one; a config file, `--set` items or `backend` that change it are refused,
@@ -28,8 +29,9 @@ def prepare(run_dir: Path, config_file: Path | None, set_items: list[str] | tupl
     wanted = config.load(config_file if config_file else stored_path, set_items, backend)
     if backend is None and wanted.backend == "auto":  # the run's resolved backend is what `auto` chose for it
         wanted = wanted.model_copy(update={"backend": stored.backend})
-    changes = [change for change in differences(config.to_data(stored), config.to_data(wanted))
-               if backend is None or change[0] != "backend"]  # --backend NAME is how a new backend is asked for
+    changes = [
+        change for change in differences(config.to_data(stored), config.to_data(wanted)) if backend is None or change[0] != "backend"
+    ]  # --backend NAME is how a new backend is asked for
     if changes and not force:
         raise errors.ConfigError(
             [f"{path}: run has {before}, now {after}" for path, before, after in changes]
@@ -40,7 +42,8 @@ def prepare(run_dir: Path, config_file: Path | None, set_items: list[str] | tupl
         raise errors.ConfigError(
             f"compile.optimizer.name: the run trained with {stored.compile.optimizer.name!r}, now "
             f"{wanted.compile.optimizer.name!r}; expected the same optimizer to continue it (its checkpoint holds "
-            "that optimizer's state): train a new run to use another", source=f"for --resume {run_dir}",
+            "that optimizer's state): train a new run to use another",
+            source=f"for --resume {run_dir}",
         )
     if run.record.get("status") == "completed":
         return None, wanted
@@ -100,3 +103,11 @@ def differences(before: dict, after: dict, prefix: str = "") -> list[tuple[str, 
         elif old != new:
             found.append((path, old, new))
     return found
+
+
+def backend_line(choice: backend_module.Choice, config: schema.Config, resume_run: runs.Run | None) -> str:
+    """What `backend.said` prints; a resumed run on its own backend repeats why it was chosen."""
+    earlier = (resume_run.record.get("backend") or {}) if resume_run is not None else {}
+    if earlier.get("name") == choice.name and earlier.get("reason"):
+        return f"backend: {choice.name} (the run's own: {earlier['reason']})"
+    return backend_module.said(choice, config.backend)

@@ -85,8 +85,7 @@ def measure(config_data: dict) -> dict:
         began = time.perf_counter()
         again = trainer.Training(config, loaded, console)
         rebuilt = time.perf_counter()
-        report.update(warm_build_seconds=round(rebuilt - began, 3),
-                      warm_first_step_seconds=round(fit_seconds(again.model, 2 * group), 3))
+        report.update(warm_build_seconds=round(rebuilt - began, 3), warm_first_step_seconds=round(fit_seconds(again.model, 2 * group), 3))
     return report
 
 

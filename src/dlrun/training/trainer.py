@@ -32,6 +32,7 @@ from dlrun.training import (
     outputs,
     plan as training_plan,
     precision,
+    resume,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ class Training:
             self.plan = training_plan.plan(config, dataset, console)
             distribution.check_batches(config, self.plan.data, self.share)
             self.steps_per_execution = batches.steps_per_execution(
-                config.train, self.plan.data, int(self.plan.model.count_params()), backend.loaded())
+                config.train, self.plan.data, int(self.plan.model.count_params()), backend.loaded()
+            )
             self.compiler = _Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
             self.compiler.compile(self.plan.phases[0])
         self.history = history.empty()  # the epochs so far, kept current while fitting
@@ -95,8 +97,7 @@ class Training:
         self.history = history.truncate(history.load(folder / history.FILE_NAME), first_epoch)
         history.save(folder / history.FILE_NAME, self.history)
         if new_learning_rate:
-            phase = [phase for index, (phase, start, _end) in enumerate(self.plan.epoch_ranges())
-                     if index == 0 or start <= first_epoch][-1]
+            phase = [phase for index, (phase, start, _end) in enumerate(self.plan.epoch_ranges()) if index == 0 or start <= first_epoch][-1]
             self.model.optimizer.learning_rate = phase.optimizer.learning_rate
         return first_epoch, source
 
@@ -104,8 +105,15 @@ class Training:
         """Whether `folder` holds a checkpoint to continue from."""
         return checkpoints.exists(folder)
 
-    def fit(self, folder: Path, first_epoch: int = 0, epochs: int | None = None, on_epoch: OnEpoch | None = None,
-            extra_callbacks: list | None = None, progress: bool = True) -> Fitted:
+    def fit(
+        self,
+        folder: Path,
+        first_epoch: int = 0,
+        epochs: int | None = None,
+        on_epoch: OnEpoch | None = None,
+        extra_callbacks: list | None = None,
+        progress: bool = True,
+    ) -> Fitted:
         """Fit from `first_epoch` (after `restore`) to `epochs` (default: every phase's epochs), into `folder`.
 
         `on_epoch(epochs_completed, logs)` runs after each epoch's files are written; `extra_callbacks`
@@ -230,6 +238,7 @@ def load(config: schema.Config, console: Console, validating: bool | None = None
 @dataclasses.dataclass
 class FitRequest:
     """The fit a staged `dlrun train` run waits for (`staged`): `fit()` is what `train` does with it."""
+
     training: Training
     folder: Path
     first_epoch: int
@@ -240,9 +249,15 @@ class FitRequest:
         return self.training.fit(self.folder, self.first_epoch, on_epoch=self.on_epoch, extra_callbacks=self.extra_callbacks)
 
 
-def train(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
-          tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
-          on_epoch: OnEpoch | None = None) -> runs.Run:
+def train(
+    config: schema.Config,
+    console: Console,
+    command: list[str] | None = None,
+    resume_run: runs.Run | None = None,
+    tracker: tracking.MlflowTracker | None = None,
+    on_start: Callable[[runs.Run], None] | None = None,
+    on_epoch: OnEpoch | None = None,
+) -> runs.Run:
     """`dlrun train`: train as `config` says (or continue `resume_run`); return the completed run.
 
     Everything that can be checked (data, shapes, monitors) is checked before the run folder exists,
@@ -271,9 +286,15 @@ def conclude(stages: Generator[FitRequest, Fitted, runs.Run], fitted: Fitted | B
     raise RuntimeError("Received training stages that went on after their fit; expected one fit per run")
 
 
-def staged(config: schema.Config, console: Console, command: list[str] | None = None, resume_run: runs.Run | None = None,
-           tracker: tracking.MlflowTracker | None = None, on_start: Callable[[runs.Run], None] | None = None,
-           on_epoch: OnEpoch | None = None) -> Generator[FitRequest, Fitted, runs.Run]:
+def staged(
+    config: schema.Config,
+    console: Console,
+    command: list[str] | None = None,
+    resume_run: runs.Run | None = None,
+    tracker: tracking.MlflowTracker | None = None,
+    on_start: Callable[[runs.Run], None] | None = None,
+    on_epoch: OnEpoch | None = None,
+) -> Generator[FitRequest, Fitted, runs.Run]:
     """`train` in stages, so several runs can fit together (`dlrun.trials.sweep_vectorized`): `next()` makes the
     run folder and yields its `FitRequest` inside the run's lifecycle; `conclude` hands back the outcome."""
     first_epoch = 0
@@ -293,7 +314,7 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
         measured = calibration.choose(config, console)  # backend: auto, timed on each backend (or cached)
         console.print(f"[bold]dlrun train[/bold] {terminal.text(config.name)}: importing Keras...", highlight=False)
         choice = backend.activate(config, measured)
-        console.print(_backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
+        console.print(resume.backend_line(choice, config, resume_run), highlight=False, soft_wrap=True)
         # The run folder stores the backend `auto` resolved to: its config.yaml trains on it anywhere.
         config = config.model_copy(update={"backend": choice.name})
         loaded = load(config, console)
@@ -302,10 +323,16 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
         if resume_run is None:
             run = runs.create(config.output.runs_root, config.name)
             run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-            extra = {"data": loaded.summary(), "data_fingerprint": loaded.fingerprint(),
-                     "parameters": int(training.saved_model.count_params()),
-                     "loss": training.compiler.loss, "metrics": training.compiler.metric_names, "backend": choice.record(),
-                     "steps_per_execution": _steps_record(training), **_numerics(training)}
+            extra = {
+                "data": loaded.summary(),
+                "data_fingerprint": loaded.fingerprint(),
+                "parameters": int(training.saved_model.count_params()),
+                "loss": training.compiler.loss,
+                "metrics": training.compiler.metric_names,
+                "backend": choice.record(),
+                "steps_per_execution": outputs.steps_record(training),
+                **outputs.numerics(training),
+            }
             if training.plan.feature_cache is not None:  # the cache entry it trains on: `dlrun runs clean` keeps it
                 extra["feature_cache"] = str(Path(training.plan.feature_cache).resolve())
             run.start(command, config.seed, runs.versions(), extra=extra)
@@ -326,7 +353,7 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
             earlier = run.record.get("backend") or {}
             if earlier.get("name") != choice.name:  # asked for with --backend: the run says it switched
                 run.update(backend={**choice.record(), "switched_from": earlier.get("name"), "after_epoch": first_epoch})
-            run.update(steps_per_execution=_steps_record(training), **_numerics(training))
+            run.update(steps_per_execution=outputs.steps_record(training), **outputs.numerics(training))
 
         with runs.recorded(run, "training", f"dlrun train --resume {run.path}", stopped):
             if said is not None:
@@ -341,8 +368,7 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
                 highlight=False,
                 soft_wrap=True,
             )
-            fitted = yield FitRequest(training, run.path, first_epoch, heartbeat,
-                                      [tracker.callback()] if tracker is not None else None)
+            fitted = yield FitRequest(training, run.path, first_epoch, heartbeat, [tracker.callback()] if tracker is not None else None)
             summary = outputs.finish_files(run, config, training, console)
             summary["fit_seconds"] = round(fitted.seconds, 3)
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
@@ -355,26 +381,6 @@ def staged(config: schema.Config, console: Console, command: list[str] | None = 
     if late:
         raise errors.Interrupted(f"interrupted as the run completed; it is complete: {run.path}")
     return run
-
-
-def _numerics(training: Training) -> dict:
-    """run.json's precision, Keras' resolved jit_compile (XLA) and, for data_parallel, the devices."""
-    spread = distribution.record(training.config, training.share)
-    return {"precision": precision.record(training.model), "jit_compile": bool(training.model.jit_compile),
-            **({"distribution": spread} if spread else {})}
-
-
-def _steps_record(training: Training) -> dict:
-    steps, reason = training.steps_per_execution
-    return {"steps": steps, "reason": reason}
-
-
-def _backend_line(choice: backend.Choice, config: schema.Config, resume_run: runs.Run | None) -> str:
-    """What `backend.said` prints; a resumed run on its own backend repeats why it was chosen."""
-    earlier = (resume_run.record.get("backend") or {}) if resume_run is not None else {}
-    if earlier.get("name") == choice.name and earlier.get("reason"):
-        return f"backend: {choice.name} (the run's own: {earlier['reason']})"
-    return backend.said(choice, config.backend)
 
 
 def _learning_rates(config: schema.Config) -> tuple:

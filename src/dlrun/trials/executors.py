@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dlrun import errors
-from dlrun.trials import outcomes
+from dlrun.trials import forget, outcomes
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -44,8 +44,7 @@ RAY_INSTALL = "pip install 'dlrun[ray]'"
 _GRACE_SECONDS = 10.0  # how long stopped workers get to record their state before SIGKILL
 
 
-def resolve(executor: str | None, workers: int, address: str | None = None, cpus_per_trial: float = 1.0,
-            batch: int | None = None) -> str:
+def resolve(executor: str | None, workers: int, address: str | None = None, cpus_per_trial: float = 1.0, batch: int | None = None) -> str:
     """The executor the options ask for (`pool` when only --workers > 1 is given); refuse impossible ones.
 
     Checks everything before any run folder is made, including that Ray is importable for `ray`.
@@ -53,7 +52,9 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
     if batch is not None and batch < 1:
         raise errors.UsageError(f"--batch: received {batch}; expected a number of trials >= 1")
     if batch is not None and executor not in ("vectorized", "auto"):
-        raise errors.UsageError(f"--batch: received {batch} with --executor {executor or 'sequential'}; expected --executor vectorized or auto")
+        raise errors.UsageError(
+            f"--batch: received {batch} with --executor {executor or 'sequential'}; expected --executor vectorized or auto"
+        )
     if workers < 1:
         raise errors.UsageError(f"--workers: received {workers}; expected a number of worker processes >= 1")
     if cpus_per_trial <= 0:
@@ -63,9 +64,7 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
     if executor not in EXECUTORS:
         raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
     if executor in IN_PROCESS and workers > 1:
-        raise errors.UsageError(
-            f"--workers: received {workers} with --executor {executor}; expected 1 (or --executor pool)"
-        )
+        raise errors.UsageError(f"--workers: received {workers} with --executor {executor}; expected 1 (or --executor pool)")
     if address is not None and executor != "ray":
         raise errors.UsageError(f"--address: received {address!r} with --executor {executor}; expected --executor ray")
     if address is not None and address != "auto" and not address.startswith("ray://"):
@@ -75,9 +74,7 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
             import ray  # noqa: F401
             from ray import tune  # noqa: F401
         except ImportError:
-            raise errors.UsageError(
-                f"--executor ray: received a Python without Ray Tune; expected it installed: {RAY_INSTALL}"
-            ) from None
+            raise errors.UsageError(f"--executor ray: received a Python without Ray Tune; expected it installed: {RAY_INSTALL}") from None
     return executor
 
 
@@ -94,8 +91,14 @@ class Placement:
     batch: int | None = None  # a vectorized sweep: trials asked and trained together (None: BATCH)
 
     @classmethod
-    def resolve(cls, executor: str | None = None, workers: int = 1, address: str | None = None,
-                cpus_per_trial: float = 1.0, batch: int | None = None) -> Placement:
+    def resolve(
+        cls,
+        executor: str | None = None,
+        workers: int = 1,
+        address: str | None = None,
+        cpus_per_trial: float = 1.0,
+        batch: int | None = None,
+    ) -> Placement:
         """The placement the command-line options ask for (see `resolve`)."""
         return cls(resolve(executor, workers, address, cpus_per_trial, batch), workers, address, cpus_per_trial, batch=batch)
 
@@ -132,8 +135,11 @@ def vectorized_said(reason: str | None, noun: str, auto: bool) -> str | None:
     """The one console line of a vectorized or `auto` executor (None: nothing to say, vectorized as asked):
     `noun` is what trains together ("folds", "trials"); `reason` why vectorized does not apply (or None)."""
     if auto:
-        return (f"executor: vectorized (the {noun} as one JAX program)" if reason is None
-                else f"executor: sequential (vectorized does not apply: {reason})")
+        return (
+            f"executor: vectorized (the {noun} as one JAX program)"
+            if reason is None
+            else f"executor: sequential (vectorized does not apply: {reason})"
+        )
     return None if reason is None else f"vectorized: not applicable ({reason}), running {noun} one by one"
 
 
@@ -169,7 +175,7 @@ def run(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEve
 
 def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcomes.OnEvent) -> None:
     for key, payload in tasks:
-        registered = set(_gradient_registry())
+        registered = set(forget.gradient_registry())
         try:
             result = worker(payload, functools.partial(on_event, key))
         except (KeyboardInterrupt, errors.Interrupted):
@@ -178,7 +184,7 @@ def _sequential(tasks: outcomes.Tasks, worker: outcomes.Worker, on_event: outcom
             on_event(key, outcomes.failure(error))
             continue
         finally:  # this process runs task after task as a pool worker does: the same leak, the same cure
-            _forget_models(registered)
+            forget.since(registered)
         on_event(key, {"type": "done", "result": result})
 
 
@@ -209,45 +215,11 @@ def _initialize_worker(events: multiprocessing.queues.Queue, threads: int) -> No
 def _call_in_worker(worker: outcomes.Worker, key: Any, payload: Any) -> Any:
     """In a pool process: run one task, its events going back through the queue; then drop what Keras and
     TensorFlow keep of it (their global state grows with every model trained: the leak class of keras-tuner#395)."""
-    registered = set(_gradient_registry())
+    registered = set(forget.gradient_registry())
     try:
         return worker(payload, lambda event: _events.put((key, event)))
     finally:
-        _forget_models(registered)
-
-
-def _forget_models(registered: set[str] | frozenset[str] = frozenset()) -> None:
-    """Clear Keras' session, and forget the custom gradients TensorFlow registered since `registered`.
-
-    TensorFlow registers each `tf.custom_gradient` traced in a graph under a new name (`CustomGradient-N`)
-    in its process-wide gradient registry and never removes it; the entry holds the traced graph. Keras'
-    optimizer all-reduces the gradients through one (`tf.distribute`'s `all_reduce`) in every trace of a
-    train function, so without this each trial left its whole train graph behind (about 1.4 MiB a tiny
-    trial, BENCHMARKS.md "Memory over 100 sweep trials"). Once the session is cleared nothing can
-    differentiate through those graphs again.
-    """
-    import gc
-    import sys
-
-    if "keras" in sys.modules:
-        clear_session = sys.modules["keras"].backend.clear_session
-        try:
-            clear_session(free_memory=False)  # one garbage collection below is enough (each costs ~0.3 s here)
-        except TypeError:  # a Keras without the option
-            clear_session()
-    registry = _gradient_registry()
-    for name in [name for name in registry if name.startswith("CustomGradient-") and name not in registered]:
-        del registry[name]
-    gc.collect()
-
-
-def _gradient_registry() -> dict:
-    """TensorFlow's gradient registry (name -> entry) where TensorFlow 2.x keeps it; empty without TensorFlow."""
-    import sys
-
-    module = sys.modules.get("tensorflow.python.framework.ops")
-    registry = getattr(getattr(module, "_gradient_registry", None), "_registry", None)
-    return registry if isinstance(registry, dict) else {}
+        forget.since(registered)
 
 
 class Pool:
@@ -264,8 +236,10 @@ class Pool:
         self.workers = workers
         self.closed = False
         self.executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context,
-            initializer=_initialize_worker, initargs=(self.events, threads_per_worker(workers)),
+            max_workers=workers,
+            mp_context=context,
+            initializer=_initialize_worker,
+            initargs=(self.events, threads_per_worker(workers)),
         )
         for _ in range(workers):
             self.executor.submit(os.getpid)  # each submission with no idle worker starts a process now

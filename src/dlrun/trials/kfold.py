@@ -71,8 +71,14 @@ def kfold(
     # equal a sequential run's).
     choice = calibration.choose(config, console)
     os.environ["KERAS_BACKEND"] = choice.name
-    options = {"k": k, "repeats": repeats, "shuffle": shuffle, "final": final, "smoothing": smoothing,
-               "keep_early_stopping": keep_early_stopping}
+    options = {
+        "k": k,
+        "repeats": repeats,
+        "shuffle": shuffle,
+        "final": final,
+        "smoothing": smoothing,
+        "keep_early_stopping": keep_early_stopping,
+    }
     return _with_workers(placement, lambda placement: _start(config, console, options, monitor, command, placement, choice, watch))
 
 
@@ -91,8 +97,16 @@ def _with_workers(placement: executors.Placement, body: Callable[[executors.Plac
     return outcome
 
 
-def _start(config: schema.Config, console: Console, options: dict, monitor: str | None, command: list[str] | None,
-           placement: executors.Placement, choice: backend.Choice, watch: Watch = None) -> runs.Run:
+def _start(
+    config: schema.Config,
+    console: Console,
+    options: dict,
+    monitor: str | None,
+    command: list[str] | None,
+    placement: executors.Placement,
+    choice: backend.Choice,
+    watch: Watch = None,
+) -> runs.Run:
     in_process = placement.executor in executors.IN_PROCESS  # the folds train in this process
     starting = "importing Keras..." if in_process else f"starting the {placement.executor} executor..."
     console.print(f"[bold]dlrun kfold[/bold] {terminal.text(config.name)}: {starting}", highlight=False)
@@ -100,8 +114,10 @@ def _start(config: schema.Config, console: Console, options: dict, monitor: str 
     from dlrun.training import trainer
 
     if config.train.distribute != "none":
-        raise errors.ConfigError(f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
-                                 "'none' (folds are independent trials: spread them over processes, not replicas)")
+        raise errors.ConfigError(
+            f"train.distribute: received {config.train.distribute!r} with dlrun kfold; expected "
+            "'none' (folds are independent trials: spread them over processes, not replicas)"
+        )
     if in_process:
         choice = backend.activate(config, choice)
     # else the folds train in worker processes: this one needs Keras only for the final refit, so it
@@ -130,9 +146,13 @@ def _start(config: schema.Config, console: Console, options: dict, monitor: str 
         command,
         config.seed,
         runs.versions(),
-        extra={"kind": "kfold", "data": loaded.summary(), "data_fingerprint": pool.fingerprint(),
-               "metrics": config_module.metric_names(config, loaded.task),
-               "backend": choice.record()},
+        extra={
+            "kind": "kfold",
+            "data": loaded.summary(),
+            "data_fingerprint": pool.fingerprint(),
+            "metrics": config_module.metric_names(config, loaded.task),
+            "backend": choice.record(),
+        },
     )
     stratified = "stratified " if state["stratified"] else ""
     console.print(
@@ -149,8 +169,14 @@ def _start(config: schema.Config, console: Console, options: dict, monitor: str 
     return _execute(run, state, config, pool, console, placement, watch)
 
 
-def resume(run_dir: str | Path, console: Console, command: list[str] | None = None,
-           placement: executors.Placement = executors.Placement(), backend_name: str | None = None, watch: Watch = None) -> runs.Run:
+def resume(
+    run_dir: str | Path,
+    console: Console,
+    command: list[str] | None = None,
+    placement: executors.Placement = executors.Placement(),
+    backend_name: str | None = None,
+    watch: Watch = None,
+) -> runs.Run:
     """Continue an interrupted K-fold run in its own folder: completed folds are kept, a fold (or the
     final refit) that stopped part-way continues from its last checkpoint, the others start.
 
@@ -180,8 +206,11 @@ def resume(run_dir: str | Path, console: Console, command: list[str] | None = No
     _check_same_data(run, state, pool)
     done = sum(fold["status"] == "completed" for fold in state["folds"])
     run.resume(command, epochs_completed=sum(fold.get("epochs", 0) for fold in state["folds"] if fold["status"] == "completed"))
-    console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]; {done} of {len(state['folds'])} folds already completed",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"run folder: [bold]{terminal.text(run.path)}[/bold]; {done} of {len(state['folds'])} folds already completed",
+        highlight=False,
+        soft_wrap=True,
+    )
     return _with_workers(placement, lambda placement: _execute(run, state, config, pool, console, placement, watch))
 
 
@@ -189,9 +218,7 @@ def _check_same_data(run: runs.Run, state: dict, pool: dataset.Dataset) -> None:
     """Refuse to continue a K-fold run on other data than it was planned on (its folds' indices would be wrong)."""
     samples = pool.size("train")
     if samples != state["samples"]:
-        raise errors.DataError(
-            f"data: received {samples} samples; expected the {state['samples']} this K-fold run was planned on"
-        )
+        raise errors.DataError(f"data: received {samples} samples; expected the {state['samples']} this K-fold run was planned on")
     run.check_same_data(pool.fingerprint())
 
 
@@ -205,8 +232,15 @@ def _monitor(config: schema.Config, task: str, monitor: str | None) -> str:
     return monitor
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console,
-             placement: executors.Placement, watch: Watch = None) -> runs.Run:
+def _execute(
+    run: runs.Run,
+    state: dict,
+    config: schema.Config,
+    pool: dataset.Dataset,
+    console: Console,
+    placement: executors.Placement,
+    watch: Watch = None,
+) -> runs.Run:
     """Run every fold still pending, then the summary, plots and the final refit; record the outcome."""
 
     def stopped() -> tuple[str, dict]:
@@ -227,8 +261,15 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Da
     return run
 
 
-def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console,
-               placement: executors.Placement, watch: Watch = None) -> None:
+def _run_folds(
+    run: runs.Run,
+    state: dict,
+    config: schema.Config,
+    pool: dataset.Dataset,
+    console: Console,
+    placement: executors.Placement,
+    watch: Watch = None,
+) -> None:
     """Train every fold not completed yet on the chosen executor; record each fold as its events arrive.
 
     A fold that fails is recorded (`status: failed`, its error) while the others go on; then the run fails.
@@ -244,10 +285,19 @@ def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.
         console.print(f"executor: {placement.describe()}", highlight=False, soft_wrap=True)
     local = placement.executor in executors.IN_PROCESS  # in this process the pooled data is handed over as it is
     keep = state.get("keep_early_stopping", False)
-    tasks = [(fold["index"], kfold_fits.FitTask(config=config_module.to_data(kfold_fits.fold_config(config, fold["index"], keep)),
-                                     folder=str(run.path / "folds" / str(fold["index"])), data_seed=config.seed,
-                                     validation_indices=fold["validation_indices"], dataset=pool if local else None))
-             for fold in todo]
+    tasks = [
+        (
+            fold["index"],
+            kfold_fits.FitTask(
+                config=config_module.to_data(kfold_fits.fold_config(config, fold["index"], keep)),
+                folder=str(run.path / "folds" / str(fold["index"])),
+                data_seed=config.seed,
+                validation_indices=fold["validation_indices"],
+                dataset=pool if local else None,
+            ),
+        )
+        for fold in todo
+    ]
     if placement.executor == "ray":  # workers may share no file system with this one: files travel in events
         tasks = [(index, kfold_fits.streamed_task(task)) for index, task in tasks]
     monitor, total = state["monitor"], len(state["folds"])
@@ -269,17 +319,25 @@ def _run_folds(run: runs.Run, state: dict, config: schema.Config, pool: dataset.
             result = event["result"]
             # The worker wrote it as it went; written here too for workers that share no file system with this one.
             history.save(run.file(f"folds/{index}/{history.FILE_NAME}"), result["history"])
-            fold.update(status="completed", train_samples=result["train_samples"], validation_samples=result["validation_samples"],
-                        seconds=result["seconds"], **kfold_plan.fold_results(result["history"]),
-                        **{key: result[key] for key in ("feature_cache",) if key in result})
+            fold.update(
+                status="completed",
+                train_samples=result["train_samples"],
+                validation_samples=result["validation_samples"],
+                seconds=result["seconds"],
+                **kfold_plan.fold_results(result["history"]),
+                **{key: result[key] for key in ("feature_cache",) if key in result},
+            )
             fold.pop("error", None)
             fold.pop("traceback", None)
             run.write_json(FILE_NAME, state)
             run.heartbeat(epochs_completed=epochs_done, fold=index, folds=total)  # exact at every fold's end
             best = fold["best"].get(monitor)
-            progress.finish(index, f"{label}: {monitor} last {fold['last'][monitor]:.4f}"
-                            + (f", best {best['value']:.4f} at epoch {best['epoch']}" if best else "")
-                            + f"  [dim]{fold['seconds']:.1f}s[/dim]")
+            progress.finish(
+                index,
+                f"{label}: {monitor} last {fold['last'][monitor]:.4f}"
+                + (f", best {best['value']:.4f} at epoch {best['epoch']}" if best else "")
+                + f"  [dim]{fold['seconds']:.1f}s[/dim]",
+            )
         elif event["type"] == "failed":
             fold.update(status="failed", error=event["error"], **({"traceback": event["traceback"]} if "traceback" in event else {}))
             run.write_json(FILE_NAME, state)

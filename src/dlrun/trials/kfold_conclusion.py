@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from dlrun.data import dataset
 
 
-def conclude(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement) -> dict:
+def conclude(
+    run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, console: Console, placement: executors.Placement
+) -> dict:
     """Mean curves, smoothing, the recommendation and the plots; then the final refit when asked."""
     fold_histories = [history.load(run.path / "folds" / str(fold["index"]) / history.FILE_NAME) for fold in state["folds"]]
     mean = kfold_plan.mean_history(fold_histories)
@@ -61,7 +63,9 @@ def conclude(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Da
     return outcome
 
 
-def _final(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, epochs: int, console: Console, placement: executors.Placement) -> dict:
+def _final(
+    run: runs.Run, state: dict, config: schema.Config, pool: dataset.Dataset, epochs: int, console: Console, placement: executors.Placement
+) -> dict:
     """Retrain on every pooled sample for `epochs`, evaluate on test next to the baseline, save the model.
 
     With a process pool the refit is one more task for a worker, which has Keras loaded already (this
@@ -76,8 +80,14 @@ def _final(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Data
     in_pool = placement.executor == "pool" and backend.loaded() is None
     if not in_pool:
         backend.import_keras()
-    task = kfold_fits.FitTask(config=config_module.to_data(kfold_fits.refit_config(config)), folder=str(run.path / "final"), epochs=epochs,
-                   run=str(run.path), data_seed=config.seed, dataset=None if in_pool else pool)
+    task = kfold_fits.FitTask(
+        config=config_module.to_data(kfold_fits.refit_config(config)),
+        folder=str(run.path / "final"),
+        epochs=epochs,
+        run=str(run.path),
+        data_seed=config.seed,
+        dataset=None if in_pool else pool,
+    )
     epochs_before = sum(fold["epochs"] for fold in state["folds"])
     outcome: dict = {}
 
@@ -95,8 +105,7 @@ def _final(run: runs.Run, state: dict, config: schema.Config, pool: dataset.Data
             outcome.update(error=event["error"], traceback=event.get("traceback"))  # no traceback: a dlrun error
 
     with trial_progress.TrialProgress(console) as progress:
-        executors.run([("final", task)], kfold_fits.train_part, on_event,
-                      placement if in_pool else executors.Placement())
+        executors.run([("final", task)], kfold_fits.train_part, on_event, placement if in_pool else executors.Placement())
     if "error" in outcome:
         failure = errors.TrainingFailed(f"final: {outcome['error']}")
         failure.traceback = outcome["traceback"]  # recorded in run.json

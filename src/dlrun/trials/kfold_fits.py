@@ -35,8 +35,9 @@ def refit_config(config: schema.Config) -> schema.Config:
     """The final refit's config: `config` without the callbacks that watch a validation value (the refit
     trains on every pooled sample, so it has none) and without early stopping (it trains exactly the
     recommended epochs)."""
-    kept = [callback for callback in config.train.callbacks
-            if callback.name != "early_stopping" and not callback.monitor.startswith("val_")]
+    kept = [
+        callback for callback in config.train.callbacks if callback.name != "early_stopping" and not callback.monitor.startswith("val_")
+    ]
     return config.model_copy(update={"train": config.train.model_copy(update={"callbacks": kept})})
 
 
@@ -95,8 +96,11 @@ def train_part(task: FitTask, emit: outcomes.Emit) -> dict:
         def with_files(event: dict) -> None:
             if event["type"] == "epoch":
                 found = checkpoints.latest_bytes(folder)
-                event = {**event, "history": history.load(folder / history.FILE_NAME),
-                         "checkpoint": None if found is None else base64.b64encode(found).decode("ascii")}
+                event = {
+                    **event,
+                    "history": history.load(folder / history.FILE_NAME),
+                    "checkpoint": None if found is None else base64.b64encode(found).decode("ascii"),
+                }
             emit(event)
 
         return _train(task, folder, with_files)
@@ -116,8 +120,13 @@ def _train(task: FitTask, folder: Path, emit: outcomes.Emit) -> dict:
     if training.can_restore(folder):
         first_epoch, source = training.restore(folder)
         emit({"type": "resumed", "after_epoch": first_epoch, "source": f"{folder.name}/{source}"})
-    fitted = training.fit(folder, first_epoch, epochs=task.epochs, progress=False,
-                          on_epoch=lambda epoch, logs: emit({"type": "epoch", "epoch": epoch, "logs": logs}))
+    fitted = training.fit(
+        folder,
+        first_epoch,
+        epochs=task.epochs,
+        progress=False,
+        on_epoch=lambda epoch, logs: emit({"type": "epoch", "epoch": epoch, "logs": logs}),
+    )
     result = {
         "history": fitted.history,
         "train_samples": data.size("train"),
@@ -144,7 +153,8 @@ def streamed_task(task: FitTask) -> FitTask:
     found = checkpoints.latest_bytes(folder)
     saved = folder / history.FILE_NAME
     return dataclasses.replace(
-        task, stream=True,
+        task,
+        stream=True,
         resume_checkpoint=None if found is None else base64.b64encode(found).decode("ascii"),
         resume_history=history.load(saved) if found is not None and saved.is_file() else None,
     )

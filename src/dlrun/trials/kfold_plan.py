@@ -78,7 +78,9 @@ def mean_history(fold_histories: list[dict]) -> dict:
     keys = [key for key in fold_histories[0] if key != "epoch" and all(key in other for other in fold_histories)]
     mean: dict[str, list] = {"epoch": list(range(1, epochs + 1))}
     for key in keys:
-        columns = np.array([[np.nan if value is None else value for value in other[key][:epochs]] for other in fold_histories], dtype="float64")
+        columns = np.array(
+            [[np.nan if value is None else value for value in other[key][:epochs]] for other in fold_histories], dtype="float64"
+        )
         with np.errstate(all="ignore"):
             values = np.nanmean(columns, axis=0) if columns.size else np.array([])
         mean[key] = [None if not np.isfinite(value) else float(value) for value in values]

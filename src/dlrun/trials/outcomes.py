@@ -26,8 +26,7 @@ def failure(error: BaseException) -> dict:
     """The outcome event of a task that raised `error` (with its traceback when it was not a dlrun error)."""
     if isinstance(error, errors.DlrunError):
         return {"type": "failed", "error": str(error)}
-    return {"type": "failed", "error": f"{type(error).__name__}: {error}",
-            "traceback": "".join(traceback.format_exception(error))}
+    return {"type": "failed", "error": f"{type(error).__name__}: {error}", "traceback": "".join(traceback.format_exception(error))}
 
 
 def mark_interrupted(run: runs.Run, file_name: str, state: dict, items: str) -> int:

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 EVENT = "dlrun_event"  # the reported metric carrying one JSON-encoded event
 
 
-def run(tasks: list[tuple], worker: outcomes.Worker, on_event: outcomes.OnEvent, address: str | None = None, cpus_per_trial: float = 1.0) -> None:
+def run(
+    tasks: list[tuple], worker: outcomes.Worker, on_event: outcomes.OnEvent, address: str | None = None, cpus_per_trial: float = 1.0
+) -> None:
     """Run `worker(payload, emit)` for each `(key, payload)` as a Ray Tune trial (see dlrun.trials.executors)."""
     import ray
     from ray import tune
@@ -39,15 +41,14 @@ def run(tasks: list[tuple], worker: outcomes.Worker, on_event: outcomes.OnEvent,
     callback = _relay(on_event, outcomes)
     try:
         with tempfile.TemporaryDirectory(prefix="dlrun-ray-") as storage:
-            trainable = tune.with_resources(
-                tune.with_parameters(_trainable, worker=worker, payloads=payloads), {"cpu": cpus_per_trial}
-            )
+            trainable = tune.with_resources(tune.with_parameters(_trainable, worker=worker, payloads=payloads), {"cpu": cpus_per_trial})
             tuner = tune.Tuner(
                 trainable,
                 param_space={"key": tune.grid_search([json.dumps(key) for key in keys])},
                 tune_config=tune.TuneConfig(reuse_actors=True, num_samples=1),
-                run_config=tune.RunConfig(storage_path=storage, name="dlrun", verbose=0, callbacks=[callback],
-                                          failure_config=tune.FailureConfig(max_failures=0)),
+                run_config=tune.RunConfig(
+                    storage_path=storage, name="dlrun", verbose=0, callbacks=[callback], failure_config=tune.FailureConfig(max_failures=0)
+                ),
             )
             grid = tuner.fit()
             # ResultGrid iterates through __len__ and __getitem__ (the old sequence protocol), which mypy does not model

@@ -59,27 +59,37 @@ def check_space(base: dict, search: search_config.SearchConfig) -> None:
     schema accepts, and the sampler suits the space: ConfigError naming `search.space.KEY` otherwise."""
     problems = []
     if not search.space:
-        problems.append("search.space: received no keys; expected at least one KEY.PATH: {choice: [...]} "
-                        "(or --grid KEY=V1,V2, or --random N with --range)")
+        problems.append(
+            "search.space: received no keys; expected at least one KEY.PATH: {choice: [...]} "
+            "(or --grid KEY=V1,V2, or --random N with --range)"
+        )
     for key, dimension in search.space.items():
         for value in dimension.bounds():
             try:
                 config_module.validate(overrides.apply(base, [f"{key}={json.dumps(value)}"]))
             except errors.ConfigError as error:
-                problems.append(f"search.space.{key}: received {json.dumps(value)}, which the config refuses "
-                                f"({'; '.join(error.problems)})")
+                problems.append(f"search.space.{key}: received {json.dumps(value)}, which the config refuses ({'; '.join(error.problems)})")
                 break
     kinds = {key: dimension.kind() for key, dimension in search.space.items()}
     if search.sampler == "grid":
-        problems += [f"search.space.{key}: received a {kind} range with sampler grid; expected choice values "
-                     "(or sampler tpe, random or cmaes)" for key, kind in kinds.items() if kind != "choice"]
+        problems += [
+            f"search.space.{key}: received a {kind} range with sampler grid; expected choice values (or sampler tpe, random or cmaes)"
+            for key, kind in kinds.items()
+            if kind != "choice"
+        ]
     if search.sampler == "cmaes":
-        problems += [f"search.space.{key}: received choice values with sampler cmaes; expected an int or float "
-                     "range (CMA-ES searches numbers only; or sampler tpe or random)" for key, kind in kinds.items() if kind == "choice"]
+        problems += [
+            f"search.space.{key}: received choice values with sampler cmaes; expected an int or float "
+            "range (CMA-ES searches numbers only; or sampler tpe or random)"
+            for key, kind in kinds.items()
+            if kind == "choice"
+        ]
         try:
             import cmaes  # noqa: F401
         except ImportError:
-            problems.append("search.sampler: received cmaes on a Python without the cmaes package; expected it installed: pip install cmaes")
+            problems.append(
+                "search.sampler: received cmaes on a Python without the cmaes package; expected it installed: pip install cmaes"
+            )
     size = search.grid_size()
     if search.sampler == "grid" and size is not None and search.trials is not None and search.trials > size:
         problems.append(f"search.trials: received {search.trials} with a grid of {size} points; expected at most {size}")
@@ -123,6 +133,7 @@ def sampler(search: search_config.SearchConfig, asked: int = 0) -> optuna.sample
 
     seed = None if search.seed is None else (search.seed + asked) % 2**32
     if search.sampler == "grid":
+
         class Grid(optuna.samplers.GridSampler):
             def after_trial(self, *arguments: Any) -> None:
                 pass  # its `study.stop()` works only inside `study.optimize`; the sweep counts its trials itself
@@ -170,8 +181,9 @@ def open_study(url: str, name: str, search: search_config.SearchConfig, create: 
     if create:
         if search.direction == "auto":
             raise ValueError("Received search.direction auto; expected the section resolved (config.search.resolve)")
-        return optuna.create_study(storage=storage, study_name=name, direction=search.direction,
-                                   sampler=sampler(search), pruner=pruner(search))
+        return optuna.create_study(
+            storage=storage, study_name=name, direction=search.direction, sampler=sampler(search), pruner=pruner(search)
+        )
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler(search), pruner=pruner(search))
     except KeyError:
@@ -190,8 +202,11 @@ def objective(run_history: dict, metric: str, direction: str) -> tuple[int, floa
 
     The one place a trial is scored (a trial trained over folds or seeds: `mean_objective`, over them).
     """
-    values = [(epoch, value) for epoch, value in zip(run_history["epoch"], run_history.get(metric, []))
-              if value is not None and math.isfinite(value)]
+    values = [
+        (epoch, value)
+        for epoch, value in zip(run_history["epoch"], run_history.get(metric, []))
+        if value is not None and math.isfinite(value)
+    ]
     if not values:
         return None
     return (min if direction == "minimize" else max)(values, key=lambda pair: pair[1])
@@ -254,7 +269,11 @@ class Reporter:
             finished = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
             others = [trial.intermediate_values[epoch] for trial in finished if epoch in trial.intermediate_values]
             if others:
-                return (f"{metric} {value:.4g} at {step} {epoch} worse than the median {statistics.median(others):.4g} "
-                        f"of {len(others)} earlier trial(s) at that {step}")
-        return (f"{metric} {value:.4g} at {step} {epoch} not among the best trials at that {step} "
-                f"({self.search.pruner} pruner: successive halving)")
+                return (
+                    f"{metric} {value:.4g} at {step} {epoch} worse than the median {statistics.median(others):.4g} "
+                    f"of {len(others)} earlier trial(s) at that {step}"
+                )
+        return (
+            f"{metric} {value:.4g} at {step} {epoch} not among the best trials at that {step} "
+            f"({self.search.pruner} pruner: successive halving)"
+        )

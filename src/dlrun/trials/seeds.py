@@ -51,8 +51,9 @@ def is_group(run_dir: str | Path) -> bool:
         return False
 
 
-def train(config: schema.Config, console: Console, count: int, command: list[str] | None = None,
-          watch: Callable[..., None] | None = None) -> runs.Run:
+def train(
+    config: schema.Config, console: Console, count: int, command: list[str] | None = None, watch: Callable[..., None] | None = None
+) -> runs.Run:
     """Train `config` `count` times (see the module docstring); return the completed group's run.
 
     `watch(run, state, child)`, when given, is called once the group has started (child None) and after each
@@ -63,17 +64,29 @@ def train(config: schema.Config, console: Console, count: int, command: list[str
         child_config(config, index, Path(config.output.runs_root) / "seeds" / CHILDREN_FOLDER)
     run = runs.create(config.output.runs_root, f"{config.name}-seeds")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config))
-    state: dict = {"format": FORMAT, "count": count,
-             "children": [{"index": index, "seed": config.seed + index, "status": "pending"} for index in range(count)]}
+    state: dict = {
+        "format": FORMAT,
+        "count": count,
+        "children": [{"index": index, "seed": config.seed + index, "status": "pending"} for index in range(count)],
+    }
     run.write_json(FILE_NAME, state)
     run.start(command, config.seed, runs.versions(), extra={"kind": KIND, "seeds": [child["seed"] for child in state["children"]]})
-    console.print(f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {count} runs of {terminal.text(config.name)}, "
-                  f"seeds {config.seed}..{config.seed + count - 1}", highlight=False, soft_wrap=True)
+    console.print(
+        f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {count} runs of {terminal.text(config.name)}, "
+        f"seeds {config.seed}..{config.seed + count - 1}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return _execute(run, state, config, console, watch)
 
 
-def resume(group_dir: str | Path, console: Console, count: int | None = None, command: list[str] | None = None,
-           watch: Callable[..., None] | None = None) -> runs.Run | None:
+def resume(
+    group_dir: str | Path,
+    console: Console,
+    count: int | None = None,
+    command: list[str] | None = None,
+    watch: Callable[..., None] | None = None,
+) -> runs.Run | None:
     """Continue a seeds group that stopped; None (and nothing done) when it had completed."""
     run = runs.Run.open_to_continue(group_dir)
     try:
@@ -81,20 +94,23 @@ def resume(group_dir: str | Path, console: Console, count: int | None = None, co
     except (OSError, ValueError):
         raise errors.RunError(f"{run.path / FILE_NAME}: missing or unreadable; expected a group made by `dlrun train --seeds`") from None
     if count is not None and count != state["count"]:
-        raise errors.UsageError(f"--seeds: received {count} with --resume {group_dir}; expected the group's own {state['count']} "
-                                 "(or no --seeds)")
+        raise errors.UsageError(
+            f"--seeds: received {count} with --resume {group_dir}; expected the group's own {state['count']} (or no --seeds)"
+        )
     if run.record.get("status") == "completed":
         return None
     config = config_module.load(run.path / runs.CONFIG_FILE)
     done = sum(child["status"] == "completed" for child in state["children"])
     run.resume(command, epochs_completed=0)
-    console.print(f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {done} of {state['count']} seeds already completed",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"seeds group: [bold]{terminal.text(run.path)}[/bold]; {done} of {state['count']} seeds already completed",
+        highlight=False,
+        soft_wrap=True,
+    )
     return _execute(run, state, config, console, watch)
 
 
-def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console,
-             watch: Callable[..., None] | None = None) -> runs.Run:
+def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console, watch: Callable[..., None] | None = None) -> runs.Run:
     children_root = run.path / CHILDREN_FOLDER
     failed = []
 
@@ -133,8 +149,9 @@ def _execute(run: runs.Run, state: dict, config: schema.Config, console: Console
     return _finish(run, state, failed, console)
 
 
-def _train_child(run: runs.Run, child: dict, config: schema.Config, children_root: Path, console: Console,
-                 started: Callable[[dict, runs.Run], None]) -> Path:
+def _train_child(
+    run: runs.Run, child: dict, config: schema.Config, children_root: Path, console: Console, started: Callable[[dict, runs.Run], None]
+) -> Path:
     """Train one seed, or continue its run folder (a group continued with --resume); return its folder."""
     from dlrun.training import resume, trainer
 
@@ -161,7 +178,9 @@ def _finish(run: runs.Run, state: dict, failed: list[str], console: Console) -> 
     for child in state["children"]:
         test = (child.get("metrics") or {}).get("test") or {}
         shown = ", ".join(f"{name} {value:.4f}" for name, value in test.items()) or child.get("error", "")
-        console.print(f"seed {child['seed']}: {child['status']}{': ' + shown if shown else ''}", highlight=False, soft_wrap=True, markup=False)
+        console.print(
+            f"seed {child['seed']}: {child['status']}{': ' + shown if shown else ''}", highlight=False, soft_wrap=True, markup=False
+        )
     outcomes.finish(run, failed, state["count"], "seed", f"dlrun train --resume {run.path}", summary, console)
     for line in spread.lines(state["aggregate"]):
         console.print(line, highlight=False, soft_wrap=True, markup=False)

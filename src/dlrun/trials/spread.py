@@ -40,8 +40,11 @@ def aggregate(results: list[dict[str, dict[str, float]]]) -> dict[str, dict[str,
         for name in names:
             values = np.array([result[section][name] for result in results if _is_number(result.get(section, {}).get(name))], dtype=float)
             found.setdefault(section, {})[name] = {
-                "mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
-                "max": float(values.max()), "n": int(values.size),
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "min": float(values.min()),
+                "max": float(values.max()),
+                "n": int(values.size),
             }
     return found
 
@@ -49,8 +52,11 @@ def aggregate(results: list[dict[str, dict[str, float]]]) -> dict[str, dict[str,
 def lines(spread: dict[str, dict[str, dict]]) -> list[str]:
     """`test mae 2.4100 +- 0.1800 (n=3)` lines (and `best val_mae ...`), one per metric."""
     said = {"test": "test", "validation": "best"}
-    return [f"{said[section]} {name} {runs_table.spread_text(values)}"
-            for section in SECTIONS for name, values in spread.get(section, {}).items()]
+    return [
+        f"{said[section]} {name} {runs_table.spread_text(values)}"
+        for section in SECTIONS
+        for name, values in spread.get(section, {}).items()
+    ]
 
 
 def _is_number(value: Any) -> bool:

@@ -81,8 +81,6 @@ def model_reason(training: trainer.Training) -> str | None:
     return None
 
 
-
-
 def train_together(copies: list[Copy]) -> None:
     """Train every epoch of every living copy in one compiled call per epoch; each copy's `end` is called
     once. Should the one program fail, every copy still in it ends with that error; Ctrl-C raises
@@ -128,15 +126,19 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
     names = list(template.get_metrics_result())  # in `fit`'s order (a program's dict comes back sorted)
     state = _stack([_state_of(copy.training.model) for copy in copies])
     reset_metrics = state[3]
-    validation = _padded([(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1])))
-                          for copy in copies], VALIDATION_BATCH) if copies[0].validation is not None else None
+    validation = (
+        _padded([(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1]))) for copy in copies], VALIDATION_BATCH)
+        if copies[0].validation is not None
+        else None
+    )
     for epoch in range(min(copy.first_epoch for copy in copies), epochs):
         active = np.array([copy.alive and epoch >= copy.first_epoch for copy in copies])
         if not active.any():
             continue
         orders = [_epoch_order(copy, batch_size, epoch) for copy in copies]
         inputs, targets, weights, masks, counts = _padded(
-            [(copy.train_x, copy.train_y, order) for copy, order in zip(copies, orders)], batch_size)
+            [(copy.train_x, copy.train_y, order) for copy, order in zip(copies, orders)], batch_size
+        )
         steps_active = (counts > 0) & active[None, :]
         state, losses, results = train_epoch(state, (inputs, targets, weights, masks, counts, steps_active))
         logs = [{name: results[name][index] for name in names} for index in range(len(copies))]
@@ -164,8 +166,10 @@ def _end_epoch(copy: Copy, index: int, epoch: int, host_state: Any, logs: dict, 
             break
     if recorder.non_finite is None:
         trainable, non_trainable, optimizer = ([leaf[index] for leaf in part] for part in host_state)
-        for variable, value in zip([*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables],
-                                   [*trainable, *non_trainable, *optimizer]):
+        for variable, value in zip(
+            [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables],
+            [*trainable, *non_trainable, *optimizer],
+        ):
             variable.assign(value)
         try:
             recorder.on_epoch_end(epoch, {name: float(value) for name, value in logs.items()})
@@ -200,9 +204,10 @@ def _padded(parts: list[tuple], batch_size: int) -> tuple[np.ndarray, ...]:
     into consecutive batches. Padded rows repeat sample 0 with weight 0."""
     import numpy as np
 
-    orders = [order if isinstance(order, list) else [order[start:start + batch_size]
-                                                       for start in range(0, len(order), batch_size)]
-              for _inputs, _targets, order in parts]
+    orders = [
+        order if isinstance(order, list) else [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+        for _inputs, _targets, order in parts
+    ]
     steps, copies = max(len(order) for order in orders), len(parts)
     inputs0, targets0 = parts[0][0], parts[0][1]
     inputs = np.zeros((steps, copies, batch_size, *inputs0.shape[1:]), dtype=inputs0.dtype)
@@ -221,8 +226,10 @@ def _padded(parts: list[tuple], batch_size: int) -> tuple[np.ndarray, ...]:
 
 
 def _state_of(model: Any) -> tuple:
-    return tuple([variable.value for variable in variables] for variables in
-                 (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables))
+    return tuple(
+        [variable.value for variable in variables]
+        for variables in (model.trainable_variables, model.non_trainable_variables, model.optimizer.variables, model.metrics_variables)
+    )
 
 
 def _stack(states: list[tuple]) -> Any:
@@ -239,8 +246,9 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
     import jax
     import jax.numpy as jnp
 
-    def update_metrics(metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any,
-                       count: Any) -> list[Any]:
+    def update_metrics(
+        metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any, count: Any
+    ) -> list[Any]:
         # Keras' `_update_metrics_variables` and `compute_metrics`, counting the real samples only (they
         # count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no sample weights).
         from keras.src import backend as keras_backend
@@ -251,8 +259,10 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
             for metrics in [] if compiled is None else [*compiled._flat_metrics, *compiled._flat_weighted_metrics]:
                 if metrics:
                     metrics.update_state(targets, predictions, sample_weight=mask)
-        return [scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
-                for reference, value in zip(model.metrics_variables, metrics_variables)]
+        return [
+            scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
+            for reference, value in zip(model.metrics_variables, metrics_variables)
+        ]
 
     def results(metrics_variables: list[Any]) -> dict[str, Any]:
         # `get_metrics_result` (what `fit` logs) for these metrics variables.
@@ -269,8 +279,8 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
         inputs, targets, weights, mask, count, active = batch
         gradient = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
         (_loss, (loss, predictions, new_non_trainable, new_metrics)), gradients = gradient(
-            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=True,
-            optimizer_variables=optimizer_variables)
+            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=True, optimizer_variables=optimizer_variables
+        )
         new_trainable, new_optimizer = model.optimizer.stateless_apply(optimizer_variables, gradients, trainable)
         new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
         return kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
@@ -279,7 +289,8 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
         trainable, non_trainable, metrics_variables = state
         inputs, targets, weights, mask, count = batch
         _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
-            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=False)
+            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=False
+        )
         new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
         return (trainable, non_trainable, kept(count > 0, new_metrics, metrics_variables)), None
 

@@ -110,7 +110,10 @@ def plan(base: schema.Config, options: Options) -> search_config.SearchConfig:
     overlap = sorted(set(grid) & set(ranges))
     if overlap:
         raise errors.UsageError(f"--range {overlap[0]}: received the key in --grid too; expected it in one of them")
-    for option, value, allowed in (("--sampler", options.sampler, search_config.SAMPLERS), ("--pruner", options.pruner, search_config.PRUNERS)):
+    for option, value, allowed in (
+        ("--sampler", options.sampler, search_config.SAMPLERS),
+        ("--pruner", options.pruner, search_config.PRUNERS),
+    ):
         if value is not None and value not in allowed:
             raise errors.UsageError(f"{option}: received {value!r}; expected one of {', '.join(allowed)}")
     if options.trials is not None and options.trials < 1:
@@ -127,11 +130,15 @@ def plan(base: schema.Config, options: Options) -> search_config.SearchConfig:
             space[key] = {kind: [bounds["low"], bounds["high"]], **({"log": True} if bounds["log"] else {})}
         section.update(space=space, sampler="random" if options.random is not None else "grid", trials=options.random)
     elif base.search is None:
-        raise errors.UsageError("--grid: received nothing; expected at least one --grid KEY=V1,V2 "
-                                 "(or --random N with --range, or a search: section in the config)")
+        raise errors.UsageError(
+            "--grid: received nothing; expected at least one --grid KEY=V1,V2 "
+            "(or --random N with --range, or a search: section in the config)"
+        )
     if options.metric is not None:
         section.update(metric=options.metric, direction="auto")
-    section.update({name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold", "seeds") if getattr(options, name) is not None})
+    section.update(
+        {name: getattr(options, name) for name in ("trials", "sampler", "pruner", "kfold", "seeds") if getattr(options, name) is not None}
+    )
     search = config_module.validate({**config_module.to_data(base), "search": section}).search
     if search is None:  # the section was given just above
         raise ValueError("Received a config without its search section; expected the one just given")
@@ -139,8 +146,9 @@ def plan(base: schema.Config, options: Options) -> search_config.SearchConfig:
     _check_metric(search.metric, base, option, validating=True if search.kfold is not None else None)
     if search.kfold is not None and not search.metric.startswith("val_"):
         error = errors.UsageError if option.startswith("--") else errors.ConfigError
-        raise error(f"{option}: received {search.metric!r} with K-fold trials; expected a validation metric (val_...), "
-                    "which every fold records")
+        raise error(
+            f"{option}: received {search.metric!r} with K-fold trials; expected a validation metric (val_...), which every fold records"
+        )
     sweep_seeds.check(search, flags=options.seeds is not None or options.kfold is not None)
     if options.final and search.kfold is None:
         raise errors.UsageError("--final: received without K-fold trials; expected --kfold K (or search.kfold) to refit the best one")
@@ -163,8 +171,14 @@ def _without_search(data: dict) -> dict:
     return {key: value for key, value in data.items() if key != "search"}
 
 
-def sweep(config_file: str | Path, set_values: list[str], options: Options, console: Console, placement: executors.Placement,
-          command: list[str] | None = None) -> runs.Run:
+def sweep(
+    config_file: str | Path,
+    set_values: list[str],
+    options: Options,
+    console: Console,
+    placement: executors.Placement,
+    command: list[str] | None = None,
+) -> runs.Run:
     """Plan, check and run a sweep (see the module docstring); return the sweep's run."""
     base = config_module.load(config_file, set_values)
     search = plan(base, options)
@@ -189,14 +203,27 @@ def sweep(config_file: str | Path, set_values: list[str], options: Options, cons
     study = search_engine.open_study(url, run.path.name, search, create=True)
     study.set_user_attr("sweep_dir", str(run.path.resolve()))
     total = search_engine.trial_count(search)
-    state = {"format": sweep_results.FORMAT, "config": str(config_file), "set": list(set_values),
-             "search": search.model_dump(mode="json"), "trials_total": total, "storage": url, "study": run.path.name,
-             "max_failures": options.max_failures, "final": options.final, "status": "running", "trials": []}
+    state = {
+        "format": sweep_results.FORMAT,
+        "config": str(config_file),
+        "set": list(set_values),
+        "search": search.model_dump(mode="json"),
+        "trials_total": total,
+        "storage": url,
+        "study": run.path.name,
+        "max_failures": options.max_failures,
+        "final": options.final,
+        "status": "running",
+        "trials": [],
+    }
     sweep_results.write(run, state, study)
     run.start(command, base.seed, runs.versions(), extra={"kind": "sweep", "trials": total, "backend": choice.record()})
-    console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]\nsweep: {total} trials of {config_file} "
-                  f"(sampler {search.sampler}, pruner {search.pruner}), ranked by {search.metric}",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"run folder: [bold]{terminal.text(run.path)}[/bold]\nsweep: {total} trials of {config_file} "
+        f"(sampler {search.sampler}, pruner {search.pruner}), ranked by {search.metric}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if search.kfold is not None:  # the K-fold rule, said once
         from dlrun.trials import sweep_kfold
 
@@ -211,12 +238,20 @@ def _load_state(folder: Path) -> dict:
     except (OSError, ValueError):
         raise errors.RunError(f"{folder / FILE_NAME}: missing or unreadable; expected a folder made by `dlrun sweep`") from None
     if state.get("format") != sweep_results.FORMAT:
-        raise errors.RunError(f"{folder / FILE_NAME}: received format {state.get('format')}; expected {sweep_results.FORMAT} "
-                              "(a sweep made by an older dlrun cannot be continued)")
+        raise errors.RunError(
+            f"{folder / FILE_NAME}: received format {state.get('format')}; expected {sweep_results.FORMAT} "
+            "(a sweep made by an older dlrun cannot be continued)"
+        )
     return state
 
 
-def resume(sweep_dir: str | Path, console: Console, placement: executors.Placement, command: list[str] | None = None, max_failures: int | None = None) -> runs.Run:
+def resume(
+    sweep_dir: str | Path,
+    console: Console,
+    placement: executors.Placement,
+    command: list[str] | None = None,
+    max_failures: int | None = None,
+) -> runs.Run:
     """Continue an interrupted or failed sweep (see the module docstring)."""
     run = runs.Run.open_to_continue(sweep_dir)
     state = _load_state(run.path)
@@ -231,8 +266,12 @@ def resume(sweep_dir: str | Path, console: Console, placement: executors.Placeme
     run.resume(command, epochs_completed=0)
     state["status"] = "running"
     extra = ", ".join(f"{count} {status}" for status, count in counts.items() if count and status != "completed")
-    console.print(f"run folder: [bold]{terminal.text(run.path)}[/bold]; {counts['completed']} of {state['trials_total']} "
-                  f"trials already completed{f' ({extra})' if extra else ''}", highlight=False, soft_wrap=True)
+    console.print(
+        f"run folder: [bold]{terminal.text(run.path)}[/bold]; {counts['completed']} of {state['trials_total']} "
+        f"trials already completed{f' ({extra})' if extra else ''}",
+        highlight=False,
+        soft_wrap=True,
+    )
     return sweep_study.drive(run, state, study, _without_search(config_module.to_data(base)), console, placement, owner=True, resuming=True)
 
 
@@ -241,8 +280,9 @@ def join(target: str, console: Console, placement: executors.Placement) -> runs.
     if "://" in str(target):
         names = search_engine.study_names(str(target))
         if len(names) != 1:
-            raise errors.RunError(f"--join: {target} holds {len(names)} studies ({', '.join(names) or 'none'}); "
-                                  "expected one (or join by the sweep folder)")
+            raise errors.RunError(
+                f"--join: {target} holds {len(names)} studies ({', '.join(names) or 'none'}); expected one (or join by the sweep folder)"
+            )
         import optuna
 
         study = optuna.load_study(study_name=names[0], storage=search_engine.open_storage(str(target)))
@@ -252,11 +292,17 @@ def join(target: str, console: Console, placement: executors.Placement) -> runs.
     run = runs.Run.open(folder)
     state = _load_state(run.path)
     if run.record.get("status") != "running":
-        raise errors.RunError(f"--join: {run.path} is {run.record.get('status')}; expected a running sweep "
-                              f"(continue a stopped one with: dlrun sweep --resume {run.path})")
+        raise errors.RunError(
+            f"--join: {run.path} is {run.record.get('status')}; expected a running sweep "
+            f"(continue a stopped one with: dlrun sweep --resume {run.path})"
+        )
     search = search_config.SearchConfig.model_validate(state["search"])
     study = search_engine.open_study(state["storage"], state["study"], search)
     base = config_module.load(run.path / runs.CONFIG_FILE)
-    console.print(f"joined the sweep {terminal.text(run.path)} ({len(study.get_trials(deepcopy=False))} of "
-                  f"{state['trials_total']} trials asked so far)", highlight=False, soft_wrap=True)
+    console.print(
+        f"joined the sweep {terminal.text(run.path)} ({len(study.get_trials(deepcopy=False))} of "
+        f"{state['trials_total']} trials asked so far)",
+        highlight=False,
+        soft_wrap=True,
+    )
     return sweep_study.drive(run, state, study, _without_search(config_module.to_data(base)), console, placement, owner=False)

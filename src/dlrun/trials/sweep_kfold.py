@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 def said(config: schema.Config, k: int, metric: str) -> list[str]:
     """The console lines that say, once per sweep, how a cross-validated trial trains."""
-    return [f"each trial trains {k} folds as `dlrun kfold --k {k}` does (fold i seeded seed + i - 1), scored by the mean "
-            f"over its folds of each fold's best {metric}; the pruner judges that mean after each fold",
-            *kfold_fits.differences_said(config, keep_early_stopping=False, final=False)]
+    return [
+        f"each trial trains {k} folds as `dlrun kfold --k {k}` does (fold i seeded seed + i - 1), scored by the mean "
+        f"over its folds of each fold's best {metric}; the pruner judges that mean after each fold",
+        *kfold_fits.differences_said(config, keep_early_stopping=False, final=False),
+    ]
 
 
 def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
@@ -71,8 +73,16 @@ def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
             kfold.resume(previous, quiet, command=payload["command"], placement=executors.Placement(), watch=watch)
             return _result(previous, search)
         config = config_module.validate(payload["config"])
-        run = kfold.kfold(config, quiet, k=payload["kfold"], final=False, monitor=search.metric, command=payload["command"],
-                          placement=executors.Placement(), watch=watch)
+        run = kfold.kfold(
+            config,
+            quiet,
+            k=payload["kfold"],
+            final=False,
+            monitor=search.metric,
+            command=payload["command"],
+            placement=executors.Placement(),
+            watch=watch,
+        )
         return _result(run.path, search)
     except errors.Interrupted:
         raise KeyboardInterrupt from None
@@ -82,21 +92,25 @@ def run_trial(payload: dict, emit: outcomes.Emit) -> dict:
         mean = kfold_plan.mean_history(_fold_histories(folder, state))
         partial = search_engine.mean_objective(_fold_histories(folder, state), search.metric, search.direction)
         best = {"epoch": kfold_plan.recommend(mean, search.metric, state["smoothing"])["recommended_epochs"], "value": partial}
-        return {"state": "pruned", "run": str(folder), "history": mean, "best": best,
-                "pruned": pruned.record()}
+        return {"state": "pruned", "run": str(folder), "history": mean, "best": best, "pruned": pruned.record()}
 
 
 def _fold_histories(folder: Path, state: dict) -> list[dict]:
     """The histories of the K-fold run's completed folds, in fold order."""
-    return [history.load(folder / "folds" / str(fold["index"]) / history.FILE_NAME)
-            for fold in state["folds"] if fold["status"] == "completed"]
+    return [
+        history.load(folder / "folds" / str(fold["index"]) / history.FILE_NAME) for fold in state["folds"] if fold["status"] == "completed"
+    ]
 
 
 def _result(folder: Path, search: search_config.SearchConfig) -> dict:
     state = json.loads((folder / kfold.FILE_NAME).read_text(encoding="utf-8"))
     score = search_engine.mean_objective(_fold_histories(folder, state), search.metric, search.direction)
-    return {"state": "completed", "run": str(folder), "history": history.load(folder / history.FILE_NAME),
-            "best": None if score is None else {"epoch": state["recommended_epochs"], "value": score}}
+    return {
+        "state": "completed",
+        "run": str(folder),
+        "history": history.load(folder / history.FILE_NAME),
+        "best": None if score is None else {"epoch": state["recommended_epochs"], "value": score},
+    }
 
 
 def refit(trial_run: str | Path, console: Console) -> dict:
@@ -110,11 +124,20 @@ def refit(trial_run: str | Path, console: Console) -> dict:
     state = json.loads((run.path / kfold.FILE_NAME).read_text(encoding="utf-8"))
     config = config_module.load(run.path / runs.CONFIG_FILE)
     epochs = state["recommended_epochs"]
-    console.print(f"final: refitting {terminal.text(run.path.name)} on all {state['samples']} samples for {epochs} epochs "
-                  "(its recommended epoch count), then evaluating on test", highlight=False, soft_wrap=True)
+    console.print(
+        f"final: refitting {terminal.text(run.path.name)} on all {state['samples']} samples for {epochs} epochs "
+        "(its recommended epoch count), then evaluating on test",
+        highlight=False,
+        soft_wrap=True,
+    )
     backend.activate(config)
-    task = kfold_fits.FitTask(config=config_module.to_data(kfold_fits.refit_config(config)), folder=str(run.path / "final"),
-                              epochs=epochs, run=str(run.path), data_seed=config.seed)
+    task = kfold_fits.FitTask(
+        config=config_module.to_data(kfold_fits.refit_config(config)),
+        folder=str(run.path / "final"),
+        epochs=epochs,
+        run=str(run.path),
+        data_seed=config.seed,
+    )
 
     def on_epoch(event: dict) -> None:
         if event["type"] == "epoch":

@@ -36,8 +36,11 @@ def trials(study: optuna.Study) -> list[dict]:
     found = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number):
         attrs = trial.user_attrs
-        entry = {"number": trial.number, "overrides": attrs.get("overrides", trial.params),
-                 "status": _STATES.get(trial.state.name, trial.state.name.lower())}
+        entry = {
+            "number": trial.number,
+            "overrides": attrs.get("overrides", trial.params),
+            "status": _STATES.get(trial.state.name, trial.state.name.lower()),
+        }
         for key in ("run", "best", "spread", "epochs", "pruned", "error"):
             if attrs.get(key) is not None:
                 entry[key] = attrs[key]
@@ -124,9 +127,11 @@ def plot(study: optuna.Study, folder: Path, parameters: int) -> list[str]:
     completed = [trial for trial in study.get_trials(deepcopy=False) if trial.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         return []
-    plots: dict[str, Callable[..., Any]] = {"optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
-             "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
-             "intermediate_values": optuna.visualization.matplotlib.plot_intermediate_values}
+    plots: dict[str, Callable[..., Any]] = {
+        "optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
+        "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
+        "intermediate_values": optuna.visualization.matplotlib.plot_intermediate_values,
+    }
     if parameters >= 2 and len(completed) >= 3:
         plots["param_importances"] = optuna.visualization.matplotlib.plot_param_importances
     written = []

@@ -69,9 +69,13 @@ def _result(folder: Path, search: search_config.SearchConfig) -> dict:
     done = [child for child in state["children"] if child["status"] == "completed"]
     histories = _histories(state)
     score = search_engine.mean_objective(histories, search.metric, search.direction)
-    return {"state": "completed", "run": str(folder), "history": histories[-1] if histories else history.empty(),
-            "best": None if score is None else {"epoch": None, "value": score},
-            "spread": spread.aggregate([child["metrics"] for child in done])}
+    return {
+        "state": "completed",
+        "run": str(folder),
+        "history": histories[-1] if histories else history.empty(),
+        "best": None if score is None else {"epoch": None, "value": score},
+        "spread": spread.aggregate([child["metrics"] for child in done]),
+    }
 
 
 def check(search: search_config.SearchConfig, flags: bool) -> None:
@@ -79,6 +83,7 @@ def check(search: search_config.SearchConfig, flags: bool) -> None:
     either came from the command line (a usage error), else both from the section (a config error)."""
     if search.seeds > 1 and search.kfold is not None:
         error = errors.UsageError if flags else errors.ConfigError
-        raise error(f"{'--seeds' if flags else 'search.seeds'}: received {search.seeds} with K-fold trials (kfold {search.kfold}); "
-                    "expected one of seeds or kfold (each fold is trained with its own seed already)")
-
+        raise error(
+            f"{'--seeds' if flags else 'search.seeds'}: received {search.seeds} with K-fold trials (kfold {search.kfold}); "
+            "expected one of seeds or kfold (each fold is trained with its own seed already)"
+        )

@@ -47,8 +47,16 @@ def shown(values: dict) -> str:
     return ", ".join(f"{key.rsplit('.', 1)[-1]}={sweep_results.value_text(value)}" for key, value in values.items())
 
 
-def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, console: Console, placement: executors.Placement, owner: bool,
-          resuming: bool = False) -> runs.Run:
+def drive(
+    run: runs.Run,
+    state: dict,
+    study: optuna.Study,
+    base_data: dict,
+    console: Console,
+    placement: executors.Placement,
+    owner: bool,
+    resuming: bool = False,
+) -> runs.Run:
     """Ask, train and tell trials until the study holds `state['trials_total']`; the owner then waits for the
     trials joined workers are training, ranks them, and finishes the sweep's run (see the module docstring)."""
     import optuna
@@ -74,8 +82,14 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
         planned[trial.number] = config["train"]["epochs"]
         command = ["dlrun", "train", f"(sweep {run.path.name}, trial {trial.number})", *(f"--set={item}" for item in set_items(values))]
         study_address = {"url": state["storage"], "name": state["study"], "trial_id": trial._trial_id, "search": state["search"]}
-        return trial.number, {"config": config, "run": previous_run, "command": command, "study": study_address,
-                              "kfold": search.kfold, "seeds": search.seeds}
+        return trial.number, {
+            "config": config,
+            "run": previous_run,
+            "command": command,
+            "study": study_address,
+            "kfold": search.kfold,
+            "seeds": search.seeds,
+        }
 
     def tasks() -> Iterator[tuple[int, dict]]:
         if resuming:
@@ -130,7 +144,13 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
             value = event["logs"].get(metric)
             if "fold" in event:  # a cross-validated trial
                 label = f"{label} fold {event['fold']}/{search.kfold}"
-            progress.epoch(number, label, event["epoch"], planned[number] if number in planned else event["epoch"], f"{metric} {value:.4f}" if value is not None else "")
+            progress.epoch(
+                number,
+                label,
+                event["epoch"],
+                planned[number] if number in planned else event["epoch"],
+                f"{metric} {value:.4f}" if value is not None else "",
+            )
             if owner:
                 run.heartbeat(at_most_every=1.0, trial=number)
         elif event["type"] == "done":
@@ -152,8 +172,11 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
                 return
             else:
                 study.tell(number, best[1])
-                outcome = (f"best {metric} {best[1]:.4f} at epoch {best[0]}" if not search.kfold else
-                           f"mean best {metric} over {search.kfold} folds {best[1]:.4f}; recommended epochs {best[0]}")
+                outcome = (
+                    f"best {metric} {best[1]:.4f} at epoch {best[0]}"
+                    if not search.kfold
+                    else f"mean best {metric} over {search.kfold} folds {best[1]:.4f}; recommended epochs {best[0]}"
+                )
                 if "spread" in result:
                     outcome = "; ".join(spread.lines(result["spread"]))
             in_a_row.clear()
@@ -180,10 +203,16 @@ def drive(run: runs.Run, state: dict, study: optuna.Study, base_data: dict, cons
             if owner:
                 _wait_for_joined(study, progress)
     if not owner:
-        console.print(f"this worker trained trial(s) {', '.join(map(str, mine)) or 'none'}; the sweep's own process "
-                      f"ranks them in {terminal.text(run.path)}", highlight=False, soft_wrap=True)
+        console.print(
+            f"this worker trained trial(s) {', '.join(map(str, mine)) or 'none'}; the sweep's own process "
+            f"ranks them in {terminal.text(run.path)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return run
     return _finish(run, state, study, console, in_a_row, failed)
+
+
 def _refit(run: runs.Run, state: dict, study: optuna.Study, best: dict, console: Console) -> dict:
     """`--final`: the best cross-validated trial refit and evaluated on test, recorded in sweep.json (a
     failure is the sweep's: `--resume` refits again)."""
@@ -250,8 +279,9 @@ def _joined(run: runs.Run) -> Iterator[None]:
         with signals.terminate_as_interrupt():
             yield
     except KeyboardInterrupt:
-        raise errors.Interrupted(f"interrupted; the trials this worker was training are continued by "
-                                 f"dlrun sweep --resume {run.path} once the sweep has stopped") from None
+        raise errors.Interrupted(
+            f"interrupted; the trials this worker was training are continued by dlrun sweep --resume {run.path} once the sweep has stopped"
+        ) from None
 
 
 def _worker() -> dict:
@@ -264,8 +294,9 @@ def _wait_for_joined(study: optuna.Study, progress: trial_progress.TrialProgress
 
     said = None
     while True:
-        running = [frozen.number for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                   if _alive(frozen)]
+        running = [
+            frozen.number for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if _alive(frozen)
+        ]
         if not running:
             return
         if running != said:
@@ -281,19 +312,26 @@ def _finish(run: runs.Run, state: dict, study: optuna.Study, console: Console, i
         plots = sweep_results.plot(study, run.path, len(state["search"]["space"]))
     except Exception as error:  # a plot is a view of the results, never a reason to lose them
         plots = []
-        console.print(f"[yellow]warning[/yellow]: the sweep's plots were not drawn ({type(error).__name__}: "
-                      f"{terminal.text(str(error))})", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning[/yellow]: the sweep's plots were not drawn ({type(error).__name__}: {terminal.text(str(error))})",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(sweep_results.table(state))
     ranked = sweep_results.rank(state)
     left = [trial["number"] for trial in state["trials"] if trial["status"] == "running"]
     counts = {status: sum(trial["status"] == status for trial in state["trials"]) for status in ("completed", "pruned", "failed")}
-    summary = {"trials_completed": counts["completed"], "trials_pruned": counts["pruned"], "trials_failed": counts["failed"],
-               "metric": state["search"]["metric"], "plots": plots,
-               "best_trial": {"number": ranked[0]["number"], "overrides": ranked[0]["overrides"], **ranked[0]["best"]} if ranked else None}
+    summary = {
+        "trials_completed": counts["completed"],
+        "trials_pruned": counts["pruned"],
+        "trials_failed": counts["failed"],
+        "metric": state["search"]["metric"],
+        "plots": plots,
+        "best_trial": {"number": ranked[0]["number"], "overrides": ranked[0]["overrides"], **ranked[0]["best"]} if ranked else None,
+    }
     problem = None
     if len(in_a_row) >= state["max_failures"]:
-        problem = (f"stopped after {len(in_a_row)} trials failed in a row (--max-failures {state['max_failures']}): "
-                   + "; ".join(in_a_row))
+        problem = f"stopped after {len(in_a_row)} trials failed in a row (--max-failures {state['max_failures']}): " + "; ".join(in_a_row)
     elif left:
         problem = f"trial(s) {', '.join(map(str, left))} were left running by a worker that stopped"
     if problem is not None:
@@ -305,8 +343,9 @@ def _finish(run: runs.Run, state: dict, study: optuna.Study, console: Console, i
     if state.get("final") and ranked:
         summary["final"] = _refit(run, state, study, ranked[0], console)
     if failed:
-        console.print(f"[yellow]warning[/yellow]: {len(failed)} trial(s) failed ({terminal.text('; '.join(failed))})",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning[/yellow]: {len(failed)} trial(s) failed ({terminal.text('; '.join(failed))})", highlight=False, soft_wrap=True
+        )
     state["status"] = "completed"
     sweep_results.write(run, state, study)
     run.finish("completed", **summary)

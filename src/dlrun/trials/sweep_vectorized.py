@@ -47,8 +47,14 @@ def search_reason(search: search_config.SearchConfig) -> str | None:
     return None
 
 
-def run(tasks: Iterator[tuple[int, dict]], on_event: outcomes.OnEvent, say: Callable[[str], None],
-        placement: executors.Placement, search: search_config.SearchConfig, record: dict | None = None) -> None:
+def run(
+    tasks: Iterator[tuple[int, dict]],
+    on_event: outcomes.OnEvent,
+    say: Callable[[str], None],
+    placement: executors.Placement,
+    search: search_config.SearchConfig,
+    record: dict | None = None,
+) -> None:
     """Train the sweep's trials `tasks` ((number, run_trial payload) pairs, asked from the study as they are
     pulled) a batch at a time; events and outcomes reach `on_event(number, event)` as from `executors.run`.
     `say(line)` prints a console line; `record` (sweep.json's `executor`) gets the choice."""
@@ -59,8 +65,11 @@ def run(tasks: Iterator[tuple[int, dict]], on_event: outcomes.OnEvent, say: Call
 
     def announce(reason: str | None) -> None:
         record.update({"chosen": "vectorized", "batch": size} if reason is None else {"chosen": "sequential", "reason": reason})
-        say(f"executor: vectorized (the trials, up to {size} at a time, as one JAX program)" if reason is None
-            else executors.vectorized_said(reason, "trials", auto) or "")
+        say(
+            f"executor: vectorized (the trials, up to {size} at a time, as one JAX program)"
+            if reason is None
+            else executors.vectorized_said(reason, "trials", auto) or ""
+        )
 
     reason = search_reason(search)
     pending = [] if reason is not None else list(itertools.islice(tasks, 1))
@@ -168,8 +177,9 @@ def _copy(number: int, trial: trial_module.TrialRun, request: Any, on_event: out
     from dlrun.trials import stacked
 
     def end(error: BaseException | None, seconds: float) -> None:
-        _ended(number, trial, error if error is not None else trainer.Fitted(request.training.history, seconds, request.first_epoch),
-               on_event)
+        _ended(
+            number, trial, error if error is not None else trainer.Fitted(request.training.history, seconds, request.first_epoch), on_event
+        )
 
     return stacked.Copy(request.training, request.folder, request.first_epoch, request.on_epoch, end)
 

@@ -66,8 +66,9 @@ class TrialRun:
         from dlrun.training import trainer
 
         study, previous, emit = self.payload["study"], self.previous, self.emit
-        reporter = search_engine.Reporter(study["url"], study["name"], study["trial_id"],
-                                          search_config.SearchConfig.model_validate(study["search"]))
+        reporter = search_engine.Reporter(
+            study["url"], study["name"], study["trial_id"], search_config.SearchConfig.model_validate(study["search"])
+        )
 
         def on_start(run: runs.Run) -> None:
             self.started["run"] = run
@@ -80,8 +81,9 @@ class TrialRun:
             reporter.epoch(epoch, logs)  # raises TrialPruned: the trainer records the run as pruned
 
         quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
-        self.stages = trainer.staged(self.config, quiet, command=self.payload["command"], resume_run=previous,
-                                     on_start=on_start, on_epoch=on_epoch)
+        self.stages = trainer.staged(
+            self.config, quiet, command=self.payload["command"], resume_run=previous, on_start=on_start, on_epoch=on_epoch
+        )
         try:
             return next(self.stages)
         except errors.Interrupted:
@@ -101,6 +103,10 @@ class TrialRun:
             raise KeyboardInterrupt from None
         except errors.TrialPruned as pruned:
             child = self.started["run"]
-            return {"state": "pruned", "run": str(child.path), "history": history.load(child.path / history.FILE_NAME),
-                    "pruned": pruned.record()}
+            return {
+                "state": "pruned",
+                "run": str(child.path),
+                "history": history.load(child.path / history.FILE_NAME),
+                "pruned": pruned.record(),
+            }
         return {"state": "completed", "run": str(child.path), "history": history.load(child.path / history.FILE_NAME)}

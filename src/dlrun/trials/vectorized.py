@@ -23,9 +23,7 @@ if TYPE_CHECKING:
     from dlrun.trials import stacked
 
 
-
-def run(tasks: list[tuple], on_event: outcomes.OnEvent, say: Callable[[str], None], auto: bool = False,
-        record: dict | None = None) -> None:
+def run(tasks: list[tuple], on_event: outcomes.OnEvent, say: Callable[[str], None], auto: bool = False, record: dict | None = None) -> None:
     """Train the folds `tasks` ((key, kfold_fits.FitTask) pairs, in this process) together; events and
     outcomes reach `on_event(key, event)` as from `executors.run`. `say(line)` prints a console line (with
     `auto`, the executor chosen and why). `record` (kfold.json's `executor`) gets the choice before any fold
@@ -120,8 +118,17 @@ def _copy(key: Any, task: kfold_fits.FitTask, training: Any, on_event: outcomes.
             on_event(key, outcomes.failure(error))
             return
         validation = training.plan.data.split("validation")
-        on_event(key, {"type": "done", "result": {
-            "history": training.history, "train_samples": len(training.plan.data.split("train")[1]),
-            "validation_samples": 0 if validation is None else len(validation[1]), "seconds": seconds}})
+        on_event(
+            key,
+            {
+                "type": "done",
+                "result": {
+                    "history": training.history,
+                    "train_samples": len(training.plan.data.split("train")[1]),
+                    "validation_samples": 0 if validation is None else len(validation[1]),
+                    "seconds": seconds,
+                },
+            },
+        )
 
     return stacked.Copy(training, Path(task.folder), 0, on_epoch, end)

@@ -55,7 +55,9 @@ def normalised_channels(activation: np.ndarray) -> np.ndarray:
     return np.where(dead, np.nan, scaled)
 
 
-def run(subject: Subject, image_paths: list[Path], count: int | None, names: list[str], out_root: Path | None, echo: Callable[[str], None]) -> Path:
+def run(
+    subject: Subject, image_paths: list[Path], count: int | None, names: list[str], out_root: Path | None, echo: Callable[[str], None]
+) -> Path:
     """Write `<image>/<NN>_<layer>.png` and `.npy` for each image and each chosen layer."""
     chosen = choose(subject.model, count, names)
     paths = images.find(image_paths)

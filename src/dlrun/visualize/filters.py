@@ -27,8 +27,16 @@ STEP_SIZE = 0.02  # per step, as a share of the raw pixel range
 DEFAULT_SIZE = 150  # the pattern size for models that take any input size (150 x 150, as in the dogs-vs-cats configs)
 
 
-def ascend(model: Any, layer: Any, filter_indices: list[int], shape: tuple[int, int, int], steps: int,
-           pixel_range: float, seed: int = 0, preprocess: Callable[[Any], Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ascend(
+    model: Any,
+    layer: Any,
+    filter_indices: list[int],
+    shape: tuple[int, int, int],
+    steps: int,
+    pixel_range: float,
+    seed: int = 0,
+    preprocess: Callable[[Any], Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient ascent for each filter: `(patterns [count, h, w, c], mean activation before, after)`.
 
     Patterns are in the model's input space (after `preprocess`, which maps the starting raw image).
@@ -87,7 +95,12 @@ def run(subject: Subject, layer_name: str, count: int, steps: int, out_root: Pat
     indices = list(range(min(count, available)))
     height, width = subject.input_size(DEFAULT_SIZE)
     patterns, before, after = ascend(
-        subject.model, layer, indices, (height, width, subject.channels), steps, subject.pixel_range,
+        subject.model,
+        layer,
+        indices,
+        (height, width, subject.channels),
+        steps,
+        subject.pixel_range,
         preprocess=subject.preprocess,
     )
     folder = output.new_folder(out_root or subject.output_root, "filters")
@@ -96,8 +109,10 @@ def run(subject: Subject, layer_name: str, count: int, steps: int, out_root: Pat
     output.save_figure(output.mosaic_figure(shown, title, columns=min(8, len(indices)), cmap="gray"), folder / f"{layer.name}_filters.png")
     output.save_array(folder / f"{layer.name}_filters.npy", patterns)
     silent = int(np.sum(before <= 0))
-    echo(f"{layer.name}: {len(indices)} filter patterns; mean activation rose from "
-         f"{float(np.mean(before)):.4g} to {float(np.mean(after)):.4g} on average"
-         + (f"; {silent} filter(s) never fired on the start image (no gradient: their patterns stay noise)" if silent else ""))
+    echo(
+        f"{layer.name}: {len(indices)} filter patterns; mean activation rose from "
+        f"{float(np.mean(before)):.4g} to {float(np.mean(after)):.4g} on average"
+        + (f"; {silent} filter(s) never fired on the start image (no gradient: their patterns stay noise)" if silent else "")
+    )
     echo(f"wrote {folder}")
     return folder

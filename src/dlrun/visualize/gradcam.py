@@ -80,8 +80,7 @@ def check_class_index(head: Head, class_index: int | None, class_names: list[str
         return
     names = f" ({', '.join(class_names)})" if class_names and len(class_names) <= 20 else ""
     raise errors.DataError(
-        f"--class-index: received {class_index}; expected 0..{head.num_classes - 1}, "
-        f"one of the model's {head.num_classes} classes{names}"
+        f"--class-index: received {class_index}; expected 0..{head.num_classes - 1}, one of the model's {head.num_classes} classes{names}"
     )
 
 
@@ -98,7 +97,9 @@ def heatmaps(model: Any, layer: Any, inputs: Any, head: Head, class_index: int |
     with layers.capturing([layer]) as captured:
         logits = layers.forward(model, inputs)
     if layer.name not in captured:
-        raise errors.DataError(f"--layer: layer {layer.name!r} is not on the model's path to its output; expected a layer before the output")
+        raise errors.DataError(
+            f"--layer: layer {layer.name!r} is not on the model's path to its output; expected a layer before the output"
+        )
     probabilities = head.probabilities(ops.convert_to_numpy(logits))
     if class_index is None:
         classes = probabilities.argmax(axis=1)
@@ -123,8 +124,16 @@ def heatmaps(model: Any, layer: Any, inputs: Any, head: Head, class_index: int |
     return maps.astype("float32"), probabilities, classes
 
 
-def run(subject: Subject, image_paths: list[Path], layer_name: str | None, class_index: int | None, top: int,
-        alpha: float, out_root: Path | None, echo: Callable[[str], None]) -> Path:
+def run(
+    subject: Subject,
+    image_paths: list[Path],
+    layer_name: str | None,
+    class_index: int | None,
+    top: int,
+    alpha: float,
+    out_root: Path | None,
+    echo: Callable[[str], None],
+) -> Path:
     """Grad-CAM for each image: print the top predictions, write heatmap/overlay PNGs and .npy maps."""
     if not 0 <= alpha <= 1:
         raise errors.UsageError(f"--alpha: received {alpha}; expected a number from 0 to 1")
@@ -149,14 +158,20 @@ def run(subject: Subject, image_paths: list[Path], layer_name: str | None, class
         output.save_image(folder / f"{stem}_heatmap.png", coloured)
         output.save_image(folder / f"{stem}_overlay.png", overlay(original, coloured, alpha))
         output.save_array(folder / f"{stem}_heatmap.npy", heatmap)
-        summary["images"].append({
-            "image": str(path), "files": [f"{stem}_heatmap.png", f"{stem}_overlay.png", f"{stem}_heatmap.npy"],
-            "class_index": int(chosen), "class_name": _name(int(chosen), subject.class_names),
-            "top": [{"class_index": index, "class_name": name, "score": float(value)} for name, index, value in ranked],
-            "all_zero": bool(heatmap.max() == 0),
-        })
-        echo(f"  Grad-CAM for {_name(int(chosen), subject.class_names)!r} (class {int(chosen)}) at layer {layer.name}"
-             + (": no positive evidence, the map is all zeros" if heatmap.max() == 0 else ""))
+        summary["images"].append(
+            {
+                "image": str(path),
+                "files": [f"{stem}_heatmap.png", f"{stem}_overlay.png", f"{stem}_heatmap.npy"],
+                "class_index": int(chosen),
+                "class_name": _name(int(chosen), subject.class_names),
+                "top": [{"class_index": index, "class_name": name, "score": float(value)} for name, index, value in ranked],
+                "all_zero": bool(heatmap.max() == 0),
+            }
+        )
+        echo(
+            f"  Grad-CAM for {_name(int(chosen), subject.class_names)!r} (class {int(chosen)}) at layer {layer.name}"
+            + (": no positive evidence, the map is all zeros" if heatmap.max() == 0 else "")
+        )
     atomic.write_text(folder / "gradcam.json", json.dumps(summary, indent=2) + "\n")
     echo(f"wrote {folder}")
     return folder

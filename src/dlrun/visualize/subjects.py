@@ -20,8 +20,7 @@ import numpy as np
 
 from dlrun import errors
 
-CLASS_INDEX = ("imagenet_class_index.json",
-               "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json")
+CLASS_INDEX = ("imagenet_class_index.json", "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json")
 
 
 @dataclasses.dataclass
@@ -40,10 +39,14 @@ APPLICATIONS = {
         module="vgg16",
         size=224,
         weights={
-            True: ("vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-                   "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5"),
-            False: ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+            True: (
+                "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+                "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+            ),
+            False: (
+                "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            ),
         },
     ),
 }
@@ -140,8 +143,10 @@ def from_application(name: str, weights: str, include_top: bool) -> Subject:
     class_names = imagenet_class_names() if include_top else None
     note = None
     if include_top and class_names is None:
-        note = (f"ImageNet class names unavailable offline: showing class indices "
-                f"(put {CLASS_INDEX[0]} from {CLASS_INDEX[1]} in {keras_cache()} to see names)")
+        note = (
+            f"ImageNet class names unavailable offline: showing class indices "
+            f"(put {CLASS_INDEX[0]} from {CLASS_INDEX[1]} in {keras_cache()} to see names)"
+        )
     return Subject(
         model=model,
         label=f"{name} ({weights})",
