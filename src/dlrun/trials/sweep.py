@@ -196,7 +196,6 @@ def sweep(
     # stored: every trial, worker and joined host trains on that backend, and the sweep's config.yaml says which.
     choice = calibration.choose(base, console)
     base_data["backend"] = choice.name
-    console.print(backend.said(choice, base.backend), highlight=False, soft_wrap=True)
     run = runs.create(base.output.runs_root, f"{base.name}-sweep")  # marked interrupted by a Ctrl-C from here on
     run.write_text(runs.CONFIG_FILE, config_module.to_yaml(config_module.validate({**base_data, "search": search.model_dump(mode="json")})))
     url = search_engine.storage_url(options.storage, run.path)
@@ -224,6 +223,7 @@ def sweep(
         highlight=False,
         soft_wrap=True,
     )
+    console.print(backend.said(choice, base.backend), highlight=False, soft_wrap=True)  # every trial's backend
     if search.kfold is not None:  # the K-fold rule, said once
         from dlrun.trials import sweep_kfold
 
