@@ -72,6 +72,7 @@ def test_a_closed_output_pipe_does_not_kill_the_run(tmp_path):
     process.stdout.close()  # as `| head -1` does
     process.wait(timeout=300)
     stderr = process.stderr.read()
+    process.stderr.close()
     assert process.returncode == 0, stderr
     (folder,) = run_folders(tmp_path / "runs")
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
@@ -116,6 +117,7 @@ def _signal_during_start_up(tmp_path, signum, delay: float, command: str = "trai
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            process.stdout.close()  # never left for the garbage collector (a ResourceWarning in a later test)
         stderr.seek(0)
         return process.returncode, stderr.read(), run_folders(root)
 
