@@ -382,3 +382,28 @@ def test_a_worker_s_reporters_share_one_storage_per_sweep(tmp_path):
     other = search.Reporter(urls[1], "s", 1, section)
     assert other.study._storage._backend is not first.study._storage._backend
     assert list(search._kept_storage) == [urls[1]]
+
+
+def test_a_trial_whose_run_has_ended_counts_as_trained_while_its_joined_worker_lives(tmp_path):
+    """The owner of a sweep waits for joined workers' trials: between the end of a trial's run (its folder's
+    lock released) and its worker telling the study, the trial is RUNNING but held by no one; it must still
+    count while that worker's process lives (CI once saw the owner give up on it: "left running by a worker
+    that stopped"), and no longer once the process has ended."""
+    import datetime
+    import socket
+    import types
+
+    from dlrun.trials import sweep_study
+
+    (tmp_path / "trial-run").mkdir()  # a trial's run folder nobody holds now
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        frozen = types.SimpleNamespace(
+            user_attrs={"run": str(tmp_path / "trial-run"), "worker": {"host": socket.gethostname(), "pid": worker.pid}},
+            datetime_start=datetime.datetime.now(),
+        )
+        assert sweep_study._alive(frozen)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert not sweep_study._alive(frozen)

@@ -259,12 +259,18 @@ def _held(folder: str | Path) -> bool:
 
 
 def _alive(frozen: optuna.trial.FrozenTrial) -> bool:
-    """Whether a RUNNING trial is still being trained by some process (else it is left for `--resume`)."""
+    """Whether a RUNNING trial is still being trained by some process (else it is left for `--resume`).
+
+    A worker on this host counts while its process lives: between the end of a trial's run (its folder's
+    lock released) and the worker telling the study, the trial is neither held nor finished."""
+    worker = frozen.user_attrs.get("worker") or {}
+    here = worker.get("host") == socket.gethostname() and worker.get("pid") != os.getpid()
+    if here and runs.process_state({"host_name": worker["host"], "pid": worker.get("pid")}) == "alive":
+        return True
     if frozen.user_attrs.get("run"):
         return _held(frozen.user_attrs["run"])
-    worker = frozen.user_attrs.get("worker") or {}
-    if worker.get("host") == socket.gethostname():
-        return runs.process_state({"host_name": worker["host"], "pid": worker.get("pid")}) == "alive"
+    if here:
+        return False
     started = frozen.datetime_start or datetime.datetime.now()
     return (datetime.datetime.now() - started).total_seconds() < _QUIET_START_SECONDS
 
