@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -58,16 +59,38 @@ def boston_shaped_file() -> None:
     np.savez(BOSTON, x=x, y=y)
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line: user nice system idle iowait irq softirq steal ...)."""
+    try:
+        return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return []
+
+
+def machine_share(before: list[int], after: list[int]) -> dict:
+    """Over one run: the share of the machine's CPU time stolen by the hypervisor and the share busy (not idle),
+    which tell a machine-level stall (steal, other jobs) from a slow mode of the process itself."""
+    if len(before) < 8 or len(after) < 8:
+        return {}
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(delta[:8]) or 1
+    return {"steal": delta[7] / total, "busy": 1 - (delta[3] + delta[4]) / total, "load": os.getloadavg()[0]}
+
+
 def run_dlrun(config_args: list[str]) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as root:
         # backend pinned to TensorFlow: this compares runners on the same engine (benchmarks/backends.py compares engines)
-        seconds, _ = common.run(
+        seconds, result = common.run(
             [common.PYTHON, "-m", "dlrun", "train", *config_args, "--set", f"output.runs_root={root}", "--set", "backend=tensorflow"]
         )
         (folder,) = Path(root).iterdir()
         record = json.loads((folder / "run.json").read_text())
         metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
-    return seconds, {"fit_seconds": record["fit_seconds"], "metrics": metrics}
+    # the console's epoch lines end in each epoch's seconds ("epoch 3/5  loss ...  9.3s")
+    epochs = [
+        float(line.rsplit(None, 1)[-1][:-1]) for line in result.stdout.splitlines() if line.startswith("epoch ") and line.endswith("s")
+    ]
+    return seconds, {"fit_seconds": record["fit_seconds"], "metrics": metrics, "epoch_seconds": epochs}
 
 
 def run_reference(script_args: list[str]) -> tuple[float, dict]:
@@ -79,8 +102,11 @@ def measure(name: str, pairs: int) -> dict:
     config_args, script, metric, reference_metric = CASES[name]
     rows = []
     for index in range(pairs):
+        ticks = cpu_ticks()
         dlrun_wall, dlrun_out = run_dlrun(config_args)
+        middle = cpu_ticks()
         plain_wall, plain_out = run_reference(script)
+        dlrun_machine, plain_machine = machine_share(ticks, middle), machine_share(middle, cpu_ticks())
         rows.append(
             {
                 "dlrun_wall": dlrun_wall,
@@ -89,11 +115,17 @@ def measure(name: str, pairs: int) -> dict:
                 "plain_fit": plain_out["fit_seconds"],
                 "dlrun_metric": dlrun_out["metrics"][metric],
                 "plain_metric": plain_out[reference_metric],
+                "dlrun_epoch_seconds": dlrun_out["epoch_seconds"],
+                "dlrun_machine": dlrun_machine,
+                "plain_machine": plain_machine,
             }
         )
         print(
             f"  {name} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f}s vs {plain_wall:.2f}s, "
-            f"fit {dlrun_out['fit_seconds']:.2f}s vs {plain_out['fit_seconds']:.2f}s",
+            f"fit {dlrun_out['fit_seconds']:.2f}s vs {plain_out['fit_seconds']:.2f}s; "
+            f"dlrun epochs {' '.join(f'{value:.1f}' for value in dlrun_out['epoch_seconds'])}s; "
+            f"steal {dlrun_machine.get('steal', 0):.1%} / {plain_machine.get('steal', 0):.1%}, "
+            f"busy {dlrun_machine.get('busy', 0):.0%} / {plain_machine.get('busy', 0):.0%}",
             flush=True,
         )
     return {
