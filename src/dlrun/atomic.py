@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def write_json(path: str | os.PathLike, payload: Any, durable: bool = True) -> P
     return write_text(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n", durable=durable)
 
 
-def write_with(path: str | os.PathLike, writer, suffix: str = "") -> Path:
+def write_with(path: str | os.PathLike, writer: Callable[[Path], object], suffix: str = "") -> Path:
     """Atomically write `path` through `writer(temp_path)`, for libraries that write files themselves
     (`model.save`, `figure.savefig`): the temp file is renamed into place, or removed on any failure."""
     path = Path(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -44,11 +46,11 @@ runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
 app.add_typer(runs_app, name="runs")
 
 
-def _reports_errors(command):
+def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn DlrunError into one stderr line and its exit code, never a traceback."""
 
     @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except errors.DlrunError as error:
@@ -63,7 +65,7 @@ def _reports_errors(command):
     return wrapper
 
 
-def _version(value: bool):
+def _version(value: bool) -> None:
     if value:
         typer.echo(f"dlrun {__version__}")
         raise typer.Exit()
@@ -72,7 +74,7 @@ def _version(value: bool):
 @app.callback()
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
-):
+) -> None:
     """Run deep-learning experiments from YAML configs."""
 
 
@@ -105,7 +107,7 @@ def main() -> None:
     _exit(0)
 
 
-def _exit(code) -> None:
+def _exit(code: str | int | None) -> None:
     """Leave with `code`, skipping the interpreter's module-by-module teardown once Keras is loaded.
 
     Keras brings JAX or TensorFlow, scikit-learn, SciPy and pandas with it; freeing them one by one

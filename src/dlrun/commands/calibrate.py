@@ -19,7 +19,7 @@ def calibrate(
         show_default=False,
         help="Time only these backends (default: every installed backend that can run the config).",
     ),
-):
+) -> None:
     """Time the config's model on each installed Keras backend and store the times for `backend: auto`.
 
     Each backend runs in a fresh process: Keras is imported, the model built, a few batches fitted to compile it, then more batches timed. `backend: auto` picks the backend whose estimate for the whole run (start-up and steps) is smallest; `dlrun train` measures the same lazily, once per model, machine and versions. Set DLRUN_CALIBRATE=off to keep auto's fixed rule instead.

@@ -13,7 +13,7 @@ def show(
     config_file: Path = options.CONFIG_ARGUMENT,
     set_items: list[str] = options.SET_OPTION,
     origin: bool = typer.Option(False, "--origin", help="Print each value with the file (or --set) that set it, or `default`."),
-):
+) -> None:
     """Print the fully resolved config (every default filled in) as YAML."""
     from dlrun import config
     from dlrun.config import composition
@@ -28,7 +28,7 @@ def show(
 def validate(
     config_file: Path = options.CONFIG_ARGUMENT,
     set_items: list[str] = options.SET_OPTION,
-):
+) -> None:
     """Check a config without training; exit 2 and list every problem when it is invalid."""
     from dlrun import config
 
@@ -39,14 +39,14 @@ def validate(
 OUT_OPTION = typer.Option(None, "--out", "-o", help="Write to this file (atomically) instead of printing.", show_default=False)
 
 
-def schema(out: Path = OUT_OPTION):
+def schema(out: Path = OUT_OPTION) -> None:
     """Print the JSON Schema of a config file (for editors: see docs/configs.md), or write it with --out."""
     from dlrun.config import json_schema
 
     _emit(json_schema.text(), out)
 
 
-def docs(out: Path = OUT_OPTION):
+def docs(out: Path = OUT_OPTION) -> None:
     """Print the config reference (docs/config.md) generated from the schema, or write it with --out."""
     from dlrun.config import docs as config_docs
 

@@ -19,7 +19,7 @@ def evaluate(
         show_default=False,
         help="Evaluate on this Keras backend instead of the one the run trained on (tensorflow, jax, torch or auto).",
     ),
-):
+) -> None:
     """Evaluate a run's model on one split, next to the naive baseline; write eval_<split>.json into the run."""
     from dlrun import backend as backend_module, errors, terminal
     from dlrun.training import evaluation

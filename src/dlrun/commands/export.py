@@ -20,7 +20,7 @@ def export(
         show_default=False,
     ),
     checkpoint: str = typer.Option("final", "--checkpoint", help="final (model.keras) or best (checkpoints/best.keras)."),
-):
+) -> None:
     """Export a run's model (with its preprocessing) for other tools: Keras, TensorFlow SavedModel or ONNX."""
     from dlrun import terminal
     from dlrun.inference import export as export_module

@@ -11,6 +11,7 @@ adjusted here, where the command is built, rather than option by option.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from typer import core
 
@@ -20,10 +21,10 @@ _LIST_TYPE = re.compile(r"<list\[(.+)\]>")
 class _Argument(core.TyperArgument):
     """An argument shown by its metavar (RUN_DIR, CONFIG...), optional ones in brackets."""
 
-    def display_type_rich(self, ctx):
+    def display_type_rich(self, ctx: Any) -> str | None:
         return None  # the metavar and the help sentence say what it is; `<path>` after RUN_DIR says nothing
 
-    def get_usage_pieces(self, ctx) -> list[str]:
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
         metavar = self.metavar if self.metavar is not None else (self.name or "").upper()  # Click's default
         return [metavar if self.required else f"[{metavar}]"]
 
@@ -31,7 +32,7 @@ class _Argument(core.TyperArgument):
 class _Option(core.TyperOption):
     """An option followed by the type of one value, and a flag by nothing."""
 
-    def display_type_rich(self, ctx):
+    def display_type_rich(self, ctx: Any) -> str | None:
         if self.is_flag or self.count:
             return None
         shown = super().display_type_rich(ctx)
@@ -53,12 +54,12 @@ def tidy(params: list) -> list:
 class Command(core.TyperCommand):
     """A Typer command whose help shows arguments as RUN_DIR and flags without a value type."""
 
-    def get_params(self, ctx):
+    def get_params(self, ctx: Any) -> list[Any]:
         return tidy(super().get_params(ctx))
 
 
 class Group(core.TyperGroup):
     """A Typer group (the `dlrun` app and its sub-apps) whose own options show the same way."""
 
-    def get_params(self, ctx):
+    def get_params(self, ctx: Any) -> list[Any]:
         return tidy(super().get_params(ctx))

@@ -19,7 +19,7 @@ def init(
         None, "--architecture", "-a", help="An architecture (`dlrun list architectures`).", show_default=False
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write it (default NAME.yaml); never replaced.", show_default=False),
-):
+) -> None:
     """Copy an example config here, or write a starter config: every key of a dataset and an architecture, commented."""
     from dlrun import errors, examples
     from dlrun.config import starter

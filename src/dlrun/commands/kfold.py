@@ -33,7 +33,7 @@ def kfold(
     executor: str = options.EXECUTOR_OPTION,
     address: str = options.ADDRESS_OPTION,
     cpus_per_trial: float = options.CPUS_PER_TRIAL_OPTION,
-):
+) -> None:
     """K-fold validation on the training data: per-fold and mean curves, the recommended epoch count, a final test score."""
     from dlrun import config, errors, runs, terminal
     from dlrun.trials import executors, kfold as kfold_protocol, kfold_plan

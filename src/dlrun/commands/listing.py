@@ -27,7 +27,7 @@ def registries() -> dict[str, dict]:
 
 def list_registries(
     kind: str = typer.Argument(None, help=f"One of {', '.join(KINDS)}; all when omitted.", show_default=False),
-):
+) -> None:
     """List what a config may name (datasets, architectures, optimizers, losses, metrics, callbacks, backends).
 
     Also the example configs: `dlrun init NAME` copies one here.

@@ -23,7 +23,7 @@ def predict(
         None, "--word-index", help="Keras' word index JSON for text (default: the dataset's).", show_default=False
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
-):
+) -> None:
     """Predict with a trained run's model; the model applies the preprocessing it was trained with."""
     from dlrun import terminal
     from dlrun.inference import predict as predict_module

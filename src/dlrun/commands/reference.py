@@ -9,6 +9,8 @@ so the reference cannot drift from the code: tests/test_docs.py checks the shipp
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 DOCS_FILE = "docs/cli.md"
 _HEADER = """\
@@ -24,7 +26,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\*|\[\]])")
 _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}  # Python-Markdown does not take `\<` as an escape
 
 
-def render(root, name: str = "dlrun") -> str:
+def render(root: Any, name: str = "dlrun") -> str:
     """The whole reference as Markdown, for the root command of a Typer (Click) app."""
     import typer
 
@@ -35,14 +37,14 @@ def render(root, name: str = "dlrun") -> str:
     return "\n".join(parts)
 
 
-def commands(root, name: str = "dlrun") -> list[str]:
+def commands(root: Any, name: str = "dlrun") -> list[str]:
     """Every command path of the app (`dlrun`, `dlrun train`, `dlrun runs compare`, ...), hidden ones left out."""
     import typer
 
     return [context.command_path for _, context in _walk(root, typer.Context(root, info_name=name))]
 
 
-def _walk(command, context):
+def _walk(command: Any, context: Any) -> Iterator[tuple[Any, Any]]:
     """The command and every sub-command below it, depth first, in the order `--help` lists them."""
     import typer
 
@@ -53,7 +55,7 @@ def _walk(command, context):
             yield from _walk(sub, typer.Context(sub, info_name=name, parent=context))
 
 
-def _section(command, context) -> str:
+def _section(command: Any, context: Any) -> str:
     path = context.command_path
     lines = [f"## `{path}` {{#{_anchor(path)}}}", ""]
     for paragraph in _paragraphs(command.help or ""):

@@ -12,7 +12,7 @@ def report(
     out: Path = typer.Option(
         None, "--out", "-o", help="The HTML file to write (default for one run: RUN_DIR/report.html).", show_default=False
     ),
-):
+) -> None:
     """Write one self-contained HTML page for a run, or for several side by side.
 
     It shows config, status, metrics vs baselines, learning curves, confusion matrix or residuals, K-fold summary, pictures.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -17,7 +18,7 @@ HELP = (
 class ListByDefault(help_text.Group):
     """`dlrun runs ...` without a sub-command means `dlrun runs list ...`."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not args and ctx.resilient_parsing:  # shell completion of `dlrun runs <TAB>`: offer list and compare
             return super().parse_args(ctx, args)
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
@@ -33,7 +34,7 @@ def list_runs(
     ),
     wide: bool = typer.Option(False, "--wide", help="Show every column, however wide the table gets (default: the columns that fit)."),
     as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list of objects, for scripts (see docs/cli-output.md)."),
-):
+) -> None:
     """A table of the runs under ROOT, newest first: status, best validation epoch, test score, and more when wide."""
     from dlrun import terminal
     from dlrun.runs import table as runs_table
@@ -48,7 +49,7 @@ def list_runs(
 def clean(
     root: Path = typer.Argument(Path("runs"), metavar="[RUNS_ROOT]", help="The folder that holds the run folders."),
     yes: bool = typer.Option(False, "--yes", help="Delete what is listed (without it, nothing is deleted)."),
-):
+) -> None:
     """Free disk space: completed runs' resume checkpoints, stale temp files, unused feature-cache entries.
 
     Lists what would go, with sizes; --yes deletes it.
@@ -73,7 +74,7 @@ def clean(
 def compare(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Two or more run folders.", show_default=False),
     plot: Path = typer.Option(None, "--plot", help="Also overlay their learning curves in this PNG.", show_default=False),
-):
+) -> None:
     """Put runs side by side: the config keys that differ, and their metrics."""
     from dlrun import terminal
     from dlrun.runs import compare as comparison

@@ -88,7 +88,7 @@ def sweep(
         help="With --executor vectorized or auto: trials asked and trained together as one JAX program (default 32).",
         show_default=False,
     ),
-):
+) -> None:
     """Search a config's values with Optuna (the config's search: section, or --grid / --random), train each trial, and rank them."""
     from dlrun import errors, runs, terminal
     from dlrun.trials import executors, sweep as sweep_module

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from dlrun.commands import options
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def train(
@@ -32,7 +36,7 @@ def train(
         help="Train N times, with seeds seed, seed+1, ..., as runs of one group folder; report mean +- std. "
         "With --resume GROUP_DIR: continue the group's unfinished seeds.",
     ),
-):
+) -> None:
     """Train the model a config describes and write a run folder under output.runs_root."""
     from dlrun import config, errors, terminal
     from dlrun.runs import tracking
@@ -70,7 +74,18 @@ def _is_group(run_dir: Path) -> bool:
     return seeds_group.is_group(run_dir)
 
 
-def _train_seeds(console, config_file, set_items, backend, resume_dir, force, report, track, count, command) -> None:
+def _train_seeds(
+    console: Console,
+    config_file: Path | None,
+    set_items: list[str],
+    backend: str | None,
+    resume_dir: Path | None,
+    force: bool,
+    report: bool,
+    track: str | None,
+    count: int | None,
+    command: list[str],
+) -> None:
     """`--seeds N`: a group of runs over N seeds (`dlrun.trials.seeds`), or `--resume` of such a group."""
     from dlrun import config, errors, runs, terminal
     from dlrun.trials import seeds as seeds_group
@@ -82,6 +97,7 @@ def _train_seeds(console, config_file, set_items, backend, resume_dir, force, re
     if resume_dir is None:
         if config_file is None:
             raise errors.UsageError("CONFIG: received nothing; expected a config file (or --resume GROUP_DIR)")
+        assert count is not None  # a new group comes from --seeds N (the other way in is --resume)
         loaded = config.load(config_file, set_items, backend)
         with runs.starting("dlrun train --resume {path}"):  # a Ctrl-C at any moment: exit 130, an honest status
             group = seeds_group.train(loaded, console, count, command=command)
@@ -108,7 +124,7 @@ def _train_seeds(console, config_file, set_items, backend, resume_dir, force, re
         console.print(f"report: {report_module.write([group.path])}", highlight=False, soft_wrap=True)
 
 
-def _train(console, report: bool, track: str | None, tracking_uri: str | None, resolved, **options) -> None:
+def _train(console: Console, report: bool, track: str | None, tracking_uri: str | None, resolved: Any, **options: Any) -> None:
     """trainer.train, then the report; the MLflow run (if any) is ended whatever happens."""
     from dlrun.runs import tracking
     from dlrun.training import trainer

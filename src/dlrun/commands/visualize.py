@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,7 +21,7 @@ OUT_OPTION = typer.Option(
 )
 
 
-def typer_app(reports_errors) -> typer.Typer:
+def typer_app(reports_errors: Callable[[Callable[..., None]], Callable[..., None]]) -> typer.Typer:
     """The `visualize` sub-app, each command wrapped by `reports_errors` (DlrunError -> one line, exit code)."""
     app = typer.Typer(
         cls=help_text.Group, help="Learning curves, intermediate activations, filter patterns and Grad-CAM heatmaps.", no_args_is_help=True
@@ -34,7 +36,7 @@ def curves(
         ..., metavar="RUN_DIR...", help="One or more run folders (several: overlaid).", show_default=False
     ),
     out: Path = OUT_OPTION,
-):
+) -> None:
     """Loss and metrics, train vs validation, from history.json (several runs overlaid); best epoch marked."""
     from dlrun.visualize import curves as curves_module
 
@@ -49,7 +51,7 @@ def activations(
     count: int = typer.Option(None, "--layers", help="Show the first N conv/pool layers (default 8).", show_default=False),
     layer: list[str] = typer.Option([], "--layer", help="Show this layer (repeatable; instead of --layers).", show_default=False),
     out: Path = OUT_OPTION,
-):
+) -> None:
     """Every channel's activation map for each image, one grid PNG (and .npy) per conv/pool layer."""
     from dlrun.visualize import activations as activations_module
 
@@ -65,7 +67,7 @@ def filters(
     count: int = typer.Option(64, "--filters", help="How many filters (the first N)."),
     steps: int = typer.Option(30, "--steps", help="Gradient-ascent steps per pattern."),
     out: Path = OUT_OPTION,
-):
+) -> None:
     """The input pattern that maximally activates each filter (gradient ascent), in a grid PNG (and .npy)."""
     from dlrun.visualize import filters as filters_module
 
@@ -83,7 +85,7 @@ def gradcam(
     top: int = typer.Option(3, "--top", help="How many top predictions to print."),
     alpha: float = typer.Option(0.4, "--alpha", help="The heatmap's opacity in the overlay (0-1)."),
     out: Path = OUT_OPTION,
-):
+) -> None:
     """Grad-CAM heatmaps: print the top predictions, write heatmap and overlay PNGs and the raw map (.npy).
 
     With neither --run nor --model, uses VGG16 with ImageNet weights.
@@ -94,7 +96,7 @@ def gradcam(
     gradcam_module.run(subject, image, layer, class_index, top, alpha, out, typer.echo)
 
 
-def _subject(run: Path | None, model: str | None, weights: str, include_top: bool, out: Path | None):
+def _subject(run: Path | None, model: str | None, weights: str, include_top: bool, out: Path | None) -> Any:
     from dlrun import errors
     from dlrun.visualize import subjects
 

@@ -5,18 +5,24 @@ import Keras lazily. Models only build: planning how to train them (phases, the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlrun.data import dataset
+
 from dlrun import plugins, registry
 from dlrun.models import convnet, inputs, mlp, pretrained
 from dlrun.models.saved import load_model  # noqa: F401  (re-exported: models.load_model)
 
-ARCHITECTURES = {
+ARCHITECTURES: dict[str, Callable[..., Any]] = {
     "mlp": mlp.build,
     "convnet": convnet.build,
     "pretrained": pretrained.build,
 }
 
 
-def build(model_config, loaded_dataset, train_inputs=None):
+def build(model_config: Any, loaded_dataset: dataset.Dataset, train_inputs: Any = None) -> Any:
     """The Keras model a `model` section describes, shaped for `loaded_dataset`.
 
     `train_inputs` (default: the dataset's training inputs) is what input normalisation is adapted

@@ -20,21 +20,21 @@ keras: Any = backend.import_keras()  # quietly, on the chosen backend, whoever i
 class ApplicationInput(keras.layers.Layer):
     """`preprocess_input(inputs * scale)` of the keras.applications model named `application`."""
 
-    def __init__(self, application: str, scale: float = 1.0, **kwargs):
+    def __init__(self, application: str, scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.application = application
         self.scale = float(scale)
         module_name, _ = applications.APPLICATIONS[application]
         self._preprocess = importlib.import_module(f"keras.applications.{module_name}").preprocess_input
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         inputs = keras.ops.cast(inputs, "float32")
         if self.scale != 1.0:
             inputs = inputs * self.scale
         return self._preprocess(inputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "application": self.application, "scale": self.scale}

@@ -9,10 +9,15 @@ predict) every layer passes images through unchanged.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlrun.config import datasets
+
 import math
 
 
-def layers(keras, config, seed: int) -> list:
+def layers(keras: Any, config: datasets.Augmentation, seed: int) -> list:
     """The augmentation layers for a `data.augmentation` section, each seeded from `seed`."""
     fill = {"fill_mode": config.fill_mode, "fill_value": config.fill_value}
     result = []

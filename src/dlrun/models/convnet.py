@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlrun.config import architectures
+
 from dlrun import backend, errors
 from dlrun.models import head
 
@@ -9,7 +14,7 @@ _POOLING = {"max": "MaxPooling2D", "average": "AveragePooling2D"}
 _REDUCE = {"flatten": "Flatten", "global_average": "GlobalAveragePooling2D", "global_max": "GlobalMaxPooling2D"}
 
 
-def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+def build(config: architectures.ConvnetModel, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Any:
     """Conv2D blocks with pooling (filters list, kernel, padding), flatten or global pool, Dense head."""
     keras = backend.import_keras()
 

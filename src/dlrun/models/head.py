@@ -30,6 +30,6 @@ def output_layer(keras: Any, head_config: architectures.Head, task: str, num_cla
     return keras.layers.Dense(units, activation=activation, name="output", dtype="float32", **initializers)
 
 
-def regularizer(keras, l1: float, l2: float):
+def regularizer(keras: Any, l1: float, l2: float) -> Any:
     """An L1/L2 kernel penalty, or None when both are zero."""
     return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None

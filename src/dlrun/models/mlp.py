@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlrun.config import architectures
+
 from dlrun import backend
 from dlrun.models import head
 
 
-def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+def build(config: architectures.MLPModel, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Any:
     """Dense layers (units list, activation, dropout, L1/L2, initializers), inputs flattened first."""
     keras = backend.import_keras()
 

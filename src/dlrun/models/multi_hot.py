@@ -27,11 +27,11 @@ keras: Any = backend.import_keras()  # quietly, on the chosen backend, whoever i
 class MultiHot(keras.layers.Layer):
     """(batch, length) integer tokens -> (batch, num_tokens) float 0/1: 1 where the token occurs in the row."""
 
-    def __init__(self, num_tokens: int, **kwargs):
+    def __init__(self, num_tokens: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_tokens = int(num_tokens)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         ops = keras.ops
         tokens = ops.cast(inputs, "int32")
         not_padding = ops.cast(ops.arange(self.num_tokens) > 0, self.compute_dtype)  # column 0 is padding
@@ -56,8 +56,8 @@ class MultiHot(keras.layers.Layer):
         counts = ops.scatter(indices, ones, (batch, self.num_tokens))  # repeated tokens add up
         return ops.minimum(counts, ops.cast(1, self.compute_dtype)) * not_padding
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], self.num_tokens)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "num_tokens": self.num_tokens}

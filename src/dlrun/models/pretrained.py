@@ -15,11 +15,15 @@ preprocessing, so the stem's rescale, normalisation and multi-hot layers are lef
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlrun.config import architectures
+
 import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from dlrun import backend, errors
 from dlrun.models import head
@@ -39,12 +43,12 @@ class Parts:
     model: Any  # the whole model: what end_to_end trains and every run saves
 
 
-def build(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None):
+def build(config: architectures.PretrainedModel, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Any:
     """A frozen keras.applications base (or a run's model) under a new Dense head, images in, prediction out."""
     return parts(config, stem, input_shape, task, num_classes).model
 
 
-def parts(config, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Parts:
+def parts(config: architectures.PretrainedModel, stem: list, input_shape: tuple[int, ...], task: str, num_classes: int | None) -> Parts:
     """Build base, extractor, head and whole model for the `model` section `config`."""
     keras = backend.import_keras()
 
@@ -85,7 +89,7 @@ def is_run_model(base: str) -> bool:
     return base.endswith(".keras")
 
 
-def layers_to_unfreeze(base, fine_tune) -> list:
+def layers_to_unfreeze(base: Any, fine_tune: architectures.FineTune) -> list:
     """The base layers fine-tuning trains: the last `top_layers`, and those named by `unfreeze` prefixes."""
     layers = [layer for layer in base.layers if type(layer).__name__ != "InputLayer"]
     names = [layer.name for layer in layers]
@@ -106,7 +110,7 @@ def layers_to_unfreeze(base, fine_tune) -> list:
     return [layer for layer in layers if id(layer) in unique]
 
 
-def unfreeze(base, chosen: list) -> str:
+def unfreeze(base: Any, chosen: list) -> str:
     """Make exactly the `chosen` layers of `base` trainable; return a note for the console."""
     wanted = {id(layer) for layer in chosen}
     base.trainable = True
@@ -117,7 +121,7 @@ def unfreeze(base, chosen: list) -> str:
     return f"unfroze {len(names)} base layer(s): {shown}"
 
 
-def _application_base(keras, config, input_shape):
+def _application_base(keras: Any, config: architectures.PretrainedModel, input_shape: tuple[int, ...]) -> Any:
     module_name, class_name = APPLICATIONS[config.base]
     constructor = getattr(keras.applications, class_name)
     weights = config.weights
@@ -158,7 +162,7 @@ def _first_line(error: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _explained(error: Exception, config, class_name: str) -> errors.DlrunError | Exception:
+def _explained(error: Exception, config: architectures.PretrainedModel, class_name: str) -> errors.DlrunError | Exception:
     text = str(error)
     if "URL fetch failure" in text or "HTTP Error" in text:
         url = re.search(r"https?://\S+?\.h5", text)
@@ -180,7 +184,7 @@ def _explained(error: Exception, config, class_name: str) -> errors.DlrunError |
     return error
 
 
-def _run_base(keras, config, input_shape):
+def _run_base(keras: Any, config: architectures.PretrainedModel, input_shape: tuple[int, ...]) -> Any:
     path = Path(config.base)
     if not path.is_file():
         raise errors.ConfigError(
@@ -216,7 +220,7 @@ def _run_base(keras, config, input_shape):
     return keras.Model(previous.inputs, layer.output, name="base")
 
 
-def _head(keras, config, feature_shape: tuple[int, ...], task: str, num_classes: int | None):
+def _head(keras: Any, config: architectures.PretrainedModel, feature_shape: tuple[int, ...], task: str, num_classes: int | None) -> Any:
     layers = [keras.Input(shape=feature_shape, name="features")]
     if len(feature_shape) > 1:
         if config.reduce != "flatten" and len(feature_shape) != 3:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from dlrun import backend, errors
 
 
-def load_model(path, compile: bool = True):
+def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
     """Load a model.keras that dlrun wrote, with dlrun's layers registered.
 
     Always in Keras' safe mode: a file holding a `Lambda` layer or any object that is not a registered
