@@ -21,13 +21,14 @@ import re
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlrun import errors, signals, terminal
 from dlrun.trials import search as search_engine, sweep_results
 
 if TYPE_CHECKING:
     from wsgiref import simple_server
+    from wsgiref.types import WSGIApplication
 
     import optuna
     from rich.console import Console
@@ -127,7 +128,7 @@ def serve(sweep_dir: str | Path, console: Console, host: str = DEFAULT_HOST, por
             server.server_close()
 
 
-def _listen(host: str, port: int, app) -> simple_server.WSGIServer:
+def _listen(host: str, port: int, app: WSGIApplication) -> simple_server.WSGIServer:
     """A threaded WSGI server bound to host:port (UsageError when it cannot be: in use, no such address)."""
     import socketserver
     from wsgiref import simple_server
@@ -137,7 +138,7 @@ def _listen(host: str, port: int, app) -> simple_server.WSGIServer:
         address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
     class QuietHandler(simple_server.WSGIRequestHandler):
-        def log_message(self, format, *args):  # noqa: A002 (the base class's name): no line per request
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name): no line per request
             pass
 
     if not 0 <= port <= 65535:
