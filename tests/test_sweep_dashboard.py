@@ -19,16 +19,7 @@ from pathlib import Path
 import pytest
 
 from dlrun.trials import search as search_engine, sweep_dashboard, sweep_results
-from tests.conftest import invoke, run_folders, write_completed_run
-
-SWEEP = """\
-name: dash
-seed: 5
-data: {{name: synthetic, task: regression, num_samples: 40, input_shape: [4], noise: 0.3}}
-model: {{architecture: mlp, units: [4]}}
-train: {{epochs: 1, batch_size: 16}}
-output: {{runs_root: {root}, plots: false, save_model: false}}
-"""
+from tests.conftest import invoke, run_folders, tiny_config, write_completed_run
 
 
 def make_sweep(folder: Path, storage: str = "sqlite", trials: int = 3, name: str | None = None) -> Path:
@@ -270,8 +261,7 @@ def test_opens_the_address_in_a_browser_only_on_a_desktop_and_not_with_no_browse
 
 @pytest.mark.slow
 def test_a_real_sweeps_study_shows_in_chromium(tmp_path, browser):
-    config = tmp_path / "sweep.yaml"
-    config.write_text(SWEEP.format(root=json.dumps(str(tmp_path / "runs"))))
+    config = tiny_config(tmp_path / "sweep.yaml", tmp_path / "runs", epochs=1)
     result = invoke("sweep", config, "--grid", "train.batch_size=8,16")
     assert result.exit_code == 0, result.output
     (folder,) = run_folders(tmp_path / "runs")
