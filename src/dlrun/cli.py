@@ -44,6 +44,7 @@ config_app = typer.Typer(
 app.add_typer(config_app, name="config")
 runs_app = typer.Typer(cls=runs.ListByDefault, help=runs.HELP)
 app.add_typer(runs_app, name="runs")
+sweep_app = typer.Typer(cls=sweep.Group, invoke_without_command=True)
 
 
 def _reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +87,9 @@ app.command("predict", cls=help_text.Command)(_reports_errors(predict.predict))
 app.command("export", cls=help_text.Command)(_reports_errors(export.export))
 app.command("init", cls=help_text.Command)(_reports_errors(init.init))
 app.command("report", cls=help_text.Command)(_reports_errors(report.report))
-app.command("sweep", cls=help_text.Command)(_reports_errors(sweep.sweep))
+sweep_app.callback()(_reports_errors(sweep.sweep))
+sweep_app.command("dashboard", cls=help_text.Command)(_reports_errors(sweep.dashboard))
+app.add_typer(sweep_app, name="sweep")
 app.command("calibrate", cls=help_text.Command)(_reports_errors(calibrate.calibrate))
 runs_app.command("list", cls=help_text.Command)(_reports_errors(runs.list_runs))
 runs_app.command("compare", cls=help_text.Command)(_reports_errors(runs.compare))

@@ -1,15 +1,42 @@
-"""`dlrun sweep CONFIG [--grid KEY=V1,V2 ...]`, `dlrun sweep --resume SWEEP_DIR` and `dlrun sweep --join SWEEP_DIR_OR_URL`."""
+"""`dlrun sweep CONFIG [--grid KEY=V1,V2 ...]`, `dlrun sweep --resume SWEEP_DIR`, `dlrun sweep --join SWEEP_DIR_OR_URL`
+and `dlrun sweep dashboard SWEEP_DIR`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from dlrun.commands import options
+from dlrun.commands import help_text, options
+
+
+class Group(help_text.Group):
+    """`dlrun sweep` is a command (`dlrun sweep CONFIG --grid ...`) with sub-commands beside it (`dlrun sweep
+    dashboard SWEEP_DIR`): a first word that names a sub-command runs it; anything else is the sweep's own."""
+
+    allow_extra_args = False  # `dlrun sweep a.yaml b.yaml`: "unexpected extra argument", as for any command
+    allow_interspersed_args = True  # options after CONFIG, as for any command
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            super().parse_args(ctx, [])  # the sweep's own parameters keep their defaults; the callback sees the sub-command
+            ctx._protected_args, ctx.args = args[:1], args[1:]
+            return ctx.args
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return super().collect_usage_pieces(ctx)[:-1]  # `dlrun sweep [OPTIONS] [CONFIG]`; the sub-commands are listed below
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        if ctx.command is not self:  # a sub-command's usage line: `dlrun sweep dashboard ...`, not `dlrun sweep [CONFIG] dashboard`
+            return [param for param in params if param.param_type_name != "argument"]
+        return params
 
 
 def sweep(
+    ctx: typer.Context,
     config_file: Path = typer.Argument(
         None, metavar="CONFIG", help="The YAML config file (omit with --resume or --join).", show_default=False
     ),
@@ -89,7 +116,12 @@ def sweep(
         show_default=False,
     ),
 ) -> None:
-    """Search a config's values with Optuna (the config's search: section, or --grid / --random), train each trial, and rank them."""
+    """Search a config's values with Optuna (the config's search: section, or --grid / --random), train each trial, and rank them.
+
+    `dlrun sweep dashboard SWEEP_DIR` serves a sweep's study in optuna-dashboard.
+    """
+    if ctx.invoked_subcommand is not None:  # `dlrun sweep dashboard ...`: the sub-command does the work
+        return
     from dlrun import errors, runs, terminal
     from dlrun.trials import executors, sweep as sweep_module
 
@@ -142,3 +174,21 @@ def sweep(
     ]
     with runs.starting("dlrun sweep --resume {path}"):
         sweep_module.sweep(config_file, set_items, chosen, console, placement, command=command)
+
+
+def dashboard(
+    sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="The sweep's folder (it holds sweep.json).", show_default=False),
+    port: int = typer.Option(8080, "--port", metavar="N", help="The port to serve on (0: any free port; the address is printed)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="The address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 is every network interface."
+    ),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Only print the address; do not open it in a browser."),
+) -> None:
+    """Serve a sweep's Optuna study in optuna-dashboard (history, importances, every trial's curves) until Ctrl-C.
+
+    The study is the one the sweep recorded in sweep.json: its study.db or study.journal, or its --storage URL (PostgreSQL), so a running sweep can be watched live. Needs optuna-dashboard: dlrun's dashboard extra, or pip install optuna-dashboard.
+    """
+    from dlrun import terminal
+    from dlrun.trials import sweep_dashboard
+
+    sweep_dashboard.serve(sweep_dir, terminal.console(), host=host, port=port, browser=not no_browser)
