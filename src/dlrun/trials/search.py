@@ -155,9 +155,9 @@ def pruner(search: search_config.SearchConfig) -> optuna.pruners.BasePruner:
     if search.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials, n_warmup_steps=first)
     if search.pruner == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=search.reduction_factor)
     if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=first)
+        return optuna.pruners.HyperbandPruner(min_resource=first, reduction_factor=search.reduction_factor)
     return optuna.pruners.NopPruner()
 
 
@@ -274,6 +274,6 @@ class Reporter:
                     f"of {len(others)} earlier trial(s) at that {step}"
                 )
         return (
-            f"{metric} {value:.4g} at {step} {epoch} not among the best trials at that {step} "
+            f"{metric} {value:.4g} at {step} {epoch} not among the best 1/{self.search.reduction_factor} of the trials at that {step} "
             f"({self.search.pruner} pruner: successive halving)"
         )
