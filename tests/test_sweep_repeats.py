@@ -164,7 +164,7 @@ search:
 def test_a_failed_trial_is_not_a_finished_one_to_repeat():
     import optuna
 
-    from dlrun.trials import sweep_study
+    from dlrun.trials import search as search_engine
 
     study = optuna.create_study()
     values = {"train.batch_size": 16}
@@ -176,6 +176,6 @@ def test_a_failed_trial_is_not_a_finished_one_to_repeat():
     repeat.set_user_attr("overrides", values)
     repeat.set_user_attr("repeat_of", 1)
     study.tell(repeat, 1.0)
-    found = sweep_study._finished_with(study, values)
+    found = search_engine.finished_with(study, values)
     assert found is not None and found.number == 1  # not the failed trial 0, not the repeat 2
-    assert sweep_study._finished_with(study, {"train.batch_size": 32}) is None
+    assert search_engine.finished_with(study, {"train.batch_size": 32}) is None

@@ -190,6 +190,22 @@ def open_study(url: str, name: str, search: search_config.SearchConfig, create: 
         raise errors.RunError(f"{url}: holds no study {name!r}; expected the storage of the sweep") from None
 
 
+def finished_with(study: optuna.Study, values: dict) -> optuna.trial.FrozenTrial | None:
+    """The first trial of the study that finished (completed or pruned, not itself a repeat) with these
+    config values: a repeat takes its outcome. A failed trial is trained again (a failure may be the
+    machine's), and so is one still running."""
+    import optuna
+
+    wanted = json.dumps(values, sort_keys=True)
+    for frozen in sorted(
+        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)),
+        key=lambda frozen: frozen.number,
+    ):
+        if "repeat_of" not in frozen.user_attrs and json.dumps(frozen.user_attrs.get("overrides"), sort_keys=True) == wanted:
+            return frozen
+    return None
+
+
 def study_names(url: str) -> list[str]:
     """The studies kept at `url`."""
     import optuna

@@ -111,7 +111,7 @@ def drive(
                 trial.set_user_attr("worker", _worker())
             handles[trial.number] = trial
             mine.append(trial.number)
-            earlier = _finished_with(study, values) if search.repeats == "reuse" else None
+            earlier = search_engine.finished_with(study, values) if search.repeats == "reuse" else None
             if earlier is not None:  # the same config again: same seed, same numbers; not trained twice
                 repeat(trial, earlier)
                 continue
@@ -254,22 +254,6 @@ def _score(result: dict, metric: str, direction: str) -> tuple[int, float] | Non
     if "best" in result:
         return None if result["best"] is None else (result["best"]["epoch"], result["best"]["value"])
     return search_engine.objective(result["history"], metric, direction)
-
-
-def _finished_with(study: optuna.Study, values: dict) -> optuna.trial.FrozenTrial | None:
-    """The first trial of the study that finished (completed or pruned, not itself a repeat) with these
-    config values: a repeat takes its outcome. A failed trial is trained again (a failure may be the
-    machine's), and so is one still running."""
-    import optuna
-
-    wanted = json.dumps(values, sort_keys=True)
-    for frozen in sorted(
-        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)),
-        key=lambda frozen: frozen.number,
-    ):
-        if "repeat_of" not in frozen.user_attrs and json.dumps(frozen.user_attrs.get("overrides"), sort_keys=True) == wanted:
-            return frozen
-    return None
 
 
 @contextlib.contextmanager
