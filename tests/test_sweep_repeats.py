@@ -112,6 +112,9 @@ def test_a_repeated_point_takes_the_finished_trial_s_result_and_is_not_trained_a
     assert result.output.count("repeat of trial 0") == 4  # two console lines, two table rows
     record = json.loads((folder / "run.json").read_text())
     assert record["trials_completed"] == 3 and record["trials_repeated"] == 2 and record["best_trial"]["number"] == 0
+    report = invoke("report", folder)
+    assert report.exit_code == 0, report.output
+    assert (folder / "report.html").read_text().count("repeat of trial 0, not trained again") == 2
 
 
 @pytest.mark.slow
