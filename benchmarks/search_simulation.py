@@ -14,8 +14,10 @@ is not replayed: the trial takes the earlier trial's outcome (completed with its
 reports no epochs, and costs only the sweep's own work between trials (dlrun's `search.repeats: reuse`).
 
 Cost of a sweep = its fixed start (process, data, plots: the grid's wall minus its trials) + per trial
-the measured start-up (a trial's run wall minus its fit time, the grid's median) + the epochs trained
-times that point's measured seconds per epoch. The grid's cost, so computed, is the grid's wall. The
+the measured start-up (the sweep's work between two trials plus a trial's run wall minus its fit time,
+the grid's means) + the epochs trained times the grid's mean seconds per epoch (one for every point:
+on a shared machine a point's own epoch time is mostly the load it met). The grid's cost, so computed,
+is its wall (both are printed). The
 verdict per candidate: the median over the sampler seeds of (best / grid's best - 1) and of (cost /
 grid's cost); "meets" when the quality gap is <= 1% and the time ratio <= 0.5 for that median.
 
@@ -75,7 +77,10 @@ def record(sweep_folder: Path, output: Path) -> dict:
         "date": sweep_run["started_at"],
         "search": state["search"],
         "sweep_seconds": round(wall, 2),
-        "between_trials_seconds": round(statistics.median(gaps), 3),  # the sweep's own work per trial (ask, tell, sweep.json)
+        "between_trials_seconds": round(statistics.fmean(gaps), 3),  # the sweep's own work per trial (ask, tell, sweep.json)
+        "before_and_after_trials_seconds": round(
+            _seconds(sweep_run["started_at"], ordered[0]["started_at"]) + _seconds(ordered[-1]["ended_at"], sweep_run["ended_at"]), 2
+        ),
         "points": points,
     }
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -90,14 +95,18 @@ class Replay:
         self.curves = curves
         self.points = {json.dumps(point["overrides"], sort_keys=True): point for point in curves["points"]}
         self.between = between = curves["between_trials_seconds"]
-        self.start = between + statistics.median(point["run_seconds"] - point["fit_seconds"] for point in curves["points"])
-        trained = sum(between + point["run_seconds"] for point in curves["points"])
-        self.fixed = max(curves["sweep_seconds"] - trained, 0.0)
-        self.grid_cost = self.fixed + trained
+        points = curves["points"]
+        self.start = between + statistics.fmean(point["run_seconds"] - point["fit_seconds"] for point in points)
+        # one epoch time for every point (the mean): on a shared machine a point's own is mostly the load it met
+        self.epoch = sum(point["fit_seconds"] for point in points) / sum(point["epochs"] for point in points)
+        self.fixed = curves.get("before_and_after_trials_seconds")
+        if self.fixed is None:  # a file recorded before that was kept: the grid's wall less its trials
+            self.fixed = max(curves["sweep_seconds"] - sum(between + point["run_seconds"] for point in points), 0.0)
+        self.grid_cost = self.fixed + sum(self.start + point["epochs"] * self.epoch for point in points)
         self.grid_best = min(min(point[METRIC]) for point in curves["points"])
 
     def epoch_seconds(self, point: dict) -> float:
-        return point["fit_seconds"] / point["epochs"]
+        return self.epoch
 
     def run(self, make_pruner: Callable[[], object], seed: int, trials: int, reuse: bool) -> dict:
         """One simulated TPE sweep: its best value, cost, share pruned, distinct points and repeats reused."""
@@ -193,8 +202,9 @@ def main() -> None:
         return
     replay = Replay(json.loads(options.curves.read_text()))
     print(
-        f"grid: best {METRIC} {replay.grid_best:.4f}, cost {replay.grid_cost:.1f} s (fixed {replay.fixed:.1f} s, "
-        f"trial start-up {replay.start:.2f} s); seeds 0..{options.seeds - 1}, {options.trials} trials"
+        f"grid: best {METRIC} {replay.grid_best:.4f}, cost {replay.grid_cost:.1f} s (wall {replay.curves['sweep_seconds']:.1f} s; "
+        f"fixed {replay.fixed:.1f} s, trial start-up {replay.start:.2f} s, epoch {replay.epoch:.2f} s); "
+        f"seeds 0..{options.seeds - 1}, {options.trials} trials"
     )
     print("| candidate | repeats | gap per seed | median gap | time per seed | median time | pruned | distinct | reused | meets |")
     print("|---|---|---|---|---|---|---|---|---|---|")
