@@ -6,22 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import invoke, record_trained_epochs, run_folders
-
-BASE = """\
-name: rp
-seed: 5
-data: {{name: synthetic, task: regression, num_samples: 60, input_shape: [4], noise: 0.3}}
-model: {{architecture: mlp, units: [4]}}
-train: {{epochs: {epochs}, batch_size: 16}}
-output: {{runs_root: {root}, plots: false, save_model: false}}
-"""
-
-
-def write(tmp_path, search: str, epochs: int = 2) -> Path:
-    path = tmp_path / "search.yaml"
-    path.write_text(BASE.format(root=json.dumps(str(tmp_path / "runs")), epochs=epochs) + search)
-    return path
-
+from tests.test_search import write  # the same tiny regression config
 
 # --- the section --------------------------------------------------------------------------------
 
