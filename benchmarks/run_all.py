@@ -33,6 +33,7 @@ SUITE = {
     "kfold_vectorized.py": ([], ["--rounds", "1"]),
     "sweep_memory.py": ([], ["--trials", "40"]),
     "search_quality.py": ([], ["--quick"]),  # the full run (30 points, 20 epochs): 20-30 minutes on the shared build machine
+    "search_simulation.py": ([], ["--seeds", "1", "--only", "asha rf3 min3"]),  # replays recorded curves: no training, about 40 s
     "sweep_vectorized.py": ([], ["--rounds", "1", "--epochs", "5"]),
     "gpu.py": (["--pairs", "2"], ["--quick"]),  # meant for a GPU machine with JAX; --quick checks it on a CPU
 }

@@ -4,6 +4,8 @@
 Each `space` key is a `--set` key path; its values are `choice` (any YAML values), `int` or `float`
 ranges (`[LOW, HIGH]`, with `log` and `step`). Whether each value suits the config is checked by
 `dlrun sweep` (`dlrun.trials.search.check_space`), which applies them one by one before anything trains.
+`repeats: reuse`: a trial that draws the values of a finished trial takes that trial's result instead of
+training the same config again (`dlrun.trials.sweep_study`; what counts as a repeat: docs/search.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ Pruner = Literal["median", "asha", "hyperband", "none"]
 SAMPLERS: tuple[str, ...] = typing.get_args(Sampler)
 PRUNERS: tuple[str, ...] = typing.get_args(Pruner)
 DEFAULT_TRIALS = 20  # when neither `trials` nor a grid says how many
+DEFAULT_REDUCTION_FACTOR = 4  # asha and hyperband keep the best 1/N of the trials at each rung (BENCHMARKS.md: search quality)
 
 
 class Dimension(fields.Section):
@@ -89,6 +92,8 @@ class SearchConfig(fields.Section):
     pruner: Pruner = "median"  # stops hopeless trials early: median | asha | hyperband | none
     startup_trials: fields.NonNegativeInt = 5  # median: trials that finish before any is pruned
     warmup_epochs: fields.NonNegativeInt = 1  # epochs every trial trains before the pruner judges it (never pruned before)
+    reduction_factor: Annotated[builtins.int, Field(ge=2)] = DEFAULT_REDUCTION_FACTOR  # asha, hyperband: keep the best 1/N at each rung
+    repeats: Literal["reuse", "train"] = "reuse"  # a trial that draws a finished trial's values: reuse its result, or train it again
     seed: Annotated[builtins.int, Field(ge=0, le=2**32 - 1)] | None = None  # the sampler's seed; default: the config's seed
     kfold: Annotated[builtins.int, Field(ge=2)] | None = None  # K: score each trial by the mean over K folds (as `dlrun kfold`)
     seeds: fields.PositiveInt = 1  # N: train each trial point N times (seeds seed..seed+N-1), scored by the mean

@@ -272,8 +272,12 @@ def _mapping(value: object) -> dict:
 
 
 def _trial_outcome(trial: dict) -> str:
-    """`pruned at epoch 3: <why>`, `pruned after fold 2: <why>`, `failed at epoch 2: <error>`, or nothing."""
+    """`pruned at epoch 3: <why>`, `pruned after fold 2: <why>`, `failed at epoch 2: <error>`, `repeat of trial 4,
+    not trained again: ...`, or nothing."""
     pruned, status = trial.get("pruned"), trial.get("status")
+    if trial.get("repeat_of") is not None:  # a repeated point took that trial's outcome (search.repeats: reuse)
+        earlier = _trial_outcome({key: value for key, value in trial.items() if key != "repeat_of"})
+        return f"repeat of trial {trial['repeat_of']}, not trained again" + (f" ({earlier})" if earlier else "")
     if status == "pruned" and isinstance(pruned, dict):
         step = next((key for key in ("fold", "seed") if key in pruned), "epoch")
         return f"pruned {'at' if step == 'epoch' else 'after'} {step} {pruned.get(step)}: {pruned.get('reason', '')}"

@@ -155,9 +155,9 @@ def pruner(search: search_config.SearchConfig) -> optuna.pruners.BasePruner:
     if search.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials, n_warmup_steps=first)
     if search.pruner == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=search.reduction_factor)
     if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=first)
+        return optuna.pruners.HyperbandPruner(min_resource=first, reduction_factor=search.reduction_factor)
     return optuna.pruners.NopPruner()
 
 
@@ -188,6 +188,22 @@ def open_study(url: str, name: str, search: search_config.SearchConfig, create: 
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler(search), pruner=pruner(search))
     except KeyError:
         raise errors.RunError(f"{url}: holds no study {name!r}; expected the storage of the sweep") from None
+
+
+def finished_with(study: optuna.Study, values: dict) -> optuna.trial.FrozenTrial | None:
+    """The first trial of the study that finished (completed or pruned, not itself a repeat) with these
+    config values: a repeat takes its outcome. A failed trial is trained again (a failure may be the
+    machine's), and so is one still running."""
+    import optuna
+
+    wanted = json.dumps(values, sort_keys=True)
+    for frozen in sorted(
+        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)),
+        key=lambda frozen: frozen.number,
+    ):
+        if "repeat_of" not in frozen.user_attrs and json.dumps(frozen.user_attrs.get("overrides"), sort_keys=True) == wanted:
+            return frozen
+    return None
 
 
 def study_names(url: str) -> list[str]:
@@ -274,6 +290,6 @@ class Reporter:
                     f"of {len(others)} earlier trial(s) at that {step}"
                 )
         return (
-            f"{metric} {value:.4g} at {step} {epoch} not among the best trials at that {step} "
+            f"{metric} {value:.4g} at {step} {epoch} not among the best 1/{self.search.reduction_factor} of the trials at that {step} "
             f"({self.search.pruner} pruner: successive halving)"
         )

@@ -4,8 +4,11 @@ Each trial in `sweep.json` has its Optuna `number`, its `overrides` (the config 
 (`running`, `completed`, `pruned` or `failed`), its child `run` folder, `best` ({epoch, value} of the
 metric over its epochs; a cross-validated trial's: {the recommended epoch count, the mean over its
 folds of each fold's best value}), `epochs` trained, and for a pruned trial `pruned` ({epoch, reason};
-a cross-validated one: {fold, reason}), for a failed one `error`. With `--final`, `final` holds the best
-trial's refit: its test metrics next to the baseline's. The study is the record; `sweep.json` is rewritten from it, atomically.
+a cross-validated one: {fold, reason}), for a failed one `error`. A trial that drew the values of a
+finished one (`search.repeats: reuse`) has `repeat_of` (that trial's number), its `status`, `best` and
+`pruned`, and `epochs` 0: it trained nothing; the ranking and the table's ranks hold it once, as that trial.
+With `--final`, `final` holds the best trial's refit: its test metrics next to the baseline's. The study is
+the record; `sweep.json` is rewritten from it, atomically.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def trials(study: optuna.Study) -> list[dict]:
             "overrides": attrs.get("overrides", trial.params),
             "status": _STATES.get(trial.state.name, trial.state.name.lower()),
         }
-        for key in ("run", "best", "spread", "epochs", "pruned", "error"):
+        for key in ("repeat_of", "run", "best", "spread", "epochs", "pruned", "error"):
             if attrs.get(key) is not None:
                 entry[key] = attrs[key]
         found.append(entry)
@@ -56,8 +59,9 @@ def write(run: runs.Run, state: dict, study: optuna.Study) -> None:
 
 
 def rank(state: dict) -> list[dict]:
-    """The completed trials, best first (a pruned or failed trial is never the best)."""
-    scored = [trial for trial in state["trials"] if trial["status"] == "completed" and trial.get("best")]
+    """The completed trials, best first (a pruned or failed trial is never the best; a repeat is ranked once,
+    as the trial it repeats)."""
+    scored = [trial for trial in state["trials"] if trial["status"] == "completed" and trial.get("best") and "repeat_of" not in trial]
     return sorted(scored, key=lambda trial: trial["best"]["value"], reverse=state["search"]["direction"] == "maximize")
 
 
@@ -104,7 +108,11 @@ def value_text(value: Any) -> str:
 
 
 def describe(trial: dict) -> str:
-    """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`."""
+    """`completed`, `pruned at epoch 3`, `failed at epoch 2`, `running`, `repeat of trial 4` (`repeat of trial 4,
+    pruned at epoch 2`)."""
+    if "repeat_of" in trial:
+        pruned = f", pruned {'at' if 'epoch' in trial['pruned'] else 'after'} {pruned_at(trial['pruned'])}" if trial.get("pruned") else ""
+        return f"repeat of trial {trial['repeat_of']}{pruned if trial['status'] == 'pruned' else ''}"
     if trial["status"] == "pruned" and trial.get("pruned"):
         return f"pruned {'at' if 'epoch' in trial['pruned'] else 'after'} {pruned_at(trial['pruned'])}"
     if trial["status"] == "failed" and trial.get("run"):  # it trained: where it stopped (a NaN's epoch)

@@ -111,12 +111,36 @@ def drive(
                 trial.set_user_attr("worker", _worker())
             handles[trial.number] = trial
             mine.append(trial.number)
+            earlier = search_engine.finished_with(study, values) if search.repeats == "reuse" else None
+            if earlier is not None:  # the same config again: same seed, same numbers; not trained twice
+                repeat(trial, earlier)
+                continue
             try:
                 next_task = task(trial, values, None)
             except errors.ConfigError as error:  # a combination of values the config refuses
                 fail(trial.number, str(error))
                 continue
             yield next_task
+
+    def repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial) -> None:
+        attrs = earlier.user_attrs
+        trial.set_user_attr("repeat_of", earlier.number)
+        trial.set_user_attr("epochs", 0)  # trained none itself
+        for key in ("best", "spread", "pruned"):
+            if attrs.get(key) is not None:
+                trial.set_user_attr(key, attrs[key])
+        label = f"trial {trial.number}/{total} ({shown(attrs.get('overrides', {}))}): repeat of trial {earlier.number}, not trained again"
+        if earlier.state == optuna.trial.TrialState.PRUNED:
+            study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+            outcome = (
+                f"pruned too (it was pruned after {sweep_results.pruned_at(attrs['pruned'])})" if attrs.get("pruned") else "pruned too"
+            )
+        else:
+            study.tell(trial.number, earlier.value)
+            outcome = f"its best {metric} {earlier.value:.4f}" + (f" at epoch {attrs['best']['epoch']}" if attrs.get("best") else "")
+        in_a_row.clear()
+        save()
+        progress.say(f"{label}: {outcome}")
 
     def save() -> None:
         if owner:
@@ -331,6 +355,7 @@ def _finish(run: runs.Run, state: dict, study: optuna.Study, console: Console, i
         "trials_completed": counts["completed"],
         "trials_pruned": counts["pruned"],
         "trials_failed": counts["failed"],
+        "trials_repeated": sum("repeat_of" in trial for trial in state["trials"]),  # counted in completed or pruned too
         "metric": state["search"]["metric"],
         "plots": plots,
         "best_trial": {"number": ranked[0]["number"], "overrides": ranked[0]["overrides"], **ranked[0]["best"]} if ranked else None,
