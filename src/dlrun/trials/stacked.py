@@ -14,9 +14,11 @@ copy with fewer steps in an epoch, a resumed copy still ahead of the others, or 
 (failed or pruned) keeps its state unchanged (`jnp.where` per leaf, the optimizer's iteration count
 included).
 
-After every epoch each living copy's variables go back into its Keras model and through its own
+After every epoch the stacked state comes to the host once, and each living copy goes through its own
 `recorders.RunRecorder` (history.json, the resume checkpoint, then `on_epoch`), so its folder is what a
-sequential fit writes. A copy whose loss becomes NaN ends with the recorder's NaN stop, and one whose
+sequential fit writes: its checkpoint is written from its slice of the host arrays, and its Keras model
+gets its variables only once, when the copy ends (assigning every variable of every copy each epoch cost
+more than the epoch). A copy whose loss becomes NaN ends with the recorder's NaN stop, and one whose
 `on_epoch` raises `TrialPruned` ends pruned, while the others go on. Numbers equal a sequential fit's to
 about 1e-5, not bit for bit: the padded reductions and the scanned program round differently
 (docs/vectorized.md).
@@ -57,6 +59,10 @@ class Copy:
     end: End
     alive: bool = True
     recorder: Any = None  # its recorders.RunRecorder (a Keras callback), once training starts
+    # its (trainable, non-trainable, optimizer) values after its last recorded epoch (host arrays, its slice of
+    # the stacked state): its checkpoints are written from them, and its model gets them once, at its end
+    values: Any = None
+    layout: list[int] | None = None  # for each of model.variables, its index in [*trainable, *non_trainable]
 
     def __post_init__(self) -> None:
         data = self.training.plan.data
@@ -99,6 +105,7 @@ def train_together(copies: list[Copy]) -> None:
         copy.recorder = recorders.RunRecorder(copy.folder, training.history, training.config.output.resume_checkpoints, copy.on_epoch)
         training.history = copy.recorder.history
         copy.recorder.set_model(training.model)
+        copy.recorder.save_checkpoint = lambda epochs_completed, copy=copy: _save_checkpoint(copy, epochs_completed)
         if copy.first_epoch >= training.plan.total_epochs:  # killed after its last checkpoint, before its outcome
             _end(copy, None, started)
     try:
@@ -122,6 +129,7 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.reset_metrics()
+        copy.layout = _layout(model)
     train_epoch, validate = _programs(template)
     names = list(template.get_metrics_result())  # in `fit`'s order (a program's dict comes back sorted)
     state = _stack([_state_of(copy.training.model) for copy in copies])
@@ -141,41 +149,37 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
         )
         steps_active = (counts > 0) & active[None, :]
         state, losses, results = train_epoch(state, (inputs, targets, weights, masks, counts, steps_active))
-        logs = [{name: results[name][index] for name in names} for index in range(len(copies))]
-        if validation is not None:
-            results = validate((state[0], state[1], reset_metrics), validation)
-            for index, copy_logs in enumerate(logs):
-                copy_logs.update({f"val_{name}": results[name][index] for name in names})
-        host_state, logs, losses = jax.device_get((state[:3], logs, losses))
+        validated = validate((state[0], state[1], reset_metrics), validation) if validation is not None else {}
+        # one transfer per epoch: the copies' records read host arrays from here on
+        host_state, losses, results, validated = jax.device_get((state[:3], losses, results, validated))
         for index, copy in enumerate(copies):
             if active[index]:
-                _end_epoch(copy, index, epoch, host_state, logs[index], losses[:, index], steps_active[:, index], started)
+                logs = {name: float(results[name][index]) for name in names}
+                logs.update({f"val_{name}": float(validated[name][index]) for name in names if name in validated})
+                _end_epoch(copy, index, epoch, host_state, logs, losses[:, index], steps_active[:, index], started)
         state = (*state[:3], reset_metrics)
 
 
 def _end_epoch(copy: Copy, index: int, epoch: int, host_state: Any, logs: dict, losses: Any, steps_active: Any, started: float) -> None:
-    """One copy's epoch end, as a sequential fit has it: the NaN stop, the recorder (and `on_epoch`, which may
-    prune it), and at the last epoch its end."""
-    import math
+    """One copy's epoch end, as a sequential fit has it: the NaN stop, the recorder (history.json, the checkpoint
+    written from `host_state`, `on_epoch`, which may prune it), and at the last epoch its end."""
+    import numpy as np
 
-    model, recorder = copy.training.model, copy.recorder
+    recorder = copy.recorder
     recorder.on_epoch_begin(epoch)
-    for step in [step for step in range(len(losses)) if steps_active[step]]:
-        if not math.isfinite(float(losses[step])):
-            recorder.non_finite = f"loss became {float(losses[step])} at epoch {epoch + 1}, batch {step + 1}"
-            break
+    bad = np.flatnonzero(steps_active & ~np.isfinite(losses))
+    if bad.size:
+        step = int(bad[0])
+        recorder.non_finite = f"loss became {float(losses[step])} at epoch {epoch + 1}, batch {step + 1}"
     if recorder.non_finite is None:
-        trainable, non_trainable, optimizer = ([leaf[index] for leaf in part] for part in host_state)
-        for variable, value in zip(
-            [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables],
-            [*trainable, *non_trainable, *optimizer],
-        ):
-            variable.assign(value)
+        previous, copy.values = copy.values, tuple([leaf[index] for leaf in part] for part in host_state)
         try:
-            recorder.on_epoch_end(epoch, {name: float(value) for name, value in logs.items()})
+            recorder.on_epoch_end(epoch, logs)
         except errors.TrialPruned as pruned:  # the pruner stopped it: its state stays frozen from now on
             _end(copy, pruned, started)
             return
+        if recorder.non_finite is not None:  # a non-finite metric: this epoch is not recorded, nor its state kept
+            copy.values = previous
     if recorder.non_finite is not None:
         _end(copy, recorder.stopped(), started)
     elif epoch + 1 == copy.training.plan.total_epochs:
@@ -183,8 +187,38 @@ def _end_epoch(copy: Copy, index: int, epoch: int, host_state: Any, logs: dict, 
 
 
 def _end(copy: Copy, error: BaseException | None, started: float) -> None:
+    """The copy's end: its model gets the values of its last recorded epoch (once), then `end` is called."""
     copy.alive = False
+    if copy.values is not None:
+        _assign(copy.training.model, copy.values)
     copy.end(error, round(time.perf_counter() - started, 3))
+
+
+def _assign(model: Any, values: tuple) -> None:
+    trainable, non_trainable, optimizer = values
+    variables = [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables]
+    for variable, value in zip(variables, [*trainable, *non_trainable, *optimizer]):
+        variable.assign(value)
+
+
+def _layout(model: Any) -> list[int] | None:
+    """Where each of `model.variables` (the checkpoint's order) sits in the stacked [*trainable, *non_trainable]
+    values, or None when one is in neither (its checkpoint is then written through the model)."""
+    where = {id(variable): index for index, variable in enumerate([*model.trainable_variables, *model.non_trainable_variables])}
+    found = [where.get(id(variable)) for variable in model.variables]
+    return None if None in found else [index for index in found if index is not None]
+
+
+def _save_checkpoint(copy: Copy, epochs_completed: int) -> Path:
+    """The copy's checkpoint after `epochs_completed`, written from its values (what `checkpoints.save` writes)."""
+    from dlrun.training import checkpoints
+
+    trainable, non_trainable, optimizer = copy.values
+    if copy.layout is None:
+        _assign(copy.training.model, copy.values)
+        return checkpoints.save(copy.folder, copy.training.model, epochs_completed)
+    flat = [*trainable, *non_trainable]
+    return checkpoints.save_arrays(copy.folder, [flat[index] for index in copy.layout], optimizer, epochs_completed)
 
 
 def _epoch_order(copy: Copy, batch_size: int, epoch: int) -> list:
