@@ -171,6 +171,35 @@ def test_padded_batches_weigh_real_samples_only():
     np.testing.assert_array_equal(cut_targets[:, 0], [[0, 1], [2, 3], [4, 0]])
 
 
+def test_a_copy_s_checkpoint_written_from_its_values_is_what_checkpoints_save_writes(keras, tmp_path):
+    """A copy's checkpoint comes from its slice of the stacked values, not from its model: the same arrays in the
+    order of `model.variables` (per layer, BatchNormalization's statistics among them), not the stacked order."""
+    import types
+
+    from dlrun.training import checkpoints
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization(), keras.layers.Dropout(0.5), keras.layers.Dense(1)]
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 3)), np.arange(8.0), epochs=1, verbose=0)
+    layout = stacked._layout(model)
+    assert layout is not None and layout != sorted(layout)  # trainable first, then the rest: another order
+    values = tuple([variable.numpy() for variable in part] for part in (model.trainable_variables, model.non_trainable_variables))
+    copy = types.SimpleNamespace(
+        values=(*values, [variable.numpy() for variable in model.optimizer.variables]),
+        layout=layout,
+        folder=tmp_path / "copy",
+        training=types.SimpleNamespace(model=model),
+    )
+    stacked._save_checkpoint(copy, 3)
+    checkpoints.save(tmp_path / "model", model, epochs_completed=3)
+    with np.load(tmp_path / "copy" / checkpoints.LATEST) as found, np.load(tmp_path / "model" / checkpoints.LATEST) as expected:
+        assert found.files == expected.files
+        for key in expected.files:
+            np.testing.assert_array_equal(found[key], expected[key], err_msg=key)
+
+
 # --- on JAX, in fresh processes -------------------------------------------------------------------------
 
 

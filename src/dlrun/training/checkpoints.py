@@ -54,6 +54,9 @@ def write(run_path: Path, data: bytes) -> Path:
     latest = run_path / LATEST
     latest.parent.mkdir(parents=True, exist_ok=True)
     if latest.exists():
+        # the previous one goes first, so no file is renamed over another (ext4 flushes one that is, see
+        # atomic.write_bytes); at every moment the newest complete state is in last.npz or previous.npz
+        (run_path / PREVIOUS).unlink(missing_ok=True)
         os.replace(latest, run_path / PREVIOUS)
     return atomic.write_bytes(latest, data, durable=False)
 
