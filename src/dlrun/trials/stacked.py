@@ -1,27 +1,22 @@
-"""Stacked copies of one model trained as one JAX program: the machinery of the vectorized executor.
+"""Copies of one model trained together on JAX, in lockstep: the machinery of the vectorized executor.
 
 A copy (`Copy`) is one fit as the one training function builds it (`dlrun.training.trainer.Training`: its
 seed, initial weights, optimizer and compile, restored from its checkpoint on a resume): a K-fold run's
-fold (`dlrun.trials.vectorized`) or a sweep's trial (`dlrun.trials.sweep_vectorized`). Their Keras 3 JAX
-states (trainable, non-trainable incl. dropout seed states, optimizer variables incl. the learning rate
-and iteration count, and metrics variables) are stacked, and Keras' stateless pieces of
-`train_step`/`test_step` (`compute_loss_and_updates`, `optimizer.stateless_apply`, the metrics update)
-run under `jax.vmap` over the copies, one epoch per compiled call (`jax.lax.scan` over the steps). Every
-copy sees its own data's batches in its own seeded order (`dlrun.training.batches.seeded`). Every batch
-is padded to `train.batch_size`: padded samples get weight 0 and real ones `padded / real`, so a copy's
-loss is the mean over its real samples, and the loss and metrics trackers count real samples only. A
-copy with fewer steps in an epoch, a resumed copy still ahead of the others, or a copy that stopped
-(failed or pruned) keeps its state unchanged (`jnp.where` per leaf, the optimizer's iteration count
-included).
+fold (`dlrun.trials.vectorized`) or a sweep's trial (`dlrun.trials.sweep_vectorized`). Each copy's Keras 3
+JAX state (trainable, non-trainable incl. dropout seed states, optimizer variables incl. the learning rate
+and iteration count, metrics variables) goes through one compiled epoch program (`_programs`: Keras' own
+stateless `train_step` under `jax.lax.scan`, then the validation over `test_step`), built once for all
+copies and called once per copy and epoch, instead of once per batch as `fit` does. Every copy sees its
+own data's batches in its own seeded order (`dlrun.training.batches.seeded`), the last smaller batch kept
+as it is (nothing padded), so its numbers are its sequential fit's bit for bit. A resumed copy ahead of
+the others, or one that stopped (failed or pruned), is simply not called until the others reach it.
 
-After every epoch the stacked state comes to the host once, and each living copy goes through its own
-`recorders.RunRecorder` (history.json, the resume checkpoint, then `on_epoch`), so its folder is what a
-sequential fit writes: its checkpoint is written from its slice of the host arrays, and its Keras model
-gets its variables only once, when the copy ends (assigning every variable of every copy each epoch cost
-more than the epoch). A copy whose loss becomes NaN ends with the recorder's NaN stop, and one whose
-`on_epoch` raises `TrialPruned` ends pruned, while the others go on. Numbers equal a sequential fit's to
-about 1e-5, not bit for bit: the padded reductions and the scanned program round differently
-(docs/vectorized.md).
+After every epoch the copies' states come to the host in one transfer, and each living copy goes through
+its own `recorders.RunRecorder` (history.json, the resume checkpoint, then `on_epoch`), so its folder is
+what a sequential fit writes: its checkpoint is written from the host arrays, and its Keras model gets
+its variables only once, when the copy ends (assigning every variable of every copy each epoch cost more
+than the epoch). A copy whose loss becomes NaN ends with the recorder's NaN stop, and one whose
+`on_epoch` raises `TrialPruned` ends pruned, while the others go on (docs/vectorized.md).
 """
 
 from __future__ import annotations
@@ -88,8 +83,8 @@ def model_reason(training: trainer.Training) -> str | None:
 
 
 def train_together(copies: list[Copy]) -> None:
-    """Train every epoch of every living copy in one compiled call per epoch; each copy's `end` is called
-    once. Should the one program fail, every copy still in it ends with that error; Ctrl-C raises
+    """Train the living copies epoch by epoch, in lockstep, one compiled call per copy and epoch; each copy's
+    `end` is called once. Should the one program fail, every copy still in it ends with that error; Ctrl-C raises
     KeyboardInterrupt with the living copies not ended."""
     import jax
     import numpy as np
@@ -132,47 +127,45 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
         copy.layout = _layout(model)
     train_epoch, validate = _programs(template)
     names = list(template.get_metrics_result())  # in `fit`'s order (a program's dict comes back sorted)
-    state = _stack([_state_of(copy.training.model) for copy in copies])
-    reset_metrics = state[3]
-    validation = (
-        _padded([(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1]))) for copy in copies], VALIDATION_BATCH)
-        if copies[0].validation is not None
-        else None
-    )
+    states = [_state_of(copy.training.model) for copy in copies]
+    resets = [state[3] for state in states]  # `fit` resets the metrics before every epoch and every validation
+    validations = [
+        None
+        if copy.validation is None
+        else _batches(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1])), VALIDATION_BATCH)
+        for copy in copies
+    ]
     for epoch in range(min(copy.first_epoch for copy in copies), epochs):
-        active = np.array([copy.alive and epoch >= copy.first_epoch for copy in copies])
-        if not active.any():
-            continue
-        orders = [_epoch_order(copy, batch_size, epoch) for copy in copies]
-        inputs, targets, weights, masks, counts = _padded(
-            [(copy.train_x, copy.train_y, order) for copy, order in zip(copies, orders)], batch_size
-        )
-        steps_active = (counts > 0) & active[None, :]
-        state, losses, results = train_epoch(state, (inputs, targets, weights, masks, counts, steps_active))
-        validated = validate((state[0], state[1], reset_metrics), validation) if validation is not None else {}
-        # one transfer per epoch: the copies' records read host arrays from here on
-        host_state, losses, results, validated = jax.device_get((state[:3], losses, results, validated))
+        outputs = {}
         for index, copy in enumerate(copies):
-            if active[index]:
-                logs = {name: float(results[name][index]) for name in names}
-                logs.update({f"val_{name}": float(validated[name][index]) for name in names if name in validated})
-                _end_epoch(copy, index, epoch, host_state, logs, losses[:, index], steps_active[:, index], started)
-        state = (*state[:3], reset_metrics)
+            if not copy.alive or epoch < copy.first_epoch:  # stopped, or resumed ahead of the others: it waits
+                continue
+            order = np.concatenate(_epoch_order(copy, batch_size, epoch))
+            state, losses, results = train_epoch(states[index], _batches(copy.train_x, copy.train_y, order, batch_size))
+            validated = {} if validations[index] is None else validate((state[0], state[1], resets[index]), validations[index])
+            states[index] = (*state[:3], resets[index])
+            outputs[index] = (state[:3], losses, results, validated)
+        # one transfer per epoch (the calls above only queue work): the copies' records read host arrays
+        for index, (values, losses, results, validated) in jax.device_get(outputs).items():
+            logs = {name: float(results[name]) for name in names}
+            logs.update({f"val_{name}": float(validated[name]) for name in names if name in validated})
+            _end_epoch(copies[index], epoch, values, logs, losses, started)
 
 
-def _end_epoch(copy: Copy, index: int, epoch: int, host_state: Any, logs: dict, losses: Any, steps_active: Any, started: float) -> None:
-    """One copy's epoch end, as a sequential fit has it: the NaN stop, the recorder (history.json, the checkpoint
-    written from `host_state`, `on_epoch`, which may prune it), and at the last epoch its end."""
+def _end_epoch(copy: Copy, epoch: int, values: Any, logs: dict, losses: Any, started: float) -> None:
+    """One copy's epoch end, as a sequential fit has it: the NaN stop (`losses`: the running loss after each
+    step, as `fit`'s batch logs have it), the recorder (history.json, the checkpoint written from `values`,
+    `on_epoch`, which may prune it), and at the last epoch its end."""
     import numpy as np
 
     recorder = copy.recorder
     recorder.on_epoch_begin(epoch)
-    bad = np.flatnonzero(steps_active & ~np.isfinite(losses))
+    bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
         step = int(bad[0])
         recorder.non_finite = f"loss became {float(losses[step])} at epoch {epoch + 1}, batch {step + 1}"
     if recorder.non_finite is None:
-        previous, copy.values = copy.values, tuple([leaf[index] for leaf in part] for part in host_state)
+        previous, copy.values = copy.values, values
         try:
             recorder.on_epoch_end(epoch, logs)
         except errors.TrialPruned as pruned:  # the pruner stopped it: its state stays frozen from now on
@@ -232,31 +225,14 @@ def _epoch_order(copy: Copy, batch_size: int, epoch: int) -> list:
     return [index for index, _ in batches.seeded(indices, indices, batch_size, copy.training.config.seed, epoch, epoch + 1, shuffle)]
 
 
-def _padded(parts: list[tuple], batch_size: int) -> tuple[np.ndarray, ...]:
-    """Stacked (steps, copies, batch, ...) inputs, targets, weights, masks and real counts (steps, copies)
-    for each copy's (inputs, targets, order): `order` a list of per-batch indices, or one index array cut
-    into consecutive batches. Padded rows repeat sample 0 with weight 0."""
-    import numpy as np
-
-    orders = [
-        order if isinstance(order, list) else [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        for _inputs, _targets, order in parts
-    ]
-    steps, copies = max(len(order) for order in orders), len(parts)
-    inputs0, targets0 = parts[0][0], parts[0][1]
-    inputs = np.zeros((steps, copies, batch_size, *inputs0.shape[1:]), dtype=inputs0.dtype)
-    targets = np.zeros((steps, copies, batch_size, *targets0.shape[1:]), dtype=targets0.dtype)
-    weights = np.zeros((steps, copies, batch_size), dtype="float32")
-    masks = np.zeros((steps, copies, batch_size), dtype="float32")
-    counts = np.zeros((steps, copies), dtype="int32")
-    for copy, ((copy_inputs, copy_targets, _order), order) in enumerate(zip(parts, orders)):
-        for step, index in enumerate(order):
-            real = len(index)
-            inputs[step, copy, :real], targets[step, copy, :real] = copy_inputs[index], copy_targets[index]
-            weights[step, copy, :real] = batch_size / real
-            masks[step, copy, :real] = 1.0
-            counts[step, copy] = real
-    return inputs, targets, weights, masks, counts
+def _batches(inputs: np.ndarray, targets: np.ndarray, order: np.ndarray, batch_size: int) -> tuple[tuple, tuple | None]:
+    """`order`'s samples as `fit` batches them: ((inputs, targets) of the full batches, stacked (steps, batch,
+    ...)), and the last, smaller batch (inputs, targets) or None. Nothing is padded: every batch is the one
+    `fit` trains on, so every copy's arithmetic is its sequential fit's."""
+    full = len(order) // batch_size * batch_size
+    head, tail = order[:full], order[full:]
+    stacked = (inputs[head].reshape(-1, batch_size, *inputs.shape[1:]), targets[head].reshape(-1, batch_size, *targets.shape[1:]))
+    return stacked, ((inputs[tail], targets[tail]) if len(tail) else None)
 
 
 def _state_of(model: Any) -> tuple:
@@ -266,37 +242,16 @@ def _state_of(model: Any) -> tuple:
     )
 
 
-def _stack(states: list[tuple]) -> Any:
-    import jax
-    import jax.numpy as jnp
-
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-
-
 def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The compiled epoch programs over stacked copies, built from `model`'s stateless Keras pieces:
-    `train_epoch(state, batches) -> (state, per-step losses, metrics results)` and `validate(state, batches)
-    -> metrics results` (each result a (copies,) array)."""
+    """One copy's compiled epoch programs, built from Keras' own stateless steps (the JAX trainer's
+    `train_step` and `test_step`, which `fit` compiles one step at a time): `train_epoch(state, batches) ->
+    (state, the running loss after each step, metrics results)` and `validate(state, batches) -> metrics
+    results`, `batches` as `_batches` cuts them. Not vmapped: a batched matrix product over the copies rounds
+    differently from a copy's own, and over 80 epochs such differences grew to percents; a copy's program
+    here runs the very operations of its sequential fit, so its numbers are the sequential fit's to the bit
+    (one compile per batch shape, shared by the copies)."""
     import jax
     import jax.numpy as jnp
-
-    def update_metrics(
-        metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any, count: Any
-    ) -> list[Any]:
-        # Keras' `_update_metrics_variables` and `compute_metrics`, counting the real samples only (they
-        # count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no sample weights).
-        from keras.src import backend as keras_backend
-
-        compiled = model._compile_metrics
-        with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))) as scope:
-            model._loss_tracker.update_state(loss, sample_weight=count)
-            for metrics in [] if compiled is None else [*compiled._flat_metrics, *compiled._flat_weighted_metrics]:
-                if metrics:
-                    metrics.update_state(targets, predictions, sample_weight=mask)
-        return [
-            scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
-            for reference, value in zip(model.metrics_variables, metrics_variables)
-        ]
 
     def results(metrics_variables: list[Any]) -> dict[str, Any]:
         # `get_metrics_result` (what `fit` logs) for these metrics variables.
@@ -305,37 +260,29 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
         with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
             return model.get_metrics_result()
 
-    def kept(active: Any, new: Any, old: Any) -> Any:
-        return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
-
     def train_step(state: tuple, batch: tuple) -> tuple[Any, Any]:
-        trainable, non_trainable, optimizer_variables, metrics_variables = state
-        inputs, targets, weights, mask, count, active = batch
-        gradient = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-        (_loss, (loss, predictions, new_non_trainable, new_metrics)), gradients = gradient(
-            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=True, optimizer_variables=optimizer_variables
-        )
-        new_trainable, new_optimizer = model.optimizer.stateless_apply(optimizer_variables, gradients, trainable)
-        new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
-        return kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
+        logs, state = model.train_step(state, batch)
+        return state, logs["loss"]
 
     def test_step(state: tuple, batch: tuple) -> tuple[Any, None]:
-        trainable, non_trainable, metrics_variables = state
-        inputs, targets, weights, mask, count = batch
-        _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
-            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=False
-        )
-        new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
-        return (trainable, non_trainable, kept(count > 0, new_metrics, metrics_variables)), None
+        _logs, state = model.test_step(state, batch)
+        return state, None
 
     @jax.jit
     def train_epoch(state: tuple, batches: tuple) -> tuple[Any, Any, Any]:
-        state, losses = jax.lax.scan(lambda carry, batch: jax.vmap(train_step)(carry, batch), state, batches)
-        return state, losses, jax.vmap(results)(state[3])
+        full, last = batches
+        state, losses = jax.lax.scan(train_step, state, full)
+        if last is not None:
+            state, loss = train_step(state, last)
+            losses = jnp.concatenate([losses, loss[None]])
+        return state, losses, results(state[3])
 
     @jax.jit
     def validate(state: tuple, batches: tuple) -> Any:
-        state, _ = jax.lax.scan(lambda carry, batch: jax.vmap(test_step)(carry, batch), state, batches)
-        return jax.vmap(results)(state[2])
+        full, last = batches
+        state, _ = jax.lax.scan(test_step, state, full)
+        if last is not None:
+            state, _ = test_step(state, last)
+        return results(state[2])
 
     return train_epoch, validate
