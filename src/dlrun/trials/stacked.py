@@ -125,14 +125,13 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
             model.optimizer.build(model.trainable_variables)
         model.reset_metrics()
         copy.layout = _layout(model)
-    train_epoch, validate = _programs(template)
+    train_epoch = _programs(template)
     names = list(template.get_metrics_result())  # in `fit`'s order (a program's dict comes back sorted)
     states = [_state_of(copy.training.model) for copy in copies]
-    resets = [state[3] for state in states]  # `fit` resets the metrics before every epoch and every validation
     validations = [
         None
         if copy.validation is None
-        else _batches(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1])), VALIDATION_BATCH)
+        else jax.device_put(_batches(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1])), VALIDATION_BATCH))
         for copy in copies
     ]
     for epoch in range(min(copy.first_epoch for copy in copies), epochs):
@@ -141,10 +140,10 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
             if not copy.alive or epoch < copy.first_epoch:  # stopped, or resumed ahead of the others: it waits
                 continue
             order = np.concatenate(_epoch_order(copy, batch_size, epoch))
-            state, losses, results = train_epoch(states[index], _batches(copy.train_x, copy.train_y, order, batch_size))
-            validated = {} if validations[index] is None else validate((state[0], state[1], resets[index]), validations[index])
-            states[index] = (*state[:3], resets[index])
-            outputs[index] = (state[:3], losses, results, validated)
+            states[index], losses, results, validated = train_epoch(
+                states[index], _batches(copy.train_x, copy.train_y, order, batch_size), validations[index]
+            )
+            outputs[index] = (states[index][:3], losses, results, validated)
         # one transfer per epoch (the calls above only queue work): the copies' records read host arrays
         for index, (values, losses, results, validated) in jax.device_get(outputs).items():
             logs = {name: float(results[name]) for name in names}
@@ -242,14 +241,15 @@ def _state_of(model: Any) -> tuple:
     )
 
 
-def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """One copy's compiled epoch programs, built from Keras' own stateless steps (the JAX trainer's
-    `train_step` and `test_step`, which `fit` compiles one step at a time): `train_epoch(state, batches) ->
-    (state, the running loss after each step, metrics results)` and `validate(state, batches) -> metrics
-    results`, `batches` as `_batches` cuts them. Not vmapped: a batched matrix product over the copies rounds
-    differently from a copy's own, and over 80 epochs such differences grew to percents; a copy's program
-    here runs the very operations of its sequential fit, so its numbers are the sequential fit's to the bit
-    (one compile per batch shape, shared by the copies)."""
+def _programs(model: Any) -> Callable[..., Any]:
+    """One copy's compiled epoch program, built from Keras' own stateless steps (the JAX trainer's
+    `train_step` and `test_step`, which `fit` compiles and calls once per batch): `train_epoch(state,
+    batches, validation) -> (state, the running loss after each step, metrics results, validation metrics
+    results)`, `batches` and `validation` (or None) as `_batches` cuts them; the state's metrics variables
+    go in, and come back, reset, as `fit` resets them before every epoch and every validation. Not vmapped:
+    a batched matrix product over the copies rounds differently from a copy's own, and over 80 epochs such
+    differences grew to percents; a copy's program here runs the very operations of its sequential fit, so
+    its numbers are the sequential fit's to the bit (one compile per batch shape, shared by the copies)."""
     import jax
     import jax.numpy as jnp
 
@@ -269,20 +269,19 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
         return state, None
 
     @jax.jit
-    def train_epoch(state: tuple, batches: tuple) -> tuple[Any, Any, Any]:
-        full, last = batches
+    def train_epoch(state: tuple, batches: tuple, validation: tuple | None) -> tuple[Any, Any, Any, Any]:
+        reset = state[3]
+        (full, last), validated = batches, {}
         state, losses = jax.lax.scan(train_step, state, full)
         if last is not None:
             state, loss = train_step(state, last)
             losses = jnp.concatenate([losses, loss[None]])
-        return state, losses, results(state[3])
+        if validation is not None:
+            (full, last), tested = validation, (state[0], state[1], reset)
+            tested, _ = jax.lax.scan(test_step, tested, full)
+            if last is not None:
+                tested, _ = test_step(tested, last)
+            validated = results(tested[2])
+        return (*state[:3], reset), losses, results(state[3]), validated
 
-    @jax.jit
-    def validate(state: tuple, batches: tuple) -> Any:
-        full, last = batches
-        state, _ = jax.lax.scan(test_step, state, full)
-        if last is not None:
-            state, _ = test_step(state, last)
-        return results(state[2])
-
-    return train_epoch, validate
+    return train_epoch
