@@ -55,7 +55,7 @@ def _exchange(temp_name: str, path: Path) -> bool:
     if _RENAMEAT2 is None:
         try:
             _RENAMEAT2 = ctypes.CDLL(None, use_errno=True).renameat2
-        except (AttributeError, OSError):
+        except (AttributeError, OSError, TypeError):  # TypeError: Windows has no CDLL(None)
             _RENAMEAT2 = False
     if _RENAMEAT2 is False:
         return False
