@@ -4,6 +4,7 @@ disk half-way through a write) are in test_runs.py."""
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,50 @@ def test_durable_writes_flush_to_disk_and_the_others_do_not(tmp_path, monkeypatc
     assert len(flushed) == 1
     write(tmp_path / "durable", durable=True)
     assert len(flushed) == 2
+
+
+def _renames_over_existing_files(monkeypatch) -> list[str]:
+    """Records each `os.replace` whose target exists (ext4 flushes the file renamed over it, auto_da_alloc)."""
+    over: list[str] = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        if os.path.lexists(target):
+            over.append(os.path.basename(target))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return over
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_a_quick_write_over_a_file_swaps_it_in_and_never_renames_over_it(tmp_path, monkeypatch):
+    over = _renames_over_existing_files(monkeypatch)
+    target = tmp_path / "history.json"
+    atomic.write_text(target, "first", durable=False)
+    atomic.write_text(target, "second", durable=False)
+    assert target.read_text() == "second" and os.listdir(tmp_path) == ["history.json"]  # the old file is gone too
+    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~atomic._UMASK)
+    assert over == []
+    atomic.write_text(target, "third")  # a durable write renames over it, after its flush
+    assert over == ["history.json"] and target.read_text() == "third"
+
+
+def test_a_quick_write_renames_over_the_file_where_it_cannot_swap(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "_RENAMEAT2", False)  # not Linux, an old C library
+    over = _renames_over_existing_files(monkeypatch)
+    target = tmp_path / "history.json"
+    atomic.write_text(target, "first", durable=False)
+    atomic.write_text(target, "second", durable=False)
+    assert target.read_text() == "second" and os.listdir(tmp_path) == ["history.json"] and over == ["history.json"]
+
+
+def test_a_quick_write_onto_a_folder_fails_as_a_rename_would_and_swaps_nothing(tmp_path):
+    (tmp_path / "history.json").mkdir()
+    (tmp_path / "history.json" / "inside").write_text("kept")
+    with pytest.raises(OSError):
+        atomic.write_text(tmp_path / "history.json", "x", durable=False)
+    assert (tmp_path / "history.json" / "inside").read_text() == "kept" and os.listdir(tmp_path) == ["history.json"]
 
 
 def test_temp_path_beside_is_a_fresh_empty_file_in_the_target_s_folder(tmp_path):

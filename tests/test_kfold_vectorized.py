@@ -1,5 +1,5 @@
 """`dlrun kfold --executor vectorized`: the folds as one JAX program give every fold the numbers, files and
-outcome the sequential executor gives it (to 1e-5), fall back with one line where they cannot apply, fail
+outcome the sequential executor gives it (bit for bit), fall back with one line where they cannot apply, fail
 a NaN copy alone, and resume each fold from its own checkpoint.
 
 The suite runs on TensorFlow (Keras cannot switch backends in a process), so the JAX runs happen in fresh
@@ -30,7 +30,7 @@ output: {{runs_root: {root}, plots: false}}
 """
 
 # Runs `dlrun ARGS` in this fresh process on JAX, recording the epochs each fit trained; INJECT_NAN
-# poisons copy 1 (the second fold) of the vectorized program's stacked weights.
+# poisons copy 1's (the second fold's) weights as the vectorized program takes them.
 SCRIPT = """\
 import json, os, sys
 import pytest
@@ -41,13 +41,16 @@ from dlrun import cli
 from dlrun.trials import stacked
 
 if os.environ.get("INJECT_NAN"):
-    stack = stacked._stack
+    state_of, models = stacked._state_of, []
 
-    def poisoned(states):
-        trainable, *rest = stack(states)
-        return ([trainable[0].at[1].set(float("nan")), *trainable[1:]], *rest)
+    def poisoned(model):
+        trainable, *rest = state_of(model)
+        models.append(model)
+        if len(models) == 2:
+            trainable = [trainable[0] * float("nan"), *trainable[1:]]
+        return (trainable, *rest)
 
-    stacked._stack = poisoned
+    stacked._state_of = poisoned
 if os.environ.get("BREAK_PROGRAM"):
     def broken(model):
         raise RuntimeError("the program broke")
@@ -85,10 +88,11 @@ def _resumes_after(folder) -> int:
     raise AssertionError(f"{folder}: no checkpoint")
 
 
-def _assert_close(found: dict, expected: dict) -> None:
+def _assert_equal(found: dict, expected: dict) -> None:
+    """Bit for bit: a copy runs the very operations of its sequential fit (stacked._programs)."""
     assert found.keys() == expected.keys()
     for key in expected:
-        np.testing.assert_allclose(np.array(found[key], dtype=float), np.array(expected[key], dtype=float), rtol=1e-5, err_msg=key)
+        np.testing.assert_array_equal(np.array(found[key], dtype=float), np.array(expected[key], dtype=float), err_msg=key)
 
 
 # --- where it applies, said before anything trains --------------------------------------------------------
@@ -152,23 +156,49 @@ def test_what_the_model_and_data_must_not_have(training, reason):
     assert stacked.model_reason(training) == reason
 
 
-def test_padded_batches_weigh_real_samples_only():
+def test_batches_are_the_ones_fit_trains_on_and_nothing_is_padded():
     inputs = np.arange(10, dtype="float32").reshape(5, 2)
     targets = np.arange(5, dtype="float32")
-    parts = [(inputs, targets, [np.array([4, 0]), np.array([2])]), (inputs, targets, [np.array([1, 3])])]
-    padded_inputs, padded_targets, weights, masks, counts = stacked._padded(parts, batch_size=2)
-    assert padded_inputs.shape == (2, 2, 2, 2) and padded_targets.shape == (2, 2, 2)
-    np.testing.assert_array_equal(padded_targets[:, 0], [[4, 0], [2, 0]])
-    np.testing.assert_array_equal(padded_targets[0, 1], [1, 3])
-    np.testing.assert_array_equal(padded_inputs[1, 0, 0], inputs[2])
-    # a copy's loss is sum(weight * loss) / batch_size: the mean over its real samples
-    np.testing.assert_array_equal(weights, [[[1, 1], [1, 1]], [[2, 0], [0, 0]]])
-    np.testing.assert_array_equal(masks, [[[1, 1], [1, 1]], [[1, 0], [0, 0]]])
-    np.testing.assert_array_equal(counts, [[2, 2], [1, 0]])  # copy 2 has no second step
-    # validation parts: one index array cut into consecutive batches
-    _inputs, cut_targets, _weights, _masks, cut_counts = stacked._padded([(inputs, targets, np.arange(5))], batch_size=2)
-    np.testing.assert_array_equal(cut_counts[:, 0], [2, 2, 1])
-    np.testing.assert_array_equal(cut_targets[:, 0], [[0, 1], [2, 3], [4, 0]])
+    (full_inputs, full_targets), last = stacked._batches(inputs, targets, np.array([4, 0, 2, 1, 3]), batch_size=2)
+    assert full_inputs.shape == (2, 2, 2)
+    np.testing.assert_array_equal(full_targets, [[4, 0], [2, 1]])
+    np.testing.assert_array_equal(full_inputs[1], inputs[[2, 1]])
+    assert last is not None
+    np.testing.assert_array_equal(last[0], inputs[[3]])  # the last batch keeps its own size: 1 sample
+    np.testing.assert_array_equal(last[1], [3])
+    (_full_inputs, even_targets), none = stacked._batches(inputs[:4], targets[:4], np.arange(4), batch_size=2)
+    assert none is None and even_targets.shape == (2, 2)
+    (few_inputs, _few_targets), only = stacked._batches(inputs, targets, np.arange(3), batch_size=4)
+    assert few_inputs.shape == (0, 4, 2) and only is not None and len(only[1]) == 3
+
+
+def test_a_copy_s_checkpoint_written_from_its_values_is_what_checkpoints_save_writes(keras, tmp_path):
+    """A copy's checkpoint comes from its slice of the stacked values, not from its model: the same arrays in the
+    order of `model.variables` (per layer, BatchNormalization's statistics among them), not the stacked order."""
+    import types
+
+    from dlrun.training import checkpoints
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization(), keras.layers.Dropout(0.5), keras.layers.Dense(1)]
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((8, 3)), np.arange(8.0), epochs=1, verbose=0)
+    layout = stacked._layout(model)
+    assert layout is not None and layout != sorted(layout)  # trainable first, then the rest: another order
+    values = tuple([variable.numpy() for variable in part] for part in (model.trainable_variables, model.non_trainable_variables))
+    copy = types.SimpleNamespace(
+        values=(*values, [variable.numpy() for variable in model.optimizer.variables]),
+        layout=layout,
+        folder=tmp_path / "copy",
+        training=types.SimpleNamespace(model=model),
+    )
+    stacked._save_checkpoint(copy, 3)
+    checkpoints.save(tmp_path / "model", model, epochs_completed=3)
+    with np.load(tmp_path / "copy" / checkpoints.LATEST) as found, np.load(tmp_path / "model" / checkpoints.LATEST) as expected:
+        assert found.files == expected.files
+        for key in expected.files:
+            np.testing.assert_array_equal(found[key], expected[key], err_msg=key)
 
 
 # --- on JAX, in fresh processes -------------------------------------------------------------------------
@@ -176,7 +206,7 @@ def test_padded_batches_weigh_real_samples_only():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["regression", "multiclass"])
-def test_every_fold_has_the_sequential_numbers_to_1e_5(tmp_path, task):
+def test_every_fold_has_the_sequential_numbers_bit_for_bit(tmp_path, task):
     outcomes = {}
     for executor in ("sequential", "vectorized"):
         outcome = _kfold_on_jax(_write(tmp_path, executor, task), "--k", "3", "--executor", executor)
@@ -188,15 +218,15 @@ def test_every_fold_has_the_sequential_numbers_to_1e_5(tmp_path, task):
     sequential_folds, together_folds = _histories(sequential), _histories(together)
     assert [len(fold["epoch"]) for fold in together_folds] == [3, 3, 3]
     for found, expected in zip(together_folds, sequential_folds):
-        _assert_close(found, expected)
+        _assert_equal(found, expected)
     states = [json.loads((folder / "kfold.json").read_text()) for folder in (together, sequential)]
     assert states[0]["recommended_epochs"] == states[1]["recommended_epochs"]
     assert [fold["train_samples"] for fold in states[0]["folds"]] == [32, 33, 33]
     for key, statistics in states[1]["summary"].items():
-        _assert_close(states[0]["summary"][key], statistics)
+        _assert_equal(states[0]["summary"][key], statistics)
     # the final refit runs on the normal path either way: the same epochs, the same test metrics
     metrics = [json.loads((folder / "metrics.json").read_text())["metrics"] for folder in (together, sequential)]
-    _assert_close(metrics[0], metrics[1])
+    _assert_equal(metrics[0], metrics[1])
     for folder in (together, sequential):
         assert checkpoint_epochs(folder / "folds" / "2") == 3
 
@@ -291,4 +321,4 @@ def test_a_killed_vectorized_kfold_resumes_each_fold_from_its_checkpoint(tmp_pat
     (uninterrupted,) = run_folders(tmp_path / "straight")
     for found, expected in zip(_histories(folder), _histories(uninterrupted)):
         assert len(found["epoch"]) == epochs
-        _assert_close(found, expected)
+        _assert_equal(found, expected)

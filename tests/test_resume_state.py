@@ -100,3 +100,51 @@ def test_exists_and_latest_bytes_look_at_last_then_previous(tmp_path):
     assert checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) == b"last"
     (tmp_path / checkpoints.PREVIOUS).unlink()
     assert checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) == b"last"
+
+
+def test_rotation_never_renames_over_a_file_and_a_kill_at_any_point_leaves_the_newest_state(keras, tmp_path, monkeypatch):
+    """last.npz -> previous.npz after removing the old previous.npz (ext4 flushes a file renamed over another):
+    killed after any step of the rotation, the newest complete state is still in one of the two files."""
+    import os
+
+    model = tiny_model(keras)
+    checkpoints.save(tmp_path, model, epochs_completed=1)
+    checkpoints.save(tmp_path, model, epochs_completed=2)
+    real_replace, real_unlink = os.replace, os.unlink
+    steps: list[str] = []
+
+    def replace(source, target):
+        assert not os.path.lexists(target), f"renamed over {target}"
+        steps.append(f"replace {os.path.basename(target)}")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    checkpoints.save(tmp_path, model, epochs_completed=3)
+    monkeypatch.undo()
+    assert steps[0] == "replace previous.npz"
+    assert checkpoints.restore(tmp_path, tiny_model(keras)) == (3, checkpoints.LATEST)
+    for kill_after in ("unlink", "replace"):  # the steps before the new last.npz is written
+        folder = tmp_path / kill_after
+        checkpoints.save(folder, model, epochs_completed=1)
+        checkpoints.save(folder, model, epochs_completed=2)
+
+        class Killed(Exception):
+            pass
+
+        def unlink(path, *args, **kwargs):
+            real_unlink(path, *args, **kwargs)
+            if kill_after == "unlink":
+                raise Killed
+
+        def replace_then_kill(source, target):
+            real_replace(source, target)
+            raise Killed
+
+        monkeypatch.setattr(os, "unlink", unlink)
+        if kill_after == "replace":
+            monkeypatch.setattr(os, "replace", replace_then_kill)
+        with pytest.raises(Killed):
+            checkpoints.save(folder, model, epochs_completed=3)
+        monkeypatch.undo()
+        expected = (2, checkpoints.LATEST) if kill_after == "unlink" else (2, checkpoints.PREVIOUS)
+        assert checkpoints.restore(folder, tiny_model(keras)) == expected

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +21,9 @@ def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> P
 
     The rename makes the write atomic against a crash of this process; `durable` also flushes the file
     to disk first (against a power cut). Files rewritten every epoch skip that flush: it costs more than
-    a small epoch, and the previous epoch's copy is the fallback.
+    a small epoch, and the previous epoch's copy is the fallback. Such a write also swaps the new file
+    with the old one (Linux `renameat2(RENAME_EXCHANGE)`, where it exists) instead of renaming over it:
+    ext4 flushes a file renamed over another one (`auto_da_alloc`), which would put the flush back.
     """
     path = Path(path)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -30,11 +34,37 @@ def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> P
             if durable:
                 os.fsync(stream.fileno())
         os.chmod(temp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the permissions a plain open() would
-        os.replace(temp_name, path)
+        if not durable and _exchange(temp_name, path):
+            os.unlink(temp_name)  # the old file, now under the temp name
+        else:
+            os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _exchange(temp_name: str, path: Path) -> bool:
+    """Swap `temp_name` and `path` atomically; False (nothing done) where that cannot be done: no file at
+    `path` (or a folder), or no `renameat2` (not Linux, an old C library, a file system without it)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            return False
+    except OSError:
+        return False
+    global _RENAMEAT2
+    if _RENAMEAT2 is None:
+        try:
+            _RENAMEAT2 = ctypes.CDLL(None, use_errno=True).renameat2
+        except (AttributeError, OSError, TypeError):  # TypeError: Windows has no CDLL(None)
+            _RENAMEAT2 = False
+    if _RENAMEAT2 is False:
+        return False
+    return _RENAMEAT2(_AT_FDCWD, os.fsencode(temp_name), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # from <fcntl.h> and <linux/fs.h>
+_RENAMEAT2: Any = None  # libc's renameat2 once looked up; False where there is none
 
 
 def write_text(path: str | os.PathLike, text: str, durable: bool = True) -> Path:

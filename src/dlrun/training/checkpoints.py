@@ -28,10 +28,21 @@ def save(run_path: Path, model: Any, epochs_completed: int) -> Path:
     """Write the training state after `epochs_completed` epochs; keep the one before as previous."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    arrays: dict[str, Any] = {"epochs_completed": np.array(epochs_completed)}
-    arrays.update({f"model/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(model.variables)})
     optimizer_variables = model.optimizer.variables if model.optimizer is not None else []
-    arrays.update({f"optimizer/{index}": np.asarray(variable.numpy()) for index, variable in enumerate(optimizer_variables)})
+    return save_arrays(
+        run_path,
+        [variable.numpy() for variable in model.variables],
+        [variable.numpy() for variable in optimizer_variables],
+        epochs_completed,
+    )
+
+
+def save_arrays(run_path: Path, model_arrays: list[Any], optimizer_arrays: list[Any], epochs_completed: int) -> Path:
+    """`save` from the values themselves: `model_arrays` in the order of `model.variables`, `optimizer_arrays`
+    in the order of `model.optimizer.variables` (copies trained together write theirs from stacked arrays)."""
+    arrays: dict[str, Any] = {"epochs_completed": np.array(epochs_completed)}
+    arrays.update({f"model/{index}": np.asarray(array) for index, array in enumerate(model_arrays)})
+    arrays.update({f"optimizer/{index}": np.asarray(array) for index, array in enumerate(optimizer_arrays)})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return write(run_path, buffer.getvalue())
@@ -43,6 +54,9 @@ def write(run_path: Path, data: bytes) -> Path:
     latest = run_path / LATEST
     latest.parent.mkdir(parents=True, exist_ok=True)
     if latest.exists():
+        # the previous one goes first, so no file is renamed over another (ext4 flushes one that is, see
+        # atomic.write_bytes); at every moment the newest complete state is in last.npz or previous.npz
+        (run_path / PREVIOUS).unlink(missing_ok=True)
         os.replace(latest, run_path / PREVIOUS)
     return atomic.write_bytes(latest, data, durable=False)
 

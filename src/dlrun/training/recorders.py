@@ -45,6 +45,9 @@ class RunRecorder(keras.callbacks.Callback):
         self.on_epoch = on_epoch
         self.non_finite: str | None = None  # set when training stopped on NaN/Inf
         self.phase: str | None = None  # recorded in history.json's phase column when set
+        # writes the checkpoint after `epochs_completed` epochs in place of `checkpoints.save(folder, model)`: copies
+        # trained together (dlrun.trials.stacked) write theirs from the stacked values, their models untouched
+        self.save_checkpoint: Callable[[int], Any] | None = None
         self._epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -71,7 +74,9 @@ class RunRecorder(keras.callbacks.Callback):
         history.save(self.folder / history.FILE_NAME, self.history, durable=False)
         # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
         # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.
-        if self.checkpoint_every_epoch:
+        if self.checkpoint_every_epoch and self.save_checkpoint is not None:
+            self.save_checkpoint(epoch + 1)
+        elif self.checkpoint_every_epoch:
             checkpoints.save(self.folder, self.model, epochs_completed=epoch + 1)
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, logs)

@@ -14,7 +14,7 @@ and std, the recommendation), `folds/<i>/` (each fold's history.json and checkpo
 (the mean over folds per epoch), `plots/`, and with `final`: `final/` (the refit's history and
 checkpoints), `metrics.json`, `model.keras`. Folds are seeded by their index, so a fold's numbers do
 not depend on which folds ran before it, nor on the executor (`dlrun.trials.executors`) that ran it
-(`vectorized`, the folds as one JAX program, to float rounding: `dlrun.trials.vectorized`). A fold
+(`vectorized`, the folds as one JAX program, the same numbers: `dlrun.trials.vectorized`). A fold
 or refit that stops continues from its last checkpoint on `--resume`.
 """
 

@@ -1,25 +1,22 @@
-"""Stacked copies of one model trained as one JAX program: the machinery of the vectorized executor.
+"""Copies of one model trained together on JAX, in lockstep: the machinery of the vectorized executor.
 
 A copy (`Copy`) is one fit as the one training function builds it (`dlrun.training.trainer.Training`: its
 seed, initial weights, optimizer and compile, restored from its checkpoint on a resume): a K-fold run's
-fold (`dlrun.trials.vectorized`) or a sweep's trial (`dlrun.trials.sweep_vectorized`). Their Keras 3 JAX
-states (trainable, non-trainable incl. dropout seed states, optimizer variables incl. the learning rate
-and iteration count, and metrics variables) are stacked, and Keras' stateless pieces of
-`train_step`/`test_step` (`compute_loss_and_updates`, `optimizer.stateless_apply`, the metrics update)
-run under `jax.vmap` over the copies, one epoch per compiled call (`jax.lax.scan` over the steps). Every
-copy sees its own data's batches in its own seeded order (`dlrun.training.batches.seeded`). Every batch
-is padded to `train.batch_size`: padded samples get weight 0 and real ones `padded / real`, so a copy's
-loss is the mean over its real samples, and the loss and metrics trackers count real samples only. A
-copy with fewer steps in an epoch, a resumed copy still ahead of the others, or a copy that stopped
-(failed or pruned) keeps its state unchanged (`jnp.where` per leaf, the optimizer's iteration count
-included).
+fold (`dlrun.trials.vectorized`) or a sweep's trial (`dlrun.trials.sweep_vectorized`). Each copy's Keras 3
+JAX state (trainable, non-trainable incl. dropout seed states, optimizer variables incl. the learning rate
+and iteration count, metrics variables) goes through one compiled epoch program (`_programs`: Keras' own
+stateless `train_step` under `jax.lax.scan`, then the validation over `test_step`), built once for all
+copies and called once per copy and epoch, instead of once per batch as `fit` does. Every copy sees its
+own data's batches in its own seeded order (`dlrun.training.batches.seeded`), the last smaller batch kept
+as it is (nothing padded), so its numbers are its sequential fit's bit for bit. A resumed copy ahead of
+the others, or one that stopped (failed or pruned), is simply not called until the others reach it.
 
-After every epoch each living copy's variables go back into its Keras model and through its own
-`recorders.RunRecorder` (history.json, the resume checkpoint, then `on_epoch`), so its folder is what a
-sequential fit writes. A copy whose loss becomes NaN ends with the recorder's NaN stop, and one whose
-`on_epoch` raises `TrialPruned` ends pruned, while the others go on. Numbers equal a sequential fit's to
-about 1e-5, not bit for bit: the padded reductions and the scanned program round differently
-(docs/vectorized.md).
+After every epoch the copies' states come to the host in one transfer, and each living copy goes through
+its own `recorders.RunRecorder` (history.json, the resume checkpoint, then `on_epoch`), so its folder is
+what a sequential fit writes: its checkpoint is written from the host arrays, and its Keras model gets
+its variables only once, when the copy ends (assigning every variable of every copy each epoch cost more
+than the epoch). A copy whose loss becomes NaN ends with the recorder's NaN stop, and one whose
+`on_epoch` raises `TrialPruned` ends pruned, while the others go on (docs/vectorized.md).
 """
 
 from __future__ import annotations
@@ -57,6 +54,10 @@ class Copy:
     end: End
     alive: bool = True
     recorder: Any = None  # its recorders.RunRecorder (a Keras callback), once training starts
+    # its (trainable, non-trainable, optimizer) values after its last recorded epoch (host arrays, its slice of
+    # the stacked state): its checkpoints are written from them, and its model gets them once, at its end
+    values: Any = None
+    layout: list[int] | None = None  # for each of model.variables, its index in [*trainable, *non_trainable]
 
     def __post_init__(self) -> None:
         data = self.training.plan.data
@@ -82,8 +83,8 @@ def model_reason(training: trainer.Training) -> str | None:
 
 
 def train_together(copies: list[Copy]) -> None:
-    """Train every epoch of every living copy in one compiled call per epoch; each copy's `end` is called
-    once. Should the one program fail, every copy still in it ends with that error; Ctrl-C raises
+    """Train the living copies epoch by epoch, in lockstep, one compiled call per copy and epoch; each copy's
+    `end` is called once. Should the one program fail, every copy still in it ends with that error; Ctrl-C raises
     KeyboardInterrupt with the living copies not ended."""
     import jax
     import numpy as np
@@ -99,6 +100,7 @@ def train_together(copies: list[Copy]) -> None:
         copy.recorder = recorders.RunRecorder(copy.folder, training.history, training.config.output.resume_checkpoints, copy.on_epoch)
         training.history = copy.recorder.history
         copy.recorder.set_model(training.model)
+        copy.recorder.save_checkpoint = lambda epochs_completed, copy=copy: _save_checkpoint(copy, epochs_completed)
         if copy.first_epoch >= training.plan.total_epochs:  # killed after its last checkpoint, before its outcome
             _end(copy, None, started)
     try:
@@ -122,60 +124,54 @@ def _epochs(copies: list[Copy], started: float, jax: Any, np: Any) -> None:
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.reset_metrics()
-    train_epoch, validate = _programs(template)
+        copy.layout = _layout(model)
+    train_epoch = _programs(template)
     names = list(template.get_metrics_result())  # in `fit`'s order (a program's dict comes back sorted)
-    state = _stack([_state_of(copy.training.model) for copy in copies])
-    reset_metrics = state[3]
-    validation = (
-        _padded([(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1]))) for copy in copies], VALIDATION_BATCH)
-        if copies[0].validation is not None
-        else None
-    )
+    states = [_state_of(copy.training.model) for copy in copies]
+    validations = [
+        None
+        if copy.validation is None
+        else jax.device_put(_batches(copy.validation[0], copy.validation[1], np.arange(len(copy.validation[1])), VALIDATION_BATCH))
+        for copy in copies
+    ]
     for epoch in range(min(copy.first_epoch for copy in copies), epochs):
-        active = np.array([copy.alive and epoch >= copy.first_epoch for copy in copies])
-        if not active.any():
-            continue
-        orders = [_epoch_order(copy, batch_size, epoch) for copy in copies]
-        inputs, targets, weights, masks, counts = _padded(
-            [(copy.train_x, copy.train_y, order) for copy, order in zip(copies, orders)], batch_size
-        )
-        steps_active = (counts > 0) & active[None, :]
-        state, losses, results = train_epoch(state, (inputs, targets, weights, masks, counts, steps_active))
-        logs = [{name: results[name][index] for name in names} for index in range(len(copies))]
-        if validation is not None:
-            results = validate((state[0], state[1], reset_metrics), validation)
-            for index, copy_logs in enumerate(logs):
-                copy_logs.update({f"val_{name}": results[name][index] for name in names})
-        host_state, logs, losses = jax.device_get((state[:3], logs, losses))
+        outputs = {}
         for index, copy in enumerate(copies):
-            if active[index]:
-                _end_epoch(copy, index, epoch, host_state, logs[index], losses[:, index], steps_active[:, index], started)
-        state = (*state[:3], reset_metrics)
+            if not copy.alive or epoch < copy.first_epoch:  # stopped, or resumed ahead of the others: it waits
+                continue
+            order = np.concatenate(_epoch_order(copy, batch_size, epoch))
+            states[index], losses, results, validated = train_epoch(
+                states[index], _batches(copy.train_x, copy.train_y, order, batch_size), validations[index]
+            )
+            outputs[index] = (states[index][:3], losses, results, validated)
+        # one transfer per epoch (the calls above only queue work): the copies' records read host arrays
+        for index, (values, losses, results, validated) in jax.device_get(outputs).items():
+            logs = {name: float(results[name]) for name in names}
+            logs.update({f"val_{name}": float(validated[name]) for name in names if name in validated})
+            _end_epoch(copies[index], epoch, values, logs, losses, started)
 
 
-def _end_epoch(copy: Copy, index: int, epoch: int, host_state: Any, logs: dict, losses: Any, steps_active: Any, started: float) -> None:
-    """One copy's epoch end, as a sequential fit has it: the NaN stop, the recorder (and `on_epoch`, which may
-    prune it), and at the last epoch its end."""
-    import math
+def _end_epoch(copy: Copy, epoch: int, values: Any, logs: dict, losses: Any, started: float) -> None:
+    """One copy's epoch end, as a sequential fit has it: the NaN stop (`losses`: the running loss after each
+    step, as `fit`'s batch logs have it), the recorder (history.json, the checkpoint written from `values`,
+    `on_epoch`, which may prune it), and at the last epoch its end."""
+    import numpy as np
 
-    model, recorder = copy.training.model, copy.recorder
+    recorder = copy.recorder
     recorder.on_epoch_begin(epoch)
-    for step in [step for step in range(len(losses)) if steps_active[step]]:
-        if not math.isfinite(float(losses[step])):
-            recorder.non_finite = f"loss became {float(losses[step])} at epoch {epoch + 1}, batch {step + 1}"
-            break
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        step = int(bad[0])
+        recorder.non_finite = f"loss became {float(losses[step])} at epoch {epoch + 1}, batch {step + 1}"
     if recorder.non_finite is None:
-        trainable, non_trainable, optimizer = ([leaf[index] for leaf in part] for part in host_state)
-        for variable, value in zip(
-            [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables],
-            [*trainable, *non_trainable, *optimizer],
-        ):
-            variable.assign(value)
+        previous, copy.values = copy.values, values
         try:
-            recorder.on_epoch_end(epoch, {name: float(value) for name, value in logs.items()})
+            recorder.on_epoch_end(epoch, logs)
         except errors.TrialPruned as pruned:  # the pruner stopped it: its state stays frozen from now on
             _end(copy, pruned, started)
             return
+        if recorder.non_finite is not None:  # a non-finite metric: this epoch is not recorded, nor its state kept
+            copy.values = previous
     if recorder.non_finite is not None:
         _end(copy, recorder.stopped(), started)
     elif epoch + 1 == copy.training.plan.total_epochs:
@@ -183,8 +179,38 @@ def _end_epoch(copy: Copy, index: int, epoch: int, host_state: Any, logs: dict, 
 
 
 def _end(copy: Copy, error: BaseException | None, started: float) -> None:
+    """The copy's end: its model gets the values of its last recorded epoch (once), then `end` is called."""
     copy.alive = False
+    if copy.values is not None:
+        _assign(copy.training.model, copy.values)
     copy.end(error, round(time.perf_counter() - started, 3))
+
+
+def _assign(model: Any, values: tuple) -> None:
+    trainable, non_trainable, optimizer = values
+    variables = [*model.trainable_variables, *model.non_trainable_variables, *model.optimizer.variables]
+    for variable, value in zip(variables, [*trainable, *non_trainable, *optimizer]):
+        variable.assign(value)
+
+
+def _layout(model: Any) -> list[int] | None:
+    """Where each of `model.variables` (the checkpoint's order) sits in the stacked [*trainable, *non_trainable]
+    values, or None when one is in neither (its checkpoint is then written through the model)."""
+    where = {id(variable): index for index, variable in enumerate([*model.trainable_variables, *model.non_trainable_variables])}
+    found = [where.get(id(variable)) for variable in model.variables]
+    return None if None in found else [index for index in found if index is not None]
+
+
+def _save_checkpoint(copy: Copy, epochs_completed: int) -> Path:
+    """The copy's checkpoint after `epochs_completed`, written from its values (what `checkpoints.save` writes)."""
+    from dlrun.training import checkpoints
+
+    trainable, non_trainable, optimizer = copy.values
+    if copy.layout is None:
+        _assign(copy.training.model, copy.values)
+        return checkpoints.save(copy.folder, copy.training.model, epochs_completed)
+    flat = [*trainable, *non_trainable]
+    return checkpoints.save_arrays(copy.folder, [flat[index] for index in copy.layout], optimizer, epochs_completed)
 
 
 def _epoch_order(copy: Copy, batch_size: int, epoch: int) -> list:
@@ -198,31 +224,14 @@ def _epoch_order(copy: Copy, batch_size: int, epoch: int) -> list:
     return [index for index, _ in batches.seeded(indices, indices, batch_size, copy.training.config.seed, epoch, epoch + 1, shuffle)]
 
 
-def _padded(parts: list[tuple], batch_size: int) -> tuple[np.ndarray, ...]:
-    """Stacked (steps, copies, batch, ...) inputs, targets, weights, masks and real counts (steps, copies)
-    for each copy's (inputs, targets, order): `order` a list of per-batch indices, or one index array cut
-    into consecutive batches. Padded rows repeat sample 0 with weight 0."""
-    import numpy as np
-
-    orders = [
-        order if isinstance(order, list) else [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        for _inputs, _targets, order in parts
-    ]
-    steps, copies = max(len(order) for order in orders), len(parts)
-    inputs0, targets0 = parts[0][0], parts[0][1]
-    inputs = np.zeros((steps, copies, batch_size, *inputs0.shape[1:]), dtype=inputs0.dtype)
-    targets = np.zeros((steps, copies, batch_size, *targets0.shape[1:]), dtype=targets0.dtype)
-    weights = np.zeros((steps, copies, batch_size), dtype="float32")
-    masks = np.zeros((steps, copies, batch_size), dtype="float32")
-    counts = np.zeros((steps, copies), dtype="int32")
-    for copy, ((copy_inputs, copy_targets, _order), order) in enumerate(zip(parts, orders)):
-        for step, index in enumerate(order):
-            real = len(index)
-            inputs[step, copy, :real], targets[step, copy, :real] = copy_inputs[index], copy_targets[index]
-            weights[step, copy, :real] = batch_size / real
-            masks[step, copy, :real] = 1.0
-            counts[step, copy] = real
-    return inputs, targets, weights, masks, counts
+def _batches(inputs: np.ndarray, targets: np.ndarray, order: np.ndarray, batch_size: int) -> tuple[tuple, tuple | None]:
+    """`order`'s samples as `fit` batches them: ((inputs, targets) of the full batches, stacked (steps, batch,
+    ...)), and the last, smaller batch (inputs, targets) or None. Nothing is padded: every batch is the one
+    `fit` trains on, so every copy's arithmetic is its sequential fit's."""
+    full = len(order) // batch_size * batch_size
+    head, tail = order[:full], order[full:]
+    stacked = (inputs[head].reshape(-1, batch_size, *inputs.shape[1:]), targets[head].reshape(-1, batch_size, *targets.shape[1:]))
+    return stacked, ((inputs[tail], targets[tail]) if len(tail) else None)
 
 
 def _state_of(model: Any) -> tuple:
@@ -232,37 +241,17 @@ def _state_of(model: Any) -> tuple:
     )
 
 
-def _stack(states: list[tuple]) -> Any:
+def _programs(model: Any) -> Callable[..., Any]:
+    """One copy's compiled epoch program, built from Keras' own stateless steps (the JAX trainer's
+    `train_step` and `test_step`, which `fit` compiles and calls once per batch): `train_epoch(state,
+    batches, validation) -> (state, the running loss after each step, metrics results, validation metrics
+    results)`, `batches` and `validation` (or None) as `_batches` cuts them; the state's metrics variables
+    go in, and come back, reset, as `fit` resets them before every epoch and every validation. Not vmapped:
+    a batched matrix product over the copies rounds differently from a copy's own, and over 80 epochs such
+    differences grew to percents; a copy's program here runs the very operations of its sequential fit, so
+    its numbers are the sequential fit's to the bit (one compile per batch shape, shared by the copies)."""
     import jax
     import jax.numpy as jnp
-
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-
-
-def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The compiled epoch programs over stacked copies, built from `model`'s stateless Keras pieces:
-    `train_epoch(state, batches) -> (state, per-step losses, metrics results)` and `validate(state, batches)
-    -> metrics results` (each result a (copies,) array)."""
-    import jax
-    import jax.numpy as jnp
-
-    def update_metrics(
-        metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any, count: Any
-    ) -> list[Any]:
-        # Keras' `_update_metrics_variables` and `compute_metrics`, counting the real samples only (they
-        # count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no sample weights).
-        from keras.src import backend as keras_backend
-
-        compiled = model._compile_metrics
-        with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))) as scope:
-            model._loss_tracker.update_state(loss, sample_weight=count)
-            for metrics in [] if compiled is None else [*compiled._flat_metrics, *compiled._flat_weighted_metrics]:
-                if metrics:
-                    metrics.update_state(targets, predictions, sample_weight=mask)
-        return [
-            scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
-            for reference, value in zip(model.metrics_variables, metrics_variables)
-        ]
 
     def results(metrics_variables: list[Any]) -> dict[str, Any]:
         # `get_metrics_result` (what `fit` logs) for these metrics variables.
@@ -271,37 +260,28 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
         with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
             return model.get_metrics_result()
 
-    def kept(active: Any, new: Any, old: Any) -> Any:
-        return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
-
     def train_step(state: tuple, batch: tuple) -> tuple[Any, Any]:
-        trainable, non_trainable, optimizer_variables, metrics_variables = state
-        inputs, targets, weights, mask, count, active = batch
-        gradient = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
-        (_loss, (loss, predictions, new_non_trainable, new_metrics)), gradients = gradient(
-            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=True, optimizer_variables=optimizer_variables
-        )
-        new_trainable, new_optimizer = model.optimizer.stateless_apply(optimizer_variables, gradients, trainable)
-        new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
-        return kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
+        logs, state = model.train_step(state, batch)
+        return state, logs["loss"]
 
     def test_step(state: tuple, batch: tuple) -> tuple[Any, None]:
-        trainable, non_trainable, metrics_variables = state
-        inputs, targets, weights, mask, count = batch
-        _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
-            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=False
-        )
-        new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
-        return (trainable, non_trainable, kept(count > 0, new_metrics, metrics_variables)), None
+        _logs, state = model.test_step(state, batch)
+        return state, None
 
     @jax.jit
-    def train_epoch(state: tuple, batches: tuple) -> tuple[Any, Any, Any]:
-        state, losses = jax.lax.scan(lambda carry, batch: jax.vmap(train_step)(carry, batch), state, batches)
-        return state, losses, jax.vmap(results)(state[3])
+    def train_epoch(state: tuple, batches: tuple, validation: tuple | None) -> tuple[Any, Any, Any, Any]:
+        reset = state[3]
+        (full, last), validated = batches, {}
+        state, losses = jax.lax.scan(train_step, state, full)
+        if last is not None:
+            state, loss = train_step(state, last)
+            losses = jnp.concatenate([losses, loss[None]])
+        if validation is not None:
+            (full, last), tested = validation, (state[0], state[1], reset)
+            tested, _ = jax.lax.scan(test_step, tested, full)
+            if last is not None:
+                tested, _ = test_step(tested, last)
+            validated = results(tested[2])
+        return (*state[:3], reset), losses, results(state[3]), validated
 
-    @jax.jit
-    def validate(state: tuple, batches: tuple) -> Any:
-        state, _ = jax.lax.scan(lambda carry, batch: jax.vmap(test_step)(carry, batch), state, batches)
-        return jax.vmap(results)(state[2])
-
-    return train_epoch, validate
+    return train_epoch

@@ -1,10 +1,11 @@
 """The vectorized executor (`dlrun kfold --executor vectorized`, or `auto` where it applies): a K-fold run's
-folds trained together as one JAX program (`dlrun.trials.stacked`, the stacked-state program).
+folds trained together on JAX through one compiled epoch program (`dlrun.trials.stacked`).
 
 Each fold is built by the one training function as it would be alone (`dlrun.training.trainer.Training`:
 its seed, initial weights, optimizer and compile, restored from its checkpoint on `--resume`) and trained
 as a copy: its folder is what the sequential executor writes, a copy whose loss becomes NaN fails while
-the others go on. Folds differ in size by one sample at most; `stacked` pads and masks the batches.
+the others go on. Folds may differ in size by one sample: each keeps its own batches, its numbers bit for bit
+its sequential fit's.
 
 Where it cannot apply (another backend, `train.loop: custom`, callbacks, TensorBoard, a streamed split,
 several phases, batch normalization) the folds run one by one instead, after one console line saying why.
