@@ -4,15 +4,17 @@ JAX program (`dlrun.trials.stacked`).
 
 The study is asked `--batch` trials at once (default `executors.BATCH`). Each trial is a normal `dlrun
 train` run made by the one training function in stages (`dlrun.trials.trial.TrialRun`): its run folder,
-config, data, seeded model and compiled optimizer, as `run_trial` makes them; only the fit is shared. The
-learning rate is an optimizer variable in Keras 3, so it stacks with the others; a seed gives each copy
-its initial weights, dropout seed state and batch order. Each trial keeps its own history, run folder,
-progress line and resume checkpoint, reports every epoch to the study (a pruned trial's state stays
-frozen while the others go on, and its run is marked pruned), and a trial whose loss becomes NaN fails
-alone. What cannot train together (other searched keys, which change shapes or are Python floats in
-Keras' layers, such as a dropout rate, units, batch size or optimizer name; K-fold or seeds trials; what
-`vectorized.config_reason` and `stacked.model_reason` refuse) trains one trial after the other, after one
-console line saying why.
+config, data, seeded model and compiled optimizer, as `run_trial` makes them; the fit is shared, and so is
+the test evaluation of the trials that trained all their epochs (`stacked.evaluate_together`, one compiled
+call instead of a traced test and predict function per model) and the data of trials with the same seed
+(`dlrun.data.shared`). The learning rate is an optimizer variable in Keras 3, so it stacks with the others;
+a seed gives each copy its initial weights, dropout seed state and batch order. Each trial keeps its own
+history, run folder, progress line and resume checkpoint, reports every epoch to the study (a pruned
+trial's state stays frozen while the others go on, and its run is marked pruned), and a trial whose loss
+becomes NaN fails alone. What cannot train together (other searched keys, which change shapes or are
+Python floats in Keras' layers, such as a dropout rate, units, batch size or optimizer name; K-fold or
+seeds trials; what `vectorized.config_reason` and `stacked.model_reason` refuse) trains one trial after
+the other, after one console line saying why.
 """
 
 from __future__ import annotations
