@@ -246,8 +246,7 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
     -> metrics results` (each result a (copies,) array)."""
     import jax
 
-    def results(metrics_variables: list[Any]) -> dict[str, Any]:
-        return _results(model, metrics_variables)
+    results = functools.partial(_results, model)
 
     def train_step(state: tuple, batch: tuple) -> tuple[Any, Any]:
         trainable, non_trainable, optimizer_variables, metrics_variables = state
@@ -340,24 +339,16 @@ def evaluate_together(copies: list[Copy], split: str = "test") -> list[tuple[dic
     for copy, (x, y) in zip(copies, arrays):
         copy.training.model._symbolic_build(data_batch=(x[:1], y[:1]))  # its compiled metrics' variables, as evaluate builds them
         copy.training.model.reset_metrics()
-    state = _stack(
-        [
-            tuple(
-                [variable.value for variable in variables]
-                for variables in (model.trainable_variables, model.non_trainable_variables, model.metrics_variables)
-            )
-            for model in (copy.training.model for copy in copies)
-        ]
-    )
+    trainable, non_trainable, _optimizer, metrics = _stack([_state_of(copy.training.model) for copy in copies])
 
     @jax.jit
     def evaluate(state: tuple, batches: tuple) -> tuple[Any, Any]:
         state, predictions = jax.lax.scan(
             lambda carry, batch: jax.vmap(functools.partial(_test_step, template))(carry, batch), state, batches
         )
-        return jax.vmap(lambda metrics_variables: _results(template, metrics_variables))(state[2]), predictions
+        return jax.vmap(functools.partial(_results, template))(state[2]), predictions
 
-    results, predictions = jax.device_get(evaluate(state, (inputs, targets, weights, masks, counts)))
+    results, predictions = jax.device_get(evaluate((trainable, non_trainable, metrics), (inputs, targets, weights, masks, counts)))
     evaluated = []
     for index, (_x, y) in enumerate(arrays):
         outputs = np.asarray(predictions[:, index])  # (steps, batch, ...): the split in order, padded at its end
