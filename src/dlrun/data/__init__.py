@@ -44,17 +44,18 @@ _shared: dict | None = None  # while `shared()` is open: {(the data section as J
 def load(data_config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Load the dataset a `data` section names, and check it is fit to train on."""
     as_json = getattr(data_config, "model_dump_json", None)  # a plug-in's section may be no pydantic model
-    key = (as_json(), seed) if _shared is not None and as_json is not None else None
-    if key is not None and key in _shared:
-        return _shared[key]
+    shared_now = _shared
+    key = (as_json(), seed) if shared_now is not None and as_json is not None else None
+    if shared_now is not None and key in shared_now:
+        return shared_now[key]
     if data_config.name not in DATASETS and data_config.name in plugins.available("datasets"):
         loader = plugins.load("datasets", data_config.name, DATASETS).worker
     else:
         loader = registry.lookup(DATASETS, data_config.name, "dataset")
     loaded = loader(data_config, seed)
     _check_finite(loaded)
-    if key is not None:
-        _shared[key] = loaded
+    if shared_now is not None and key is not None:
+        shared_now[key] = loaded
     return loaded
 
 
