@@ -50,6 +50,13 @@ if os.environ.get("PRUNE_TRIAL"):
         return original(self, number, logs)
 
     search.Reporter.epoch = epoch
+if os.environ.get("INTERRUPT_EVALUATION"):  # Ctrl-C while the finished trials are evaluated together
+    from dlrun.trials import stacked
+
+    def interrupted(copies):
+        raise KeyboardInterrupt
+
+    stacked.evaluate_together = interrupted
 result = CliRunner().invoke(cli.app, sys.argv[1:])
 print("RESULT " + json.dumps({"exit": result.exit_code, "output": result.output}))
 """
@@ -270,6 +277,30 @@ def test_a_killed_vectorized_sweep_resumes_to_the_same_numbers(tmp_path):
     for key, trial in found.items():
         assert trial["status"] == "completed" and len(trial["history"]["epoch"]) == epochs
         _assert_close(trial["history"], expected[key]["history"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_finished_trials_are_evaluated_leaves_them_for_resume(tmp_path):
+    """The trials that trained all their epochs end together after one evaluation: a Ctrl-C there marks each
+    of their runs interrupted (none left running), and --resume ends them from their last checkpoints with
+    an uninterrupted sweep's numbers."""
+    options = [*GRID, "--executor", "vectorized", "--batch", "4"]
+    outcome = _sweep_on_jax(_write(tmp_path, "stopped"), *options, env={"INTERRUPT_EVALUATION": "1"})
+    assert outcome["exit"] == 130, outcome["output"]
+    (folder,) = run_folders(tmp_path / "stopped")
+    trials = run_folders(folder / "trials")
+    assert len(trials) == 4
+    assert [json.loads((trial / "run.json").read_text())["status"] for trial in trials] == ["interrupted"] * 4
+    assert all(checkpoint_epochs(trial) == 3 for trial in trials)
+    resumed = _sweep_on_jax("--resume", folder, "--executor", "vectorized", "--batch", "4")
+    assert resumed["exit"] == 0, resumed["output"]
+    straight = _sweep_on_jax(_write(tmp_path, "straight"), *options)
+    assert straight["exit"] == 0, straight["output"]
+    found, expected = _trials(folder), _trials(run_folders(tmp_path / "straight")[0])
+    for key, trial in found.items():
+        assert trial["status"] == "completed" and trial["record"]["status"] == "completed"
+        _assert_close(trial["history"], expected[key]["history"])
+        _assert_close(trial["record"]["test_metrics"], expected[key]["record"]["test_metrics"])
 
 
 def _previous_checkpoint_epochs(trial) -> int | None:
