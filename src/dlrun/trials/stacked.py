@@ -25,7 +25,6 @@ about 1e-5, not bit for bit: the padded reductions and the scanned program round
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +79,54 @@ def model_reason(training: trainer.Training) -> str | None:
     if any(type(layer).__name__ == "BatchNormalization" for layer in training.model._flatten_layers()):
         return "a BatchNormalization layer mixes a batch's samples, padded batches would change it"
     return None
+
+
+def evaluate_together(copies: list[Copy], split: str = "test") -> list[tuple[dict[str, float], np.ndarray]]:
+    """Each copy's model on its own `split`, through one compiled program built once for all the copies: (its
+    metrics as `model.evaluate(..., return_dict=True)` gives them, its outputs as `model.predict` gives them,
+    in the split's order), from the models' variables now, in batches of `train.batch_size` as
+    `dlrun.training.evaluation.report` cuts them. The program runs Keras' own stateless `test_step` and
+    `predict_step`; evaluated one by one, every model would trace and compile its own test and predict
+    functions (0.5 s a model, where an MLP's trial trains in about as long)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from keras.src import backend as keras_backend
+
+    template, batch_size = copies[0].training.model, copies[0].training.config.train.batch_size
+
+    def step(state: tuple, batch: tuple) -> tuple[tuple, Any]:
+        outputs, _non_trainable = template.predict_step(state[:2], batch[:1])
+        _logs, state = template.test_step(state, batch)
+        return state, outputs
+
+    @jax.jit
+    def evaluate(state: tuple, full: tuple | None, last: tuple | None) -> tuple[dict, Any]:
+        outputs = []
+        if full is not None:  # the whole batches, scanned; then the smaller last one
+            state, scanned = jax.lax.scan(step, state, full)
+            outputs.append(scanned.reshape(-1, *scanned.shape[2:]))
+        if last is not None:
+            state, tail = step(state, last)
+            outputs.append(tail)
+        with keras_backend.StatelessScope(state_mapping=list(zip(template.metrics_variables, state[2]))):
+            return template.get_metrics_result(), jnp.concatenate(outputs)
+
+    evaluated = []
+    for copy in copies:
+        model = copy.training.model
+        x, y = copy.training.plan.data.split(split)
+        model._symbolic_build(data_batch=(x[:1], y[:1]))  # its compiled metrics' variables, as evaluate builds them
+        model.reset_metrics()
+        state = tuple(
+            [variable.value for variable in variables]
+            for variables in (model.trainable_variables, model.non_trainable_variables, model.metrics_variables)
+        )
+        cut = len(y) - len(y) % batch_size
+        full = (x[:cut].reshape(-1, batch_size, *x.shape[1:]), y[:cut].reshape(-1, batch_size, *y.shape[1:])) if cut else None
+        results, outputs = jax.device_get(evaluate(state, full, (x[cut:], y[cut:]) if cut < len(y) else None))
+        evaluated.append(({name: float(value) for name, value in results.items()}, np.asarray(outputs)))
+    return evaluated
 
 
 def train_together(copies: list[Copy]) -> None:
@@ -245,8 +292,35 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
     `train_epoch(state, batches) -> (state, per-step losses, metrics results)` and `validate(state, batches)
     -> metrics results` (each result a (copies,) array)."""
     import jax
+    import jax.numpy as jnp
 
-    results = functools.partial(_results, model)
+    def update_metrics(
+        metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any, count: Any
+    ) -> list[Any]:
+        # Keras' `_update_metrics_variables` and `compute_metrics`, counting the real samples only (they
+        # count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no sample weights).
+        from keras.src import backend as keras_backend
+
+        compiled = model._compile_metrics
+        with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))) as scope:
+            model._loss_tracker.update_state(loss, sample_weight=count)
+            for metrics in [] if compiled is None else [*compiled._flat_metrics, *compiled._flat_weighted_metrics]:
+                if metrics:
+                    metrics.update_state(targets, predictions, sample_weight=mask)
+        return [
+            scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
+            for reference, value in zip(model.metrics_variables, metrics_variables)
+        ]
+
+    def results(metrics_variables: list[Any]) -> dict[str, Any]:
+        # `get_metrics_result` (what `fit` logs) for these metrics variables.
+        from keras.src import backend as keras_backend
+
+        with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
+            return model.get_metrics_result()
+
+    def kept(active: Any, new: Any, old: Any) -> Any:
+        return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
 
     def train_step(state: tuple, batch: tuple) -> tuple[Any, Any]:
         trainable, non_trainable, optimizer_variables, metrics_variables = state
@@ -256,11 +330,17 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
             trainable, non_trainable, metrics_variables, inputs, targets, weights, training=True, optimizer_variables=optimizer_variables
         )
         new_trainable, new_optimizer = model.optimizer.stateless_apply(optimizer_variables, gradients, trainable)
-        new_metrics = _update_metrics(model, new_metrics, loss, inputs, targets, predictions, mask, count)
-        return _kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
+        new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
+        return kept(active, (new_trainable, new_non_trainable, new_optimizer, new_metrics), state), loss
 
     def test_step(state: tuple, batch: tuple) -> tuple[Any, None]:
-        return _test_step(model, state, batch)[0], None
+        trainable, non_trainable, metrics_variables = state
+        inputs, targets, weights, mask, count = batch
+        _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
+            trainable, non_trainable, metrics_variables, inputs, targets, weights, training=False
+        )
+        new_metrics = update_metrics(new_metrics, loss, inputs, targets, predictions, mask, count)
+        return (trainable, non_trainable, kept(count > 0, new_metrics, metrics_variables)), None
 
     @jax.jit
     def train_epoch(state: tuple, batches: tuple) -> tuple[Any, Any, Any]:
@@ -273,85 +353,3 @@ def _programs(model: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
         return jax.vmap(results)(state[2])
 
     return train_epoch, validate
-
-
-def _update_metrics(
-    model: Any, metrics_variables: list[Any], loss: Any, inputs: Any, targets: Any, predictions: Any, mask: Any, count: Any
-) -> list[Any]:
-    """Keras' `_update_metrics_variables` and `compute_metrics` for `model`'s metrics variables, counting the
-    real samples only (they count inputs.shape[0], and compiled `metrics`, unlike `weighted_metrics`, take no
-    sample weights)."""
-    from keras.src import backend as keras_backend
-
-    compiled = model._compile_metrics
-    with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))) as scope:
-        model._loss_tracker.update_state(loss, sample_weight=count)
-        for metrics in [] if compiled is None else [*compiled._flat_metrics, *compiled._flat_weighted_metrics]:
-            if metrics:
-                metrics.update_state(targets, predictions, sample_weight=mask)
-    return [
-        scope.get_current_value(reference) if scope.get_current_value(reference) is not None else value
-        for reference, value in zip(model.metrics_variables, metrics_variables)
-    ]
-
-
-def _results(model: Any, metrics_variables: list[Any]) -> dict[str, Any]:
-    """`get_metrics_result` (what `fit` and `evaluate` log) for these metrics variables."""
-    from keras.src import backend as keras_backend
-
-    with keras_backend.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_variables))):
-        return model.get_metrics_result()
-
-
-def _kept(active: Any, new: Any, old: Any) -> Any:
-    """`new` where `active`, else `old`, leaf by leaf: a copy that does not take part keeps its state."""
-    import jax
-    import jax.numpy as jnp
-
-    return jax.tree.map(lambda new_leaf, old_leaf: jnp.where(active, new_leaf, old_leaf), new, old)
-
-
-def _test_step(model: Any, state: tuple, batch: tuple) -> tuple[tuple, Any]:
-    """Keras' `test_step` of one copy, stateless: its new (trainable, non-trainable, metrics) state, and its
-    predictions for the batch."""
-    trainable, non_trainable, metrics_variables = state
-    inputs, targets, weights, mask, count = batch
-    _loss, (loss, predictions, _non_trainable, new_metrics) = model.compute_loss_and_updates(
-        trainable, non_trainable, metrics_variables, inputs, targets, weights, training=False
-    )
-    new_metrics = _update_metrics(model, new_metrics, loss, inputs, targets, predictions, mask, count)
-    return (trainable, non_trainable, _kept(count > 0, new_metrics, metrics_variables)), predictions
-
-
-def evaluate_together(copies: list[Copy], split: str = "test") -> list[tuple[dict[str, float], np.ndarray]]:
-    """Each copy's model on its own `split`, all in one compiled call: (its metrics as `model.evaluate(...,
-    return_dict=True)` gives them, its outputs as `model.predict` gives them, in the split's order), from the
-    models' variables now. Batches of `train.batch_size`, as `dlrun.training.evaluation.report` evaluates;
-    Keras would trace and compile each model's test and predict functions anew."""
-    import jax
-    import numpy as np
-
-    template = copies[0].training.model
-    arrays = [copy.training.plan.data.split(split) for copy in copies]
-    inputs, targets, weights, masks, counts = _padded(
-        [(x, y, np.arange(len(y))) for x, y in arrays], copies[0].training.config.train.batch_size
-    )
-    for copy, (x, y) in zip(copies, arrays):
-        copy.training.model._symbolic_build(data_batch=(x[:1], y[:1]))  # its compiled metrics' variables, as evaluate builds them
-        copy.training.model.reset_metrics()
-    trainable, non_trainable, _optimizer, metrics = _stack([_state_of(copy.training.model) for copy in copies])
-
-    @jax.jit
-    def evaluate(state: tuple, batches: tuple) -> tuple[Any, Any]:
-        state, predictions = jax.lax.scan(
-            lambda carry, batch: jax.vmap(functools.partial(_test_step, template))(carry, batch), state, batches
-        )
-        return jax.vmap(functools.partial(_results, template))(state[2]), predictions
-
-    results, predictions = jax.device_get(evaluate((trainable, non_trainable, metrics), (inputs, targets, weights, masks, counts)))
-    evaluated = []
-    for index, (_x, y) in enumerate(arrays):
-        outputs = np.asarray(predictions[:, index])  # (steps, batch, ...): the split in order, padded at its end
-        outputs = outputs.reshape(-1, *outputs.shape[2:])[: len(y)]
-        evaluated.append(({name: float(values[index]) for name, values in results.items()}, outputs))
-    return evaluated
