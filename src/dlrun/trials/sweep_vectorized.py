@@ -6,7 +6,7 @@ The study is asked `--batch` trials at once (default `executors.BATCH`). Each tr
 train` run made by the one training function in stages (`dlrun.trials.trial.TrialRun`): its run folder,
 config, data, seeded model and compiled optimizer, as `run_trial` makes them; the fit is shared, and so is
 the test evaluation of the trials that trained all their epochs (`stacked.evaluate_together`, one compiled
-call instead of a traced test and predict function per model) and the data of trials with the same seed
+program for all instead of a traced test and predict function per model) and the data of trials with the same seed
 (`dlrun.data.shared`). The learning rate is an optimizer variable in Keras 3, so it stacks with the others;
 a seed gives each copy its initial weights, dropout seed state and batch order. Each trial keeps its own
 history, run folder, progress line and resume checkpoint, reports every epoch to the study (a pruned
@@ -184,7 +184,7 @@ def _together(trials: list[tuple[int, Any, Any]], on_event: outcomes.OnEvent) ->
 
 
 def _evaluate(copies: list[stacked.Copy]) -> None:
-    """Each copy's test split evaluated in one compiled call (`stacked.evaluate_together`), kept for its run's
+    """Each copy's test split evaluated by one compiled program (`stacked.evaluate_together`), kept for its run's
     metrics.json (`Training.evaluated`); where that cannot be (no test split, a streamed one) or fails, each
     trial evaluates itself as a sequential trial does, and says why if it fails too."""
     import numpy as np
