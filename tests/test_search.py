@@ -379,9 +379,11 @@ def test_a_worker_s_reporters_share_one_storage_per_sweep(tmp_path):
         study.ask(), study.ask()
     first, second = (search.Reporter(urls[0], "s", trial_id, section) for trial_id in (1, 2))
     assert first.study._storage._backend is second.study._storage._backend  # optuna wraps the storage in a cache
+    assert first.study is second.study  # loaded once
     other = search.Reporter(urls[1], "s", 1, section)
     assert other.study._storage._backend is not first.study._storage._backend
     assert list(search._kept_storage) == [urls[1]]
+    assert search.Reporter(urls[0], "s", 1, section).study is not first.study  # the first sweep's storage is gone
 
 
 def test_a_trial_whose_run_has_ended_counts_as_trained_while_its_joined_worker_lives(tmp_path):

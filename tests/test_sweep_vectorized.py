@@ -50,6 +50,13 @@ if os.environ.get("PRUNE_TRIAL"):
         return original(self, number, logs)
 
     search.Reporter.epoch = epoch
+if os.environ.get("INTERRUPT_EVALUATION"):  # Ctrl-C while the finished trials are evaluated together
+    from dlrun.trials import stacked
+
+    def interrupted(copies):
+        raise KeyboardInterrupt
+
+    stacked.evaluate_together = interrupted
 result = CliRunner().invoke(cli.app, sys.argv[1:])
 print("RESULT " + json.dumps({"exit": result.exit_code, "output": result.output}))
 """
@@ -137,6 +144,31 @@ def test_bad_batch_options_exit_2_without_a_sweep_folder(tmp_path, options, mess
     assert not (tmp_path / "bad").exists()
 
 
+def test_trials_started_together_load_each_data_section_and_seed_once():
+    from dlrun import config as config_module, data
+
+    def section(samples: int = 40):
+        return config_module.validate(
+            {
+                "name": "d",
+                "model": {"architecture": "mlp"},
+                "data": {"name": "synthetic", "task": "multiclass", "num_samples": samples, "input_shape": [4]},
+            }
+        ).data
+
+    assert data.load(section(), 1) is not data.load(section(), 1)  # outside: every trial loads its own
+    with data.shared():
+        first = data.load(section(), 1)
+        assert data.load(section(), 1) is first
+        other_seed, other_section = data.load(section(), 2), data.load(section(50), 1)
+        assert other_seed is not first and other_section is not first
+        assert not np.array_equal(other_seed.split("test")[1], first.split("test")[1])  # a seed's own split
+        assert other_section.size("train") != first.size("train")
+        with data.shared():  # a batch inside a batch shares the outer one's
+            assert data.load(section(), 1) is first
+    assert data.load(section(), 1) is not first
+
+
 # --- real sweeps ----------------------------------------------------------------------------------------------
 
 
@@ -171,12 +203,20 @@ def test_every_trial_has_its_sequential_numbers_to_1e_5(tmp_path):
     assert state["executor"]["chosen"] == "vectorized" and state["executor"]["batch"] == 32
     expected, found = _trials(sequential), _trials(together)
     assert sorted(found) == [(0.01, 1), (0.01, 2), (0.05, 1), (0.05, 2)]
+    import optuna
+
+    storage = optuna.storages.RDBStorage(state["storage"])
+    studied = {trial.number: trial.intermediate_values for trial in optuna.load_study(study_name=state["study"], storage=storage).trials}
     for key, trial in found.items():
         assert trial["status"] == "completed" and trial["record"]["status"] == "completed"
         assert len(trial["history"]["epoch"]) == 3
         _assert_close(trial["history"], expected[key]["history"])
         np.testing.assert_allclose(trial["best"]["value"], expected[key]["best"]["value"], rtol=1e-5)
         _assert_close(trial["record"]["test_metrics"], expected[key]["record"]["test_metrics"])  # evaluated as it trains
+        # its own copy's predictions (evaluated together with the other trials'): the same confusion matrix
+        metrics, expected_metrics = (json.loads((ROOT / item["run"] / "metrics.json").read_text()) for item in (trial, expected[key]))
+        assert metrics["confusion_matrix"] == expected_metrics["confusion_matrix"]
+        assert studied[trial["number"]] == dict(zip(trial["history"]["epoch"], trial["history"]["val_loss"]))  # every epoch reported
     # the seeds made different trials (not one copy four times)
     assert found[(0.01, 1)]["history"]["loss"] != found[(0.01, 2)]["history"]["loss"]
 
@@ -239,9 +279,78 @@ def test_a_killed_vectorized_sweep_resumes_to_the_same_numbers(tmp_path):
         _assert_close(trial["history"], expected[key]["history"])
 
 
+@pytest.mark.slow
+def test_ctrl_c_while_finished_trials_are_evaluated_leaves_them_for_resume(tmp_path):
+    """The trials that trained all their epochs end together after one evaluation: a Ctrl-C there marks each
+    of their runs interrupted (none left running), and --resume ends them from their last checkpoints with
+    an uninterrupted sweep's numbers."""
+    options = [*GRID, "--executor", "vectorized", "--batch", "4"]
+    outcome = _sweep_on_jax(_write(tmp_path, "stopped"), *options, env={"INTERRUPT_EVALUATION": "1"})
+    assert outcome["exit"] == 130, outcome["output"]
+    (folder,) = run_folders(tmp_path / "stopped")
+    trials = run_folders(folder / "trials")
+    assert len(trials) == 4
+    assert [json.loads((trial / "run.json").read_text())["status"] for trial in trials] == ["interrupted"] * 4
+    assert all(checkpoint_epochs(trial) == 3 for trial in trials)
+    resumed = _sweep_on_jax("--resume", folder, "--executor", "vectorized", "--batch", "4")
+    assert resumed["exit"] == 0, resumed["output"]
+    straight = _sweep_on_jax(_write(tmp_path, "straight"), *options)
+    assert straight["exit"] == 0, straight["output"]
+    found, expected = _trials(folder), _trials(run_folders(tmp_path / "straight")[0])
+    for key, trial in found.items():
+        assert trial["status"] == "completed" and trial["record"]["status"] == "completed"
+        _assert_close(trial["history"], expected[key]["history"])
+        _assert_close(trial["record"]["test_metrics"], expected[key]["record"]["test_metrics"])
+
+
 def _previous_checkpoint_epochs(trial) -> int | None:
     try:
         with np.load(trial / "checkpoints" / "previous.npz", allow_pickle=False) as stored:
             return int(stored["epochs_completed"])
     except OSError:
         return None
+
+
+# Builds two trials' models (argv: a JSON list of [seed, num_samples]), trains each a different number of
+# epochs, and prints each one's `model.evaluate` and `model.predict` on its test split next to what
+# `stacked.evaluate_together` gives for all of them.
+EVALUATE = """\
+import io, json, os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+import numpy as np
+from rich import console as rich_console
+from dlrun import config as config_module
+from dlrun.training import evaluation, trainer
+from dlrun.trials import stacked
+
+console = rich_console.Console(file=io.StringIO())
+copies, alone = [], []
+for index, (seed, samples) in enumerate(json.loads(sys.argv[1])):
+    config = config_module.validate({
+        "name": "ev", "seed": seed, "backend": "jax",
+        "data": {"name": "synthetic", "task": "multiclass", "num_samples": samples, "input_shape": [4], "noise": 0.3},
+        "model": {"architecture": "mlp", "units": [6]}, "train": {"epochs": 1, "batch_size": 4},
+    })
+    training = trainer.Training(config, trainer.load(config, console), console)
+    x, y = training.plan.data.split("train")
+    training.model.fit(x, y, epochs=index + 1, verbose=0)
+    batches = evaluation._batches(training.plan.data, "test", 4)
+    metrics = training.model.evaluate(**batches, verbose=0, return_dict=True)
+    outputs = training.model.predict(**evaluation._batches(training.plan.data, "test", 4), verbose=0)
+    alone.append([{key: float(value) for key, value in metrics.items()}, np.asarray(outputs).tolist()])
+    copies.append(stacked.Copy(training, None, 0, None, None))
+together = [[metrics, outputs.tolist()] for metrics, outputs in stacked.evaluate_together(copies)]
+print("RESULT " + json.dumps({"alone": alone, "together": together}))
+"""
+
+
+@pytest.mark.slow
+def test_trials_evaluated_together_get_each_its_own_evaluate_and_predict():
+    # test splits of 8 and 11 samples: batches of 4, the last padded, one copy a whole step shorter than the other
+    found = script_result(EVALUATE, json.dumps([[1, 40], [2, 55]]))
+    for (metrics, outputs), (expected_metrics, expected_outputs) in zip(found["together"], found["alone"], strict=True):
+        assert metrics.keys() == expected_metrics.keys() == {"loss", "accuracy"}
+        _assert_close(metrics, expected_metrics)
+        np.testing.assert_allclose(outputs, expected_outputs, rtol=1e-5, atol=1e-7)
+    assert len(found["together"][0][1]) == 8 and len(found["together"][1][1]) == 11
+    assert found["alone"][0][0] != found["alone"][1][0]  # two different models: a mix-up would show

@@ -1,7 +1,10 @@
 """The dataset registry: `data.name` -> loader (built in, or a plug-in's: `dlrun.plugins`). Loaders import
-their heavy modules lazily."""
+their heavy modules lazily. `shared()`: trials started together load each data section and seed once."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -35,15 +38,38 @@ DATASETS = {
 }
 
 
+_shared: dict | None = None  # while `shared()` is open: {(the data section as JSON, seed): its Dataset}
+
+
 def load(data_config: dataset.DataSection, seed: int) -> dataset.Dataset:
     """Load the dataset a `data` section names, and check it is fit to train on."""
+    as_json = getattr(data_config, "model_dump_json", None)  # a plug-in's section may be no pydantic model
+    shared_now = _shared
+    key = (as_json(), seed) if shared_now is not None and as_json is not None else None
+    if shared_now is not None and key in shared_now:
+        return shared_now[key]
     if data_config.name not in DATASETS and data_config.name in plugins.available("datasets"):
         loader = plugins.load("datasets", data_config.name, DATASETS).worker
     else:
         loader = registry.lookup(DATASETS, data_config.name, "dataset")
     loaded = loader(data_config, seed)
     _check_finite(loaded)
+    if shared_now is not None and key is not None:
+        shared_now[key] = loaded
     return loaded
+
+
+@contextlib.contextmanager
+def shared() -> Iterator[None]:
+    """Within it, `load` of a data section and seed loaded already returns that same Dataset (the vectorized
+    sweep starts a batch of trials that differ only in learning rate and seed: one load per seed). Nothing
+    that trains changes a Dataset's arrays, so its trials can share them."""
+    global _shared
+    outer, _shared = _shared, {} if _shared is None else _shared
+    try:
+        yield
+    finally:
+        _shared = outer
 
 
 def _check_finite(loaded: dataset.Dataset) -> None:

@@ -37,16 +37,28 @@ def compile_model(model: Any, config: schema.Config, task: str, optimizer_config
 
 
 def report(
-    model: Any, loaded: dataset.Dataset, split: str, batch_size: int, plots_dir: str | Path | None = None, tag: str | None = None
+    model: Any,
+    loaded: dataset.Dataset,
+    split: str,
+    batch_size: int,
+    plots_dir: str | Path | None = None,
+    tag: str | None = None,
+    evaluated: tuple[dict, np.ndarray] | None = None,
 ) -> dict:
     """Evaluate on `split`: metrics, the baseline on the same split, and the prediction analysis.
 
     Classification adds the confusion matrix and per-class precision/recall/F1; regression adds
     residual statistics. With `plots_dir`, also writes `confusion_matrix_<tag>.png` or
     `predicted_vs_true_<tag>.png` and `residuals_<tag>.png` there (`tag` defaults to the split).
+    `evaluated`: the model's (metrics, outputs) on the split, computed already (a vectorized sweep's
+    trials, `dlrun.trials.stacked.evaluate_together`), instead of `model.evaluate` and `model.predict`.
     """
     tag = tag or split
-    values = model.evaluate(**_batches(loaded, split, batch_size), verbose=0, return_dict=True)
+    if evaluated is None:
+        values = model.evaluate(**_batches(loaded, split, batch_size), verbose=0, return_dict=True)
+        outputs = np.asarray(model.predict(**_batches(loaded, split, batch_size), verbose=0))
+    else:
+        values, outputs = evaluated
     targets = split_labels(loaded, split)
     payload: dict[str, Any] = {
         "split": split,
@@ -54,7 +66,6 @@ def report(
         "metrics": {key: float(value) for key, value in values.items()},
         "baseline": baseline.for_task(loaded.task, split_labels(loaded, "train"), targets),
     }
-    outputs = np.asarray(model.predict(**_batches(loaded, split, batch_size), verbose=0))
     if loaded.task == "regression":
         predicted = outputs.reshape(len(outputs), -1)[:, 0].astype("float64")
         true = np.asarray(targets, dtype="float64").reshape(len(targets))

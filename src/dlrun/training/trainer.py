@@ -75,6 +75,7 @@ class Training:
             self.compiler = _Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
             self.compiler.compile(self.plan.phases[0])
         self.history = history.empty()  # the epochs so far, kept current while fitting
+        self.evaluated: tuple | None = None  # the test split's (metrics, outputs), when computed with other trials'
 
     @property
     def model(self) -> Any:
@@ -177,7 +178,7 @@ class Training:
         """The test split's metrics next to the naive baseline (`evaluation.report`), or None without one."""
         if self.plan.data.test is None:
             return None
-        return evaluation.report(self.model, self.plan.data, "test", self.config.train.batch_size, plots_dir=plots_dir)
+        return evaluation.report(self.model, self.plan.data, "test", self.config.train.batch_size, plots_dir, evaluated=self.evaluated)
 
     def save(self, path: Path) -> Path:
         """Write the saved model (base + head in features mode) to `path`, atomically.

@@ -4,15 +4,17 @@ JAX program (`dlrun.trials.stacked`).
 
 The study is asked `--batch` trials at once (default `executors.BATCH`). Each trial is a normal `dlrun
 train` run made by the one training function in stages (`dlrun.trials.trial.TrialRun`): its run folder,
-config, data, seeded model and compiled optimizer, as `run_trial` makes them; only the fit is shared. The
-learning rate is an optimizer variable in Keras 3, so it stacks with the others; a seed gives each copy
-its initial weights, dropout seed state and batch order. Each trial keeps its own history, run folder,
-progress line and resume checkpoint, reports every epoch to the study (a pruned trial's state stays
-frozen while the others go on, and its run is marked pruned), and a trial whose loss becomes NaN fails
-alone. What cannot train together (other searched keys, which change shapes or are Python floats in
-Keras' layers, such as a dropout rate, units, batch size or optimizer name; K-fold or seeds trials; what
-`vectorized.config_reason` and `stacked.model_reason` refuse) trains one trial after the other, after one
-console line saying why.
+config, data, seeded model and compiled optimizer, as `run_trial` makes them; the fit is shared, and so is
+the test evaluation of the trials that trained all their epochs (`stacked.evaluate_together`, one compiled
+program for all instead of a traced test and predict function per model) and the data of trials with the same seed
+(`dlrun.data.shared`). The learning rate is an optimizer variable in Keras 3, so it stacks with the others;
+a seed gives each copy its initial weights, dropout seed state and batch order. Each trial keeps its own
+history, run folder, progress line and resume checkpoint, reports every epoch to the study (a pruned
+trial's state stays frozen while the others go on, and its run is marked pruned), and a trial whose loss
+becomes NaN fails alone. What cannot train together (other searched keys, which change shapes or are
+Python floats in Keras' layers, such as a dropout rate, units, batch size or optimizer name; K-fold or
+seeds trials; what `vectorized.config_reason` and `stacked.model_reason` refuse) trains one trial after
+the other, after one console line saying why.
 """
 
 from __future__ import annotations
@@ -106,19 +108,21 @@ def run(
 def _started(batch: list[tuple[int, dict]], on_event: outcomes.OnEvent) -> list[tuple[int, Any, Any]]:
     """Each trial's TrialRun and FitRequest (its run folder made, as `run_trial` makes it); a trial that
     cannot start gets its failure outcome and a None request."""
+    from dlrun import data
     from dlrun.trials import trial as trial_module
 
     started: list[tuple[int, Any, Any]] = []
-    for number, payload in batch:
-        try:
-            trial = trial_module.TrialRun(payload, functools.partial(on_event, number))
-            started.append((number, trial, trial.start()))
-        except (KeyboardInterrupt, errors.Interrupted):
-            _interrupt([(number, trial, request) for number, trial, request in started if request is not None])
-            raise KeyboardInterrupt from None
-        except Exception as error:  # this trial's outcome, as the sequential executor reports it
-            on_event(number, outcomes.failure(error))
-            started.append((number, None, None))
+    with data.shared():  # trials of one seed train on the same data: loaded once
+        for number, payload in batch:
+            try:
+                trial = trial_module.TrialRun(payload, functools.partial(on_event, number))
+                started.append((number, trial, trial.start()))
+            except (KeyboardInterrupt, errors.Interrupted):
+                _interrupt([(number, trial, request) for number, trial, request in started if request is not None])
+                raise KeyboardInterrupt from None
+            except Exception as error:  # this trial's outcome, as the sequential executor reports it
+                on_event(number, outcomes.failure(error))
+                started.append((number, None, None))
     return started
 
 
@@ -160,26 +164,57 @@ def _without(config: dict) -> dict:
 
 
 def _together(trials: list[tuple[int, Any, Any]], on_event: outcomes.OnEvent) -> None:
-    """Fit the started trials as one program; each trial's run ends as its copy ends."""
+    """Fit the started trials as one program. A trial that stops (NaN, pruned) ends as its copy stops; those
+    that train all their epochs are evaluated on their test splits together, then end one by one."""
     from dlrun.trials import stacked
 
     live = [(number, trial, request) for number, trial, request in trials if request is not None]
-    copies = [_copy(number, trial, request, on_event) for number, trial, request in live]
+    finished: list[tuple[tuple, Any]] = []  # ((number, trial, request), its Fitted), in the order they finished
+    copies = [_copy(number, trial, request, on_event, finished) for number, trial, request in live]
     try:
         stacked.train_together(copies)
+        by_number = {number: copy for (number, _trial, _request), copy in zip(live, copies)}
+        _evaluate([by_number[number] for (number, _trial, _request), _fitted in finished])
+        while finished:
+            (number, trial, _request), fitted = finished.pop(0)
+            _ended(number, trial, fitted, on_event)
     except KeyboardInterrupt:
-        _interrupt([item for item, copy in zip(live, copies) if copy.alive])
+        _interrupt([item for item, copy in zip(live, copies) if copy.alive] + [item for item, _fitted in finished])
         raise
 
 
-def _copy(number: int, trial: trial_module.TrialRun, request: Any, on_event: outcomes.OnEvent) -> stacked.Copy:
+def _evaluate(copies: list[stacked.Copy]) -> None:
+    """Each copy's test split evaluated by one compiled program (`stacked.evaluate_together`), kept for its run's
+    metrics.json (`Training.evaluated`); where that cannot be (no test split, a streamed one) or fails, each
+    trial evaluates itself as a sequential trial does, and says why if it fails too."""
+    import numpy as np
+
+    from dlrun.trials import stacked
+
+    copies = [
+        copy
+        for copy in copies
+        if isinstance(test := copy.training.plan.data.split("test"), tuple) and all(isinstance(part, np.ndarray) for part in test)
+    ]
+    if not copies:
+        return
+    try:
+        evaluated = stacked.evaluate_together(copies)
+    except Exception:  # noqa: BLE001 - the trials' own evaluation runs instead, and reports a real problem
+        return
+    for copy, result in zip(copies, evaluated):
+        copy.training.evaluated = result
+
+
+def _copy(number: int, trial: trial_module.TrialRun, request: Any, on_event: outcomes.OnEvent, finished: list) -> stacked.Copy:
     from dlrun.training import trainer
     from dlrun.trials import stacked
 
     def end(error: BaseException | None, seconds: float) -> None:
-        _ended(
-            number, trial, error if error is not None else trainer.Fitted(request.training.history, seconds, request.first_epoch), on_event
-        )
+        if error is not None:
+            _ended(number, trial, error, on_event)
+        else:  # ended by `_together` once every copy has trained
+            finished.append(((number, trial, request), trainer.Fitted(request.training.history, seconds, request.first_epoch)))
 
     return stacked.Copy(request.training, request.folder, request.first_epoch, request.on_epoch, end)
 
