@@ -80,17 +80,16 @@ def machine_share(before: list[int], after: list[int]) -> dict:
 def run_dlrun(config_args: list[str]) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as root:
         # backend pinned to TensorFlow: this compares runners on the same engine (benchmarks/backends.py compares engines)
-        seconds, result = common.run(
+        seconds, _ = common.run(
             [common.PYTHON, "-m", "dlrun", "train", *config_args, "--set", f"output.runs_root={root}", "--set", "backend=tensorflow"]
         )
         (folder,) = Path(root).iterdir()
         record = json.loads((folder / "run.json").read_text())
         metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
-    # the console's epoch lines end in each epoch's seconds ("epoch 3/5  loss ...  9.3s")
-    epochs = [
-        float(line.rsplit(None, 1)[-1][:-1]) for line in result.stdout.splitlines() if line.startswith("epoch ") and line.endswith("s")
-    ]
-    return seconds, {"fit_seconds": record["fit_seconds"], "metrics": metrics, "epoch_seconds": epochs}
+    # where the fit's time went (run.json): before the first epoch, each epoch's own; the rest is around them
+    epochs = record["epoch_seconds"]
+    timing = {"epoch_seconds": epochs, "before": record["fit_before_first_epoch_seconds"], "outside": record["fit_seconds"] - sum(epochs)}
+    return seconds, {"fit_seconds": record["fit_seconds"], "metrics": metrics, **timing}
 
 
 def run_reference(script_args: list[str]) -> tuple[float, dict]:
@@ -116,6 +115,10 @@ def measure(name: str, pairs: int) -> dict:
                 "dlrun_metric": dlrun_out["metrics"][metric],
                 "plain_metric": plain_out[reference_metric],
                 "dlrun_epoch_seconds": dlrun_out["epoch_seconds"],
+                "dlrun_before_first_epoch": dlrun_out["before"],
+                "dlrun_outside_epochs": dlrun_out["outside"],
+                "plain_epoch_seconds": plain_out.get("epoch_seconds"),
+                "plain_before_first_epoch": plain_out.get("fit_before_first_epoch_seconds"),
                 "dlrun_machine": dlrun_machine,
                 "plain_machine": plain_machine,
             }
@@ -123,7 +126,9 @@ def measure(name: str, pairs: int) -> dict:
         print(
             f"  {name} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f}s vs {plain_wall:.2f}s, "
             f"fit {dlrun_out['fit_seconds']:.2f}s vs {plain_out['fit_seconds']:.2f}s; "
-            f"dlrun epochs {' '.join(f'{value:.1f}' for value in dlrun_out['epoch_seconds'])}s; "
+            f"dlrun epochs {' '.join(f'{value:.1f}' for value in dlrun_out['epoch_seconds'])}s, "
+            f"{dlrun_out['outside']:.1f}s outside them ({dlrun_out['before']:.1f}s before the first); "
+            f"plain: {plain_out['fit_seconds'] - sum(plain_out.get('epoch_seconds', [])):.1f}s outside its epochs; "
             f"steal {dlrun_machine.get('steal', 0):.1%} / {plain_machine.get('steal', 0):.1%}, "
             f"busy {dlrun_machine.get('busy', 0):.0%} / {plain_machine.get('busy', 0):.0%}",
             flush=True,

@@ -39,6 +39,18 @@ def test_run_json_records_the_run(trained_run):
     assert record["epochs_completed"] == 2 and "host" in record
 
 
+def test_run_json_says_where_the_fit_time_went(trained_run):
+    """fit_seconds split into the time before the first epoch and each epoch's own: a slow fit shows whether
+    the epochs or what lies around them took the time (issue 17's bimodal fit time hid outside the epochs)."""
+    record = json.loads((trained_run / "run.json").read_text())
+    before, epochs = record["fit_before_first_epoch_seconds"], record["epoch_seconds"]
+    assert len(epochs) == record["epochs_completed"] == 2
+    assert before >= 0 and all(seconds > 0 for seconds in epochs)
+    # parts of one clock: never more than the whole (the rounding to ms aside), and most of it on a tiny fit
+    assert before + sum(epochs) <= record["fit_seconds"] + 0.003
+    assert before + sum(epochs) >= 0.5 * record["fit_seconds"]
+
+
 def test_history_has_train_and_validation_per_epoch(trained_run):
     run_history = history.load(trained_run / "history.json")
     assert run_history["epoch"] == [1, 2]

@@ -65,3 +65,15 @@ def steps_record(training: Any) -> dict:
     """run.json's steps_per_execution: the batches per compiled call and why."""
     steps, reason = training.steps_per_execution
     return {"steps": steps, "reason": reason}
+
+
+def fit_time_record(fitted: Any) -> dict:
+    """run.json's account of `fit_seconds`: the seconds before the first epoch began and each epoch's own
+    (from its start to its records written), so a slow fit shows whether the epochs or what lies around
+    them took the time."""
+    if fitted.before_first_epoch is None:
+        return {}
+    return {
+        "fit_before_first_epoch_seconds": round(fitted.before_first_epoch, 3),
+        "epoch_seconds": [round(seconds, 3) for seconds in fitted.epoch_seconds],
+    }

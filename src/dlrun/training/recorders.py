@@ -49,9 +49,19 @@ class RunRecorder(keras.callbacks.Callback):
         # trained together (dlrun.trials.stacked) write theirs from the stacked values, their models untouched
         self.save_checkpoint: Callable[[int], Any] | None = None
         self._epoch = 0
+        self.first_epoch_began: float | None = None  # time.perf_counter() when this fit's first epoch began
+        self.epoch_seconds: list[float] = []  # each epoch of this fit, from its start to its records written
+        self._epoch_began = 0.0
+
+    def began_after(self, started: float) -> float | None:
+        """Seconds from `started` (the fit's start) to its first epoch's start; None when no epoch began."""
+        return None if self.first_epoch_began is None else self.first_epoch_began - started
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
+        self._epoch_began = time.perf_counter()
+        if self.first_epoch_began is None:
+            self.first_epoch_began = self._epoch_began
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
@@ -80,6 +90,7 @@ class RunRecorder(keras.callbacks.Callback):
             checkpoints.save(self.folder, self.model, epochs_completed=epoch + 1)
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, logs)
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_began)
 
     def stopped(self) -> errors.TrainingFailed:
         """The error that ends a fit this recorder stopped on a NaN, naming the last good state on disk."""

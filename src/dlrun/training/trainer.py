@@ -51,6 +51,10 @@ class Fitted:
     history: dict
     seconds: float
     first_epoch: int  # 0, or the epoch a resumed fit continued after
+    # where `seconds` went: before the first epoch began (the input pipeline, Keras' set-up), and each epoch
+    # of this fit from its start to its records written; the rest is between and after the epochs
+    before_first_epoch: float | None = None
+    epoch_seconds: list[float] = dataclasses.field(default_factory=list)
 
 
 class Training:
@@ -172,7 +176,7 @@ class Training:
         distribution.gather(model, self.share)  # several processes: each holds the whole model again
         if recorder.non_finite:
             raise recorder.stopped()
-        return Fitted(self.history, time.perf_counter() - started, first_epoch)
+        return Fitted(self.history, time.perf_counter() - started, first_epoch, recorder.began_after(started), recorder.epoch_seconds)
 
     def evaluate(self, plots_dir: Path | None = None) -> dict | None:
         """The test split's metrics next to the naive baseline (`evaluation.report`), or None without one."""
@@ -372,6 +376,7 @@ def staged(
             fitted = yield FitRequest(training, run.path, first_epoch, heartbeat, [tracker.callback()] if tracker is not None else None)
             summary = outputs.finish_files(run, config, training, console)
             summary["fit_seconds"] = round(fitted.seconds, 3)
+            summary.update(outputs.fit_time_record(fitted))
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C
             run.finish("completed", **summary)
             if not config.output.keep_checkpoints:  # after `completed` is written: a crash before keeps them for --resume
