@@ -135,7 +135,7 @@ def seeded(
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     inputs_tensor, targets_tensor = tf.constant(inputs), tf.constant(targets)
-    return (
+    pipeline = (
         tf.data.Dataset.range(first_epoch, epochs)
         .flat_map(epoch_order)
         .map(
@@ -145,6 +145,13 @@ def seeded(
         )
         .prefetch(tf.data.AUTOTUNE)
     )
+    # No model-based autotuning thread: deleting an iterator waits for that thread, which took 10-20 s at the
+    # end of about half of the 5-epoch Fashion-MNIST fits measured (issue 17's bimodal fit time: py-spy showed
+    # fit's return blocked in RootDataset::Iterator::~Iterator on the thread pool). AUTOTUNE above then means
+    # tf.data's fixed defaults (parallel calls up to the cores, a self-sizing prefetch buffer).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return pipeline.with_options(options)
 
 
 def _numpy_batches(
