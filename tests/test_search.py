@@ -104,6 +104,7 @@ def test_a_bad_search_section_exits_2_naming_the_key_before_any_folder(tmp_path,
     result = invoke("sweep", write(tmp_path, search))
     assert result.exit_code == 2, result.output
     assert message in result.stderr, result.stderr
+    assert "s3cret" not in result.output + result.stderr  # a storage URL's password is never printed
     assert "Traceback" not in result.stderr
     assert run_folders(tmp_path / "runs") == []
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -135,8 +136,12 @@ def test_a_bad_search_section_is_refused_before_keras_or_optuna_is_imported(tmp_
             ["--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none"],
             "--storage: cannot open 'postgresql+psycopg2://nobody@127.0.0.1:1/none'",
         ),
+        (
+            ["--storage", "postgresql+psycopg2://nobody:s3cret@127.0.0.1:1/none"],
+            "--storage: cannot open 'postgresql+psycopg2://nobody:***@127.0.0.1:1/none'",
+        ),
     ],
-    ids=["trials", "sampler", "pruner", "max-failures", "storage-word", "storage-unreachable"],
+    ids=["trials", "sampler", "pruner", "max-failures", "storage-word", "storage-unreachable", "storage-password-hidden"],
 )
 def test_bad_search_options_exit_2_before_any_folder(tmp_path, options, message):
     config = write(tmp_path, "search: {space: {train.batch_size: {choice: [16, 32]}}}")

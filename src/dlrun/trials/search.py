@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import re
 import statistics
 import weakref
 from pathlib import Path
@@ -53,10 +54,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=options)
     except Exception as error:  # a wrong URL, a missing driver, a server that does not answer
-        raise errors.RunError(f"--storage: cannot open {url!r} ({type(error).__name__}: {error})") from None
+        shown, problem = printable_url(url), str(error).replace(url, printable_url(url))
+        raise errors.RunError(f"--storage: cannot open {shown!r} ({type(error).__name__}: {problem})") from None
     if storage.engine.dialect.name == "sqlite":
         _write_ahead(storage.engine)
     return storage
+
+
+def printable_url(url: str) -> str:
+    """A storage URL to print: `postgresql://user:***@host/db`, never the password."""
+    return re.sub(r"^([\w+]+://[^:/@]*):[^/]*@", r"\1:***@", url)
 
 
 def _write_ahead(engine: Any) -> None:

@@ -17,7 +17,6 @@ import dataclasses
 import errno
 import json
 import os
-import re
 import socket
 import sys
 from pathlib import Path
@@ -88,7 +87,7 @@ def study_id(study: SweepStudy, storage: optuna.storages.BaseStorage) -> int:
 
         names = optuna.study.get_all_study_names(storage)
         raise errors.RunError(
-            f"{_without_password(study.url)}: holds no study {study.name!r} (it holds {', '.join(map(repr, names)) or 'none'}); "
+            f"{search_engine.printable_url(study.url)}: holds no study {study.name!r} (it holds {', '.join(map(repr, names)) or 'none'}); "
             f"expected the study of the sweep in {study.folder}"
         ) from None
 
@@ -109,7 +108,7 @@ def serve(sweep_dir: str | Path, console: Console, host: str = DEFAULT_HOST, por
     try:
         storage = search_engine.open_storage(study.url)
     except errors.RunError as error:  # a server that does not answer, a driver not installed
-        problem = str(error).removeprefix("--storage: ").replace(study.url, _without_password(study.url))
+        problem = str(error).removeprefix("--storage: ").replace(study.url, search_engine.printable_url(study.url))
         raise errors.RunError(f"{study.folder}: the sweep's study storage: {problem}") from None
     number = study_id(study, storage)
     with signals.terminate_as_interrupt():  # SIGTERM too: from the moment the address is printed, it stops the server cleanly
@@ -117,7 +116,7 @@ def serve(sweep_dir: str | Path, console: Console, host: str = DEFAULT_HOST, por
         try:
             url = f"http://{_shown_host(host)}:{server.server_port}/dashboard/studies/{number}"
             console.print(
-                f"optuna-dashboard: [bold]{url}[/bold] (study {terminal.text(study.name)}, {terminal.text(_without_password(study.url))}); Ctrl-C stops it",
+                f"optuna-dashboard: [bold]{url}[/bold] (study {terminal.text(study.name)}, {terminal.text(search_engine.printable_url(study.url))}); Ctrl-C stops it",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -153,11 +152,6 @@ def _listen(host: str, port: int, app: WSGIApplication) -> simple_server.WSGISer
         raise errors.UsageError(
             f"--host {host} --port {port}: cannot listen there ({error.strerror or error}); expected an address of this machine and a free port"
         ) from None
-
-
-def _without_password(url: str) -> str:
-    """A storage URL to print: `postgresql://user:***@host/db`, never the password."""
-    return re.sub(r"^([\w+]+://[^:/@]*):[^/]*@", r"\1:***@", url)
 
 
 def _shown_host(host: str) -> str:
