@@ -221,6 +221,28 @@ search:
 
 
 @pytest.mark.slow
+def test_a_trial_judged_only_at_its_last_epoch_completes_and_is_ranked(tmp_path):
+    """The pruner's first look (after warmup_epochs) is the last epoch: the hopeless trial has trained every
+    epoch by then, so it completes and is ranked (before: pruned at epoch 2 of 2, its result lost)."""
+    search = """\
+search:
+  sampler: grid
+  pruner: median
+  startup_trials: 1
+  warmup_epochs: 1
+  space:
+    compile.optimizer.learning_rate: {choice: [0.05, 1.0e-9]}
+"""
+    result = invoke("sweep", write(tmp_path, search, epochs=2))
+    assert result.exit_code == 0, result.output
+    (folder,) = run_folders(tmp_path / "runs")
+    state = json.loads((folder / "sweep.json").read_text())
+    assert [trial["overrides"]["compile.optimizer.learning_rate"] for trial in state["trials"]] == [0.05, 1e-9]
+    assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
+    assert state["ranking"] == [0, 1]
+
+
+@pytest.mark.slow
 def test_max_failures_stops_after_n_failed_trials_in_a_row_listing_them(tmp_path):
     search = """\
 search:
@@ -389,6 +411,39 @@ def test_a_worker_s_reporters_share_one_storage_per_sweep(tmp_path):
     assert other.study._storage._backend is not first.study._storage._backend
     assert list(search._kept_storage) == [urls[1]]
     assert search.Reporter(urls[0], "s", 1, section).study is not first.study  # the first sweep's storage is gone
+
+
+def test_the_pruner_never_stops_a_trial_after_its_last_epoch(tmp_path):
+    """A trial that trained every epoch is complete: the pruner judges it before, never after, its last epoch."""
+    import optuna
+
+    from dlrun import errors
+    from dlrun.config import search as search_config
+    from dlrun.trials import search
+
+    section = search_config.SearchConfig.model_validate(
+        {
+            "metric": "val_loss",
+            "direction": "minimize",
+            "pruner": "median",
+            "startup_trials": 1,
+            "warmup_epochs": 0,
+            "space": {"seed": {"choice": [1, 2, 3]}},
+        }
+    )
+    url = search.storage_url(None, tmp_path)
+    study = search.open_study(url, "s", section, create=True)
+    good = study.ask()
+    for epoch in (1, 2):
+        good.report(0.1, epoch)
+    study.tell(good, 0.1)
+    hopeless, later = study.ask(), study.ask()
+    with pytest.raises(errors.TrialPruned):  # judged on an epoch before its last: stopped
+        search.Reporter(url, "s", hopeless._trial_id, section).epoch(1, {"val_loss": 9.0})
+    reporter = search.Reporter(url, "s", later._trial_id, section)
+    reporter.epoch(2, {"val_loss": 9.0}, last=True)  # as bad, but after its last epoch: reported, not pruned
+    (frozen,) = [trial for trial in study.get_trials() if trial.number == later.number]
+    assert frozen.intermediate_values == {2: 9.0} and frozen.state == optuna.trial.TrialState.RUNNING
 
 
 def test_a_trial_whose_run_has_ended_counts_as_trained_while_its_joined_worker_lives(tmp_path):

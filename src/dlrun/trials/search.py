@@ -322,13 +322,14 @@ class Reporter:
             if epoch not in done and value is not None and math.isfinite(value):
                 self.trial.report(value, epoch)
 
-    def epoch(self, epoch: int, logs: dict) -> None:
-        """After `epoch`: report, then stop the trial if the pruner says so."""
+    def epoch(self, epoch: int, logs: dict, last: bool = False) -> None:
+        """After `epoch`: report, then stop the trial if the pruner says so. Never after its `last` epoch: a trial
+        that trained every epoch is complete, and ranked (pruning it then would save nothing and lose its result)."""
         value = logs.get(self.search.metric)
         if value is None or not math.isfinite(value):
             return  # the trainer itself stops a NaN trial, as failed
         self.trial.report(value, epoch)
-        if self.trial.should_prune():
+        if not last and self.trial.should_prune():
             raise errors.TrialPruned(epoch, self.reason(epoch, value))
 
     def part(self, index: int, partial_mean: float, step: str) -> None:

@@ -58,6 +58,7 @@ class TrialRun:
         self.config, self.previous, self.payload, self.emit = config, previous, payload, emit
         self.started: dict = {}
         self.stages: Any = None
+        self.total_epochs = 0  # the fit's epochs, once started: the pruner never judges the last one
 
     def start(self) -> trainer.FitRequest:
         """Check the trial, make (or reopen) its run folder; the fit it waits for. Raises as `dlrun train` does."""
@@ -78,16 +79,19 @@ class TrialRun:
 
         def on_epoch(epoch: int, logs: dict) -> None:
             emit({"type": "epoch", "epoch": epoch, "logs": logs})
-            reporter.epoch(epoch, logs)  # raises TrialPruned: the trainer records the run as pruned
+            # raises TrialPruned: the trainer records the run as pruned (never after its last epoch)
+            reporter.epoch(epoch, logs, last=epoch >= self.total_epochs)
 
         quiet = rich_console.Console(file=io.StringIO(), width=120)  # the child run folder records everything
         self.stages = trainer.staged(
             self.config, quiet, command=self.payload["command"], resume_run=previous, on_start=on_start, on_epoch=on_epoch
         )
         try:
-            return next(self.stages)
+            request = next(self.stages)
         except errors.Interrupted:
             raise KeyboardInterrupt from None
+        self.total_epochs = request.training.plan.total_epochs
+        return request
 
     def end(self, fit: Callable[[], trainer.Fitted] | trainer.Fitted | BaseException) -> dict:
         """The trial's result once its fit ran (`fit()`, its `Fitted`, or what it raised); a failure raises."""
