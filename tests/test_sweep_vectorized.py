@@ -44,10 +44,10 @@ from dlrun.trials import search
 if os.environ.get("PRUNE_TRIAL"):
     original = search.Reporter.epoch
 
-    def epoch(self, number, logs):
+    def epoch(self, number, logs, last=False):
         if self.trial.user_attrs["overrides"] == {"compile.optimizer.learning_rate": 0.01, "seed": 1} and number == 2:
             raise errors.TrialPruned(number, "injected")
-        return original(self, number, logs)
+        return original(self, number, logs, last=last)
 
     search.Reporter.epoch = epoch
 if os.environ.get("INTERRUPT_EVALUATION"):  # Ctrl-C while the finished trials are evaluated together
