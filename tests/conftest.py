@@ -549,7 +549,8 @@ def ctrl_c_raises_keyboard_interrupt():
 
 def disk_full_while_writing(patch, name: str, on_write: int = 1) -> list[Path]:
     """Make the `on_write`-th atomic write of a file called `name` find the disk full half-way through, inside
-    `atomic.write_bytes` (on `patch`, a monkeypatch context): once its temp file exists, half the bytes are
+    `atomic.write_bytes` or `atomic.swap_in` (on `patch`, a monkeypatch context): once its temp (or spare) file
+    exists, half the bytes are
     written to it, then the write raises OSError(ENOSPC), as a full disk does. Returns the temp files of
     `name` that were opened, so a test can check none is left."""
     real_fdopen = os.fdopen
@@ -580,7 +581,29 @@ def disk_full_while_writing(patch, name: str, on_write: int = 1) -> list[Path]:
                     return HalfWritten(stream)
         return stream
 
+    # the quick per-epoch rewrite (`atomic.swap_in`) writes its spare file (".<name>.previous.tmp") with os.write
+    real_open, real_write = os.open, os.write
+    armed: set[int] = set()
+
+    def open_(path, flags, *args, **kwargs):
+        descriptor = real_open(path, flags, *args, **kwargs)
+        base = os.path.basename(os.fspath(path))
+        if flags & os.O_WRONLY and base.startswith(f".{name}.") and base.endswith(".tmp"):
+            opened.append(Path(path))
+            if len(opened) == on_write:
+                armed.add(descriptor)
+        return descriptor
+
+    def write(descriptor, data):
+        if descriptor in armed:
+            armed.discard(descriptor)
+            real_write(descriptor, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device", str(opened[-1]))
+        return real_write(descriptor, data)
+
     patch.setattr(os, "fdopen", fdopen)
+    patch.setattr(os, "open", open_)
+    patch.setattr(os, "write", write)
     return opened
 
 

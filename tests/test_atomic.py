@@ -86,6 +86,48 @@ def test_a_quick_write_onto_a_folder_fails_as_a_rename_would_and_swaps_nothing(t
     assert (tmp_path / "history.json" / "inside").read_text() == "kept" and os.listdir(tmp_path) == ["history.json"]
 
 
+def test_swap_in_writes_over_the_spare_and_swaps_the_two_files_creating_nothing(tmp_path, monkeypatch):
+    target, spare = tmp_path / "history.json", tmp_path / ".history.json.previous.tmp"
+    target.write_text("first")
+    assert atomic.swap_in(target, b"second", spare)  # the spare is made the first time
+    assert (target.read_text(), spare.read_text()) == ("second", "first")
+    inodes = (target.stat().st_ino, spare.stat().st_ino)
+    over = _renames_over_existing_files(monkeypatch)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", lambda *args, **kwargs: pytest.fail("a temp file was made"))
+    assert atomic.swap_in(target, b"3rd", spare)  # shorter than what the spare held: cut to its length
+    assert (target.read_text(), spare.read_text()) == ("3rd", "second") and over == []
+    assert (target.stat().st_ino, spare.stat().st_ino) == inodes[::-1]  # the same two files, swapped
+    assert sorted(os.listdir(tmp_path)) == [spare.name, target.name]
+
+
+def test_swap_in_where_it_cannot_swap_leaves_the_file_untouched(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "_RENAMEAT2", False)  # not Linux, an old C library
+    target, spare = tmp_path / "history.json", tmp_path / ".history.json.previous.tmp"
+    target.write_text("first")
+    assert not atomic.swap_in(target, b"second", spare)
+    assert target.read_text() == "first"
+    monkeypatch.undo()
+    assert not atomic.swap_in(tmp_path / "missing.json", b"x", tmp_path / ".missing.json.previous.tmp")  # nothing to swap with
+    assert not (tmp_path / "missing.json").exists()
+
+
+def test_swap_in_that_fails_half_way_removes_the_spare_and_leaves_the_file(tmp_path, monkeypatch):
+    import errno
+
+    target, spare = tmp_path / "history.json", tmp_path / ".history.json.previous.tmp"
+    target.write_text("first")
+    real_write = os.write
+
+    def full_disk(descriptor, data):
+        real_write(descriptor, bytes(data[:3]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        atomic.swap_in(target, b"second", spare)
+    assert target.read_text() == "first" and os.listdir(tmp_path) == ["history.json"]
+
+
 def test_temp_path_beside_is_a_fresh_empty_file_in_the_target_s_folder(tmp_path):
     temp = atomic.temp_path_beside(tmp_path / "model.keras")
     assert temp.parent == tmp_path and temp.is_file() and temp.stat().st_size == 0

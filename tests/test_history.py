@@ -12,6 +12,24 @@ def test_append_and_save_round_trip(tmp_path):
     assert history.load(tmp_path / "h.json") == run_history
 
 
+def test_the_saver_writes_what_save_writes_every_epoch_and_removes_its_spare_at_close(tmp_path):
+    """A fit's history.json, rewritten every epoch by `Saver` (each value encoded once, the file swapped in
+    through a spare), holds exactly what `save` writes, including a key first seen late and non-finite values."""
+    saver, run_history = history.Saver(tmp_path / "history.json"), history.empty()
+    for epoch in range(1, 5):
+        logs = {"loss": 1.0 / epoch, "val_loss": math.inf if epoch == 2 else 2.0 + epoch}
+        if epoch >= 3:
+            logs["learning_rate"] = 0.1 * epoch
+        history.append(run_history, epoch, logs)
+        saver(run_history)
+        history.save(tmp_path / "expected.json", run_history)
+        assert (tmp_path / "history.json").read_bytes() == (tmp_path / "expected.json").read_bytes()
+    assert history.load(tmp_path / "history.json") == run_history
+    assert (tmp_path / ".history.json.previous.tmp").exists()  # epoch 3's, the file it was swapped with
+    saver.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["expected.json", "history.json"]
+
+
 def test_best_epoch_direction_depends_on_the_metric():
     run_history = {"epoch": [1, 2, 3], "val_loss": [0.5, 0.3, 0.4], "val_accuracy": [0.7, 0.9, 0.8], "val_mae": [3, 2, 1]}
     assert history.best_epoch(run_history, "val_loss") == (2, 0.3)

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 
+from dlrun import atomic
 from dlrun.trials import stacked, vectorized
 from tests.conftest import checkpoint_epochs, invoke, run_folders, script_result, sigkill_when
 
@@ -229,6 +230,8 @@ def test_every_fold_has_the_sequential_numbers_bit_for_bit(tmp_path, task):
     _assert_equal(metrics[0], metrics[1])
     for folder in (together, sequential):
         assert checkpoint_epochs(folder / "folds" / "2") == 3
+        # each fit's history.json spare (atomic.swap_in) is removed at its end, on either path
+        assert not [path for path in folder.rglob("*") if atomic.is_temp_name(path.name)]
 
 
 @pytest.mark.slow

@@ -113,11 +113,71 @@ def test_exists_and_latest_bytes_look_at_last_then_previous(tmp_path):
     assert checkpoints.exists(tmp_path) and checkpoints.latest_bytes(tmp_path) == b"last"
 
 
-def test_rotation_never_renames_over_a_file_and_a_kill_at_any_point_leaves_the_newest_state(keras, tmp_path, monkeypatch):
-    """last.npz -> previous.npz after removing the old previous.npz (ext4 flushes a file renamed over another):
-    killed after any step of the rotation, the newest complete state is still in one of the two files."""
+def _epochs_in(path):
+    with np.load(path, allow_pickle=False) as stored:
+        return int(stored["epochs_completed"])
+
+
+def test_rotation_writes_over_previous_then_swaps_it_with_last_creating_and_renaming_nothing(keras, tmp_path, monkeypatch):
+    """A checkpoint is written over previous.npz, which then swaps names with last.npz (renameat2): no file is
+    created, removed or renamed over another (ext4 flushes a file renamed over another, 1-3 ms a write here)."""
     import os
 
+    model = tiny_model(keras)
+    checkpoints.save(tmp_path, model, epochs_completed=1)
+    checkpoints.save(tmp_path, model, epochs_completed=2)
+    folder = tmp_path / "checkpoints"
+    inodes = {name: (folder / name).stat().st_ino for name in ("last.npz", "previous.npz")}
+
+    def refused(*args, **kwargs):
+        raise AssertionError(f"a file was created, removed or renamed: {args}")
+
+    for name in ("replace", "rename", "unlink"):
+        monkeypatch.setattr(os, name, refused)
+    monkeypatch.setattr(checkpoints.atomic.tempfile, "mkstemp", refused)
+    checkpoints.save(tmp_path, model, epochs_completed=3)
+    monkeypatch.undo()
+    assert (_epochs_in(folder / "last.npz"), _epochs_in(folder / "previous.npz")) == (3, 2)
+    # the file that held previous.npz (epoch 1) now is last.npz; the old last.npz (epoch 2) is previous.npz
+    assert (folder / "last.npz").stat().st_ino == inodes["previous.npz"]
+    assert (folder / "previous.npz").stat().st_ino == inodes["last.npz"]
+    assert sorted(os.listdir(folder)) == ["last.npz", "previous.npz"]
+    assert checkpoints.restore(tmp_path, tiny_model(keras)) == (3, checkpoints.LATEST)
+
+
+def test_a_kill_while_the_new_checkpoint_is_written_leaves_last_as_it_was(keras, tmp_path, monkeypatch):
+    """Killed halfway through writing the new state over previous.npz: last.npz still holds the newest complete
+    state, and a resume uses it."""
+    import os
+
+    model = tiny_model(keras)
+    for epochs in (1, 2):
+        checkpoints.save(tmp_path, model, epochs_completed=epochs)
+    real_write = os.write
+
+    class Killed(Exception):
+        pass
+
+    def write_half_then_die(descriptor, data):
+        real_write(descriptor, bytes(data[: len(data) // 2]))
+        raise Killed
+
+    monkeypatch.setattr(os, "write", write_half_then_die)
+    with pytest.raises(Killed):
+        checkpoints.save(tmp_path, model, epochs_completed=3)
+    monkeypatch.undo()
+    assert _epochs_in(tmp_path / checkpoints.LATEST) == 2
+    assert checkpoints.restore(tmp_path, tiny_model(keras)) == (2, checkpoints.LATEST)
+
+
+def test_where_files_cannot_be_swapped_rotation_removes_previous_first_and_a_kill_at_any_step_leaves_the_newest(
+    keras, tmp_path, monkeypatch
+):
+    """Without renameat2: previous.npz is removed, last.npz becomes it, then the new last.npz is written; never
+    a rename over a file, and killed after any step the newest complete state is in one of the two files."""
+    import os
+
+    monkeypatch.setattr(checkpoints.atomic, "_RENAMEAT2", False)  # not Linux, an old C library
     model = tiny_model(keras)
     checkpoints.save(tmp_path, model, epochs_completed=1)
     checkpoints.save(tmp_path, model, epochs_completed=2)
@@ -131,7 +191,7 @@ def test_rotation_never_renames_over_a_file_and_a_kill_at_any_point_leaves_the_n
 
     monkeypatch.setattr(os, "replace", replace)
     checkpoints.save(tmp_path, model, epochs_completed=3)
-    monkeypatch.undo()
+    monkeypatch.setattr(os, "replace", real_replace)
     assert steps[0] == "replace previous.npz"
     assert checkpoints.restore(tmp_path, tiny_model(keras)) == (3, checkpoints.LATEST)
     for kill_after in ("unlink", "replace"):  # the steps before the new last.npz is written
@@ -156,6 +216,36 @@ def test_rotation_never_renames_over_a_file_and_a_kill_at_any_point_leaves_the_n
             monkeypatch.setattr(os, "replace", replace_then_kill)
         with pytest.raises(Killed):
             checkpoints.save(folder, model, epochs_completed=3)
-        monkeypatch.undo()
+        monkeypatch.setattr(os, "unlink", real_unlink)
+        monkeypatch.setattr(os, "replace", real_replace)
         expected = (2, checkpoints.LATEST) if kill_after == "unlink" else (2, checkpoints.PREVIOUS)
         assert checkpoints.restore(folder, tiny_model(keras)) == expected
+
+
+def test_checkpoint_files_are_the_npz_numpy_writes_read_back_exactly(tmp_path):
+    """`npz_bytes` builds the .npz that `np.savez` writes (without zipfile): every dtype, shape and layout a
+    checkpoint may hold reads back equal through np.load, and the zip's checksums hold."""
+    import io
+    import zipfile
+
+    arrays = {
+        "epochs_completed": np.array(3),
+        "model/0": np.random.default_rng(0).random((13, 64), dtype="float32"),
+        "model/1": np.arange(5, dtype="uint32"),
+        "model/2": np.asfortranarray(np.random.default_rng(1).random((3, 4))),
+        "model/3": np.random.default_rng(2).random((4, 5))[:, ::2],
+        "optimizer/0": np.array(7, dtype="int64"),
+        "optimizer/1": np.zeros((0, 3), dtype="float16"),
+        "optimizer/2": np.array([True, False]),
+    }
+    data = checkpoints.npz_bytes(arrays)
+    assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None
+    with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+        assert sorted(stored.files) == sorted(arrays)
+        for name, array in arrays.items():
+            assert (stored[name].dtype, stored[name].shape) == (array.dtype, array.shape) and np.array_equal(stored[name], array), name
+    savez = io.BytesIO()
+    np.savez(savez, **arrays)
+    assert [(info.filename, info.file_size) for info in zipfile.ZipFile(io.BytesIO(data)).infolist()] == [
+        (info.filename, info.file_size) for info in zipfile.ZipFile(savez).infolist()
+    ]  # the same members, each the same .npy bytes' length

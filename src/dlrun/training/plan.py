@@ -11,10 +11,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dlrun import backend, models
+from dlrun import backend, config as config_module, models
 from dlrun.config import architectures
 from dlrun.models import inputs as model_inputs, pretrained
-from dlrun.training import feature_cache
+from dlrun.training import evaluation, feature_cache, losses
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -107,3 +107,18 @@ def _pretrained(config: schema.Config, loaded: dataset.Dataset, console: Console
 PLANNERS = {
     "pretrained": _pretrained,
 }
+
+
+class Compiler:
+    """Compiles the trained model (and the saved one, when they differ) for a phase's optimizer."""
+
+    def __init__(self, plan: Plan, config: schema.Config, task: str, steps_per_execution: int = 1) -> None:
+        self.plan, self.config, self.task, self.steps_per_execution = plan, config, task, steps_per_execution
+        self.loss = losses.resolve(config.compile.loss, task)
+        self.metric_names = config_module.metric_names(config, task)
+
+    def compile(self, phase: Phase) -> None:
+        # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
+        for target in dict.fromkeys([self.plan.model, self.plan.saved_model]):
+            steps = self.steps_per_execution if target is self.plan.model else 1
+            evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer, steps_per_execution=steps)

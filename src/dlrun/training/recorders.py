@@ -52,6 +52,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.first_epoch_began: float | None = None  # time.perf_counter() when this fit's first epoch began
         self.epoch_seconds: list[float] = []  # each epoch of this fit, from its start to its records written
         self._epoch_began = 0.0
+        self._save_history = history.Saver(self.folder / history.FILE_NAME)
 
     def began_after(self, started: float) -> float | None:
         """Seconds from `started` (the fit's start) to its first epoch's start; None when no epoch began."""
@@ -81,7 +82,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         history.append(self.history, epoch + 1, logs, phase=self.phase)
-        history.save(self.folder / history.FILE_NAME, self.history, durable=False)
+        self._save_history(self.history)
         # History first, then the checkpoint: if a kill lands in between, resuming truncates the history
         # to the checkpoint's epoch and runs that epoch again, so no epoch appears twice.
         if self.checkpoint_every_epoch and self.save_checkpoint is not None:
@@ -91,6 +92,11 @@ class RunRecorder(keras.callbacks.Callback):
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, logs)
         self.epoch_seconds.append(time.perf_counter() - self._epoch_began)
+
+    def close(self) -> None:
+        """The fit's end, however it ended (the trainer's, and each copy's trained together): the spare file
+        history.json was rewritten through is removed."""
+        self._save_history.close()
 
     def stopped(self) -> errors.TrainingFailed:
         """The error that ends a fit this recorder stopped on a NaN, naming the last good state on disk."""

@@ -28,7 +28,6 @@ from dlrun.training import (
     checkpoints,
     distribution,
     evaluation,
-    losses,
     outputs,
     plan as training_plan,
     precision,
@@ -76,7 +75,7 @@ class Training:
             self.steps_per_execution = batches.steps_per_execution(
                 config.train, self.plan.data, int(self.plan.model.count_params()), backend.loaded()
             )
-            self.compiler = _Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
+            self.compiler = training_plan.Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
             self.compiler.compile(self.plan.phases[0])
         self.history = history.empty()  # the epochs so far, kept current while fitting
         self.evaluated: tuple | None = None  # the test split's (metrics, outputs), when computed with other trials'
@@ -146,6 +145,17 @@ class Training:
             *([recorders.TorchEpochSeeder(config.seed)] if backend.loaded() == "torch" else []),
         ]
         started = time.perf_counter()
+        try:
+            self._fit_phases(fit, fit_callbacks, recorder, first_epoch, total)
+        finally:
+            recorder.close()
+        distribution.gather(model, self.share)  # several processes: each holds the whole model again
+        if recorder.non_finite:
+            raise recorder.stopped()
+        return Fitted(self.history, time.perf_counter() - started, first_epoch, recorder.began_after(started), recorder.epoch_seconds)
+
+    def _fit_phases(self, fit: Callable[..., Any], fit_callbacks: list, recorder: Any, first_epoch: int, total: int) -> None:
+        config, model = self.config, self.model
         for index, (phase, start, end) in enumerate(self.plan.epoch_ranges()):
             end, done = min(end, total), max(start, first_epoch)
             if end <= done:
@@ -173,10 +183,6 @@ class Training:
             )
             if recorder.non_finite or model.stop_training:
                 break  # NaN, or early stopping: later phases do not start
-        distribution.gather(model, self.share)  # several processes: each holds the whole model again
-        if recorder.non_finite:
-            raise recorder.stopped()
-        return Fitted(self.history, time.perf_counter() - started, first_epoch, recorder.began_after(started), recorder.epoch_seconds)
 
     def evaluate(self, plots_dir: Path | None = None) -> dict | None:
         """The test split's metrics next to the naive baseline (`evaluation.report`), or None without one."""
@@ -205,21 +211,6 @@ class Training:
                 if phase.prepare:
                     phase.prepare()
                 self.compiler.compile(phase)
-
-
-class _Compiler:
-    """Compiles the trained model (and the saved one, when they differ) for a phase's optimizer."""
-
-    def __init__(self, plan: training_plan.Plan, config: schema.Config, task: str, steps_per_execution: int = 1) -> None:
-        self.plan, self.config, self.task, self.steps_per_execution = plan, config, task, steps_per_execution
-        self.loss = losses.resolve(config.compile.loss, task)
-        self.metric_names = config_module.metric_names(config, task)
-
-    def compile(self, phase: training_plan.Phase) -> None:
-        # The saved model is compiled too when it is not the trained one (features mode), so model.keras evaluates.
-        for target in dict.fromkeys([self.plan.model, self.plan.saved_model]):
-            steps = self.steps_per_execution if target is self.plan.model else 1
-            evaluation.compile_model(target, self.config, self.task, optimizer_config=phase.optimizer, steps_per_execution=steps)
 
 
 def load(config: schema.Config, console: Console, validating: bool | None = None) -> dataset.Dataset:

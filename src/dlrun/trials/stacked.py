@@ -229,6 +229,7 @@ def _end_epoch(copy: Copy, epoch: int, values: Any, logs: dict, losses: Any, sta
 def _end(copy: Copy, error: BaseException | None, started: float) -> None:
     """The copy's end: its model gets the values of its last recorded epoch (once), then `end` is called."""
     copy.alive = False
+    copy.recorder.close()
     if copy.values is not None:
         _assign(copy.training.model, copy.values)
     copy.end(error, round(time.perf_counter() - started, 3))
