@@ -8,6 +8,7 @@ Plain NumPy arrays, loaded with `allow_pickle=False`: a checkpoint cannot execut
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -58,9 +59,7 @@ def npz_bytes(arrays: dict[str, Any]) -> bytes:
         array = array if array.flags.c_contiguous else array.copy(order="C")
         if array.dtype.hasobject:
             return _savez(arrays)
-        npy_header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(npy_header, np.lib.format.header_data_from_array_1_0(array))
-        members.append((f"{key}.npy".encode(), npy_header.getvalue(), array.reshape(-1).view(np.uint8).data))
+        members.append((f"{key}.npy".encode(), _npy_header(array.dtype, array.shape), array.reshape(-1).view(np.uint8).data))
     if sum(len(header) + len(data) + 2 * len(name) + 76 for name, header, data in members) >= 2**32 - 2**16:
         return _savez(arrays)
     parts: list[bytes | memoryview] = []
@@ -77,6 +76,14 @@ def npz_bytes(arrays: dict[str, Any]) -> bytes:
     central = b"".join(directory)
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), offset, 0)
     return b"".join([*parts, central, end])
+
+
+@functools.lru_cache(maxsize=4096)
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """The `.npy` header of a C-ordered array (a checkpoint's arrays keep their dtypes and shapes every epoch)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+    return header.getvalue()
 
 
 def _savez(arrays: dict[str, Any]) -> bytes:

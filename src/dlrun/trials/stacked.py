@@ -77,8 +77,6 @@ def model_reason(training: trainer.Training) -> str | None:
     outputs = len(getattr(training.model, "outputs", None) or [])
     if outputs != 1:
         return f"a model with {outputs} outputs; it needs one"
-    if any(type(layer).__name__ == "BatchNormalization" for layer in training.model._flatten_layers()):
-        return "a BatchNormalization layer mixes a batch's samples, padded batches would change it"
     return None
 
 
