@@ -109,13 +109,38 @@ def _assert_equal(found: dict, expected: dict) -> None:
 # --- where it applies, said before anything trains --------------------------------------------------------
 
 
-@pytest.mark.parametrize("executor", ["vectorized", "auto"])
-def test_vectorized_and_auto_take_no_workers(tmp_path, executor):
+def test_sequential_takes_no_workers(tmp_path):
     path = _write(tmp_path, "refused")
-    result = invoke("kfold", path, "--executor", executor, "--workers", "2")
+    result = invoke("kfold", path, "--executor", "sequential", "--workers", "2")
     assert result.exit_code == 2
-    assert f"--workers: received 2 with --executor {executor}; expected 1 (or --executor pool)" in result.output
+    assert "--workers: received 2 with --executor sequential; expected 1 (or --executor pool)" in result.output
     assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["vectorized", "auto"])
+def test_where_vectorized_does_not_apply_workers_make_a_pool(tmp_path, monkeypatch, executor):
+    """`--workers 2` with vectorized or auto: where the folds cannot train as one program (here TensorFlow),
+    they train on a pool of 2 processes, and the console and kfold.json say so; none trains in this process."""
+    from dlrun.trials import executors
+
+    in_this_process = []
+    monkeypatch.setattr(executors, "_sequential", lambda *args: in_this_process.append(args))
+    path = _write(tmp_path, "pooled").read_text().replace("backend: jax", "backend: tensorflow")
+    (tmp_path / "pooled.yaml").write_text(path)
+    result = invoke("kfold", tmp_path / "pooled.yaml", "--k", "3", "--no-final", "--executor", executor, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    reason = "backend: tensorflow; it needs jax"
+    line = {
+        "auto": f"executor: a pool of 2 worker processes (vectorized does not apply: {reason})",
+        "vectorized": f"vectorized: not applicable ({reason}), running folds on a pool of 2 worker processes",
+    }[executor]
+    assert result.output.count(line) == 1, result.output
+    (folder,) = run_folders(tmp_path / "pooled")
+    state = json.loads((folder / "kfold.json").read_text())
+    assert state["executor"] == {"executor": executor, "workers": 2, "cpus_per_trial": 1.0, "chosen": "pool", "reason": reason}
+    assert [fold["status"] for fold in state["folds"]] == ["completed"] * 3
+    assert in_this_process == []  # no fold trained in this process: each did in a worker
 
 
 @pytest.mark.parametrize(

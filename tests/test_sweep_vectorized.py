@@ -9,6 +9,7 @@ tests/test_kfold_vectorized.py)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -125,6 +126,21 @@ def test_the_executor_line_says_what_was_chosen_and_why():
         executors.vectorized_said("train.loop: custom", "trials", auto=False)
         == "vectorized: not applicable (train.loop: custom), running trials one by one"
     )
+    # with --workers N, what cannot train together runs on a pool of N processes, and the line says so
+    assert (
+        executors.vectorized_said(None, "folds", auto=True, workers=2)
+        == "executor: vectorized (the folds as one JAX program; the 2 workers are not used)"
+    )
+    assert (
+        executors.vectorized_said("train.loop: custom", "folds", auto=True, workers=2)
+        == "executor: a pool of 2 worker processes (vectorized does not apply: train.loop: custom)"
+    )
+    assert (
+        executors.vectorized_said("train.loop: custom", "trials", auto=False, workers=3)
+        == "vectorized: not applicable (train.loop: custom), running trials on a pool of 3 worker processes"
+    )
+    assert executors.Placement.resolve("auto", workers=2).fallback() == executors.Placement("pool", 2)
+    assert executors.Placement.resolve("vectorized").fallback() == executors.Placement()
 
 
 @pytest.mark.parametrize(
@@ -133,9 +149,12 @@ def test_the_executor_line_says_what_was_chosen_and_why():
         (["--executor", "vectorized", "--batch", "0"], "--batch: received 0; expected a number of trials >= 1"),
         (["--batch", "4"], "--batch: received 4 with --executor sequential; expected --executor vectorized or auto"),
         (["--executor", "pool", "--workers", "2", "--batch", "4"], "--batch: received 4 with --executor pool; expected"),
-        (["--executor", "auto", "--workers", "2"], "--workers: received 2 with --executor auto; expected 1 (or --executor pool)"),
+        (
+            ["--executor", "sequential", "--workers", "2"],
+            "--workers: received 2 with --executor sequential; expected 1 (or --executor pool)",
+        ),
     ],
-    ids=["batch<1", "batch-without-vectorized", "batch-with-pool", "auto-with-workers"],
+    ids=["batch<1", "batch-without-vectorized", "batch-with-pool", "sequential-with-workers"],
 )
 def test_bad_batch_options_exit_2_without_a_sweep_folder(tmp_path, options, message):
     result = invoke("sweep", _write(tmp_path, "bad"), *GRID, *options)
@@ -188,6 +207,28 @@ def test_auto_on_tensorflow_trains_one_by_one_and_says_why(tmp_path):
         "reason": "backend: tensorflow; it needs jax",
     }
     assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_auto_with_workers_where_vectorized_does_not_apply_runs_the_trials_on_a_pool(tmp_path):
+    result = invoke(
+        "sweep", _write(tmp_path, "pool", epochs=1, backend="tensorflow"), "--grid", "seed=1,2", "--executor", "auto", "--workers", "2"
+    )
+    assert result.exit_code == 0, result.output
+    line = "executor: a pool of 2 worker processes (vectorized does not apply: backend: tensorflow; it needs jax)"
+    assert result.output.count(line) == 1, result.output
+    (folder,) = run_folders(tmp_path / "pool")
+    state = json.loads((folder / "sweep.json").read_text())
+    assert state["executor"] == {
+        "executor": "auto",
+        "workers": 2,
+        "cpus_per_trial": 1.0,
+        "chosen": "pool",
+        "reason": "backend: tensorflow; it needs jax",
+    }
+    assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
+    pids = {json.loads((ROOT / trial["run"] / "run.json").read_text())["pid"] for trial in state["trials"]}
+    assert os.getpid() not in pids  # trained in the pool's processes
 
 
 @pytest.mark.slow

@@ -22,14 +22,19 @@ BACKEND_OPTION = typer.Option(
 )
 
 # Where independent trials (K-fold folds, sweep trials) run: see dlrun.trials.executors.
-WORKERS_OPTION = typer.Option(1, "--workers", help="Run trials in a pool of N worker processes (each limits TensorFlow's threads).")
+WORKERS_OPTION = typer.Option(
+    1,
+    "--workers",
+    help="Run trials in a pool of N worker processes (each limits TensorFlow's threads); with --executor vectorized "
+    "or auto, only those that cannot train as one JAX program.",
+)
 EXECUTOR_OPTION = typer.Option(
     None,
     "--executor",
     metavar="sequential|pool|ray|vectorized|auto",
     help="Where trials run: in this process, a local process pool (implied by --workers > 1), Ray Tune, "
     "(on JAX) vectorized: the folds or a batch of trials as one JAX program, or auto: vectorized where it applies, "
-    "else sequential.",
+    "else sequential (or the pool, with --workers N).",
     show_default=False,
 )
 ADDRESS_OPTION = typer.Option(

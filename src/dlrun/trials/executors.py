@@ -1,6 +1,6 @@
 """Executors for independent trials (K-fold folds, sweep trials): sequential, a process pool, or Ray Tune;
 and on JAX `vectorized`, the folds or a batch of trials as one JAX program (`dlrun.trials.vectorized`,
-`dlrun.trials.sweep_vectorized`), or `auto`: vectorized where it applies, else sequential (`vectorized_said`).
+`dlrun.trials.sweep_vectorized`), or `auto`: vectorized where it applies, else sequential, or a pool with `--workers N` (`vectorized_said`).
 
 Every executor runs `worker(payload, emit)` once per task. `worker` is a module-level function (the
 pool and Ray import it by name in other processes); `emit(event)` sends a small dict back to the
@@ -63,7 +63,7 @@ def resolve(executor: str | None, workers: int, address: str | None = None, cpus
         executor = "pool" if workers > 1 else "sequential"
     if executor not in EXECUTORS:
         raise errors.UsageError(f"--executor: received {executor!r}; expected one of {', '.join(EXECUTORS)}")
-    if executor in IN_PROCESS and workers > 1:
+    if executor == "sequential" and workers > 1:  # (vectorized and auto use them where vectorized does not apply)
         raise errors.UsageError(f"--workers: received {workers} with --executor {executor}; expected 1 (or --executor pool)")
     if address is not None and executor != "ray":
         raise errors.UsageError(f"--address: received {address!r} with --executor {executor}; expected --executor ray")
@@ -102,6 +102,11 @@ class Placement:
         """The placement the command-line options ask for (see `resolve`)."""
         return cls(resolve(executor, workers, address, cpus_per_trial, batch), workers, address, cpus_per_trial, batch=batch)
 
+    def fallback(self) -> Placement:
+        """Where vectorized or `auto` runs what cannot train as one program: a pool of `workers` processes when
+        more than one was asked for, else one after the other in this process."""
+        return Placement("pool", self.workers) if self.workers > 1 else Placement()
+
     def with_pool(self, pool: Pool) -> Placement:
         return dataclasses.replace(self, pool=pool)
 
@@ -124,23 +129,26 @@ class Placement:
         if self.executor == "ray":
             return f"Ray Tune at {self.address or 'a local Ray instance'}, {self.cpus_per_trial:g} CPU(s) per trial"
         if self.executor == "vectorized":
-            return "vectorized: the folds as one JAX program in this process"
+            where = f" (a pool of {self.workers} worker processes where it does not apply)" if self.workers > 1 else ""
+            return f"vectorized: the folds as one JAX program in this process{where}"
         return "this process"
 
 
 BATCH = 32  # a vectorized sweep's trials per program when --batch is not given
 
 
-def vectorized_said(reason: str | None, noun: str, auto: bool) -> str | None:
+def vectorized_said(reason: str | None, noun: str, auto: bool, workers: int = 1) -> str | None:
     """The one console line of a vectorized or `auto` executor (None: nothing to say, vectorized as asked):
-    `noun` is what trains together ("folds", "trials"); `reason` why vectorized does not apply (or None)."""
+    `noun` is what trains together ("folds", "trials"); `reason` why vectorized does not apply (or None), in
+    which case they run where `Placement.fallback` says: a pool of `workers` processes, or one by one."""
+    pool = f"a pool of {workers} worker processes"
     if auto:
-        return (
-            f"executor: vectorized (the {noun} as one JAX program)"
-            if reason is None
-            else f"executor: sequential (vectorized does not apply: {reason})"
-        )
-    return None if reason is None else f"vectorized: not applicable ({reason}), running {noun} one by one"
+        if reason is None:
+            return f"executor: vectorized (the {noun} as one JAX program{f'; the {workers} workers are not used' if workers > 1 else ''})"
+        return f"executor: {pool if workers > 1 else 'sequential'} (vectorized does not apply: {reason})"
+    return (
+        None if reason is None else f"vectorized: not applicable ({reason}), running {noun} {f'on {pool}' if workers > 1 else 'one by one'}"
+    )
 
 
 def threads_per_worker(workers: int) -> int:

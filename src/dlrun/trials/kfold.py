@@ -351,7 +351,8 @@ def _run_folds(
         if placement.executor in ("vectorized", "auto"):
             from dlrun.trials import vectorized
 
-            vectorized.run(tasks, on_event, progress.say, auto=placement.executor == "auto", record=state["executor"])
+            auto = placement.executor == "auto"
+            vectorized.run(tasks, on_event, progress.say, auto=auto, record=state["executor"], fallback=placement.fallback())
         else:
             executors.run(tasks, kfold_fits.train_part, on_event, placement)
     if failed:

@@ -14,7 +14,8 @@ trial's state stays frozen while the others go on, and its run is marked pruned)
 becomes NaN fails alone. What cannot train together (other searched keys, which change shapes or are
 Python floats in Keras' layers, such as a dropout rate, units, batch size or optimizer name; K-fold or
 seeds trials; what `vectorized.config_reason` and `stacked.model_reason` refuse) trains one trial after
-the other, after one console line saying why.
+the other, or on a pool of processes with `--workers N` (`executors.Placement.fallback`), after one console
+line saying why.
 """
 
 from __future__ import annotations
@@ -63,14 +64,15 @@ def run(
     from dlrun.trials import trial as trial_module
 
     record = {} if record is None else record
-    auto, size = placement.executor == "auto", placement.batch or executors.BATCH
+    auto, size, fallback = placement.executor == "auto", placement.batch or executors.BATCH, placement.fallback()
 
     def announce(reason: str | None) -> None:
-        record.update({"chosen": "vectorized", "batch": size} if reason is None else {"chosen": "sequential", "reason": reason})
+        record.update({"chosen": "vectorized", "batch": size} if reason is None else {"chosen": fallback.executor, "reason": reason})
+        unused = f"; the {fallback.workers} workers are not used" if fallback.workers > 1 else ""
         say(
-            f"executor: vectorized (the trials, up to {size} at a time, as one JAX program)"
+            f"executor: vectorized (the trials, up to {size} at a time, as one JAX program{unused})"
             if reason is None
-            else executors.vectorized_said(reason, "trials", auto) or ""
+            else executors.vectorized_said(reason, "trials", auto, fallback.workers) or ""
         )
 
     reason = search_reason(search)
@@ -95,14 +97,14 @@ def run(
             announce(reason)
             announced = True
         elif reason is not None:  # a later batch
-            say(f"vectorized: not applicable ({reason}), running trials one by one")
-        if reason is not None:  # these trials, then every later one, one after the other
+            say(executors.vectorized_said(reason, "trials", False, fallback.workers) or "")
+        if reason is not None:  # these trials (started here) one after the other, then every later one where `fallback` says
             for number, trial, request in trials:
                 if request is not None:
                     _ended(number, trial, request.fit, on_event)
             break
         _together(trials, on_event)
-    executors.run(tasks, trial_module.run_trial, on_event)
+    executors.run(tasks, trial_module.run_trial, on_event, fallback)
 
 
 def _started(batch: list[tuple[int, dict]], on_event: outcomes.OnEvent) -> list[tuple[int, Any, Any]]:

@@ -8,7 +8,8 @@ the others go on. Folds may differ in size by one sample: each keeps its own bat
 its sequential fit's.
 
 Where it cannot apply (another backend, `train.loop: custom`, callbacks, TensorBoard, a streamed split,
-several phases, batch normalization) the folds run one by one instead, after one console line saying why.
+several phases) the folds run one by one instead, or on a pool of processes with `--workers N`, after one
+console line saying why.
 """
 
 from __future__ import annotations
@@ -24,23 +25,36 @@ if TYPE_CHECKING:
     from dlrun.trials import stacked
 
 
-def run(tasks: list[tuple], on_event: outcomes.OnEvent, say: Callable[[str], None], auto: bool = False, record: dict | None = None) -> None:
+def run(
+    tasks: list[tuple],
+    on_event: outcomes.OnEvent,
+    say: Callable[[str], None],
+    auto: bool = False,
+    record: dict | None = None,
+    fallback: executors.Placement = executors.Placement(),
+) -> None:
     """Train the folds `tasks` ((key, kfold_fits.FitTask) pairs, in this process) together; events and
     outcomes reach `on_event(key, event)` as from `executors.run`. `say(line)` prints a console line (with
-    `auto`, the executor chosen and why). `record` (kfold.json's `executor`) gets the choice before any fold
-    trains: {"chosen": "vectorized"} or {"chosen": "sequential", "reason": ...}."""
+    `auto`, the executor chosen and why). Where they cannot train together they run where `fallback` says
+    (`Placement.fallback`: a pool with --workers N, else one by one). `record` (kfold.json's `executor`) gets
+    the choice before any fold trains: {"chosen": "vectorized"}, or {"chosen": "sequential" or "pool",
+    "reason": ...}."""
+    import dataclasses
+
     record = {} if record is None else record
     reason = config_reason([task.config for _key, task in tasks])
     copies: list[stacked.Copy] = []
     failures: list[tuple] = []
     if reason is None:
         copies, failures, reason = _build(tasks, on_event)
-    said = executors.vectorized_said(reason, "folds", auto)
+    said = executors.vectorized_said(reason, "folds", auto, fallback.workers)
     if said:
         say(said)
-    record.update({"chosen": "sequential", "reason": reason} if reason is not None else {"chosen": "vectorized"})
+    record.update({"chosen": fallback.executor, "reason": reason} if reason is not None else {"chosen": "vectorized"})
     if reason is not None:
-        executors.run(tasks, kfold_fits.train_part, on_event)
+        if fallback.executor == "pool":  # the workers load the pooled data themselves, as for --executor pool
+            tasks = [(key, dataclasses.replace(task, dataset=None)) for key, task in tasks]
+        executors.run(tasks, kfold_fits.train_part, on_event, fallback)
         return
     from dlrun.trials import stacked
 
