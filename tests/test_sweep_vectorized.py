@@ -192,43 +192,27 @@ def test_trials_started_together_load_each_data_section_and_seed_once():
 
 
 @pytest.mark.slow
-def test_auto_on_tensorflow_trains_one_by_one_and_says_why(tmp_path):
-    result = invoke("sweep", _write(tmp_path, "tf", epochs=1, backend="tensorflow"), "--grid", "seed=1,2", "--executor", "auto")
+@pytest.mark.parametrize(("workers", "chosen", "where"), [(1, "sequential", "sequential"), (2, "pool", "a pool of 2 worker processes")])
+def test_auto_on_tensorflow_trains_without_vectorizing_and_says_why(tmp_path, workers, chosen, where):
+    """Where vectorized does not apply, auto trains the trials one by one in this process, or on a pool of
+    --workers processes."""
+    path = _write(tmp_path, "tf", epochs=1, backend="tensorflow")
+    result = invoke("sweep", path, "--grid", "seed=1,2", "--executor", "auto", "--workers", str(workers))
     assert result.exit_code == 0, result.output
-    line = "executor: sequential (vectorized does not apply: backend: tensorflow; it needs jax)"
-    assert result.output.count(line) == 1
+    line = f"executor: {where} (vectorized does not apply: backend: tensorflow; it needs jax)"
+    assert result.output.count(line) == 1, result.output
     (folder,) = run_folders(tmp_path / "tf")
     state = json.loads((folder / "sweep.json").read_text())
     assert state["executor"] == {
         "executor": "auto",
-        "workers": 1,
+        "workers": workers,
         "cpus_per_trial": 1.0,
-        "chosen": "sequential",
-        "reason": "backend: tensorflow; it needs jax",
-    }
-    assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
-
-
-@pytest.mark.slow
-def test_auto_with_workers_where_vectorized_does_not_apply_runs_the_trials_on_a_pool(tmp_path):
-    result = invoke(
-        "sweep", _write(tmp_path, "pool", epochs=1, backend="tensorflow"), "--grid", "seed=1,2", "--executor", "auto", "--workers", "2"
-    )
-    assert result.exit_code == 0, result.output
-    line = "executor: a pool of 2 worker processes (vectorized does not apply: backend: tensorflow; it needs jax)"
-    assert result.output.count(line) == 1, result.output
-    (folder,) = run_folders(tmp_path / "pool")
-    state = json.loads((folder / "sweep.json").read_text())
-    assert state["executor"] == {
-        "executor": "auto",
-        "workers": 2,
-        "cpus_per_trial": 1.0,
-        "chosen": "pool",
+        "chosen": chosen,
         "reason": "backend: tensorflow; it needs jax",
     }
     assert [trial["status"] for trial in state["trials"]] == ["completed", "completed"]
     pids = {json.loads((ROOT / trial["run"] / "run.json").read_text())["pid"] for trial in state["trials"]}
-    assert os.getpid() not in pids  # trained in the pool's processes
+    assert (os.getpid() in pids) == (workers == 1)  # in this process, or in the pool's
 
 
 @pytest.mark.slow
