@@ -58,8 +58,17 @@ if os.environ.get("INTERRUPT_EVALUATION"):  # Ctrl-C while the finished trials a
         raise KeyboardInterrupt
 
     stacked.evaluate_together = interrupted
+from dlrun.training import evaluation
+
+report, evaluated_together = evaluation.report, []
+
+def recorded_report(*args, evaluated=None, **kwargs):  # which trials' metrics came from evaluate_together
+    evaluated_together.append(evaluated is not None)
+    return report(*args, evaluated=evaluated, **kwargs)
+
+evaluation.report = recorded_report
 result = CliRunner().invoke(cli.app, sys.argv[1:])
-print("RESULT " + json.dumps({"exit": result.exit_code, "output": result.output}))
+print("RESULT " + json.dumps({"exit": result.exit_code, "output": result.output, "evaluated_together": evaluated_together}))
 """
 
 
@@ -223,6 +232,8 @@ def test_every_trial_has_its_sequential_numbers_to_1e_5(tmp_path):
         assert outcome["exit"] == 0, outcome["output"]
         outcomes[executor] = outcome
     assert outcomes["auto"]["output"].count("executor: vectorized (the trials, up to 32 at a time, as one JAX program)") == 1
+    # the vectorized trials' test metrics come from the one program that evaluated them together
+    assert (outcomes["auto"]["evaluated_together"], outcomes["sequential"]["evaluated_together"]) == ([True] * 4, [False] * 4)
     (sequential,), (together,) = run_folders(tmp_path / "sequential"), run_folders(tmp_path / "auto")
     state = json.loads((together / "sweep.json").read_text())
     assert state["executor"]["chosen"] == "vectorized" and state["executor"]["batch"] == 32

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from dlrun.runs import folder
 
 
-def finish_files(run: folder.Run, config: schema.Config, training: Any, console: Console) -> dict:
-    """metrics.json, plots and model.keras of `training` (the run's `trainer.Training`); returns the run.json summary."""
+def finish_files(run: folder.Run, config: schema.Config, training: Any, console: Console, evaluated: tuple | None = None) -> dict:
+    """metrics.json, plots and model.keras of `training` (the run's `trainer.Training`; `evaluated`: its test
+    split's (metrics, outputs), computed already, see `Training.evaluate`); returns the run.json summary."""
     summary: dict = {}
     run_history = training.history
     best = history.best_epoch(run_history, "val_loss")
@@ -31,7 +32,7 @@ def finish_files(run: folder.Run, config: schema.Config, training: Any, console:
             else "val_loss still improving at the last epoch: no overfitting seen yet"
         )
         console.print(f"{history.describe_best(run_history)}\n{verdict}", highlight=False, soft_wrap=True)
-    payload = training.evaluate(run.path / "plots" if config.output.plots else None)
+    payload = training.evaluate(run.path / "plots" if config.output.plots else None, evaluated)
     if payload is not None:
         if best is not None:
             payload["best_epoch"] = summary["best_epoch"]

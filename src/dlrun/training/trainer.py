@@ -54,6 +54,8 @@ class Fitted:
     # of this fit from its start to its records written; the rest is between and after the epochs
     before_first_epoch: float | None = None
     epoch_seconds: list[float] = dataclasses.field(default_factory=list)
+    # the test split's (metrics, outputs), when computed already: trials trained together are evaluated together
+    evaluated: tuple | None = None
 
 
 class Training:
@@ -78,7 +80,6 @@ class Training:
             self.compiler = training_plan.Compiler(self.plan, config, dataset.task, self.steps_per_execution[0])
             self.compiler.compile(self.plan.phases[0])
         self.history = history.empty()  # the epochs so far, kept current while fitting
-        self.evaluated: tuple | None = None  # the test split's (metrics, outputs), when computed with other trials'
 
     @property
     def model(self) -> Any:
@@ -184,11 +185,12 @@ class Training:
             if recorder.non_finite or model.stop_training:
                 break  # NaN, or early stopping: later phases do not start
 
-    def evaluate(self, plots_dir: Path | None = None) -> dict | None:
-        """The test split's metrics next to the naive baseline (`evaluation.report`), or None without one."""
+    def evaluate(self, plots_dir: Path | None = None, evaluated: tuple | None = None) -> dict | None:
+        """The test split's metrics next to the naive baseline (`evaluation.report`), or None without one;
+        `evaluated`: the model's (metrics, outputs) on it, computed already (`Fitted.evaluated`)."""
         if self.plan.data.test is None:
             return None
-        return evaluation.report(self.model, self.plan.data, "test", self.config.train.batch_size, plots_dir, evaluated=self.evaluated)
+        return evaluation.report(self.model, self.plan.data, "test", self.config.train.batch_size, plots_dir, evaluated=evaluated)
 
     def save(self, path: Path) -> Path:
         """Write the saved model (base + head in features mode) to `path`, atomically.
@@ -365,7 +367,7 @@ def staged(
                 soft_wrap=True,
             )
             fitted = yield FitRequest(training, run.path, first_epoch, heartbeat, [tracker.callback()] if tracker is not None else None)
-            summary = outputs.finish_files(run, config, training, console)
+            summary = outputs.finish_files(run, config, training, console, fitted.evaluated)
             summary["fit_seconds"] = round(fitted.seconds, 3)
             summary.update(outputs.fit_time_record(fitted))
         with signals.deferred(raise_on_exit=False) as late:  # run.json is never left `running` by a late Ctrl-C

@@ -20,6 +20,7 @@ line saying why.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Iterator
@@ -176,7 +177,8 @@ def _together(trials: list[tuple[int, Any, Any]], on_event: outcomes.OnEvent) ->
     try:
         stacked.train_together(copies)
         by_number = {number: copy for (number, _trial, _request), copy in zip(live, copies)}
-        _evaluate([by_number[number] for (number, _trial, _request), _fitted in finished])
+        evaluated = _evaluate([by_number[number] for (number, _trial, _request), _fitted in finished])
+        finished[:] = [(item, dataclasses.replace(fitted, evaluated=result)) for (item, fitted), result in zip(finished, evaluated)]
         while finished:
             (number, trial, _request), fitted = finished.pop(0)
             _ended(number, trial, fitted, on_event)
@@ -185,27 +187,30 @@ def _together(trials: list[tuple[int, Any, Any]], on_event: outcomes.OnEvent) ->
         raise
 
 
-def _evaluate(copies: list[stacked.Copy]) -> None:
-    """Each copy's test split evaluated by one compiled program (`stacked.evaluate_together`), kept for its run's
-    metrics.json (`Training.evaluated`); where that cannot be (no test split, a streamed one) or fails, each
-    trial evaluates itself as a sequential trial does, and says why if it fails too."""
+def _evaluate(copies: list[stacked.Copy]) -> list[tuple | None]:
+    """Each copy's test split evaluated by one compiled program (`stacked.evaluate_together`): its (metrics,
+    outputs), for its run's metrics.json (`trainer.Fitted.evaluated`), or None where that cannot be (no test
+    split, a streamed one) or fails: that trial evaluates itself as a sequential trial does, and says why if
+    it fails too."""
     import numpy as np
 
     from dlrun.trials import stacked
 
-    copies = [
-        copy
-        for copy in copies
+    together = [
+        index
+        for index, copy in enumerate(copies)
         if isinstance(test := copy.training.plan.data.split("test"), tuple) and all(isinstance(part, np.ndarray) for part in test)
     ]
-    if not copies:
-        return
+    results: list[tuple | None] = [None] * len(copies)
+    if not together:
+        return results
     try:
-        evaluated = stacked.evaluate_together(copies)
+        evaluated = stacked.evaluate_together([copies[index] for index in together])
     except Exception:  # noqa: BLE001 - the trials' own evaluation runs instead, and reports a real problem
-        return
-    for copy, result in zip(copies, evaluated):
-        copy.training.evaluated = result
+        return results
+    for index, result in zip(together, evaluated):
+        results[index] = result
+    return results
 
 
 def _copy(number: int, trial: trial_module.TrialRun, request: Any, on_event: outcomes.OnEvent, finished: list) -> stacked.Copy:
