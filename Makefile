@@ -26,7 +26,6 @@ bench: $(VENV)/.installed-dev  ## the benchmark suite, quick mode (see BENCHMARK
 	$(BIN)/python benchmarks/run_all.py --quick
 
 mutation: $(VENV)/.installed-dev  ## mutmut 3 over the modules that hold promises, fast tests; prints "killed X of Y" (not in CI; MODULES=dlrun.atomic for one)
-	$(BIN)/python -m pip install --quiet 'mutmut>=3.8'
 	$(BIN)/python tools/mutation.py $(MODULES)
 
 docs: $(VENV)/.installed-dev  ## regenerate the generated pages: JSON schema, docs/config.md, docs/cli.md (the Typer app), docs/architecture.md
