@@ -111,6 +111,16 @@ def test_swap_in_where_it_cannot_swap_leaves_the_file_untouched(tmp_path, monkey
     assert not (tmp_path / "missing.json").exists()
 
 
+def test_swap_in_never_writes_through_a_link_at_the_spare(tmp_path):
+    target, spare, outside = tmp_path / "history.json", tmp_path / ".history.json.previous.tmp", tmp_path / "outside"
+    target.write_text("first")
+    outside.write_text("not dlrun's")
+    spare.symlink_to(outside)
+    with pytest.raises(OSError):
+        atomic.swap_in(target, b"second", spare)
+    assert (target.read_text(), outside.read_text()) == ("first", "not dlrun's")
+
+
 def test_swap_in_that_fails_half_way_removes_the_spare_and_leaves_the_file(tmp_path, monkeypatch):
     import errno
 

@@ -54,7 +54,8 @@ def swap_in(path: str | os.PathLike, data: bytes, spare: str | os.PathLike) -> b
     swap cannot be done (no `renameat2`, a file system without it, no file at `path`): then `path` is
     untouched and `spare` holds `data`, and the caller writes `path` another way. A write that fails (a full
     disk) removes `spare` and raises."""
-    descriptor = os.open(spare, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    # never through a link planted at `spare` (as no run-folder write follows one): that open fails
+    descriptor = os.open(spare, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         try:
             view = memoryview(data)
