@@ -159,6 +159,7 @@ def test_write_with_renames_the_writer_s_file_into_place_and_leaves_no_temp(tmp_
     assert (tmp_path / "c.png").read_text() == "new"
     assert seen[0].parent == tmp_path and seen[0].name.endswith(".tmp.png")  # savefig picks PNG from the name
     assert os.listdir(tmp_path) == ["c.png"]
+    assert oct((tmp_path / "c.png").stat().st_mode & 0o777) == oct(0o666 & ~atomic._UMASK)  # model.keras readable as any file
     atomic.write_with(tmp_path / "m.keras", writer, suffix=".h5")
     assert seen[1].name.endswith(".tmp.h5")
 

@@ -111,6 +111,7 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], object], suffix
     temp = temp_path_beside(path, suffix=suffix or path.suffix)
     try:
         writer(temp)
+        os.chmod(temp, 0o666 & ~_UMASK)  # the permissions a plain open() gives, not mkstemp's 0600
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
