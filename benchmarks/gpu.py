@@ -20,7 +20,7 @@ Markdown tables (min / median / max) and writes benchmarks/results/gpu.json.
 
     python benchmarks/gpu.py [--quick] [--pairs 3] [--case runner --case kfold --case precision] [--budget-s 420] [--out DIR]
 
-Rounds go outermost: one pair or round of every case, then the next, the JSON rewritten after each, and with
+Rounds go outermost: one pair or round of every case, then the next, the JSON rewritten after every case, and with
 `--budget-s` no new round starts once the seconds spent plus the last round's would pass it (the GPU machine's
 time is short; benchmarks/gpu_bundle.py prints the command that runs this there).
 """
@@ -32,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -287,6 +288,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="the folder for gpu.json (gpu_quick.json with --quick)")
     options = parser.parse_args()
     started = time.perf_counter()
+    # `timeout` stops this script with SIGTERM: exit through Python, so subprocess.run kills the child it waits on
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     size, pairs = sizes(options.quick), 1 if options.quick else options.pairs
     results: dict = {"machine": machine(), "quick": options.quick, "sizes": size, "rounds": 0}
     print(f"machine: {results['machine']}", flush=True)
@@ -303,14 +306,15 @@ def main() -> None:
         for index in range(pairs):
             round_started = time.perf_counter()
             label = f"{index + 1}/{pairs}"
-            if "runner" in cases:
-                results["runner"] = runner(configs, data, size, raw["runner"], label)
-            if "kfold" in cases:
-                results["kfold"] = kfold(configs, raw["kfold"], label)
-            if "precision" in cases:
-                results["precision"] = precision(configs, raw["precision"], label)
-            results["rounds"] = index + 1
-            path.write_text(json.dumps(results, indent=2) + "\n")  # what a timeout leaves is the rounds done
+            for case in cases:  # the JSON after every case: what a timeout leaves is every case done
+                if case == "runner":
+                    results[case] = runner(configs, data, size, raw[case], label)
+                elif case == "kfold":
+                    results[case] = kfold(configs, raw[case], label)
+                else:
+                    results[case] = precision(configs, raw[case], label)
+                results["rounds"] = index + (case == cases[-1])  # whole rounds
+                path.write_text(json.dumps(results, indent=2) + "\n")
             now = time.perf_counter()
             if options.budget_s and index + 1 < pairs and now - started + (now - round_started) > options.budget_s:
                 print(f"budget: {now - started:.0f} s spent, a round takes {now - round_started:.0f} s: stopping after {index + 1} rounds")
