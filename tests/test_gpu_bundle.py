@@ -74,6 +74,7 @@ def test_the_run_command_fits_the_tool_and_carries_the_ignored_folder():
     assert f"export PYTHONPATH={bundle.SITE}" in command and "gpu_bundle.py --verify" in command
     assert "benchmarks/gpu.py" in command and "--out $OUT" in command and "$OUT/gpu.log" in command
     assert "--quick" not in command and "set -o pipefail" in command
+    assert command in (ROOT / "BENCHMARKS.md").read_text().splitlines(), "BENCHMARKS.md shows another command"
 
 
 def test_gpu_py_stops_starting_rounds_past_its_budget(tmp_path, monkeypatch):
