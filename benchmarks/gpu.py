@@ -18,7 +18,11 @@ run here on a CPU with TensorFlow installed proves the measured paths never need
 JAX's compilation cache off (`DLRUN_JAX_CACHE=off`), so both sides compile every program. Prints
 Markdown tables (min / median / max) and writes benchmarks/results/gpu.json.
 
-    python benchmarks/gpu.py [--quick] [--pairs 3] [--case runner --case kfold --case precision]
+    python benchmarks/gpu.py [--quick] [--pairs 3] [--case runner --case kfold --case precision] [--budget-s 420] [--out DIR]
+
+Rounds go outermost: one pair or round of every case, then the next, the JSON rewritten after every case, and with
+`--budget-s` no new round starts once the seconds spent plus the last round's would pass it (the GPU machine's
+time is short; benchmarks/gpu_bundle.py prints the command that runs this there).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -153,34 +158,33 @@ def summary(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
 
 
-def runner(configs: dict, data: dict, size: dict, pairs: int) -> dict:
-    """dlrun vs plain Keras, both on JAX, per model: pairs of whole processes."""
-    results = {}
+def runner(configs: dict, data: dict, size: dict, raw: dict, label: str) -> dict:
+    """dlrun vs plain Keras, both on JAX, per model: one pair of whole processes added to `raw`; the summary."""
     for kind, epochs, batch in (("convnet", size["convnet_epochs"], 64), ("mlp", size["mlp_epochs"], 16)):
-        rows = []
-        for index in range(pairs):
-            dlrun_wall, folder, _ = dlrun("train", str(configs[kind]), "--backend", "jax")
-            record = json.loads((folder / "run.json").read_text())
-            plain_wall, stdout = run([sys.executable, "-c", PLAIN, kind, str(data[kind]), str(epochs), str(batch)])
-            plain = json.loads(stdout.strip().splitlines()[-1])
-            metric = "accuracy" if kind == "convnet" else "mae"
-            rows.append(
-                {
-                    "dlrun_wall": dlrun_wall,
-                    "plain_wall": plain_wall,
-                    "dlrun_fit": record["fit_seconds"],
-                    "plain_fit": plain["fit_seconds"],
-                    "dlrun_metric": record["test_metrics"][metric],
-                    "plain_metric": plain["metric"],
-                    "device": plain["device"],
-                    "jit_compile": record["jit_compile"],
-                }
-            )
-            print(
-                f"  runner {kind} pair {index + 1}/{pairs}: wall {dlrun_wall:.2f} s vs {plain_wall:.2f} s, "
-                f"fit {record['fit_seconds']:.2f} s vs {plain['fit_seconds']:.2f} s",
-                flush=True,
-            )
+        dlrun_wall, folder, _ = dlrun("train", str(configs[kind]), "--backend", "jax")
+        record = json.loads((folder / "run.json").read_text())
+        plain_wall, stdout = run([sys.executable, "-c", PLAIN, kind, str(data[kind]), str(epochs), str(batch)])
+        plain = json.loads(stdout.strip().splitlines()[-1])
+        metric = "accuracy" if kind == "convnet" else "mae"
+        raw.setdefault(kind, []).append(
+            {
+                "dlrun_wall": dlrun_wall,
+                "plain_wall": plain_wall,
+                "dlrun_fit": record["fit_seconds"],
+                "plain_fit": plain["fit_seconds"],
+                "dlrun_metric": record["test_metrics"][metric],
+                "plain_metric": plain["metric"],
+                "device": plain["device"],
+                "jit_compile": record["jit_compile"],
+            }
+        )
+        print(
+            f"  runner {kind} pair {label}: wall {dlrun_wall:.2f} s vs {plain_wall:.2f} s, "
+            f"fit {record['fit_seconds']:.2f} s vs {plain['fit_seconds']:.2f} s",
+            flush=True,
+        )
+    results = {}
+    for kind, rows in raw.items():
         results[kind] = {
             "pairs": rows,
             **{
@@ -194,17 +198,16 @@ def runner(configs: dict, data: dict, size: dict, pairs: int) -> dict:
     return results
 
 
-def kfold(configs: dict, rounds: int) -> dict:
-    """The Boston MLP's K=4 K-fold (no final refit): vectorised vs sequential, alternating."""
-    times: dict[str, list[float]] = {"sequential": [], "vectorized": []}
-    executors: dict[str, str] = {}
-    for index in range(rounds):
-        for side in times:
-            seconds, folder, _ = dlrun("kfold", str(configs["kfold"]), "--k", "4", "--no-final", "--backend", "jax", "--executor", side)
-            state = json.loads((folder / "kfold.json").read_text())
-            executors[side] = state.get("executor", {}).get("executor", "?")
-            times[side].append(seconds)
-            print(f"  kfold round {index + 1}/{rounds} {side}: {seconds:.2f} s (executor {executors[side]})", flush=True)
+def kfold(configs: dict, raw: dict, label: str) -> dict:
+    """The Boston MLP's K=4 K-fold (no final refit): one round of vectorised vs sequential added to `raw`; the summary."""
+    times: dict[str, list[float]] = raw.setdefault("times", {"sequential": [], "vectorized": []})
+    executors: dict[str, str] = raw.setdefault("executors", {})
+    for side in times:
+        seconds, folder, _ = dlrun("kfold", str(configs["kfold"]), "--k", "4", "--no-final", "--backend", "jax", "--executor", side)
+        state = json.loads((folder / "kfold.json").read_text())
+        executors[side] = state.get("executor", {}).get("executor", "?")
+        times[side].append(seconds)
+        print(f"  kfold round {label} {side}: {seconds:.2f} s (executor {executors[side]})", flush=True)
     return {
         **{f"{side}_s": summary(values) for side, values in times.items()},
         "executors": executors,
@@ -212,17 +215,16 @@ def kfold(configs: dict, rounds: int) -> dict:
     }
 
 
-def precision(configs: dict, rounds: int) -> dict:
-    """The convnet's fit seconds at each train.precision."""
+def precision(configs: dict, raw: dict, label: str) -> dict:
+    """The convnet's fit seconds at each train.precision: one round added to `raw`; the summary."""
     policies = ("float32", "mixed_bfloat16", "mixed_float16")
-    fits: dict[str, list[float]] = {policy: [] for policy in policies}
-    for index in range(rounds):
-        for policy in policies:
-            _seconds, folder, _ = dlrun("train", str(configs["convnet"]), "--backend", "jax", "--set", f"train.precision={policy}")
-            record = json.loads((folder / "run.json").read_text())
-            assert record["precision"]["policy"] == policy, record["precision"]
-            fits[policy].append(record["fit_seconds"])
-            print(f"  precision round {index + 1}/{rounds} {policy}: fit {record['fit_seconds']:.2f} s", flush=True)
+    fits: dict[str, list[float]] = raw.setdefault("fits", {policy: [] for policy in policies})
+    for policy in policies:
+        _seconds, folder, _ = dlrun("train", str(configs["convnet"]), "--backend", "jax", "--set", f"train.precision={policy}")
+        record = json.loads((folder / "run.json").read_text())
+        assert record["precision"]["policy"] == policy, record["precision"]
+        fits[policy].append(record["fit_seconds"])
+        print(f"  precision round {label} {policy}: fit {record['fit_seconds']:.2f} s", flush=True)
     return {
         **{f"{policy}_fit_s": summary(values) for policy, values in fits.items()},
         **{
@@ -282,27 +284,42 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one pair/round: checks the script on a CPU")
     parser.add_argument("--pairs", type=int, default=3, help="pairs (runner) and rounds (kfold, precision)")
     parser.add_argument("--case", action="append", choices=["runner", "kfold", "precision"], help="default: all")
+    parser.add_argument("--budget-s", type=float, help="start no round that would end past this many seconds (by the last round's)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the folder for gpu.json (gpu_quick.json with --quick)")
     options = parser.parse_args()
+    started = time.perf_counter()
+    # `timeout` stops this script with SIGTERM: exit through Python, so subprocess.run kills the child it waits on
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     size, pairs = sizes(options.quick), 1 if options.quick else options.pairs
-    results: dict = {"machine": machine(), "quick": options.quick, "sizes": size}
+    results: dict = {"machine": machine(), "quick": options.quick, "sizes": size, "rounds": 0}
     print(f"machine: {results['machine']}", flush=True)
+    options.out.mkdir(parents=True, exist_ok=True)
+    path = options.out / ("gpu_quick.json" if options.quick else "gpu.json")
+    cases = options.case or ["runner", "kfold", "precision"]
+    raw: dict = {case: {} for case in cases}
     with tempfile.TemporaryDirectory() as folder:
         data = write_data(Path(folder), size)
         configs = {"convnet": Path(folder) / "convnet.yaml", "mlp": Path(folder) / "mlp.yaml", "kfold": Path(folder) / "kfold.yaml"}
         configs["convnet"].write_text(CONVNET.format(path=json.dumps(str(data["convnet"])), epochs=size["convnet_epochs"]))
         configs["mlp"].write_text(MLP.format(path=json.dumps(str(data["mlp"])), epochs=size["mlp_epochs"]))
         configs["kfold"].write_text(MLP.format(path=json.dumps(str(data["mlp"])), epochs=size["kfold_epochs"]))
-        cases = options.case or ["runner", "kfold", "precision"]
-        if "runner" in cases:
-            results["runner"] = runner(configs, data, size, pairs)
-        if "kfold" in cases:
-            results["kfold"] = kfold(configs, pairs)
-        if "precision" in cases:
-            results["precision"] = precision(configs, pairs)
+        for index in range(pairs):
+            round_started = time.perf_counter()
+            label = f"{index + 1}/{pairs}"
+            for case in cases:  # the JSON after every case: what a timeout leaves is every case done
+                if case == "runner":
+                    results[case] = runner(configs, data, size, raw[case], label)
+                elif case == "kfold":
+                    results[case] = kfold(configs, raw[case], label)
+                else:
+                    results[case] = precision(configs, raw[case], label)
+                results["rounds"] = index + (case == cases[-1])  # whole rounds
+                path.write_text(json.dumps(results, indent=2) + "\n")
+            now = time.perf_counter()
+            if options.budget_s and index + 1 < pairs and now - started + (now - round_started) > options.budget_s:
+                print(f"budget: {now - started:.0f} s spent, a round takes {now - round_started:.0f} s: stopping after {index + 1} rounds")
+                break
     print(tables(results))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("gpu_quick.json" if options.quick else "gpu.json")
-    path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"saved {path}")
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-HELPERS = {"common.py", "run_all.py"}  # imported by the scripts, not benchmarks themselves
+HELPERS = {"common.py", "run_all.py", "gpu_bundle.py"}  # imported by the scripts, or (gpu_bundle.py) carries gpu.py to a GPU machine
 
 
 def suite():
