@@ -22,12 +22,27 @@ def test_the_saver_writes_what_save_writes_every_epoch_and_removes_its_spare_at_
             logs["learning_rate"] = 0.1 * epoch
         history.append(run_history, epoch, logs)
         saver(run_history)
+        previous = (tmp_path / "expected.json").read_bytes() if epoch > 1 else None
         history.save(tmp_path / "expected.json", run_history)
         assert (tmp_path / "history.json").read_bytes() == (tmp_path / "expected.json").read_bytes()
     assert history.load(tmp_path / "history.json") == run_history
-    assert (tmp_path / ".history.json.previous.tmp").exists()  # epoch 3's, the file it was swapped with
+    assert (tmp_path / ".history.json.previous.tmp").read_bytes() == previous  # epoch 3's: the file it was swapped with
     saver.close()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["expected.json", "history.json"]
+
+
+def test_the_saver_s_text_follows_a_history_replaced_by_another():
+    """Values are encoded once per column list: a history whose columns are other lists (a truncated one, or
+    one with a value changed) is encoded afresh, never from the texts of the lists before."""
+    text, run_history = history.Text(), history.empty()
+    for epoch in (1, 2, 3):
+        history.append(run_history, epoch, {"loss": 1.0 / epoch})
+    text(run_history)
+    truncated = history.truncate(run_history, 2)
+    assert text(truncated) == history.Text()(truncated)
+    changed = {key: list(values) for key, values in run_history.items()}
+    changed["loss"][0] = 9.0  # the same length, another list
+    assert text(changed) == history.Text()(changed) and "9.0" in text(changed)
 
 
 def test_best_epoch_direction_depends_on_the_metric():
